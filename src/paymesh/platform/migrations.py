@@ -1,0 +1,53 @@
+"""Alembic migrations, one history per service, run on the service's own engine.
+
+Each service keeps ``migrations/`` (env.py, versions/) beside its store; its
+env.py calls :func:`run_env`. :func:`upgrade` shares our async connection
+with Alembic (the "connection sharing with asyncio" recipe).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
+from sqlalchemy import MetaData
+from sqlalchemy.engine import Connection
+
+from paymesh.platform.db import Database
+
+__all__ = ["run_env", "upgrade"]
+
+
+def _config(script_location: Path) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(script_location))
+    return cfg
+
+
+async def upgrade(db: Database, script_location: Path, revision: str = "head") -> None:
+    """Bring the database of one service to `revision`."""
+    cfg = _config(script_location)
+
+    def _run(sync_conn: Connection) -> None:
+        cfg.attributes["connection"] = sync_conn
+        command.upgrade(cfg, revision)
+
+    async with db.transaction() as conn:
+        await conn.run_sync(_run)
+
+
+def run_env(context: EnvironmentContext, target_metadata: MetaData) -> None:
+    """The body of every service's migrations/env.py."""
+    connection: Any = context.config.attributes.get("connection")
+    if connection is None:
+        raise RuntimeError("run migrations with `paymesh migrate`, which supplies the connection")
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+    with context.begin_transaction():
+        context.run_migrations()

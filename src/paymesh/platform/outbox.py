@@ -1,0 +1,165 @@
+"""The transactional outbox and the idempotent inbox.
+
+A service writes its events into ``outbox`` in the same transaction as the
+state change (:func:`append`); :class:`OutboxRelay` publishes committed rows
+to the bus and marks them. A consumer records each event id in ``inbox`` in
+the same transaction as its effect (:func:`first_delivery`), so a
+redelivered event changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from paymesh.contracts.events import Event
+from paymesh.platform.bus import EventBus
+from paymesh.platform.clock import Clock, SystemClock
+from paymesh.platform.db import Database
+from paymesh.platform.logging import get_logger
+
+__all__ = ["OutboxRelay", "append", "first_delivery", "inbox_table", "outbox_table"]
+
+log = get_logger(__name__)
+
+
+def outbox_table(metadata: sa.MetaData) -> sa.Table:
+    """Declare the outbox table on a service's metadata."""
+    return sa.Table(
+        "outbox",
+        metadata,
+        sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("event_id", sa.String(64), nullable=False, unique=True),
+        sa.Column("topic", sa.String(128), nullable=False),
+        sa.Column("key", sa.String(128), nullable=False),
+        sa.Column("payload", sa.Text, nullable=False),
+        sa.Column("tenant_id", sa.String(64), nullable=False),
+        sa.Column("type", sa.String(64), nullable=False),
+        sa.Column("created_at_us", sa.BigInteger, nullable=False),
+        sa.Column("published_at_us", sa.BigInteger, nullable=True),
+        sa.Index("ix_outbox_tenant_seq", "tenant_id", "seq"),
+    )
+
+
+def inbox_table(metadata: sa.MetaData) -> sa.Table:
+    """Declare the inbox table on a service's metadata."""
+    return sa.Table(
+        "inbox",
+        metadata,
+        sa.Column("consumer", sa.String(64), primary_key=True),
+        sa.Column("event_id", sa.String(64), primary_key=True),
+        sa.Column("processed_at_us", sa.BigInteger, nullable=False),
+    )
+
+
+async def append(conn: AsyncConnection, outbox: sa.Table, topic: str, event: Event) -> None:
+    """Write `event` to the outbox inside the caller's transaction."""
+    await conn.execute(
+        outbox.insert().values(
+            event_id=event.id,
+            topic=topic,
+            key=event.subject,
+            payload=event.to_json().decode(),
+            tenant_id=event.tenant,
+            type=event.type,
+            created_at_us=SystemClock().now_us(),
+        )
+    )
+
+
+async def first_delivery(
+    conn: AsyncConnection, inbox: sa.Table, consumer: str, event_id: str, now_us: int
+) -> bool:
+    """Record `event_id` for `consumer`; False when it was already recorded."""
+    values = {"consumer": consumer, "event_id": event_id, "processed_at_us": now_us}
+    stmt = (sqlite_insert(inbox) if conn.dialect.name == "sqlite" else pg_insert(inbox)).values(
+        values
+    )
+    result = await conn.execute(stmt.on_conflict_do_nothing())
+    return bool(result.rowcount)
+
+
+class OutboxRelay:
+    """Publish committed outbox rows to the bus, oldest first, then mark them.
+
+    Delivery is at-least-once: a crash between publish and mark publishes the
+    row again, and consumers' inboxes absorb the duplicate.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        outbox: sa.Table,
+        bus: EventBus,
+        *,
+        batch_size: int = 200,
+        poll_interval_s: float = 0.5,
+        clock: Clock | None = None,
+    ) -> None:
+        self._db = db
+        self._outbox = outbox
+        self._bus = bus
+        self._batch_size = batch_size
+        self._poll_interval_s = poll_interval_s
+        self._clock = clock or SystemClock()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def notify(self) -> None:
+        """Tell the relay that rows were committed, so it publishes without waiting."""
+        self._wake.set()
+
+    async def relay_once(self) -> int:
+        """Publish one batch; return how many rows were published."""
+        o = self._outbox
+        async with self._db.read() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(o.c.seq, o.c.topic, o.c.payload)
+                    .where(o.c.published_at_us.is_(None))
+                    .order_by(o.c.seq)
+                    .limit(self._batch_size)
+                )
+            ).all()
+        if not rows:
+            return 0
+        for row in rows:
+            await self._bus.publish(row.topic, Event.from_json(row.payload))
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                o.update()
+                .where(o.c.seq.in_([r.seq for r in rows]))
+                .values(published_at_us=self._clock.now_us())
+            )
+        return len(rows)
+
+    async def run(self) -> None:
+        """Relay until cancelled."""
+        while True:
+            try:
+                while await self.relay_once() == self._batch_size:
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox_relay_failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
+            self._wake.clear()
+
+    def start(self) -> None:
+        """Run the relay in the background."""
+        self._task = asyncio.create_task(self.run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        """Stop the background relay."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

@@ -1,0 +1,159 @@
+"""One typed settings object per process.
+
+Layers, lowest first: defaults < YAML file (``PAYMESH_CONFIG_FILE``) <
+environment (``PAYMESH_…``, nested with ``__``) < secret files
+(``PAYMESH_SECRETS_DIR``). This module is the only place that reads the
+environment.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+__all__ = [
+    "DEFAULT_SECRET",
+    "GatewaySettings",
+    "ServiceSettings",
+    "Settings",
+    "load_settings",
+]
+
+DEFAULT_SECRET = "change-me-in-production"  # noqa: S105 - the marker of an unset secret
+
+SERVICES = ("accounts", "payments", "risk", "gateway")
+DEFAULT_PORTS = {"accounts": 50051, "payments": 50052, "risk": 50053}
+
+
+class ServiceSettings(BaseModel):
+    """Where a gRPC service listens, where its database is, how others reach it."""
+
+    database_url: str = ""
+    listen: str = ""
+    # How clients reach this service: "127.0.0.1:50051" or "dns:///accounts:50051".
+    target: str = ""
+
+
+class RiskSettings(ServiceSettings):
+    """The risk service; amount limits are per currency, in minor units."""
+
+    amount_limits: dict[str, int] = Field(
+        default_factory=lambda: {"USD": 1_000_000, "EUR": 1_000_000, "GBP": 1_000_000}
+    )
+    default_amount_limit: int = 1_000_000
+
+
+class PaymentsSettings(ServiceSettings):
+    """The payments service."""
+
+    # How often unfinished sagas are looked for and resumed, in seconds.
+    resume_interval_s: float = 2.0
+
+
+class GatewaySettings(BaseModel):
+    """The public REST gateway."""
+
+    database_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    issuer: str = "paymesh"
+    audience: str = "paymesh-api"
+    token_ttl_s: int = Field(default=600, ge=300, le=900)
+    # Signs nothing by itself; guards the local key store in production.
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
+    # How long idempotency records are kept, in seconds.
+    idempotency_ttl_s: int = 24 * 3600
+
+
+class _YamlFileSource(PydanticBaseSettingsSource):
+    """Settings from the YAML file named by PAYMESH_CONFIG_FILE, if any."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get("PAYMESH_CONFIG_FILE")
+        if not path:
+            return {}
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: the settings file must hold a mapping")
+        return data
+
+
+class Settings(BaseSettings):
+    """Everything a paymesh process is configured with."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PAYMESH_",
+        env_nested_delimiter="__",
+        secrets_dir=os.environ.get("PAYMESH_SECRETS_DIR") or None,
+        extra="ignore",
+    )
+
+    environment: Literal["development", "production"] = "development"
+    var_dir: Path = Path("var")
+    log_level: str = "INFO"
+    log_json: bool = True
+    accounts: ServiceSettings = Field(default_factory=ServiceSettings)
+    payments: PaymentsSettings = Field(default_factory=PaymentsSettings)
+    risk: RiskSettings = Field(default_factory=RiskSettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    # Deadline for one gRPC call between services, in seconds.
+    rpc_deadline_s: float = 5.0
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Earlier sources win: secrets > environment > file > defaults.
+        return (
+            init_settings,
+            file_secret_settings,
+            env_settings,
+            _YamlFileSource(settings_cls),
+        )
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        """Embedded defaults: a SQLite file per service under var/, fixed local ports."""
+        for name, port in DEFAULT_PORTS.items():
+            svc: ServiceSettings = getattr(self, name)
+            if not svc.database_url:
+                svc.database_url = f"sqlite+aiosqlite:///{self.var_dir / f'{name}.db'}"
+            if not svc.listen:
+                svc.listen = f"127.0.0.1:{port}"
+            if not svc.target:
+                svc.target = svc.listen
+        if not self.gateway.database_url:
+            self.gateway.database_url = f"sqlite+aiosqlite:///{self.var_dir / 'gateway.db'}"
+        return self
+
+    def check_production(self) -> None:
+        """Refuse to run outside development with a default secret."""
+        default = self.gateway.secret_key.get_secret_value() == DEFAULT_SECRET
+        if self.environment == "production" and default:
+            raise RuntimeError(
+                "refusing to start in production with the default gateway.secret_key"
+            )
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the process's settings from every layer, with overrides on top."""
+    settings = Settings(**overrides)
+    settings.check_production()
+    return settings

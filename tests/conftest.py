@@ -1,0 +1,82 @@
+"""Fixtures every test tier shares.
+
+``db_url`` runs a test once on SQLite and once on PostgreSQL; each
+PostgreSQL test gets a database of its own, created and dropped here, on
+the server at PAYMESH_TEST_PG (default: postgres@127.0.0.1:5432).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+PG_ADMIN = os.environ.get("PAYMESH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _pg_server() -> tuple[str, str]:
+    """(base url without database, admin dsn)."""
+    base = PG_ADMIN.rsplit("/", 1)[0]
+    return base, PG_ADMIN
+
+
+@asynccontextmanager
+async def pg_database() -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database (its SQLAlchemy URL), dropped afterwards."""
+    base, admin = _pg_server()
+    name = f"paymesh_test_{secrets.token_hex(6)}"
+    conn = await asyncpg.connect(admin)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    try:
+        yield f"{base.replace('postgresql://', 'postgresql+asyncpg://')}/{name}"
+    finally:
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A fresh SQLite file in the test's temporary folder."""
+    return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """The same test on SQLite and on PostgreSQL, each with a fresh database."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+        return
+    async with pg_database() as url:
+        yield url
+
+
+@pytest.fixture
+async def pg_url() -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database, dropped after the test."""
+    async with pg_database() as url:
+        yield url
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def ports() -> Iterator[dict[str, int]]:
+    """Free loopback ports for one embedded platform."""
+    yield {name: free_port() for name in ("accounts", "payments", "risk", "gateway")}

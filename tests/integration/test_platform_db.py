@@ -1,0 +1,70 @@
+"""The platform's database, outbox and inbox on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from paymesh.contracts.events import Event
+from paymesh.platform.bus import InProcessBus
+from paymesh.platform.db import Database
+from paymesh.platform.outbox import OutboxRelay, append, first_delivery, inbox_table, outbox_table
+
+
+def _tables() -> tuple[sa.MetaData, sa.Table, sa.Table]:
+    md = sa.MetaData()
+    return md, outbox_table(md), inbox_table(md)
+
+
+def _event(n: int) -> Event:
+    return Event(
+        id=f"evt_{n}", source="test", type="thing.happened", subject=f"obj_{n % 2}",
+        time="2026-01-01T00:00:00Z", tenant="ten_1", data={"n": n},
+    )  # fmt: skip
+
+
+async def test_outbox_rows_commit_with_the_change_and_are_relayed_once(db_url: str) -> None:
+    db = Database(db_url)
+    md, outbox, _ = _tables()
+    async with db.engine.begin() as conn:
+        await conn.run_sync(md.create_all)
+    async with db.transaction() as conn:
+        for n in range(3):
+            await append(conn, outbox, "t", _event(n))
+    try:
+        async with db.transaction() as conn:
+            await append(conn, outbox, "t", _event(99))
+            raise RuntimeError("rolled back")
+    except RuntimeError:
+        pass
+    bus = InProcessBus()
+    got: list[str] = []
+
+    async def handler(event: Event) -> None:
+        got.append(event.id)
+
+    bus.subscribe("t", "g", handler)
+    await bus.start()
+    relay = OutboxRelay(db, outbox, bus)
+    assert await relay.relay_once() == 3
+    assert await relay.relay_once() == 0
+    import asyncio
+
+    for _ in range(50):
+        if len(got) == 3:
+            break
+        await asyncio.sleep(0.01)
+    await bus.stop()
+    await db.dispose()
+    assert got == ["evt_0", "evt_1", "evt_2"]
+
+
+async def test_inbox_accepts_an_event_id_once_per_consumer(db_url: str) -> None:
+    db = Database(db_url)
+    md, _, inbox = _tables()
+    async with db.engine.begin() as conn:
+        await conn.run_sync(md.create_all)
+    async with db.transaction() as conn:
+        assert await first_delivery(conn, inbox, "risk", "evt_1", 1) is True
+        assert await first_delivery(conn, inbox, "risk", "evt_1", 2) is False
+        assert await first_delivery(conn, inbox, "webhooks", "evt_1", 3) is True
+    await db.dispose()
