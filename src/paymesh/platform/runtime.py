@@ -1,0 +1,27 @@
+"""What a service's ``app.py`` hands to ``paymesh up`` and ``paymesh serve``.
+
+Every service module ``paymesh.<service>.app`` provides::
+
+    MIGRATIONS: Path                      # its Alembic script folder
+    async def migrate(settings: Settings) -> None
+    def create(settings: Settings, *, bus: EventBus, clock: Clock | None = None) -> Runtime
+
+``create`` builds adapters from settings and does no I/O; ``start`` opens
+connections, binds the server and starts background work; ``stop`` undoes it.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+__all__ = ["Runtime"]
+
+
+class Runtime(Protocol):
+    """A running service."""
+
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
