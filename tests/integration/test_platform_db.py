@@ -68,3 +68,22 @@ async def test_inbox_accepts_an_event_id_once_per_consumer(db_url: str) -> None:
         assert await first_delivery(conn, inbox, "risk", "evt_1", 2) is False
         assert await first_delivery(conn, inbox, "webhooks", "evt_1", 3) is True
     await db.dispose()
+
+
+async def test_only_one_relay_leads_on_postgresql_and_a_standby_takes_over(pg_url: str) -> None:
+    db = Database(pg_url)
+    md, outbox, _ = _tables()
+    async with db.engine.begin() as conn:
+        await conn.run_sync(md.create_all)
+    bus = InProcessBus()
+    first, second = OutboxRelay(db, outbox, bus), OutboxRelay(db, outbox, bus)
+    try:
+        assert await first.is_leader() is True
+        assert await second.is_leader() is False
+        assert await first.is_leader() is True  # keeps the lead it holds
+        await first.stop()  # the leader's session ends
+        assert await second.is_leader() is True
+    finally:
+        await first.stop()
+        await second.stop()
+        await db.dispose()

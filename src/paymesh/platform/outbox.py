@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -89,6 +90,11 @@ class OutboxRelay:
 
     Delivery is at-least-once: a crash between publish and mark publishes the
     row again, and consumers' inboxes absorb the duplicate.
+
+    On PostgreSQL only one relay per database publishes at a time: the leader
+    holds a session-level advisory lock (keyed by `name`) on a connection of its
+    own; the others wait as standbys and take over when that session ends.
+    SQLite is the embedded shape, with one process and so one relay.
     """
 
     def __init__(
@@ -100,8 +106,11 @@ class OutboxRelay:
         batch_size: int = 200,
         poll_interval_s: float = 0.5,
         clock: Clock | None = None,
+        name: str = "outbox-relay",
     ) -> None:
         self._db = db
+        self._lock_key = _lock_key(name)
+        self._lock_conn: AsyncConnection | None = None
         self._outbox = outbox
         self._bus = bus
         self._batch_size = batch_size
@@ -138,11 +147,47 @@ class OutboxRelay:
             )
         return len(rows)
 
+    async def is_leader(self) -> bool:
+        """Hold (or try to take) the publishing lead; always True on SQLite."""
+        if self._db.is_sqlite:
+            return True
+        if self._lock_conn is not None:
+            try:
+                await self._lock_conn.execute(sa.text("SELECT 1"))
+                return True
+            except Exception:
+                log.warning("outbox_relay_lost_lead")
+                await self._release()
+        conn = await self._db.engine.connect()
+        got = (
+            await conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": self._lock_key})
+        ).scalar_one()
+        await conn.commit()
+        if got:
+            self._lock_conn = conn
+            return True
+        await conn.close()
+        return False
+
+    async def _release(self) -> None:
+        # A pooled connection outlives close(), and the lock lives with the
+        # session: unlock explicitly, or throw the connection away.
+        conn, self._lock_conn = self._lock_conn, None
+        if conn is None:
+            return
+        try:
+            await conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": self._lock_key})
+            await conn.commit()
+            await conn.close()
+        except Exception:
+            with contextlib.suppress(Exception):
+                await conn.invalidate()
+
     async def run(self) -> None:
-        """Relay until cancelled."""
+        """Relay until cancelled (publishing only while leader)."""
         while True:
             try:
-                while await self.relay_once() == self._batch_size:
+                while await self.is_leader() and await self.relay_once() == self._batch_size:
                     pass
             except asyncio.CancelledError:
                 raise
@@ -157,9 +202,16 @@ class OutboxRelay:
         self._task = asyncio.create_task(self.run(), name="outbox-relay")
 
     async def stop(self) -> None:
-        """Stop the background relay."""
+        """Stop the background relay and give up the lead."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        await self._release()
+
+
+def _lock_key(name: str) -> int:
+    """A stable signed 64-bit advisory-lock key for `name`."""
+    digest = hashlib.sha256(f"paymesh:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)

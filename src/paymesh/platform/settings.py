@@ -23,6 +23,7 @@ from pydantic_settings import (
 __all__ = [
     "DEFAULT_SECRET",
     "GatewaySettings",
+    "KafkaSettings",
     "ServiceSettings",
     "Settings",
     "load_settings",
@@ -74,6 +75,15 @@ class GatewaySettings(BaseModel):
     idempotency_ttl_s: int = 24 * 3600
 
 
+class KafkaSettings(BaseModel):
+    """The distributed shape's event bus; empty bootstrap_servers means in-process."""
+
+    bootstrap_servers: str = ""
+    partitions: int = 3
+    session_timeout_ms: int = 45_000
+    max_poll_interval_ms: int = 300_000
+
+
 class _YamlFileSource(PydanticBaseSettingsSource):
     """Settings from the YAML file named by PAYMESH_CONFIG_FILE, if any."""
 
@@ -108,6 +118,7 @@ class Settings(BaseSettings):
     payments: PaymentsSettings = Field(default_factory=PaymentsSettings)
     risk: RiskSettings = Field(default_factory=RiskSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     # Deadline for one gRPC call between services, in seconds.
     rpc_deadline_s: float = 5.0
 

@@ -1,0 +1,172 @@
+"""End-to-end load: automatic-capture payments through the gateway.
+
+Bounded in time and count. Without --url it starts its own embedded platform
+(SQLite in a temporary folder, free loopback ports) and stops it afterwards.
+
+    python bench/e2e.py [--clients 16] [--seconds 10] [--max-payments 50000]
+    python bench/e2e.py --url http://127.0.0.1:8000 --credentials var/demo-credentials.json
+
+Prints payments/s and p50/p95/p99 latency; asserts nothing about speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _token(http: httpx.AsyncClient, creds: dict[str, str]) -> str:
+    r = await http.post(
+        "/v1/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": creds["client_id"],
+            "client_secret": creds["client_secret"],
+        },
+    )
+    r.raise_for_status()
+    return str(r.json()["access_token"])
+
+
+async def _post(http: httpx.AsyncClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    r = await http.post(path, json=body, headers={"Idempotency-Key": str(uuid.uuid4())})
+    if r.status_code not in (200, 201):
+        raise RuntimeError(f"{path}: {r.status_code} {r.text}")
+    result: dict[str, Any] = r.json()
+    return result
+
+
+async def run_load(
+    url: str, creds: dict[str, str], clients: int, seconds: float, max_payments: int
+) -> dict[str, Any]:
+    """Drive the load and return the measurements."""
+    limits = httpx.Limits(max_connections=clients * 2, max_keepalive_connections=clients * 2)
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as http:
+        http.headers["Authorization"] = f"Bearer {await _token(http, creds)}"
+        merchant = await _post(http, "/v1/accounts", {"currency": "USD", "type": "merchant"})
+        payers = []
+        for _ in range(clients):
+            payer = await _post(http, "/v1/accounts", {"currency": "USD", "type": "customer"})
+            await _post(
+                http,
+                "/v1/topups",
+                {"account_id": payer["id"], "amount": 10**12, "currency": "USD"},
+            )
+            payers.append(payer["id"])
+
+        latencies: list[float] = []
+        statuses: dict[str, int] = {}
+        errors = 0
+        deadline = time.perf_counter() + seconds
+        issued = 0
+
+        async def client(payer: str) -> None:
+            nonlocal errors, issued
+            while time.perf_counter() < deadline and issued < max_payments:
+                issued += 1
+                body = {
+                    "payer_account_id": payer,
+                    "payee_account_id": merchant["id"],
+                    "amount": 100,
+                    "currency": "USD",
+                    "capture_method": "automatic",
+                }
+                t0 = time.perf_counter()
+                try:
+                    p = await _post(http, "/v1/payments", body)
+                except (RuntimeError, httpx.HTTPError):
+                    errors += 1
+                    continue
+                latencies.append(time.perf_counter() - t0)
+                statuses[p["status"]] = statuses.get(p["status"], 0) + 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client(p) for p in payers))
+        elapsed = time.perf_counter() - started
+
+    latencies.sort()
+
+    def pct(q: float) -> float:
+        if not latencies:
+            return float("nan")
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
+
+    return {
+        "clients": clients,
+        "seconds": round(elapsed, 2),
+        "payments": len(latencies),
+        "errors": errors,
+        "statuses": statuses,
+        "payments_per_s": round(len(latencies) / elapsed, 1) if elapsed else 0.0,
+        "p50_ms": round(pct(0.50), 1),
+        "p95_ms": round(pct(0.95), 1),
+        "p99_ms": round(pct(0.99), 1),
+        "mean_ms": round(statistics.fmean(latencies) * 1000, 1) if latencies else None,
+    }
+
+
+async def _with_embedded(args: argparse.Namespace) -> dict[str, Any]:
+    from paymesh.cli import bootstrap
+    from paymesh.launcher import Platform
+    from paymesh.platform.logging import configure_logging
+    from paymesh.platform.settings import Settings
+
+    configure_logging("WARNING")
+    with tempfile.TemporaryDirectory(prefix="paymesh-bench-") as var:
+        settings = Settings(
+            var_dir=Path(var),
+            accounts={"listen": f"127.0.0.1:{_free_port()}"},
+            risk={"listen": f"127.0.0.1:{_free_port()}"},
+            payments={"listen": f"127.0.0.1:{_free_port()}"},
+            gateway={"port": _free_port()},
+        )
+        platform = Platform(settings)
+        await platform.start()
+        try:
+            creds = await bootstrap(platform)
+            url = f"http://127.0.0.1:{settings.gateway.port}"
+            return await run_load(url, creds, args.clients, args.seconds, args.max_payments)
+        finally:
+            await platform.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", help="a running gateway; default: start an embedded platform")
+    parser.add_argument("--credentials", type=Path, default=Path("var/demo-credentials.json"))
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--max-payments", type=int, default=50_000)
+    args = parser.parse_args()
+    if args.url:
+        creds = json.loads(args.credentials.read_text())
+        result = asyncio.run(
+            run_load(args.url, creds, args.clients, args.seconds, args.max_payments)
+        )
+    else:
+        result = asyncio.run(_with_embedded(args))
+    print("e2e automatic-capture payments through the gateway (embedded, SQLite)")
+    for key, value in result.items():
+        print(f"  {key:15} {value}")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

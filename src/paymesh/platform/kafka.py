@@ -1,0 +1,182 @@
+"""The distributed shape's event bus: Kafka through confluent-kafka.
+
+Publishing uses an idempotent producer (acks=all) and waits for the
+broker's acknowledgement, so the outbox relay marks a row published only
+once Kafka has it. Each subscription is a consumer in a group that commits
+an offset only after the handler's effect is done (at-least-once); the
+handler's inbox makes a redelivery harmless. confluent-kafka is a blocking
+client, so polling and committing run in worker threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+from paymesh.contracts.events import Event
+from paymesh.platform.bus import Handler
+from paymesh.platform.logging import get_logger
+
+__all__ = ["KafkaBus", "KafkaOptions"]
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class KafkaOptions:
+    """How to reach Kafka and how consumers behave."""
+
+    bootstrap_servers: str
+    client_id: str = "paymesh"
+    partitions: int = 3
+    session_timeout_ms: int = 45_000
+    max_poll_interval_ms: int = 300_000
+    retry_delay_s: float = 0.5
+
+
+class KafkaBus:
+    """An :class:`~paymesh.platform.bus.EventBus` on Kafka."""
+
+    def __init__(self, options: KafkaOptions) -> None:
+        self._options = options
+        self._producer: Producer | None = None
+        self._subs: list[tuple[str, str, Handler]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = threading.Event()
+        self._poller: threading.Thread | None = None
+
+    def subscribe(self, topic: str, group: str, handler: Handler) -> None:
+        """Deliver every event of `topic` to `handler`, once per consumer group."""
+        self._subs.append((topic, group, handler))
+        if self._producer is not None:
+            self._tasks.append(asyncio.create_task(self._consume(topic, group, handler)))
+
+    def _ensure_topics(self, topics: set[str]) -> None:
+        admin = AdminClient({"bootstrap.servers": self._options.bootstrap_servers})
+        futures = admin.create_topics(
+            [NewTopic(t, num_partitions=self._options.partitions) for t in sorted(topics)]
+        )
+        for topic, future in futures.items():
+            try:
+                future.result(timeout=30)
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise
+            log.debug("kafka_topic_ready", topic=topic)
+
+    async def ensure_topics(self, *topics: str) -> None:
+        """Create `topics` if they do not exist yet."""
+        await asyncio.to_thread(self._ensure_topics, set(topics))
+
+    async def start(self) -> None:
+        """Connect the producer and start one consumer per subscription."""
+        self._producer = Producer(
+            {
+                "bootstrap.servers": self._options.bootstrap_servers,
+                "client.id": self._options.client_id,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 2,
+            }
+        )
+        self._stopping.clear()
+        self._poller = threading.Thread(target=self._poll_producer, daemon=True)
+        self._poller.start()
+        if self._subs:
+            await self.ensure_topics(*{topic for topic, _, _ in self._subs})
+        for topic, group, handler in self._subs:
+            self._tasks.append(asyncio.create_task(self._consume(topic, group, handler)))
+
+    def _poll_producer(self) -> None:
+        while not self._stopping.is_set():
+            if self._producer is not None:
+                self._producer.poll(0.05)
+
+    async def publish(self, topic: str, event: Event) -> None:
+        """Publish `event` keyed by its subject; return once Kafka acknowledged it."""
+        if self._producer is None:
+            raise RuntimeError("KafkaBus.publish before start()")
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def _delivered(err: KafkaError | None, _msg: Message) -> None:
+            def _settle() -> None:
+                if done.done():
+                    return
+                if err is not None:
+                    done.set_exception(KafkaException(err))
+                else:
+                    done.set_result(None)
+
+            loop.call_soon_threadsafe(_settle)
+
+        self._producer.produce(
+            topic,
+            key=event.subject.encode(),
+            value=event.to_json(),
+            headers={"ce_id": event.id, "ce_type": event.type, "ce_tenant": event.tenant},
+            on_delivery=_delivered,
+        )
+        await done
+
+    def _consumer(self, group: str) -> Consumer:
+        o = self._options
+        config: dict[str, Any] = {
+            "bootstrap.servers": o.bootstrap_servers,
+            "client.id": o.client_id,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": o.session_timeout_ms,
+            "max.poll.interval.ms": o.max_poll_interval_ms,
+            "heartbeat.interval.ms": max(100, o.session_timeout_ms // 10),
+        }
+        return Consumer(config)
+
+    async def _consume(self, topic: str, group: str, handler: Handler) -> None:
+        consumer = self._consumer(group)
+        consumer.subscribe([topic])
+        try:
+            while True:
+                msg = await asyncio.to_thread(consumer.poll, 0.5)
+                if msg is None:
+                    continue
+                if msg.error():
+                    log.warning("kafka_consume_error", topic=topic, error=str(msg.error()))
+                    continue
+                event = Event.from_json(msg.value() or b"{}")
+                while True:
+                    try:
+                        await handler(event)
+                        break
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:
+                        log.exception("event_handler_failed", group=group, event_id=event.id)
+                        await asyncio.sleep(self._options.retry_delay_s)
+                # Commit only after the effect: a crash before this line redelivers.
+                await asyncio.to_thread(consumer.commit, message=msg, asynchronous=False)
+        finally:
+            await asyncio.to_thread(consumer.close)
+
+    async def stop(self) -> None:
+        """Stop consumers, flush the producer."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self._producer is not None:
+            await asyncio.to_thread(self._producer.flush, 10)
+        self._stopping.set()
+        if self._poller is not None:
+            await asyncio.to_thread(self._poller.join, 5)
+        self._producer = None

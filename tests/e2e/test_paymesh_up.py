@@ -1,0 +1,94 @@
+"""`paymesh up` as a user runs it: a process that serves, stops cleanly on Ctrl-C,
+and reuses var/ on the next start."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import free_port
+
+
+def _start(var: Path, ports: dict[str, int]) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "PAYMESH_VAR_DIR": str(var),
+        "PAYMESH_ACCOUNTS__LISTEN": f"127.0.0.1:{ports['accounts']}",
+        "PAYMESH_RISK__LISTEN": f"127.0.0.1:{ports['risk']}",
+        "PAYMESH_PAYMENTS__LISTEN": f"127.0.0.1:{ports['payments']}",
+        "PAYMESH_GATEWAY__PORT": str(ports["gateway"]),
+    }
+    exe = Path(sys.executable).parent / "paymesh"
+    return subprocess.Popen(
+        [str(exe), "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[str], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(
+                f"paymesh up exited early:\n{proc.stdout.read() if proc.stdout else ''}"
+            )
+        try:
+            if httpx.get(f"{url}/.well-known/jwks.json", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("paymesh up did not serve in time")
+
+
+def _stop(proc: subprocess.Popen[str]) -> str:
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    return out
+
+
+def _token(url: str, client_id: str, secret: str) -> httpx.Response:
+    return httpx.post(
+        f"{url}/v1/oauth/token",
+        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
+        timeout=10,
+    )
+
+
+def test_paymesh_up_serves_stops_on_ctrl_c_and_reuses_var(tmp_path: Path) -> None:
+    var = tmp_path / "var"
+    ports = {name: free_port() for name in ("accounts", "payments", "risk", "gateway")}
+    url = f"http://127.0.0.1:{ports['gateway']}"
+
+    proc = _start(var, ports)
+    try:
+        _wait_ready(url, proc)
+        creds_file = var / "demo-credentials.json"
+        creds = json.loads(creds_file.read_text())
+        assert set(creds) == {
+            "client_id", "client_secret", "operator_client_id", "operator_client_secret",
+        }  # fmt: skip
+        assert creds_file.stat().st_mode & 0o777 == 0o600
+        assert _token(url, creds["client_id"], creds["client_secret"]).status_code == 200
+        assert httpx.get(f"{url}/openapi.json", timeout=5).json()["openapi"].startswith("3.1")
+        assert httpx.get(f"{url}/docs", timeout=5).status_code == 200
+        for name in ("accounts", "payments", "risk"):
+            assert (var / f"{name}.db").exists()
+    finally:
+        out = _stop(proc)
+    assert creds["client_secret"] in out  # printed for the newcomer
+
+    proc = _start(var, ports)
+    try:
+        _wait_ready(url, proc)
+        assert json.loads((var / "demo-credentials.json").read_text()) == creds
+        assert _token(url, creds["client_id"], creds["client_secret"]).status_code == 200
+    finally:
+        _stop(proc)
