@@ -18,12 +18,29 @@ from paymesh.platform.logging import get_logger
 from paymesh.platform.runtime import Runtime
 from paymesh.platform.settings import Settings
 
-__all__ = ["SERVICES", "Platform", "app_module"]
+__all__ = ["SERVICES", "Platform", "app_module", "make_bus"]
 
 log = get_logger(__name__)
 
 # Start order: what others call comes first; the gateway opens the door last.
 SERVICES: tuple[str, ...] = ("accounts", "risk", "payments", "gateway")
+
+
+def make_bus(settings: Settings) -> EventBus:
+    """Kafka when bootstrap servers are configured (distributed), else in-process."""
+    k = settings.kafka
+    if not k.bootstrap_servers:
+        return InProcessBus()
+    from paymesh.platform.kafka import KafkaBus, KafkaOptions
+
+    return KafkaBus(
+        KafkaOptions(
+            bootstrap_servers=k.bootstrap_servers,
+            partitions=k.partitions,
+            session_timeout_ms=k.session_timeout_ms,
+            max_poll_interval_ms=k.max_poll_interval_ms,
+        )
+    )
 
 
 def app_module(service: str) -> ModuleType:
@@ -39,7 +56,7 @@ class Platform:
 
     settings: Settings
     services: Sequence[str] = SERVICES
-    bus: EventBus = field(default_factory=InProcessBus)
+    bus: EventBus | None = None
     clock: Clock | None = None
     runtimes: list[Runtime] = field(default_factory=list)
 
@@ -48,10 +65,18 @@ class Platform:
         for name in self.services:
             await app_module(name).migrate(self.settings)
 
+    def __post_init__(self) -> None:
+        if self.bus is None:
+            self.bus = make_bus(self.settings)
+
     async def start(self) -> None:
         """Migrate, then start each service in order; on failure stop what started."""
         await self.migrate()
+        assert self.bus is not None
         try:
+            # The bus first: relays publish as soon as their service starts,
+            # and consumers subscribed later start on subscribe.
+            await self.bus.start()
             for name in self.services:
                 runtime: Runtime = app_module(name).create(
                     self.settings, bus=self.bus, clock=self.clock
@@ -59,20 +84,20 @@ class Platform:
                 await runtime.start()
                 self.runtimes.append(runtime)
                 log.info("service_started", service=name)
-            await self.bus.start()
         except BaseException:
             await self.stop()
             raise
 
     async def stop(self) -> None:
-        """Stop every started service, the gateway first."""
-        await self.bus.stop()
+        """Stop every started service, the gateway first, then the bus."""
         while self.runtimes:
             runtime = self.runtimes.pop()
             try:
                 await runtime.stop()
             except Exception:
                 log.exception("service_stop_failed", service=runtime.name)
+        if self.bus is not None:
+            await self.bus.stop()
         log.info("platform_stopped")
 
     def runtime(self, name: str) -> Any:
