@@ -8,6 +8,7 @@ with Alembic (the "connection sharing with asyncio" recipe).
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from alembic import command
@@ -39,7 +40,7 @@ async def upgrade(db: Database, script_location: Path, revision: str = "head") -
         await conn.run_sync(_run)
 
 
-def run_env(context: EnvironmentContext, target_metadata: MetaData) -> None:
+def run_env(context: EnvironmentContext | ModuleType, target_metadata: MetaData) -> None:
     """The body of every service's migrations/env.py."""
     connection: Any = context.config.attributes.get("connection")
     if connection is None:

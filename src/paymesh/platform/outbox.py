@@ -58,7 +58,14 @@ def inbox_table(metadata: sa.MetaData) -> sa.Table:
     )
 
 
-async def append(conn: AsyncConnection, outbox: sa.Table, topic: str, event: Event) -> None:
+async def append(
+    conn: AsyncConnection,
+    outbox: sa.Table,
+    topic: str,
+    event: Event,
+    *,
+    now_us: int | None = None,
+) -> None:
     """Write `event` to the outbox inside the caller's transaction."""
     await conn.execute(
         outbox.insert().values(
@@ -68,7 +75,7 @@ async def append(conn: AsyncConnection, outbox: sa.Table, topic: str, event: Eve
             payload=event.to_json().decode(),
             tenant_id=event.tenant,
             type=event.type,
-            created_at_us=SystemClock().now_us(),
+            created_at_us=SystemClock().now_us() if now_us is None else now_us,
         )
     )
 

@@ -1,0 +1,1 @@
+"""The risk service: a decision per payment, before money moves."""

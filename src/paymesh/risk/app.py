@@ -1,0 +1,84 @@
+"""Wiring for the risk service: its database, rules, gRPC server and outbox relay."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+
+from paymesh.contracts.risk.v1 import risk_pb2_grpc
+from paymesh.platform.bus import EventBus
+from paymesh.platform.clock import Clock, SystemClock
+from paymesh.platform.db import Database
+from paymesh.platform.logging import get_logger
+from paymesh.platform.migrations import upgrade
+from paymesh.platform.outbox import OutboxRelay
+from paymesh.platform.rpc import GrpcServer
+from paymesh.platform.runtime import Runtime
+from paymesh.platform.settings import RiskSettings, Settings
+from paymesh.risk.api import SERVICE_NAME, RiskServicer
+from paymesh.risk.domain import RuleSet, amount_limit_rules
+from paymesh.risk.store import SqlDecisionStore, outbox
+
+__all__ = ["MIGRATIONS", "RiskRuntime", "create", "migrate", "rules_from_settings"]
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+log = get_logger(__name__)
+
+
+async def migrate(settings: Settings) -> None:
+    """Bring the risk database to the latest schema."""
+    db = Database(settings.risk.database_url)
+    try:
+        await upgrade(db, MIGRATIONS)
+    finally:
+        await db.dispose()
+
+
+def rules_from_settings(settings: RiskSettings) -> RuleSet:
+    """The rule set configured in settings."""
+    return amount_limit_rules(settings.amount_limits, settings.default_amount_limit)
+
+
+class RiskRuntime:
+    """The running risk service: gRPC server plus outbox relay."""
+
+    name = "risk"
+
+    def __init__(self, settings: Settings, *, bus: EventBus, clock: Clock) -> None:
+        self._listen = settings.risk.listen
+        self._db = Database(settings.risk.database_url)
+        self._relay = OutboxRelay(self._db, outbox, bus, clock=clock)
+        self._rules = rules_from_settings(settings.risk)
+        store = SqlDecisionStore(self._db, committed=self._relay.notify)
+        self._servicer = RiskServicer(store=store, rules=lambda: self._rules, clock=clock)
+        self._server: GrpcServer | None = None
+        self.port = 0
+
+    def _register(self, server: grpc.aio.Server) -> None:
+        risk_pb2_grpc.add_RiskServicer_to_server(self._servicer, server)
+
+    async def start(self) -> None:
+        """Bind the gRPC server and start relaying the outbox."""
+        self._server = GrpcServer(self._listen, self._register, [SERVICE_NAME])
+        self.port = await self._server.start()
+        self._relay.start()
+        log.info("risk_started", port=self.port, rules_version=self._rules.version)
+
+    async def stop(self) -> None:
+        """Stop serving, stop the relay, close the database."""
+        if self._server is not None:
+            await self._server.stop()
+            self._server = None
+        await self._relay.stop()
+        await self._db.dispose()
+
+
+def create(settings: Settings, *, bus: EventBus, clock: Clock | None = None) -> RiskRuntime:
+    """Build the risk service from settings (no I/O until start)."""
+    return RiskRuntime(settings, bus=bus, clock=clock or SystemClock())
+
+
+def _check(runtime: RiskRuntime) -> Runtime:  # the app satisfies the Runtime port
+    return runtime
