@@ -1,0 +1,221 @@
+"""The gRPC servicer: protobuf in and out, errors mapped to status codes.
+
+Every RPC first reads the caller (UNAUTHENTICATED without one); another
+tenant's object is answered NOT_FOUND, like an unknown one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from paymesh.contracts.payments.v1 import payments_pb2 as pb
+from paymesh.contracts.payments.v1.payments_pb2_grpc import PaymentsServicer
+from paymesh.payments import domain, errors, service
+from paymesh.payments.domain import CaptureMethod, Payment, Refund, Topup
+from paymesh.payments.saga import Deps
+from paymesh.platform.identity import Caller
+from paymesh.platform.rpc import abort, require_caller
+
+__all__ = ["SERVICE_NAME", "PaymentsApi", "payment_pb", "refund_pb", "topup_pb"]
+
+SERVICE_NAME = "paymesh.payments.v1.Payments"
+
+Context = grpc.aio.ServicerContext[Any, Any]
+T = TypeVar("T")
+
+_STATUS: dict[type[errors.PaymentsError], grpc.StatusCode] = {
+    errors.InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.NotFound: grpc.StatusCode.NOT_FOUND,
+    errors.IdReused: grpc.StatusCode.ALREADY_EXISTS,
+    errors.InvalidState: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.PaymentBusy: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.AmountExceedsAuthorized: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.AmountExceedsRefundable: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.RemoteError: grpc.StatusCode.UNAVAILABLE,
+}
+
+_CAPTURE_METHODS = {
+    pb.CAPTURE_METHOD_AUTOMATIC: CaptureMethod.AUTOMATIC,
+    pb.CAPTURE_METHOD_MANUAL: CaptureMethod.MANUAL,
+}
+_CAPTURE_METHODS_PB = {v: k for k, v in _CAPTURE_METHODS.items()}
+
+
+def _status(exc: errors.PaymentsError) -> grpc.StatusCode:
+    for cls in type(exc).__mro__:
+        if cls in _STATUS:
+            return _STATUS[cls]
+    return grpc.StatusCode.INTERNAL
+
+
+class PaymentsApi(PaymentsServicer):
+    """paymesh.payments.v1.Payments over the use cases."""
+
+    def __init__(self, deps: Deps) -> None:
+        self._deps = deps
+
+    async def _run(self, context: Context, use: Callable[[Caller], Awaitable[T]]) -> T:
+        caller = await require_caller(context)
+        try:
+            return await use(caller)
+        except errors.PaymentsError as exc:
+            await abort(context, _status(exc), exc.code, exc.message)
+
+    async def CreatePayment(self, request: pb.CreatePaymentRequest, context: Context) -> pb.Payment:
+        ctx = request.context
+        cmd = domain.CreatePayment(
+            id=request.id,
+            payer_account_id=request.payer_account_id,
+            payee_account_id=request.payee_account_id,
+            amount=request.amount,
+            currency=request.currency,
+            capture_method=_CAPTURE_METHODS.get(request.capture_method),
+            description=request.description,
+            metadata=dict(request.metadata),
+            context=domain.PaymentContext(ip=ctx.ip, device_id=ctx.device_id, country=ctx.country),
+        )
+        p = await self._run(
+            context, lambda caller: service.create_payment(cmd, caller=caller, deps=self._deps)
+        )
+        return payment_pb(p)
+
+    async def GetPayment(self, request: pb.GetPaymentRequest, context: Context) -> pb.Payment:
+        p = await self._run(
+            context,
+            lambda caller: service.get_payment(request.id, caller=caller, deps=self._deps),
+        )
+        return payment_pb(p)
+
+    async def ListPayments(
+        self, request: pb.ListPaymentsRequest, context: Context
+    ) -> pb.ListPaymentsResponse:
+        found, has_more = await self._run(
+            context,
+            lambda caller: service.list_payments(
+                caller=caller,
+                deps=self._deps,
+                limit=request.limit,
+                starting_after=request.starting_after,
+            ),
+        )
+        return pb.ListPaymentsResponse(payments=[payment_pb(p) for p in found], has_more=has_more)
+
+    async def CapturePayment(
+        self, request: pb.CapturePaymentRequest, context: Context
+    ) -> pb.Payment:
+        cmd = domain.CapturePayment(id=request.id, amount=request.amount or None)
+        p = await self._run(
+            context, lambda caller: service.capture_payment(cmd, caller=caller, deps=self._deps)
+        )
+        return payment_pb(p)
+
+    async def CancelPayment(self, request: pb.CancelPaymentRequest, context: Context) -> pb.Payment:
+        cmd = domain.CancelPayment(id=request.id)
+        p = await self._run(
+            context, lambda caller: service.cancel_payment(cmd, caller=caller, deps=self._deps)
+        )
+        return payment_pb(p)
+
+    async def CreateRefund(self, request: pb.CreateRefundRequest, context: Context) -> pb.Refund:
+        cmd = domain.CreateRefund(
+            id=request.id,
+            payment_id=request.payment_id,
+            amount=request.amount,
+            reason=request.reason,
+        )
+        r = await self._run(
+            context, lambda caller: service.create_refund(cmd, caller=caller, deps=self._deps)
+        )
+        return refund_pb(r)
+
+    async def GetRefund(self, request: pb.GetRefundRequest, context: Context) -> pb.Refund:
+        r = await self._run(
+            context, lambda caller: service.get_refund(request.id, caller=caller, deps=self._deps)
+        )
+        return refund_pb(r)
+
+    async def CreateTopup(self, request: pb.CreateTopupRequest, context: Context) -> pb.Topup:
+        cmd = domain.CreateTopup(
+            id=request.id,
+            account_id=request.account_id,
+            amount=request.amount,
+            currency=request.currency,
+        )
+        t = await self._run(
+            context, lambda caller: service.create_topup(cmd, caller=caller, deps=self._deps)
+        )
+        return topup_pb(t)
+
+    async def GetTopup(self, request: pb.GetTopupRequest, context: Context) -> pb.Topup:
+        t = await self._run(
+            context, lambda caller: service.get_topup(request.id, caller=caller, deps=self._deps)
+        )
+        return topup_pb(t)
+
+
+def payment_pb(p: Payment) -> pb.Payment:
+    """The protobuf form of a payment."""
+    message = pb.Payment(
+        id=p.id,
+        tenant_id=p.tenant_id,
+        payer_account_id=p.payer_account_id,
+        payee_account_id=p.payee_account_id,
+        amount=p.amount,
+        currency=p.currency,
+        capture_method=_CAPTURE_METHODS_PB[p.capture_method],
+        status=p.status.value,
+        amount_captured=p.amount_captured,
+        amount_refunded=p.amount_refunded,
+        fee=p.fee,
+        description=p.description,
+        metadata=dict(p.metadata),
+        context=pb.PaymentContext(
+            ip=p.context.ip, device_id=p.context.device_id, country=p.context.country
+        ),
+        failure_code=p.failure_code,
+        failure_message=p.failure_message,
+        created_at_us=p.created_at_us,
+        updated_at_us=p.updated_at_us,
+    )
+    if p.risk is not None:
+        message.risk.CopyFrom(
+            pb.RiskAssessment(
+                decision=p.risk.decision,
+                score=p.risk.score,
+                reasons=list(p.risk.reasons),
+                rules_version=p.risk.rules_version,
+            )
+        )
+    return message
+
+
+def refund_pb(r: Refund) -> pb.Refund:
+    """The protobuf form of a refund."""
+    return pb.Refund(
+        id=r.id,
+        tenant_id=r.tenant_id,
+        payment_id=r.payment_id,
+        amount=r.amount,
+        currency=r.currency,
+        status=r.status.value,
+        reason=r.reason,
+        failure_code=r.failure_code,
+        created_at_us=r.created_at_us,
+    )
+
+
+def topup_pb(t: Topup) -> pb.Topup:
+    """The protobuf form of a top-up."""
+    return pb.Topup(
+        id=t.id,
+        tenant_id=t.tenant_id,
+        account_id=t.account_id,
+        amount=t.amount,
+        currency=t.currency,
+        status=t.status.value,
+        failure_code=t.failure_code,
+        created_at_us=t.created_at_us,
+    )

@@ -1,0 +1,109 @@
+"""Wiring: the payments service built from settings (the only place real adapters are made).
+
+``create`` does no I/O; ``start`` opens the channels to accounts and risk,
+binds the gRPC server, and starts the outbox relay and the saga Resumer
+(whose first pass resumes every saga a crash left unfinished).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+
+from paymesh.contracts.payments.v1.payments_pb2_grpc import add_PaymentsServicer_to_server
+from paymesh.payments.adapters import GrpcLedgerClient, GrpcRiskClient
+from paymesh.payments.api import SERVICE_NAME, PaymentsApi
+from paymesh.payments.saga import Deps, Resumer, RetryPolicy
+from paymesh.payments.store import PaymentStore, outbox
+from paymesh.platform.bus import EventBus
+from paymesh.platform.clock import Clock, SystemClock
+from paymesh.platform.db import Database
+from paymesh.platform.logging import get_logger
+from paymesh.platform.migrations import upgrade
+from paymesh.platform.outbox import OutboxRelay
+from paymesh.platform.rpc import GrpcServer, open_channel
+from paymesh.platform.settings import Settings
+
+__all__ = ["MIGRATIONS", "PaymentsRuntime", "create", "migrate"]
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+log = get_logger(__name__)
+
+
+async def migrate(settings: Settings) -> None:
+    """Bring the payments database to the latest schema."""
+    db = Database(settings.payments.database_url)
+    try:
+        await upgrade(db, MIGRATIONS)
+    finally:
+        await db.dispose()
+
+
+class PaymentsRuntime:
+    """The running payments service."""
+
+    name = "payments"
+
+    def __init__(
+        self,
+        settings: Settings,
+        bus: EventBus,
+        clock: Clock,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._retry = retry or RetryPolicy()
+        self.db = Database(settings.payments.database_url)
+        self.relay = OutboxRelay(self.db, outbox, bus, clock=clock)
+        self.store = PaymentStore(self.db, on_commit=self.relay.notify)
+        self._channels: list[grpc.aio.Channel] = []
+        self._server: GrpcServer | None = None
+        self.resumer: Resumer | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        """Open the channels, serve, relay the outbox and resume unfinished sagas."""
+        s = self._settings
+        accounts = open_channel(s.accounts.target)
+        risk = open_channel(s.risk.target)
+        self._channels = [accounts, risk]
+        deps = Deps(
+            store=self.store,
+            ledger=GrpcLedgerClient(accounts, deadline_s=s.rpc_deadline_s),
+            risk=GrpcRiskClient(risk, deadline_s=s.rpc_deadline_s),
+            clock=self._clock,
+            retry=self._retry,
+        )
+        api = PaymentsApi(deps)
+        self._server = GrpcServer(
+            s.payments.listen,
+            lambda server: add_PaymentsServicer_to_server(api, server),
+            [SERVICE_NAME],
+        )
+        self.port = await self._server.start()
+        self.relay.start()
+        self.resumer = Resumer(deps, interval_s=s.payments.resume_interval_s)
+        self.resumer.start()
+        log.info("payments_started", port=self.port)
+
+    async def stop(self) -> None:
+        """Stop serving and background work; close channels and the database."""
+        if self.resumer is not None:
+            await self.resumer.stop()
+            self.resumer = None
+        if self._server is not None:
+            await self._server.stop()
+            self._server = None
+        await self.relay.stop()
+        for channel in self._channels:
+            await channel.close()
+        self._channels = []
+        await self.db.dispose()
+
+
+def create(settings: Settings, *, bus: EventBus, clock: Clock | None = None) -> PaymentsRuntime:
+    """The payments service, ready to start."""
+    return PaymentsRuntime(settings, bus, clock or SystemClock())

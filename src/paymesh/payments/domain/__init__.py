@@ -1,0 +1,21 @@
+"""The payments domain, pure: payment, refund and top-up state machines.
+
+Functions return the new object and the event types it produced; they
+perform no I/O and read no clock (``now_us`` is passed in). Every saga step
+in progress is recorded on its object, and every ledger transfer id is
+derived from the object id and the step, so a re-run step is recognised by
+the ledger (``exists``) and money moves once.
+"""
+
+from __future__ import annotations
+
+from paymesh.payments.domain.common import *  # noqa: F403
+from paymesh.payments.domain.common import __all__ as _common
+from paymesh.payments.domain.payments import *  # noqa: F403
+from paymesh.payments.domain.payments import __all__ as _payments
+from paymesh.payments.domain.refunds import *  # noqa: F403
+from paymesh.payments.domain.refunds import __all__ as _refunds
+from paymesh.payments.domain.topups import *  # noqa: F403
+from paymesh.payments.domain.topups import __all__ as _topups
+
+__all__ = [*_common, *_payments, *_refunds, *_topups]

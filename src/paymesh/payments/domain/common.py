@@ -1,0 +1,88 @@
+"""What every saga shares: steps, ledger transfers, validation, failure codes, backoff."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from paymesh.payments.errors import InvalidRequest
+from paymesh.platform.money import MAX_AMOUNT, is_valid_amount, is_valid_currency
+
+__all__ = [
+    "Step",
+    "Transfer",
+    "TransferKind",
+    "failure_code",
+    "retry_delay_s",
+    "validate_id",
+    "validate_money",
+]
+
+# Ids travel into ledger transfer ids (``<id>:capture``) and event ids.
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,48}$")
+
+
+class Step(StrEnum):
+    """A saga step in progress."""
+
+    RISK = "risk"
+    HOLD = "hold"
+    CAPTURE = "capture"
+    VOID = "void"
+    # Refunds and top-ups have a single step that moves the money.
+    TRANSFER = "transfer"
+
+
+class TransferKind(StrEnum):
+    SINGLE = "single"
+    PENDING = "pending"
+    POST_PENDING = "post_pending"
+    VOID_PENDING = "void_pending"
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """A ledger transfer a saga step asks for; its id is derived from the step."""
+
+    id: str
+    debit_account_id: str
+    credit_account_id: str
+    amount: int
+    currency: str
+    code: str
+    reference: str
+    kind: TransferKind = TransferKind.SINGLE
+    pending_id: str = ""
+
+
+def validate_id(value: str, what: str) -> None:
+    """Refuse an id that is empty, too long or has characters outside [A-Za-z0-9_-]."""
+    if not _ID.match(value):
+        raise InvalidRequest(f"{what} must be 1-48 characters of A-Z, a-z, 0-9, _ or -")
+
+
+def validate_money(amount: int, currency: str) -> None:
+    """Refuse a non-positive or too large amount, or an unknown currency."""
+    if not is_valid_amount(amount):
+        raise InvalidRequest(f"amount must be between 1 and {MAX_AMOUNT}")
+    if not is_valid_currency(currency):
+        raise InvalidRequest(f"unknown currency {currency!r}")
+
+
+_FAILURE_CODES = {
+    "exceeds_credits": "insufficient_funds",
+    "debit_account_not_found": "account_not_found",
+    "credit_account_not_found": "account_not_found",
+    "currency_mismatch": "currency_mismatch",
+}
+
+
+def failure_code(result: str) -> str:
+    """The payment's failure code for a ledger (or remote) refusal."""
+    return _FAILURE_CODES.get(result, result.lower())
+
+
+def retry_delay_s(attempts: int, base_s: float, max_s: float) -> float:
+    """Exponential backoff for the `attempts`-th failed run of a step."""
+    return float(min(max_s, base_s * 2 ** max(0, attempts - 1)))

@@ -1,0 +1,321 @@
+"""The payment state machine.
+
+A payment moves ``processing`` → (``requires_capture`` →) ``succeeded``, or
+ends ``canceled`` or ``failed``; ``in_review`` waits for a human. The step in
+progress is recorded on the payment (``step``, with its parameter
+``step_amount``), so a crash between the record and the remote call is
+resumed by re-running the step; every ledger transfer id is derived from
+the payment id and the step, so money moves once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from paymesh.payments.domain.common import (
+    Step,
+    Transfer,
+    TransferKind,
+    validate_id,
+    validate_money,
+)
+from paymesh.payments.errors import (
+    AmountExceedsAuthorized,
+    InvalidRequest,
+    InvalidState,
+    PaymentBusy,
+)
+
+__all__ = [
+    "CancelPayment",
+    "CaptureMethod",
+    "CapturePayment",
+    "CreatePayment",
+    "Payment",
+    "PaymentContext",
+    "PaymentStatus",
+    "RiskAssessment",
+    "Transition",
+    "apply_risk",
+    "begin_cancel",
+    "begin_capture",
+    "complete_step",
+    "fail_step",
+    "new_payment",
+    "same_payment_request",
+    "step_settled",
+    "step_transfer",
+]
+
+
+class PaymentStatus(StrEnum):
+    PROCESSING = "processing"
+    REQUIRES_CAPTURE = "requires_capture"
+    SUCCEEDED = "succeeded"
+    CANCELED = "canceled"
+    FAILED = "failed"
+    IN_REVIEW = "in_review"
+
+
+class CaptureMethod(StrEnum):
+    AUTOMATIC = "automatic"
+    MANUAL = "manual"
+
+
+@dataclass(frozen=True)
+class PaymentContext:
+    ip: str = ""
+    device_id: str = ""
+    country: str = ""
+
+
+@dataclass(frozen=True)
+class RiskAssessment:
+    """What risk decided: "approve", "review" or "decline"."""
+
+    decision: str
+    score: int = 0
+    reasons: tuple[str, ...] = ()
+    rules_version: str = ""
+
+
+@dataclass(frozen=True)
+class CreatePayment:
+    id: str
+    payer_account_id: str
+    payee_account_id: str
+    amount: int
+    currency: str
+    capture_method: CaptureMethod | None
+    description: str = ""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    context: PaymentContext = PaymentContext()
+
+
+@dataclass(frozen=True)
+class CapturePayment:
+    id: str
+    # None or 0: the whole authorised amount.
+    amount: int | None = None
+
+
+@dataclass(frozen=True)
+class CancelPayment:
+    id: str
+
+
+@dataclass(frozen=True)
+class Payment:
+    id: str
+    tenant_id: str
+    payer_account_id: str
+    payee_account_id: str
+    amount: int
+    currency: str
+    capture_method: CaptureMethod
+    status: PaymentStatus
+    created_at_us: int
+    updated_at_us: int
+    amount_captured: int = 0
+    amount_refunded: int = 0
+    fee: int = 0
+    description: str = ""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    context: PaymentContext = PaymentContext()
+    risk: RiskAssessment | None = None
+    failure_code: str = ""
+    failure_message: str = ""
+    # The saga: the step in progress (None: nothing to do) and its parameter.
+    step: Step | None = None
+    step_amount: int = 0
+    attempts: int = 0
+    next_attempt_at_us: int = 0
+
+
+Transition = tuple[Payment, tuple[str, ...]]
+
+
+def new_payment(cmd: CreatePayment, tenant_id: str, now_us: int) -> Payment:
+    """A valid new payment, ``processing``, with the risk step to run first."""
+    validate_id(cmd.id, "id")
+    validate_money(cmd.amount, cmd.currency)
+    if not cmd.payer_account_id or not cmd.payee_account_id:
+        raise InvalidRequest("payer_account_id and payee_account_id are required")
+    if cmd.payer_account_id == cmd.payee_account_id:
+        raise InvalidRequest("payer and payee must be different accounts")
+    if cmd.capture_method is None:
+        raise InvalidRequest("capture_method must be automatic or manual")
+    return Payment(
+        id=cmd.id,
+        tenant_id=tenant_id,
+        payer_account_id=cmd.payer_account_id,
+        payee_account_id=cmd.payee_account_id,
+        amount=cmd.amount,
+        currency=cmd.currency,
+        capture_method=cmd.capture_method,
+        status=PaymentStatus.PROCESSING,
+        description=cmd.description,
+        metadata=dict(cmd.metadata),
+        context=cmd.context,
+        created_at_us=now_us,
+        updated_at_us=now_us,
+        step=Step.RISK,
+    )
+
+
+def same_payment_request(payment: Payment, cmd: CreatePayment, tenant_id: str) -> bool:
+    """True when `cmd` asks for exactly the payment already stored under its id."""
+    return (
+        payment.tenant_id == tenant_id
+        and payment.payer_account_id == cmd.payer_account_id
+        and payment.payee_account_id == cmd.payee_account_id
+        and payment.amount == cmd.amount
+        and payment.currency == cmd.currency
+        and payment.capture_method == cmd.capture_method
+        and payment.description == cmd.description
+        and dict(payment.metadata) == dict(cmd.metadata)
+        and payment.context == cmd.context
+    )
+
+
+def step_transfer(payment: Payment) -> Transfer:
+    """The ledger transfer the payment's current ledger step asks for."""
+    p = payment
+    base = {
+        "debit_account_id": p.payer_account_id,
+        "credit_account_id": p.payee_account_id,
+        "currency": p.currency,
+        "reference": p.id,
+    }
+    if p.step is Step.HOLD:
+        return Transfer(
+            id=f"{p.id}:hold", amount=p.amount, code="payment", kind=TransferKind.PENDING, **base
+        )
+    if p.step is Step.CAPTURE:
+        return Transfer(
+            id=f"{p.id}:capture",
+            amount=p.step_amount,
+            code="capture",
+            kind=TransferKind.POST_PENDING,
+            pending_id=f"{p.id}:hold",
+            **base,
+        )
+    if p.step is Step.VOID:
+        return Transfer(
+            id=f"{p.id}:void",
+            amount=p.amount,
+            code="cancel",
+            kind=TransferKind.VOID_PENDING,
+            pending_id=f"{p.id}:hold",
+            **base,
+        )
+    raise ValueError(f"step {p.step} of payment {p.id} moves no money")
+
+
+def _update(p: Payment, now_us: int, **changes: Any) -> Payment:
+    """`p` after a completed step: the retry bookkeeping starts afresh."""
+    return dataclasses.replace(p, updated_at_us=now_us, attempts=0, next_attempt_at_us=0, **changes)
+
+
+def apply_risk(p: Payment, risk: RiskAssessment, now_us: int) -> Transition:
+    """Record risk's decision: a decline fails the payment, otherwise the hold comes next."""
+    _expect_step(p, Step.RISK)
+    if risk.decision == "decline":
+        reasons = ", ".join(risk.reasons) or "declined"
+        failed = _update(
+            p,
+            now_us,
+            risk=risk,
+            status=PaymentStatus.FAILED,
+            step=None,
+            failure_code="risk_declined",
+            failure_message=f"declined by risk: {reasons}",
+        )
+        return failed, ("payment.failed",)
+    return _update(p, now_us, risk=risk, step=Step.HOLD), ()
+
+
+def step_settled(step: Step, result: str) -> bool:
+    """True when a ledger result means the step's transfer is done."""
+    if result in ("ok", "exists"):
+        return True
+    # The hold is already released: the cancel has nothing left to do.
+    return step is Step.VOID and result in (
+        "pending_transfer_expired",
+        "pending_transfer_already_voided",
+    )
+
+
+def complete_step(p: Payment, now_us: int) -> Transition:
+    """Apply a successful ledger step: the next step, or the next status."""
+    if p.step is Step.HOLD:
+        if p.risk is not None and p.risk.decision == "review":
+            return _update(p, now_us, status=PaymentStatus.IN_REVIEW, step=None), (
+                "payment.in_review",
+            )
+        if p.capture_method is CaptureMethod.AUTOMATIC:
+            return _update(p, now_us, step=Step.CAPTURE, step_amount=p.amount), ()
+        return _update(p, now_us, status=PaymentStatus.REQUIRES_CAPTURE, step=None), (
+            "payment.requires_capture",
+        )
+    if p.step is Step.CAPTURE:
+        succeeded = _update(
+            p, now_us, status=PaymentStatus.SUCCEEDED, amount_captured=p.step_amount, step=None
+        )
+        return succeeded, ("payment.succeeded",)
+    if p.step is Step.VOID:
+        return _update(p, now_us, status=PaymentStatus.CANCELED, step=None), ("payment.canceled",)
+    raise ValueError(f"payment {p.id} has no ledger step in progress")
+
+
+def fail_step(p: Payment, code: str, message: str, now_us: int) -> Transition:
+    """A step was refused for good: the payment fails with a stable code."""
+    if p.step is None:
+        raise ValueError(f"payment {p.id} has no step in progress")
+    failed = _update(
+        p,
+        now_us,
+        status=PaymentStatus.FAILED,
+        step=None,
+        failure_code=code,
+        failure_message=message,
+    )
+    return failed, ("payment.failed",)
+
+
+def begin_capture(p: Payment, amount: int | None, now_us: int) -> Payment:
+    """Start capturing all (None or 0) or part of the authorised amount."""
+    if p.status is PaymentStatus.SUCCEEDED:
+        raise InvalidState(f"payment {p.id} is already captured")
+    if p.status is not PaymentStatus.REQUIRES_CAPTURE:
+        raise InvalidState(f"cannot capture a payment that is {p.status}")
+    if p.step is not None:
+        raise PaymentBusy(f"payment {p.id} is already being {_doing(p.step)}")
+    if amount is not None and amount < 0:
+        raise InvalidRequest("amount must not be negative")
+    amount = amount or p.amount
+    if amount > p.amount:
+        raise AmountExceedsAuthorized(f"cannot capture {amount}: {p.amount} is authorised")
+    return dataclasses.replace(p, step=Step.CAPTURE, step_amount=amount, updated_at_us=now_us)
+
+
+def begin_cancel(p: Payment, now_us: int) -> Payment:
+    """Start releasing the hold of an authorised (or in review) payment."""
+    if p.status not in (PaymentStatus.REQUIRES_CAPTURE, PaymentStatus.IN_REVIEW):
+        raise InvalidState(f"cannot cancel a payment that is {p.status}")
+    if p.step is not None:
+        raise PaymentBusy(f"payment {p.id} is already being {_doing(p.step)}")
+    return dataclasses.replace(p, step=Step.VOID, step_amount=0, updated_at_us=now_us)
+
+
+def _doing(step: Step) -> str:
+    return {Step.CAPTURE: "captured", Step.VOID: "canceled"}.get(step, "processed")
+
+
+def _expect_step(p: Payment, step: Step) -> None:
+    if p.step is not step:
+        raise ValueError(f"payment {p.id} is at step {p.step}, not {step}")

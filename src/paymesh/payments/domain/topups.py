@@ -1,0 +1,122 @@
+"""The top-up state machine: money in from the tenant's funding account."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from enum import StrEnum
+
+from paymesh.payments.domain.common import (
+    Step,
+    Transfer,
+    failure_code,
+    validate_id,
+    validate_money,
+)
+from paymesh.payments.errors import InvalidRequest
+
+__all__ = [
+    "CreateTopup",
+    "Topup",
+    "TopupStatus",
+    "funding_account_id",
+    "new_topup",
+    "same_topup_request",
+    "settle_topup",
+    "topup_transfer",
+]
+
+
+class TopupStatus(StrEnum):
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class CreateTopup:
+    id: str
+    account_id: str
+    amount: int
+    currency: str
+
+
+@dataclass(frozen=True)
+class Topup:
+    id: str
+    tenant_id: str
+    account_id: str
+    amount: int
+    currency: str
+    status: TopupStatus
+    created_at_us: int
+    updated_at_us: int
+    failure_code: str = ""
+    step: Step | None = None
+    attempts: int = 0
+    next_attempt_at_us: int = 0
+
+
+def new_topup(cmd: CreateTopup, tenant_id: str, now_us: int) -> Topup:
+    """A valid new top-up, ``processing``, with its transfer to run."""
+    validate_id(cmd.id, "id")
+    validate_money(cmd.amount, cmd.currency)
+    if not cmd.account_id:
+        raise InvalidRequest("account_id is required")
+    return Topup(
+        id=cmd.id,
+        tenant_id=tenant_id,
+        account_id=cmd.account_id,
+        amount=cmd.amount,
+        currency=cmd.currency,
+        status=TopupStatus.PROCESSING,
+        created_at_us=now_us,
+        updated_at_us=now_us,
+        step=Step.TRANSFER,
+    )
+
+
+def same_topup_request(t: Topup, cmd: CreateTopup, tenant_id: str) -> bool:
+    """True when `cmd` asks for exactly the top-up already stored under its id."""
+    return (
+        t.tenant_id == tenant_id
+        and t.account_id == cmd.account_id
+        and t.amount == cmd.amount
+        and t.currency == cmd.currency
+    )
+
+
+def funding_account_id(tenant_id: str, currency: str) -> str:
+    """The tenant's account standing for money outside the platform, per currency."""
+    return f"acct_funding_{tenant_id}_{currency.lower()}"
+
+
+def topup_transfer(t: Topup) -> Transfer:
+    """The transfer that brings the money in: funding → account."""
+    return Transfer(
+        id=f"{t.id}:credit",
+        debit_account_id=funding_account_id(t.tenant_id, t.currency),
+        credit_account_id=t.account_id,
+        amount=t.amount,
+        currency=t.currency,
+        code="topup",
+        reference=t.id,
+    )
+
+
+def settle_topup(t: Topup, result: str, now_us: int) -> tuple[Topup, tuple[str, ...]]:
+    """Apply the ledger's answer to the top-up transfer (ok/exists: succeeded)."""
+    if result in ("ok", "exists"):
+        done = dataclasses.replace(
+            t, status=TopupStatus.SUCCEEDED, step=None, updated_at_us=now_us, attempts=0
+        )
+        return done, ("topup.succeeded",)
+    failed = dataclasses.replace(
+        t,
+        status=TopupStatus.FAILED,
+        failure_code=failure_code(result),
+        step=None,
+        updated_at_us=now_us,
+        attempts=0,
+    )
+    return failed, ("topup.failed",)

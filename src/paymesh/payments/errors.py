@@ -1,0 +1,104 @@
+"""The payments service's errors; each carries a stable snake_case ``code``.
+
+::
+
+    PaymentsError
+    ├── InvalidRequest           invalid_request            (INVALID_ARGUMENT)
+    ├── NotFound                 not_found                  (NOT_FOUND)
+    ├── IdReused                 id_reused                  (ALREADY_EXISTS)
+    ├── InvalidState             invalid_state              (FAILED_PRECONDITION)
+    ├── PaymentBusy              payment_busy               (FAILED_PRECONDITION)
+    ├── AmountExceedsAuthorized  amount_exceeds_authorized  (FAILED_PRECONDITION)
+    ├── AmountExceedsRefundable  amount_exceeds_refundable  (FAILED_PRECONDITION)
+    └── RemoteError              a call to accounts or risk went wrong
+        ├── TransientError       transient: retried, the saga step stays recorded
+        └── RemoteRefusal        the remote said no for good (its own code); fails the step
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AmountExceedsAuthorized",
+    "AmountExceedsRefundable",
+    "IdReused",
+    "InvalidRequest",
+    "InvalidState",
+    "NotFound",
+    "PaymentBusy",
+    "PaymentsError",
+    "RemoteError",
+    "RemoteRefusal",
+    "TransientError",
+]
+
+
+class PaymentsError(Exception):
+    """The root of every error the payments service raises on purpose."""
+
+    code = "payments_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRequest(PaymentsError):
+    """A command is malformed: bad amount, unknown currency, missing field."""
+
+    code = "invalid_request"
+
+
+class NotFound(PaymentsError):
+    """No such object for this tenant (another tenant's object looks the same)."""
+
+    code = "not_found"
+
+
+class IdReused(PaymentsError):
+    """An id chosen by the caller already names an object with other fields."""
+
+    code = "id_reused"
+
+
+class InvalidState(PaymentsError):
+    """The object's status does not allow this command."""
+
+    code = "invalid_state"
+
+
+class PaymentBusy(PaymentsError):
+    """Another step of this payment is in progress."""
+
+    code = "payment_busy"
+
+
+class AmountExceedsAuthorized(PaymentsError):
+    """A capture asks for more than the hold reserved."""
+
+    code = "amount_exceeds_authorized"
+
+
+class AmountExceedsRefundable(PaymentsError):
+    """A refund asks for more than was captured and not yet refunded."""
+
+    code = "amount_exceeds_refundable"
+
+
+class RemoteError(PaymentsError):
+    """A call to another service failed."""
+
+    code = "remote_error"
+
+
+class TransientError(RemoteError):
+    """The call may succeed if tried again (unavailable, deadline, overloaded)."""
+
+    code = "transient"
+
+
+class RemoteRefusal(RemoteError):
+    """The other service refused the call for good; `code` is its stable error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code

@@ -1,0 +1,166 @@
+"""The use cases: one keyword-only function per command, dependencies passed in.
+
+Every function takes the caller; objects are created in the caller's tenant
+and another tenant's object is answered as not found. Commands that start
+saga steps record the step first (a conditional transition: losing a race
+is ``payment_busy`` or ``invalid_state``), then run it inline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from paymesh.payments import domain
+from paymesh.payments.domain import (
+    CancelPayment,
+    CapturePayment,
+    CreatePayment,
+    CreateRefund,
+    CreateTopup,
+    Payment,
+    Refund,
+    Topup,
+)
+from paymesh.payments.errors import IdReused, InvalidRequest, NotFound, PaymentBusy
+from paymesh.payments.ports import LedgerClient, RiskClient
+from paymesh.payments.saga import Deps, RetryPolicy, leased, run_payment, run_refund, run_topup
+from paymesh.platform.identity import Caller
+
+__all__ = [
+    "Deps",
+    "LedgerClient",
+    "RetryPolicy",
+    "RiskClient",
+    "cancel_payment",
+    "capture_payment",
+    "create_payment",
+    "create_refund",
+    "create_topup",
+    "get_payment",
+    "get_refund",
+    "get_topup",
+    "list_payments",
+]
+
+T = TypeVar("T")
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+
+
+async def create_payment(cmd: CreatePayment, *, caller: Caller, deps: Deps) -> Payment:
+    """Record a payment and its saga in one transaction, then run the saga."""
+    payment = domain.new_payment(cmd, caller.tenant_id, deps.clock.now_us())
+    existing = await deps.store.add_payment(leased(payment, deps))
+    if existing is not None:
+        if not domain.same_payment_request(existing, cmd, caller.tenant_id):
+            raise IdReused(f"payment id {cmd.id} is already used with other fields")
+        return existing
+    return _finished(await run_payment(payment.id, caller=caller, deps=deps))
+
+
+async def get_payment(payment_id: str, *, caller: Caller, deps: Deps) -> Payment:
+    """The caller's payment."""
+    p = await deps.store.get_payment(payment_id)
+    if p is None or p.tenant_id != caller.tenant_id:
+        raise NotFound(f"no payment {payment_id}")
+    return p
+
+
+async def list_payments(
+    *, caller: Caller, deps: Deps, limit: int = 0, starting_after: str = ""
+) -> tuple[list[Payment], bool]:
+    """The caller's payments, newest first; and whether more follow."""
+    limit = limit or DEFAULT_LIMIT
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidRequest(f"limit must be between 1 and {MAX_LIMIT}")
+    cursor = None
+    if starting_after:
+        try:
+            cursor = await get_payment(starting_after, caller=caller, deps=deps)
+        except NotFound:
+            raise InvalidRequest(f"starting_after: no payment {starting_after}") from None
+    return await deps.store.list_payments(caller.tenant_id, limit=limit, starting_after=cursor)
+
+
+async def capture_payment(cmd: CapturePayment, *, caller: Caller, deps: Deps) -> Payment:
+    """Capture all or part of an authorised payment."""
+    p = await get_payment(cmd.id, caller=caller, deps=deps)
+    started = domain.begin_capture(p, cmd.amount, deps.clock.now_us())
+    await _start(p, started, deps, lambda again: domain.begin_capture(again, cmd.amount, 0))
+    return _finished(await run_payment(p.id, caller=caller, deps=deps))
+
+
+async def cancel_payment(cmd: CancelPayment, *, caller: Caller, deps: Deps) -> Payment:
+    """Release the hold of an authorised (or in review) payment."""
+    p = await get_payment(cmd.id, caller=caller, deps=deps)
+    started = domain.begin_cancel(p, deps.clock.now_us())
+    await _start(p, started, deps, lambda again: domain.begin_cancel(again, 0))
+    return _finished(await run_payment(p.id, caller=caller, deps=deps))
+
+
+async def _start(
+    before: Payment,
+    started: Payment,
+    deps: Deps,
+    check: Callable[[Payment], Payment],
+) -> None:
+    """Record the step `started` begins; a lost race raises what the winner's state says."""
+    if await deps.store.save_payment(leased(started, deps), status=before.status, step=before.step):
+        return
+    again = await deps.store.get_payment(before.id)
+    if again is not None:
+        check(again)  # raises invalid_state or payment_busy
+    raise PaymentBusy(f"payment {before.id} changed while this command started")
+
+
+async def create_refund(cmd: CreateRefund, *, caller: Caller, deps: Deps) -> Refund:
+    """Reserve a refund of a captured payment atomically, then move the money back."""
+    domain.validate_refund(cmd)
+
+    def make(payment: Payment | None, reserved: int) -> Refund:
+        if payment is None or payment.tenant_id != caller.tenant_id:
+            raise NotFound(f"no payment {cmd.payment_id}")
+        refund = domain.new_refund(cmd, payment, reserved, deps.clock.now_us())
+        return leased(refund, deps)
+
+    refund, created = await deps.store.reserve_refund(cmd.id, cmd.payment_id, make)
+    if not created:
+        if not domain.same_refund_request(refund, cmd, caller.tenant_id):
+            raise IdReused(f"refund id {cmd.id} is already used with other fields")
+        return refund
+    return _finished(await run_refund(refund.id, caller=caller, deps=deps))
+
+
+async def get_refund(refund_id: str, *, caller: Caller, deps: Deps) -> Refund:
+    """The caller's refund."""
+    r = await deps.store.get_refund(refund_id)
+    if r is None or r.tenant_id != caller.tenant_id:
+        raise NotFound(f"no refund {refund_id}")
+    return r
+
+
+async def create_topup(cmd: CreateTopup, *, caller: Caller, deps: Deps) -> Topup:
+    """Record a top-up, then fund the account from the tenant's funding account."""
+    topup = domain.new_topup(cmd, caller.tenant_id, deps.clock.now_us())
+    existing = await deps.store.add_topup(leased(topup, deps))
+    if existing is not None:
+        if not domain.same_topup_request(existing, cmd, caller.tenant_id):
+            raise IdReused(f"top-up id {cmd.id} is already used with other fields")
+        return existing
+    return _finished(await run_topup(topup.id, caller=caller, deps=deps))
+
+
+async def get_topup(topup_id: str, *, caller: Caller, deps: Deps) -> Topup:
+    """The caller's top-up."""
+    t = await deps.store.get_topup(topup_id)
+    if t is None or t.tenant_id != caller.tenant_id:
+        raise NotFound(f"no top-up {topup_id}")
+    return t
+
+
+def _finished(obj: T | None) -> T:
+    if obj is None:  # rows are never deleted
+        raise NotFound("the object vanished")
+    return obj

@@ -1,0 +1,265 @@
+"""The payments gRPC server, built by app.create, against the real accounts and risk services."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+
+from paymesh.accounts import app as accounts_app
+from paymesh.contracts.accounts.v1 import accounts_pb2 as apb
+from paymesh.contracts.accounts.v1.accounts_pb2_grpc import AccountsStub
+from paymesh.contracts.events import TOPIC_PAYMENTS, Event
+from paymesh.contracts.payments.v1 import payments_pb2 as pb
+from paymesh.contracts.payments.v1.payments_pb2_grpc import PaymentsStub
+from paymesh.payments import app as payments_app
+from paymesh.platform.bus import InProcessBus
+from paymesh.platform.identity import Caller
+from paymesh.platform.rpc import error_code, open_channel
+from paymesh.platform.settings import Settings
+from paymesh.risk import app as risk_app
+
+ALICE = Caller(tenant_id="ten_alice", client_id="cli_alice").metadata()
+MALLORY = Caller(tenant_id="ten_mallory", client_id="cli_mallory").metadata()
+
+
+def _settings(tmp_path: Path, ports: dict[str, int]) -> Settings:
+    return Settings(
+        var_dir=tmp_path,
+        accounts={"listen": f"127.0.0.1:{ports['accounts']}"},
+        risk={"listen": f"127.0.0.1:{ports['risk']}"},
+        payments={"listen": f"127.0.0.1:{ports['payments']}", "resume_interval_s": 0.1},
+    )
+
+
+@dataclass
+class Platform:
+    payments: PaymentsStub
+    accounts: AccountsStub
+    events: list[Event]
+
+
+@pytest.fixture
+async def platform(tmp_path: Path, ports: dict[str, int]) -> AsyncIterator[Platform]:
+    """accounts, risk and payments on loopback ports, with SQLite under tmp_path."""
+    settings = _settings(tmp_path, ports)
+    bus = InProcessBus()
+    events: list[Event] = []
+
+    async def collect(event: Event) -> None:
+        events.append(event)
+
+    bus.subscribe(TOPIC_PAYMENTS, "test", collect)
+    await bus.start()
+    runtimes = []
+    for app in (accounts_app, risk_app, payments_app):
+        await app.migrate(settings)
+        runtime = app.create(settings, bus=bus)
+        await runtime.start()
+        runtimes.append(runtime)
+    payments_channel = open_channel(settings.payments.target)
+    accounts_channel = open_channel(settings.accounts.target)
+    try:
+        yield Platform(PaymentsStub(payments_channel), AccountsStub(accounts_channel), events)
+    finally:
+        await payments_channel.close()
+        await accounts_channel.close()
+        for runtime in reversed(runtimes):
+            await runtime.stop()
+        await bus.stop()
+
+
+async def _open(accounts: AccountsStub, *ids: str, wait_for_ready: bool = False) -> None:
+    response = await accounts.CreateAccounts(
+        apb.CreateAccountsRequest(
+            accounts=[
+                apb.Account(
+                    id=i,
+                    currency="USD",
+                    code="customer",
+                    flags=apb.AccountFlags(debits_must_not_exceed_credits=True),
+                )
+                for i in ids
+            ]
+        ),
+        metadata=ALICE,
+        wait_for_ready=wait_for_ready,
+        timeout=30,
+    )
+    assert list(response.results) == [apb.CREATE_ACCOUNT_RESULT_OK] * len(ids)
+
+
+async def _posted(accounts: AccountsStub, account_id: str) -> int:
+    response = await accounts.LookupAccounts(
+        apb.LookupAccountsRequest(ids=[account_id]), metadata=ALICE
+    )
+    [a] = response.accounts
+    return a.credits_posted - a.debits_posted
+
+
+def _payment(pid: str, amount: int, method: pb.CaptureMethod.ValueType) -> pb.CreatePaymentRequest:
+    return pb.CreatePaymentRequest(
+        id=pid,
+        payer_account_id="acct_payer",
+        payee_account_id="acct_payee",
+        amount=amount,
+        currency="USD",
+        capture_method=method,
+        context=pb.PaymentContext(ip="203.0.113.9", country="US"),
+    )
+
+
+async def test_top_up_pay_capture_and_refund_over_grpc(platform: Platform) -> None:
+    payments, accounts = platform.payments, platform.accounts
+    await _open(accounts, "acct_payer", "acct_payee")
+
+    topup = await payments.CreateTopup(
+        pb.CreateTopupRequest(id="tu_1", account_id="acct_payer", amount=10_000, currency="USD"),
+        metadata=ALICE,
+    )
+    assert (topup.status, topup.tenant_id) == ("succeeded", "ten_alice")
+    assert await _posted(accounts, "acct_payer") == 10_000
+
+    auto = await payments.CreatePayment(
+        _payment("pay_auto", 1_000, pb.CAPTURE_METHOD_AUTOMATIC), metadata=ALICE
+    )
+    assert (auto.status, auto.amount_captured, auto.risk.decision) == (
+        "succeeded",
+        1_000,
+        "approve",
+    )
+
+    manual = await payments.CreatePayment(
+        _payment("pay_manual", 2_000, pb.CAPTURE_METHOD_MANUAL), metadata=ALICE
+    )
+    assert manual.status == "requires_capture"
+    captured = await payments.CapturePayment(
+        pb.CapturePaymentRequest(id="pay_manual", amount=1_500), metadata=ALICE
+    )
+    assert (captured.status, captured.amount_captured) == ("succeeded", 1_500)
+
+    refund = await payments.CreateRefund(
+        pb.CreateRefundRequest(id="re_1", payment_id="pay_auto", amount=400), metadata=ALICE
+    )
+    assert (refund.status, refund.amount) == ("succeeded", 400)
+    got = await payments.GetPayment(pb.GetPaymentRequest(id="pay_auto"), metadata=ALICE)
+    assert got.amount_refunded == 400
+
+    assert await _posted(accounts, "acct_payer") == 10_000 - 1_000 - 1_500 + 400
+    assert await _posted(accounts, "acct_payee") == 1_000 + 1_500 - 400
+
+    listed = await payments.ListPayments(pb.ListPaymentsRequest(limit=1), metadata=ALICE)
+    assert ([p.id for p in listed.payments], listed.has_more) == (["pay_manual"], True)
+
+    wanted = {
+        "topup.succeeded",
+        "payment.succeeded",
+        "payment.requires_capture",
+        "refund.succeeded",
+    }
+    for _ in range(200):  # the relay publishes soon after commit
+        if wanted <= {e.type for e in platform.events}:
+            break
+        await asyncio.sleep(0.02)
+    assert wanted <= {e.type for e in platform.events}
+    assert all(e.tenant == "ten_alice" for e in platform.events)
+
+
+async def test_another_tenant_gets_not_found(platform: Platform) -> None:
+    payments, accounts = platform.payments, platform.accounts
+    await _open(accounts, "acct_payer", "acct_payee")
+    await payments.CreateTopup(
+        pb.CreateTopupRequest(id="tu_1", account_id="acct_payer", amount=5_000, currency="USD"),
+        metadata=ALICE,
+    )
+    await payments.CreatePayment(_payment("pay_1", 1_000, pb.CAPTURE_METHOD_MANUAL), metadata=ALICE)
+    calls = [
+        payments.GetPayment(pb.GetPaymentRequest(id="pay_1"), metadata=MALLORY),
+        payments.CapturePayment(pb.CapturePaymentRequest(id="pay_1"), metadata=MALLORY),
+        payments.CancelPayment(pb.CancelPaymentRequest(id="pay_1"), metadata=MALLORY),
+        payments.GetTopup(pb.GetTopupRequest(id="tu_1"), metadata=MALLORY),
+    ]
+    for call in calls:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await call
+        assert info.value.code() == grpc.StatusCode.NOT_FOUND
+        assert error_code(info.value) == "not_found"
+    listed = await payments.ListPayments(pb.ListPaymentsRequest(), metadata=MALLORY)
+    assert list(listed.payments) == []
+
+
+async def test_errors_carry_status_and_stable_code(platform: Platform) -> None:
+    payments, accounts = platform.payments, platform.accounts
+    await _open(accounts, "acct_payer", "acct_payee")
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await payments.CreatePayment(
+            _payment("pay_1", 0, pb.CAPTURE_METHOD_AUTOMATIC), metadata=ALICE
+        )
+    assert (info.value.code(), error_code(info.value)) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "invalid_request",
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await payments.GetPayment(pb.GetPaymentRequest(id="pay_1"))
+    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+    broke = await payments.CreatePayment(
+        _payment("pay_2", 1_000, pb.CAPTURE_METHOD_MANUAL), metadata=ALICE
+    )
+    assert (broke.status, broke.failure_code) == ("failed", "insufficient_funds")
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await payments.CapturePayment(pb.CapturePaymentRequest(id="pay_2"), metadata=ALICE)
+    assert (info.value.code(), error_code(info.value)) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "invalid_state",
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await payments.CreatePayment(
+            _payment("pay_2", 999, pb.CAPTURE_METHOD_MANUAL), metadata=ALICE
+        )
+    assert (info.value.code(), error_code(info.value)) == (
+        grpc.StatusCode.ALREADY_EXISTS,
+        "id_reused",
+    )
+
+
+async def test_a_saga_waits_for_an_unreachable_ledger_and_finishes_when_it_returns(
+    tmp_path: Path, ports: dict[str, int]
+) -> None:
+    settings = _settings(tmp_path, ports)
+    bus = InProcessBus()
+    for app in (accounts_app, risk_app, payments_app):
+        await app.migrate(settings)
+    risk = risk_app.create(settings, bus=bus)
+    payments = payments_app.create(settings, bus=bus)
+    accounts = accounts_app.create(settings, bus=bus)
+    await risk.start()
+    await payments.start()
+    channel = open_channel(settings.payments.target)
+    accounts_channel = open_channel(settings.accounts.target)
+    try:
+        stub = PaymentsStub(channel)
+        topup = await stub.CreateTopup(
+            pb.CreateTopupRequest(id="tu_1", account_id="acct_payer", amount=700, currency="USD"),
+            metadata=ALICE,
+        )
+        assert topup.status == "processing"  # accounts is down: the step stays recorded
+        await accounts.start()
+        # Channels share their subchannel: wait out its reconnect backoff.
+        await _open(AccountsStub(accounts_channel), "acct_payer", wait_for_ready=True)
+        for _ in range(1_000):  # the Resumer retries with backoff
+            topup = await stub.GetTopup(pb.GetTopupRequest(id="tu_1"), metadata=ALICE)
+            if topup.status != "processing":
+                break
+            await asyncio.sleep(0.05)
+        assert topup.status == "succeeded"
+    finally:
+        await channel.close()
+        await accounts_channel.close()
+        await payments.stop()
+        await accounts.stop()
+        await risk.stop()

@@ -1,0 +1,174 @@
+"""The payments store on SQLite and PostgreSQL: round trips, conditional transitions, refunds."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from paymesh.payments import domain, service
+from paymesh.payments.app import MIGRATIONS
+from paymesh.payments.domain import (
+    CaptureMethod,
+    CreatePayment,
+    CreateRefund,
+    CreateTopup,
+    Payment,
+    PaymentContext,
+    PaymentStatus,
+    RefundStatus,
+    RiskAssessment,
+    Step,
+)
+from paymesh.payments.errors import AmountExceedsRefundable
+from paymesh.payments.events import payment_events
+from paymesh.payments.saga import Deps
+from paymesh.payments.store import PaymentStore, metadata
+from paymesh.payments.testing import FakeLedger, FakeRisk
+from paymesh.platform.clock import FixedClock
+from paymesh.platform.db import Database
+from paymesh.platform.identity import Caller
+from paymesh.platform.migrations import upgrade
+
+NOW = 1_700_000_000_000_000
+ALICE = Caller(tenant_id="ten_a", client_id="cli_a")
+
+
+def _payment(pid: str = "pay_1") -> Payment:
+    cmd = CreatePayment(
+        id=pid,
+        payer_account_id="acct_payer",
+        payee_account_id="acct_payee",
+        amount=1_000,
+        currency="EUR",
+        capture_method=CaptureMethod.MANUAL,
+        description="two coffees",
+        metadata={"order": "o-17"},
+        context=PaymentContext(ip="10.0.0.1", device_id="dev_9", country="FR"),
+    )
+    return domain.new_payment(cmd, "ten_a", NOW)
+
+
+async def test_the_migrations_build_exactly_the_stores_tables(store: PaymentStore) -> None:
+    def diff(conn: Any) -> list[Any]:
+        return list(compare_metadata(MigrationContext.configure(conn), metadata))
+
+    async with store.db.read() as conn:
+        assert await conn.run_sync(diff) == []
+
+
+async def test_a_payment_round_trips_with_every_field(store: PaymentStore) -> None:
+    p = dataclasses.replace(
+        _payment(), risk=RiskAssessment("review", 61, ("new_device", "velocity"), "rules-7")
+    )
+    assert await store.add_payment(p) is None
+    assert await store.get_payment("pay_1") == p
+    assert await store.get_payment("pay_nope") is None
+
+
+async def test_adding_a_taken_id_answers_the_stored_payment(store: PaymentStore) -> None:
+    p = _payment()
+    await store.add_payment(p)
+    assert await store.add_payment(dataclasses.replace(p, amount=5)) == p
+
+
+async def test_two_completions_of_one_step_make_one_transition_and_one_event(
+    store: PaymentStore, event_types: Any
+) -> None:
+    p, _ = domain.apply_risk(_payment(), RiskAssessment("approve"), NOW)
+    await store.add_payment(p)
+    done, types = domain.complete_step(p, NOW + 1)
+    events = payment_events(done, types, NOW + 1)
+    results = await asyncio.gather(
+        *[store.save_payment(done, status=p.status, step=p.step, events=events) for _ in range(5)]
+    )
+    assert sorted(results) == [False, False, False, False, True]
+    stored = await store.get_payment("pay_1")
+    assert stored is not None
+    assert (stored.status, stored.step) == (PaymentStatus.REQUIRES_CAPTURE, None)
+    assert await event_types("pay_1") == ["payment.requires_capture"]
+
+
+async def test_a_step_starts_only_from_the_expected_status_and_no_step(
+    store: PaymentStore,
+) -> None:
+    p = _payment()
+    await store.add_payment(p)
+    # The payment is still at the risk step: starting a capture must not overwrite it.
+    capturing = dataclasses.replace(
+        p, status=PaymentStatus.REQUIRES_CAPTURE, step=Step.CAPTURE, step_amount=10
+    )
+    assert not await store.save_payment(capturing, status=PaymentStatus.REQUIRES_CAPTURE, step=None)
+    stored = await store.get_payment("pay_1")
+    assert stored is not None
+    assert stored.step is Step.RISK
+
+
+async def test_a_postponed_step_is_due_only_when_its_time_comes(store: PaymentStore) -> None:
+    p = dataclasses.replace(_payment(), next_attempt_at_us=NOW)
+    await store.add_payment(p)
+    assert await store.postpone(
+        "payment", "pay_1", Step.RISK, attempts=1, next_attempt_at_us=NOW + 10
+    )
+    assert await store.due(NOW + 9) == []
+    assert [d.id for d in await store.due(NOW + 10)] == ["pay_1"]
+    assert [d.tenant_id for d in await store.due(None)] == ["ten_a"]
+    # A step that already moved on is not postponed.
+    assert not await store.postpone("payment", "pay_1", Step.HOLD, attempts=1, next_attempt_at_us=0)
+
+
+async def test_a_topup_round_trips(store: PaymentStore) -> None:
+    t = domain.new_topup(CreateTopup("tu_1", "acct_1", 700, "JPY"), "ten_a", NOW)
+    assert await store.add_topup(t) is None
+    assert await store.get_topup("tu_1") == t
+    assert await store.add_topup(dataclasses.replace(t, amount=1)) == t
+
+
+@pytest.fixture
+async def pg_deps(pg_url: str) -> AsyncIterator[Deps]:
+    db = Database(pg_url, pool_size=20)
+    await upgrade(db, MIGRATIONS)
+    ledger = FakeLedger()
+    ledger.open("acct_payer", "EUR", tenant_id="ten_a", balance=10_000)
+    ledger.open("acct_payee", "EUR", tenant_id="ten_a", balance=10_000)
+    try:
+        yield Deps(store=PaymentStore(db), ledger=ledger, risk=FakeRisk(), clock=FixedClock())
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.postgres
+async def test_concurrent_refunds_cannot_exceed_what_was_captured(pg_deps: Deps) -> None:
+    cmd = CreatePayment(
+        id="pay_1",
+        payer_account_id="acct_payer",
+        payee_account_id="acct_payee",
+        amount=1_000,
+        currency="EUR",
+        capture_method=CaptureMethod.AUTOMATIC,
+    )
+    p = await service.create_payment(cmd, caller=ALICE, deps=pg_deps)
+    assert p.status is PaymentStatus.SUCCEEDED
+
+    async def refund(n: int) -> str:
+        try:
+            r = await service.create_refund(
+                CreateRefund(f"re_{n}", "pay_1", 100), caller=ALICE, deps=pg_deps
+            )
+        except AmountExceedsRefundable:
+            return "refused"
+        return r.status.value
+
+    outcomes = await asyncio.gather(*[refund(n) for n in range(30)])
+    assert outcomes.count(RefundStatus.SUCCEEDED.value) == 10
+    assert outcomes.count("refused") == 20
+    p = await service.get_payment("pay_1", caller=ALICE, deps=pg_deps)
+    assert p.amount_refunded == 1_000
+    ledger = pg_deps.ledger
+    assert isinstance(ledger, FakeLedger)
+    assert ledger.balance("acct_payee") == 10_000
