@@ -110,6 +110,8 @@ class _CreateTransferResultEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_
     CREATE_TRANSFER_RESULT_TENANT_MISMATCH: _CreateTransferResult.ValueType  # 35
     """An account of the transfer belongs to another tenant than the caller."""
     CREATE_TRANSFER_RESULT_OVERFLOW: _CreateTransferResult.ValueType  # 36
+    CREATE_TRANSFER_RESULT_PENDING_TRANSFER_HAS_DIFFERENT_AMOUNT: _CreateTransferResult.ValueType  # 37
+    """A void_pending names an amount other than 0 or the pending amount."""
 
 class CreateTransferResult(_CreateTransferResult, metaclass=_CreateTransferResultEnumTypeWrapper): ...
 
@@ -154,6 +156,8 @@ CREATE_TRANSFER_RESULT_INVALID_CURRENCY: CreateTransferResult.ValueType  # 34
 CREATE_TRANSFER_RESULT_TENANT_MISMATCH: CreateTransferResult.ValueType  # 35
 """An account of the transfer belongs to another tenant than the caller."""
 CREATE_TRANSFER_RESULT_OVERFLOW: CreateTransferResult.ValueType  # 36
+CREATE_TRANSFER_RESULT_PENDING_TRANSFER_HAS_DIFFERENT_AMOUNT: CreateTransferResult.ValueType  # 37
+"""A void_pending names an amount other than 0 or the pending amount."""
 Global___CreateTransferResult: _TypeAlias = CreateTransferResult  # noqa: Y015
 
 @_typing.final

@@ -1,0 +1,141 @@
+"""Use cases of the ledger, and the sweeper that voids expired holds."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+
+from paymesh.accounts.domain import Account, AccountsOutcome, Transfer, TransfersOutcome
+from paymesh.accounts.errors import InvalidRequest
+from paymesh.accounts.store import AccountsStore, Entry
+from paymesh.platform.clock import Clock
+from paymesh.platform.identity import Caller
+from paymesh.platform.logging import get_logger
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "MAX_BATCH",
+    "MAX_LIMIT",
+    "ExpirySweeper",
+    "create_accounts",
+    "create_transfers",
+    "expire_transfers",
+    "list_entries",
+    "lookup_accounts",
+    "lookup_transfers",
+]
+
+log = get_logger(__name__)
+
+MAX_BATCH = 8190  # items per batched call, as in TigerBeetle
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+
+
+def _check_batch(size: int) -> None:
+    if size > MAX_BATCH:
+        raise InvalidRequest(f"at most {MAX_BATCH} items per call, got {size}")
+
+
+async def create_accounts(
+    batch: Sequence[Account], *, caller: Caller, store: AccountsStore, clock: Clock
+) -> AccountsOutcome:
+    """Open the accounts of `batch` for the caller's tenant."""
+    _check_batch(len(batch))
+    return await store.create_accounts(batch, caller.tenant_id, clock.now_us())
+
+
+async def lookup_accounts(
+    ids: Sequence[str], *, caller: Caller, store: AccountsStore
+) -> list[Account]:
+    """The caller's accounts among `ids`."""
+    _check_batch(len(ids))
+    return await store.lookup_accounts(ids, caller.tenant_id)
+
+
+async def create_transfers(
+    batch: Sequence[Transfer], *, caller: Caller, store: AccountsStore, clock: Clock
+) -> TransfersOutcome:
+    """Apply the transfers of `batch` as the caller's tenant."""
+    _check_batch(len(batch))
+    return await store.create_transfers(batch, caller.tenant_id, clock.now_us())
+
+
+async def lookup_transfers(
+    ids: Sequence[str], *, caller: Caller, store: AccountsStore
+) -> list[Transfer]:
+    """The caller's transfers among `ids`."""
+    _check_batch(len(ids))
+    return await store.lookup_transfers(ids, caller.tenant_id)
+
+
+async def list_entries(
+    account_id: str, limit: int, starting_after: str, *, caller: Caller, store: AccountsStore
+) -> tuple[list[Entry], bool]:
+    """One page of the account's entries, newest first, and whether more follow."""
+    if limit == 0:
+        limit = DEFAULT_LIMIT
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidRequest(f"limit must be between 1 and {MAX_LIMIT}")
+    return await store.list_entries(account_id, caller.tenant_id, limit, starting_after)
+
+
+async def expire_transfers(*, store: AccountsStore, clock: Clock, limit: int = 500) -> int:
+    """Void every hold that has expired by now; return how many were voided."""
+    total = 0
+    while True:
+        voided = await store.expire_due(clock.now_us(), limit)
+        total += len(voided)
+        if len(voided) < limit:
+            return total
+
+
+class ExpirySweeper:
+    """Voids expired holds every `interval_s` seconds in the background."""
+
+    def __init__(
+        self,
+        store: AccountsStore,
+        clock: Clock,
+        *,
+        interval_s: float = 1.0,
+        on_expired: Callable[[], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._interval_s = interval_s
+        self._on_expired = on_expired
+        self._task: asyncio.Task[None] | None = None
+
+    async def sweep_once(self) -> int:
+        """Void what has expired now; return how many holds were voided."""
+        count = await expire_transfers(store=self._store, clock=self._clock)
+        if count and self._on_expired is not None:
+            self._on_expired()
+        return count
+
+    async def run(self) -> None:
+        """Sweep until cancelled."""
+        while True:
+            try:
+                count = await self.sweep_once()
+                if count:
+                    log.info("holds_expired", count=count)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("expiry_sweep_failed")
+            await asyncio.sleep(self._interval_s)
+
+    def start(self) -> None:
+        """Sweep in the background."""
+        self._task = asyncio.create_task(self.run(), name="accounts-expiry-sweeper")
+
+    async def stop(self) -> None:
+        """Stop sweeping."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

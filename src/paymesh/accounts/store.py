@@ -1,0 +1,318 @@
+"""The ledger's persistence: SQL (SQLite and PostgreSQL) around the pure domain.
+
+One batch is one database transaction with a constant number of round
+trips, whatever its size:
+
+1. read the pending transfers the batch names (immutable, no lock needed),
+   to learn which accounts a post or void touches;
+2. lock every involved account, ``SELECT ... ORDER BY id FOR UPDATE`` on
+   PostgreSQL. The fixed order means two batches that move money in opposite
+   directions between the same accounts queue instead of deadlocking. SQLite
+   ignores ``FOR UPDATE``; its ``BEGIN IMMEDIATE`` already serialises writers;
+3. read, under those locks, the transfers whose id or pending_id the batch
+   names (a concurrent post of the same hold has committed or waits);
+4. run the domain, bulk-insert the new transfers, update the balances that
+   changed (one executemany each).
+
+A unique violation (the same new transfer id raced in by a batch on other
+accounts, or a second post of a hold) rolls the batch back and runs it
+again, where the domain answers ``exists`` or ``already_posted``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, Protocol, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from paymesh.accounts import domain, events
+from paymesh.accounts.domain import (
+    Account,
+    AccountsOutcome,
+    LedgerState,
+    Transfer,
+    TransfersOutcome,
+)
+from paymesh.accounts.errors import AccountNotFound, InvalidCursor
+from paymesh.accounts.tables import (
+    account_from_row,
+    account_values,
+    accounts,
+    outbox,
+    transfer_from_row,
+    transfer_values,
+    transfers,
+)
+from paymesh.platform.db import Database
+from paymesh.platform.outbox import append
+
+__all__ = ["AccountsStore", "Entry", "SqlAccountsStore"]
+
+_T = TypeVar("_T")
+_CHUNK = 1000  # ids per IN (...) list, far below every driver's parameter limit
+_ATTEMPTS = 5
+_RETRY_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
+
+Entry = tuple[Transfer, str]  # the transfer and the account's side: "debit" or "credit"
+
+
+class AccountsStore(Protocol):
+    """Where accounts and transfers live."""
+
+    async def create_accounts(
+        self, batch: Sequence[Account], tenant_id: str, now_us: int
+    ) -> AccountsOutcome: ...
+
+    async def lookup_accounts(self, ids: Sequence[str], tenant_id: str) -> list[Account]: ...
+
+    async def create_transfers(
+        self, batch: Sequence[Transfer], tenant_id: str, now_us: int
+    ) -> TransfersOutcome: ...
+
+    async def lookup_transfers(self, ids: Sequence[str], tenant_id: str) -> list[Transfer]: ...
+
+    async def list_entries(
+        self, account_id: str, tenant_id: str, limit: int, starting_after: str
+    ) -> tuple[list[Entry], bool]: ...
+
+    async def expire_due(self, now_us: int, limit: int) -> list[Transfer]: ...
+
+
+def _chunks(values: Iterable[str]) -> list[list[str]]:
+    items = sorted(set(values))
+    return [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
+
+
+def _retryable(exc: sa.exc.DBAPIError) -> bool:
+    if isinstance(exc, sa.exc.IntegrityError):
+        return True
+    orig = exc.orig
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return state in _RETRY_SQLSTATES
+
+
+class SqlAccountsStore:
+    """The ledger on a :class:`Database` (SQLite or PostgreSQL)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def _write(self, work: Callable[[AsyncConnection], Awaitable[_T]]) -> _T:
+        for attempt in range(_ATTEMPTS):
+            try:
+                async with self.db.transaction() as conn:
+                    return await work(conn)
+            except sa.exc.DBAPIError as exc:
+                if attempt == _ATTEMPTS - 1 or not _retryable(exc):
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def create_accounts(
+        self, batch: Sequence[Account], tenant_id: str, now_us: int
+    ) -> AccountsOutcome:
+        """Create the accounts of `batch` for `tenant_id` in one transaction."""
+
+        async def work(conn: AsyncConnection) -> AccountsOutcome:
+            existing = await _accounts_by_id(conn, [a.id for a in batch], lock=False)
+            outcome = domain.create_accounts(existing, batch, tenant_id, now_us)
+            if outcome.created:
+                await conn.execute(accounts.insert(), [account_values(a) for a in outcome.created])
+            return outcome
+
+        return await self._write(work)
+
+    async def lookup_accounts(self, ids: Sequence[str], tenant_id: str) -> list[Account]:
+        """The caller's accounts among `ids`, in request order, each once."""
+        async with self.db.read() as conn:
+            found = await _accounts_by_id(conn, ids, lock=False)
+        return _in_order(ids, {k: v for k, v in found.items() if v.tenant_id == tenant_id})
+
+    async def create_transfers(
+        self, batch: Sequence[Transfer], tenant_id: str, now_us: int
+    ) -> TransfersOutcome:
+        """Decide and apply `batch` for `tenant_id` in one transaction."""
+
+        async def work(conn: AsyncConnection) -> TransfersOutcome:
+            pending_ids = {t.pending_id for t in batch if t.pending_id}
+            pendings = await _transfers_where(conn, transfers.c.id, pending_ids)
+            names = {t.debit_account_id for t in batch} | {t.credit_account_id for t in batch}
+            for p in pendings:
+                names |= {p.debit_account_id, p.credit_account_id}
+            locked = await _accounts_by_id(conn, names, lock=True)
+            known = await _transfers_where(
+                conn, transfers.c.id, {t.id for t in batch} | pending_ids
+            )
+            done = await _transfers_where(conn, transfers.c.pending_id, pending_ids)
+            state = LedgerState(
+                accounts=locked,
+                transfers={t.id: t for t in known},
+                resolutions={t.pending_id: t for t in done},
+            )
+            outcome = domain.create_transfers(state, batch, tenant_id, now_us)
+            await _apply(conn, outcome)
+            return outcome
+
+        return await self._write(work)
+
+    async def lookup_transfers(self, ids: Sequence[str], tenant_id: str) -> list[Transfer]:
+        """The caller's transfers among `ids`, in request order, each once."""
+        async with self.db.read() as conn:
+            found = await _transfers_where(conn, transfers.c.id, ids)
+        return _in_order(ids, {t.id: t for t in found if t.tenant_id == tenant_id})
+
+    async def list_entries(
+        self, account_id: str, tenant_id: str, limit: int, starting_after: str
+    ) -> tuple[list[Entry], bool]:
+        """The account's entries, newest first; raise when the account is not the caller's."""
+        t = transfers
+        async with self.db.read() as conn:
+            owner = (
+                await conn.execute(
+                    sa.select(accounts.c.tenant_id).where(accounts.c.id == account_id)
+                )
+            ).scalar_one_or_none()
+            if owner != tenant_id:
+                raise AccountNotFound(account_id)
+            before: int | None = None
+            if starting_after:
+                before = (
+                    await conn.execute(
+                        sa.select(t.c.seq).where(
+                            t.c.id == starting_after,
+                            sa.or_(
+                                t.c.debit_account_id == account_id,
+                                t.c.credit_account_id == account_id,
+                            ),
+                        )
+                    )
+                ).scalar_one_or_none()
+                if before is None:
+                    raise InvalidCursor(starting_after)
+            # One index range per side, merged: cheaper than an OR over two indexes.
+            sides = []
+            for column in (t.c.debit_account_id, t.c.credit_account_id):
+                q = sa.select(t).where(column == account_id)
+                if before is not None:
+                    q = q.where(t.c.seq < before)
+                sides.append(sa.select(q.order_by(t.c.seq.desc()).limit(limit + 1).subquery()))
+            merged = sa.union_all(*sides).subquery()
+            rows = (
+                (
+                    await conn.execute(
+                        sa.select(merged).order_by(merged.c.seq.desc()).limit(limit + 1)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        page = [transfer_from_row(r) for r in rows[:limit]]
+        entries = [(tr, "debit" if tr.debit_account_id == account_id else "credit") for tr in page]
+        return entries, len(rows) > limit
+
+    async def expire_due(self, now_us: int, limit: int) -> list[Transfer]:
+        """Void up to `limit` holds expired at `now_us`, each with a ``transfer.expired`` event."""
+        t, r = transfers, transfers.alias("resolution")
+
+        async def work(conn: AsyncConnection) -> list[Transfer]:
+            unresolved = ~sa.exists().where(r.c.pending_id == t.c.id)
+            rows = (
+                (
+                    await conn.execute(
+                        sa.select(t)
+                        .where(t.c.expires_at_us.is_not(None), t.c.expires_at_us <= now_us)
+                        .where(unresolved)
+                        .order_by(t.c.expires_at_us)
+                        .limit(limit)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+            if not rows:
+                return []
+            due = [transfer_from_row(row) for row in rows]
+            names = {p.debit_account_id for p in due} | {p.credit_account_id for p in due}
+            locked = await _accounts_by_id(conn, names, lock=True)
+            ids = {p.id for p in due}
+            done = await _transfers_where(conn, transfers.c.pending_id, ids)
+            known = await _transfers_where(
+                conn, transfers.c.id, {domain.expiry_void(p).id for p in due}
+            )
+            state = LedgerState(
+                accounts=locked,
+                transfers={**{p.id: p for p in due}, **{k.id: k for k in known}},
+                resolutions={d.pending_id: d for d in done},
+            )
+            outcome = domain.expire_pending(state, due, now_us)
+            await _apply(conn, outcome)
+            for void in outcome.created:
+                await append(conn, outbox, events.TOPIC, events.transfer_expired(void))
+            return outcome.created
+
+        return await self._write(work)
+
+
+def _in_order(ids: Sequence[str], found: dict[str, _T]) -> list[_T]:
+    seen: set[str] = set()
+    out: list[_T] = []
+    for i in ids:
+        if i in found and i not in seen:
+            seen.add(i)
+            out.append(found[i])
+    return out
+
+
+async def _accounts_by_id(
+    conn: AsyncConnection, ids: Iterable[str], *, lock: bool
+) -> dict[str, Account]:
+    found: dict[str, Account] = {}
+    # Python sorts by code point, as SQLite's BINARY and PostgreSQL's "C" collation
+    # do, so chunks and the rows inside them are locked in one global order.
+    key = accounts.c.id if conn.dialect.name == "sqlite" else accounts.c.id.collate("C")
+    for chunk in _chunks(ids):
+        q = sa.select(accounts).where(accounts.c.id.in_(chunk)).order_by(key)
+        if lock:
+            q = q.with_for_update()
+        rows = (await conn.execute(q)).mappings().all()
+        found.update((row["id"], account_from_row(row)) for row in rows)
+    return found
+
+
+async def _transfers_where(
+    conn: AsyncConnection, column: sa.Column[Any], values: Iterable[str]
+) -> list[Transfer]:
+    found: list[Transfer] = []
+    for chunk in _chunks(values):
+        rows = (await conn.execute(sa.select(transfers).where(column.in_(chunk)))).mappings()
+        found.extend(transfer_from_row(row) for row in rows)
+    return found
+
+
+async def _apply(conn: AsyncConnection, outcome: TransfersOutcome) -> None:
+    """Insert the new transfers and write the new balances."""
+    if outcome.created:
+        await conn.execute(transfers.insert(), [transfer_values(t) for t in outcome.created])
+    if outcome.accounts:
+        a = accounts
+        await conn.execute(
+            a.update()
+            .where(a.c.id == sa.bindparam("b_id"))
+            .values(
+                debits_pending=sa.bindparam("b_dp"),
+                debits_posted=sa.bindparam("b_dq"),
+                credits_pending=sa.bindparam("b_cp"),
+                credits_posted=sa.bindparam("b_cq"),
+            ),
+            [
+                {
+                    "b_id": acc.id,
+                    "b_dp": acc.debits_pending,
+                    "b_dq": acc.debits_posted,
+                    "b_cp": acc.credits_pending,
+                    "b_cq": acc.credits_posted,
+                }
+                for acc in outcome.accounts.values()
+            ],
+        )

@@ -1,0 +1,203 @@
+"""The accounts service over a real gRPC channel, built by app.create on SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from paymesh.accounts import app
+from paymesh.contracts.accounts.v1 import accounts_pb2 as pb
+from paymesh.contracts.accounts.v1 import accounts_pb2_grpc as pb_grpc
+from paymesh.contracts.events import TOPIC_ACCOUNTS, Event
+from paymesh.platform.bus import InProcessBus
+from paymesh.platform.clock import FixedClock
+from paymesh.platform.identity import Caller
+from paymesh.platform.rpc import error_code, open_channel
+from paymesh.platform.settings import Settings
+
+ALICE = Caller(tenant_id="ten_alice", client_id="cli_a", scopes=frozenset({"accounts:write"}))
+MALLORY = Caller(tenant_id="ten_mallory", client_id="cli_m")
+
+
+@dataclass
+class Running:
+    stub: pb_grpc.AccountsAsyncStub
+    clock: FixedClock
+    events: list[Event]
+
+
+@pytest.fixture
+async def svc(tmp_path: Path) -> AsyncIterator[Running]:
+    settings = Settings(
+        var_dir=tmp_path,
+        accounts={
+            "database_url": f"sqlite+aiosqlite:///{tmp_path / 'accounts.db'}",
+            "listen": "127.0.0.1:0",
+        },
+    )
+    await app.migrate(settings)
+    bus = InProcessBus()
+    seen: list[Event] = []
+
+    async def record(event: Event) -> None:
+        seen.append(event)
+
+    bus.subscribe(TOPIC_ACCOUNTS, "test", record)
+    await bus.start()
+    clock = FixedClock()
+    runtime = app.create(settings, bus=bus, clock=clock, expiry_interval_s=0.01)
+    await runtime.start()
+    channel = open_channel(f"127.0.0.1:{runtime.port}")
+    try:
+        yield Running(pb_grpc.AccountsStub(channel), clock, seen)
+    finally:
+        await channel.close()
+        await runtime.stop()
+        await bus.stop()
+
+
+def md(caller: Caller) -> tuple[tuple[str, str], ...]:
+    return caller.metadata()
+
+
+def account(id_: str, **kw: Any) -> pb.Account:
+    return pb.Account(id=id_, currency="USD", **kw)
+
+
+def transfer(id_: str, dr: str, cr: str, amount: int, **kw: Any) -> pb.Transfer:
+    return pb.Transfer(
+        id=id_, debit_account_id=dr, credit_account_id=cr, amount=amount, currency="USD", **kw
+    )
+
+
+async def open_alice(stub: pb_grpc.AccountsAsyncStub) -> None:
+    no_overdraft = pb.AccountFlags(debits_must_not_exceed_credits=True)
+    out = await stub.CreateAccounts(
+        pb.CreateAccountsRequest(
+            accounts=[
+                account("bank", code="funding"),
+                account("wallet", flags=no_overdraft, metadata={"owner": "alice"}),
+                account("shop", code="merchant"),
+            ]
+        ),
+        metadata=md(ALICE),
+    )
+    assert list(out.results) == [pb.CREATE_ACCOUNT_RESULT_OK] * 3
+
+
+async def test_accounts_and_transfers_are_created_and_looked_up(svc: Running) -> None:
+    stub = svc.stub
+    await open_alice(stub)
+    out = await stub.CreateTransfers(
+        pb.CreateTransfersRequest(
+            transfers=[
+                transfer("fund", "bank", "wallet", 500, tenant_id="ten_mallory"),
+                transfer("buy", "wallet", "shop", 200, code="payment", reference="pay_1"),
+                transfer("too_much", "wallet", "shop", 301),
+            ]
+        ),
+        metadata=md(ALICE),
+    )
+    assert list(out.results) == [
+        pb.CREATE_TRANSFER_RESULT_OK,
+        pb.CREATE_TRANSFER_RESULT_OK,
+        pb.CREATE_TRANSFER_RESULT_EXCEEDS_CREDITS,
+    ]
+    assert out.transfers[0].tenant_id == "ten_alice"
+    found = await stub.LookupAccounts(
+        pb.LookupAccountsRequest(ids=["wallet", "nope"]), metadata=md(ALICE)
+    )
+    [wallet] = found.accounts
+    assert (wallet.debits_posted, wallet.credits_posted) == (200, 500)
+    assert wallet.flags.debits_must_not_exceed_credits
+    assert dict(wallet.metadata) == {"owner": "alice"}
+    tr = await stub.LookupTransfers(pb.LookupTransfersRequest(ids=["buy"]), metadata=md(ALICE))
+    assert [(t.id, t.amount, t.reference) for t in tr.transfers] == [("buy", 200, "pay_1")]
+    entries = await stub.ListEntries(
+        pb.ListEntriesRequest(account_id="wallet", limit=1), metadata=md(ALICE)
+    )
+    assert [(e.transfer.id, e.side) for e in entries.entries] == [("buy", "debit")]
+    assert entries.has_more
+
+
+async def test_a_call_without_a_caller_is_unauthenticated(svc: Running) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await svc.stub.LookupAccounts(pb.LookupAccountsRequest(ids=["bank"]))
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert error_code(err.value) == "unauthenticated"
+
+
+async def test_another_tenants_account_is_invisible_and_cannot_be_debited(svc: Running) -> None:
+    stub = svc.stub
+    await open_alice(stub)
+    await stub.CreateTransfers(
+        pb.CreateTransfersRequest(transfers=[transfer("fund", "bank", "wallet", 500)]),
+        metadata=md(ALICE),
+    )
+    await stub.CreateAccounts(
+        pb.CreateAccountsRequest(accounts=[account("loot")]), metadata=md(MALLORY)
+    )
+    seen = await stub.LookupAccounts(pb.LookupAccountsRequest(ids=["wallet"]), metadata=md(MALLORY))
+    assert list(seen.accounts) == []
+    steal = await stub.CreateTransfers(
+        pb.CreateTransfersRequest(transfers=[transfer("steal", "wallet", "loot", 500)]),
+        metadata=md(MALLORY),
+    )
+    assert list(steal.results) == [pb.CREATE_TRANSFER_RESULT_DEBIT_ACCOUNT_NOT_FOUND]
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.ListEntries(pb.ListEntriesRequest(account_id="wallet"), metadata=md(MALLORY))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    spied = await stub.LookupTransfers(
+        pb.LookupTransfersRequest(ids=["fund"]), metadata=md(MALLORY)
+    )
+    assert list(spied.transfers) == []
+
+
+async def test_a_malformed_request_is_an_invalid_argument(svc: Running) -> None:
+    await open_alice(svc.stub)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await svc.stub.ListEntries(
+            pb.ListEntriesRequest(account_id="wallet", limit=101), metadata=md(ALICE)
+        )
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_code(err.value) == "invalid_argument"
+
+
+async def test_an_expired_hold_is_voided_by_the_running_sweeper_and_announced(
+    svc: Running,
+) -> None:
+    stub = svc.stub
+    await open_alice(stub)
+    hold = transfer(
+        "hold", "bank", "shop", 70, timeout_seconds=5, flags=pb.TransferFlags(pending=True)
+    )
+    out = await stub.CreateTransfers(
+        pb.CreateTransfersRequest(transfers=[hold]), metadata=md(ALICE)
+    )
+    assert list(out.results) == [pb.CREATE_TRANSFER_RESULT_OK]
+    svc.clock.advance(5)
+    voided: list[pb.Transfer] = []
+    for _ in range(500):  # the sweeper runs every 10 ms; wait for its work, not for a time
+        found = await stub.LookupTransfers(
+            pb.LookupTransfersRequest(ids=["hold:expired"]), metadata=md(ALICE)
+        )
+        voided = list(found.transfers)
+        if voided and svc.events:
+            break
+        await asyncio.sleep(0.01)
+    assert [(t.pending_id, t.code, t.flags.void_pending) for t in voided] == [
+        ("hold", "expiry", True)
+    ]
+    assert [(e.type, e.subject, e.tenant) for e in svc.events] == [
+        ("transfer.expired", "hold", "ten_alice")
+    ]
+    [shop] = (
+        await stub.LookupAccounts(pb.LookupAccountsRequest(ids=["shop"]), metadata=md(ALICE))
+    ).accounts
+    assert (shop.credits_pending, shop.credits_posted) == (0, 0)
