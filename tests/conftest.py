@@ -19,6 +19,12 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from paymesh.platform.logging import configure_logging
+
+# Plain JSON logs in tests: structlog's default renderer prints every local
+# variable of a traceback, which is slow and may print secrets.
+configure_logging("WARNING")
+
 PG_ADMIN = os.environ.get("PAYMESH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 

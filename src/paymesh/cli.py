@@ -46,11 +46,14 @@ def write_credentials(path: Path, creds: dict[str, str]) -> None:
 
 async def bootstrap(platform: Platform) -> dict[str, str]:
     """Create the demo tenant and operator on first start; return their credentials."""
+    from paymesh.gateway.service import bootstrap_demo
+
     path = credentials_path(platform.settings)
-    created: dict[str, str] | None = await platform.runtime("gateway").bootstrap_demo()
+    created = await bootstrap_demo(store=platform.runtime("gateway").store)
     if created is not None:
-        write_credentials(path, created)
-        return created
+        creds = created.as_dict()
+        write_credentials(path, creds)
+        return creds
     if path.exists():
         stored: dict[str, str] = json.loads(path.read_text())
         return stored

@@ -65,8 +65,12 @@ async def test_a_payment_moves_exactly_its_amount_and_a_retry_moves_nothing_more
         assert await _available(api, merchant) == 2_500
         fetched = await api.get(f"/v1/payments/{payment['id']}")
         assert fetched["status"] == "succeeded"
-        entries = await api.get(f"/v1/accounts/{merchant}/entries")
-        assert [e["amount"] for e in entries["data"]] == [2_500]
+        entries = (await api.get(f"/v1/accounts/{merchant}/entries"))["data"]
+        # Newest first: the capture posted the hold that came before it.
+        assert [(e["status"], e["amount"]) for e in entries] == [
+            ("posted", 2_500),
+            ("pending", 2_500),
+        ]
     finally:
         await api.close()
 

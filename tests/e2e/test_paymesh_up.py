@@ -31,7 +31,9 @@ def _start(var: Path, ports: dict[str, int]) -> subprocess.Popen[str]:
     )
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[str], timeout_s: float = 60) -> None:
+def _wait_ready(
+    url: str, proc: subprocess.Popen[str], creds_file: Path, timeout_s: float = 60
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -39,7 +41,8 @@ def _wait_ready(url: str, proc: subprocess.Popen[str], timeout_s: float = 60) ->
                 f"paymesh up exited early:\n{proc.stdout.read() if proc.stdout else ''}"
             )
         try:
-            if httpx.get(f"{url}/.well-known/jwks.json", timeout=1).status_code == 200:
+            jwks = httpx.get(f"{url}/.well-known/jwks.json", timeout=1)
+            if jwks.status_code == 200 and creds_file.exists():
                 return
         except httpx.HTTPError:
             pass
@@ -69,8 +72,8 @@ def test_paymesh_up_serves_stops_on_ctrl_c_and_reuses_var(tmp_path: Path) -> Non
 
     proc = _start(var, ports)
     try:
-        _wait_ready(url, proc)
         creds_file = var / "demo-credentials.json"
+        _wait_ready(url, proc, creds_file)
         creds = json.loads(creds_file.read_text())
         assert set(creds) == {
             "client_id", "client_secret", "operator_client_id", "operator_client_secret",
@@ -87,7 +90,7 @@ def test_paymesh_up_serves_stops_on_ctrl_c_and_reuses_var(tmp_path: Path) -> Non
 
     proc = _start(var, ports)
     try:
-        _wait_ready(url, proc)
+        _wait_ready(url, proc, var / "demo-credentials.json")
         assert json.loads((var / "demo-credentials.json").read_text()) == creds
         assert _token(url, creds["client_id"], creds["client_secret"]).status_code == 200
     finally:

@@ -7,6 +7,7 @@ from pathlib import Path
 import grpc
 
 from paymesh.accounts.api import SERVICE_NAME, AccountsServicer
+from paymesh.accounts.groupcommit import GroupCommitStore
 from paymesh.accounts.service import ExpirySweeper
 from paymesh.accounts.store import SqlAccountsStore
 from paymesh.accounts.tables import outbox
@@ -42,7 +43,11 @@ class AccountsRuntime:
         self, settings: Settings, *, bus: EventBus, clock: Clock, expiry_interval_s: float
     ) -> None:
         self.db = Database(settings.accounts.database_url)
-        self.store = SqlAccountsStore(self.db)
+        # SQLite has one writer, so one worker; on PostgreSQL a second worker
+        # decides the next batch while the first waits for its commit.
+        self.store = GroupCommitStore(
+            SqlAccountsStore(self.db), clock, workers=1 if self.db.is_sqlite else 2
+        )
         servicer = AccountsServicer(self.store, clock)
 
         def register(server: grpc.aio.Server) -> None:
@@ -57,6 +62,7 @@ class AccountsRuntime:
 
     async def start(self) -> None:
         """Bind the server, then relay the outbox and sweep expired holds."""
+        self.store.start()
         self.port = await self.server.start()
         self.relay.start()
         self.sweeper.start()
@@ -65,6 +71,7 @@ class AccountsRuntime:
         """Stop sweeping and relaying, finish calls in flight, close the database."""
         await self.sweeper.stop()
         await self.server.stop()
+        await self.store.stop()
         await self.relay.stop()
         await self.db.dispose()
 

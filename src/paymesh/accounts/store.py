@@ -68,7 +68,7 @@ class AccountsStore(Protocol):
     async def lookup_accounts(self, ids: Sequence[str], tenant_id: str) -> list[Account]: ...
 
     async def create_transfers(
-        self, batch: Sequence[Transfer], tenant_id: str, now_us: int
+        self, batch: Sequence[Transfer], tenant_id: str | None, now_us: int
     ) -> TransfersOutcome: ...
 
     async def lookup_transfers(self, ids: Sequence[str], tenant_id: str) -> list[Transfer]: ...
@@ -130,9 +130,9 @@ class SqlAccountsStore:
         return _in_order(ids, {k: v for k, v in found.items() if v.tenant_id == tenant_id})
 
     async def create_transfers(
-        self, batch: Sequence[Transfer], tenant_id: str, now_us: int
+        self, batch: Sequence[Transfer], tenant_id: str | None, now_us: int
     ) -> TransfersOutcome:
-        """Decide and apply `batch` for `tenant_id` in one transaction."""
+        """Decide and apply `batch` for `tenant_id` (None: each item's own) in one transaction."""
 
         async def work(conn: AsyncConnection) -> TransfersOutcome:
             pending_ids = {t.pending_id for t in batch if t.pending_id}

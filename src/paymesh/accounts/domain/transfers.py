@@ -26,10 +26,14 @@ _US = 1_000_000
 
 
 def create_transfers(
-    state: LedgerState, batch: Sequence[Transfer], tenant_id: str, now_us: int
+    state: LedgerState, batch: Sequence[Transfer], tenant_id: str | None, now_us: int
 ) -> TransfersOutcome:
-    """Decide each transfer of `batch`, made by `tenant_id` at `now_us`."""
-    items = [replace(t, tenant_id=tenant_id) for t in batch]
+    """Decide each transfer of `batch`, made by `tenant_id` at `now_us`.
+
+    With `tenant_id` None each transfer already carries its caller's tenant
+    (a group commit merges several callers' batches into one).
+    """
+    items = list(batch) if tenant_id is None else [replace(t, tenant_id=tenant_id) for t in batch]
     return _run(state, items, now_us, expiring=False)
 
 

@@ -1,0 +1,303 @@
+"""The REST API: the app factory, authentication, JWKS and tenant administration.
+
+Accounts and payments routes live in api_accounts.py and api_payments.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Form, Request
+from fastapi.openapi.utils import get_openapi
+from starlette.responses import JSONResponse, Response
+
+from paymesh.gateway import domain
+from paymesh.gateway.api_accounts import router as accounts_router
+from paymesh.gateway.api_payments import router as payments_router
+from paymesh.gateway.backends import AccountsBackend, PaymentsBackend
+from paymesh.gateway.deps import Gateway, IdempotencyKey, gateway, json_out, keyed, scoped
+from paymesh.gateway.errors import BadRequest, Unauthenticated
+from paymesh.gateway.problems import install_problem_handlers, problem_responses
+from paymesh.gateway.schemas import (
+    ClientCredentialsOut,
+    CreateClientIn,
+    CreateTenantIn,
+    Problem,
+    TenantOut,
+    TokenOut,
+)
+from paymesh.gateway.service import (
+    ClientCache,
+    CreateClient,
+    CreateTenant,
+    IssueToken,
+    KeyRing,
+    create_client,
+    create_tenant,
+    issue_token,
+    revoke_client,
+)
+from paymesh.gateway.store import GatewayStore
+from paymesh.gateway.views import tenant_view
+from paymesh.platform.clock import Clock, SystemClock
+from paymesh.platform.identity import Caller
+from paymesh.platform.settings import Settings
+
+__all__ = ["create_app"]
+
+DESCRIPTION = """\
+The public API of paymesh. JSON in and out; money is an integer of minor
+units plus an upper-case ISO 4217 currency, never a float.
+
+**Authentication**: OAuth2 client credentials. `POST /v1/oauth/token` with
+your `client_id` and `client_secret`, then send `Authorization: Bearer
+<access_token>`. Each operation lists the scope it needs.
+
+**Errors** are RFC 9457 `application/problem+json` with a stable `code`.
+
+**Idempotency**: every POST accepts an `Idempotency-Key` header;
+money-moving POSTs (payments, capture, cancel, refunds, top-ups) require
+it. The same key with the same request replays the first response (with
+`Idempotent-Replayed: true`); with another request: 422
+`idempotency_key_reused`; while the first is still running: 409
+`idempotency_key_in_progress`.
+
+**Balances**: `posted` = credits posted - debits posted; `available` =
+posted - debits pending (holds); `pending` = credits pending - debits
+pending.
+
+**Lists**: `?limit=` (1-100) and `?starting_after=<id>`, answering
+`{"data": [...], "has_more": bool}`.
+"""
+
+router = APIRouter()
+
+
+@router.post(
+    "/v1/oauth/token",
+    tags=["auth"],
+    summary="Get an access token (client credentials)",
+    response_model=TokenOut,
+    responses=problem_responses(400, 401),
+)
+async def token(
+    request: Request,
+    grant_type: Annotated[str | None, Form(examples=["client_credentials"])] = None,
+    client_id: Annotated[str | None, Form()] = None,
+    client_secret: Annotated[str | None, Form()] = None,
+    scope: Annotated[str | None, Form(description="Space-separated subset of the scopes")] = None,
+) -> Response:
+    """Exchange client credentials (form fields, or HTTP Basic) for a signed JWT.
+
+    An Idempotency-Key is accepted and ignored: asking again just issues another token.
+    """
+    gw = gateway(request)
+    basic = _basic_credentials(request.headers.get("authorization"))
+    if basic is not None:
+        client_id, client_secret = basic
+    if grant_type != "client_credentials":
+        raise BadRequest("grant_type must be client_credentials", code="unsupported_grant_type")
+    if not client_id or not client_secret:
+        raise Unauthenticated(
+            "send client_id and client_secret", code="invalid_client",
+            headers={"WWW-Authenticate": 'Basic realm="paymesh"'},
+        )  # fmt: skip
+    issued = await issue_token(
+        IssueToken(client_id=client_id, client_secret=client_secret, scope=scope),
+        store=gw.store,
+        keys=gw.keys,
+        settings=gw.settings.gateway,
+        clock=gw.clock,
+    )
+    out = TokenOut(
+        access_token=issued.access_token, expires_in=issued.expires_in, scope=issued.scope
+    )
+    return json_out(out, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+
+def _basic_credentials(header: str | None) -> tuple[str, str] | None:
+    scheme, _, value = (header or "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        client_id, sep, secret = base64.b64decode(value, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise Unauthenticated("malformed Basic credentials", code="invalid_client") from exc
+    if not sep:
+        raise Unauthenticated("malformed Basic credentials", code="invalid_client")
+    return client_id, secret
+
+
+@router.get("/.well-known/jwks.json", tags=["auth"], summary="The token signing keys (JWKS)")
+async def jwks(request: Request) -> JSONResponse:
+    """The public keys that verify access tokens, by kid."""
+    keys = await gateway(request).keys.jwks()
+    return JSONResponse({"keys": keys}, headers={"Cache-Control": "public, max-age=300"})
+
+
+@router.post(
+    "/v1/tenants",
+    tags=["admin"],
+    summary="Create a tenant",
+    status_code=201,
+    response_model=TenantOut,
+    responses=problem_responses(400, 401, 403, 409, 422),
+)
+async def post_tenant(
+    body: CreateTenantIn,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
+    caller: Caller = scoped("POST", "/v1/tenants"),
+) -> Response:
+    """Create a tenant with its fee schedule (operators only)."""
+    gw = gateway(request)
+    req = await keyed(request, caller, idempotency_key)
+
+    async def run() -> Response:
+        fees = body.fees
+        tenant = await create_tenant(
+            CreateTenant(
+                name=body.name,
+                fee_fixed=fees.fixed if fees else 0,
+                fee_basis_points=fees.basis_points if fees else 0,
+                id=req.object_id("ten") if req.key else None,
+            ),
+            store=gw.store,
+            clock=gw.clock,
+        )
+        return json_out(tenant_view(tenant), 201)
+
+    return await req.run(run)
+
+
+@router.post(
+    "/v1/tenants/{tenant_id}/clients",
+    tags=["admin"],
+    summary="Create an API client for a tenant",
+    status_code=201,
+    response_model=ClientCredentialsOut,
+    responses=problem_responses(400, 401, 403, 404, 409, 422),
+)
+async def post_client(
+    tenant_id: str,
+    body: CreateClientIn,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
+    caller: Caller = scoped("POST", "/v1/tenants/{tenant_id}/clients"),
+) -> Response:
+    """Create client credentials; the secret is shown in this answer only."""
+    gw = gateway(request)
+    req = await keyed(request, caller, idempotency_key)
+
+    async def run() -> Response:
+        client, secret = await create_client(
+            CreateClient(
+                tenant_id=tenant_id,
+                scopes=frozenset(body.scopes),
+                client_id=req.object_id("cli") if req.key else None,
+            ),
+            store=gw.store,
+            clock=gw.clock,
+        )
+        out = ClientCredentialsOut(
+            client_id=client.client_id,
+            client_secret=secret,
+            tenant_id=client.tenant_id,
+            scopes=sorted(client.scopes),
+        )
+        return json_out(out, 201, headers={"Cache-Control": "no-store"})
+
+    return await req.run(run)
+
+
+@router.delete(
+    "/v1/tenants/{tenant_id}/clients/{client_id}",
+    tags=["admin"],
+    summary="Revoke an API client",
+    status_code=204,
+    responses=problem_responses(401, 403, 404),
+)
+async def delete_client(
+    tenant_id: str,
+    client_id: str,
+    request: Request,
+    caller: Caller = scoped("DELETE", "/v1/tenants/{tenant_id}/clients/{client_id}"),
+) -> Response:
+    """Revoke a client: no new tokens, and its tokens stop working."""
+    gw = gateway(request)
+    await revoke_client(tenant_id, client_id, store=gw.store, clients=gw.clients, clock=gw.clock)
+    return Response(status_code=204)
+
+
+def create_app(
+    *,
+    settings: Settings,
+    store: GatewayStore,
+    accounts: AccountsBackend,
+    payments: PaymentsBackend,
+    clock: Clock | None = None,
+    keys: KeyRing | None = None,
+) -> FastAPI:
+    """The gateway's ASGI app over the given store and backends (fakes in tests)."""
+    clock = clock or SystemClock()
+    app = FastAPI(
+        title="paymesh API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.state.gateway = Gateway(
+        settings=settings,
+        store=store,
+        keys=keys
+        or KeyRing(
+            store,
+            passphrase=settings.gateway.secret_key.get_secret_value().encode(),
+            clock=clock,
+        ),
+        clients=ClientCache(store, clock=clock),
+        accounts=accounts,
+        payments=payments,
+        clock=clock,
+    )
+    install_problem_handlers(app)
+    app.include_router(router)
+    app.include_router(accounts_router)
+    app.include_router(payments_router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _openapi(app)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The generated document, plus the problem schema and required Idempotency-Keys."""
+    doc = get_openapi(
+        title=app.title,
+        version=app.version,
+        openapi_version="3.1.0",
+        description=app.description,
+        routes=app.routes,
+    )
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    for path, item in doc.get("paths", {}).items():
+        for method, op in item.items():
+            for status, response in op.get("responses", {}).items():
+                if status[0] in "45":  # FastAPI's default 422 too: every error is a problem
+                    response.update(problem_responses(int(status))[int(status)])
+            if method == "post" and path in domain.MONEY_MOVING:
+                for param in op.get("parameters", []):
+                    if param.get("in") == "header" and param.get("name") == "Idempotency-Key":
+                        param["required"] = True
+    return doc

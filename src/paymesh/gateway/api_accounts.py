@@ -1,0 +1,130 @@
+"""REST routes for accounts and their ledger entries."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
+
+from paymesh.contracts.accounts.v1 import accounts_pb2 as apb
+from paymesh.gateway.deps import IdempotencyKey, gateway, json_out, keyed, scoped
+from paymesh.gateway.errors import Conflict, NotFound, Unprocessable
+from paymesh.gateway.problems import problem_responses
+from paymesh.gateway.schemas import AccountOut, CreateAccountIn, EntryList
+from paymesh.gateway.views import account_view, entry_view
+from paymesh.platform.identity import Caller
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["accounts"])
+
+_OK = {apb.CREATE_ACCOUNT_RESULT_OK, apb.CREATE_ACCOUNT_RESULT_EXISTS}
+_INVALID = {apb.CREATE_ACCOUNT_RESULT_INVALID_CURRENCY, apb.CREATE_ACCOUNT_RESULT_INVALID_ID}
+
+Limit = Annotated[int, Query(ge=1, le=100, description="Page size, 1-100.")]
+StartingAfter = Annotated[
+    str | None, Query(max_length=64, description="The id of the last item of the previous page.")
+]
+
+
+def _result_code(result: apb.CreateAccountResult.ValueType) -> str:
+    return apb.CreateAccountResult.Name(result).removeprefix("CREATE_ACCOUNT_RESULT_").lower()
+
+
+async def _account(request: Request, caller: Caller, account_id: str) -> apb.Account:
+    found = await gateway(request).accounts.lookup_accounts(
+        apb.LookupAccountsRequest(ids=[account_id]), caller=caller
+    )
+    for account in found.accounts:
+        if account.id == account_id:
+            return account
+    raise NotFound(f"no account {account_id}")
+
+
+@router.post(
+    "/v1/accounts",
+    summary="Open an account",
+    status_code=201,
+    response_model=AccountOut,
+    responses=problem_responses(400, 401, 403, 409, 422, 503),
+)
+async def post_account(
+    body: CreateAccountIn,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
+    caller: Caller = scoped("POST", "/v1/accounts"),
+) -> Response:
+    """Open a customer or merchant account; it may never be overdrawn."""
+    gw = gateway(request)
+    req = await keyed(request, caller, idempotency_key)
+
+    async def run() -> Response:
+        account = apb.Account(
+            id=req.object_id("acct"),
+            currency=body.currency,
+            flags=apb.AccountFlags(debits_must_not_exceed_credits=True),
+            metadata=body.metadata or {},
+            code=body.type,
+        )
+        answer = await gw.accounts.create_accounts(
+            apb.CreateAccountsRequest(accounts=[account]), caller=caller
+        )
+        result = answer.results[0] if answer.results else apb.CREATE_ACCOUNT_RESULT_UNSPECIFIED
+        if result in _INVALID:
+            raise Unprocessable(
+                f"account refused: {_result_code(result)}", code=_result_code(result)
+            )
+        if result not in _OK:
+            raise Conflict(f"account refused: {_result_code(result)}", code=_result_code(result))
+        stored = answer.accounts[0] if answer.accounts and answer.accounts[0].id else None
+        if stored is None:
+            stored = await _account(request, caller, account.id)
+        return json_out(
+            account_view(stored), 201, headers={"Location": f"/v1/accounts/{stored.id}"}
+        )
+
+    return await req.run(run)
+
+
+@router.get(
+    "/v1/accounts/{account_id}",
+    summary="Get an account and its balance",
+    response_model=AccountOut,
+    responses=problem_responses(401, 403, 404, 503),
+)
+async def get_account(
+    account_id: str,
+    request: Request,
+    caller: Caller = scoped("GET", "/v1/accounts/{account_id}"),
+) -> Response:
+    """The account with `balance: {available, pending, posted}`.
+
+    posted = credits_posted - debits_posted; available = posted - debits_pending;
+    pending = credits_pending - debits_pending.
+    """
+    return json_out(account_view(await _account(request, caller, account_id)))
+
+
+@router.get(
+    "/v1/accounts/{account_id}/entries",
+    summary="List an account's ledger entries",
+    response_model=EntryList,
+    responses=problem_responses(401, 403, 404, 422, 503),
+)
+async def list_entries(
+    account_id: str,
+    request: Request,
+    limit: Limit = 10,
+    starting_after: StartingAfter = None,
+    caller: Caller = scoped("GET", "/v1/accounts/{account_id}/entries"),
+) -> Response:
+    """The account's entries, newest first; amounts are signed (credit > 0, debit < 0)."""
+    await _account(request, caller, account_id)
+    page = await gateway(request).accounts.list_entries(
+        apb.ListEntriesRequest(
+            account_id=account_id, limit=limit, starting_after=starting_after or ""
+        ),
+        caller=caller,
+    )
+    return json_out(EntryList(data=[entry_view(e) for e in page.entries], has_more=page.has_more))

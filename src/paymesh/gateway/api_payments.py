@@ -1,0 +1,283 @@
+"""REST routes for payments, refunds and top-ups."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
+
+from paymesh.contracts.payments.v1 import payments_pb2 as ppb
+from paymesh.gateway.deps import IdempotencyKey, gateway, json_out, keyed, scoped
+from paymesh.gateway.problems import problem_responses
+from paymesh.gateway.schemas import (
+    CapturePaymentIn,
+    CreatePaymentIn,
+    CreateRefundIn,
+    CreateTopupIn,
+    PaymentList,
+    PaymentOut,
+    RefundOut,
+    TopupOut,
+)
+from paymesh.gateway.views import CAPTURE_METHODS, payment_view, refund_view, topup_view
+from paymesh.platform.identity import Caller
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+_WRITE_ERRORS = problem_responses(400, 401, 403, 404, 409, 422, 429, 503)
+_READ_ERRORS = problem_responses(401, 403, 404, 503)
+
+
+@router.post(
+    "/v1/payments",
+    tags=["payments"],
+    summary="Create a payment",
+    status_code=201,
+    response_model=PaymentOut,
+    responses=_WRITE_ERRORS,
+)
+async def post_payment(
+    body: CreatePaymentIn,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
+    caller: Caller = scoped("POST", "/v1/payments"),
+) -> Response:
+    """Pay from one of the tenant's accounts to another; risk decides first.
+
+    The answer is 201 with the payment in whatever state it reached:
+    `succeeded` (automatic capture), `requires_capture` (manual), `in_review`,
+    or `failed` with a `failure_code` (e.g. declined by risk, insufficient
+    funds). A declined payment is still a created payment, so it is a 201.
+    """
+    gw = gateway(request)
+    req = await keyed(request, caller, idempotency_key)
+
+    async def run() -> Response:
+        ctx = body.context
+        payment = await gw.payments.create_payment(
+            ppb.CreatePaymentRequest(
+                id=req.object_id("pay"),
+                payer_account_id=body.payer_account_id,
+                payee_account_id=body.payee_account_id,
+                amount=body.amount,
+                currency=body.currency,
+                capture_method=CAPTURE_METHODS[body.capture_method],
+                description=body.description or "",
+                metadata=body.metadata or {},
+                context=ppb.PaymentContext(
+                    ip=ctx.ip or "", device_id=ctx.device_id or "", country=ctx.country or ""
+                )
+                if ctx
+                else None,
+            ),
+            caller=caller,
+        )
+        return json_out(
+            payment_view(payment), 201, headers={"Location": f"/v1/payments/{payment.id}"}
+        )
+
+    return await req.run(run)
+
+
+@router.get(
+    "/v1/payments",
+    tags=["payments"],
+    summary="List payments",
+    response_model=PaymentList,
+    responses=problem_responses(401, 403, 422, 503),
+)
+async def list_payments(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size, 1-100.")] = 10,
+    starting_after: Annotated[
+        str | None, Query(max_length=64, description="The last payment id of the previous page.")
+    ] = None,
+    caller: Caller = scoped("GET", "/v1/payments"),
+) -> Response:
+    """The tenant's payments, newest first."""
+    page = await gateway(request).payments.list_payments(
+        ppb.ListPaymentsRequest(limit=limit, starting_after=starting_after or ""), caller=caller
+    )
+    return json_out(
+        PaymentList(data=[payment_view(p) for p in page.payments], has_more=page.has_more)
+    )
+
+
+@router.get(
+    "/v1/payments/{payment_id}",
+    tags=["payments"],
+    summary="Get a payment",
+    response_model=PaymentOut,
+    responses=_READ_ERRORS,
+)
+async def get_payment(
+    payment_id: str,
+    request: Request,
+    caller: Caller = scoped("GET", "/v1/payments/{payment_id}"),
+) -> Response:
+    """A payment of the tenant (another tenant's is a 404)."""
+    payment = await gateway(request).payments.get_payment(
+        ppb.GetPaymentRequest(id=payment_id), caller=caller
+    )
+    return json_out(payment_view(payment))
+
+
+@router.post(
+    "/v1/payments/{payment_id}/capture",
+    tags=["payments"],
+    summary="Capture an authorised payment",
+    response_model=PaymentOut,
+    responses=_WRITE_ERRORS,
+)
+async def capture_payment(
+    payment_id: str,
+    request: Request,
+    body: CapturePaymentIn | None = None,
+    idempotency_key: IdempotencyKey = None,
+    caller: Caller = scoped("POST", "/v1/payments/{payment_id}/capture"),
+) -> Response:
+    """Capture all (no amount) or part of a payment in `requires_capture`."""
+    gw = gateway(request)
+    req = await keyed(request, caller, idempotency_key)
+
+    async def run() -> Response:
+        amount = body.amount if body and body.amount is not None else 0
+        payment = await gw.payments.capture_payment(
+            ppb.CapturePaymentRequest(id=payment_id, amount=amount), caller=caller
+        )
+        return json_out(payment_view(payment))
+
+    return await req.run(run)
+
+
+@router.post(
+    "/v1/payments/{payment_id}/cancel",
+    tags=["payments"],
+    summary="Cancel an authorised payment",
+    response_model=PaymentOut,
+    responses=_WRITE_ERRORS,
+)
+async def cancel_payment(
+    payment_id: str,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
+    caller: Caller = scoped("POST", "/v1/payments/{payment_id}/cancel"),
+) -> Response:
+    """Release the hold of a payment in `requires_capture`."""
+    gw = gateway(request)
+    req = await keyed(request, caller, idempotency_key)
+
+    async def run() -> Response:
+        payment = await gw.payments.cancel_payment(
+            ppb.CancelPaymentRequest(id=payment_id), caller=caller
+        )
+        return json_out(payment_view(payment))
+
+    return await req.run(run)
+
+
+@router.post(
+    "/v1/refunds",
+    tags=["refunds"],
+    summary="Refund a payment",
+    status_code=201,
+    response_model=RefundOut,
+    responses=_WRITE_ERRORS,
+)
+async def post_refund(
+    body: CreateRefundIn,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
+    caller: Caller = scoped("POST", "/v1/refunds"),
+) -> Response:
+    """Refund all (no amount) or part of what was captured; may be repeated up to it."""
+    gw = gateway(request)
+    req = await keyed(request, caller, idempotency_key)
+
+    async def run() -> Response:
+        refund = await gw.payments.create_refund(
+            ppb.CreateRefundRequest(
+                id=req.object_id("re"),
+                payment_id=body.payment_id,
+                amount=body.amount or 0,
+                reason=body.reason or "",
+            ),
+            caller=caller,
+        )
+        return json_out(refund_view(refund), 201, headers={"Location": f"/v1/refunds/{refund.id}"})
+
+    return await req.run(run)
+
+
+@router.get(
+    "/v1/refunds/{refund_id}",
+    tags=["refunds"],
+    summary="Get a refund",
+    response_model=RefundOut,
+    responses=_READ_ERRORS,
+)
+async def get_refund(
+    refund_id: str,
+    request: Request,
+    caller: Caller = scoped("GET", "/v1/refunds/{refund_id}"),
+) -> Response:
+    """A refund of the tenant."""
+    refund = await gateway(request).payments.get_refund(
+        ppb.GetRefundRequest(id=refund_id), caller=caller
+    )
+    return json_out(refund_view(refund))
+
+
+@router.post(
+    "/v1/topups",
+    tags=["topups"],
+    summary="Fund an account",
+    status_code=201,
+    response_model=TopupOut,
+    responses=_WRITE_ERRORS,
+)
+async def post_topup(
+    body: CreateTopupIn,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
+    caller: Caller = scoped("POST", "/v1/topups"),
+) -> Response:
+    """Move money from the external funding source into an account."""
+    gw = gateway(request)
+    req = await keyed(request, caller, idempotency_key)
+
+    async def run() -> Response:
+        topup = await gw.payments.create_topup(
+            ppb.CreateTopupRequest(
+                id=req.object_id("tu"),
+                account_id=body.account_id,
+                amount=body.amount,
+                currency=body.currency,
+            ),
+            caller=caller,
+        )
+        return json_out(topup_view(topup), 201, headers={"Location": f"/v1/topups/{topup.id}"})
+
+    return await req.run(run)
+
+
+@router.get(
+    "/v1/topups/{topup_id}",
+    tags=["topups"],
+    summary="Get a top-up",
+    response_model=TopupOut,
+    responses=_READ_ERRORS,
+)
+async def get_topup(
+    topup_id: str,
+    request: Request,
+    caller: Caller = scoped("GET", "/v1/topups/{topup_id}"),
+) -> Response:
+    """A top-up of the tenant."""
+    topup = await gateway(request).payments.get_topup(
+        ppb.GetTopupRequest(id=topup_id), caller=caller
+    )
+    return json_out(topup_view(topup))

@@ -1,0 +1,145 @@
+"""Wiring: the gateway built from settings, served by uvicorn inside the caller's loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Generator
+from pathlib import Path
+
+import grpc
+import uvicorn
+
+from paymesh.gateway.api import create_app
+from paymesh.gateway.backends import GrpcAccounts, GrpcPayments
+from paymesh.gateway.service import KeyRing
+from paymesh.gateway.store import GatewayStore
+from paymesh.platform.bus import EventBus
+from paymesh.platform.clock import Clock, SystemClock
+from paymesh.platform.db import Database
+from paymesh.platform.logging import get_logger
+from paymesh.platform.migrations import upgrade
+from paymesh.platform.rpc import open_channel
+from paymesh.platform.settings import Settings
+
+__all__ = ["MIGRATIONS", "GatewayRuntime", "create", "migrate"]
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+log = get_logger(__name__)
+
+# How often expired idempotency records are deleted, in seconds.
+PURGE_INTERVAL_S = 600.0
+
+
+async def migrate(settings: Settings) -> None:
+    """Bring the gateway's database to the latest schema."""
+    db = Database(settings.gateway.database_url)
+    try:
+        await upgrade(db, MIGRATIONS)
+    finally:
+        await db.dispose()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its signal handlers: the process owner stops us via stop()."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class GatewayRuntime:
+    """The running gateway: HTTP server, database, channels to the services."""
+
+    name = "gateway"
+
+    def __init__(self, settings: Settings, *, bus: EventBus, clock: Clock | None = None) -> None:
+        self._settings = settings
+        self._bus = bus  # the gateway publishes nothing yet
+        self._clock = clock or SystemClock()
+        self._db: Database | None = None
+        self._channels: list[grpc.aio.Channel] = []
+        self._server: _Server | None = None
+        self._serve_task: asyncio.Task[None] | None = None
+        self._purge_task: asyncio.Task[None] | None = None
+        self.store: GatewayStore | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        """Open the database, load or create the signing key, start serving HTTP."""
+        settings = self._settings
+        self._db = Database(settings.gateway.database_url)
+        self.store = GatewayStore(self._db)
+        keys = KeyRing(
+            self.store,
+            passphrase=settings.gateway.secret_key.get_secret_value().encode(),
+            clock=self._clock,
+        )
+        await keys.ensure()
+        accounts_channel = open_channel(settings.accounts.target)
+        payments_channel = open_channel(settings.payments.target)
+        self._channels = [accounts_channel, payments_channel]
+        app = create_app(
+            settings=settings,
+            store=self.store,
+            accounts=GrpcAccounts(accounts_channel, deadline_s=settings.rpc_deadline_s),
+            payments=GrpcPayments(payments_channel, deadline_s=settings.rpc_deadline_s),
+            clock=self._clock,
+            keys=keys,
+        )
+        config = uvicorn.Config(
+            app,
+            host=settings.gateway.host,
+            port=settings.gateway.port,
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+        )
+        self._server = _Server(config)
+        self._serve_task = asyncio.create_task(self._server.serve(), name="gateway-http")
+        while not self._server.started:
+            if self._serve_task.done():
+                await self.stop()
+                raise RuntimeError(
+                    f"gateway cannot listen on {settings.gateway.host}:{settings.gateway.port}"
+                )
+            await asyncio.sleep(0.01)
+        sockets = self._server.servers[0].sockets
+        self.port = int(sockets[0].getsockname()[1])
+        self._purge_task = asyncio.create_task(self._purge(), name="gateway-idempotency-purge")
+        log.info("gateway_started", host=settings.gateway.host, port=self.port)
+
+    async def _purge(self) -> None:
+        while True:
+            await asyncio.sleep(PURGE_INTERVAL_S)
+            try:
+                assert self.store is not None
+                await self.store.purge_expired_idempotency(self._clock.now_us())
+            except Exception:
+                log.exception("idempotency_purge_failed")
+
+    async def stop(self) -> None:
+        """Finish requests in flight, stop serving, close channels and the database."""
+        if self._purge_task is not None:
+            self._purge_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._purge_task
+            self._purge_task = None
+        if self._server is not None and self._serve_task is not None:
+            self._server.should_exit = True
+            with contextlib.suppress(SystemExit, Exception):
+                await self._serve_task
+        self._server = self._serve_task = None
+        for channel in self._channels:
+            await channel.close()
+        self._channels = []
+        if self._db is not None:
+            await self._db.dispose()
+            self._db = None
+
+
+def create(settings: Settings, *, bus: EventBus, clock: Clock | None = None) -> GatewayRuntime:
+    """The gateway runtime (no I/O until start)."""
+    return GatewayRuntime(settings, bus=bus, clock=clock)

@@ -1,0 +1,142 @@
+"""What every route shares: the gateway's parts, the caller, keyed requests, JSON out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Header, Request, Security
+from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
+from fastapi.security import OAuth2, SecurityScopes
+from pydantic import BaseModel
+from starlette.responses import Response
+
+from paymesh.gateway import domain
+from paymesh.gateway.backends import AccountsBackend, PaymentsBackend
+from paymesh.gateway.errors import Forbidden, Unauthenticated
+from paymesh.gateway.idempotency import KeyedRequest, check_key
+from paymesh.gateway.service import ClientCache, KeyRing, verify_token
+from paymesh.gateway.store import GatewayStore
+from paymesh.platform.clock import Clock
+from paymesh.platform.identity import Caller
+from paymesh.platform.settings import Settings
+
+__all__ = [
+    "Gateway",
+    "IdempotencyKey",
+    "authorize",
+    "gateway",
+    "json_out",
+    "keyed",
+    "scoped",
+]
+
+TOKEN_URL = "/v1/oauth/token"  # noqa: S105 - a path, not a secret
+
+
+@dataclass
+class Gateway:
+    """The parts the routes use, built once per app."""
+
+    settings: Settings
+    store: GatewayStore
+    keys: KeyRing
+    clients: ClientCache
+    accounts: AccountsBackend
+    payments: PaymentsBackend
+    clock: Clock
+
+
+def gateway(request: Request) -> Gateway:
+    """The gateway serving this request."""
+    gw: Gateway = request.app.state.gateway
+    return gw
+
+
+oauth2 = OAuth2(
+    flows=OAuthFlows(
+        clientCredentials=OAuthFlowClientCredentials(
+            tokenUrl=TOKEN_URL, scopes=dict(domain.ALL_SCOPES)
+        )
+    ),
+    scheme_name="OAuth2",
+    description="OAuth2 client credentials: POST /v1/oauth/token, then `Authorization: Bearer`.",
+    auto_error=False,
+)
+
+
+async def authorize(
+    security_scopes: SecurityScopes,
+    request: Request,
+    authorization: Annotated[str | None, Security(oauth2)] = None,
+) -> Caller:
+    """The caller a bearer token proves (401), holding the route's scopes (403)."""
+    gw = gateway(request)
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated(
+            "send an access token: Authorization: Bearer <token>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    caller = await verify_token(
+        token.strip(),
+        keys=gw.keys,
+        clients=gw.clients,
+        settings=gw.settings.gateway,
+        clock=gw.clock,
+    )
+    missing = set(security_scopes.scopes) - caller.scopes
+    if missing:
+        needed = domain.format_scope(security_scopes.scopes)
+        raise Forbidden(
+            f"this operation needs scope {needed}",
+            headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{needed}"'},
+        )
+    return caller
+
+
+def scoped(method: str, path: str) -> Any:
+    """The dependency that authorises a route with the scope domain.ROUTE_SCOPES gives it."""
+    return Security(authorize, scopes=[domain.required_scope(method, path)])
+
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description=(
+            "Makes the request safe to retry: the first response is replayed for the same "
+            "key and body. Required on money-moving POSTs."
+        ),
+    ),
+]
+
+
+async def keyed(request: Request, caller: Caller, key: str | None) -> KeyedRequest:
+    """The request as idempotency sees it (the key is required on money-moving routes)."""
+    gw = gateway(request)
+    template: str = request.scope["route"].path
+    key = check_key(key, required=template in domain.MONEY_MOVING)
+    return KeyedRequest(
+        store=gw.store,
+        clock=gw.clock,
+        ttl_s=gw.settings.gateway.idempotency_ttl_s,
+        stale_after_s=max(60.0, 6 * gw.settings.rpc_deadline_s),
+        tenant_id=caller.tenant_id,
+        key=key,
+        method=request.method,
+        path=request.url.path,
+        body=await request.body(),
+    )
+
+
+def json_out(
+    model: BaseModel, status: int = 200, *, headers: dict[str, str] | None = None
+) -> Response:
+    """A JSON response of `model` (bytes fixed now, so a replay is identical)."""
+    return Response(
+        model.model_dump_json().encode(),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )

@@ -1,0 +1,131 @@
+"""The gateway's errors; each becomes one RFC 9457 problem response.
+
+::
+
+    GatewayError (status, code)
+    ├── BadRequest                 400  malformed_json, idempotency_key_required, invalid_request,
+    │   ├── MalformedJson               invalid_idempotency_key, unsupported_grant_type,
+    │   └── IdempotencyKeyRequired      invalid_scope
+    ├── Unauthenticated            401  unauthenticated, invalid_token, invalid_client
+    ├── Forbidden                  403  insufficient_scope
+    ├── NotFound                   404  not_found, <code from the service>
+    ├── Conflict                   409  idempotency_key_in_progress, <code from the service>
+    ├── Unprocessable              422  validation_error, idempotency_key_reused, <service code>
+    ├── ServiceUnavailable         503  service_unavailable
+    └── UpstreamError              any  what a backend service answered (its stable code)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+__all__ = [
+    "BadRequest",
+    "Conflict",
+    "Forbidden",
+    "GatewayError",
+    "IdempotencyKeyRequired",
+    "MalformedJson",
+    "NotFound",
+    "ServiceUnavailable",
+    "Unauthenticated",
+    "Unprocessable",
+    "UpstreamError",
+]
+
+TITLES: Mapping[int, str] = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
+
+
+class GatewayError(Exception):
+    """An error the client sees as a problem response."""
+
+    status: ClassVar[int] = 500
+    default_code: ClassVar[str] = "internal_error"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        errors: Sequence[Mapping[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.code = code or self.default_code
+        self.headers = dict(headers or {})
+        self.errors = list(errors) if errors is not None else None
+
+    @property
+    def http_status(self) -> int:
+        """The HTTP status of the problem."""
+        return self.status
+
+
+class BadRequest(GatewayError):
+    status = 400
+    default_code = "invalid_request"
+
+
+class MalformedJson(BadRequest):
+    default_code = "malformed_json"
+
+
+class IdempotencyKeyRequired(BadRequest):
+    default_code = "idempotency_key_required"
+
+
+class Unauthenticated(GatewayError):
+    status = 401
+    default_code = "unauthenticated"
+
+
+class Forbidden(GatewayError):
+    status = 403
+    default_code = "insufficient_scope"
+
+
+class NotFound(GatewayError):
+    status = 404
+    default_code = "not_found"
+
+
+class Conflict(GatewayError):
+    status = 409
+    default_code = "conflict"
+
+
+class Unprocessable(GatewayError):
+    status = 422
+    default_code = "validation_error"
+
+
+class ServiceUnavailable(GatewayError):
+    status = 503
+    default_code = "service_unavailable"
+
+
+class UpstreamError(GatewayError):
+    """What a backend service answered, with the HTTP status it maps to."""
+
+    def __init__(self, http_status: int, code: str, detail: str) -> None:
+        super().__init__(detail, code=code)
+        self._http_status = http_status
+
+    @property
+    def http_status(self) -> int:
+        return self._http_status

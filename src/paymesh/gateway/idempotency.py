@@ -1,0 +1,152 @@
+"""Idempotency-Key handling for POSTs (see API.md, Conventions).
+
+The first request with a key claims it with one INSERT (the primary key
+makes a concurrent second claim fail), runs, and stores its response. The
+same key with the same request then replays that response byte for byte;
+with another request it is refused (422); while the first still runs, 409.
+A 5xx (or a crash of the handler) releases the claim so the client may retry.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from starlette.responses import Response
+
+from paymesh.gateway import domain
+from paymesh.gateway.domain import IdempotencyDecision, IdempotencyRecord
+from paymesh.gateway.errors import (
+    BadRequest,
+    Conflict,
+    GatewayError,
+    IdempotencyKeyRequired,
+    Unprocessable,
+)
+from paymesh.gateway.problems import error_response
+from paymesh.gateway.store import GatewayStore
+from paymesh.platform.clock import Clock, new_id
+from paymesh.platform.logging import get_logger
+
+__all__ = ["REPLAYED_HEADER", "KeyedRequest", "check_key"]
+
+log = get_logger(__name__)
+
+REPLAYED_HEADER = "Idempotent-Replayed"
+# Response headers worth replaying (the rest are recomputed by the server).
+_KEPT_HEADERS = ("content-type", "location")
+
+
+def check_key(key: str | None, *, required: bool) -> str | None:
+    """The Idempotency-Key, validated: 1-255 printable ASCII characters."""
+    if key is None or key == "":
+        if required:
+            raise IdempotencyKeyRequired("this request moves money: send an Idempotency-Key header")
+        return None
+    if len(key) > 255 or not key.isascii() or not key.isprintable():
+        raise BadRequest(
+            "Idempotency-Key must be 1-255 printable ASCII characters",
+            code="invalid_idempotency_key",
+        )
+    return key
+
+
+@dataclass
+class KeyedRequest:
+    """One request, with or without an Idempotency-Key, and how to run it once."""
+
+    store: GatewayStore
+    clock: Clock
+    ttl_s: int
+    stale_after_s: float
+    tenant_id: str
+    key: str | None
+    method: str
+    path: str
+    body: bytes
+
+    def object_id(self, prefix: str) -> str:
+        """The id of what this request creates: derived from the key, else random."""
+        if self.key is None:
+            return new_id(prefix)
+        return domain.derive_id(prefix, tenant_id=self.tenant_id, key=self.key, path=self.path)
+
+    async def run(self, handler: Callable[[], Awaitable[Response]]) -> Response:
+        """Run `handler` at most once per key (replaying its first response)."""
+        if self.key is None:
+            return await handler()
+        claimed = await self._claim()
+        if isinstance(claimed, Response):
+            return claimed
+        try:
+            response = await handler()
+        except GatewayError as exc:
+            response = error_response(exc)
+        except BaseException:
+            await self._release(claimed)
+            raise
+        if response.status_code >= 500:
+            await self._release(claimed)
+            return response
+        headers = {k: v for k in _KEPT_HEADERS if (v := response.headers.get(k)) is not None}
+        if not await self.store.complete_idempotency(
+            claimed, status=response.status_code, headers=headers, body=bytes(response.body)
+        ):
+            log.warning("idempotency_claim_lost", tenant_id=self.tenant_id, path=self.path)
+        return response
+
+    async def _claim(self) -> IdempotencyRecord | Response:
+        assert self.key is not None
+        fp = domain.fingerprint(self.method, self.path, self.body)
+        now = self.clock.now_us()
+        mine = IdempotencyRecord(
+            tenant_id=self.tenant_id,
+            key=self.key,
+            fingerprint=fp,
+            state="in_progress",
+            owner=secrets.token_hex(16),
+            created_at_us=now,
+            expires_at_us=now + self.ttl_s * 1_000_000,
+        )
+        for _attempt in range(5):
+            if await self.store.claim_idempotency(mine):
+                return mine
+            existing = await self.store.get_idempotency(self.tenant_id, self.key)
+            if existing is None:
+                continue  # released meanwhile: claim again
+            decision = domain.decide_idempotency(
+                existing, fp, now_us=now, stale_after_us=int(self.stale_after_s * 1_000_000)
+            )
+            if decision is IdempotencyDecision.REPLAY:
+                return _replay(existing)
+            if decision is IdempotencyDecision.REUSED:
+                raise Unprocessable(
+                    "this Idempotency-Key was used for another request",
+                    code="idempotency_key_reused",
+                )
+            if decision is IdempotencyDecision.IN_PROGRESS:
+                break
+            if await self.store.take_over_idempotency(existing, mine):
+                return mine
+        raise Conflict(
+            "a request with this Idempotency-Key is still in progress; retry later",
+            code="idempotency_key_in_progress",
+            headers={"Retry-After": "1"},
+        )
+
+    async def _release(self, record: IdempotencyRecord) -> None:
+        try:
+            await self.store.release_idempotency(record)
+        except Exception:  # the claim then goes stale and is taken over later
+            log.exception("idempotency_release_failed", tenant_id=self.tenant_id)
+
+
+def _replay(record: IdempotencyRecord) -> Response:
+    headers = dict(record.response_headers or {})
+    headers[REPLAYED_HEADER] = "true"
+    return Response(
+        content=record.response_body or b"",
+        status_code=record.response_status or 200,
+        headers=headers,
+    )

@@ -1,0 +1,175 @@
+"""RFC 9457 problem responses: every error the gateway answers has this shape.
+
+Handlers here turn gateway errors, request validation errors, Starlette's
+404/405 and any unexpected exception into ``application/problem+json``.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from paymesh.gateway.errors import TITLES, GatewayError
+from paymesh.platform.logging import get_logger
+
+__all__ = [
+    "PROBLEM_MEDIA_TYPE",
+    "ProblemMiddleware",
+    "install_problem_handlers",
+    "problem_response",
+    "problem_responses",
+]
+
+log = get_logger(__name__)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+_DESCRIPTIONS = {
+    400: "Malformed request (malformed_json, idempotency_key_required, ...).",
+    401: "Missing, invalid or expired access token, or bad client credentials.",
+    403: "The token lacks the scope this operation needs (insufficient_scope).",
+    404: "No such object for this tenant (another tenant's objects are never shown).",
+    409: "Conflict with the object's state, or the Idempotency-Key is still in use.",
+    422: "Invalid request (validation_error lists each field), or idempotency_key_reused.",
+    429: "Rate limited (rate_limited); retry after the Retry-After header.",
+    503: "A service behind the gateway is unavailable (service_unavailable); retry.",
+}
+
+
+def problem_body(
+    status: int, code: str, detail: str, errors: Sequence[Mapping[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The JSON members of a problem."""
+    body: dict[str, Any] = {
+        "type": f"urn:paymesh:problem:{code}",
+        "title": TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if errors is not None:
+        body["errors"] = list(errors)
+    return body
+
+
+def problem_response(
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    errors: Sequence[Mapping[str, Any]] | None = None,
+) -> Response:
+    """An application/problem+json response."""
+    content = json.dumps(
+        problem_body(status, code, detail, errors), separators=(",", ":"), default=str
+    ).encode()
+    return Response(
+        content, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=dict(headers or {})
+    )
+
+
+def error_response(exc: GatewayError) -> Response:
+    """The problem response of a gateway error."""
+    return problem_response(
+        exc.http_status, exc.code, exc.detail, headers=exc.headers, errors=exc.errors
+    )
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries: the problem schema for each error status."""
+    return {
+        status: {
+            "description": _DESCRIPTIONS.get(status, TITLES.get(status, "Error")),
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }
+
+
+def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    return [
+        {
+            "loc": [str(p) for p in err.get("loc", ())],
+            "field": ".".join(str(p) for p in err.get("loc", ())[1:]),
+            "msg": err.get("msg", ""),
+            "type": err.get("type", ""),
+        }
+        for err in exc.errors()
+    ]
+
+
+async def _on_gateway_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    return error_response(exc)
+
+
+async def _on_validation_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    if any(err.get("type") == "json_invalid" for err in exc.errors()):
+        return problem_response(400, "malformed_json", "the request body is not valid JSON")
+    return problem_response(
+        422, "validation_error", "the request is invalid", errors=_field_errors(exc)
+    )
+
+
+async def _on_http_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    detail = {404: "no such resource", 405: "method not allowed on this resource"}
+    return problem_response(
+        exc.status_code,
+        codes.get(exc.status_code, "http_error"),
+        detail.get(exc.status_code, str(exc.detail)),
+        headers=exc.headers,
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Answer every error as a problem."""
+    app.add_exception_handler(GatewayError, _on_gateway_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_middleware(ProblemMiddleware)
+
+
+class ProblemMiddleware:
+    """Turn an unexpected exception into a 500 problem, logged, never a stack trace."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def _send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, _send)
+        except Exception:
+            # The stack as text, never the frames' locals (they may hold secrets or tokens).
+            log.error(
+                "unhandled_error",
+                path=scope.get("path"),
+                method=scope.get("method"),
+                exception=traceback.format_exc(),
+            )
+            if started:
+                raise
+            response = problem_response(500, "internal_error", "an unexpected error occurred")
+            await response(scope, receive, send)
