@@ -40,6 +40,7 @@ proto: install
 
 ## Benchmarks print numbers; they never assert on time.
 bench: install services
+	$(BIN)/python bench/ledger.py
 	$(BIN)/python bench/e2e.py
 
 clean:

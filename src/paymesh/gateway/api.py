@@ -28,6 +28,7 @@ from paymesh.gateway.schemas import (
     TenantOut,
     TokenOut,
 )
+from paymesh.gateway.security import ResponseSealer
 from paymesh.gateway.service import (
     ClientCache,
     CreateClient,
@@ -263,6 +264,7 @@ def create_app(
         accounts=accounts,
         payments=payments,
         clock=clock,
+        sealer=ResponseSealer(settings.gateway.secret_key.get_secret_value().encode()),
     )
     install_problem_handlers(app)
     app.include_router(router)

@@ -15,6 +15,7 @@ from paymesh.gateway import domain
 from paymesh.gateway.backends import AccountsBackend, PaymentsBackend
 from paymesh.gateway.errors import Forbidden, Unauthenticated
 from paymesh.gateway.idempotency import KeyedRequest, check_key
+from paymesh.gateway.security import ResponseSealer
 from paymesh.gateway.service import ClientCache, KeyRing, verify_token
 from paymesh.gateway.store import GatewayStore
 from paymesh.platform.clock import Clock
@@ -45,6 +46,7 @@ class Gateway:
     accounts: AccountsBackend
     payments: PaymentsBackend
     clock: Clock
+    sealer: ResponseSealer
 
 
 def gateway(request: Request) -> Gateway:
@@ -120,6 +122,7 @@ async def keyed(request: Request, caller: Caller, key: str | None) -> KeyedReque
     return KeyedRequest(
         store=gw.store,
         clock=gw.clock,
+        sealer=gw.sealer,
         ttl_s=gw.settings.gateway.idempotency_ttl_s,
         stale_after_s=max(60.0, 6 * gw.settings.rpc_deadline_s),
         tenant_id=caller.tenant_id,

@@ -25,6 +25,7 @@ from paymesh.gateway.errors import (
     Unprocessable,
 )
 from paymesh.gateway.problems import error_response
+from paymesh.gateway.security import ResponseSealer
 from paymesh.gateway.store import GatewayStore
 from paymesh.platform.clock import Clock, new_id
 from paymesh.platform.logging import get_logger
@@ -58,6 +59,7 @@ class KeyedRequest:
 
     store: GatewayStore
     clock: Clock
+    sealer: ResponseSealer
     ttl_s: int
     stale_after_s: float
     tenant_id: str
@@ -90,8 +92,9 @@ class KeyedRequest:
             await self._release(claimed)
             return response
         headers = {k: v for k in _KEPT_HEADERS if (v := response.headers.get(k)) is not None}
+        sealed = self.sealer.seal(bytes(response.body), context=self._context)
         if not await self.store.complete_idempotency(
-            claimed, status=response.status_code, headers=headers, body=bytes(response.body)
+            claimed, status=response.status_code, headers=headers, body=sealed
         ):
             log.warning("idempotency_claim_lost", tenant_id=self.tenant_id, path=self.path)
         return response
@@ -119,7 +122,7 @@ class KeyedRequest:
                 existing, fp, now_us=now, stale_after_us=int(self.stale_after_s * 1_000_000)
             )
             if decision is IdempotencyDecision.REPLAY:
-                return _replay(existing)
+                return self._replay(existing)
             if decision is IdempotencyDecision.REUSED:
                 raise Unprocessable(
                     "this Idempotency-Key was used for another request",
@@ -135,18 +138,18 @@ class KeyedRequest:
             headers={"Retry-After": "1"},
         )
 
+    @property
+    def _context(self) -> str:
+        return f"{self.tenant_id}\x00{self.key}"
+
+    def _replay(self, record: IdempotencyRecord) -> Response:
+        headers = dict(record.response_headers or {})
+        headers[REPLAYED_HEADER] = "true"
+        body = self.sealer.open(record.response_body or b"", context=self._context)
+        return Response(content=body, status_code=record.response_status or 200, headers=headers)
+
     async def _release(self, record: IdempotencyRecord) -> None:
         try:
             await self.store.release_idempotency(record)
         except Exception:  # the claim then goes stale and is taken over later
             log.exception("idempotency_release_failed", tenant_id=self.tenant_id)
-
-
-def _replay(record: IdempotencyRecord) -> Response:
-    headers = dict(record.response_headers or {})
-    headers[REPLAYED_HEADER] = "true"
-    return Response(
-        content=record.response_body or b"",
-        status_code=record.response_status or 200,
-        headers=headers,
-    )

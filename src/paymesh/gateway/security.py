@@ -11,13 +11,16 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import secrets
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from jwt.algorithms import OKPAlgorithm
 
 from paymesh.gateway.store import SigningKey
@@ -132,3 +135,29 @@ def load_public_key(key: SigningKey) -> Ed25519PublicKey:
 def sign(claims: dict[str, Any], *, private: Ed25519PrivateKey, kid: str) -> str:
     """A compact JWS of `claims`, typed as an access token."""
     return jwt.encode(claims, private, algorithm="EdDSA", headers={"kid": kid, "typ": "at+jwt"})
+
+
+class ResponseSealer:
+    """Encrypts stored idempotent responses at rest (AES-256-GCM).
+
+    A replayed response can hold a secret shown once (a new API client's
+    secret), so the idempotency table never keeps a response in clear text.
+    The key is derived from ``gateway.secret_key`` with HKDF; the record's
+    tenant and key are bound in as associated data, so a sealed body cannot
+    be replayed under another record.
+    """
+
+    def __init__(self, secret: bytes) -> None:
+        key = HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=None, info=b"paymesh idempotency v1"
+        ).derive(secret)
+        self._aead = AESGCM(key)
+
+    def seal(self, body: bytes, *, context: str) -> bytes:
+        """Nonce followed by the ciphertext of `body`."""
+        nonce = os.urandom(12)
+        return nonce + self._aead.encrypt(nonce, body, context.encode())
+
+    def open(self, sealed: bytes, *, context: str) -> bytes:
+        """The body sealed by :meth:`seal` under the same context."""
+        return self._aead.decrypt(sealed[:12], sealed[12:], context.encode())

@@ -182,3 +182,26 @@ async def test_a_claim_left_by_a_crashed_request_is_taken_over_once_stale(gw: An
     assert r.json()["id"] == derive_id(
         "pay", tenant_id=tenant, key="crashed-1", path="/v1/payments"
     )
+
+
+async def test_a_new_clients_secret_is_replayed_but_never_stored_in_clear_text(gw: Any) -> None:
+    import sqlalchemy as sa
+
+    from paymesh.gateway.store import idempotency_keys
+
+    operator = {**await gw.auth({"admin"}), "Idempotency-Key": "new-client-1"}
+    tenant = await gw.http.post("/v1/tenants", json={"name": "acme"}, headers=operator)
+    assert tenant.status_code == 201
+    headers = {**operator, "Idempotency-Key": "new-client-2"}
+    path = f"/v1/tenants/{tenant.json()['id']}/clients"
+    first = await gw.http.post(path, json={"scopes": ["payments:read"]}, headers=headers)
+    assert first.status_code == 201
+    secret = first.json()["client_secret"]
+    replay = await gw.http.post(path, json={"scopes": ["payments:read"]}, headers=headers)
+    assert replay.content == first.content
+
+    async with gw.store.db.read() as conn:
+        bodies = (await conn.execute(sa.select(idempotency_keys.c.response_body))).scalars().all()
+    assert bodies
+    assert not any(secret.encode() in (body or b"") for body in bodies)
+    assert not any(b"client_secret" in (body or b"") for body in bodies)
