@@ -13,8 +13,10 @@ One run, the same number of clients everywhere:
 (c) the same on SQLite, as in the embedded shape.
 
 It prints rates, their ratio and p50/p99 latency per call, then runs
-`paymesh ledger verify` on the databases it wrote. Bounded in time; it
-asserts nothing about speed.
+`paymesh ledger verify` on the databases it wrote. It also prints the rate
+of a no-op gRPC call between the same Python client and server: the
+ceiling of any one-transfer-per-call rate on this machine. Bounded in time;
+it asserts nothing about speed.
 
     python bench/ledger.py [--clients 16] [--seconds 10]
 """
@@ -217,10 +219,42 @@ async def run_paymesh(target: str, clients: int, seconds: float, per_call: int) 
     }
 
 
+async def run_noop(target: str, clients: int, seconds: float) -> dict[str, Any]:
+    """The ceiling of Python gRPC itself here: a no-op call (health Check)."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    channels = [open_channel(target) for _ in range(min(clients, 4))]
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+    try:
+        stubs = [health_pb2_grpc.HealthStub(ch) for ch in channels]
+
+        async def client(n: int) -> None:
+            stub = stubs[n % len(stubs)]
+            while time.perf_counter() < deadline:
+                t0 = time.perf_counter()
+                await stub.Check(health_pb2.HealthCheckRequest(), timeout=30)
+                latencies.append((time.perf_counter() - t0) * 1000)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client(n) for n in range(clients)))
+        elapsed = time.perf_counter() - started
+    finally:
+        for ch in channels:
+            await ch.close()
+    return {
+        "rate": len(latencies) / elapsed,
+        "p50_ms": _pct(latencies, 0.5),
+        "p99_ms": _pct(latencies, 0.99),
+    }
+
+
 async def _paymesh_on(url: str, var: Path, clients: int, seconds: float, per_call: int) -> Any:
     server = AccountsProcess(url, var)
     try:
         await server.wait_ready()
+        if per_call == 0:
+            return await run_noop(f"127.0.0.1:{server.port}", clients, seconds)
         return await run_paymesh(f"127.0.0.1:{server.port}", clients, seconds, per_call)
     finally:
         server.stop()
@@ -255,6 +289,8 @@ async def main_async(args: argparse.Namespace) -> None:
         await _create_db(ledger_db)
         pgbench = run_pgbench(pgb_db, c, s)
         print(_line("pgbench tpcb-like (transactions)", pgbench), flush=True)
+        noop = await _paymesh_on(sqlite_url, var, c, s / 2, 0)
+        print(_line("gRPC no-op calls (Python client+server)", noop), flush=True)
         one = await _paymesh_on(pg_url, var, c, s, 1)
         print(_line("paymesh PostgreSQL, 1 transfer/call", one), flush=True)
         hundred = await _paymesh_on(pg_url, var, c, s, 100)
