@@ -3,12 +3,17 @@
 SQLite notes: a write transaction starts with ``BEGIN IMMEDIATE`` so that two
 writers never both read and then fail to upgrade their lock (a deadlock that
 SQLite answers with SQLITE_BUSY at commit); reads start ``BEGIN DEFERRED``.
+SQLite has one writer at a time, and a writer that finds the lock taken
+sleeps in SQLite's busy handler in growing steps (up to 100 ms), so the
+writers of one process queue on an asyncio lock instead: first come, first
+served, no sleeping.
 WAL lets readers run beside the single writer; ``synchronous=FULL`` keeps a
 committed transfer durable across a power cut, not only a process crash.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -42,6 +47,7 @@ class Database:
                 url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
             )
         self._reader = self.engine.execution_options(**{_READ_ONLY: True})
+        self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
 
     @property
     def is_sqlite(self) -> bool:
@@ -51,7 +57,11 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction: committed when the block ends, rolled back on error."""
-        async with self.engine.begin() as conn:
+        if self._write_lock is None:
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        async with self._write_lock, self.engine.begin() as conn:
             yield conn
 
     @asynccontextmanager
