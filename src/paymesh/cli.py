@@ -1,4 +1,5 @@
-"""The ``paymesh`` command: ``up``, ``serve``, ``migrate``, ``demo``."""
+"""The ``paymesh`` command: ``up``, ``serve``, ``migrate``, ``bootstrap``, ``demo``,
+``health``, ``ledger verify``."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from paymesh.platform.logging import configure_logging
 from paymesh.platform.settings import Settings, load_settings
 
 app = typer.Typer(help="paymesh: an open-source payment platform.", no_args_is_help=True)
-console = Console(stderr=True)
+ledger = typer.Typer(help="Audit the accounts ledger.", no_args_is_help=True)
+app.add_typer(ledger, name="ledger")
+console = Console(stderr=True, soft_wrap=True)
 
 __all__ = ["app", "main"]
 
@@ -118,6 +121,40 @@ def migrate(
     console.print(f"migrated: {', '.join(services)}")
 
 
+@app.command("bootstrap")
+def bootstrap_command(
+    credentials: Annotated[
+        Path | None, typer.Option(help="where to write the demo credentials (mode 0600)")
+    ] = None,
+) -> None:
+    """Migrate the gateway database and create the demo tenant and operator (the
+    distributed shape's first-run step; ``paymesh up`` does it by itself)."""
+    from paymesh.gateway.app import migrate as migrate_gateway
+    from paymesh.gateway.service import bootstrap_demo
+    from paymesh.gateway.store import GatewayStore
+    from paymesh.platform.db import Database
+
+    settings = _settings()
+    path = credentials or credentials_path(settings)
+
+    async def _bootstrap() -> dict[str, str] | None:
+        await migrate_gateway(settings)
+        db = Database(settings.gateway.database_url)
+        try:
+            created = await bootstrap_demo(store=GatewayStore(db))
+        finally:
+            await db.dispose()
+        return None if created is None else created.as_dict()
+
+    creds = asyncio.run(_bootstrap())
+    if creds is None:
+        where = f"in {path}" if path.exists() else f"not in {path}: the first run wrote them"
+        console.print(f"the demo tenant and operator exist already; their credentials are {where}")
+        return
+    write_credentials(path, creds)
+    console.print(f"[bold green]bootstrapped[/]: demo tenant and operator; credentials in {path}")
+
+
 @app.command()
 def demo(
     url: Annotated[str, typer.Option(help="the gateway")] = "http://127.0.0.1:8000",
@@ -138,6 +175,103 @@ def demo(
         console.print(f"[red]cannot reach {url}[/]: {exc}")
         raise typer.Exit(1) from exc
     console.print(f"[green]demo finished[/]: {len(result['payments'])} payments")
+
+
+def _served_service() -> str | None:
+    """The service that this container's PID 1 (``paymesh serve <service>``) runs."""
+    try:
+        words = Path("/proc/1/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return None
+    for i, word in enumerate(words[:-1]):
+        if word == "serve":
+            return words[i + 1]
+    return None
+
+
+def _health_status(name: str, settings: Settings, timeout: float) -> str:
+    """SERVING, or what the service on 127.0.0.1 answered instead."""
+    if name == "gateway":
+        url = f"http://127.0.0.1:{settings.gateway.port}/.well-known/jwks.json"
+        try:
+            response = httpx.get(url, timeout=timeout)
+        except httpx.HTTPError as exc:
+            return f"UNREACHABLE ({type(exc).__name__})"
+        return "SERVING" if response.status_code == 200 else f"HTTP {response.status_code}"
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    port = getattr(settings, name).listen.rsplit(":", 1)[-1]
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=timeout
+            )
+        except grpc.RpcError as exc:
+            return str(exc.code().name)
+    return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
+
+
+@app.command()
+def health(
+    service: Annotated[
+        str | None,
+        typer.Argument(help="a service; default: the one `paymesh serve` runs as PID 1"),
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for an answer")] = 3.0,
+) -> None:
+    """Exit 0 when the service on 127.0.0.1 is SERVING (gRPC health; the gateway's JWKS).
+
+    The container image's HEALTHCHECK."""
+    name = service or _served_service()
+    if name not in SERVICES:
+        raise typer.BadParameter(f"one of {', '.join(SERVICES)}")
+    # Settings() without the production check: a probe needs no secret.
+    status = _health_status(name, Settings(), timeout)
+    typer.echo(f"{name}: {status}")
+    if status != "SERVING":
+        raise typer.Exit(1)
+
+
+@ledger.command("verify")
+def ledger_verify(
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="the accounts database (default: settings.accounts.database_url)"),
+    ] = None,
+) -> None:
+    """Check balances against transfers, debits against credits, and the batch hash chain."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import DBAPIError
+
+    from paymesh.accounts.audit import Audit, verify
+    from paymesh.platform.db import Database
+
+    url = database_url or _settings().accounts.database_url
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").is_file():
+        console.print(f"[red]no accounts database at {parsed.database}[/]")
+        raise typer.Exit(2)
+
+    async def _verify() -> Audit:
+        db = Database(url)
+        try:
+            return await verify(db)
+        finally:
+            await db.dispose()
+
+    try:
+        audit = asyncio.run(_verify())
+    except DBAPIError as exc:
+        console.print(f"[red]cannot read the ledger[/] (migrated? `paymesh migrate`): {exc.orig}")
+        raise typer.Exit(2) from exc
+    # Plain lines (typer.echo, not rich): one problem per line, never wrapped.
+    for problem in audit.problems:
+        typer.echo(str(problem))
+    if not audit.ok:
+        typer.echo(f"ledger verify FAILED: {len(audit.problems)} problems; {audit.summary()}")
+        raise typer.Exit(1)
+    typer.echo(f"ledger ok: {audit.summary()}")
 
 
 def main() -> None:

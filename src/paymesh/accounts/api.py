@@ -221,3 +221,39 @@ class AccountsServicer(pb_grpc.AccountsServicer):
             entries=[pb.Entry(transfer=transfer_to_pb(t), side=side) for t, side in entries],
             has_more=has_more,
         )
+
+    async def GetAccountBalances(
+        self, request: pb.GetAccountBalancesRequest, context: Context
+    ) -> pb.GetAccountBalancesResponse:
+        caller = await require_caller(context)
+        try:
+            a = await service.get_account_balances(
+                request.account_id, request.as_of_us, caller=caller, store=self._store
+            )
+        except InvalidRequest as exc:
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, exc.code, str(exc))
+        except AccountNotFound as exc:
+            await abort(context, grpc.StatusCode.NOT_FOUND, exc.code, "no such account")
+        return pb.GetAccountBalancesResponse(
+            account_id=a.id,
+            currency=a.currency,
+            debits_pending=a.debits_pending,
+            debits_posted=a.debits_posted,
+            credits_pending=a.credits_pending,
+            credits_posted=a.credits_posted,
+            as_of_us=request.as_of_us,
+        )
+
+    async def ListAccounts(
+        self, request: pb.ListAccountsRequest, context: Context
+    ) -> pb.ListAccountsResponse:
+        caller = await require_caller(context)
+        try:
+            found, has_more = await service.list_accounts(
+                request.limit, request.starting_after, caller=caller, store=self._store
+            )
+        except InvalidRequest as exc:
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, exc.code, str(exc))
+        return pb.ListAccountsResponse(
+            accounts=[account_to_pb(a) for a in found], has_more=has_more
+        )

@@ -4,7 +4,7 @@
 
     AccountsError                      code
     ├── InvalidRequest                 invalid_argument   (a malformed request)
-    │   └── InvalidCursor              invalid_cursor     (starting_after names no entry)
+    │   └── InvalidCursor              invalid_cursor     (starting_after names no entry or account)
     └── AccountNotFound                account_not_found  (unknown or another tenant's)
 """
 
@@ -26,7 +26,7 @@ class InvalidRequest(AccountsError):
 
 
 class InvalidCursor(InvalidRequest):
-    """`starting_after` names no entry of the account."""
+    """`starting_after` names no entry of the account (or no account of the tenant)."""
 
     code = "invalid_cursor"
 

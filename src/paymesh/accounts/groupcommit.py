@@ -160,6 +160,14 @@ class GroupCommitStore:
     async def expire_due(self, now_us: int, limit: int) -> list[Transfer]:
         return await self._store.expire_due(now_us, limit)
 
+    async def balances_as_of(self, account_id: str, tenant_id: str, as_of_us: int) -> Account:
+        return await self._store.balances_as_of(account_id, tenant_id, as_of_us)
+
+    async def list_accounts(
+        self, tenant_id: str, limit: int, starting_after: str
+    ) -> tuple[list[Account], bool]:
+        return await self._store.list_accounts(tenant_id, limit, starting_after)
+
 
 def _slice(outcome: TransfersOutcome, offset: int, n: int) -> TransfersOutcome:
     """One caller's share of a merged outcome (its results and stored transfers)."""

@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Callable, Sequence
 
 from paymesh.accounts.domain import Account, AccountsOutcome, Transfer, TransfersOutcome
-from paymesh.accounts.errors import InvalidRequest
+from paymesh.accounts.errors import AccountNotFound, InvalidRequest
 from paymesh.accounts.store import AccountsStore, Entry
 from paymesh.platform.clock import Clock
 from paymesh.platform.identity import Caller
@@ -21,6 +21,8 @@ __all__ = [
     "create_accounts",
     "create_transfers",
     "expire_transfers",
+    "get_account_balances",
+    "list_accounts",
     "list_entries",
     "lookup_accounts",
     "lookup_transfers",
@@ -74,11 +76,41 @@ async def list_entries(
     account_id: str, limit: int, starting_after: str, *, caller: Caller, store: AccountsStore
 ) -> tuple[list[Entry], bool]:
     """One page of the account's entries, newest first, and whether more follow."""
+    return await store.list_entries(
+        account_id, caller.tenant_id, _check_limit(limit), starting_after
+    )
+
+
+def _check_limit(limit: int) -> int:
     if limit == 0:
-        limit = DEFAULT_LIMIT
+        return DEFAULT_LIMIT
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidRequest(f"limit must be between 1 and {MAX_LIMIT}")
-    return await store.list_entries(account_id, caller.tenant_id, limit, starting_after)
+    return limit
+
+
+async def get_account_balances(
+    account_id: str, as_of_us: int, *, caller: Caller, store: AccountsStore
+) -> Account:
+    """The caller's account with its balances after every transfer created by `as_of_us`.
+
+    `as_of_us` 0 (unset) means now: the stored balances.
+    """
+    if as_of_us < 0:
+        raise InvalidRequest("as_of_us must not be negative")
+    if as_of_us == 0:
+        found = await store.lookup_accounts([account_id], caller.tenant_id)
+        if not found:
+            raise AccountNotFound(account_id)
+        return found[0]
+    return await store.balances_as_of(account_id, caller.tenant_id, as_of_us)
+
+
+async def list_accounts(
+    limit: int, starting_after: str, *, caller: Caller, store: AccountsStore
+) -> tuple[list[Account], bool]:
+    """One page of the caller's accounts by ascending id, and whether more follow."""
+    return await store.list_accounts(caller.tenant_id, _check_limit(limit), starting_after)
 
 
 async def expire_transfers(*, store: AccountsStore, clock: Clock, limit: int = 500) -> int:

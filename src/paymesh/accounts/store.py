@@ -11,8 +11,19 @@ trips, whatever its size:
    ignores ``FOR UPDATE``; its ``BEGIN IMMEDIATE`` already serialises writers;
 3. read, under those locks, the transfers whose id or pending_id the batch
    names (a concurrent post of the same hold has committed or waits);
-4. run the domain, bulk-insert the new transfers, update the balances that
-   changed (one executemany each).
+4. run the domain and update the balances that changed (one executemany);
+5. append the batch to the hash chain (only when it created transfers): lock
+   the single ``ledger_head`` row ``FOR UPDATE``, bulk-insert the new
+   transfers stamped with the next batch seq, then insert the
+   ``ledger_batches`` row and move the head (one statement on PostgreSQL, a
+   CTE; two on SQLite). That is two extra round trips per batch on
+   PostgreSQL, whatever its size.
+
+The head is the LAST lock a transaction takes, after its accounts: every
+writer locks accounts (sorted) then the head, and one holding the head never
+waits for an account, so the two cannot deadlock; and the head, which every
+batch needs, is held only for the inserts and the commit. Batches therefore
+reach the chain in commit order, each seq one above the last.
 
 A unique violation (the same new transfer id raced in by a batch on other
 accounts, or a second post of a hold) rolls the batch back and runs it
@@ -27,19 +38,22 @@ from typing import Any, Protocol, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from paymesh.accounts import domain, events
+from paymesh.accounts import domain, events, queries
 from paymesh.accounts.domain import (
     Account,
     AccountsOutcome,
     LedgerState,
     Transfer,
     TransfersOutcome,
+    batch_hash,
 )
 from paymesh.accounts.errors import AccountNotFound, InvalidCursor
 from paymesh.accounts.tables import (
     account_from_row,
     account_values,
     accounts,
+    ledger_batches,
+    ledger_head,
     outbox,
     transfer_from_row,
     transfer_values,
@@ -78,6 +92,12 @@ class AccountsStore(Protocol):
     ) -> tuple[list[Entry], bool]: ...
 
     async def expire_due(self, now_us: int, limit: int) -> list[Transfer]: ...
+
+    async def balances_as_of(self, account_id: str, tenant_id: str, as_of_us: int) -> Account: ...
+
+    async def list_accounts(
+        self, tenant_id: str, limit: int, starting_after: str
+    ) -> tuple[list[Account], bool]: ...
 
 
 def _chunks(values: Iterable[str]) -> list[list[str]]:
@@ -151,7 +171,7 @@ class SqlAccountsStore:
                 resolutions={t.pending_id: t for t in done},
             )
             outcome = domain.create_transfers(state, batch, tenant_id, now_us)
-            await _apply(conn, outcome)
+            await _apply(conn, outcome, now_us)
             return outcome
 
         return await self._write(work)
@@ -211,6 +231,18 @@ class SqlAccountsStore:
         entries = [(tr, "debit" if tr.debit_account_id == account_id else "credit") for tr in page]
         return entries, len(rows) > limit
 
+    async def balances_as_of(self, account_id: str, tenant_id: str, as_of_us: int) -> Account:
+        """The caller's account with its balances as of `as_of_us`; raise when not the caller's."""
+        async with self.db.read() as conn:
+            return await queries.balances_as_of(conn, account_id, tenant_id, as_of_us)
+
+    async def list_accounts(
+        self, tenant_id: str, limit: int, starting_after: str
+    ) -> tuple[list[Account], bool]:
+        """One page of the tenant's accounts by ascending id, and whether more follow."""
+        async with self.db.read() as conn:
+            return await queries.list_accounts(conn, tenant_id, limit, starting_after)
+
     async def expire_due(self, now_us: int, limit: int) -> list[Transfer]:
         """Void up to `limit` holds expired at `now_us`, each with a ``transfer.expired`` event."""
         t, r = transfers, transfers.alias("resolution")
@@ -246,9 +278,10 @@ class SqlAccountsStore:
                 resolutions={d.pending_id: d for d in done},
             )
             outcome = domain.expire_pending(state, due, now_us)
-            await _apply(conn, outcome)
+            # Events first: the chain's head, taken in _apply, is held as briefly as possible.
             for void in outcome.created:
                 await append(conn, outbox, events.TOPIC, events.transfer_expired(void))
+            await _apply(conn, outcome, now_us)
             return outcome.created
 
         return await self._write(work)
@@ -290,10 +323,8 @@ async def _transfers_where(
     return found
 
 
-async def _apply(conn: AsyncConnection, outcome: TransfersOutcome) -> None:
-    """Insert the new transfers and write the new balances."""
-    if outcome.created:
-        await conn.execute(transfers.insert(), [transfer_values(t) for t in outcome.created])
+async def _apply(conn: AsyncConnection, outcome: TransfersOutcome, now_us: int) -> None:
+    """Write the new balances, then append the new transfers to the chain as one batch."""
     if outcome.accounts:
         a = accounts
         await conn.execute(
@@ -316,3 +347,29 @@ async def _apply(conn: AsyncConnection, outcome: TransfersOutcome) -> None:
                 for acc in outcome.accounts.values()
             ],
         )
+    if outcome.created:
+        await _append_batch(conn, outcome.created, now_us)
+
+
+async def _append_batch(conn: AsyncConnection, created: Sequence[Transfer], now_us: int) -> None:
+    """Insert `created` as the next batch of the hash chain (the head is the last lock)."""
+    h = ledger_head
+    head = (
+        await conn.execute(sa.select(h.c.seq, h.c.hash).where(h.c.id == 1).with_for_update())
+    ).one()
+    seq = int(head.seq) + 1
+    digest = batch_hash(head.hash, seq, created)
+    await conn.execute(transfers.insert(), [transfer_values(t, seq) for t in created])
+    move = h.update().where(h.c.id == 1).values(seq=seq, hash=digest)
+    record = ledger_batches.insert().values(
+        seq=seq,
+        prev_hash=head.hash,
+        hash=digest,
+        transfer_count=len(created),
+        created_at_us=now_us,
+    )
+    if conn.dialect.name == "postgresql":
+        await conn.execute(record.add_cte(move.cte("moved_head")))
+    else:
+        await conn.execute(record)
+        await conn.execute(move)

@@ -16,8 +16,12 @@ __all__ = [
     "account_values",
     "accounts",
     "inbox",
+    "is_pending",
+    "ledger_batches",
+    "ledger_head",
     "metadata",
     "outbox",
+    "posts_amount",
     "transfer_from_row",
     "transfer_values",
     "transfers",
@@ -43,7 +47,8 @@ accounts = sa.Table(
     sa.Column("code", sa.Text, nullable=False),
     sa.Column("metadata", sa.Text, nullable=False),
     sa.Column("created_at_us", sa.BigInteger, nullable=False),
-    sa.Index("ix_accounts_tenant_id", "tenant_id"),
+    # Serves lookups by tenant and ListAccounts' pages (by id within a tenant).
+    sa.Index("ix_accounts_tenant_id_id", "tenant_id", "id"),
 )
 
 transfers = sa.Table(
@@ -65,6 +70,10 @@ transfers = sa.Table(
     sa.Column("code", sa.Text, nullable=False),
     sa.Column("reference", sa.Text, nullable=False),
     sa.Column("created_at_us", sa.BigInteger, nullable=False),
+    # The ledger_batches row whose hash covers this transfer. Nullable only
+    # because SQLite cannot add a NOT NULL column in place; every insert sets
+    # it and `paymesh ledger verify` reports a transfer without one.
+    sa.Column("batch_seq", sa.BigInteger, nullable=True),
     sa.Index("ix_transfers_debit_seq", "debit_account_id", "seq"),
     sa.Index("ix_transfers_credit_seq", "credit_account_id", "seq"),
     sa.Index(
@@ -73,6 +82,29 @@ transfers = sa.Table(
         postgresql_where=sa.text("expires_at_us IS NOT NULL"),
         sqlite_where=sa.text("expires_at_us IS NOT NULL"),
     ),
+    sa.Index("ix_transfers_batch_seq", "batch_seq", "seq"),
+)
+
+# One row per committed batch of new transfers, linked by hash (domain/audit.py).
+ledger_batches = sa.Table(
+    "ledger_batches",
+    metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("transfer_count", sa.Integer, nullable=False),
+    sa.Column("created_at_us", sa.BigInteger, nullable=False),
+)
+
+# The chain's head: exactly one row (id 1), locked FOR UPDATE by every writer
+# of a batch as its last lock, which keeps the chain linear.
+ledger_head = sa.Table(
+    "ledger_head",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.CheckConstraint("id = 1", name="ck_ledger_head_single_row"),
 )
 
 outbox = outbox_table(metadata)
@@ -97,6 +129,17 @@ def _flags(n: int) -> TransferFlags:
         post_pending=bool(n & _POST),
         void_pending=bool(n & _VOID),
     )
+
+
+def posts_amount(t: sa.FromClause) -> sa.ColumnElement[bool]:
+    """True for a transfer of `t` that posts its amount: single-phase or post_pending."""
+    f = t.c.flags
+    return sa.or_(f.bitwise_and(_PENDING | _POST | _VOID) == 0, f.bitwise_and(_POST) != 0)
+
+
+def is_pending(t: sa.FromClause) -> sa.ColumnElement[bool]:
+    """True for a pending transfer (a hold) of `t`."""
+    return t.c.flags.bitwise_and(_PENDING) != 0
 
 
 def account_values(a: Account) -> dict[str, Any]:
@@ -137,8 +180,8 @@ def account_from_row(row: Mapping[Any, Any]) -> Account:
     )
 
 
-def transfer_values(t: Transfer) -> dict[str, Any]:
-    """The row of transfer `t` (without its seq)."""
+def transfer_values(t: Transfer, batch_seq: int | None = None) -> dict[str, Any]:
+    """The row of transfer `t` in batch `batch_seq` (without its seq)."""
     return {
         "id": t.id,
         "tenant_id": t.tenant_id,
@@ -153,6 +196,7 @@ def transfer_values(t: Transfer) -> dict[str, Any]:
         "code": t.code,
         "reference": t.reference,
         "created_at_us": t.created_at_us,
+        "batch_seq": batch_seq,
     }
 
 

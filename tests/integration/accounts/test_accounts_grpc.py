@@ -201,3 +201,59 @@ async def test_an_expired_hold_is_voided_by_the_running_sweeper_and_announced(
         await stub.LookupAccounts(pb.LookupAccountsRequest(ids=["shop"]), metadata=md(ALICE))
     ).accounts
     assert (shop.credits_pending, shop.credits_posted) == (0, 0)
+
+
+async def test_balances_as_of_an_instant_are_served_to_the_owner_only(svc: Running) -> None:
+    stub = svc.stub
+    await open_alice(stub)
+    before = svc.clock.now_us()
+    svc.clock.advance(1)
+    fund = pb.CreateTransfersRequest(transfers=[transfer("fund", "bank", "wallet", 500)])
+    await stub.CreateTransfers(fund, metadata=md(ALICE))
+    funded = svc.clock.now_us()
+    svc.clock.advance(1)
+    hold = transfer("hold", "wallet", "shop", 120, flags=pb.TransferFlags(pending=True))
+    await stub.CreateTransfers(pb.CreateTransfersRequest(transfers=[hold]), metadata=md(ALICE))
+
+    async def wallet_at(as_of_us: int) -> tuple[int, int, int, int]:
+        b = await stub.GetAccountBalances(
+            pb.GetAccountBalancesRequest(account_id="wallet", as_of_us=as_of_us), metadata=md(ALICE)
+        )
+        assert (b.account_id, b.currency, b.as_of_us) == ("wallet", "USD", as_of_us)
+        return (b.debits_pending, b.debits_posted, b.credits_pending, b.credits_posted)
+
+    assert await wallet_at(before) == (0, 0, 0, 0)
+    assert await wallet_at(funded) == (0, 0, 0, 500)
+    assert await wallet_at(svc.clock.now_us()) == (120, 0, 0, 500)
+    assert await wallet_at(0) == (120, 0, 0, 500)  # unset: now
+    for caller, account_id in ((MALLORY, "wallet"), (ALICE, "nope")):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.GetAccountBalances(
+                pb.GetAccountBalancesRequest(account_id=account_id, as_of_us=funded),
+                metadata=md(caller),
+            )
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+        assert error_code(err.value) == "account_not_found"
+
+
+async def test_accounts_are_listed_in_pages_for_the_callers_tenant_only(svc: Running) -> None:
+    stub = svc.stub
+    await open_alice(stub)
+    await stub.CreateAccounts(
+        pb.CreateAccountsRequest(accounts=[account("loot")]), metadata=md(MALLORY)
+    )
+    first = await stub.ListAccounts(pb.ListAccountsRequest(limit=2), metadata=md(ALICE))
+    assert ([a.id for a in first.accounts], first.has_more) == (["bank", "shop"], True)
+    rest = await stub.ListAccounts(
+        pb.ListAccountsRequest(limit=2, starting_after="shop"), metadata=md(ALICE)
+    )
+    assert ([a.id for a in rest.accounts], rest.has_more) == (["wallet"], False)
+    theirs = await stub.ListAccounts(pb.ListAccountsRequest(), metadata=md(MALLORY))
+    assert [a.id for a in theirs.accounts] == ["loot"]
+    for request in (
+        pb.ListAccountsRequest(limit=101),
+        pb.ListAccountsRequest(starting_after="loot"),  # another tenant's id is no cursor
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.ListAccounts(request, metadata=md(ALICE))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT

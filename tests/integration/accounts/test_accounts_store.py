@@ -79,8 +79,8 @@ async def test_migrations_create_the_tables_the_store_declares(store: SqlAccount
         drift = await conn.run_sync(
             lambda c: compare_metadata(MigrationContext.configure(c), metadata)
         )
-    assert {"accounts", "transfers", "outbox", "inbox"} <= names
-    assert version == "0001"
+    assert {"accounts", "transfers", "outbox", "inbox", "ledger_batches", "ledger_head"} <= names
+    assert version == "0002"
     assert drift == []
 
 

@@ -23,6 +23,7 @@ Semantics follow TigerBeetle's, with these choices written down:
 """
 
 from paymesh.accounts.domain.accounts import create_accounts
+from paymesh.accounts.domain.audit import GENESIS_HASH, BatchDigest, batch_hash, encode_transfer
 from paymesh.accounts.domain.transfers import create_transfers, expire_pending, expiry_void
 from paymesh.accounts.domain.types import (
     EXPIRED_SUFFIX,
@@ -43,19 +44,23 @@ from paymesh.accounts.domain.types import (
 __all__ = [
     "EXPIRED_SUFFIX",
     "EXPIRY_CODE",
+    "GENESIS_HASH",
     "ID_MAX_LENGTH",
     "INT64_MAX",
     "Account",
     "AccountFlags",
     "AccountResult",
     "AccountsOutcome",
+    "BatchDigest",
     "LedgerState",
     "Transfer",
     "TransferFlags",
     "TransferResult",
     "TransfersOutcome",
+    "batch_hash",
     "create_accounts",
     "create_transfers",
+    "encode_transfer",
     "expire_pending",
     "expiry_void",
 ]

@@ -59,6 +59,16 @@ class AccountsStub:
                 request_serializer=paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.ListEntriesRequest.SerializeToString,
                 response_deserializer=paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.ListEntriesResponse.FromString,
                 _registered_method=True)
+        self.GetAccountBalances = channel.unary_unary(
+                '/paymesh.accounts.v1.Accounts/GetAccountBalances',
+                request_serializer=paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.GetAccountBalancesRequest.SerializeToString,
+                response_deserializer=paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.GetAccountBalancesResponse.FromString,
+                _registered_method=True)
+        self.ListAccounts = channel.unary_unary(
+                '/paymesh.accounts.v1.Accounts/ListAccounts',
+                request_serializer=paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.ListAccountsRequest.SerializeToString,
+                response_deserializer=paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.ListAccountsResponse.FromString,
+                _registered_method=True)
 
 
 class AccountsServicer:
@@ -99,6 +109,21 @@ class AccountsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetAccountBalances(self, request, context):
+        """An account's four balances as they were at an instant; NOT_FOUND for an
+        unknown or another tenant's account.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAccounts(self, request, context):
+        """The caller tenant's accounts in ascending id order, paginated.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AccountsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -126,6 +151,16 @@ def add_AccountsServicer_to_server(servicer, server):
                     servicer.ListEntries,
                     request_deserializer=paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.ListEntriesRequest.FromString,
                     response_serializer=paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.ListEntriesResponse.SerializeToString,
+            ),
+            'GetAccountBalances': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAccountBalances,
+                    request_deserializer=paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.GetAccountBalancesRequest.FromString,
+                    response_serializer=paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.GetAccountBalancesResponse.SerializeToString,
+            ),
+            'ListAccounts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAccounts,
+                    request_deserializer=paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.ListAccountsRequest.FromString,
+                    response_serializer=paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.ListAccountsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -263,6 +298,60 @@ class Accounts:
             '/paymesh.accounts.v1.Accounts/ListEntries',
             paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.ListEntriesRequest.SerializeToString,
             paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.ListEntriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAccountBalances(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.accounts.v1.Accounts/GetAccountBalances',
+            paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.GetAccountBalancesRequest.SerializeToString,
+            paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.GetAccountBalancesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAccounts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.accounts.v1.Accounts/ListAccounts',
+            paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.ListAccountsRequest.SerializeToString,
+            paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.ListAccountsResponse.FromString,
             options,
             channel_credentials,
             insecure,

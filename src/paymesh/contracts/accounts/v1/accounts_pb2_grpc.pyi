@@ -46,6 +46,12 @@ class AccountsStub:
     """Transfers by id; unknown ids (or another tenant's) are left out."""
     ListEntries: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.ListEntriesRequest, _accounts_pb2.ListEntriesResponse]
     """An account's entries, newest first, paginated."""
+    GetAccountBalances: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.GetAccountBalancesRequest, _accounts_pb2.GetAccountBalancesResponse]
+    """An account's four balances as they were at an instant; NOT_FOUND for an
+    unknown or another tenant's account.
+    """
+    ListAccounts: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.ListAccountsRequest, _accounts_pb2.ListAccountsResponse]
+    """The caller tenant's accounts in ascending id order, paginated."""
 
 @_typing.type_check_only
 class AccountsAsyncStub(AccountsStub):
@@ -60,6 +66,12 @@ class AccountsAsyncStub(AccountsStub):
     """Transfers by id; unknown ids (or another tenant's) are left out."""
     ListEntries: _aio.UnaryUnaryMultiCallable[_accounts_pb2.ListEntriesRequest, _accounts_pb2.ListEntriesResponse]  # type: ignore[assignment]
     """An account's entries, newest first, paginated."""
+    GetAccountBalances: _aio.UnaryUnaryMultiCallable[_accounts_pb2.GetAccountBalancesRequest, _accounts_pb2.GetAccountBalancesResponse]  # type: ignore[assignment]
+    """An account's four balances as they were at an instant; NOT_FOUND for an
+    unknown or another tenant's account.
+    """
+    ListAccounts: _aio.UnaryUnaryMultiCallable[_accounts_pb2.ListAccountsRequest, _accounts_pb2.ListAccountsResponse]  # type: ignore[assignment]
+    """The caller tenant's accounts in ascending id order, paginated."""
 
 class AccountsServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -101,5 +113,23 @@ class AccountsServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_accounts_pb2.ListEntriesResponse, _abc.Awaitable[_accounts_pb2.ListEntriesResponse]]:
         """An account's entries, newest first, paginated."""
+
+    @_abc_1.abstractmethod
+    def GetAccountBalances(
+        self,
+        request: _accounts_pb2.GetAccountBalancesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.GetAccountBalancesResponse, _abc.Awaitable[_accounts_pb2.GetAccountBalancesResponse]]:
+        """An account's four balances as they were at an instant; NOT_FOUND for an
+        unknown or another tenant's account.
+        """
+
+    @_abc_1.abstractmethod
+    def ListAccounts(
+        self,
+        request: _accounts_pb2.ListAccountsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.ListAccountsResponse, _abc.Awaitable[_accounts_pb2.ListAccountsResponse]]:
+        """The caller tenant's accounts in ascending id order, paginated."""
 
 def add_AccountsServicer_to_server(servicer: AccountsServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
