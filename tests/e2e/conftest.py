@@ -10,8 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
+from paymesh.accounts.audit import verify
 from paymesh.cli import bootstrap
 from paymesh.launcher import Platform
+from paymesh.platform.db import Database
 from paymesh.platform.settings import Settings
 
 
@@ -46,6 +48,13 @@ async def embedded(tmp_path: Path, ports: dict[str, int]) -> AsyncIterator[Runni
         yield Running(platform, f"http://127.0.0.1:{ports['gateway']}", creds)
     finally:
         await platform.stop()
+    # Whatever the test did through the API, the ledger it leaves must audit clean.
+    db = Database(settings.accounts.database_url)
+    try:
+        audit = await verify(db)
+    finally:
+        await db.dispose()
+    assert audit.ok, "\n".join(str(p) for p in audit.problems)
 
 
 class Api:
