@@ -161,7 +161,7 @@ def account_values(a: Account) -> dict[str, Any]:
 
 
 def account_from_row(row: Mapping[Any, Any]) -> Account:
-    """The account in `row`."""
+    """The account in `row` (with empty metadata when the row was read without it)."""
     return Account(
         id=row["id"],
         tenant_id=row["tenant_id"],
@@ -175,7 +175,7 @@ def account_from_row(row: Mapping[Any, Any]) -> Account:
         credits_pending=int(row["credits_pending"]),
         credits_posted=int(row["credits_posted"]),
         code=row["code"],
-        metadata=json.loads(row["metadata"]),
+        metadata=json.loads(row["metadata"]) if "metadata" in row else {},
         created_at_us=int(row["created_at_us"]),
     )
 
