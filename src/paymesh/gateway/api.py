@@ -1,6 +1,7 @@
 """The REST API: the app factory, authentication, JWKS and tenant administration.
 
-Accounts and payments routes live in api_accounts.py and api_payments.py.
+Accounts and payments routes live in api_accounts.py and api_payments.py;
+payouts, transfers and events in api_transfers.py.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.openapi.utils import get_openapi
 from starlette.responses import JSONResponse, Response
 
+from paymesh.contracts.payments.v1 import payments_pb2 as ppb
 from paymesh.gateway import domain
 from paymesh.gateway.api_accounts import router as accounts_router
 from paymesh.gateway.api_payments import router as payments_router
+from paymesh.gateway.api_transfers import router as transfers_router
 from paymesh.gateway.backends import AccountsBackend, PaymentsBackend
 from paymesh.gateway.deps import Gateway, IdempotencyKey, gateway, json_out, keyed, scoped
 from paymesh.gateway.errors import BadRequest, Unauthenticated
@@ -59,8 +62,8 @@ your `client_id` and `client_secret`, then send `Authorization: Bearer
 **Errors** are RFC 9457 `application/problem+json` with a stable `code`.
 
 **Idempotency**: every POST accepts an `Idempotency-Key` header;
-money-moving POSTs (payments, capture, cancel, refunds, top-ups) require
-it. The same key with the same request replays the first response (with
+money-moving POSTs (payments, capture, cancel, refunds, top-ups, payouts,
+transfers) require it. The same key with the same request replays the first response (with
 `Idempotent-Replayed: true`); with another request: 422
 `idempotency_key_reused`; while the first is still running: 409
 `idempotency_key_in_progress`.
@@ -68,6 +71,15 @@ it. The same key with the same request replays the first response (with
 **Balances**: `posted` = credits posted - debits posted; `available` =
 posted - debits pending (holds); `pending` = credits pending - debits
 pending.
+
+**Fees**: each tenant has a fee schedule (`fixed` minor units plus
+`basis_points` of the captured amount, never more than it), set by an
+operator when the tenant is created. A capture charges it to the payee, in
+the same atomic ledger batch, onto the tenant's revenue account; `fee` on
+the payment shows it. Fees are not returned on refunds.
+
+**Events**: `GET /v1/events` lists the tenant's events (CloudEvents 1.0,
+the same that webhooks deliver), newest first.
 
 **Lists**: `?limit=` (1-100) and `?starting_after=<id>`, answering
 `{"data": [...], "has_more": bool}`.
@@ -144,7 +156,7 @@ async def jwks(request: Request) -> JSONResponse:
     summary="Create a tenant",
     status_code=201,
     response_model=TenantOut,
-    responses=problem_responses(400, 401, 403, 409, 422),
+    responses=problem_responses(400, 401, 403, 409, 422, 503),
 )
 async def post_tenant(
     body: CreateTenantIn,
@@ -152,7 +164,13 @@ async def post_tenant(
     idempotency_key: IdempotencyKey = None,
     caller: Caller = scoped("POST", "/v1/tenants"),
 ) -> Response:
-    """Create a tenant with its fee schedule (operators only)."""
+    """Create a tenant with its fee schedule (operators only).
+
+    The fee schedule (`fixed` minor units + `basis_points` of each capture,
+    charged to the payee) is stored by the payments service, which this
+    call asks as the operator on the new tenant's behalf; without `fees`
+    the tenant's payments are free. Fees are not returned on refunds.
+    """
     gw = gateway(request)
     req = await keyed(request, caller, idempotency_key)
 
@@ -168,6 +186,15 @@ async def post_tenant(
             store=gw.store,
             clock=gw.clock,
         )
+        if fees is not None:  # without a schedule, payments charges nothing
+            await gw.payments.set_tenant_fees(
+                ppb.SetTenantFeesRequest(
+                    tenant_id=tenant.id,
+                    fixed=tenant.fee_fixed,
+                    basis_points=tenant.fee_basis_points,
+                ),
+                caller=caller,
+            )
         return json_out(tenant_view(tenant), 201)
 
     return await req.run(run)
@@ -270,6 +297,7 @@ def create_app(
     app.include_router(router)
     app.include_router(accounts_router)
     app.include_router(payments_router)
+    app.include_router(transfers_router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -193,7 +193,11 @@ async def post_refund(
     idempotency_key: IdempotencyKey = None,
     caller: Caller = scoped("POST", "/v1/refunds"),
 ) -> Response:
-    """Refund all (no amount) or part of what was captured; may be repeated up to it."""
+    """Refund all (no amount) or part of what was captured; may be repeated up to it.
+
+    Fees are not returned on refunds: the payee gives back the refunded
+    amount, and the fee charged when the payment was captured is kept.
+    """
     gw = gateway(request)
     req = await keyed(request, caller, idempotency_key)
 

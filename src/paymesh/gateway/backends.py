@@ -87,6 +87,30 @@ class PaymentsBackend(Protocol):
 
     async def get_topup(self, request: ppb.GetTopupRequest, *, caller: Caller) -> ppb.Topup: ...
 
+    async def create_payout(
+        self, request: ppb.CreatePayoutRequest, *, caller: Caller
+    ) -> ppb.Payout: ...
+
+    async def get_payout(self, request: ppb.GetPayoutRequest, *, caller: Caller) -> ppb.Payout: ...
+
+    async def create_transfer(
+        self, request: ppb.CreateTransferRequest, *, caller: Caller
+    ) -> ppb.Transfer: ...
+
+    async def get_transfer(
+        self, request: ppb.GetTransferRequest, *, caller: Caller
+    ) -> ppb.Transfer: ...
+
+    async def set_tenant_fees(
+        self, request: ppb.SetTenantFeesRequest, *, caller: Caller
+    ) -> ppb.TenantFees: ...
+
+    async def list_events(
+        self, request: ppb.ListEventsRequest, *, caller: Caller
+    ) -> ppb.ListEventsResponse: ...
+
+    async def get_event(self, request: ppb.GetEventRequest, *, caller: Caller) -> ppb.Event: ...
+
 
 def upstream_error(exc: grpc.aio.AioRpcError) -> UpstreamError | ServiceUnavailable:
     """The gateway error for a failed call to a service."""
@@ -175,3 +199,34 @@ class GrpcPayments:
 
     async def get_topup(self, request: ppb.GetTopupRequest, *, caller: Caller) -> ppb.Topup:
         return await _call(self._stub.GetTopup, request, caller, self._deadline_s)
+
+    async def create_payout(
+        self, request: ppb.CreatePayoutRequest, *, caller: Caller
+    ) -> ppb.Payout:
+        return await _call(self._stub.CreatePayout, request, caller, self._deadline_s)
+
+    async def get_payout(self, request: ppb.GetPayoutRequest, *, caller: Caller) -> ppb.Payout:
+        return await _call(self._stub.GetPayout, request, caller, self._deadline_s)
+
+    async def create_transfer(
+        self, request: ppb.CreateTransferRequest, *, caller: Caller
+    ) -> ppb.Transfer:
+        return await _call(self._stub.CreateTransfer, request, caller, self._deadline_s)
+
+    async def get_transfer(
+        self, request: ppb.GetTransferRequest, *, caller: Caller
+    ) -> ppb.Transfer:
+        return await _call(self._stub.GetTransfer, request, caller, self._deadline_s)
+
+    async def set_tenant_fees(
+        self, request: ppb.SetTenantFeesRequest, *, caller: Caller
+    ) -> ppb.TenantFees:
+        return await _call(self._stub.SetTenantFees, request, caller, self._deadline_s)
+
+    async def list_events(
+        self, request: ppb.ListEventsRequest, *, caller: Caller
+    ) -> ppb.ListEventsResponse:
+        return await _call(self._stub.ListEvents, request, caller, self._deadline_s)
+
+    async def get_event(self, request: ppb.GetEventRequest, *, caller: Caller) -> ppb.Event:
+        return await _call(self._stub.GetEvent, request, caller, self._deadline_s)

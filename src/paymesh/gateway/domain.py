@@ -55,8 +55,8 @@ ADMIN = "admin"
 ALL_SCOPES: Mapping[str, str] = {
     ACCOUNTS_READ: "Read accounts, balances and ledger entries.",
     ACCOUNTS_WRITE: "Open accounts.",
-    PAYMENTS_READ: "Read payments, refunds and top-ups.",
-    PAYMENTS_WRITE: "Create, capture and cancel payments; refunds; top-ups.",
+    PAYMENTS_READ: "Read payments, refunds, top-ups, payouts, transfers and events.",
+    PAYMENTS_WRITE: "Create, capture and cancel payments; refunds; top-ups; payouts; transfers.",
     WEBHOOKS_WRITE: "Manage webhook endpoints.",
     RISK_ADMIN: "Manage risk rules, lists and reviews.",
     ADMIN: "Operator: manage tenants and their API clients.",
@@ -77,6 +77,12 @@ ROUTE_SCOPES: Mapping[tuple[str, str], str] = {
     ("POST", "/v1/payments/{payment_id}/cancel"): PAYMENTS_WRITE,
     ("POST", "/v1/refunds"): PAYMENTS_WRITE,
     ("GET", "/v1/refunds/{refund_id}"): PAYMENTS_READ,
+    ("POST", "/v1/payouts"): PAYMENTS_WRITE,
+    ("GET", "/v1/payouts/{payout_id}"): PAYMENTS_READ,
+    ("POST", "/v1/transfers"): PAYMENTS_WRITE,
+    ("GET", "/v1/transfers/{transfer_id}"): PAYMENTS_READ,
+    ("GET", "/v1/events"): PAYMENTS_READ,
+    ("GET", "/v1/events/{event_id}"): PAYMENTS_READ,
     ("POST", "/v1/tenants"): ADMIN,
     ("POST", "/v1/tenants/{tenant_id}/clients"): ADMIN,
     ("DELETE", "/v1/tenants/{tenant_id}/clients/{client_id}"): ADMIN,
@@ -90,6 +96,8 @@ MONEY_MOVING = frozenset(
         "/v1/payments/{payment_id}/capture",
         "/v1/payments/{payment_id}/cancel",
         "/v1/refunds",
+        "/v1/payouts",
+        "/v1/transfers",
     }
 )
 

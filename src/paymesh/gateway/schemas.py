@@ -23,18 +23,24 @@ __all__ = [
     "CreateAccountIn",
     "CreateClientIn",
     "CreatePaymentIn",
+    "CreatePayoutIn",
     "CreateRefundIn",
     "CreateTenantIn",
     "CreateTopupIn",
+    "CreateTransferIn",
     "Currency",
     "EntryList",
+    "EventList",
+    "EventOut",
     "PaymentList",
     "PaymentOut",
+    "PayoutOut",
     "Problem",
     "RefundOut",
     "TenantOut",
     "TokenOut",
     "TopupOut",
+    "TransferOut",
 ]
 
 
@@ -334,7 +340,11 @@ class PaymentList(_Out):
 
 
 class CreateRefundIn(_In):
-    """Refund all (no amount) or part of a captured payment."""
+    """Refund all (no amount) or part of a captured payment.
+
+    Fees are not returned on refunds: the payee gives back the refunded
+    amount and the fee charged on the capture stays with the platform.
+    """
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -384,3 +394,108 @@ class TopupOut(_Out):
     status: str = Field(description="processing, succeeded or failed.")
     failure_code: str | None
     created: str
+
+
+class CreatePayoutIn(_In):
+    """Send money out of an account to the external funding source."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"account_id": "acct_0a1b2c", "amount": 5000, "currency": "USD"}]
+        }
+    )
+    account_id: ObjectId
+    amount: Amount
+    currency: Currency
+
+
+class PayoutOut(_Out):
+    """A payout."""
+
+    id: str
+    object: Literal["payout"] = "payout"
+    account_id: str
+    amount: int
+    currency: str
+    status: str = Field(
+        description="processing (also while the bank's answer is awaited), succeeded or failed."
+    )
+    failure_code: str | None = Field(
+        description="Why it failed: insufficient_funds, account_not_found, or the bank's code."
+    )
+    created: str
+
+
+class CreateTransferIn(_In):
+    """Move money between two accounts of the tenant."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "from_account_id": "acct_0a1b2c",
+                    "to_account_id": "acct_3d4e5f",
+                    "amount": 700,
+                    "currency": "USD",
+                }
+            ]
+        }
+    )
+    from_account_id: ObjectId
+    to_account_id: ObjectId
+    amount: Amount
+    currency: Currency
+
+
+class TransferOut(_Out):
+    """A transfer between two accounts of the tenant."""
+
+    id: str
+    object: Literal["transfer"] = "transfer"
+    from_account_id: str
+    to_account_id: str
+    amount: int
+    currency: str
+    status: str = Field(description="processing, succeeded or failed.")
+    failure_code: str | None = Field(description="e.g. insufficient_funds, account_not_found.")
+    created: str
+
+
+class EventOut(BaseModel):
+    """An event: the CloudEvents 1.0 envelope, as webhooks deliver it."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        frozen=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "evt_pay_0a1b2c_payment.succeeded",
+                    "source": "/paymesh/payments",
+                    "type": "payment.succeeded",
+                    "subject": "pay_0a1b2c",
+                    "time": "2026-01-01T12:00:00Z",
+                    "tenant": "ten_0a1b2c",
+                    "specversion": "1.0",
+                    "datacontenttype": "application/json",
+                    "data": {"id": "pay_0a1b2c", "object": "payment", "status": "succeeded"},
+                }
+            ]
+        },
+    )
+    id: str
+    source: str
+    type: str = Field(description="e.g. payment.succeeded, refund.succeeded, payout.failed.")
+    subject: str = Field(description="The id of the object the event is about.")
+    time: str
+    tenant: str
+    specversion: str
+    datacontenttype: str
+    data: dict[str, Any] = Field(description="The object as the REST API shows it.")
+
+
+class EventList(_Out):
+    """A page of events, newest first."""
+
+    data: list[EventOut]
+    has_more: bool

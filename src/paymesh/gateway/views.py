@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from paymesh.contracts.accounts.v1 import accounts_pb2 as apb
 from paymesh.contracts.events import format_time
 from paymesh.contracts.payments.v1 import payments_pb2 as ppb
@@ -10,13 +12,16 @@ from paymesh.gateway.schemas import (
     AccountOut,
     BalanceOut,
     EntryOut,
+    EventOut,
     FeesOut,
     PaymentContextOut,
     PaymentOut,
+    PayoutOut,
     RefundOut,
     RiskOut,
     TenantOut,
     TopupOut,
+    TransferOut,
 )
 from paymesh.gateway.store import Tenant
 
@@ -24,10 +29,13 @@ __all__ = [
     "CAPTURE_METHODS",
     "account_view",
     "entry_view",
+    "event_view",
     "payment_view",
+    "payout_view",
     "refund_view",
     "tenant_view",
     "topup_view",
+    "transfer_view",
 ]
 
 CAPTURE_METHODS = {
@@ -150,3 +158,35 @@ def topup_view(t: ppb.Topup) -> TopupOut:
         failure_code=_opt(t.failure_code),
         created=format_time(t.created_at_us),
     )
+
+
+def payout_view(p: ppb.Payout) -> PayoutOut:
+    """A payout."""
+    return PayoutOut(
+        id=p.id,
+        account_id=p.account_id,
+        amount=p.amount,
+        currency=p.currency,
+        status=p.status,
+        failure_code=_opt(p.failure_code),
+        created=format_time(p.created_at_us),
+    )
+
+
+def transfer_view(t: ppb.Transfer) -> TransferOut:
+    """A transfer between two accounts."""
+    return TransferOut(
+        id=t.id,
+        from_account_id=t.from_account_id,
+        to_account_id=t.to_account_id,
+        amount=t.amount,
+        currency=t.currency,
+        status=t.status,
+        failure_code=_opt(t.failure_code),
+        created=format_time(t.created_at_us),
+    )
+
+
+def event_view(e: ppb.Event) -> EventOut:
+    """An event: its CloudEvents envelope."""
+    return EventOut.model_validate(json.loads(e.json))

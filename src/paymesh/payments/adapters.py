@@ -115,6 +115,24 @@ class GrpcLedgerClient:
         )
         return [_transfer(t) for t in response.transfers]
 
+    async def lookup_accounts(self, caller: Caller, ids: Sequence[str]) -> list[LedgerAccount]:
+        """The caller's accounts among `ids`."""
+        response = await _call(
+            lambda: self._stub.LookupAccounts(
+                apb.LookupAccountsRequest(ids=list(ids)),
+                **_options(caller, self._deadline_s),
+            )
+        )
+        return [
+            LedgerAccount(
+                id=a.id,
+                currency=a.currency,
+                code=a.code,
+                no_overdraft=a.flags.debits_must_not_exceed_credits,
+            )
+            for a in response.accounts
+        ]
+
 
 def _transfer_pb(caller: Caller, t: Transfer) -> apb.Transfer:
     return apb.Transfer(
@@ -124,11 +142,13 @@ def _transfer_pb(caller: Caller, t: Transfer) -> apb.Transfer:
         amount=t.amount,
         currency=t.currency,
         flags=apb.TransferFlags(
+            linked=t.linked,
             pending=t.kind is TransferKind.PENDING,
             post_pending=t.kind is TransferKind.POST_PENDING,
             void_pending=t.kind is TransferKind.VOID_PENDING,
         ),
         pending_id=t.pending_id,
+        timeout_seconds=t.timeout_seconds,
         tenant_id=caller.tenant_id,
         code=t.code,
         reference=t.reference,
@@ -153,6 +173,8 @@ def _transfer(t: apb.Transfer) -> Transfer:
         reference=t.reference,
         kind=kind,
         pending_id=t.pending_id,
+        linked=t.flags.linked,
+        timeout_seconds=t.timeout_seconds,
     )
 
 

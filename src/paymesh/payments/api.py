@@ -14,12 +14,31 @@ import grpc
 from paymesh.contracts.payments.v1 import payments_pb2 as pb
 from paymesh.contracts.payments.v1.payments_pb2_grpc import PaymentsServicer
 from paymesh.payments import domain, errors, service
-from paymesh.payments.domain import CaptureMethod, Payment, Refund, Topup
+from paymesh.payments.domain import (
+    CaptureMethod,
+    P2PTransfer,
+    Payment,
+    Payout,
+    Refund,
+    TenantFees,
+    Topup,
+)
 from paymesh.payments.saga import Deps
+from paymesh.payments.store import StoredEvent
 from paymesh.platform.identity import Caller
 from paymesh.platform.rpc import abort, require_caller
 
-__all__ = ["SERVICE_NAME", "PaymentsApi", "payment_pb", "refund_pb", "topup_pb"]
+__all__ = [
+    "SERVICE_NAME",
+    "PaymentsApi",
+    "event_pb",
+    "fees_pb",
+    "payment_pb",
+    "payout_pb",
+    "refund_pb",
+    "topup_pb",
+    "transfer_pb",
+]
 
 SERVICE_NAME = "paymesh.payments.v1.Payments"
 
@@ -29,6 +48,7 @@ T = TypeVar("T")
 _STATUS: dict[type[errors.PaymentsError], grpc.StatusCode] = {
     errors.InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
     errors.NotFound: grpc.StatusCode.NOT_FOUND,
+    errors.Forbidden: grpc.StatusCode.PERMISSION_DENIED,
     errors.IdReused: grpc.StatusCode.ALREADY_EXISTS,
     errors.InvalidState: grpc.StatusCode.FAILED_PRECONDITION,
     errors.PaymentBusy: grpc.StatusCode.FAILED_PRECONDITION,
@@ -155,6 +175,86 @@ class PaymentsApi(PaymentsServicer):
         )
         return topup_pb(t)
 
+    async def CreatePayout(self, request: pb.CreatePayoutRequest, context: Context) -> pb.Payout:
+        cmd = domain.CreatePayout(
+            id=request.id,
+            account_id=request.account_id,
+            amount=request.amount,
+            currency=request.currency,
+        )
+        p = await self._run(
+            context, lambda caller: service.create_payout(cmd, caller=caller, deps=self._deps)
+        )
+        return payout_pb(p)
+
+    async def GetPayout(self, request: pb.GetPayoutRequest, context: Context) -> pb.Payout:
+        p = await self._run(
+            context, lambda caller: service.get_payout(request.id, caller=caller, deps=self._deps)
+        )
+        return payout_pb(p)
+
+    async def CreateTransfer(
+        self, request: pb.CreateTransferRequest, context: Context
+    ) -> pb.Transfer:
+        cmd = domain.CreateP2PTransfer(
+            id=request.id,
+            from_account_id=request.from_account_id,
+            to_account_id=request.to_account_id,
+            amount=request.amount,
+            currency=request.currency,
+        )
+        t = await self._run(
+            context, lambda caller: service.create_transfer(cmd, caller=caller, deps=self._deps)
+        )
+        return transfer_pb(t)
+
+    async def GetTransfer(self, request: pb.GetTransferRequest, context: Context) -> pb.Transfer:
+        t = await self._run(
+            context,
+            lambda caller: service.get_transfer(request.id, caller=caller, deps=self._deps),
+        )
+        return transfer_pb(t)
+
+    async def SetTenantFees(
+        self, request: pb.SetTenantFeesRequest, context: Context
+    ) -> pb.TenantFees:
+        fees = TenantFees(request.tenant_id, request.fixed, request.basis_points)
+        stored = await self._run(
+            context, lambda caller: service.set_tenant_fees(fees, caller=caller, deps=self._deps)
+        )
+        return fees_pb(stored)
+
+    async def GetTenantFees(
+        self, request: pb.GetTenantFeesRequest, context: Context
+    ) -> pb.TenantFees:
+        fees = await self._run(
+            context,
+            lambda caller: service.get_tenant_fees(
+                request.tenant_id, caller=caller, deps=self._deps
+            ),
+        )
+        return fees_pb(fees)
+
+    async def ListEvents(
+        self, request: pb.ListEventsRequest, context: Context
+    ) -> pb.ListEventsResponse:
+        found, has_more = await self._run(
+            context,
+            lambda caller: service.list_events(
+                caller=caller,
+                deps=self._deps,
+                limit=request.limit,
+                starting_after=request.starting_after,
+            ),
+        )
+        return pb.ListEventsResponse(events=[event_pb(e) for e in found], has_more=has_more)
+
+    async def GetEvent(self, request: pb.GetEventRequest, context: Context) -> pb.Event:
+        event = await self._run(
+            context, lambda caller: service.get_event(request.id, caller=caller, deps=self._deps)
+        )
+        return event_pb(event)
+
 
 def payment_pb(p: Payment) -> pb.Payment:
     """The protobuf form of a payment."""
@@ -218,4 +318,50 @@ def topup_pb(t: Topup) -> pb.Topup:
         status=t.status.value,
         failure_code=t.failure_code,
         created_at_us=t.created_at_us,
+    )
+
+
+def payout_pb(p: Payout) -> pb.Payout:
+    """The protobuf form of a payout."""
+    return pb.Payout(
+        id=p.id,
+        tenant_id=p.tenant_id,
+        account_id=p.account_id,
+        amount=p.amount,
+        currency=p.currency,
+        status=p.status.value,
+        failure_code=p.failure_code,
+        created_at_us=p.created_at_us,
+    )
+
+
+def transfer_pb(t: P2PTransfer) -> pb.Transfer:
+    """The protobuf form of a P2P transfer."""
+    return pb.Transfer(
+        id=t.id,
+        tenant_id=t.tenant_id,
+        from_account_id=t.from_account_id,
+        to_account_id=t.to_account_id,
+        amount=t.amount,
+        currency=t.currency,
+        status=t.status.value,
+        failure_code=t.failure_code,
+        created_at_us=t.created_at_us,
+    )
+
+
+def fees_pb(f: TenantFees) -> pb.TenantFees:
+    """The protobuf form of a fee schedule."""
+    return pb.TenantFees(
+        tenant_id=f.tenant_id,
+        fixed=f.fixed,
+        basis_points=f.basis_points,
+        updated_at_us=f.updated_at_us,
+    )
+
+
+def event_pb(e: StoredEvent) -> pb.Event:
+    """The protobuf form of a stored event (its envelope as JSON)."""
+    return pb.Event(
+        id=e.id, type=e.type, subject=e.subject, created_at_us=e.created_at_us, json=e.json
     )

@@ -2,7 +2,10 @@
 
 ``create`` does no I/O; ``start`` opens the channels to accounts and risk,
 binds the gRPC server, and starts the outbox relay and the saga Resumer
-(whose first pass resumes every saga a crash left unfinished).
+(whose first pass resumes every saga a crash left unfinished, and whose
+every pass cancels authorisations that expired uncaptured). The bank behind
+top-ups and payouts is the simulated bank, configured by
+``settings.payments.bank_*``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import grpc
 from paymesh.contracts.payments.v1.payments_pb2_grpc import add_PaymentsServicer_to_server
 from paymesh.payments.adapters import GrpcLedgerClient, GrpcRiskClient
 from paymesh.payments.api import SERVICE_NAME, PaymentsApi
+from paymesh.payments.bank import SimulatedBank
 from paymesh.payments.saga import Deps, Resumer, RetryPolicy
 from paymesh.payments.store import PaymentStore, outbox
 from paymesh.platform.bus import EventBus
@@ -76,6 +80,12 @@ class PaymentsRuntime:
             risk=GrpcRiskClient(risk, deadline_s=s.rpc_deadline_s),
             clock=self._clock,
             retry=self._retry,
+            bank=SimulatedBank(
+                latency_s=s.payments.bank_latency_s,
+                failure_rate=s.payments.bank_failure_rate,
+                timeout_rate=s.payments.bank_timeout_rate,
+            ),
+            authorization_ttl_s=s.payments.authorization_ttl_s,
         )
         api = PaymentsApi(deps)
         self._server = GrpcServer(

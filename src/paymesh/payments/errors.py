@@ -5,6 +5,7 @@
     PaymentsError
     ├── InvalidRequest           invalid_request            (INVALID_ARGUMENT)
     ├── NotFound                 not_found                  (NOT_FOUND)
+    ├── Forbidden                forbidden                  (PERMISSION_DENIED)
     ├── IdReused                 id_reused                  (ALREADY_EXISTS)
     ├── InvalidState             invalid_state              (FAILED_PRECONDITION)
     ├── PaymentBusy              payment_busy               (FAILED_PRECONDITION)
@@ -20,6 +21,7 @@ from __future__ import annotations
 __all__ = [
     "AmountExceedsAuthorized",
     "AmountExceedsRefundable",
+    "Forbidden",
     "IdReused",
     "InvalidRequest",
     "InvalidState",
@@ -52,6 +54,12 @@ class NotFound(PaymentsError):
     """No such object for this tenant (another tenant's object looks the same)."""
 
     code = "not_found"
+
+
+class Forbidden(PaymentsError):
+    """The caller may not do this (e.g. set fees without the admin scope)."""
+
+    code = "forbidden"
 
 
 class IdReused(PaymentsError):

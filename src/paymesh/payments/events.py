@@ -1,7 +1,8 @@
 """The events payments publishes, as CloudEvents on ``TOPIC_PAYMENTS``.
 
 Each event is keyed by the object it is about (``subject``): the payment,
-the refund (whose data names its payment) or the top-up. Its id is derived
+the refund (whose data names its payment), the top-up, the payout or the
+transfer. Its id is derived
 from the object id and the event type, so a replayed transition cannot make
 a second, distinct event. ``data`` is the public object, with the field
 names of the REST API.
@@ -14,17 +15,21 @@ from collections.abc import Iterable
 from typing import Any
 
 from paymesh.contracts.events import Event, format_time
-from paymesh.payments.domain import Payment, Refund, Topup
+from paymesh.payments.domain import P2PTransfer, Payment, Payout, Refund, Topup
 
 __all__ = [
     "SOURCE",
     "event_id",
     "payment_data",
     "payment_events",
+    "payout_data",
+    "payout_events",
     "refund_data",
     "refund_events",
     "topup_data",
     "topup_events",
+    "transfer_data",
+    "transfer_events",
 ]
 
 SOURCE = "/paymesh/payments"
@@ -101,6 +106,35 @@ def topup_data(t: Topup) -> dict[str, Any]:
     }
 
 
+def payout_data(p: Payout) -> dict[str, Any]:
+    """The public form of a payout."""
+    return {
+        "id": p.id,
+        "object": "payout",
+        "account_id": p.account_id,
+        "status": p.status.value,
+        "amount": p.amount,
+        "currency": p.currency,
+        "failure_code": p.failure_code or None,
+        "created_at": format_time(p.created_at_us),
+    }
+
+
+def transfer_data(t: P2PTransfer) -> dict[str, Any]:
+    """The public form of a P2P transfer."""
+    return {
+        "id": t.id,
+        "object": "transfer",
+        "from_account_id": t.from_account_id,
+        "to_account_id": t.to_account_id,
+        "status": t.status.value,
+        "amount": t.amount,
+        "currency": t.currency,
+        "failure_code": t.failure_code or None,
+        "created_at": format_time(t.created_at_us),
+    }
+
+
 def _events(
     object_id: str, tenant_id: str, data: dict[str, Any], types: Iterable[str], now_us: int
 ) -> list[Event]:
@@ -131,3 +165,13 @@ def refund_events(r: Refund, types: Iterable[str], now_us: int) -> list[Event]:
 def topup_events(t: Topup, types: Iterable[str], now_us: int) -> list[Event]:
     """The events of a top-up transition."""
     return _events(t.id, t.tenant_id, topup_data(t), types, now_us)
+
+
+def payout_events(p: Payout, types: Iterable[str], now_us: int) -> list[Event]:
+    """The events of a payout transition."""
+    return _events(p.id, p.tenant_id, payout_data(p), types, now_us)
+
+
+def transfer_events(t: P2PTransfer, types: Iterable[str], now_us: int) -> list[Event]:
+    """The events of a P2P transfer transition."""
+    return _events(t.id, t.tenant_id, transfer_data(t), types, now_us)

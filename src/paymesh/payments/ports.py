@@ -1,4 +1,4 @@
-"""The ports payments talks to other services through: the ledger and risk.
+"""The ports payments talks to the world through: the ledger, risk and the bank.
 
 Adapters (``adapters.py``) speak gRPC; fakes (``testing.py``) keep the same
 semantics in memory. Ledger results are the contract's result names,
@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from paymesh.payments.domain import Payment, RiskAssessment, Transfer
+from paymesh.payments.domain import BankResult, Payment, RiskAssessment, Transfer
 from paymesh.platform.identity import Caller
 
-__all__ = ["LedgerAccount", "LedgerClient", "RiskClient"]
+__all__ = ["Connector", "LedgerAccount", "LedgerClient", "RiskClient"]
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,30 @@ class LedgerClient(Protocol):
 
     async def lookup_transfers(self, caller: Caller, ids: Sequence[str]) -> list[Transfer]: ...
 
+    async def lookup_accounts(self, caller: Caller, ids: Sequence[str]) -> list[LedgerAccount]:
+        """The caller's accounts among `ids` (unknown and other tenants' are left out)."""
+        ...
+
 
 class RiskClient(Protocol):
     """The risk service: one decision per payment, idempotent by payment id."""
 
     async def decide(self, caller: Caller, payment: Payment) -> RiskAssessment: ...
+
+
+class Connector(Protocol):
+    """The external funding source (a bank): money in (pull) and out (push).
+
+    Every request carries a reference chosen by the caller (the top-up or
+    payout id) and the bank recognises it: asking again with the same
+    reference answers the first outcome and moves no more money. An outcome
+    ``unknown`` (the answer was lost, or the bank has not decided) is never
+    guessed: the caller asks ``status(ref)`` until it is known. A raised
+    exception means the request may not have arrived; sending it again is safe.
+    """
+
+    async def pull(self, ref: str, account: str, amount: int, currency: str) -> BankResult: ...
+
+    async def push(self, ref: str, account: str, amount: int, currency: str) -> BankResult: ...
+
+    async def status(self, ref: str) -> BankResult: ...

@@ -13,18 +13,40 @@ from typing import TypeVar
 
 from paymesh.payments import domain
 from paymesh.payments.domain import (
+    NO_FEES,
     CancelPayment,
     CapturePayment,
+    CreateP2PTransfer,
     CreatePayment,
+    CreatePayout,
     CreateRefund,
     CreateTopup,
+    P2PTransfer,
     Payment,
+    Payout,
     Refund,
+    TenantFees,
     Topup,
 )
-from paymesh.payments.errors import IdReused, InvalidRequest, NotFound, PaymentBusy
+from paymesh.payments.errors import (
+    Forbidden,
+    IdReused,
+    InvalidRequest,
+    NotFound,
+    PaymentBusy,
+)
 from paymesh.payments.ports import LedgerClient, RiskClient
-from paymesh.payments.saga import Deps, RetryPolicy, leased, run_payment, run_refund, run_topup
+from paymesh.payments.saga import (
+    Deps,
+    RetryPolicy,
+    leased,
+    run_payment,
+    run_payout,
+    run_refund,
+    run_topup,
+    run_transfer,
+)
+from paymesh.payments.store import StoredEvent
 from paymesh.platform.identity import Caller
 
 __all__ = [
@@ -35,13 +57,23 @@ __all__ = [
     "cancel_payment",
     "capture_payment",
     "create_payment",
+    "create_payout",
     "create_refund",
     "create_topup",
+    "create_transfer",
+    "get_event",
     "get_payment",
+    "get_payout",
     "get_refund",
+    "get_tenant_fees",
     "get_topup",
+    "get_transfer",
+    "list_events",
     "list_payments",
+    "set_tenant_fees",
 ]
+
+ADMIN_SCOPE = "admin"
 
 T = TypeVar("T")
 
@@ -50,8 +82,18 @@ MAX_LIMIT = 100
 
 
 async def create_payment(cmd: CreatePayment, *, caller: Caller, deps: Deps) -> Payment:
-    """Record a payment and its saga in one transaction, then run the saga."""
-    payment = domain.new_payment(cmd, caller.tenant_id, deps.clock.now_us())
+    """Record a payment and its saga in one transaction, then run the saga.
+
+    The tenant's fee schedule of this moment prices the payment's capture.
+    """
+    fees = await deps.store.get_fees(caller.tenant_id) or NO_FEES
+    payment = domain.new_payment(
+        cmd,
+        caller.tenant_id,
+        deps.clock.now_us(),
+        fees=fees,
+        authorization_ttl_us=int(deps.authorization_ttl_s * 1_000_000),
+    )
     existing = await deps.store.add_payment(leased(payment, deps))
     if existing is not None:
         if not domain.same_payment_request(existing, cmd, caller.tenant_id):
@@ -158,6 +200,91 @@ async def get_topup(topup_id: str, *, caller: Caller, deps: Deps) -> Topup:
     if t is None or t.tenant_id != caller.tenant_id:
         raise NotFound(f"no top-up {topup_id}")
     return t
+
+
+async def create_payout(cmd: CreatePayout, *, caller: Caller, deps: Deps) -> Payout:
+    """Record a payout, then hold the money, have the bank send it and post the hold."""
+    payout = domain.new_payout(cmd, caller.tenant_id, deps.clock.now_us())
+    existing: Payout | None = await deps.store.add("payout", leased(payout, deps))
+    if existing is not None:
+        if not domain.same_payout_request(existing, cmd, caller.tenant_id):
+            raise IdReused(f"payout id {cmd.id} is already used with other fields")
+        return existing
+    return _finished(await run_payout(payout.id, caller=caller, deps=deps))
+
+
+async def get_payout(payout_id: str, *, caller: Caller, deps: Deps) -> Payout:
+    """The caller's payout."""
+    p = await deps.store.get_payout(payout_id)
+    if p is None or p.tenant_id != caller.tenant_id:
+        raise NotFound(f"no payout {payout_id}")
+    return p
+
+
+async def create_transfer(cmd: CreateP2PTransfer, *, caller: Caller, deps: Deps) -> P2PTransfer:
+    """Record a transfer between two of the tenant's accounts, then move the money."""
+    transfer = domain.new_p2p_transfer(cmd, caller.tenant_id, deps.clock.now_us())
+    existing: P2PTransfer | None = await deps.store.add("transfer", leased(transfer, deps))
+    if existing is not None:
+        if not domain.same_p2p_request(existing, cmd, caller.tenant_id):
+            raise IdReused(f"transfer id {cmd.id} is already used with other fields")
+        return existing
+    return _finished(await run_transfer(transfer.id, caller=caller, deps=deps))
+
+
+async def get_transfer(transfer_id: str, *, caller: Caller, deps: Deps) -> P2PTransfer:
+    """The caller's transfer."""
+    t = await deps.store.get_transfer(transfer_id)
+    if t is None or t.tenant_id != caller.tenant_id:
+        raise NotFound(f"no transfer {transfer_id}")
+    return t
+
+
+async def set_tenant_fees(fees: TenantFees, *, caller: Caller, deps: Deps) -> TenantFees:
+    """Set a tenant's fee schedule: operators (scope admin) only, for any tenant.
+
+    A tenant may not price its own payments: the fee is what the platform
+    charges it, so even its own schedule needs an operator.
+    """
+    if ADMIN_SCOPE not in caller.scopes:
+        raise Forbidden("only an operator (scope admin) may set a tenant's fees")
+    fees = TenantFees(fees.tenant_id, fees.fixed, fees.basis_points, deps.clock.now_us())
+    domain.validate_fees(fees)
+    await deps.store.set_fees(fees)
+    return fees
+
+
+async def get_tenant_fees(tenant_id: str, *, caller: Caller, deps: Deps) -> TenantFees:
+    """A tenant's fee schedule: the caller's own, or any tenant's for an operator."""
+    tenant_id = tenant_id or caller.tenant_id
+    if tenant_id != caller.tenant_id and ADMIN_SCOPE not in caller.scopes:
+        raise NotFound(f"no fees for tenant {tenant_id}")
+    found = await deps.store.get_fees(tenant_id)
+    return found or TenantFees(tenant_id=tenant_id)
+
+
+async def list_events(
+    *, caller: Caller, deps: Deps, limit: int = 0, starting_after: str = ""
+) -> tuple[list[StoredEvent], bool]:
+    """The caller's events, newest first; and whether more follow."""
+    limit = limit or DEFAULT_LIMIT
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidRequest(f"limit must be between 1 and {MAX_LIMIT}")
+    before = None
+    if starting_after:
+        cursor = await deps.store.get_event(caller.tenant_id, starting_after)
+        if cursor is None:
+            raise InvalidRequest(f"starting_after: no event {starting_after}")
+        before = cursor.seq
+    return await deps.store.list_events(caller.tenant_id, limit=limit, before_seq=before)
+
+
+async def get_event(event_id: str, *, caller: Caller, deps: Deps) -> StoredEvent:
+    """The caller's event."""
+    found = await deps.store.get_event(caller.tenant_id, event_id)
+    if found is None:
+        raise NotFound(f"no event {event_id}")
+    return found
 
 
 def _finished(obj: T | None) -> T:

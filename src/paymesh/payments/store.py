@@ -1,23 +1,26 @@
-"""Payments, refunds and top-ups with their saga state, on SQLite and PostgreSQL.
+"""Payments, refunds, top-ups, payouts and transfers with their saga state; fees; events.
 
 Every row carries its status and the saga step in progress (``step``, its
-parameter ``step_amount``, ``attempts`` and ``next_attempt_at_us``). Every
-transition is a conditional UPDATE on the status and step it starts from,
-so two runners completing the same step make one transition and write one
-set of events (in the same transaction, into the outbox).
+parameter ``step_amount`` for payments, ``attempts`` and
+``next_attempt_at_us``). Every transition is a conditional UPDATE on the
+status and step it starts from, so two runners completing the same step
+make one transition and write one set of events (in the same transaction,
+into the outbox).
 
 Refunds are reserved atomically: the payment row is locked (``FOR UPDATE``
 on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` already serialises writers),
 the refunds that did not fail are summed and the new refund is inserted in
 one transaction, so concurrent refunds cannot exceed what was captured.
+
+The outbox doubles as the tenant's event log: ``list_events`` reads it by
+(tenant_id, seq), newest first.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -25,97 +28,50 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paymesh.contracts.events import TOPIC_PAYMENTS, Event
 from paymesh.payments.domain import (
-    CaptureMethod,
+    P2PTransfer,
     Payment,
-    PaymentContext,
     PaymentStatus,
+    Payout,
     Refund,
     RefundStatus,
-    RiskAssessment,
     Step,
+    TenantFees,
     Topup,
     TopupStatus,
 )
+from paymesh.payments.rows import from_row, payment_from_row, to_row
+from paymesh.payments.tables import (
+    SAGA_TABLES,
+    metadata,
+    outbox,
+    payments,
+    payouts,
+    refunds,
+    tenant_fees,
+    topups,
+    transfers,
+)
 from paymesh.platform.db import Database
-from paymesh.platform.outbox import append, outbox_table
+from paymesh.platform.outbox import append
 
-__all__ = ["Due", "PaymentStore", "metadata", "outbox", "payments", "refunds", "topups"]
-
-metadata = sa.MetaData()
-
-
-def _saga_columns() -> list[sa.Column[Any]]:
-    return [
-        sa.Column("created_at_us", sa.BigInteger, nullable=False),
-        sa.Column("updated_at_us", sa.BigInteger, nullable=False),
-        sa.Column("step", sa.String(16), nullable=True),
-        sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
-        sa.Column("next_attempt_at_us", sa.BigInteger, nullable=False, server_default="0"),
-    ]
-
-
-payments = sa.Table(
+__all__ = [
+    "Due",
+    "PaymentStore",
+    "StoredEvent",
+    "metadata",
+    "outbox",
     "payments",
-    metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("tenant_id", sa.String(64), nullable=False),
-    sa.Column("payer_account_id", sa.Text, nullable=False),
-    sa.Column("payee_account_id", sa.Text, nullable=False),
-    sa.Column("amount", sa.BigInteger, nullable=False),
-    sa.Column("currency", sa.String(3), nullable=False),
-    sa.Column("capture_method", sa.String(16), nullable=False),
-    sa.Column("status", sa.String(32), nullable=False),
-    sa.Column("amount_captured", sa.BigInteger, nullable=False, server_default="0"),
-    sa.Column("amount_refunded", sa.BigInteger, nullable=False, server_default="0"),
-    sa.Column("fee", sa.BigInteger, nullable=False, server_default="0"),
-    sa.Column("description", sa.Text, nullable=False, server_default=""),
-    sa.Column("metadata", sa.Text, nullable=False, server_default="{}"),
-    sa.Column("context", sa.Text, nullable=False, server_default="{}"),
-    sa.Column("risk", sa.Text, nullable=True),
-    sa.Column("failure_code", sa.String(64), nullable=False, server_default=""),
-    sa.Column("failure_message", sa.Text, nullable=False, server_default=""),
-    sa.Column("step_amount", sa.BigInteger, nullable=False, server_default="0"),
-    *_saga_columns(),
-    sa.Index("ix_payments_tenant_created", "tenant_id", "created_at_us", "id"),
-    sa.Index("ix_payments_step", "step", "next_attempt_at_us"),
-)
-
-refunds = sa.Table(
+    "payouts",
     "refunds",
-    metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("tenant_id", sa.String(64), nullable=False),
-    sa.Column("payment_id", sa.String(64), nullable=False),
-    sa.Column("amount", sa.BigInteger, nullable=False),
-    sa.Column("requested_amount", sa.BigInteger, nullable=False),
-    sa.Column("currency", sa.String(3), nullable=False),
-    sa.Column("status", sa.String(32), nullable=False),
-    sa.Column("reason", sa.Text, nullable=False, server_default=""),
-    sa.Column("failure_code", sa.String(64), nullable=False, server_default=""),
-    sa.Column("payer_account_id", sa.Text, nullable=False),
-    sa.Column("payee_account_id", sa.Text, nullable=False),
-    *_saga_columns(),
-    sa.Index("ix_refunds_payment", "payment_id"),
-    sa.Index("ix_refunds_step", "step", "next_attempt_at_us"),
-)
-
-topups = sa.Table(
+    "tenant_fees",
     "topups",
-    metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("tenant_id", sa.String(64), nullable=False),
-    sa.Column("account_id", sa.Text, nullable=False),
-    sa.Column("amount", sa.BigInteger, nullable=False),
-    sa.Column("currency", sa.String(3), nullable=False),
-    sa.Column("status", sa.String(32), nullable=False),
-    sa.Column("failure_code", sa.String(64), nullable=False, server_default=""),
-    *_saga_columns(),
-    sa.Index("ix_topups_step", "step", "next_attempt_at_us"),
-)
+    "transfers",
+]
 
-outbox = outbox_table(metadata)
+S = TypeVar("S")
 
-_TABLES = {"payment": payments, "refund": refunds, "topup": topups}
+# Columns a transition never rewrites.
+_FIXED = ("id", "tenant_id", "created_at_us")
 
 
 @dataclass(frozen=True)
@@ -127,35 +83,77 @@ class Due:
     tenant_id: str
 
 
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event as the outbox keeps it: its envelope JSON and where it sits."""
+
+    seq: int
+    id: str
+    type: str
+    subject: str
+    tenant_id: str
+    created_at_us: int
+    json: str
+
+
 class PaymentStore:
-    """Persistence of payments, refunds and top-ups, and their outbox."""
+    """Persistence of the saga objects, tenants' fees, and the outbox."""
 
     def __init__(self, db: Database, *, on_commit: Callable[[], None] | None = None) -> None:
         self.db = db
         self._on_commit = on_commit
 
+    # -- any saga object -------------------------------------------------------
+
+    async def add(self, kind: str, obj: S) -> S | None:
+        """Insert `obj`; if its id is taken, return the object stored under it instead."""
+        table = SAGA_TABLES[kind]
+        object_id: str = getattr(obj, "id")  # noqa: B009 - every saga object has one
+        try:
+            async with self.db.transaction() as conn:
+                existing = await _one(conn, table, object_id)
+                if existing is not None:
+                    found: S = from_row(kind, existing)
+                    return found
+                await conn.execute(table.insert().values(**to_row(obj)))
+                return None
+        except IntegrityError:  # a concurrent insert of the same id won
+            again: S | None = await self.get(kind, object_id)
+            if again is None:
+                raise
+            return again
+
+    async def get(self, kind: str, object_id: str) -> Any:
+        """The object of `kind` stored under `object_id`, or None."""
+        async with self.db.read() as conn:
+            row = await _one(conn, SAGA_TABLES[kind], object_id)
+        return None if row is None else from_row(kind, row)
+
+    async def save(
+        self,
+        kind: str,
+        new: Any,
+        *,
+        status: str,
+        step: Step | None,
+        events: Sequence[Event] = (),
+    ) -> bool:
+        """Write `new` if the object is still at (`status`, `step`), with its events."""
+        values = to_row(new)
+        for fixed in _FIXED:
+            values.pop(fixed)
+        return await self._transition(SAGA_TABLES[kind], new.id, status, step, values, events)
+
     # -- payments ------------------------------------------------------------
 
     async def add_payment(self, p: Payment) -> Payment | None:
         """Insert `p`; if its id is taken, return the payment stored under it instead."""
-        try:
-            async with self.db.transaction() as conn:
-                existing = await _one(conn, payments, p.id)
-                if existing is not None:
-                    return _payment(existing)
-                await conn.execute(payments.insert().values(**_payment_row(p)))
-                return None
-        except IntegrityError:  # a concurrent insert of the same id won
-            found = await self.get_payment(p.id)
-            if found is None:
-                raise
-            return found
+        return await self.add("payment", p)
 
     async def get_payment(self, payment_id: str) -> Payment | None:
         """The payment, or None."""
-        async with self.db.read() as conn:
-            row = await _one(conn, payments, payment_id)
-        return None if row is None else _payment(row)
+        found: Payment | None = await self.get("payment", payment_id)
+        return found
 
     async def list_payments(
         self, tenant_id: str, *, limit: int, starting_after: Payment | None = None
@@ -174,7 +172,7 @@ class PaymentStore:
         query = query.order_by(t.created_at_us.desc(), t.id.desc()).limit(limit + 1)
         async with self.db.read() as conn:
             rows = (await conn.execute(query)).all()
-        return [_payment(r) for r in rows[:limit]], len(rows) > limit
+        return [payment_from_row(r) for r in rows[:limit]], len(rows) > limit
 
     async def save_payment(
         self,
@@ -185,10 +183,28 @@ class PaymentStore:
         events: Sequence[Event] = (),
     ) -> bool:
         """Write `new` if the payment is still at (`status`, `step`), with its events."""
-        values = _payment_row(new)
-        for fixed in ("id", "tenant_id", "created_at_us", "amount_refunded"):
+        values = to_row(new)
+        for fixed in (*_FIXED, "amount_refunded"):
             values.pop(fixed)
         return await self._transition(payments, new.id, status, step, values, events)
+
+    async def expired_authorizations(self, now_us: int, *, limit: int = 100) -> list[Due]:
+        """Authorised payments (no step running) whose authorisation ended by `now_us`."""
+        c = payments.c
+        query = (
+            sa.select(c.id, c.tenant_id)
+            .where(
+                c.status.in_([PaymentStatus.REQUIRES_CAPTURE.value, PaymentStatus.IN_REVIEW.value]),
+                c.expires_at_us > 0,
+                c.expires_at_us <= now_us,
+                c.step.is_(None),
+            )
+            .order_by(c.expires_at_us)
+            .limit(limit)
+        )
+        async with self.db.read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [Due("payment", r.id, r.tenant_id) for r in rows]
 
     # -- refunds -------------------------------------------------------------
 
@@ -205,15 +221,17 @@ class PaymentStore:
                 payment = await _one(conn, payments, payment_id, for_update=True)
                 existing = await _one(conn, refunds, refund_id)
                 if existing is not None:
-                    return _refund(existing), False
+                    return from_row("refund", existing), False
                 reserved = await conn.scalar(
                     sa.select(sa.func.coalesce(sa.func.sum(refunds.c.amount), 0)).where(
                         refunds.c.payment_id == payment_id,
                         refunds.c.status != RefundStatus.FAILED.value,
                     )
                 )
-                refund = make(None if payment is None else _payment(payment), int(reserved or 0))
-                await conn.execute(refunds.insert().values(**_refund_row(refund)))
+                refund = make(
+                    None if payment is None else payment_from_row(payment), int(reserved or 0)
+                )
+                await conn.execute(refunds.insert().values(**to_row(refund)))
                 return refund, True
         except IntegrityError:
             found = await self.get_refund(refund_id)
@@ -223,14 +241,13 @@ class PaymentStore:
 
     async def get_refund(self, refund_id: str) -> Refund | None:
         """The refund, or None."""
-        async with self.db.read() as conn:
-            row = await _one(conn, refunds, refund_id)
-        return None if row is None else _refund(row)
+        found: Refund | None = await self.get("refund", refund_id)
+        return found
 
     async def settle_refund(self, new: Refund, events: Sequence[Event] = ()) -> bool:
         """Finish the refund's transfer step; a success adds to the payment's refunded amount."""
-        values = _refund_row(new)
-        for fixed in ("id", "tenant_id", "payment_id", "created_at_us"):
+        values = to_row(new)
+        for fixed in (*_FIXED, "payment_id"):
             values.pop(fixed)
 
         async def also(conn: AsyncConnection) -> None:
@@ -245,37 +262,86 @@ class PaymentStore:
             refunds, new.id, RefundStatus.PROCESSING, Step.TRANSFER, values, events, also
         )
 
-    # -- top-ups -------------------------------------------------------------
+    # -- top-ups, payouts, transfers -------------------------------------------
 
     async def add_topup(self, t: Topup) -> Topup | None:
         """Insert `t`; if its id is taken, return the top-up stored under it instead."""
-        try:
-            async with self.db.transaction() as conn:
-                existing = await _one(conn, topups, t.id)
-                if existing is not None:
-                    return _topup(existing)
-                await conn.execute(topups.insert().values(**_topup_row(t)))
-                return None
-        except IntegrityError:
-            found = await self.get_topup(t.id)
-            if found is None:
-                raise
-            return found
+        return await self.add("topup", t)
 
     async def get_topup(self, topup_id: str) -> Topup | None:
         """The top-up, or None."""
-        async with self.db.read() as conn:
-            row = await _one(conn, topups, topup_id)
-        return None if row is None else _topup(row)
+        found: Topup | None = await self.get("topup", topup_id)
+        return found
 
     async def settle_topup(self, new: Topup, events: Sequence[Event] = ()) -> bool:
-        """Finish the top-up's transfer step."""
-        values = _topup_row(new)
-        for fixed in ("id", "tenant_id", "created_at_us"):
-            values.pop(fixed)
-        return await self._transition(
-            topups, new.id, TopupStatus.PROCESSING, Step.TRANSFER, values, events
+        """Finish the top-up's credit step."""
+        return await self.save(
+            "topup", new, status=TopupStatus.PROCESSING, step=Step.TRANSFER, events=events
         )
+
+    async def get_payout(self, payout_id: str) -> Payout | None:
+        """The payout, or None."""
+        found: Payout | None = await self.get("payout", payout_id)
+        return found
+
+    async def get_transfer(self, transfer_id: str) -> P2PTransfer | None:
+        """The P2P transfer, or None."""
+        found: P2PTransfer | None = await self.get("transfer", transfer_id)
+        return found
+
+    # -- fees ----------------------------------------------------------------
+
+    async def set_fees(self, fees: TenantFees) -> None:
+        """Store the tenant's fee schedule (replacing the one before)."""
+        values = {
+            "fixed": fees.fixed,
+            "basis_points": fees.basis_points,
+            "updated_at_us": fees.updated_at_us,
+        }
+        async with self.db.transaction() as conn:
+            updated = await conn.execute(
+                tenant_fees.update().where(tenant_fees.c.tenant_id == fees.tenant_id).values(values)
+            )
+            if updated.rowcount == 0:
+                await conn.execute(tenant_fees.insert().values(tenant_id=fees.tenant_id, **values))
+
+    async def get_fees(self, tenant_id: str) -> TenantFees | None:
+        """The tenant's fee schedule, or None when none was set."""
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(tenant_fees).where(tenant_fees.c.tenant_id == tenant_id)
+                )
+            ).first()
+        if row is None:
+            return None
+        return TenantFees(row.tenant_id, row.fixed, row.basis_points, row.updated_at_us)
+
+    # -- events --------------------------------------------------------------
+
+    async def get_event(self, tenant_id: str, event_id: str) -> StoredEvent | None:
+        """The tenant's event, or None (another tenant's looks the same)."""
+        o = outbox.c
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(outbox).where(o.event_id == event_id, o.tenant_id == tenant_id)
+                )
+            ).first()
+        return None if row is None else _event(row)
+
+    async def list_events(
+        self, tenant_id: str, *, limit: int, before_seq: int | None = None
+    ) -> tuple[list[StoredEvent], bool]:
+        """The tenant's events, newest first, older than `before_seq`; and whether more follow."""
+        o = outbox.c
+        query = sa.select(outbox).where(o.tenant_id == tenant_id)
+        if before_seq is not None:
+            query = query.where(o.seq < before_seq)
+        query = query.order_by(o.seq.desc()).limit(limit + 1)
+        async with self.db.read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_event(r) for r in rows[:limit]], len(rows) > limit
 
     # -- the saga ------------------------------------------------------------
 
@@ -283,7 +349,7 @@ class PaymentStore:
         self, kind: str, object_id: str, step: Step, *, attempts: int, next_attempt_at_us: int
     ) -> bool:
         """Record a failed run of `step`: try again at `next_attempt_at_us`."""
-        table = _TABLES[kind]
+        table = SAGA_TABLES[kind]
         async with self.db.transaction() as conn:
             result = await conn.execute(
                 table.update()
@@ -296,7 +362,7 @@ class PaymentStore:
         """Objects with a step in progress whose next attempt is due (None: all of them)."""
         found: list[Due] = []
         async with self.db.read() as conn:
-            for kind, table in _TABLES.items():
+            for kind, table in SAGA_TABLES.items():
                 query = sa.select(table.c.id, table.c.tenant_id).where(table.c.step.is_not(None))
                 if now_us is not None:
                     query = query.where(table.c.next_attempt_at_us <= now_us)
@@ -343,154 +409,13 @@ async def _one(
     return (await conn.execute(query)).first()
 
 
-def _payment_row(p: Payment) -> dict[str, Any]:
-    risk = p.risk
-    return {
-        "id": p.id,
-        "tenant_id": p.tenant_id,
-        "payer_account_id": p.payer_account_id,
-        "payee_account_id": p.payee_account_id,
-        "amount": p.amount,
-        "currency": p.currency,
-        "capture_method": p.capture_method.value,
-        "status": p.status.value,
-        "amount_captured": p.amount_captured,
-        "amount_refunded": p.amount_refunded,
-        "fee": p.fee,
-        "description": p.description,
-        "metadata": json.dumps(dict(p.metadata), sort_keys=True),
-        "context": json.dumps(
-            {"ip": p.context.ip, "device_id": p.context.device_id, "country": p.context.country}
-        ),
-        "risk": None
-        if risk is None
-        else json.dumps(
-            {
-                "decision": risk.decision,
-                "score": risk.score,
-                "reasons": list(risk.reasons),
-                "rules_version": risk.rules_version,
-            }
-        ),
-        "failure_code": p.failure_code,
-        "failure_message": p.failure_message,
-        "created_at_us": p.created_at_us,
-        "updated_at_us": p.updated_at_us,
-        "step": None if p.step is None else p.step.value,
-        "step_amount": p.step_amount,
-        "attempts": p.attempts,
-        "next_attempt_at_us": p.next_attempt_at_us,
-    }
-
-
-def _payment(r: sa.Row[Any]) -> Payment:
-    risk = None
-    if r.risk:
-        data = json.loads(r.risk)
-        risk = RiskAssessment(
-            decision=data["decision"],
-            score=int(data["score"]),
-            reasons=tuple(data["reasons"]),
-            rules_version=data["rules_version"],
-        )
-    return Payment(
-        id=r.id,
+def _event(r: sa.Row[Any]) -> StoredEvent:
+    return StoredEvent(
+        seq=r.seq,
+        id=r.event_id,
+        type=r.type,
+        subject=r.key,
         tenant_id=r.tenant_id,
-        payer_account_id=r.payer_account_id,
-        payee_account_id=r.payee_account_id,
-        amount=r.amount,
-        currency=r.currency,
-        capture_method=CaptureMethod(r.capture_method),
-        status=PaymentStatus(r.status),
-        amount_captured=r.amount_captured,
-        amount_refunded=r.amount_refunded,
-        fee=r.fee,
-        description=r.description,
-        metadata=json.loads(r.metadata),
-        context=PaymentContext(**json.loads(r.context)),
-        risk=risk,
-        failure_code=r.failure_code,
-        failure_message=r.failure_message,
         created_at_us=r.created_at_us,
-        updated_at_us=r.updated_at_us,
-        step=None if r.step is None else Step(r.step),
-        step_amount=r.step_amount,
-        attempts=r.attempts,
-        next_attempt_at_us=r.next_attempt_at_us,
-    )
-
-
-def _refund_row(x: Refund) -> dict[str, Any]:
-    return {
-        "id": x.id,
-        "tenant_id": x.tenant_id,
-        "payment_id": x.payment_id,
-        "amount": x.amount,
-        "requested_amount": x.requested_amount,
-        "currency": x.currency,
-        "status": x.status.value,
-        "reason": x.reason,
-        "failure_code": x.failure_code,
-        "payer_account_id": x.payer_account_id,
-        "payee_account_id": x.payee_account_id,
-        "created_at_us": x.created_at_us,
-        "updated_at_us": x.updated_at_us,
-        "step": None if x.step is None else x.step.value,
-        "attempts": x.attempts,
-        "next_attempt_at_us": x.next_attempt_at_us,
-    }
-
-
-def _refund(r: sa.Row[Any]) -> Refund:
-    return Refund(
-        id=r.id,
-        tenant_id=r.tenant_id,
-        payment_id=r.payment_id,
-        amount=r.amount,
-        requested_amount=r.requested_amount,
-        currency=r.currency,
-        status=RefundStatus(r.status),
-        reason=r.reason,
-        failure_code=r.failure_code,
-        payer_account_id=r.payer_account_id,
-        payee_account_id=r.payee_account_id,
-        created_at_us=r.created_at_us,
-        updated_at_us=r.updated_at_us,
-        step=None if r.step is None else Step(r.step),
-        attempts=r.attempts,
-        next_attempt_at_us=r.next_attempt_at_us,
-    )
-
-
-def _topup_row(t: Topup) -> dict[str, Any]:
-    return {
-        "id": t.id,
-        "tenant_id": t.tenant_id,
-        "account_id": t.account_id,
-        "amount": t.amount,
-        "currency": t.currency,
-        "status": t.status.value,
-        "failure_code": t.failure_code,
-        "created_at_us": t.created_at_us,
-        "updated_at_us": t.updated_at_us,
-        "step": None if t.step is None else t.step.value,
-        "attempts": t.attempts,
-        "next_attempt_at_us": t.next_attempt_at_us,
-    }
-
-
-def _topup(r: sa.Row[Any]) -> Topup:
-    return Topup(
-        id=r.id,
-        tenant_id=r.tenant_id,
-        account_id=r.account_id,
-        amount=r.amount,
-        currency=r.currency,
-        status=TopupStatus(r.status),
-        failure_code=r.failure_code,
-        created_at_us=r.created_at_us,
-        updated_at_us=r.updated_at_us,
-        step=None if r.step is None else Step(r.step),
-        attempts=r.attempts,
-        next_attempt_at_us=r.next_attempt_at_us,
+        json=r.payload,
     )

@@ -2,13 +2,19 @@
 
 :class:`FakeLedger` keeps TigerBeetle's rules that payments relies on:
 caller-chosen ids (same id and fields: ``exists``), pending / post / void,
-no overdraft on accounts that ask for it, one tenant per account. Both
-fakes can be told to fail the next calls transiently, before or after
-applying them (a lost reply), to exercise the saga's retries.
+linked chains (all or nothing; ``exists`` counts as success), no overdraft
+on accounts that ask for it, one tenant per account. Both fakes can be told
+to fail the next calls transiently, before or after applying them (a lost
+reply), to exercise the saga's retries; the ledger can also be told to
+refuse a given transfer id for good, or to expire a hold.
+
+The bank's fake is the real simulated bank (:mod:`paymesh.payments.bank`)
+with a seeded ``random.Random``.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -71,6 +77,8 @@ class FakeLedger:
         self.transfers: dict[str, _Stored] = {}
         # Every transfer id asked for, in order, including retries.
         self.calls: list[str] = []
+        # Transfer ids the ledger refuses for good, with the result it answers.
+        self.refusals: dict[str, str] = {}
         self._failures = _Failures()
 
     def open(
@@ -84,6 +92,19 @@ class FakeLedger:
     def fail_next(self, count: int, *, after: bool = False) -> None:
         """Fail the next `count` calls transiently; `after`: apply them first (lost reply)."""
         self._failures = _Failures(count, after)
+
+    def refuse(self, transfer_id: str, result: str = "exceeds_credits") -> None:
+        """Refuse the transfer `transfer_id` with `result` whenever it is asked for."""
+        self.refusals[transfer_id] = result
+
+    def expire(self, pending_id: str) -> None:
+        """Expire the hold `pending_id` as the ledger's sweeper would: its money comes back."""
+        stored = self.transfers[pending_id]
+        assert stored.state == "pending"
+        held = stored.transfer
+        self.accounts[held.debit_account_id].debits_pending -= held.amount
+        self.accounts[held.credit_account_id].credits_pending -= held.amount
+        stored.state = "expired"
 
     def balance(self, account_id: str) -> int:
         """The account's posted balance."""
@@ -120,9 +141,41 @@ class FakeLedger:
         failing = self._failures.take()
         if failing and not self._failures.after:
             raise TransientError("ledger unavailable")
-        results = [self._create(caller.tenant_id, t) for t in transfers]
+        results = self._batch(caller.tenant_id, transfers)
         if failing:
             raise TransientError("reply lost")
+        return results
+
+    async def lookup_accounts(self, caller: Caller, ids: Sequence[str]) -> list[LedgerAccount]:
+        """The caller's accounts among `ids`."""
+        found = [self.accounts.get(i) for i in ids]
+        return [
+            LedgerAccount(a.id, a.currency, a.code, a.no_overdraft)
+            for a in found
+            if a is not None and a.tenant_id == caller.tenant_id
+        ]
+
+    def _batch(self, tenant_id: str, transfers: Sequence[Transfer]) -> list[str]:
+        """Apply each linked chain (a lone transfer is a chain of one) all or nothing."""
+        results: list[str] = []
+        chain: list[Transfer] = []
+        for t in transfers:
+            chain.append(t)
+            if not t.linked:
+                results.extend(self._chain(tenant_id, chain))
+                chain = []
+        results.extend("linked_event_chain_open" for _ in chain)
+        return results
+
+    def _chain(self, tenant_id: str, chain: list[Transfer]) -> list[str]:
+        saved = copy.deepcopy((self.accounts, self.transfers))
+        results = []
+        for t in chain:
+            result = self._create(tenant_id, t)
+            if result not in ("ok", "exists"):
+                self.accounts, self.transfers = saved
+                return [result if u is t else "linked_event_failed" for u in chain]
+            results.append(result)
         return results
 
     async def lookup_transfers(self, caller: Caller, ids: Sequence[str]) -> list[Transfer]:
@@ -131,6 +184,8 @@ class FakeLedger:
         return [s.transfer for s in found if s is not None and s.tenant_id == caller.tenant_id]
 
     def _create(self, tenant_id: str, t: Transfer) -> str:
+        if t.id in self.refusals:
+            return self.refusals[t.id]
         stored = self.transfers.get(t.id)
         if stored is not None:
             return "exists" if stored.transfer == t else "exists_with_different_amount"
@@ -170,6 +225,8 @@ class FakeLedger:
             return "pending_transfer_already_posted"
         if pending.state == "voided":
             return "pending_transfer_already_voided"
+        if pending.state == "expired":
+            return "pending_transfer_expired"
         held = pending.transfer
         if (held.debit_account_id, held.credit_account_id) != (debit.id, credit.id):
             return "pending_transfer_has_different_accounts"

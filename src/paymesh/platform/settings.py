@@ -58,6 +58,13 @@ class PaymentsSettings(ServiceSettings):
 
     # How often unfinished sagas are looked for and resumed, in seconds.
     resume_interval_s: float = 2.0
+    # An authorised payment not captured within this many seconds is canceled.
+    authorization_ttl_s: float = Field(default=7 * 24 * 3600, gt=0)
+    # The simulated bank behind top-ups and payouts: seconds per call, the share
+    # of requests it declines, and the share whose answer it loses (a timeout).
+    bank_latency_s: float = Field(default=0.0, ge=0)
+    bank_failure_rate: float = Field(default=0.0, ge=0, le=1)
+    bank_timeout_rate: float = Field(default=0.0, ge=0, le=1)
 
 
 class GatewaySettings(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,6 +87,13 @@ class FakePayments:
     payments: dict[str, ppb.Payment] = field(default_factory=dict)
     topups: dict[str, ppb.Topup] = field(default_factory=dict)
     refunds: dict[str, ppb.Refund] = field(default_factory=dict)
+    payouts: dict[str, ppb.Payout] = field(default_factory=dict)
+    transfers: dict[str, ppb.Transfer] = field(default_factory=dict)
+    fees: dict[str, ppb.TenantFees] = field(default_factory=dict)
+    # (tenant_id, the CloudEvents envelope as JSON), oldest first.
+    events: list[tuple[str, str]] = field(default_factory=list)
+    payout_calls: list[str] = field(default_factory=list)
+    transfer_calls: list[str] = field(default_factory=list)
     create_calls: list[str] = field(default_factory=list)
     # When set, create_payment waits for it (to hold a request in progress).
     gate: asyncio.Event | None = None
@@ -212,6 +220,106 @@ class FakePayments:
         if t is None or t.tenant_id != caller.tenant_id:
             raise _not_found("topup")
         return t
+
+    def _event(self, tenant_id: str, subject: str, kind: str, status: str) -> None:
+        event = {
+            "id": f"evt_{subject}_{kind}.{status}",
+            "source": "/paymesh/payments",
+            "type": f"{kind}.{status}",
+            "subject": subject,
+            "time": "2026-01-01T00:00:00Z",
+            "tenant": tenant_id,
+            "specversion": "1.0",
+            "datacontenttype": "application/json",
+            "data": {"id": subject, "object": kind, "status": status},
+        }
+        self.events.append((tenant_id, json.dumps(event)))
+
+    async def create_payout(
+        self, request: ppb.CreatePayoutRequest, *, caller: Caller
+    ) -> ppb.Payout:
+        self.payout_calls.append(request.id)
+        existing = self.payouts.get(request.id)
+        if existing is None:
+            broke = request.amount > 50_000
+            existing = ppb.Payout(
+                id=request.id,
+                tenant_id=caller.tenant_id,
+                account_id=request.account_id,
+                amount=request.amount,
+                currency=request.currency,
+                status="failed" if broke else "succeeded",
+                failure_code="insufficient_funds" if broke else "",
+                created_at_us=1_700_000_000_000_000,
+            )
+            self.payouts[request.id] = existing
+            self._event(caller.tenant_id, request.id, "payout", existing.status)
+        return existing
+
+    async def get_payout(self, request: ppb.GetPayoutRequest, *, caller: Caller) -> ppb.Payout:
+        p = self.payouts.get(request.id)
+        if p is None or p.tenant_id != caller.tenant_id:
+            raise _not_found("payout")
+        return p
+
+    async def create_transfer(
+        self, request: ppb.CreateTransferRequest, *, caller: Caller
+    ) -> ppb.Transfer:
+        self.transfer_calls.append(request.id)
+        existing = self.transfers.get(request.id)
+        if existing is None:
+            existing = ppb.Transfer(
+                id=request.id,
+                tenant_id=caller.tenant_id,
+                from_account_id=request.from_account_id,
+                to_account_id=request.to_account_id,
+                amount=request.amount,
+                currency=request.currency,
+                status="succeeded",
+                created_at_us=1_700_000_000_000_000,
+            )
+            self.transfers[request.id] = existing
+            self._event(caller.tenant_id, request.id, "transfer", "succeeded")
+        return existing
+
+    async def get_transfer(
+        self, request: ppb.GetTransferRequest, *, caller: Caller
+    ) -> ppb.Transfer:
+        t = self.transfers.get(request.id)
+        if t is None or t.tenant_id != caller.tenant_id:
+            raise _not_found("transfer")
+        return t
+
+    async def set_tenant_fees(
+        self, request: ppb.SetTenantFeesRequest, *, caller: Caller
+    ) -> ppb.TenantFees:
+        if "admin" not in caller.scopes:
+            raise UpstreamError(403, "forbidden", "only an operator may set fees")
+        fees = ppb.TenantFees(
+            tenant_id=request.tenant_id, fixed=request.fixed, basis_points=request.basis_points
+        )
+        self.fees[request.tenant_id] = fees
+        return fees
+
+    async def list_events(
+        self, request: ppb.ListEventsRequest, *, caller: Caller
+    ) -> ppb.ListEventsResponse:
+        mine = [
+            ppb.Event(id=json.loads(raw)["id"], json=raw)
+            for tenant, raw in reversed(self.events)
+            if tenant == caller.tenant_id
+        ]
+        if request.starting_after:
+            ids = [e.id for e in mine]
+            mine = mine[ids.index(request.starting_after) + 1 :]
+        limit = request.limit or 20
+        return ppb.ListEventsResponse(events=mine[:limit], has_more=len(mine) > limit)
+
+    async def get_event(self, request: ppb.GetEventRequest, *, caller: Caller) -> ppb.Event:
+        for tenant, raw in self.events:
+            if tenant == caller.tenant_id and json.loads(raw)["id"] == request.id:
+                return ppb.Event(id=request.id, json=raw)
+        raise _not_found("event")
 
 
 @dataclass

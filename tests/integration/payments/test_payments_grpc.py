@@ -234,6 +234,15 @@ async def test_a_saga_waits_for_an_unreachable_ledger_and_finishes_when_it_retur
     bus = InProcessBus()
     for app in (accounts_app, risk_app, payments_app):
         await app.migrate(settings)
+    # The account exists before accounts goes down, so only reachability is in question.
+    before = accounts_app.create(settings, bus=bus)
+    await before.start()
+    opening = open_channel(settings.accounts.target)
+    try:
+        await _open(AccountsStub(opening), "acct_payer", wait_for_ready=True)
+    finally:
+        await opening.close()
+        await before.stop()
     risk = risk_app.create(settings, bus=bus)
     payments = payments_app.create(settings, bus=bus)
     accounts = accounts_app.create(settings, bus=bus)
@@ -249,8 +258,6 @@ async def test_a_saga_waits_for_an_unreachable_ledger_and_finishes_when_it_retur
         )
         assert topup.status == "processing"  # accounts is down: the step stays recorded
         await accounts.start()
-        # Channels share their subchannel: wait out its reconnect backoff.
-        await _open(AccountsStub(accounts_channel), "acct_payer", wait_for_ready=True)
         for _ in range(1_000):  # the Resumer retries with backoff
             topup = await stub.GetTopup(pb.GetTopupRequest(id="tu_1"), metadata=ALICE)
             if topup.status != "processing":

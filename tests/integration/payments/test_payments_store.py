@@ -15,7 +15,9 @@ from paymesh.payments import domain, service
 from paymesh.payments.app import MIGRATIONS
 from paymesh.payments.domain import (
     CaptureMethod,
+    CreateP2PTransfer,
     CreatePayment,
+    CreatePayout,
     CreateRefund,
     CreateTopup,
     Payment,
@@ -24,9 +26,10 @@ from paymesh.payments.domain import (
     RefundStatus,
     RiskAssessment,
     Step,
+    TenantFees,
 )
 from paymesh.payments.errors import AmountExceedsRefundable
-from paymesh.payments.events import payment_events
+from paymesh.payments.events import payment_events, topup_events
 from paymesh.payments.saga import Deps
 from paymesh.payments.store import PaymentStore, metadata
 from paymesh.payments.testing import FakeLedger, FakeRisk
@@ -40,8 +43,12 @@ ALICE = Caller(tenant_id="ten_a", client_id="cli_a")
 
 
 def _payment(pid: str = "pay_1") -> Payment:
-    cmd = CreatePayment(
-        id=pid,
+    return domain.new_payment(dataclasses.replace(_payment_cmd(), id=pid), "ten_a", NOW)
+
+
+def _payment_cmd() -> CreatePayment:
+    return CreatePayment(
+        id="pay_1",
         payer_account_id="acct_payer",
         payee_account_id="acct_payee",
         amount=1_000,
@@ -51,7 +58,6 @@ def _payment(pid: str = "pay_1") -> Payment:
         metadata={"order": "o-17"},
         context=PaymentContext(ip="10.0.0.1", device_id="dev_9", country="FR"),
     )
-    return domain.new_payment(cmd, "ten_a", NOW)
 
 
 async def test_the_migrations_build_exactly_the_stores_tables(store: PaymentStore) -> None:
@@ -172,3 +178,71 @@ async def test_concurrent_refunds_cannot_exceed_what_was_captured(pg_deps: Deps)
     ledger = pg_deps.ledger
     assert isinstance(ledger, FakeLedger)
     assert ledger.balance("acct_payee") == 10_000
+
+
+async def test_a_payout_and_a_transfer_round_trip_and_step_conditionally(
+    store: PaymentStore,
+) -> None:
+    payout = domain.new_payout(CreatePayout("po_1", "acct_1", 700, "JPY"), "ten_a", NOW)
+    assert await store.add("payout", payout) is None
+    assert await store.get_payout("po_1") == payout
+    assert await store.add("payout", dataclasses.replace(payout, amount=1)) == payout
+    held, _ = domain.apply_payout_ledger(payout, "ok", NOW + 1)
+    assert await store.save("payout", held, status=payout.status, step=Step.HOLD)
+    assert not await store.save("payout", held, status=payout.status, step=Step.HOLD)
+    assert await store.get_payout("po_1") == held
+    cmd = CreateP2PTransfer("tr_1", "acct_1", "acct_2", 5, "EUR")
+    transfer = domain.new_p2p_transfer(cmd, "ten_a", NOW)
+    assert await store.add("transfer", transfer) is None
+    assert await store.get_transfer("tr_1") == transfer
+    assert {d.kind for d in await store.due(None)} == {"payout", "transfer"}
+
+
+async def test_a_tenants_fees_are_replaced_and_read_back(store: PaymentStore) -> None:
+    assert await store.get_fees("ten_a") is None
+    await store.set_fees(TenantFees("ten_a", 30, 290, NOW))
+    await store.set_fees(TenantFees("ten_a", 10, 0, NOW + 1))
+    assert await store.get_fees("ten_a") == TenantFees("ten_a", 10, 0, NOW + 1)
+
+
+async def test_a_payment_keeps_its_fee_schedule_and_expiry(store: PaymentStore) -> None:
+    cmd = dataclasses.replace(_payment_cmd(), id="pay_9")
+    p = domain.new_payment(
+        cmd, "ten_a", NOW, fees=TenantFees("ten_a", 3, 40), authorization_ttl_us=10
+    )
+    await store.add_payment(p)
+    stored = await store.get_payment("pay_9")
+    assert stored is not None
+    assert (stored.fee_fixed, stored.fee_basis_points, stored.expires_at_us) == (3, 40, NOW + 10)
+
+
+async def test_expired_authorizations_are_found_only_when_due_and_idle(
+    store: PaymentStore,
+) -> None:
+    p = dataclasses.replace(
+        _payment(), status=PaymentStatus.REQUIRES_CAPTURE, step=None, expires_at_us=NOW + 10
+    )
+    await store.add_payment(p)
+    assert await store.expired_authorizations(NOW + 9) == []
+    assert [d.id for d in await store.expired_authorizations(NOW + 10)] == ["pay_1"]
+    busy = dataclasses.replace(p, step=Step.CAPTURE)
+    assert await store.save_payment(busy, status=p.status, step=None)
+    assert await store.expired_authorizations(NOW + 10) == []
+
+
+async def test_events_are_listed_per_tenant_newest_first(store: PaymentStore) -> None:
+    for n, tenant in enumerate(("ten_a", "ten_b", "ten_a", "ten_a")):
+        t = domain.new_topup(CreateTopup(f"tu_{n}", "acct_1", 1, "USD"), tenant, NOW)
+        await store.add_topup(t)
+        done, types = domain.settle_topup(dataclasses.replace(t, step=Step.TRANSFER), "ok", NOW)
+        await store.save(
+            "topup", done, status=t.status, step=Step.BANK, events=topup_events(done, types, NOW)
+        )
+    events, more = await store.list_events("ten_a", limit=2)
+    assert ([e.subject for e in events], more) == (["tu_3", "tu_2"], True)
+    older, more = await store.list_events("ten_a", limit=2, before_seq=events[-1].seq)
+    assert ([e.subject for e in older], more) == (["tu_0"], False)
+    assert await store.get_event("ten_b", events[0].id) is None
+    found = await store.get_event("ten_a", events[0].id)
+    assert found is not None
+    assert found.type == "topup.succeeded"

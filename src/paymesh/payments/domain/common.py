@@ -10,6 +10,8 @@ from paymesh.payments.errors import InvalidRequest
 from paymesh.platform.money import MAX_AMOUNT, is_valid_amount, is_valid_currency
 
 __all__ = [
+    "BankOutcome",
+    "BankResult",
     "Step",
     "Transfer",
     "TransferKind",
@@ -30,8 +32,14 @@ class Step(StrEnum):
     HOLD = "hold"
     CAPTURE = "capture"
     VOID = "void"
-    # Refunds and top-ups have a single step that moves the money.
+    # Refunds, transfers and top-up credits: a single step that moves the money.
     TRANSFER = "transfer"
+    # Payouts and top-ups: ask the bank to move the money, then (when its
+    # answer was lost) ask it what became of the request until it knows.
+    BANK = "bank"
+    BANK_STATUS = "bank_status"
+    # Payouts: post the hold once the bank has paid.
+    POST = "post"
 
 
 class TransferKind(StrEnum):
@@ -54,6 +62,27 @@ class Transfer:
     reference: str
     kind: TransferKind = TransferKind.SINGLE
     pending_id: str = ""
+    # Chained to the next transfer of the batch: both happen or neither.
+    linked: bool = False
+    # For a pending transfer: the ledger voids it after this many seconds (0: never).
+    timeout_seconds: int = 0
+
+
+class BankOutcome(StrEnum):
+    """What became of a request to the bank: known, or not (yet)."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    # The answer was lost or the bank has not decided: never guessed, asked again.
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class BankResult:
+    """The bank's answer about one request (by its reference)."""
+
+    outcome: BankOutcome
+    code: str = ""
 
 
 def validate_id(value: str, what: str) -> None:

@@ -23,6 +23,7 @@ from paymesh.payments.domain.common import (
     validate_id,
     validate_money,
 )
+from paymesh.payments.domain.fees import NO_FEES, TenantFees, capture_fee, fee_transfer
 from paymesh.payments.errors import (
     AmountExceedsAuthorized,
     InvalidRequest,
@@ -31,6 +32,7 @@ from paymesh.payments.errors import (
 )
 
 __all__ = [
+    "AUTHORIZATION_EXPIRED",
     "CancelPayment",
     "CaptureMethod",
     "CapturePayment",
@@ -41,15 +43,21 @@ __all__ = [
     "RiskAssessment",
     "Transition",
     "apply_risk",
+    "batch_result",
     "begin_cancel",
     "begin_capture",
+    "begin_expiry",
     "complete_step",
     "fail_step",
+    "hold_timeout_s",
     "new_payment",
     "same_payment_request",
     "step_settled",
     "step_transfer",
+    "step_transfers",
 ]
+
+AUTHORIZATION_EXPIRED = "authorization_expired"
 
 
 class PaymentStatus(StrEnum):
@@ -134,13 +142,29 @@ class Payment:
     step_amount: int = 0
     attempts: int = 0
     next_attempt_at_us: int = 0
+    # The tenant's fee schedule when the payment was made: it prices every capture.
+    fee_fixed: int = 0
+    fee_basis_points: int = 0
+    # When an uncaptured authorisation is canceled (0: never).
+    expires_at_us: int = 0
 
 
 Transition = tuple[Payment, tuple[str, ...]]
 
 
-def new_payment(cmd: CreatePayment, tenant_id: str, now_us: int) -> Payment:
-    """A valid new payment, ``processing``, with the risk step to run first."""
+def new_payment(
+    cmd: CreatePayment,
+    tenant_id: str,
+    now_us: int,
+    *,
+    fees: TenantFees = NO_FEES,
+    authorization_ttl_us: int = 0,
+) -> Payment:
+    """A valid new payment, ``processing``, with the risk step to run first.
+
+    `fees` is the tenant's schedule now; an authorisation not captured within
+    `authorization_ttl_us` (0: forever) is canceled.
+    """
     validate_id(cmd.id, "id")
     validate_money(cmd.amount, cmd.currency)
     if not cmd.payer_account_id or not cmd.payee_account_id:
@@ -164,6 +188,9 @@ def new_payment(cmd: CreatePayment, tenant_id: str, now_us: int) -> Payment:
         created_at_us=now_us,
         updated_at_us=now_us,
         step=Step.RISK,
+        fee_fixed=fees.fixed,
+        fee_basis_points=fees.basis_points,
+        expires_at_us=now_us + authorization_ttl_us if authorization_ttl_us > 0 else 0,
     )
 
 
@@ -182,38 +209,79 @@ def same_payment_request(payment: Payment, cmd: CreatePayment, tenant_id: str) -
     )
 
 
-def step_transfer(payment: Payment) -> Transfer:
-    """The ledger transfer the payment's current ledger step asks for."""
+def hold_timeout_s(p: Payment) -> int:
+    """The ledger's own expiry of the hold: a while after the authorisation expires.
+
+    A safety net: the expiry sweep voids the hold first; should it not run,
+    the ledger releases the money anyway.
+    """
+    if not p.expires_at_us:
+        return 0
+    ttl_s = -(-(p.expires_at_us - p.created_at_us) // 1_000_000)
+    return ttl_s + max(60, ttl_s // 10)
+
+
+def _fee(p: Payment, captured: int) -> int:
+    return capture_fee(captured, fixed=p.fee_fixed, basis_points=p.fee_basis_points)
+
+
+def step_transfers(payment: Payment) -> list[Transfer]:
+    """The ledger transfers the payment's current ledger step asks for, as one batch.
+
+    A capture with a fee is the post of the hold linked to the fee transfer
+    (payee → the tenant's revenue account): both happen or neither.
+    """
     p = payment
-    base = {
-        "debit_account_id": p.payer_account_id,
-        "credit_account_id": p.payee_account_id,
-        "currency": p.currency,
-        "reference": p.id,
-    }
+    base = Transfer(
+        id=f"{p.id}:hold",
+        debit_account_id=p.payer_account_id,
+        credit_account_id=p.payee_account_id,
+        amount=p.amount,
+        currency=p.currency,
+        code="payment",
+        reference=p.id,
+        kind=TransferKind.PENDING,
+    )
     if p.step is Step.HOLD:
-        return Transfer(
-            id=f"{p.id}:hold", amount=p.amount, code="payment", kind=TransferKind.PENDING, **base
-        )
+        return [dataclasses.replace(base, timeout_seconds=hold_timeout_s(p))]
     if p.step is Step.CAPTURE:
-        return Transfer(
+        fee = _fee(p, p.step_amount)
+        capture = dataclasses.replace(
+            base,
             id=f"{p.id}:capture",
             amount=p.step_amount,
             code="capture",
             kind=TransferKind.POST_PENDING,
-            pending_id=f"{p.id}:hold",
-            **base,
+            pending_id=base.id,
+            linked=fee > 0,
         )
+        if fee == 0:
+            return [capture]
+        return [capture, fee_transfer(p.id, p.tenant_id, p.payee_account_id, fee, p.currency)]
     if p.step is Step.VOID:
-        return Transfer(
+        void = dataclasses.replace(
+            base,
             id=f"{p.id}:void",
-            amount=p.amount,
             code="cancel",
             kind=TransferKind.VOID_PENDING,
-            pending_id=f"{p.id}:hold",
-            **base,
+            pending_id=base.id,
         )
+        return [void]
     raise ValueError(f"step {p.step} of payment {p.id} moves no money")
+
+
+def step_transfer(payment: Payment) -> Transfer:
+    """The main ledger transfer of the payment's current ledger step."""
+    return step_transfers(payment)[0]
+
+
+def batch_result(results: list[str]) -> str:
+    """One result for a linked batch: "ok"/"exists" when all are, else the first refusal."""
+    refusals = [r for r in results if r not in ("ok", "exists")]
+    if not refusals:
+        return results[0] if results else "ok"
+    causes = [r for r in refusals if r != "linked_event_failed"]
+    return (causes or refusals)[0]
 
 
 def _update(p: Payment, now_us: int, **changes: Any) -> Payment:
@@ -264,18 +332,37 @@ def complete_step(p: Payment, now_us: int) -> Transition:
         )
     if p.step is Step.CAPTURE:
         succeeded = _update(
-            p, now_us, status=PaymentStatus.SUCCEEDED, amount_captured=p.step_amount, step=None
+            p,
+            now_us,
+            status=PaymentStatus.SUCCEEDED,
+            amount_captured=p.step_amount,
+            fee=_fee(p, p.step_amount),
+            step=None,
         )
         return succeeded, ("payment.succeeded",)
     if p.step is Step.VOID:
+        if p.failure_code and p.failure_code != AUTHORIZATION_EXPIRED:
+            # The compensation of a refused capture: the money is back, the payment failed.
+            return _update(p, now_us, status=PaymentStatus.FAILED, step=None), ("payment.failed",)
         return _update(p, now_us, status=PaymentStatus.CANCELED, step=None), ("payment.canceled",)
     raise ValueError(f"payment {p.id} has no ledger step in progress")
 
 
 def fail_step(p: Payment, code: str, message: str, now_us: int) -> Transition:
-    """A step was refused for good: the payment fails with a stable code."""
+    """A step was refused for good: the payment fails with a stable code.
+
+    A refused capture leaves a hold behind, so the payment first voids it
+    (the compensation) and fails when the money is back.
+    """
     if p.step is None:
         raise ValueError(f"payment {p.id} has no step in progress")
+    if p.step is Step.CAPTURE:
+        voiding = _update(
+            p, now_us, step=Step.VOID, step_amount=0, failure_code=code, failure_message=message
+        )
+        return voiding, ()
+    if p.step is Step.VOID and p.failure_code:
+        code, message = p.failure_code, f"{p.failure_message}; then the void failed: {message}"
     failed = _update(
         p,
         now_us,
@@ -310,6 +397,24 @@ def begin_cancel(p: Payment, now_us: int) -> Payment:
     if p.step is not None:
         raise PaymentBusy(f"payment {p.id} is already being {_doing(p.step)}")
     return dataclasses.replace(p, step=Step.VOID, step_amount=0, updated_at_us=now_us)
+
+
+def begin_expiry(p: Payment, now_us: int) -> Payment:
+    """Start canceling an authorisation that was not captured in time (void its hold)."""
+    if p.status not in (PaymentStatus.REQUIRES_CAPTURE, PaymentStatus.IN_REVIEW):
+        raise InvalidState(f"a payment that is {p.status} holds no authorisation")
+    if p.step is not None:
+        raise PaymentBusy(f"payment {p.id} is already being {_doing(p.step)}")
+    if not p.expires_at_us or now_us < p.expires_at_us:
+        raise InvalidState(f"the authorisation of payment {p.id} has not expired")
+    return dataclasses.replace(
+        p,
+        step=Step.VOID,
+        step_amount=0,
+        failure_code=AUTHORIZATION_EXPIRED,
+        failure_message="the authorisation expired before it was captured",
+        updated_at_us=now_us,
+    )
 
 
 def _doing(step: Step) -> str:

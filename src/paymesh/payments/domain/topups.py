@@ -1,4 +1,11 @@
-"""The top-up state machine: money in from the tenant's funding account."""
+"""The top-up state machine: money in from the bank, through the tenant's funding account.
+
+``bank`` (pull the money: idempotent by the top-up id) → ``transfer`` (credit
+funding → account, ``{topup_id}:credit``) → ``succeeded``. The bank's
+failure fails the top-up; an answer the bank did not give (a timeout) is
+never guessed: the top-up waits at ``bank_status`` and asks the bank what
+became of the pull until it knows.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from paymesh.payments.domain.common import (
+    BankOutcome,
+    BankResult,
     Step,
     Transfer,
     failure_code,
@@ -19,6 +28,8 @@ __all__ = [
     "CreateTopup",
     "Topup",
     "TopupStatus",
+    "apply_topup_bank",
+    "fail_topup",
     "funding_account_id",
     "new_topup",
     "same_topup_request",
@@ -58,7 +69,7 @@ class Topup:
 
 
 def new_topup(cmd: CreateTopup, tenant_id: str, now_us: int) -> Topup:
-    """A valid new top-up, ``processing``, with its transfer to run."""
+    """A valid new top-up, ``processing``, with the bank pull to run first."""
     validate_id(cmd.id, "id")
     validate_money(cmd.amount, cmd.currency)
     if not cmd.account_id:
@@ -72,7 +83,7 @@ def new_topup(cmd: CreateTopup, tenant_id: str, now_us: int) -> Topup:
         status=TopupStatus.PROCESSING,
         created_at_us=now_us,
         updated_at_us=now_us,
-        step=Step.TRANSFER,
+        step=Step.BANK,
     )
 
 
@@ -120,3 +131,26 @@ def settle_topup(t: Topup, result: str, now_us: int) -> tuple[Topup, tuple[str, 
         attempts=0,
     )
     return failed, ("topup.failed",)
+
+
+def apply_topup_bank(t: Topup, answer: BankResult, now_us: int) -> tuple[Topup, tuple[str, ...]]:
+    """Apply the bank's answer about the pull: credit next, fail, or ask again later."""
+    if t.step not in (Step.BANK, Step.BANK_STATUS):
+        raise ValueError(f"top-up {t.id} is at step {t.step}, not waiting for the bank")
+    if answer.outcome is BankOutcome.SUCCEEDED:
+        return _next(t, Step.TRANSFER, now_us), ()
+    if answer.outcome is BankOutcome.FAILED:
+        return fail_topup(t, answer.code or "bank_failed", now_us)
+    return _next(t, Step.BANK_STATUS, now_us), ()
+
+
+def fail_topup(t: Topup, code: str, now_us: int) -> tuple[Topup, tuple[str, ...]]:
+    """The top-up fails for good with a stable code."""
+    failed = dataclasses.replace(
+        t, status=TopupStatus.FAILED, failure_code=code, step=None, updated_at_us=now_us, attempts=0
+    )
+    return failed, ("topup.failed",)
+
+
+def _next(t: Topup, step: Step, now_us: int) -> Topup:
+    return dataclasses.replace(t, step=step, updated_at_us=now_us, attempts=0, next_attempt_at_us=0)

@@ -79,6 +79,46 @@ class PaymentsStub:
                 request_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetTopupRequest.SerializeToString,
                 response_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.Topup.FromString,
                 _registered_method=True)
+        self.CreatePayout = channel.unary_unary(
+                '/paymesh.payments.v1.Payments/CreatePayout',
+                request_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.CreatePayoutRequest.SerializeToString,
+                response_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.Payout.FromString,
+                _registered_method=True)
+        self.GetPayout = channel.unary_unary(
+                '/paymesh.payments.v1.Payments/GetPayout',
+                request_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetPayoutRequest.SerializeToString,
+                response_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.Payout.FromString,
+                _registered_method=True)
+        self.CreateTransfer = channel.unary_unary(
+                '/paymesh.payments.v1.Payments/CreateTransfer',
+                request_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.CreateTransferRequest.SerializeToString,
+                response_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.Transfer.FromString,
+                _registered_method=True)
+        self.GetTransfer = channel.unary_unary(
+                '/paymesh.payments.v1.Payments/GetTransfer',
+                request_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetTransferRequest.SerializeToString,
+                response_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.Transfer.FromString,
+                _registered_method=True)
+        self.SetTenantFees = channel.unary_unary(
+                '/paymesh.payments.v1.Payments/SetTenantFees',
+                request_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.SetTenantFeesRequest.SerializeToString,
+                response_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.TenantFees.FromString,
+                _registered_method=True)
+        self.GetTenantFees = channel.unary_unary(
+                '/paymesh.payments.v1.Payments/GetTenantFees',
+                request_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetTenantFeesRequest.SerializeToString,
+                response_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.TenantFees.FromString,
+                _registered_method=True)
+        self.ListEvents = channel.unary_unary(
+                '/paymesh.payments.v1.Payments/ListEvents',
+                request_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListEventsRequest.SerializeToString,
+                response_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListEventsResponse.FromString,
+                _registered_method=True)
+        self.GetEvent = channel.unary_unary(
+                '/paymesh.payments.v1.Payments/GetEvent',
+                request_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetEventRequest.SerializeToString,
+                response_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.Event.FromString,
+                _registered_method=True)
 
 
 class PaymentsServicer:
@@ -141,6 +181,59 @@ class PaymentsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreatePayout(self, request, context):
+        """Send money out of an account to the external funding source.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPayout(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateTransfer(self, request, context):
+        """Move money between two accounts of the tenant.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTransfer(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetTenantFees(self, request, context):
+        """Set a tenant's fee schedule (callers with the admin scope only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTenantFees(self, request, context):
+        """A tenant's fee schedule (the caller's own, or any tenant's for admin).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListEvents(self, request, context):
+        """The caller tenant's events, newest first, paginated.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetEvent(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PaymentsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -188,6 +281,46 @@ def add_PaymentsServicer_to_server(servicer, server):
                     servicer.GetTopup,
                     request_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetTopupRequest.FromString,
                     response_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.Topup.SerializeToString,
+            ),
+            'CreatePayout': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreatePayout,
+                    request_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.CreatePayoutRequest.FromString,
+                    response_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.Payout.SerializeToString,
+            ),
+            'GetPayout': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPayout,
+                    request_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetPayoutRequest.FromString,
+                    response_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.Payout.SerializeToString,
+            ),
+            'CreateTransfer': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateTransfer,
+                    request_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.CreateTransferRequest.FromString,
+                    response_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.Transfer.SerializeToString,
+            ),
+            'GetTransfer': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTransfer,
+                    request_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetTransferRequest.FromString,
+                    response_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.Transfer.SerializeToString,
+            ),
+            'SetTenantFees': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetTenantFees,
+                    request_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.SetTenantFeesRequest.FromString,
+                    response_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.TenantFees.SerializeToString,
+            ),
+            'GetTenantFees': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTenantFees,
+                    request_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetTenantFeesRequest.FromString,
+                    response_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.TenantFees.SerializeToString,
+            ),
+            'ListEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEvents,
+                    request_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListEventsRequest.FromString,
+                    response_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListEventsResponse.SerializeToString,
+            ),
+            'GetEvent': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetEvent,
+                    request_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetEventRequest.FromString,
+                    response_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.Event.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -433,6 +566,222 @@ class Payments:
             '/paymesh.payments.v1.Payments/GetTopup',
             paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetTopupRequest.SerializeToString,
             paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.Topup.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreatePayout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.payments.v1.Payments/CreatePayout',
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.CreatePayoutRequest.SerializeToString,
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.Payout.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPayout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.payments.v1.Payments/GetPayout',
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetPayoutRequest.SerializeToString,
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.Payout.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateTransfer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.payments.v1.Payments/CreateTransfer',
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.CreateTransferRequest.SerializeToString,
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.Transfer.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTransfer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.payments.v1.Payments/GetTransfer',
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetTransferRequest.SerializeToString,
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.Transfer.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetTenantFees(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.payments.v1.Payments/SetTenantFees',
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.SetTenantFeesRequest.SerializeToString,
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.TenantFees.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTenantFees(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.payments.v1.Payments/GetTenantFees',
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetTenantFeesRequest.SerializeToString,
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.TenantFees.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.payments.v1.Payments/ListEvents',
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListEventsRequest.SerializeToString,
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetEvent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.payments.v1.Payments/GetEvent',
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetEventRequest.SerializeToString,
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.Event.FromString,
             options,
             channel_credentials,
             insecure,
