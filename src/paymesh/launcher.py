@@ -12,6 +12,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from paymesh.contracts.events import TOPIC_ACCOUNTS, TOPIC_PAYMENTS, TOPIC_RISK
 from paymesh.platform.bus import EventBus, InProcessBus
 from paymesh.platform.clock import Clock
 from paymesh.platform.logging import get_logger
@@ -41,6 +42,20 @@ def make_bus(settings: Settings) -> EventBus:
             max_poll_interval_ms=k.max_poll_interval_ms,
         )
     )
+
+
+async def _ensure_topics(bus: EventBus) -> None:
+    """On Kafka, create every topic of the contracts before anyone publishes.
+
+    A process that only publishes (``paymesh serve payments``) subscribes to
+    nothing, so its bus would otherwise never create the topic it writes to.
+    """
+    if isinstance(bus, InProcessBus):
+        return  # the embedded shape: no need to import confluent-kafka
+    from paymesh.platform.kafka import KafkaBus
+
+    if isinstance(bus, KafkaBus):
+        await bus.ensure_topics(TOPIC_PAYMENTS, TOPIC_ACCOUNTS, TOPIC_RISK)
 
 
 def app_module(service: str) -> ModuleType:
@@ -73,14 +88,18 @@ class Platform:
         """Migrate, then start each service in order; on failure stop what started."""
         await self.migrate()
         assert self.bus is not None
+        # Build every service first (no I/O): consumers subscribe while being
+        # built, so the bus starts knowing every subscription (and creates the
+        # topics they need) instead of learning of them after it started.
+        created: list[tuple[str, Runtime]] = [
+            (name, app_module(name).create(self.settings, bus=self.bus, clock=self.clock))
+            for name in self.services
+        ]
         try:
-            # The bus first: relays publish as soon as their service starts,
-            # and consumers subscribed later start on subscribe.
+            # The bus before the services: relays publish as soon as theirs starts.
             await self.bus.start()
-            for name in self.services:
-                runtime: Runtime = app_module(name).create(
-                    self.settings, bus=self.bus, clock=self.clock
-                )
+            await _ensure_topics(self.bus)
+            for name, runtime in created:
                 await runtime.start()
                 self.runtimes.append(runtime)
                 log.info("service_started", service=name)

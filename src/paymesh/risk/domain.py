@@ -30,10 +30,12 @@ __all__ = [
     "DecidePayment",
     "Decision",
     "Outcome",
+    "PayerStats",
     "PaymentContext",
     "Reason",
     "Rule",
     "RuleSet",
+    "SucceededPayment",
     "Verdict",
     "amount_limit_rules",
     "decide",
@@ -267,3 +269,31 @@ def decide(rules: RuleSet, payment: DecidePayment, *, now_us: int) -> Decision:
         rules_version=rules.version,
         decided_at_us=now_us,
     )
+
+
+# --- history features: what a payer has done before -------------------------
+
+
+@dataclass(frozen=True)
+class SucceededPayment:
+    """A payment that succeeded, as the history features see it (from its event)."""
+
+    payment_id: str
+    tenant_id: str
+    payer_account_id: str
+    currency: str
+    # What actually moved: the captured amount, in minor units.
+    amount: int
+    at_us: int
+
+
+@dataclass(frozen=True)
+class PayerStats:
+    """One payer's succeeded payments in one currency."""
+
+    tenant_id: str
+    payer_account_id: str
+    currency: str
+    succeeded_count: int
+    succeeded_amount: int
+    last_event_at_us: int

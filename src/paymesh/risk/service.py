@@ -1,15 +1,17 @@
-"""The risk use cases: decide on a payment once, read a decision back."""
+"""The risk use cases: decide on a payment once, read a decision back, and learn
+from the payment events what each payer has done before."""
 
 from __future__ import annotations
 
+from paymesh.contracts.events import Event
 from paymesh.platform.clock import Clock
 from paymesh.risk import domain
 from paymesh.risk.domain import DecidePayment, Decision, RuleSet
 from paymesh.risk.errors import DecisionNotFound
-from paymesh.risk.events import decision_made
-from paymesh.risk.store import DecisionStore
+from paymesh.risk.events import decision_made, succeeded_payment
+from paymesh.risk.store import DecisionStore, PayerStatsStore
 
-__all__ = ["decide_payment", "get_decision"]
+__all__ = ["decide_payment", "get_decision", "record_payment_event"]
 
 
 async def decide_payment(
@@ -36,3 +38,14 @@ async def get_decision(payment_id: str, *, tenant_id: str, store: DecisionStore)
     if decision is None or decision.tenant_id != tenant_id:
         raise DecisionNotFound(payment_id)
     return decision
+
+
+async def record_payment_event(event: Event, *, store: PayerStatsStore, clock: Clock) -> bool:
+    """Count a ``payment.succeeded`` for its payer once per event id; False if nothing changed.
+
+    Other event types are ignored without touching the database.
+    """
+    payment = succeeded_payment(event)
+    if payment is None:
+        return False
+    return await store.apply(event.id, payment, now_us=clock.now_us())

@@ -1,4 +1,5 @@
-"""Where decisions live: the ``decisions`` table and the outbox, SQLAlchemy Core.
+"""Where risk keeps its data, SQLAlchemy Core: decisions with their outbox, and the
+payers' history features with the inbox of the payment events that fed them.
 
 One decision per payment id (the primary key). :meth:`SqlDecisionStore.add`
 inserts with ON CONFLICT DO NOTHING and, when another caller won the race,
@@ -7,6 +8,12 @@ insert waits for the winner to commit and READ COMMITTED lets the next
 statement see it; on SQLite writers are serialised by BEGIN IMMEDIATE. The
 ``risk.decision_made`` event is appended only by the winner, in its
 transaction.
+
+``payer_stats`` holds one row per (tenant, payer, currency).
+:meth:`SqlPayerStatsStore.apply` records the event id in ``inbox`` and
+updates the row in one transaction, so a redelivered event changes nothing:
+on PostgreSQL a concurrent delivery of the same id waits on the inbox row
+and then finds it taken.
 """
 
 from __future__ import annotations
@@ -22,10 +29,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paymesh.contracts.events import TOPIC_RISK, Event
 from paymesh.platform.db import Database
-from paymesh.platform.outbox import append, outbox_table
-from paymesh.risk.domain import Decision, Outcome, Reason
+from paymesh.platform.outbox import append, first_delivery, inbox_table, outbox_table
+from paymesh.risk.domain import Decision, Outcome, PayerStats, Reason, SucceededPayment
 
-__all__ = ["DecisionStore", "SqlDecisionStore", "decisions", "metadata", "outbox"]
+__all__ = [
+    "DecisionStore",
+    "PayerStatsStore",
+    "SqlDecisionStore",
+    "SqlPayerStatsStore",
+    "decisions",
+    "inbox",
+    "metadata",
+    "outbox",
+    "payer_stats",
+]
 
 metadata = sa.MetaData()
 
@@ -47,6 +64,19 @@ decisions = sa.Table(
 )
 
 outbox = outbox_table(metadata)
+
+payer_stats = sa.Table(
+    "payer_stats",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("payer_account_id", sa.String(64), primary_key=True),
+    sa.Column("currency", sa.String(3), primary_key=True),
+    sa.Column("succeeded_count", sa.BigInteger, nullable=False),
+    sa.Column("succeeded_amount", sa.BigInteger, nullable=False),
+    sa.Column("last_event_at_us", sa.BigInteger, nullable=False),
+)
+
+inbox = inbox_table(metadata)
 
 
 class DecisionStore(Protocol):
@@ -131,3 +161,67 @@ def _from_row(row: Any) -> Decision:
         rules_version=row["rules_version"],
         decided_at_us=row["decided_at_us"],
     )
+
+
+class PayerStatsStore(Protocol):
+    """The payers' history features, fed once per event id."""
+
+    async def apply(self, event_id: str, payment: SucceededPayment, *, now_us: int) -> bool:
+        """Count `payment` for its payer unless `event_id` was applied; True if applied."""
+        ...
+
+    async def get(self, tenant_id: str, payer_account_id: str, currency: str) -> PayerStats | None:
+        """The payer's stats in `currency`, or None before its first success."""
+        ...
+
+
+class SqlPayerStatsStore:
+    """:class:`PayerStatsStore` on a SQLite or PostgreSQL database."""
+
+    def __init__(self, db: Database, *, consumer: str) -> None:
+        self._db = db
+        self._consumer = consumer
+
+    async def apply(self, event_id: str, payment: SucceededPayment, *, now_us: int) -> bool:
+        async with self._db.transaction() as conn:
+            if not await first_delivery(conn, inbox, self._consumer, event_id, now_us):
+                return False
+            insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+            stmt = insert(payer_stats).values(
+                tenant_id=payment.tenant_id,
+                payer_account_id=payment.payer_account_id,
+                currency=payment.currency,
+                succeeded_count=1,
+                succeeded_amount=payment.amount,
+                last_event_at_us=payment.at_us,
+            )
+            c, new = payer_stats.c, stmt.excluded
+            await conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[c.tenant_id, c.payer_account_id, c.currency],
+                    set_={
+                        "succeeded_count": c.succeeded_count + 1,
+                        "succeeded_amount": c.succeeded_amount + new.succeeded_amount,
+                        # Events of one payer may arrive out of time order.
+                        "last_event_at_us": sa.case(
+                            (new.last_event_at_us > c.last_event_at_us, new.last_event_at_us),
+                            else_=c.last_event_at_us,
+                        ),
+                    },
+                )
+            )
+        return True
+
+    async def get(self, tenant_id: str, payer_account_id: str, currency: str) -> PayerStats | None:
+        c = payer_stats.c
+        async with self._db.read() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(payer_stats).where(
+                        c.tenant_id == tenant_id,
+                        c.payer_account_id == payer_account_id,
+                        c.currency == currency,
+                    )
+                )
+            ).first()
+        return None if row is None else PayerStats(**row._mapping)

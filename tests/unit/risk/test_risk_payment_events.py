@@ -1,0 +1,58 @@
+"""Reading payment events for the history features: only payment.succeeded counts, and a
+malformed one is skipped instead of blocking its partition."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from paymesh.contracts.events import Event
+from paymesh.risk.domain import SucceededPayment
+from paymesh.risk.events import succeeded_payment
+
+
+def event(
+    type: str = "payment.succeeded", time: str = "2026-01-01T00:00:01.5Z", **data: Any
+) -> Event:
+    payload = {
+        "id": "pay_1",
+        "payer_account_id": "acct_a",
+        "currency": "USD",
+        "amount": 1_000,
+        "amount_captured": 600,
+        **data,
+    }
+    return Event(
+        id="evt_1", source="/paymesh/payments", type=type, subject="pay_1", time=time,
+        tenant="ten_1", data=payload,
+    )  # fmt: skip
+
+
+def test_a_succeeded_payment_is_read_with_its_captured_amount_and_exact_time() -> None:
+    assert succeeded_payment(event()) == SucceededPayment(
+        payment_id="pay_1",
+        tenant_id="ten_1",
+        payer_account_id="acct_a",
+        currency="USD",
+        amount=600,
+        at_us=1_767_225_601_500_000,
+    )
+
+
+def test_a_time_with_an_offset_means_the_same_instant() -> None:
+    payment = succeeded_payment(event(time="2026-01-01T01:00:01.5+01:00"))
+    assert payment is not None
+    assert payment.at_us == 1_767_225_601_500_000
+
+
+def test_other_event_types_are_not_read() -> None:
+    for kind in ("payment.requires_capture", "payment.failed", "refund.succeeded"):
+        assert succeeded_payment(event(type=kind)) is None
+
+
+def test_malformed_succeeded_events_are_skipped() -> None:
+    assert succeeded_payment(event(payer_account_id="")) is None
+    assert succeeded_payment(event(amount_captured=-1)) is None
+    assert succeeded_payment(event(amount_captured=True)) is None
+    assert succeeded_payment(event(amount_captured="600")) is None
+    assert succeeded_payment(event(time="yesterday")) is None
+    assert succeeded_payment(event(time="2026-01-01T00:00:00")) is None  # no zone
