@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test lint proto bench install services clean
+.PHONY: run test lint proto bench image install services clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ proto: install
 bench: install services
 	$(BIN)/python bench/ledger.py
 	$(BIN)/python bench/e2e.py
+
+## Build the one paymesh image (podman; BASE_IMAGE=... to use a local base).
+image:
+	podman build -f deploy/Dockerfile --ignorefile deploy/Dockerfile.dockerignore \
+		$(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) -t paymesh:dev .
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

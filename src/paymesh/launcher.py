@@ -86,6 +86,7 @@ class Platform:
 
     async def start(self) -> None:
         """Migrate, then start each service in order; on failure stop what started."""
+        self.settings.check_production(self.services)
         await self.migrate()
         assert self.bus is not None
         # Build every service first (no I/O): consumers subscribe while being

@@ -8,7 +8,9 @@ environment.
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -107,13 +109,40 @@ class _YamlFileSource(PydanticBaseSettingsSource):
         return data
 
 
+class _SecretFilesSource(PydanticBaseSettingsSource):
+    """Secret files in PAYMESH_SECRETS_DIR: one value per file, named like its
+    environment variable (``paymesh_gateway__secret_key``), as Kubernetes
+    mounts a Secret. A value that looks like JSON (an object or a list) is parsed."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        directory = os.environ.get("PAYMESH_SECRETS_DIR")
+        if not directory or not Path(directory).is_dir():
+            return {}
+        found: dict[str, Any] = {}
+        for path in sorted(Path(directory).iterdir()):
+            name = path.name.lower()
+            if not path.is_file() or not name.startswith("paymesh_"):
+                continue
+            value: Any = path.read_text().strip()
+            if value[:1] in "{[":
+                value = json.loads(value)
+            *parents, leaf = name.removeprefix("paymesh_").split("__")
+            node = found
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = value
+        return found
+
+
 class Settings(BaseSettings):
     """Everything a paymesh process is configured with."""
 
     model_config = SettingsConfigDict(
         env_prefix="PAYMESH_",
         env_nested_delimiter="__",
-        secrets_dir=os.environ.get("PAYMESH_SECRETS_DIR") or None,
         extra="ignore",
     )
 
@@ -141,7 +170,7 @@ class Settings(BaseSettings):
         # Earlier sources win: secrets > environment > file > defaults.
         return (
             init_settings,
-            file_secret_settings,
+            _SecretFilesSource(settings_cls),
             env_settings,
             _YamlFileSource(settings_cls),
         )
@@ -161,10 +190,14 @@ class Settings(BaseSettings):
             self.gateway.database_url = f"sqlite+aiosqlite:///{self.var_dir / 'gateway.db'}"
         return self
 
-    def check_production(self) -> None:
-        """Refuse to run outside development with a default secret."""
+    def check_production(self, services: Iterable[str]) -> None:
+        """Refuse to run `services` outside development with a default secret.
+
+        Only the processes that use a secret are checked for it, so a secret
+        reaches no pod that does not need it.
+        """
         default = self.gateway.secret_key.get_secret_value() == DEFAULT_SECRET
-        if self.environment == "production" and default:
+        if self.environment == "production" and default and "gateway" in services:
             raise RuntimeError(
                 "refusing to start in production with the default gateway.secret_key"
             )
@@ -172,6 +205,4 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides: Any) -> Settings:
     """Build the process's settings from every layer, with overrides on top."""
-    settings = Settings(**overrides)
-    settings.check_production()
-    return settings
+    return Settings(**overrides)

@@ -1,0 +1,247 @@
+"""What the rendered chart promises: the restricted pod security profile, network
+paths allowed only where the architecture draws them, probes, hooks, secrets by
+reference. Each runs on the default and on the production-like values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from deploy_helpers import VALUES_FILES, load_values, of_kind, pod_specs, render
+
+SERVICES = {"accounts": 50051, "payments": 50052, "risk": 50053, "gateway": 8000}
+# The allowed calls between paymesh pods (caller, callee): nothing else.
+ALLOWED_CALLS = {
+    ("gateway", "accounts"), ("gateway", "payments"), ("gateway", "risk"),
+    ("payments", "accounts"), ("payments", "risk"),
+}  # fmt: skip
+GATEWAY_PORT = 8000
+
+Objects = list[dict[str, Any]]
+
+
+@pytest.fixture(scope="module", params=sorted(VALUES_FILES))
+def manifests(request: pytest.FixtureRequest) -> Objects:
+    """The chart rendered with each values file."""
+    return render(load_values(request.param))
+
+
+def component(obj: dict[str, Any]) -> str:
+    return str(obj["metadata"]["labels"]["app.kubernetes.io/component"])
+
+
+def by_component(objects: Objects, kind: str) -> dict[str, dict[str, Any]]:
+    return {component(o): o for o in of_kind(objects, kind)}
+
+
+def test_every_container_runs_under_the_restricted_profile(manifests: Objects) -> None:
+    specs = pod_specs(manifests)
+    assert len(specs) == 5  # four services and the migration Job
+    for name, spec in specs:
+        pod = spec["securityContext"]
+        assert pod["runAsNonRoot"] is True, name
+        assert pod["seccompProfile"]["type"] == "RuntimeDefault", name
+        assert spec["automountServiceAccountToken"] is False, name
+        assert "hostNetwork" not in spec, name
+        for container in spec["containers"] + spec.get("initContainers", []):
+            sc = container["securityContext"]
+            where = f"{name}/{container['name']}"
+            assert sc["runAsNonRoot"] is True, where
+            assert sc["runAsUser"] != 0, where
+            assert sc["allowPrivilegeEscalation"] is False, where
+            assert sc["readOnlyRootFilesystem"] is True, where
+            assert sc["capabilities"]["drop"] == ["ALL"], where
+            assert "add" not in sc["capabilities"], where
+            assert sc["seccompProfile"]["type"] == "RuntimeDefault", where
+            assert container["resources"]["requests"], where
+            assert container["resources"]["limits"], where
+
+
+def test_writable_paths_are_empty_dirs(manifests: Objects) -> None:
+    for name, spec in pod_specs(manifests):
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        (container,) = spec["containers"]
+        mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+        for path in ("/tmp", "/var/lib/paymesh"):
+            assert "emptyDir" in volumes[mounts[path]["name"]], (name, path)
+        env = {e["name"]: e for e in container["env"]}
+        assert env["PAYMESH_VAR_DIR"]["value"] == "/var/lib/paymesh", name
+        for path, mount in mounts.items():
+            if path not in ("/tmp", "/var/lib/paymesh"):
+                assert mount.get("readOnly") is True, (name, path)
+
+
+def test_each_service_has_a_deployment_service_pdb_and_probes(manifests: Objects) -> None:
+    deployments = by_component(manifests, "Deployment")
+    services = by_component(manifests, "Service")
+    pdbs = by_component(manifests, "PodDisruptionBudget")
+    assert set(deployments) == set(services) == set(pdbs) == set(SERVICES)
+    for name, port in SERVICES.items():
+        (container,) = deployments[name]["spec"]["template"]["spec"]["containers"]
+        assert container["command"] == ["paymesh", "serve", name]
+        for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+            if name == "gateway":
+                assert container[probe]["httpGet"]["path"] == "/.well-known/jwks.json"
+            else:
+                assert container[probe]["grpc"] == {"port": port}, (name, probe)
+        svc = services[name]["spec"]
+        assert svc["ports"][0]["port"] == port
+        # gRPC clients balance over pods themselves: headless Services.
+        assert (svc.get("clusterIP") == "None") is (name != "gateway"), name
+
+
+def test_grpc_targets_are_dns_round_robin_over_headless_services(manifests: Objects) -> None:
+    deployments = by_component(manifests, "Deployment")
+    services = {component(s): s["metadata"]["name"] for s in of_kind(manifests, "Service")}
+    for caller, callee in ALLOWED_CALLS:
+        (container,) = deployments[caller]["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        target = env[f"PAYMESH_{callee.upper()}__TARGET"]
+        assert target.startswith(f"dns:///{services[callee]}.paymesh.svc."), target
+        assert target.endswith(f":{SERVICES[callee]}"), target
+
+
+def test_secrets_are_referenced_never_embedded(manifests: Objects) -> None:
+    assert of_kind(manifests, "Secret") == []
+    for name, spec in pod_specs(manifests):
+        (container,) = spec["containers"]
+        env = {var["name"]: var for var in container["env"]}
+        # Least privilege: only the gateway, which signs tokens, gets its secret.
+        assert ("PAYMESH_GATEWAY__SECRET_KEY" in env) == name.endswith("gateway"), name
+        for var in env.values():
+            if var["name"].endswith(("__DATABASE_URL", "__SECRET_KEY")):
+                assert "value" not in var, (name, var)
+                assert var["valueFrom"]["secretKeyRef"]["name"], (name, var)
+
+
+def test_settings_and_risk_rules_come_from_a_mounted_config_map(manifests: Objects) -> None:
+    import yaml
+
+    (config_map,) = of_kind(manifests, "ConfigMap")
+    settings = yaml.safe_load(config_map["data"]["config.yaml"])
+    assert settings["environment"] == "production"
+    assert settings["risk"]["amount_limits"]["USD"] > 0
+    for name, deployment in by_component(manifests, "Deployment").items():
+        spec = deployment["spec"]["template"]["spec"]
+        (container,) = spec["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["PAYMESH_CONFIG_FILE"] == "/etc/paymesh/config.yaml", name
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == "/etc/paymesh"]
+        # A whole-directory mount (no subPath), so edits reach running pods.
+        assert "subPath" not in mount, name
+        assert volumes[mount["name"]]["configMap"]["name"] == config_map["metadata"]["name"]
+
+
+def test_the_migration_job_runs_before_install_and_upgrade(manifests: Objects) -> None:
+    (job,) = of_kind(manifests, "Job")
+    annotations = job["metadata"]["annotations"]
+    assert set(annotations["helm.sh/hook"].split(",")) == {"pre-install", "pre-upgrade"}
+    assert "before-hook-creation" in annotations["helm.sh/hook-delete-policy"]
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["paymesh", "migrate"]
+    env = {e["name"] for e in container["env"]}
+    assert {f"PAYMESH_{s.upper()}__DATABASE_URL" for s in SERVICES} <= env
+
+
+def test_autoscaling_replaces_fixed_replicas(manifests: Objects) -> None:
+    hpas = by_component(manifests, "HorizontalPodAutoscaler")
+    for name, deployment in by_component(manifests, "Deployment").items():
+        assert (name in hpas) is ("replicas" not in deployment["spec"]), name
+        if name in hpas:
+            target = hpas[name]["spec"]["scaleTargetRef"]
+            assert target["name"] == deployment["metadata"]["name"]
+
+
+# --- network policies --------------------------------------------------------
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    assert set(selector) <= {"matchLabels"}, selector  # no matchExpressions in this chart
+    return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+
+
+def pod_labels(objects: Objects) -> dict[str, dict[str, str]]:
+    """component -> the labels of its pods (services and the migration Job)."""
+    return {
+        component(o): o["spec"]["template"]["metadata"]["labels"]
+        for o in objects
+        if o["kind"] in {"Deployment", "Job"}
+    }
+
+
+def policies_for(objects: Objects, labels: dict[str, str]) -> list[dict[str, Any]]:
+    specs = [p["spec"] for p in of_kind(objects, "NetworkPolicy")]
+    return [s for s in specs if selects(s["podSelector"], labels)]
+
+
+def allows(rules: list[dict[str, Any]], direction: str, peer: dict[str, str], port: int) -> bool:
+    """Whether any rule lets the pod labelled `peer` through on `port`."""
+    for rule in rules:
+        if not any(p["port"] == port for p in rule.get("ports", [])):
+            continue
+        peers = rule.get(direction)
+        if peers is None:
+            return True  # any address
+        for p in peers:
+            # A pod of this release: a podSelector alone (same namespace).
+            same_namespace = "namespaceSelector" not in p and "ipBlock" not in p
+            if same_namespace and "podSelector" in p and selects(p["podSelector"], peer):
+                return True
+    return False
+
+
+def test_a_default_deny_policy_covers_every_pod(manifests: Objects) -> None:
+    deny = [
+        p["spec"]
+        for p in of_kind(manifests, "NetworkPolicy")
+        if set(p["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+        and not p["spec"].get("ingress")
+        and not p["spec"].get("egress")
+    ]
+    assert deny, "no default-deny NetworkPolicy"
+    for name, labels in pod_labels(manifests).items():
+        assert any(selects(d["podSelector"], labels) for d in deny), name
+        for spec in policies_for(manifests, labels):
+            assert set(spec["policyTypes"]) == {"Ingress", "Egress"}, name
+
+
+def test_pods_talk_to_each_other_only_along_the_allowed_paths(manifests: Objects) -> None:
+    labels = pod_labels(manifests)
+    grpc = {n: p for n, p in SERVICES.items() if n != "gateway"}
+    allowed = set()
+    for caller in labels:
+        for callee, port in grpc.items():
+            out = [r for s in policies_for(manifests, labels[caller]) for r in s.get("egress", [])]
+            inn = [r for s in policies_for(manifests, labels[callee]) for r in s.get("ingress", [])]
+            if allows(out, "to", labels[callee], port) and allows(
+                inn, "from", labels[caller], port
+            ):
+                allowed.add((caller, callee))
+    assert allowed == ALLOWED_CALLS
+
+
+def test_only_the_gateway_port_is_open_to_the_outside(manifests: Objects) -> None:
+    values = manifests
+    outsider = {"app.kubernetes.io/name": "somebody-else"}
+    for name, pod in pod_labels(values).items():
+        rules = [r for s in policies_for(values, pod) for r in s.get("ingress", [])]
+        ports = {p["port"] for r in rules for p in r.get("ports", [])}
+        if name == "gateway":
+            assert ports == {GATEWAY_PORT}
+        else:
+            assert not any(allows(rules, "from", outsider, p) for p in SERVICES.values()), name
+            assert GATEWAY_PORT not in ports, name
+
+
+def test_egress_is_dns_and_the_datastores_each_service_needs(manifests: Objects) -> None:
+    needs = {
+        "accounts": {53, 5432, 9092}, "payments": {53, 5432, 9092, 50051, 50053},
+        "risk": {53, 5432, 9092, 6379}, "gateway": {53, 5432, 9092, 6379, 50051, 50052, 50053},
+        "migrate": {53, 5432},
+    }  # fmt: skip
+    for name, pod in pod_labels(manifests).items():
+        rules = [r for s in policies_for(manifests, pod) for r in s.get("egress", [])]
+        ports = {p["port"] for r in rules for p in r["ports"]}
+        assert ports == needs[name], name
+        assert all(r.get("ports") for r in rules), name  # never "any port"

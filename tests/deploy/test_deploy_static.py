@@ -1,0 +1,104 @@
+"""The deployment artefacts pass their linters and schemas, offline."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+from deploy_helpers import CHART, DEPLOY, REPO, VALUES_FILES, load_values, render, tool
+
+KUBERNETES_VERSION = "1.30.0"
+
+
+def run(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    result = run(tool("hadolint"), "--failure-threshold", "info", str(DEPLOY / "Dockerfile"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_yaml_file_under_deploy_passes_yamllint() -> None:
+    # From deploy/: the config's ignore patterns are relative to it.
+    result = run(tool("yamllint"), "--strict", "-c", ".yamllint", ".", cwd=DEPLOY)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def compose_config(*extra: str) -> dict[str, Any]:
+    result = run(
+        tool("docker-compose"), "-f", str(DEPLOY / "compose.yaml"), *extra,
+        "config", "--format", "json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    config: dict[str, Any] = json.loads(result.stdout)
+    return config
+
+
+def test_compose_file_is_valid_and_starts_in_order() -> None:
+    services = compose_config("--profile", "tools")["services"]
+    assert {"postgres", "kafka", "redis", "migrate", "bootstrap"} <= set(services)
+    for name in ("accounts", "payments", "risk", "gateway"):
+        svc = services[name]
+        assert svc["command"] == ["paymesh", "serve", name]
+        assert svc["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+        assert svc["healthcheck"]["test"] == ["CMD", "paymesh", "health", name]
+        assert svc["read_only"] is True
+        assert svc["cap_drop"] == ["ALL"]
+        assert svc["user"] == "10001:10001"
+    assert services["migrate"]["command"] == ["paymesh", "migrate"]
+    assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    for callee in ("accounts", "risk"):
+        assert services["payments"]["depends_on"][callee]["condition"] == "service_healthy"
+    for infra in ("postgres", "kafka", "redis"):
+        assert services[infra]["healthcheck"]["test"]
+    assert services["kafka"]["image"].startswith("apache/kafka:")
+    assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+
+
+def test_compose_gives_each_service_its_own_database() -> None:
+    services = compose_config()["services"]
+    urls = {
+        name: services[name]["environment"][f"PAYMESH_{name.upper()}__DATABASE_URL"]
+        for name in ("accounts", "payments", "risk", "gateway")
+    }
+    assert len({url.rsplit("/", 1)[1] for url in urls.values()}) == 4
+    init = (DEPLOY / "compose" / "postgres-init.sql").read_text()
+    for url in urls.values():
+        assert f"CREATE DATABASE {url.rsplit('/', 1)[1]} " in init
+
+
+@pytest.mark.parametrize("values_name", sorted(VALUES_FILES))
+def test_chart_passes_helm_lint_strictly(values_name: str) -> None:
+    import helm_python as helm
+
+    report = helm.lint(
+        CHART, load_values(values_name), strict=True, namespace="paymesh",
+        kube_version=f"v{KUBERNETES_VERSION}",
+    )  # fmt: skip
+    problems = [m for m in report["messages"] if m["severity"] >= 2]
+    assert not problems, report
+    assert not report["errors"], report
+
+
+@pytest.mark.parametrize("values_name", sorted(VALUES_FILES))
+def test_every_rendered_object_matches_the_kubernetes_schema_strictly(values_name: str) -> None:
+    objects = render(load_values(values_name))
+    assert len(objects) > 15
+    for obj in objects:
+        for version in (KUBERNETES_VERSION, kubernetes_validate.latest_version()):
+            try:
+                kubernetes_validate.validate(obj, version, strict=True)
+            except kubernetes_validate.ValidationError as exc:
+                pytest.fail(f"{obj['kind']}/{obj['metadata']['name']} on {version}: {exc}")
+
+
+def test_chart_refuses_to_render_without_the_database_secret() -> None:
+    import helm_python as helm
+
+    with pytest.raises(helm.HelmError, match=r"database\.existingSecret"):
+        render({"database": {"existingSecret": ""}})

@@ -1,0 +1,70 @@
+"""Settings: the layers in order, and no production start with a default secret."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from paymesh.launcher import Platform
+from paymesh.platform.settings import DEFAULT_SECRET, Settings
+
+
+def test_a_gateway_refuses_to_start_in_production_with_the_default_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PAYMESH_ENVIRONMENT", "production")
+    settings = Settings()
+    assert settings.gateway.secret_key.get_secret_value() == DEFAULT_SECRET
+    with pytest.raises(RuntimeError, match=r"gateway\.secret_key"):
+        settings.check_production(["gateway"])
+
+
+def test_services_that_hold_no_secret_start_in_production_without_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PAYMESH_ENVIRONMENT", "production")
+    Settings().check_production(["accounts", "payments", "risk"])
+
+
+def test_a_production_gateway_with_its_own_secret_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAYMESH_ENVIRONMENT", "production")
+    monkeypatch.setenv("PAYMESH_GATEWAY__SECRET_KEY", "a-real-secret-from-a-vault")
+    Settings().check_production(["gateway"])
+
+
+async def test_the_platform_checks_before_it_touches_a_database(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PAYMESH_ENVIRONMENT", "production")
+    platform = Platform(Settings(var_dir=tmp_path), services=("gateway",))
+    with pytest.raises(RuntimeError, match="default"):
+        await platform.start()
+    assert not (tmp_path / "gateway.db").exists()
+
+
+def test_layers_go_defaults_then_file_then_environment_then_secret_files(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    config = tmp_path / "paymesh.yaml"
+    config.write_text(
+        "log_level: DEBUG\nrpc_deadline_s: 7\ngateway:\n  port: 9001\n  issuer: from-file\n"
+    )
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    # One value per file, as Kubernetes mounts a Secret.
+    (secrets / "paymesh_gateway__secret_key").write_text("from-secret-file\n")
+    (secrets / "paymesh_gateway__port").write_text("9003")
+    (secrets / "paymesh_risk__amount_limits").write_text('{"USD": 5}')
+    monkeypatch.setenv("PAYMESH_CONFIG_FILE", str(config))
+    monkeypatch.setenv("PAYMESH_SECRETS_DIR", str(secrets))
+    monkeypatch.setenv("PAYMESH_RPC_DEADLINE_S", "9")
+    monkeypatch.setenv("PAYMESH_GATEWAY__PORT", "9002")
+    monkeypatch.setenv("PAYMESH_GATEWAY__SECRET_KEY", "from-environment")
+    s = Settings()
+    assert s.log_level == "DEBUG"  # file over default
+    assert s.rpc_deadline_s == 9  # environment over file
+    assert s.gateway.issuer == "from-file"
+    assert s.gateway.port == 9003  # secret file over environment
+    assert s.gateway.secret_key.get_secret_value() == "from-secret-file"
+    assert s.risk.amount_limits == {"USD": 5}
