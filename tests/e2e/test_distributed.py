@@ -35,6 +35,7 @@ from paymesh.contracts.events import TOPIC_PAYMENTS, Event
 from tests.conftest import PG_ADMIN, free_port
 
 from .conftest import Api
+from .test_flows import money_flows
 
 GRPC_SERVICES = ("accounts", "risk", "payments")
 # Start order: what others call comes first; the gateway opens the door last.
@@ -465,6 +466,12 @@ async def test_the_api_flows_move_money_across_four_processes(distributed: Distr
         await run_flows(api)
         missing = await api.http.get(f"/v1/payments/pay_{secrets.token_hex(8)}")
         assert missing.status_code == 404
+
+
+async def test_fees_payouts_transfers_and_events_work_across_four_processes(
+    distributed: Distributed,
+) -> None:
+    await money_flows(distributed)
 
 
 async def test_every_state_change_reaches_kafka_once(distributed: Distributed) -> None:
