@@ -6,6 +6,7 @@ import asyncio
 import secrets
 
 import sqlalchemy as sa
+from confluent_kafka.admin import AdminClient
 
 from paymesh.contracts.events import Event
 from paymesh.platform.db import Database
@@ -97,3 +98,35 @@ async def test_a_failing_handler_gets_the_event_again_and_the_inbox_applies_it_o
         rows = (await conn.execute(sa.select(effects.c.event_id))).scalars().all()
     await db.dispose()
     assert rows == ["evt_1"]
+
+
+def _topics(bootstrap: str) -> set[str]:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    return set(admin.list_topics(timeout=10).topics)
+
+
+async def test_a_subscription_added_after_start_creates_its_topic_and_receives_events(
+    kafka_bootstrap: str,
+) -> None:
+    topic = f"test.{secrets.token_hex(4)}"
+    bus = KafkaBus(_options(kafka_bootstrap))
+    got: list[str] = []
+
+    async def handler(event: Event) -> None:
+        got.append(event.id)
+
+    await bus.start()  # nothing subscribed yet: no topic made at start
+    try:
+        bus.subscribe(topic, "late", handler)
+        # The consumer makes its topic before polling, with nothing published to it.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while topic not in await asyncio.to_thread(_topics, kafka_bootstrap):
+            assert loop.time() < deadline, f"topic {topic} was never created"
+            await asyncio.sleep(0.1)
+        for n in range(3):
+            await bus.publish(topic, _event(n))
+        await _until(lambda: len(got) >= 3)
+    finally:
+        await bus.stop()
+    assert got == [f"evt_{n}" for n in range(3)]

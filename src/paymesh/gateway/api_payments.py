@@ -146,7 +146,10 @@ async def capture_payment(
     async def run() -> Response:
         amount = body.amount if body and body.amount is not None else 0
         payment = await gw.payments.capture_payment(
-            ppb.CapturePaymentRequest(id=payment_id, amount=amount), caller=caller
+            ppb.CapturePaymentRequest(
+                id=payment_id, amount=amount, request_id=req.object_id("capreq")
+            ),
+            caller=caller,
         )
         return json_out(payment_view(payment))
 
@@ -172,7 +175,8 @@ async def cancel_payment(
 
     async def run() -> Response:
         payment = await gw.payments.cancel_payment(
-            ppb.CancelPaymentRequest(id=payment_id), caller=caller
+            ppb.CancelPaymentRequest(id=payment_id, request_id=req.object_id("canreq")),
+            caller=caller,
         )
         return json_out(payment_view(payment))
 

@@ -126,14 +126,16 @@ class PaymentsApi(PaymentsServicer):
     async def CapturePayment(
         self, request: pb.CapturePaymentRequest, context: Context
     ) -> pb.Payment:
-        cmd = domain.CapturePayment(id=request.id, amount=request.amount or None)
+        cmd = domain.CapturePayment(
+            id=request.id, amount=request.amount or None, request_id=request.request_id
+        )
         p = await self._run(
             context, lambda caller: service.capture_payment(cmd, caller=caller, deps=self._deps)
         )
         return payment_pb(p)
 
     async def CancelPayment(self, request: pb.CancelPaymentRequest, context: Context) -> pb.Payment:
-        cmd = domain.CancelPayment(id=request.id)
+        cmd = domain.CancelPayment(id=request.id, request_id=request.request_id)
         p = await self._run(
             context, lambda caller: service.cancel_payment(cmd, caller=caller, deps=self._deps)
         )

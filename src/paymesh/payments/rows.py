@@ -120,6 +120,8 @@ def payment_row(p: Payment) -> dict[str, Any]:
         "fee_fixed": p.fee_fixed,
         "fee_basis_points": p.fee_basis_points,
         "expires_at_us": p.expires_at_us,
+        "capture_request_id": p.capture_request_id,
+        "cancel_request_id": p.cancel_request_id,
     }
 
 
@@ -161,4 +163,6 @@ def payment_from_row(r: sa.Row[Any]) -> Payment:
         fee_fixed=r.fee_fixed,
         fee_basis_points=r.fee_basis_points,
         expires_at_us=r.expires_at_us,
+        capture_request_id=r.capture_request_id,
+        cancel_request_id=r.cancel_request_id,
     )

@@ -3,7 +3,9 @@
 Every function takes the caller; objects are created in the caller's tenant
 and another tenant's object is answered as not found. Commands that start
 saga steps record the step first (a conditional transition: losing a race
-is ``payment_busy`` or ``invalid_state``), then run it inline.
+is ``payment_busy`` or ``invalid_state``), then run it inline. A capture or
+cancel sent again with the request id that began it is that same request: it
+runs what is left of its saga and answers the payment as it is.
 """
 
 from __future__ import annotations
@@ -127,33 +129,51 @@ async def list_payments(
 
 
 async def capture_payment(cmd: CapturePayment, *, caller: Caller, deps: Deps) -> Payment:
-    """Capture all or part of an authorised payment."""
+    """Capture all or part of an authorised payment.
+
+    A retry of the capture that began with `cmd.request_id` (its answer was
+    lost) runs what is left of it and answers the payment as it is now.
+    """
     p = await get_payment(cmd.id, caller=caller, deps=deps)
-    started = domain.begin_capture(p, cmd.amount, deps.clock.now_us())
-    await _start(p, started, deps, lambda again: domain.begin_capture(again, cmd.amount, 0))
+
+    def begin(payment: Payment, now_us: int) -> Payment:
+        return domain.begin_capture(payment, cmd.amount, now_us, cmd.request_id)
+
+    await _start(p, begin, deps)
     return _finished(await run_payment(p.id, caller=caller, deps=deps))
 
 
 async def cancel_payment(cmd: CancelPayment, *, caller: Caller, deps: Deps) -> Payment:
-    """Release the hold of an authorised (or in review) payment."""
+    """Release the hold of an authorised (or in review) payment.
+
+    A retry of the cancel that began with `cmd.request_id` runs what is left
+    of it and answers the payment as it is now.
+    """
     p = await get_payment(cmd.id, caller=caller, deps=deps)
-    started = domain.begin_cancel(p, deps.clock.now_us())
-    await _start(p, started, deps, lambda again: domain.begin_cancel(again, 0))
+
+    def begin(payment: Payment, now_us: int) -> Payment:
+        return domain.begin_cancel(payment, now_us, cmd.request_id)
+
+    await _start(p, begin, deps)
     return _finished(await run_payment(p.id, caller=caller, deps=deps))
 
 
-async def _start(
-    before: Payment,
-    started: Payment,
-    deps: Deps,
-    check: Callable[[Payment], Payment],
-) -> None:
-    """Record the step `started` begins; a lost race raises what the winner's state says."""
+async def _start(before: Payment, begin: Callable[[Payment, int], Payment], deps: Deps) -> None:
+    """Record the step `begin` starts on `before`, unless this request already began it.
+
+    `begin` answers the payment itself when the request is the one that
+    began (a retry): nothing is recorded, the caller runs what is left. A lost
+    race raises what the winner's state says, unless the winner was this very
+    request (a concurrent retry of it).
+    """
+    started = begin(before, deps.clock.now_us())
+    if started is before:
+        return
     if await deps.store.save_payment(leased(started, deps), status=before.status, step=before.step):
         return
     again = await deps.store.get_payment(before.id)
-    if again is not None:
-        check(again)  # raises invalid_state or payment_busy
+    if again is not None and begin(again, 0) is again:
+        return
     raise PaymentBusy(f"payment {before.id} changed while this command started")
 
 

@@ -64,6 +64,9 @@ payments = sa.Table(
     sa.Column("fee_fixed", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("fee_basis_points", sa.Integer, nullable=False, server_default="0"),
     sa.Column("expires_at_us", sa.BigInteger, nullable=False, server_default="0"),
+    # 0003: the caller's request id of the capture or cancel that began (a retry repeats it).
+    sa.Column("capture_request_id", sa.String(64), nullable=False, server_default=""),
+    sa.Column("cancel_request_id", sa.String(64), nullable=False, server_default=""),
     sa.Index("ix_payments_tenant_created", "tenant_id", "created_at_us", "id"),
     sa.Index("ix_payments_step", "step", "next_attempt_at_us"),
     sa.Index("ix_payments_status_expires", "status", "expires_at_us"),

@@ -41,11 +41,16 @@ class InProcessBus:
         self._groups: dict[str, list[tuple[str, asyncio.Queue[Event], Handler]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._retry_delay_s = retry_delay_s
+        self._started = False
 
     def subscribe(self, topic: str, group: str, handler: Handler) -> None:
-        """Deliver every event of `topic` to `handler`, once per group."""
+        """Deliver every event of `topic` to `handler`, once per group.
+
+        After :meth:`start`, the new consumer starts at once (it receives the
+        events published from now on).
+        """
         self._groups.setdefault(topic, []).append((group, asyncio.Queue(), handler))
-        if self._tasks:  # already running: start this consumer too
+        if self._started:
             self._start_consumer(*self._groups[topic][-1])
 
     async def publish(self, topic: str, event: Event) -> None:
@@ -54,7 +59,10 @@ class InProcessBus:
             queue.put_nowait(event)
 
     async def start(self) -> None:
-        """Start one consumer task per subscription."""
+        """Start one consumer task per subscription (and each one added later)."""
+        if self._started:
+            return
+        self._started = True
         for subs in self._groups.values():
             for group, queue, handler in subs:
                 self._start_consumer(group, queue, handler)
@@ -77,6 +85,7 @@ class InProcessBus:
 
     async def stop(self) -> None:
         """Stop every consumer (events still queued are dropped; the outbox has them)."""
+        self._started = False
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -53,10 +53,16 @@ class KafkaBus:
         self._poller: threading.Thread | None = None
 
     def subscribe(self, topic: str, group: str, handler: Handler) -> None:
-        """Deliver every event of `topic` to `handler`, once per consumer group."""
+        """Deliver every event of `topic` to `handler`, once per consumer group.
+
+        After :meth:`start`, the consumer starts at once; it first creates the
+        topic if needed (in the background, before it polls), as start does for
+        the subscriptions made before it.
+        """
         self._subs.append((topic, group, handler))
         if self._producer is not None:
-            self._tasks.append(asyncio.create_task(self._consume(topic, group, handler)))
+            consume = self._consume(topic, group, handler, ensure_topic=True)
+            self._tasks.append(asyncio.create_task(consume))
 
     def _ensure_topics(self, topics: set[str]) -> None:
         admin = AdminClient({"bootstrap.servers": self._options.bootstrap_servers})
@@ -140,7 +146,21 @@ class KafkaBus:
         }
         return Consumer(config)
 
-    async def _consume(self, topic: str, group: str, handler: Handler) -> None:
+    async def _ensure_topic_until_ready(self, topic: str) -> None:
+        """Create `topic` if needed, retrying while the broker cannot be reached."""
+        while True:
+            try:
+                await self.ensure_topics(topic)
+                return
+            except Exception as exc:
+                log.warning("kafka_topic_not_ready", topic=topic, error=repr(exc))
+                await asyncio.sleep(self._options.retry_delay_s)
+
+    async def _consume(
+        self, topic: str, group: str, handler: Handler, *, ensure_topic: bool = False
+    ) -> None:
+        if ensure_topic:
+            await self._ensure_topic_until_ready(topic)
         consumer = self._consumer(group)
         consumer.subscribe([topic])
         try:

@@ -100,6 +100,18 @@ class FakePayments:
     entered: asyncio.Event = field(default_factory=asyncio.Event)
     # Fail the next create_payment this way after recording the payment.
     fail_next: Exception | None = None
+    # (payment id, request_id) of every capture and cancel, in order, including retries.
+    capture_calls: list[tuple[str, str]] = field(default_factory=list)
+    cancel_calls: list[tuple[str, str]] = field(default_factory=list)
+    # The request_id that began each payment's capture or cancel.
+    began: dict[str, str] = field(default_factory=dict)
+    # Fail the next capture or cancel this way after doing it (an answer lost in a crash).
+    fail_next_action: Exception | None = None
+
+    def _lose_answer(self) -> None:
+        if self.fail_next_action is not None:
+            exc, self.fail_next_action = self.fail_next_action, None
+            raise exc
 
     async def create_payment(
         self, request: ppb.CreatePaymentRequest, *, caller: Caller
@@ -162,20 +174,30 @@ class FakePayments:
     async def capture_payment(
         self, request: ppb.CapturePaymentRequest, *, caller: Caller
     ) -> ppb.Payment:
+        self.capture_calls.append((request.id, request.request_id))
         p = self._get(request.id, caller)
+        if request.request_id and self.began.get(p.id) == request.request_id:
+            return p  # the same request again: answered as the payment is
         if p.status != "requires_capture":
             raise UpstreamError(409, "invalid_state", f"payment is {p.status}")
         p.status = "succeeded"
         p.amount_captured = request.amount or p.amount
+        self.began[p.id] = request.request_id
+        self._lose_answer()
         return p
 
     async def cancel_payment(
         self, request: ppb.CancelPaymentRequest, *, caller: Caller
     ) -> ppb.Payment:
+        self.cancel_calls.append((request.id, request.request_id))
         p = self._get(request.id, caller)
+        if request.request_id and self.began.get(p.id) == request.request_id:
+            return p
         if p.status != "requires_capture":
             raise UpstreamError(409, "invalid_state", f"payment is {p.status}")
         p.status = "canceled"
+        self.began[p.id] = request.request_id
+        self._lose_answer()
         return p
 
     async def create_refund(

@@ -205,3 +205,54 @@ async def test_a_new_clients_secret_is_replayed_but_never_stored_in_clear_text(g
     assert bodies
     assert not any(secret.encode() in (body or b"") for body in bodies)
     assert not any(b"client_secret" in (body or b"") for body in bodies)
+
+
+async def _manual_payment(gw: Any, auth: dict[str, str], key: str) -> str:
+    r = await gw.http.post(
+        "/v1/payments",
+        json=_payment(capture_method="manual"),
+        headers={**auth, "Idempotency-Key": key},
+    )
+    assert r.json()["status"] == "requires_capture"
+    payment_id: str = r.json()["id"]
+    return payment_id
+
+
+async def test_a_capture_retried_after_a_lost_answer_carries_the_request_id_of_the_first(
+    gw: Any,
+) -> None:
+    auth = await gw.auth(PAY)
+    pay_id = await _manual_payment(gw, auth, "pay-1")
+    path = f"/v1/payments/{pay_id}/capture"
+    # payments captured it and died before answering: the gateway answers 503, frees the key.
+    gw.payments.fail_next_action = ServiceUnavailable("payments is restarting")
+    failed = await gw.http.post(path, json={}, headers={**auth, "Idempotency-Key": "cap-9"})
+    assert failed.status_code == 503
+    retry = await gw.http.post(path, json={}, headers={**auth, "Idempotency-Key": "cap-9"})
+    assert (retry.status_code, retry.json()["status"]) == (200, "succeeded")
+    [(_, first), (_, second)] = gw.payments.capture_calls
+    tenant_id = gw.payments.payments[pay_id].tenant_id
+    assert first == second == derive_id("capreq", tenant_id=tenant_id, key="cap-9", path=path)
+    # Another key is another request, with another request_id: a true second capture.
+    other = await gw.http.post(path, json={}, headers={**auth, "Idempotency-Key": "cap-10"})
+    assert (other.status_code, other.json()["code"]) == (409, "invalid_state")
+    assert gw.payments.capture_calls[-1][1] not in ("", first)
+
+
+async def test_a_cancel_retried_after_a_lost_answer_carries_the_request_id_of_the_first(
+    gw: Any,
+) -> None:
+    auth = await gw.auth(PAY)
+    pay_id = await _manual_payment(gw, auth, "pay-2")
+    path = f"/v1/payments/{pay_id}/cancel"
+    gw.payments.fail_next_action = ServiceUnavailable("payments is restarting")
+    failed = await gw.http.post(path, headers={**auth, "Idempotency-Key": "cancel-1"})
+    assert failed.status_code == 503
+    retry = await gw.http.post(path, headers={**auth, "Idempotency-Key": "cancel-1"})
+    assert (retry.status_code, retry.json()["status"]) == (200, "canceled")
+    other = await gw.http.post(path, headers={**auth, "Idempotency-Key": "cancel-2"})
+    assert (other.status_code, other.json()["code"]) == (409, "invalid_state")
+    [(_, first), (_, second), (_, third)] = gw.payments.cancel_calls
+    tenant_id = gw.payments.payments[pay_id].tenant_id
+    assert first == second == derive_id("canreq", tenant_id=tenant_id, key="cancel-1", path=path)
+    assert third not in ("", first)

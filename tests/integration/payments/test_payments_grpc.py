@@ -270,3 +270,41 @@ async def test_a_saga_waits_for_an_unreachable_ledger_and_finishes_when_it_retur
         await payments.stop()
         await accounts.stop()
         await risk.stop()
+
+
+async def test_a_capture_or_cancel_sent_again_with_its_request_id_is_answered_not_refused(
+    platform: Platform,
+) -> None:
+    payments, accounts = platform.payments, platform.accounts
+    await _open(accounts, "acct_payer", "acct_payee")
+    await payments.CreateTopup(
+        pb.CreateTopupRequest(id="tu_1", account_id="acct_payer", amount=5_000, currency="USD"),
+        metadata=ALICE,
+    )
+    for pid in ("pay_1", "pay_2"):
+        await payments.CreatePayment(_payment(pid, 1_000, pb.CAPTURE_METHOD_MANUAL), metadata=ALICE)
+    capture = pb.CapturePaymentRequest(id="pay_1", amount=600, request_id="capreq_1")
+    first = await payments.CapturePayment(capture, metadata=ALICE)
+    again = await payments.CapturePayment(capture, metadata=ALICE)
+    assert (again.status, again.amount_captured) == ("succeeded", 600)
+    assert again == first
+    cancel = pb.CancelPaymentRequest(id="pay_2", request_id="canreq_1")
+    assert (await payments.CancelPayment(cancel, metadata=ALICE)).status == "canceled"
+    assert (await payments.CancelPayment(cancel, metadata=ALICE)).status == "canceled"
+    assert await _posted(accounts, "acct_payee") == 600
+
+    others = [
+        payments.CapturePayment(
+            pb.CapturePaymentRequest(id="pay_1", request_id="capreq_2"), metadata=ALICE
+        ),
+        payments.CancelPayment(
+            pb.CancelPaymentRequest(id="pay_2", request_id="canreq_2"), metadata=ALICE
+        ),
+    ]
+    for call in others:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await call
+        assert (info.value.code(), error_code(info.value)) == (
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "invalid_state",
+        )

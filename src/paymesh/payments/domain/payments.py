@@ -6,6 +6,12 @@ progress is recorded on the payment (``step``, with its parameter
 ``step_amount``), so a crash between the record and the remote call is
 resumed by re-running the step; every ledger transfer id is derived from
 the payment id and the step, so money moves once.
+
+A capture or cancel carries a ``request_id`` chosen by its caller, recorded
+on the payment when the step begins. The same request sent again (its answer
+was lost in a crash) is recognised by that id: it finishes what is left of
+its saga and answers the payment as it is, instead of being refused as a
+second capture. Another request_id is another request: refused as before.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from paymesh.payments.domain.common import (
 from paymesh.payments.domain.fees import NO_FEES, TenantFees, capture_fee, fee_transfer
 from paymesh.payments.errors import (
     AmountExceedsAuthorized,
+    IdReused,
     InvalidRequest,
     InvalidState,
     PaymentBusy,
@@ -51,6 +58,8 @@ __all__ = [
     "fail_step",
     "hold_timeout_s",
     "new_payment",
+    "same_cancel_request",
+    "same_capture_request",
     "same_payment_request",
     "step_settled",
     "step_transfer",
@@ -109,11 +118,15 @@ class CapturePayment:
     id: str
     # None or 0: the whole authorised amount.
     amount: int | None = None
+    # The caller's id of this request: the same id again is a retry of it ("": none).
+    request_id: str = ""
 
 
 @dataclass(frozen=True)
 class CancelPayment:
     id: str
+    # The caller's id of this request: the same id again is a retry of it ("": none).
+    request_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -147,6 +160,9 @@ class Payment:
     fee_basis_points: int = 0
     # When an uncaptured authorisation is canceled (0: never).
     expires_at_us: int = 0
+    # The request_id of the capture, or of the cancel, that began ("": none, or no id).
+    capture_request_id: str = ""
+    cancel_request_id: str = ""
 
 
 Transition = tuple[Payment, tuple[str, ...]]
@@ -374,8 +390,28 @@ def fail_step(p: Payment, code: str, message: str, now_us: int) -> Transition:
     return failed, ("payment.failed",)
 
 
-def begin_capture(p: Payment, amount: int | None, now_us: int) -> Payment:
-    """Start capturing all (None or 0) or part of the authorised amount."""
+def same_capture_request(p: Payment, request_id: str) -> bool:
+    """True when `request_id` is the capture request that already began on `p`."""
+    return bool(request_id) and p.capture_request_id == request_id
+
+
+def same_cancel_request(p: Payment, request_id: str) -> bool:
+    """True when `request_id` is the cancel request that already began on `p`."""
+    return bool(request_id) and p.cancel_request_id == request_id
+
+
+def begin_capture(p: Payment, amount: int | None, now_us: int, request_id: str = "") -> Payment:
+    """Start capturing all (None or 0) or part of the authorised amount.
+
+    The capture that already began with `request_id` asked again is the same
+    request: `p` itself is answered, whatever its state (the caller runs the
+    step still recorded, if any), unless it asks for another amount.
+    """
+    if same_capture_request(p, request_id):
+        _check_same_capture_amount(p, amount, request_id)
+        return p
+    if request_id:
+        validate_id(request_id, "request_id")
     if p.status is PaymentStatus.SUCCEEDED:
         raise InvalidState(f"payment {p.id} is already captured")
     if p.status is not PaymentStatus.REQUIRES_CAPTURE:
@@ -387,16 +423,50 @@ def begin_capture(p: Payment, amount: int | None, now_us: int) -> Payment:
     amount = amount or p.amount
     if amount > p.amount:
         raise AmountExceedsAuthorized(f"cannot capture {amount}: {p.amount} is authorised")
-    return dataclasses.replace(p, step=Step.CAPTURE, step_amount=amount, updated_at_us=now_us)
+    return dataclasses.replace(
+        p,
+        step=Step.CAPTURE,
+        step_amount=amount,
+        updated_at_us=now_us,
+        capture_request_id=request_id,
+    )
 
 
-def begin_cancel(p: Payment, now_us: int) -> Payment:
-    """Start releasing the hold of an authorised (or in review) payment."""
+def _check_same_capture_amount(p: Payment, amount: int | None, request_id: str) -> None:
+    """Refuse a retry of a capture that asks for another amount than the one it began with.
+
+    The amount is known while the capture runs and once it succeeded; after a
+    refused capture (compensated, the payment failed) the retry is answered as is.
+    """
+    wanted = amount or p.amount
+    if p.step is Step.CAPTURE:
+        began = p.step_amount
+    elif p.status is PaymentStatus.SUCCEEDED:
+        began = p.amount_captured
+    else:
+        return
+    if wanted != began:
+        raise IdReused(f"request_id {request_id} already captures {began}, not {wanted}")
+
+
+def begin_cancel(p: Payment, now_us: int, request_id: str = "") -> Payment:
+    """Start releasing the hold of an authorised (or in review) payment.
+
+    The cancel that already began with `request_id` asked again is the same
+    request: `p` itself is answered, whatever its state (the caller runs the
+    step still recorded, if any).
+    """
+    if same_cancel_request(p, request_id):
+        return p
+    if request_id:
+        validate_id(request_id, "request_id")
     if p.status not in (PaymentStatus.REQUIRES_CAPTURE, PaymentStatus.IN_REVIEW):
         raise InvalidState(f"cannot cancel a payment that is {p.status}")
     if p.step is not None:
         raise PaymentBusy(f"payment {p.id} is already being {_doing(p.step)}")
-    return dataclasses.replace(p, step=Step.VOID, step_amount=0, updated_at_us=now_us)
+    return dataclasses.replace(
+        p, step=Step.VOID, step_amount=0, updated_at_us=now_us, cancel_request_id=request_id
+    )
 
 
 def begin_expiry(p: Payment, now_us: int) -> Payment:
