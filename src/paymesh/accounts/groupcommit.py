@@ -14,7 +14,9 @@ each item under its own tenant, and a linked chain never crosses from one
 caller's batch into another's (a batch that ends inside an open chain is
 applied on its own, where the domain answers ``linked_event_chain_open``).
 If the merged transaction fails, every caller in it gets the error and may
-retry: transfer ids make the retry safe.
+retry: transfer ids make the retry safe. A caller that gives up while still
+queued (cancelled, e.g. by its gRPC deadline) is dropped from the queue, so
+nothing it asked for commits after it stopped waiting.
 """
 
 from __future__ import annotations
@@ -107,6 +109,11 @@ class GroupCommitStore:
         size = 0
         while self._queue and (not taken or size + len(self._queue[0].transfers) <= self._max):
             item = self._queue.popleft()
+            if item.done.cancelled():
+                # The caller gave up (its deadline passed, it was cancelled): what it
+                # asked for must not commit behind its back. A caller that resolves an
+                # unknown outcome by looking the transfer up relies on this.
+                continue
             taken.append(item)
             size += len(item.transfers)
         return taken
@@ -116,6 +123,8 @@ class GroupCommitStore:
             async with self._ready:
                 await self._ready.wait_for(lambda: bool(self._queue))
                 taken = self._take()
+            if not taken:  # everything queued was given up
+                continue
             merged = [t for item in taken for t in item.transfers]
             try:
                 outcome = await self._store.create_transfers(merged, None, self._clock.now_us())

@@ -3,13 +3,16 @@
 ``create`` does no I/O; ``start`` opens the channels to accounts and risk,
 binds the gRPC server, and starts the outbox relay and the saga Resumer
 (whose first pass resumes every saga a crash left unfinished, and whose
-every pass cancels authorisations that expired uncaptured). The bank behind
+every pass cancels authorisations that expired uncaptured; a step failing
+past ``settings.payments.step_deadline_s`` is given up safely, see
+:mod:`paymesh.payments.saga`). The bank behind
 top-ups and payouts is the simulated bank, configured by
 ``settings.payments.bank_*``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import grpc
@@ -79,7 +82,7 @@ class PaymentsRuntime:
             ledger=GrpcLedgerClient(accounts, deadline_s=s.rpc_deadline_s),
             risk=GrpcRiskClient(risk, deadline_s=s.rpc_deadline_s),
             clock=self._clock,
-            retry=self._retry,
+            retry=_retry_policy(self._retry, s),
             bank=SimulatedBank(
                 latency_s=s.payments.bank_latency_s,
                 failure_rate=s.payments.bank_failure_rate,
@@ -112,6 +115,17 @@ class PaymentsRuntime:
             await channel.close()
         self._channels = []
         await self.db.dispose()
+
+
+def _retry_policy(retry: RetryPolicy, s: Settings) -> RetryPolicy:
+    """`retry` with the settings' step deadline, and a settle time longer than one inline
+    run of a step can last (every attempt bounded by the gRPC deadline)."""
+    inline_run_s = retry.inline_attempts * (s.rpc_deadline_s + retry.inline_wait_max_s)
+    return dataclasses.replace(
+        retry,
+        step_deadline_s=s.payments.step_deadline_s,
+        settle_s=max(retry.settle_s, inline_run_s + s.rpc_deadline_s),
+    )
 
 
 def create(settings: Settings, *, bus: EventBus, clock: Clock | None = None) -> PaymentsRuntime:

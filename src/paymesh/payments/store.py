@@ -244,8 +244,11 @@ class PaymentStore:
         found: Refund | None = await self.get("refund", refund_id)
         return found
 
-    async def settle_refund(self, new: Refund, events: Sequence[Event] = ()) -> bool:
-        """Finish the refund's transfer step; a success adds to the payment's refunded amount."""
+    async def settle_refund(
+        self, new: Refund, events: Sequence[Event] = (), *, step: Step = Step.TRANSFER
+    ) -> bool:
+        """Finish the refund's `step` (its transfer, or the lookup of it after its deadline);
+        a success adds to the payment's refunded amount, once."""
         values = to_row(new)
         for fixed in (*_FIXED, "payment_id"):
             values.pop(fixed)
@@ -259,7 +262,7 @@ class PaymentStore:
                 )
 
         return await self._transition(
-            refunds, new.id, RefundStatus.PROCESSING, Step.TRANSFER, values, events, also
+            refunds, new.id, RefundStatus.PROCESSING, step, values, events, also
         )
 
     # -- top-ups, payouts, transfers -------------------------------------------

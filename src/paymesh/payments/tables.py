@@ -1,7 +1,7 @@
 """The payments service's tables (SQLAlchemy Core), declared on one ``metadata``.
 
 Every saga row carries its status and the step in progress (``step``,
-``attempts``, ``next_attempt_at_us``); money is BigInteger minor units and
+``attempts``, ``next_attempt_at_us``, ``step_started_at_us``); money is BigInteger minor units and
 times are BigInteger unix microseconds. Migrations create exactly these.
 """
 
@@ -35,6 +35,8 @@ def _saga_columns() -> list[sa.Column[Any]]:
         sa.Column("step", sa.String(16), nullable=True),
         sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
         sa.Column("next_attempt_at_us", sa.BigInteger, nullable=False, server_default="0"),
+        # 0004: when the step in progress was first recorded (its deadline counts from here).
+        sa.Column("step_started_at_us", sa.BigInteger, nullable=False, server_default="0"),
     ]
 
 

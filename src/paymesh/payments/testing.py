@@ -5,7 +5,8 @@ caller-chosen ids (same id and fields: ``exists``), pending / post / void,
 linked chains (all or nothing; ``exists`` counts as success), no overdraft
 on accounts that ask for it, one tenant per account. Both fakes can be told
 to fail the next calls transiently, before or after applying them (a lost
-reply), to exercise the saga's retries; the ledger can also be told to
+reply), and the ledger to go down (every call fails) and come back, to
+exercise the saga's retries and deadlines; the ledger can also be told to
 refuse a given transfer id for good, or to expire a hold.
 
 The bank's fake is the real simulated bank (:mod:`paymesh.payments.bank`)
@@ -61,6 +62,8 @@ class _Stored:
 class _Failures:
     count: int = 0
     after: bool = False
+    # Once these failures are used up, the ledger becomes unavailable.
+    then_down: bool = False
 
     def take(self) -> bool:
         if self.count <= 0:
@@ -80,6 +83,10 @@ class FakeLedger:
         # Transfer ids the ledger refuses for good, with the result it answers.
         self.refusals: dict[str, str] = {}
         self._failures = _Failures()
+        # Unavailable: every call fails transiently, nothing is applied.
+        self.down = False
+        # Every transfer id looked up, in order.
+        self.lookups: list[str] = []
 
     def open(
         self, account_id: str, currency: str, *, tenant_id: str, balance: int = 0
@@ -89,9 +96,20 @@ class FakeLedger:
         self.accounts[account_id] = account
         return account
 
-    def fail_next(self, count: int, *, after: bool = False) -> None:
-        """Fail the next `count` calls transiently; `after`: apply them first (lost reply)."""
-        self._failures = _Failures(count, after)
+    def fail_next(self, count: int, *, after: bool = False, then_down: bool = False) -> None:
+        """Fail the next `count` calls transiently; `after`: apply them first (lost reply);
+        `then_down`: the ledger is unavailable afterwards (until `down` is set False)."""
+        self._failures = _Failures(count, after, then_down)
+
+    def _unavailable(self) -> None:
+        if self.down:
+            raise TransientError("ledger unavailable")
+
+    def _take_failure(self) -> bool:
+        failing = self._failures.take()
+        if failing and self._failures.count == 0 and self._failures.then_down:
+            self.down = True
+        return failing
 
     def refuse(self, transfer_id: str, result: str = "exceeds_credits") -> None:
         """Refuse the transfer `transfer_id` with `result` whenever it is asked for."""
@@ -112,7 +130,8 @@ class FakeLedger:
 
     async def create_accounts(self, caller: Caller, accounts: Sequence[LedgerAccount]) -> list[str]:
         """Open accounts; one result per account."""
-        failing = self._failures.take()
+        self._unavailable()
+        failing = self._take_failure()
         if failing and not self._failures.after:
             raise TransientError("ledger unavailable")
         results = []
@@ -138,7 +157,8 @@ class FakeLedger:
     async def create_transfers(self, caller: Caller, transfers: Sequence[Transfer]) -> list[str]:
         """Create transfers; one result per transfer."""
         self.calls.extend(t.id for t in transfers)
-        failing = self._failures.take()
+        self._unavailable()
+        failing = self._take_failure()
         if failing and not self._failures.after:
             raise TransientError("ledger unavailable")
         results = self._batch(caller.tenant_id, transfers)
@@ -148,6 +168,7 @@ class FakeLedger:
 
     async def lookup_accounts(self, caller: Caller, ids: Sequence[str]) -> list[LedgerAccount]:
         """The caller's accounts among `ids`."""
+        self._unavailable()
         found = [self.accounts.get(i) for i in ids]
         return [
             LedgerAccount(a.id, a.currency, a.code, a.no_overdraft)
@@ -180,6 +201,8 @@ class FakeLedger:
 
     async def lookup_transfers(self, caller: Caller, ids: Sequence[str]) -> list[Transfer]:
         """The caller's transfers among `ids`."""
+        self.lookups.extend(ids)
+        self._unavailable()
         found = [self.transfers.get(i) for i in ids]
         return [s.transfer for s in found if s is not None and s.tenant_id == caller.tenant_id]
 

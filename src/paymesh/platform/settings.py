@@ -62,6 +62,9 @@ class PaymentsSettings(ServiceSettings):
     resume_interval_s: float = 2.0
     # An authorised payment not captured within this many seconds is canceled.
     authorization_ttl_s: float = Field(default=7 * 24 * 3600, gt=0)
+    # A saga step still failing transiently this many seconds after it was first
+    # recorded is given up safely (voided, or looked up in the ledger; never guessed).
+    step_deadline_s: float = Field(default=15 * 60, gt=0)
     # The simulated bank behind top-ups and payouts: seconds per call, the share
     # of requests it declines, and the share whose answer it loses (a timeout).
     bank_latency_s: float = Field(default=0.0, ge=0)
@@ -82,6 +85,13 @@ class GatewaySettings(BaseModel):
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
     # How long idempotency records are kept, in seconds.
     idempotency_ttl_s: int = 24 * 3600
+    # Abuse limits: a token bucket per API client (refill per second, capacity).
+    rate_limit_per_s: float = Field(default=50.0, gt=0)
+    rate_limit_burst: int = Field(default=100, ge=1)
+    # Where the buckets live: empty = in this process; redis://... = shared by every gateway.
+    redis_url: str = ""
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    request_timeout_s: float = Field(default=30.0, gt=0)
 
 
 class KafkaSettings(BaseModel):

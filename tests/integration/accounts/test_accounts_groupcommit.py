@@ -144,3 +144,48 @@ async def test_a_hundred_grouped_debits_never_overdraw_an_account_holding_ten(
     finally:
         await store.stop()
         await db.dispose()
+
+
+class _Gated(SqlAccountsStore):
+    """A store whose first create_transfers waits at a gate (to fill the queue behind it)."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self.entered = asyncio.Event()
+        self.gate = asyncio.Event()
+
+    async def create_transfers(self, batch, tenant_id, now_us):  # type: ignore[no-untyped-def]
+        if not self.gate.is_set():
+            self.entered.set()
+            await self.gate.wait()
+        return await super().create_transfers(batch, tenant_id, now_us)
+
+
+async def test_a_caller_that_gives_up_while_queued_commits_nothing(sqlite_url: str) -> None:
+    db = Database(sqlite_url)
+    await upgrade(db, MIGRATIONS)
+    gated = _Gated(db)
+    store = GroupCommitStore(gated, FixedClock(), workers=1)
+    store.start()
+    try:
+        gated.gate.set()
+        await _setup(store, "ta", 10)
+        gated.gate.clear()
+        first = asyncio.create_task(
+            store.create_transfers([tr("q1", "ta_wallet", "ta_shop", 1)], "ta", 0)
+        )
+        await gated.entered.wait()  # the worker holds q1's batch at the gate
+        second = asyncio.create_task(
+            store.create_transfers([tr("q2", "ta_wallet", "ta_shop", 1)], "ta", 0)
+        )
+        await asyncio.sleep(0.05)  # q2 is queued behind it
+        second.cancel()  # its caller's deadline passed
+        gated.gate.set()
+        assert (await first).results == [R.OK]
+        third = await store.create_transfers([tr("q3", "ta_wallet", "ta_shop", 1)], "ta", 0)
+        assert third.results == [R.OK]
+        found = await store.lookup_transfers(["q1", "q2", "q3"], "ta")
+        assert [t.id for t in found] == ["q1", "q3"]
+    finally:
+        await store.stop()
+        await db.dispose()

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from paymesh.payments.errors import InvalidRequest
 from paymesh.platform.money import MAX_AMOUNT, is_valid_amount, is_valid_currency
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 __all__ = [
+    "TIMEOUT",
     "BankOutcome",
     "BankResult",
     "Step",
     "Transfer",
     "TransferKind",
     "failure_code",
+    "find_by_lookup",
     "retry_delay_s",
+    "step_deadline_passed",
     "validate_id",
     "validate_money",
 ]
@@ -40,6 +48,13 @@ class Step(StrEnum):
     BANK_STATUS = "bank_status"
     # Payouts: post the hold once the bank has paid.
     POST = "post"
+    # A transfer whose outcome is unknown after the step's deadline: it is never
+    # sent again; the ledger is asked (LookupTransfers) whether it happened.
+    LOOKUP = "lookup"
+
+
+# The failure code of a step given up after its deadline.
+TIMEOUT = "timeout"
 
 
 class TransferKind(StrEnum):
@@ -115,3 +130,34 @@ def failure_code(result: str) -> str:
 def retry_delay_s(attempts: int, base_s: float, max_s: float) -> float:
     """Exponential backoff for the `attempts`-th failed run of a step."""
     return float(min(max_s, base_s * 2 ** max(0, attempts - 1)))
+
+
+class _Saga(Protocol):
+    @property
+    def step(self) -> Step | None: ...
+    @property
+    def step_started_at_us(self) -> int: ...
+    @property
+    def updated_at_us(self) -> int: ...
+
+
+SagaT = TypeVar("SagaT", bound="DataclassInstance")
+
+
+def step_deadline_passed(obj: _Saga, now_us: int, deadline_s: float) -> bool:
+    """True when the step in progress was first recorded `deadline_s` or more ago.
+
+    A row recorded before the step's start was kept (``step_started_at_us``
+    0) counts from its last update.
+    """
+    if obj.step is None or deadline_s <= 0:
+        return False
+    started = obj.step_started_at_us or obj.updated_at_us
+    return now_us >= started + int(deadline_s * 1_000_000)
+
+
+def find_by_lookup(obj: SagaT, now_us: int) -> SagaT:
+    """`obj` giving up its single-phase transfer: from now on it only asks whether it happened."""
+    return dataclasses.replace(
+        obj, step=Step.LOOKUP, updated_at_us=now_us, attempts=0, next_attempt_at_us=0
+    )

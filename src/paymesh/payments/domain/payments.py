@@ -17,12 +17,13 @@ second capture. Another request_id is another request: refused as before.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from paymesh.payments.domain.common import (
+    TIMEOUT,
     Step,
     Transfer,
     TransferKind,
@@ -31,11 +32,7 @@ from paymesh.payments.domain.common import (
 )
 from paymesh.payments.domain.fees import NO_FEES, TenantFees, capture_fee, fee_transfer
 from paymesh.payments.errors import (
-    AmountExceedsAuthorized,
-    IdReused,
     InvalidRequest,
-    InvalidState,
-    PaymentBusy,
 )
 
 __all__ = [
@@ -49,21 +46,21 @@ __all__ = [
     "PaymentStatus",
     "RiskAssessment",
     "Transition",
+    "apply_capture_lookup",
     "apply_risk",
     "batch_result",
-    "begin_cancel",
-    "begin_capture",
-    "begin_expiry",
     "complete_step",
     "fail_step",
+    "give_up_step",
     "hold_timeout_s",
+    "lookup_ids",
     "new_payment",
-    "same_cancel_request",
-    "same_capture_request",
     "same_payment_request",
     "step_settled",
     "step_transfer",
     "step_transfers",
+    "void_found_posted",
+    "void_settled",
 ]
 
 AUTHORIZATION_EXPIRED = "authorization_expired"
@@ -155,6 +152,8 @@ class Payment:
     step_amount: int = 0
     attempts: int = 0
     next_attempt_at_us: int = 0
+    # When the step in progress was first recorded: its deadline counts from here.
+    step_started_at_us: int = 0
     # The tenant's fee schedule when the payment was made: it prices every capture.
     fee_fixed: int = 0
     fee_basis_points: int = 0
@@ -305,6 +304,85 @@ def _update(p: Payment, now_us: int, **changes: Any) -> Payment:
     return dataclasses.replace(p, updated_at_us=now_us, attempts=0, next_attempt_at_us=0, **changes)
 
 
+def give_up_step(p: Payment, now_us: int) -> Transition:
+    """The step's deadline passed and it still fails transiently: give up, safely.
+
+    ``risk``: nothing moved, the payment fails with ``timeout``. ``hold``: the
+    hold may exist, so its void (the compensation, never given up) comes next
+    and the payment fails with ``timeout`` once it is done. ``capture``: the
+    post may have happened, so it is never sent again; the ledger is asked
+    (step ``lookup``) whether it did. Other steps are never given up.
+    """
+    message = f"the {p.step} step did not get an answer before its deadline"
+    if p.step is Step.RISK:
+        failed = _update(
+            p,
+            now_us,
+            status=PaymentStatus.FAILED,
+            step=None,
+            failure_code=TIMEOUT,
+            failure_message=message,
+        )
+        return failed, ("payment.failed",)
+    if p.step is Step.HOLD:
+        voiding = _update(p, now_us, step=Step.VOID, failure_code=TIMEOUT, failure_message=message)
+        return voiding, ()
+    if p.step is Step.CAPTURE:
+        return _update(p, now_us, step=Step.LOOKUP, failure_message=message), ()
+    raise ValueError(f"the {p.step} step of payment {p.id} is never given up")
+
+
+def lookup_ids(p: Payment) -> list[str]:
+    """The transfers a capture given up asks the ledger about: its post and its fee."""
+    return [f"{p.id}:capture", f"{p.id}:fee"]
+
+
+def apply_capture_lookup(p: Payment, found: Sequence[Transfer], now_us: int) -> Transition:
+    """What the ledger knows of a capture given up: posted, it succeeded; else void the hold.
+
+    The post and the fee are one linked batch, so the post alone tells.
+    """
+    _expect_step(p, Step.LOOKUP)
+    posted = [t for t in found if t.id == f"{p.id}:capture"]
+    if posted:
+        amount = posted[0].amount
+        succeeded = _update(
+            p,
+            now_us,
+            status=PaymentStatus.SUCCEEDED,
+            amount_captured=amount,
+            fee=_fee(p, amount),
+            step=None,
+            step_amount=amount,
+            failure_message="",
+        )
+        return succeeded, ("payment.succeeded",)
+    voiding = _update(p, now_us, step=Step.VOID, step_amount=0, failure_code=TIMEOUT)
+    return voiding, ()
+
+
+def void_settled(p: Payment, result: str) -> bool:
+    """True when a void's result means the hold is released (or was never made).
+
+    ``pending_transfer_not_found`` counts only for a hold given up after its
+    deadline: the hold step is never sent again, so no hold can appear later.
+    """
+    if step_settled(Step.VOID, result):
+        return True
+    return p.failure_code == TIMEOUT and result == "pending_transfer_not_found"
+
+
+def void_found_posted(p: Payment, result: str, now_us: int) -> Transition | None:
+    """A void after a capture given up that finds the hold posted: the capture happened.
+
+    The payment goes back to asking the ledger for the capture (None: not that case).
+    """
+    posted = result == "pending_transfer_already_posted"
+    if p.step is Step.VOID and p.failure_code == TIMEOUT and posted:
+        return _update(p, now_us, step=Step.LOOKUP), ()
+    return None
+
+
 def apply_risk(p: Payment, risk: RiskAssessment, now_us: int) -> Transition:
     """Record risk's decision: a decline fails the payment, otherwise the hold comes next."""
     _expect_step(p, Step.RISK)
@@ -388,107 +466,6 @@ def fail_step(p: Payment, code: str, message: str, now_us: int) -> Transition:
         failure_message=message,
     )
     return failed, ("payment.failed",)
-
-
-def same_capture_request(p: Payment, request_id: str) -> bool:
-    """True when `request_id` is the capture request that already began on `p`."""
-    return bool(request_id) and p.capture_request_id == request_id
-
-
-def same_cancel_request(p: Payment, request_id: str) -> bool:
-    """True when `request_id` is the cancel request that already began on `p`."""
-    return bool(request_id) and p.cancel_request_id == request_id
-
-
-def begin_capture(p: Payment, amount: int | None, now_us: int, request_id: str = "") -> Payment:
-    """Start capturing all (None or 0) or part of the authorised amount.
-
-    The capture that already began with `request_id` asked again is the same
-    request: `p` itself is answered, whatever its state (the caller runs the
-    step still recorded, if any), unless it asks for another amount.
-    """
-    if same_capture_request(p, request_id):
-        _check_same_capture_amount(p, amount, request_id)
-        return p
-    if request_id:
-        validate_id(request_id, "request_id")
-    if p.status is PaymentStatus.SUCCEEDED:
-        raise InvalidState(f"payment {p.id} is already captured")
-    if p.status is not PaymentStatus.REQUIRES_CAPTURE:
-        raise InvalidState(f"cannot capture a payment that is {p.status}")
-    if p.step is not None:
-        raise PaymentBusy(f"payment {p.id} is already being {_doing(p.step)}")
-    if amount is not None and amount < 0:
-        raise InvalidRequest("amount must not be negative")
-    amount = amount or p.amount
-    if amount > p.amount:
-        raise AmountExceedsAuthorized(f"cannot capture {amount}: {p.amount} is authorised")
-    return dataclasses.replace(
-        p,
-        step=Step.CAPTURE,
-        step_amount=amount,
-        updated_at_us=now_us,
-        capture_request_id=request_id,
-    )
-
-
-def _check_same_capture_amount(p: Payment, amount: int | None, request_id: str) -> None:
-    """Refuse a retry of a capture that asks for another amount than the one it began with.
-
-    The amount is known while the capture runs and once it succeeded; after a
-    refused capture (compensated, the payment failed) the retry is answered as is.
-    """
-    wanted = amount or p.amount
-    if p.step is Step.CAPTURE:
-        began = p.step_amount
-    elif p.status is PaymentStatus.SUCCEEDED:
-        began = p.amount_captured
-    else:
-        return
-    if wanted != began:
-        raise IdReused(f"request_id {request_id} already captures {began}, not {wanted}")
-
-
-def begin_cancel(p: Payment, now_us: int, request_id: str = "") -> Payment:
-    """Start releasing the hold of an authorised (or in review) payment.
-
-    The cancel that already began with `request_id` asked again is the same
-    request: `p` itself is answered, whatever its state (the caller runs the
-    step still recorded, if any).
-    """
-    if same_cancel_request(p, request_id):
-        return p
-    if request_id:
-        validate_id(request_id, "request_id")
-    if p.status not in (PaymentStatus.REQUIRES_CAPTURE, PaymentStatus.IN_REVIEW):
-        raise InvalidState(f"cannot cancel a payment that is {p.status}")
-    if p.step is not None:
-        raise PaymentBusy(f"payment {p.id} is already being {_doing(p.step)}")
-    return dataclasses.replace(
-        p, step=Step.VOID, step_amount=0, updated_at_us=now_us, cancel_request_id=request_id
-    )
-
-
-def begin_expiry(p: Payment, now_us: int) -> Payment:
-    """Start canceling an authorisation that was not captured in time (void its hold)."""
-    if p.status not in (PaymentStatus.REQUIRES_CAPTURE, PaymentStatus.IN_REVIEW):
-        raise InvalidState(f"a payment that is {p.status} holds no authorisation")
-    if p.step is not None:
-        raise PaymentBusy(f"payment {p.id} is already being {_doing(p.step)}")
-    if not p.expires_at_us or now_us < p.expires_at_us:
-        raise InvalidState(f"the authorisation of payment {p.id} has not expired")
-    return dataclasses.replace(
-        p,
-        step=Step.VOID,
-        step_amount=0,
-        failure_code=AUTHORIZATION_EXPIRED,
-        failure_message="the authorisation expired before it was captured",
-        updated_at_us=now_us,
-    )
-
-
-def _doing(step: Step) -> str:
-    return {Step.CAPTURE: "captured", Step.VOID: "canceled"}.get(step, "processed")
 
 
 def _expect_step(p: Payment, step: Step) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from paymesh.payments.domain.common import (
+    TIMEOUT,
     BankOutcome,
     BankResult,
     Step,
@@ -34,6 +35,7 @@ __all__ = [
     "PayoutStatus",
     "apply_payout_bank",
     "apply_payout_ledger",
+    "give_up_payout",
     "new_payout",
     "payout_transfer",
     "same_payout_request",
@@ -68,6 +70,8 @@ class Payout:
     step: Step | None = None
     attempts: int = 0
     next_attempt_at_us: int = 0
+    # When the step in progress was first recorded: its deadline counts from here.
+    step_started_at_us: int = 0
 
 
 PayoutTransition = tuple[Payout, tuple[str, ...]]
@@ -161,6 +165,18 @@ def apply_payout_bank(p: Payout, answer: BankResult, now_us: int) -> PayoutTrans
         )
         return voiding, ()
     return _next(p, Step.BANK_STATUS, now_us), ()
+
+
+def give_up_payout(p: Payout, now_us: int) -> PayoutTransition | None:
+    """The step's deadline passed and it still fails transiently: give up if it is safe.
+
+    Only the hold is given up: it may exist, so it is voided (never given up)
+    and the payout fails with ``timeout``. Once the bank may have paid, the
+    post is never given up (None).
+    """
+    if p.step is not Step.HOLD:
+        return None
+    return dataclasses.replace(_next(p, Step.VOID, now_us), failure_code=TIMEOUT), ()
 
 
 def _next(p: Payout, step: Step | None, now_us: int) -> Payout:

@@ -58,6 +58,8 @@ class Refund:
     step: Step | None = None
     attempts: int = 0
     next_attempt_at_us: int = 0
+    # When the step in progress was first recorded: its deadline counts from here.
+    step_started_at_us: int = 0
 
 
 def same_refund_request(refund: Refund, cmd: CreateRefund, tenant_id: str) -> bool:

@@ -66,6 +66,8 @@ class Topup:
     step: Step | None = None
     attempts: int = 0
     next_attempt_at_us: int = 0
+    # When the step in progress was first recorded: its deadline counts from here.
+    step_started_at_us: int = 0
 
 
 def new_topup(cmd: CreateTopup, tenant_id: str, now_us: int) -> Topup:

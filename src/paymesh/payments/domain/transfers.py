@@ -61,6 +61,8 @@ class P2PTransfer:
     step: Step | None = None
     attempts: int = 0
     next_attempt_at_us: int = 0
+    # When the step in progress was first recorded: its deadline counts from here.
+    step_started_at_us: int = 0
 
 
 def new_p2p_transfer(cmd: CreateP2PTransfer, tenant_id: str, now_us: int) -> P2PTransfer:
