@@ -22,7 +22,9 @@ from paymesh.gateway.api_transfers import router as transfers_router
 from paymesh.gateway.backends import AccountsBackend, PaymentsBackend
 from paymesh.gateway.deps import Gateway, IdempotencyKey, gateway, json_out, keyed, scoped
 from paymesh.gateway.errors import BadRequest, Unauthenticated
+from paymesh.gateway.limits import LimitsMiddleware, enforce
 from paymesh.gateway.problems import install_problem_handlers, problem_responses
+from paymesh.gateway.ratelimit import MemoryRateLimiter, Policy, RateLimiter, RedisRateLimiter
 from paymesh.gateway.schemas import (
     ClientCredentialsOut,
     CreateClientIn,
@@ -49,7 +51,7 @@ from paymesh.platform.clock import Clock, SystemClock
 from paymesh.platform.identity import Caller
 from paymesh.platform.settings import Settings
 
-__all__ = ["create_app"]
+__all__ = ["build_limiter", "create_app"]
 
 DESCRIPTION = """\
 The public API of paymesh. JSON in and out; money is an integer of minor
@@ -60,6 +62,12 @@ your `client_id` and `client_secret`, then send `Authorization: Bearer
 <access_token>`. Each operation lists the scope it needs.
 
 **Errors** are RFC 9457 `application/problem+json` with a stable `code`.
+
+**Abuse limits**: each API client has a token bucket (the `token`
+endpoint: per `client_id`, or per address). Every answer carries
+`RateLimit-Policy` and `RateLimit` headers; over the limit: 429
+`rate_limited` with `Retry-After`. Bodies over 64 KiB (by default): 413
+`payload_too_large`; a request unanswered after 30 s: 504 `request_timeout`.
 
 **Idempotency**: every POST accepts an `Idempotency-Key` header;
 money-moving POSTs (payments, capture, cancel, refunds, top-ups, payouts,
@@ -110,6 +118,9 @@ async def token(
     basic = _basic_credentials(request.headers.get("authorization"))
     if basic is not None:
         client_id, client_secret = basic
+    # Guessing secrets is limited per client id; without one, per remote address.
+    remote = request.client.host if request.client else "unknown"
+    await enforce(request, gw.limiter, f"token:{client_id}" if client_id else f"addr:{remote}")
     if grant_type != "client_credentials":
         raise BadRequest("grant_type must be client_credentials", code="unsupported_grant_type")
     if not client_id or not client_secret:
@@ -267,9 +278,15 @@ def create_app(
     payments: PaymentsBackend,
     clock: Clock | None = None,
     keys: KeyRing | None = None,
+    limiter: RateLimiter | None = None,
 ) -> FastAPI:
-    """The gateway's ASGI app over the given store and backends (fakes in tests)."""
+    """The gateway's ASGI app over the given store and backends (fakes in tests).
+
+    Without `limiter`, one is built from settings (`gateway.redis_url`); the
+    caller closes it (`app.state.gateway.limiter.aclose()`).
+    """
     clock = clock or SystemClock()
+    limiter = limiter or build_limiter(settings, clock=clock)
     app = FastAPI(
         title="paymesh API",
         version="1.0.0",
@@ -292,8 +309,14 @@ def create_app(
         payments=payments,
         clock=clock,
         sealer=ResponseSealer(settings.gateway.secret_key.get_secret_value().encode()),
+        limiter=limiter,
     )
-    install_problem_handlers(app)
+    app.add_middleware(
+        LimitsMiddleware,
+        max_body_bytes=settings.gateway.max_body_bytes,
+        timeout_s=settings.gateway.request_timeout_s,
+    )
+    install_problem_handlers(app)  # its ProblemMiddleware wraps LimitsMiddleware
     app.include_router(router)
     app.include_router(accounts_router)
     app.include_router(payments_router)
@@ -306,6 +329,37 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+_RATE_HEADERS = {
+    "RateLimit-Policy": {
+        "description": (
+            'The client\'s token bucket (draft-ietf-httpapi-ratelimit-headers), e.g. `"client";'
+            "q=100;w=2`: q tokens at most, refilled from empty in w seconds."
+        ),
+        "schema": {"type": "string"},
+    },
+    "RateLimit": {
+        "description": (
+            'What is left of it, e.g. `"client";r=17;t=1`: r whole requests may be made now, '
+            "and the bucket is full again in t seconds. Absent if the limiter is unavailable."
+        ),
+        "schema": {"type": "string"},
+    },
+}
+_RETRY_AFTER = {
+    "description": "Whole seconds (at least 1) until the client may send a request again.",
+    "schema": {"type": "integer", "minimum": 1},
+}
+
+
+def build_limiter(settings: Settings, *, clock: Clock | None = None) -> RateLimiter:
+    """The rate limiter the settings ask for: Redis when `gateway.redis_url` is set."""
+    g = settings.gateway
+    policy = Policy(capacity=g.rate_limit_burst, rate_per_s=g.rate_limit_per_s, name="client")
+    if g.redis_url:
+        return RedisRateLimiter.from_url(g.redis_url, policy, clock=clock)
+    return MemoryRateLimiter(policy, clock=clock)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
@@ -323,9 +377,15 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         schemas.pop(unused, None)
     for path, item in doc.get("paths", {}).items():
         for method, op in item.items():
-            for status, response in op.get("responses", {}).items():
+            responses = op.setdefault("responses", {})
+            for limit in ("413", "429", "504"):  # any route may answer these
+                responses.setdefault(limit, {})
+            for status, response in responses.items():
                 if status[0] in "45":  # FastAPI's default 422 too: every error is a problem
                     response.update(problem_responses(int(status))[int(status)])
+                if status[0] == "2" or status == "429":
+                    response["headers"] = {**response.get("headers", {}), **_RATE_HEADERS}
+            responses["429"]["headers"]["Retry-After"] = _RETRY_AFTER
             if method == "post" and path in domain.MONEY_MOVING:
                 for param in op.get("parameters", []):
                     if param.get("in") == "header" and param.get("name") == "Idempotency-Key":

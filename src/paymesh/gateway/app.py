@@ -10,8 +10,9 @@ from pathlib import Path
 import grpc
 import uvicorn
 
-from paymesh.gateway.api import create_app
+from paymesh.gateway.api import build_limiter, create_app
 from paymesh.gateway.backends import GrpcAccounts, GrpcPayments
+from paymesh.gateway.ratelimit import RateLimiter
 from paymesh.gateway.service import KeyRing
 from paymesh.gateway.store import GatewayStore
 from paymesh.platform.bus import EventBus
@@ -63,6 +64,7 @@ class GatewayRuntime:
         self._server: _Server | None = None
         self._serve_task: asyncio.Task[None] | None = None
         self._purge_task: asyncio.Task[None] | None = None
+        self._limiter: RateLimiter | None = None
         self.store: GatewayStore | None = None
         self.port = 0
 
@@ -80,6 +82,7 @@ class GatewayRuntime:
         accounts_channel = open_channel(settings.accounts.target)
         payments_channel = open_channel(settings.payments.target)
         self._channels = [accounts_channel, payments_channel]
+        self._limiter = build_limiter(settings, clock=self._clock)
         app = create_app(
             settings=settings,
             store=self.store,
@@ -87,6 +90,7 @@ class GatewayRuntime:
             payments=GrpcPayments(payments_channel, deadline_s=settings.rpc_deadline_s),
             clock=self._clock,
             keys=keys,
+            limiter=self._limiter,
         )
         config = uvicorn.Config(
             app,
@@ -132,6 +136,9 @@ class GatewayRuntime:
             with contextlib.suppress(SystemExit, Exception):
                 await self._serve_task
         self._server = self._serve_task = None
+        if self._limiter is not None:
+            await self._limiter.aclose()
+            self._limiter = None
         for channel in self._channels:
             await channel.close()
         self._channels = []

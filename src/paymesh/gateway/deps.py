@@ -15,6 +15,8 @@ from paymesh.gateway import domain
 from paymesh.gateway.backends import AccountsBackend, PaymentsBackend
 from paymesh.gateway.errors import Forbidden, Unauthenticated
 from paymesh.gateway.idempotency import KeyedRequest, check_key
+from paymesh.gateway.limits import enforce
+from paymesh.gateway.ratelimit import RateLimiter
 from paymesh.gateway.security import ResponseSealer
 from paymesh.gateway.service import ClientCache, KeyRing, verify_token
 from paymesh.gateway.store import GatewayStore
@@ -47,6 +49,7 @@ class Gateway:
     payments: PaymentsBackend
     clock: Clock
     sealer: ResponseSealer
+    limiter: RateLimiter
 
 
 def gateway(request: Request) -> Gateway:
@@ -72,7 +75,7 @@ async def authorize(
     request: Request,
     authorization: Annotated[str | None, Security(oauth2)] = None,
 ) -> Caller:
-    """The caller a bearer token proves (401), holding the route's scopes (403)."""
+    """The caller a bearer token proves (401), within its rate limit (429), holding the scopes."""
     gw = gateway(request)
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -87,6 +90,7 @@ async def authorize(
         settings=gw.settings.gateway,
         clock=gw.clock,
     )
+    await enforce(request, gw.limiter, f"client:{caller.client_id}")
     missing = set(security_scopes.scopes) - caller.scopes
     if missing:
         needed = domain.format_scope(security_scopes.scopes)

@@ -10,8 +10,11 @@
     ├── Forbidden                  403  insufficient_scope
     ├── NotFound                   404  not_found, <code from the service>
     ├── Conflict                   409  idempotency_key_in_progress, <code from the service>
+    ├── PayloadTooLarge            413  payload_too_large
     ├── Unprocessable              422  validation_error, idempotency_key_reused, <service code>
+    ├── RateLimited                429  rate_limited
     ├── ServiceUnavailable         503  service_unavailable
+    ├── RequestTimeout             504  request_timeout
     └── UpstreamError              any  what a backend service answered (its stable code)
 """
 
@@ -28,6 +31,9 @@ __all__ = [
     "IdempotencyKeyRequired",
     "MalformedJson",
     "NotFound",
+    "PayloadTooLarge",
+    "RateLimited",
+    "RequestTimeout",
     "ServiceUnavailable",
     "Unauthenticated",
     "Unprocessable",
@@ -41,12 +47,14 @@ TITLES: Mapping[int, str] = {
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",
+    413: "Content Too Large",
     415: "Unsupported Media Type",
     422: "Unprocessable Content",
     429: "Too Many Requests",
     500: "Internal Server Error",
     502: "Bad Gateway",
     503: "Service Unavailable",
+    504: "Gateway Timeout",
 }
 
 
@@ -112,6 +120,21 @@ class Conflict(GatewayError):
 class Unprocessable(GatewayError):
     status = 422
     default_code = "validation_error"
+
+
+class PayloadTooLarge(GatewayError):
+    status = 413
+    default_code = "payload_too_large"
+
+
+class RateLimited(GatewayError):
+    status = 429
+    default_code = "rate_limited"
+
+
+class RequestTimeout(GatewayError):
+    status = 504
+    default_code = "request_timeout"
 
 
 class ServiceUnavailable(GatewayError):

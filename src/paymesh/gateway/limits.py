@@ -1,0 +1,147 @@
+"""Abuse limits at the HTTP edge: request body size, request time, rate-limit headers.
+
+`LimitsMiddleware` refuses a body over `max_body_bytes` with 413
+`payload_too_large` (from Content-Length before reading anything, or after
+reading at most the cap plus one chunk of a chunked body), answers 504
+`request_timeout` to a request still unanswered after `timeout_s`, and adds
+the rate-limit headers of the request's decision to every response.
+
+Rate-limit headers follow draft-ietf-httpapi-ratelimit-headers (the
+structured-field form)::
+
+    RateLimit-Policy: "client";q=100;w=2    (bucket capacity; seconds to refill it from empty)
+    RateLimit: "client";r=17;t=1            (whole tokens left; seconds until it is full again)
+
+A refused request (429 `rate_limited`) also has `Retry-After`: whole seconds,
+at least 1, until a token is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from paymesh.gateway.errors import RateLimited
+from paymesh.gateway.problems import problem_response
+from paymesh.gateway.ratelimit import Decision, RateLimiter
+from paymesh.platform.logging import get_logger
+
+__all__ = ["STATE_KEY", "LimitsMiddleware", "enforce", "rate_limit_headers"]
+
+log = get_logger(__name__)
+
+STATE_KEY = "rate_limit"
+
+
+def rate_limit_headers(decision: Decision) -> dict[str, str]:
+    """The IETF RateLimit and RateLimit-Policy headers of a decision (none when degraded)."""
+    if decision.degraded or decision.policy is None:
+        return {}
+    p = decision.policy
+    return {
+        "RateLimit-Policy": f'"{p.name}";q={p.capacity};w={p.window_s}',
+        "RateLimit": f'"{p.name}";r={decision.remaining};t={decision.reset_s}',
+    }
+
+
+async def enforce(request: Request, limiter: RateLimiter, key: str) -> None:
+    """Take a token for `key`; 429 `rate_limited` with Retry-After when there is none."""
+    decision = await limiter.hit(key)
+    request.scope.setdefault("state", {})[STATE_KEY] = decision
+    if not decision.allowed:
+        log.info("rate_limited", key=key, retry_after_s=decision.retry_after_s)
+        raise RateLimited(
+            f"too many requests: retry in {decision.retry_after_s} s",
+            headers={"Retry-After": str(decision.retry_after_s)},
+        )
+
+
+class LimitsMiddleware:
+    """Body size and request time limits, and the rate-limit headers on every answer."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, timeout_s: float) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.timeout_s = timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+            await self._too_large(scope, receive, send)
+            return
+        body: list[bytes] = []
+        size = 0
+        while True:  # read at most the cap (plus one chunk), never an unbounded body
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                await self._too_large(scope, receive, send)
+                return
+            body.append(chunk)
+            if not message.get("more_body", False):
+                break
+        await self._run(scope, _replay(b"".join(body), receive), send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem_response(
+            413,
+            "payload_too_large",
+            f"the request body is larger than {self.max_body_bytes} bytes",
+            headers={"Connection": "close"},
+        )
+        await response(scope, receive, send)
+
+    async def _run(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def _send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                decision = scope.get("state", {}).get(STATE_KEY)
+                if isinstance(decision, Decision):
+                    have = {k.lower() for k, _ in message.get("headers", [])}
+                    extra = [
+                        (k.lower().encode(), v.encode())
+                        for k, v in rate_limit_headers(decision).items()
+                        if k.lower().encode() not in have
+                    ]
+                    message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        timer = asyncio.timeout(self.timeout_s)
+        try:
+            async with timer:
+                await self.app(scope, receive, _send)
+        except TimeoutError:
+            if not timer.expired():
+                raise
+            log.warning("request_timeout", path=scope.get("path"), method=scope.get("method"))
+            if started:  # the answer is half sent: nothing better than closing it
+                return
+            response = problem_response(
+                504, "request_timeout", f"the request took longer than {self.timeout_s:g} s"
+            )
+            await response(scope, receive, _send)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive that hands the already read body once, then waits on the real one."""
+    sent = False
+
+    async def _receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return _receive

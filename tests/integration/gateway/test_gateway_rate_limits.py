@@ -1,0 +1,283 @@
+"""Abuse limits through the gateway app: rate limits (in memory and on real Redis), body, pages."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+from paymesh.gateway.api import create_app
+from paymesh.gateway.app import MIGRATIONS
+from paymesh.gateway.ratelimit import MemoryRateLimiter, Policy, RateLimiter, RedisRateLimiter
+from paymesh.gateway.service import CreateClient, CreateTenant, create_client, create_tenant
+from paymesh.gateway.store import GatewayStore
+from paymesh.platform.clock import FixedClock, SystemClock
+from paymesh.platform.db import Database
+from paymesh.platform.migrations import upgrade
+from paymesh.platform.settings import GatewaySettings, Settings
+from tests.integration.gateway.conftest import FAST_SCRYPT, FakeAccounts, FakePayments
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+LIMIT = 5
+POLICY = Policy(capacity=LIMIT, rate_per_s=0.5, name="client")  # a token every 2 s
+
+
+@dataclass
+class Limited:
+    """The gateway app with a small bucket on a clock the test moves."""
+
+    http: httpx.AsyncClient
+    store: GatewayStore
+    clock: FixedClock
+    limiter: RateLimiter
+
+    async def bearer(self, scopes: frozenset[str] = frozenset({"payments:read"})) -> str:
+        """A token for a new client; the token request itself costs one token of its own bucket."""
+        tenant = await create_tenant(
+            CreateTenant(name=f"t-{uuid.uuid4().hex}"), store=self.store, clock=SystemClock()
+        )
+        client, secret = await create_client(
+            CreateClient(tenant_id=tenant.id, scopes=scopes),
+            store=self.store,
+            clock=SystemClock(),
+            scrypt=FAST_SCRYPT,
+        )
+        r = await self.http.post(
+            "/v1/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": client.client_id,
+                "client_secret": secret,
+            },
+        )
+        assert r.status_code == 200, r.text
+        return f"Bearer {r.json()['access_token']}"
+
+    async def get(self, auth: str, path: str = "/v1/payments") -> httpx.Response:
+        return await self.http.get(path, headers={"Authorization": auth})
+
+
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[str]:
+    """A random key prefix on the real Redis, its keys deleted afterwards."""
+    prefix = f"paymesh:test:{uuid.uuid4().hex}:"
+    yield prefix
+    client = aioredis.from_url(REDIS_URL)
+    try:
+        keys = [k async for k in client.scan_iter(match=prefix + "*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+async def _limited(
+    sqlite_url: str, tmp_path: Path, limiter: RateLimiter, clock: FixedClock
+) -> AsyncIterator[Limited]:
+    db = Database(sqlite_url)
+    await upgrade(db, MIGRATIONS)
+    settings = Settings(var_dir=tmp_path, gateway=GatewaySettings(database_url=sqlite_url))
+    store = GatewayStore(db)
+    app = create_app(
+        settings=settings,
+        store=store,
+        accounts=FakeAccounts(),
+        payments=FakePayments(),
+        limiter=limiter,
+    )
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as http:
+            yield Limited(http=http, store=store, clock=clock, limiter=limiter)
+    finally:
+        await limiter.aclose()
+        await db.dispose()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def lim(
+    request: pytest.FixtureRequest, sqlite_url: str, tmp_path: Path, redis_prefix: str
+) -> AsyncIterator[Limited]:
+    """The limited gateway on each adapter: in memory, and on the real Redis."""
+    clock = FixedClock()
+    limiter: RateLimiter
+    if request.param == "memory":
+        limiter = MemoryRateLimiter(POLICY, clock=clock)
+    else:
+        limiter = RedisRateLimiter.from_url(REDIS_URL, POLICY, clock=clock, prefix=redis_prefix)
+    async for harness in _limited(sqlite_url, tmp_path, limiter, clock):
+        yield harness
+
+
+async def test_a_burst_of_ten_times_the_limit_gets_exactly_the_excess_refused(
+    lim: Limited,
+) -> None:
+    alice, bob = await lim.bearer(), await lim.bearer()
+    answers = [await lim.get(alice) for _ in range(10 * LIMIT)]
+    statuses = [r.status_code for r in answers]
+    assert statuses == [200] * LIMIT + [429] * (9 * LIMIT)
+    refused = answers[-1]
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["code"] == "rate_limited"
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert refused.headers["RateLimit-Policy"] == '"client";q=5;w=10'
+    assert refused.headers["RateLimit"].startswith('"client";r=0;t=')
+    assert answers[0].headers["RateLimit"] == '"client";r=4;t=2'
+    # Another client in the same moment is unaffected.
+    assert (await lim.get(bob)).status_code == 200
+
+
+async def test_refill_lets_the_client_back_in_after_retry_after(lim: Limited) -> None:
+    alice = await lim.bearer()
+    for _ in range(LIMIT):
+        assert (await lim.get(alice)).status_code == 200
+    refused = await lim.get(alice)
+    assert refused.status_code == 429
+    lim.clock.advance(int(refused.headers["Retry-After"]) - 0.5)
+    assert (await lim.get(alice)).status_code == 429
+    lim.clock.advance(0.5)
+    assert (await lim.get(alice)).status_code == 200
+
+
+async def test_concurrent_requests_never_get_more_than_the_bucket_holds(lim: Limited) -> None:
+    alice = await lim.bearer()
+    answers = await asyncio.gather(*(lim.get(alice) for _ in range(60)))
+    statuses = sorted(r.status_code for r in answers)
+    assert statuses == [200] * LIMIT + [429] * (60 - LIMIT)
+
+
+async def test_the_redis_script_is_atomic_under_many_concurrent_hits(redis_prefix: str) -> None:
+    clock = FixedClock()
+    limiter = RedisRateLimiter.from_url(
+        REDIS_URL, Policy(capacity=25, rate_per_s=1.0), clock=clock, prefix=redis_prefix
+    )
+    try:
+        decisions = await asyncio.gather(*(limiter.hit("shared") for _ in range(300)))
+    finally:
+        await limiter.aclose()
+    assert sum(d.allowed for d in decisions) == 25
+
+
+async def test_the_token_endpoint_is_limited_per_client_id(lim: Limited) -> None:
+    form = {"grant_type": "client_credentials", "client_id": "cli_guess", "client_secret": "x"}
+    statuses = [(await lim.http.post("/v1/oauth/token", data=form)).status_code for _ in range(8)]
+    assert statuses == [401] * LIMIT + [429] * 3
+    other = {**form, "client_id": "cli_other"}
+    assert (await lim.http.post("/v1/oauth/token", data=other)).status_code == 401
+
+
+async def test_an_unreachable_redis_fails_open_without_a_5xx(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    clock = FixedClock()
+    limiter = RedisRateLimiter.from_url("redis://127.0.0.1:1/0", POLICY, clock=clock)
+    async for harness in _limited(sqlite_url, tmp_path, limiter, clock):
+        alice = await harness.bearer()
+        answers = [await harness.get(alice) for _ in range(3 * LIMIT)]
+        assert {r.status_code for r in answers} == {200}
+        assert "RateLimit" not in answers[0].headers
+
+
+@pytest.fixture
+async def small(sqlite_url: str, tmp_path: Path) -> AsyncIterator[Limited]:
+    """The gateway with default limits (a 64 KiB body cap)."""
+    clock = FixedClock()
+    async for harness in _limited(sqlite_url, tmp_path, MemoryRateLimiter(POLICY), clock):
+        yield harness
+
+
+async def test_a_body_over_the_cap_is_refused_with_413(small: Limited) -> None:
+    auth = await small.bearer(frozenset({"payments:write"}))
+    body = b'{"x":"' + b"a" * (70 * 1024) + b'"}'
+    r = await small.http.post(
+        "/v1/payments",
+        content=body,
+        headers={"Authorization": auth, "Content-Type": "application/json", "Idempotency-Key": "k"},
+    )
+    assert r.status_code == 413
+    assert r.json()["code"] == "payload_too_large"
+
+
+async def test_a_chunked_body_over_the_cap_is_refused_with_413(small: Limited) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(100):  # 100 x 4 KiB, sent without a Content-Length
+            yield b"a" * 4096
+
+    r = await small.http.post(
+        "/v1/oauth/token", content=chunks(), headers={"Content-Type": "text/plain"}
+    )
+    assert r.status_code == 413
+    assert r.json()["code"] == "payload_too_large"
+
+
+@pytest.mark.parametrize("limit", ["0", "101"])
+@pytest.mark.parametrize("path", ["/v1/payments", "/v1/events", "/v1/accounts/acct_x/entries"])
+async def test_every_list_refuses_a_page_size_outside_1_to_100(
+    small: Limited, path: str, limit: str
+) -> None:
+    auth = await small.bearer(frozenset({"payments:read", "accounts:read"}))
+    r = await small.http.get(path, params={"limit": limit}, headers={"Authorization": auth})
+    assert r.status_code == 422
+    assert r.json()["code"] == "validation_error"
+
+
+async def test_every_route_documents_413_and_429_and_the_rate_limit_headers(
+    small: Limited,
+) -> None:
+    doc: dict[str, Any] = (await small.http.get("/openapi.json")).json()
+    for item in doc["paths"].values():
+        for op in item.values():
+            responses = op["responses"]
+            for status in ("413", "429"):
+                schema = responses[status]["content"]["application/problem+json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/Problem"}
+            assert {"Retry-After", "RateLimit", "RateLimit-Policy"} <= set(
+                responses["429"]["headers"]
+            )
+            ok = [s for s in responses if s.startswith("2")]
+            assert all("RateLimit" in responses[s]["headers"] for s in ok)
+
+
+async def test_a_request_past_the_time_limit_gets_a_504_problem(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    db = Database(sqlite_url)
+    await upgrade(db, MIGRATIONS)
+    settings = Settings(
+        var_dir=tmp_path,
+        gateway=GatewaySettings(database_url=sqlite_url, request_timeout_s=0.2),
+    )
+    payments = FakePayments(gate=asyncio.Event())  # create_payment waits forever
+    app = create_app(
+        settings=settings, store=GatewayStore(db), accounts=FakeAccounts(), payments=payments
+    )
+    harness = Limited(
+        http=httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+            base_url="http://gateway.test",
+        ),
+        store=GatewayStore(db),
+        clock=FixedClock(),
+        limiter=app.state.gateway.limiter,
+    )
+    try:
+        auth = await harness.bearer(frozenset({"payments:write"}))
+        body = {"payer_account_id": "acct_a", "payee_account_id": "acct_b", "amount": 100}
+        r = await harness.http.post(
+            "/v1/payments",
+            json={**body, "currency": "USD", "capture_method": "automatic"},
+            headers={"Authorization": auth, "Idempotency-Key": "slow"},
+        )
+        assert r.status_code == 504
+        assert r.json()["code"] == "request_timeout"
+    finally:
+        await harness.http.aclose()
+        await harness.limiter.aclose()
+        await db.dispose()
