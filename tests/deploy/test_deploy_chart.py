@@ -245,3 +245,12 @@ def test_egress_is_dns_and_the_datastores_each_service_needs(manifests: Objects)
         ports = {p["port"] for r in rules for p in r["ports"]}
         assert ports == needs[name], name
         assert all(r.get("ports") for r in rules), name  # never "any port"
+
+
+def test_the_gateway_keeps_its_rate_limit_buckets_in_the_shared_redis(
+    manifests: Objects,
+) -> None:
+    for name, spec in pod_specs(manifests):
+        (container,) = spec["containers"]
+        names = {var["name"] for var in container.get("env", [])}
+        assert ("PAYMESH_GATEWAY__REDIS_URL" in names) == name.endswith("gateway"), name

@@ -287,7 +287,8 @@ def test_services_in_containers_move_money_through_the_gateway(
         "PAYMESH_LOG_LEVEL": "WARNING",
         "PAYMESH_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
         "PAYMESH_KAFKA__SESSION_TIMEOUT_MS": "6000",
-        "PAYMESH_REDIS__URL": "redis://127.0.0.1:6379/0",  # passed, not read yet
+        "PAYMESH_REDIS__URL": "redis://127.0.0.1:6379/0",  # risk: reserved, not read yet
+        "PAYMESH_GATEWAY__REDIS_URL": "redis://127.0.0.1:6379/0",  # rate-limit buckets
         "PAYMESH_GATEWAY__HOST": "127.0.0.1",
         "PAYMESH_GATEWAY__PORT": str(ports["gateway"]),
     }
