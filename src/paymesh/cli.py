@@ -1,5 +1,5 @@
 """The ``paymesh`` command: ``up``, ``serve``, ``migrate``, ``bootstrap``, ``demo``,
-``health``, ``ledger verify``."""
+``health``, ``ledger verify``, ``keys``, ``audit tail``, ``tenants create``, ``clients``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import signal
+import ssl
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +22,14 @@ from paymesh.platform.settings import Settings, load_settings
 app = typer.Typer(help="paymesh: an open-source payment platform.", no_args_is_help=True)
 ledger = typer.Typer(help="Audit the accounts ledger.", no_args_is_help=True)
 app.add_typer(ledger, name="ledger")
+keys = typer.Typer(help="The gateway's token signing keys.", no_args_is_help=True)
+app.add_typer(keys, name="keys")
+audit = typer.Typer(help="The gateway's append-only audit log.", no_args_is_help=True)
+app.add_typer(audit, name="audit")
+tenants = typer.Typer(help="Tenants (in the gateway database).", no_args_is_help=True)
+app.add_typer(tenants, name="tenants")
+clients = typer.Typer(help="Tenants' API clients (in the gateway database).", no_args_is_help=True)
+app.add_typer(clients, name="clients")
 console = Console(stderr=True, soft_wrap=True)
 
 __all__ = ["app", "main"]
@@ -70,7 +79,8 @@ async def _up(settings: Settings) -> None:
     await platform.start()
     try:
         creds = await bootstrap(platform)
-        url = f"http://{settings.gateway.host}:{platform.runtime('gateway').port}"
+        scheme = "https" if settings.gateway.tls_cert_file else "http"
+        url = f"{scheme}://{settings.gateway.host}:{platform.runtime('gateway').port}"
         console.print(f"[bold green]paymesh is up[/]: {url}  (API docs: {url}/docs)")
         for name in SERVICES[:-1]:
             console.print(f"  {name:9} gRPC 127.0.0.1:{platform.runtime(name).port}")
@@ -192,9 +202,15 @@ def _served_service() -> str | None:
 def _health_status(name: str, settings: Settings, timeout: float) -> str:
     """SERVING, or what the service on 127.0.0.1 answered instead."""
     if name == "gateway":
-        url = f"http://127.0.0.1:{settings.gateway.port}/.well-known/jwks.json"
+        https = bool(settings.gateway.tls_cert_file)
+        scheme = "https" if https else "http"
+        url = f"{scheme}://127.0.0.1:{settings.gateway.port}/.well-known/jwks.json"
+        # HTTPS is verified against the services' CA when one is configured.
+        verify: ssl.SSLContext | bool = True
+        if settings.tls.ca_file:
+            verify = ssl.create_default_context(cafile=settings.tls.ca_file)
         try:
-            response = httpx.get(url, timeout=timeout)
+            response = httpx.get(url, timeout=timeout, verify=verify)
         except httpx.HTTPError as exc:
             return f"UNREACHABLE ({type(exc).__name__})"
         return "SERVING" if response.status_code == 200 else f"HTTP {response.status_code}"
@@ -202,7 +218,14 @@ def _health_status(name: str, settings: Settings, timeout: float) -> str:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     port = getattr(settings, name).listen.rsplit(":", 1)[-1]
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+    target = f"127.0.0.1:{port}"
+    if settings.tls.enabled:
+        from paymesh.platform.rpc import channel_credentials
+
+        channel = grpc.secure_channel(target, channel_credentials(settings.tls))
+    else:
+        channel = grpc.insecure_channel(target)
+    with channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=timeout
@@ -231,6 +254,31 @@ def health(
     typer.echo(f"{name}: {status}")
     if status != "SERVING":
         raise typer.Exit(1)
+
+
+@app.command()
+def certs(
+    directory: Annotated[Path, typer.Option("--dir", help="where to write them")] = Path(
+        "var/certs"
+    ),
+    services: Annotated[
+        str, typer.Option(help="comma-separated services to issue certificates for")
+    ] = ",".join(SERVICES),
+    hosts: Annotated[
+        list[str] | None, typer.Option("--hosts", help="extra DNS names or IPs (repeatable)")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="replace an existing CA")] = False,
+) -> None:
+    """Make a development CA and a server+client certificate per service (mutual TLS)."""
+    from paymesh.certs import make_certs
+
+    names = [name.strip() for name in services.split(",") if name.strip()]
+    extra = [h.strip() for value in hosts or [] for h in value.split(",") if h.strip()]
+    issued = make_certs(directory, names, hosts=extra, force=force)
+    state = "created" if issued.ca_created else "kept"
+    console.print(f"CA {state}: {issued.ca_file}")
+    for name, (cert, key) in issued.certs.items():
+        console.print(f"  {name:9} {cert}  {key}")
 
 
 @ledger.command("verify")
@@ -272,6 +320,107 @@ def ledger_verify(
         typer.echo(f"ledger verify FAILED: {len(audit.problems)} problems; {audit.summary()}")
         raise typer.Exit(1)
     typer.echo(f"ledger ok: {audit.summary()}")
+
+
+def _iso(at_us: int | None) -> str:
+    import datetime as dt
+
+    if at_us is None:
+        return "-"
+    return dt.datetime.fromtimestamp(at_us / 1e6, tz=dt.UTC).isoformat(timespec="seconds")
+
+
+def _gateway_call(coro: Any) -> Any:
+    """Run an operator task; a refusal (unknown tenant, name taken, ...) exits 1."""
+    from paymesh.gateway.errors import GatewayError
+
+    try:
+        return asyncio.run(coro)
+    except GatewayError as exc:
+        console.print(f"[red]{exc.code}[/]: {exc.detail}")
+        raise typer.Exit(1) from exc
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Make a new signing key the active one; the previous one keeps verifying its tokens
+    until they expire (running gateways switch within 30 s)."""
+    from paymesh.gateway.operator import rotate_key
+
+    key, retired = _gateway_call(rotate_key(_settings()))
+    typer.echo(f"active: {key.kid}")
+    for kid in retired:
+        typer.echo(f"retired: {kid}")
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """Every signing key: kid, status, created, retired, verifies until."""
+    from paymesh.gateway.operator import list_keys
+
+    for k in _gateway_call(list_keys(_settings())):
+        typer.echo(
+            f"{k.kid}  {k.status:8} created={_iso(k.created_at_us)} "
+            f"retired={_iso(k.retired_at_us)} verifies_until={_iso(k.verifies_until_us)}"
+        )
+
+
+@audit.command("tail")
+def audit_tail(
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="how many entries")] = 20,
+) -> None:
+    """The most recent audit entries, oldest of them first."""
+    from paymesh.gateway.operator import recent_audit
+
+    for e in reversed(_gateway_call(recent_audit(_settings(), limit=limit))):
+        typer.echo(
+            f"{_iso(e.at_us)} {e.outcome:7} {e.action:14} actor={e.actor} "
+            f"tenant={e.tenant_id or '-'} target={e.target or '-'} source={e.source} "
+            f"{json.dumps(e.details, sort_keys=True)}"
+        )
+
+
+@tenants.command("create")
+def tenants_create(name: Annotated[str, typer.Argument(help="a unique name")]) -> None:
+    """Create a tenant (without fees: an operator sets fees through POST /v1/tenants)."""
+    from paymesh.gateway.operator import add_tenant
+
+    tenant = _gateway_call(add_tenant(_settings(), name))
+    typer.echo(json.dumps({"id": tenant.id, "name": tenant.name}))
+
+
+@clients.command("create")
+def clients_create(
+    tenant_id: Annotated[str, typer.Argument(help="the tenant")],
+    scope: Annotated[list[str], typer.Option("--scope", help="a scope (repeatable)")],
+) -> None:
+    """Create an API client; prints its client_id and secret (shown this once)."""
+    from paymesh.gateway.operator import add_client
+
+    client, secret = _gateway_call(add_client(_settings(), tenant_id, frozenset(scope)))
+    typer.echo(
+        json.dumps(
+            {
+                "client_id": client.client_id,
+                "client_secret": secret,
+                "tenant_id": client.tenant_id,
+                "scopes": sorted(client.scopes),
+            }
+        )
+    )
+    console.print("[yellow]the secret is shown only this once: store it now[/]")
+
+
+@clients.command("revoke")
+def clients_revoke(
+    tenant_id: Annotated[str, typer.Argument(help="the tenant")],
+    client_id: Annotated[str, typer.Argument(help="the client")],
+) -> None:
+    """Revoke an API client: no new tokens, and its tokens stop working."""
+    from paymesh.gateway.operator import revoke_client
+
+    _gateway_call(revoke_client(_settings(), tenant_id, client_id))
+    typer.echo(f"revoked: {client_id}")
 
 
 def main() -> None:

@@ -53,7 +53,9 @@ class AccountsRuntime:
         def register(server: grpc.aio.Server) -> None:
             pb_grpc.add_AccountsServicer_to_server(servicer, server)
 
-        self.server = GrpcServer(settings.accounts.listen, register, [SERVICE_NAME])
+        self.server = GrpcServer(
+            settings.accounts.listen, register, [SERVICE_NAME], tls=settings.tls
+        )
         self.relay = OutboxRelay(self.db, outbox, bus, clock=clock)
         self.sweeper = ExpirySweeper(
             self.store, clock, interval_s=expiry_interval_s, on_expired=self.relay.notify

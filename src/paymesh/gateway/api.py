@@ -19,6 +19,7 @@ from paymesh.gateway import domain
 from paymesh.gateway.api_accounts import router as accounts_router
 from paymesh.gateway.api_payments import router as payments_router
 from paymesh.gateway.api_transfers import router as transfers_router
+from paymesh.gateway.audit import Origin, record
 from paymesh.gateway.backends import AccountsBackend, PaymentsBackend
 from paymesh.gateway.deps import Gateway, IdempotencyKey, gateway, json_out, keyed, scoped
 from paymesh.gateway.errors import BadRequest, Unauthenticated
@@ -124,6 +125,11 @@ async def token(
     if grant_type != "client_credentials":
         raise BadRequest("grant_type must be client_credentials", code="unsupported_grant_type")
     if not client_id or not client_secret:
+        await record(
+            gw.store, gw.clock, Origin(actor=client_id or "anonymous", source=remote),
+            "auth.failed", outcome="failure", target=client_id or None,
+            details={"reason": "missing credentials", "credential": "client_secret"},
+        )  # fmt: skip
         raise Unauthenticated(
             "send client_id and client_secret", code="invalid_client",
             headers={"WWW-Authenticate": 'Basic realm="paymesh"'},
@@ -134,6 +140,7 @@ async def token(
         keys=gw.keys,
         settings=gw.settings.gateway,
         clock=gw.clock,
+        source=remote,
     )
     out = TokenOut(
         access_token=issued.access_token, expires_in=issued.expires_in, scope=issued.scope
@@ -196,6 +203,7 @@ async def post_tenant(
             ),
             store=gw.store,
             clock=gw.clock,
+            origin=_origin(request, caller),
         )
         if fees is not None:  # without a schedule, payments charges nothing
             await gw.payments.set_tenant_fees(
@@ -239,6 +247,7 @@ async def post_client(
             ),
             store=gw.store,
             clock=gw.clock,
+            origin=_origin(request, caller),
         )
         out = ClientCredentialsOut(
             client_id=client.client_id,
@@ -266,8 +275,22 @@ async def delete_client(
 ) -> Response:
     """Revoke a client: no new tokens, and its tokens stop working."""
     gw = gateway(request)
-    await revoke_client(tenant_id, client_id, store=gw.store, clients=gw.clients, clock=gw.clock)
+    await revoke_client(
+        tenant_id,
+        client_id,
+        store=gw.store,
+        clients=gw.clients,
+        clock=gw.clock,
+        origin=_origin(request, caller),
+    )
     return Response(status_code=204)
+
+
+def _origin(request: Request, caller: Caller) -> Origin:
+    """The audit origin of an API request: the calling client and its address."""
+    return Origin(
+        actor=caller.client_id, source=request.client.host if request.client else "unknown"
+    )
 
 
 def create_app(
@@ -303,6 +326,7 @@ def create_app(
             store,
             passphrase=settings.gateway.secret_key.get_secret_value().encode(),
             clock=clock,
+            token_ttl_s=settings.gateway.token_ttl_s,
         ),
         clients=ClientCache(store, clock=clock),
         accounts=accounts,

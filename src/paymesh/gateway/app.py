@@ -77,10 +77,11 @@ class GatewayRuntime:
             self.store,
             passphrase=settings.gateway.secret_key.get_secret_value().encode(),
             clock=self._clock,
+            token_ttl_s=settings.gateway.token_ttl_s,
         )
         await keys.ensure()
-        accounts_channel = open_channel(settings.accounts.target)
-        payments_channel = open_channel(settings.payments.target)
+        accounts_channel = open_channel(settings.accounts.target, settings.tls)
+        payments_channel = open_channel(settings.payments.target, settings.tls)
         self._channels = [accounts_channel, payments_channel]
         self._limiter = build_limiter(settings, clock=self._clock)
         app = create_app(
@@ -100,6 +101,9 @@ class GatewayRuntime:
             log_config=None,
             access_log=False,
             server_header=False,
+            # HTTPS when given a certificate and key; plain HTTP otherwise.
+            ssl_certfile=settings.gateway.tls_cert_file or None,
+            ssl_keyfile=settings.gateway.tls_key_file or None,
         )
         self._server = _Server(config)
         self._serve_task = asyncio.create_task(self._server.serve(), name="gateway-http")

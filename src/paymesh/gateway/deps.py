@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from paymesh.gateway import domain
+from paymesh.gateway.audit import Origin, record
 from paymesh.gateway.backends import AccountsBackend, PaymentsBackend
 from paymesh.gateway.errors import Forbidden, Unauthenticated
 from paymesh.gateway.idempotency import KeyedRequest, check_key
@@ -77,6 +78,7 @@ async def authorize(
 ) -> Caller:
     """The caller a bearer token proves (401), within its rate limit (429), holding the scopes."""
     gw = gateway(request)
+    source = request.client.host if request.client else "unknown"
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated(
@@ -89,11 +91,18 @@ async def authorize(
         clients=gw.clients,
         settings=gw.settings.gateway,
         clock=gw.clock,
+        store=gw.store,
+        source=source,
     )
     await enforce(request, gw.limiter, f"client:{caller.client_id}")
     missing = set(security_scopes.scopes) - caller.scopes
     if missing:
         needed = domain.format_scope(security_scopes.scopes)
+        await record(
+            gw.store, gw.clock, Origin(actor=caller.client_id, source=source), "access.denied",
+            outcome="failure", tenant_id=caller.tenant_id,
+            target=f"{request.method} {request.url.path}", details={"missing_scope": needed},
+        )  # fmt: skip
         raise Forbidden(
             f"this operation needs scope {needed}",
             headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{needed}"'},

@@ -4,31 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 from dataclasses import dataclass
-from typing import Any
 
 import jwt
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from paymesh.gateway import domain
+from paymesh.gateway.audit import SYSTEM, Origin, record
 from paymesh.gateway.errors import BadRequest, Conflict, NotFound, Unauthenticated, Unprocessable
+from paymesh.gateway.keyring import LEEWAY_S, KeyRing
 from paymesh.gateway.security import (
     ScryptParams,
-    generate_signing_key,
     hash_secret,
-    load_private_key,
-    load_public_key,
     new_client_secret,
     sign,
     verify_secret,
 )
-from paymesh.gateway.store import ApiClient, GatewayStore, SigningKey, Tenant
+from paymesh.gateway.store import ApiClient, GatewayStore, Tenant
 from paymesh.platform.clock import Clock, SystemClock, new_id
 from paymesh.platform.identity import Caller
 from paymesh.platform.settings import GatewaySettings
 
 __all__ = [
+    "LEEWAY_S",
     "ClientCache",
     "CreateClient",
     "CreateTenant",
@@ -46,8 +43,6 @@ __all__ = [
 
 DEMO_TENANT = "demo"
 OPERATOR_TENANT = "operator"
-# Tokens may be a little early or late on clocks that disagree.
-LEEWAY_S = 30
 
 
 @functools.cache
@@ -55,62 +50,6 @@ def _dummy_hash() -> str:
     """A hash to check against when the client id is unknown, so that both
     answers take as long (no client enumeration by timing)."""
     return hash_secret("not-a-secret", ScryptParams())
-
-
-class KeyRing:
-    """The signing key in use, and public keys by kid, loaded from the store."""
-
-    def __init__(self, store: GatewayStore, *, passphrase: bytes, clock: Clock) -> None:
-        self._store = store
-        self._passphrase = passphrase
-        self._clock = clock
-        self._public: dict[str, Ed25519PublicKey] = {}
-        self._signer: tuple[str, Ed25519PrivateKey] | None = None
-        self._keys: list[SigningKey] = []
-        self._loaded_at_us = -(10**18)
-        self._lock = asyncio.Lock()
-
-    async def ensure(self) -> None:
-        """Load the keys, creating the first signing key on first start."""
-        keys = await self._store.signing_keys()
-        if not any(k.retired_at_us is None for k in keys):
-            key = generate_signing_key(passphrase=self._passphrase, now_us=self._clock.now_us())
-            await self._store.add_signing_key(key)
-            keys = await self._store.signing_keys()
-        self._install(keys)
-
-    def _install(self, keys: list[SigningKey]) -> None:
-        self._keys = keys
-        self._public = {k.kid: load_public_key(k) for k in keys}
-        self._loaded_at_us = self._clock.now_us()
-        active = next((k for k in keys if k.retired_at_us is None), None)
-        if active is not None and (self._signer is None or self._signer[0] != active.kid):
-            self._signer = (active.kid, load_private_key(active, passphrase=self._passphrase))
-
-    async def signer(self) -> tuple[str, Ed25519PrivateKey]:
-        """(kid, private key) of the key that signs new tokens."""
-        if self._signer is None:
-            async with self._lock:
-                if self._signer is None:
-                    await self.ensure()
-        assert self._signer is not None
-        return self._signer
-
-    async def public_key(self, kid: str) -> Ed25519PublicKey | None:
-        """The public key for `kid`; reloads (at most every 5 s) to see keys made elsewhere."""
-        key = self._public.get(kid)
-        if key is not None:
-            return key
-        async with self._lock:
-            if self._clock.now_us() - self._loaded_at_us >= 5_000_000:
-                self._install(await self._store.signing_keys())
-        return self._public.get(kid)
-
-    async def jwks(self) -> list[dict[str, Any]]:
-        """Every public JWK (retired keys too, while tokens they signed may live)."""
-        if not self._keys:
-            await self.ensure()
-        return [json.loads(k.public_jwk) for k in self._keys]
 
 
 class ClientCache:
@@ -167,16 +106,34 @@ async def issue_token(
     keys: KeyRing,
     settings: GatewaySettings,
     clock: Clock,
+    source: str = "unknown",
 ) -> IssuedToken:
-    """Check the client's credentials and sign an access token for it."""
+    """Check the client's credentials and sign an access token for it (audited either way)."""
     client = await store.get_client(cmd.client_id)
     stored = client.secret_hash if client is not None else _dummy_hash()
     matches = await asyncio.to_thread(verify_secret, cmd.client_secret, stored)
+    origin = Origin(actor=cmd.client_id, source=source)
     if client is None or not matches or not client.active:
+        reason = (
+            "unknown client"
+            if client is None
+            else "bad secret"
+            if not matches
+            else "client revoked"
+        )
+        await record(
+            store, clock, origin, "auth.failed", outcome="failure",
+            tenant_id=client.tenant_id if client else None, target=cmd.client_id,
+            details={"reason": reason, "credential": "client_secret"},
+        )  # fmt: skip
         raise Unauthenticated("client authentication failed", code="invalid_client")
     try:
         scopes = domain.grant_scopes(cmd.scope, client.scopes)
     except domain.InvalidScope as exc:
+        await record(
+            store, clock, origin, "token.issued", outcome="failure", tenant_id=client.tenant_id,
+            target=client.client_id, details={"reason": "invalid scope", "scope": cmd.scope},
+        )  # fmt: skip
         raise BadRequest(str(exc), code="invalid_scope") from exc
     kid, private = await keys.signer()
     claims = domain.build_claims(
@@ -189,6 +146,11 @@ async def issue_token(
         ttl_s=settings.token_ttl_s,
         jti=new_id("jti"),
     )
+    await record(
+        store, clock, origin, "token.issued", tenant_id=client.tenant_id,
+        target=client.client_id,
+        details={"kid": kid, "jti": claims["jti"], "scope": claims["scope"]},
+    )  # fmt: skip
     return IssuedToken(
         access_token=sign(claims, private=private, kid=kid),
         expires_in=settings.token_ttl_s,
@@ -204,6 +166,21 @@ def _invalid(detail: str) -> Unauthenticated:
     )
 
 
+def _token_ids(token: str) -> dict[str, object]:
+    """The kid and jti of a token, if it has them: all of it the audit log may keep."""
+    out: dict[str, object] = {}
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+        jti = jwt.decode(token, options={"verify_signature": False}).get("jti")
+    except jwt.PyJWTError:
+        return out
+    if isinstance(kid, str):
+        out["kid"] = kid[:100]
+    if isinstance(jti, str):
+        out["jti"] = jti[:100]
+    return out
+
+
 async def verify_token(
     token: str,
     *,
@@ -211,8 +188,24 @@ async def verify_token(
     clients: ClientCache,
     settings: GatewaySettings,
     clock: Clock,
+    store: GatewayStore,
+    source: str = "unknown",
 ) -> Caller:
-    """The caller a bearer token proves, or Unauthenticated (401)."""
+    """The caller a bearer token proves, or Unauthenticated (401, audited)."""
+    try:
+        return await _verify(token, keys=keys, clients=clients, settings=settings, clock=clock)
+    except Unauthenticated as exc:
+        await record(
+            store, clock, Origin(actor="anonymous", source=source), "auth.failed",
+            outcome="failure",
+            details={"reason": exc.detail, "credential": "bearer_token", **_token_ids(token)},
+        )  # fmt: skip
+        raise
+
+
+async def _verify(
+    token: str, *, keys: KeyRing, clients: ClientCache, settings: GatewaySettings, clock: Clock
+) -> Caller:
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as exc:
@@ -280,8 +273,10 @@ class CreateClient:
     client_id: str | None = None
 
 
-async def create_tenant(cmd: CreateTenant, *, store: GatewayStore, clock: Clock) -> Tenant:
-    """Create a tenant; a name already taken is a conflict."""
+async def create_tenant(
+    cmd: CreateTenant, *, store: GatewayStore, clock: Clock, origin: Origin = SYSTEM
+) -> Tenant:
+    """Create a tenant; a name already taken is a conflict (audited)."""
     tenant = Tenant(
         id=cmd.id or new_id("ten"),
         name=cmd.name,
@@ -293,12 +288,26 @@ async def create_tenant(cmd: CreateTenant, *, store: GatewayStore, clock: Clock)
         existing = await store.get_tenant(tenant.id)
         if existing is not None and existing.name == tenant.name:
             return existing  # the same request again (a derived id)
+        await record(
+            store, clock, origin, "tenant.created", outcome="failure", target=cmd.name,
+            details={"reason": "tenant_exists"},
+        )  # fmt: skip
         raise Conflict(f"a tenant named {cmd.name!r} exists", code="tenant_exists")
+    await record(
+        store, clock, origin, "tenant.created", tenant_id=tenant.id, target=tenant.id,
+        details={"name": tenant.name, "fee_fixed": tenant.fee_fixed,
+                 "fee_basis_points": tenant.fee_basis_points},
+    )  # fmt: skip
     return tenant
 
 
 async def create_client(
-    cmd: CreateClient, *, store: GatewayStore, clock: Clock, scrypt: ScryptParams | None = None
+    cmd: CreateClient,
+    *,
+    store: GatewayStore,
+    clock: Clock,
+    scrypt: ScryptParams | None = None,
+    origin: Origin = SYSTEM,
 ) -> tuple[ApiClient, str]:
     """Create an API client; return it and its secret (shown once, stored only hashed)."""
     unknown = cmd.scopes - set(domain.ALL_SCOPES)
@@ -319,6 +328,10 @@ async def create_client(
         revoked_at_us=None,
     )
     await store.add_client(client)
+    await record(
+        store, clock, origin, "client.created", tenant_id=client.tenant_id,
+        target=client.client_id, details={"scopes": sorted(client.scopes)},
+    )  # fmt: skip
     return client, secret
 
 
@@ -329,10 +342,16 @@ async def revoke_client(
     store: GatewayStore,
     clients: ClientCache | None,
     clock: Clock,
+    origin: Origin = SYSTEM,
 ) -> None:
-    """Revoke a client: it gets no new tokens and its tokens stop working."""
+    """Revoke a client: it gets no new tokens and its tokens stop working (audited)."""
     if not await store.revoke_client(tenant_id, client_id, clock.now_us()):
+        await record(
+            store, clock, origin, "client.revoked", outcome="failure", tenant_id=tenant_id,
+            target=client_id, details={"reason": "not_found"},
+        )  # fmt: skip
         raise NotFound(f"tenant {tenant_id} has no client {client_id}")
+    await record(store, clock, origin, "client.revoked", tenant_id=tenant_id, target=client_id)
     if clients is not None:
         clients.forget(client_id)
 

@@ -1,4 +1,5 @@
-"""The gateway's own tables: tenants, API clients, signing keys, idempotency records.
+"""The gateway's own tables: tenants, API clients, signing keys, idempotency records,
+the append-only audit log.
 
 SQLAlchemy Core on :class:`paymesh.platform.db.Database`; the same SQL runs
 on SQLite and PostgreSQL. Claiming an Idempotency-Key is one INSERT: the
@@ -16,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from paymesh.gateway.domain import IdempotencyRecord
 from paymesh.platform.db import Database
 
-__all__ = ["ApiClient", "GatewayStore", "SigningKey", "Tenant", "metadata"]
+__all__ = ["ApiClient", "AuditEntry", "GatewayStore", "SigningKey", "Tenant", "metadata"]
 
 metadata = sa.MetaData()
 
@@ -69,6 +70,37 @@ idempotency_keys = sa.Table(
     sa.Column("expires_at_us", sa.BigInteger, nullable=False),
     sa.Index("ix_idempotency_keys_expires", "expires_at_us"),
 )
+
+# Append-only: the store only inserts; migration 0002 adds triggers refusing UPDATE/DELETE.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("at_us", sa.BigInteger, nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("tenant_id", sa.String(64), nullable=True),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("target", sa.String(200), nullable=True),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("source", sa.String(200), nullable=False),
+    sa.Column("details", sa.Text, nullable=False),
+    sa.Index("ix_audit_log_at", "at_us"),
+)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One security-relevant event: who did what to what, when, from where, and how it went."""
+
+    id: str
+    at_us: int
+    actor: str
+    tenant_id: str | None
+    action: str
+    target: str | None
+    outcome: str
+    source: str
+    details: dict[str, object]
 
 
 @dataclass(frozen=True)
@@ -141,6 +173,21 @@ def _key(row: sa.Row[tuple[object, ...]]) -> SigningKey:
         public_jwk=m["public_jwk"],
         created_at_us=m["created_at_us"],
         retired_at_us=m["retired_at_us"],
+    )
+
+
+def _audit(row: sa.Row[tuple[object, ...]]) -> AuditEntry:
+    m = row._mapping
+    return AuditEntry(
+        id=m["id"],
+        at_us=m["at_us"],
+        actor=m["actor"],
+        tenant_id=m["tenant_id"],
+        action=m["action"],
+        target=m["target"],
+        outcome=m["outcome"],
+        source=m["source"],
+        details=json.loads(m["details"]),
     )
 
 
@@ -265,6 +312,31 @@ class GatewayStore:
             ).all()
         return [_key(r) for r in rows]
 
+    async def rotate_signing_key(self, key: SigningKey) -> list[str]:
+        """Retire the active key(s) at `key.created_at_us` and make `key` the active one;
+        return the kids retired (one transaction)."""
+        k = signing_keys.c
+        async with self.db.transaction() as conn:
+            active = (
+                await conn.execute(sa.select(k.kid).where(k.retired_at_us.is_(None)))
+            ).scalars()
+            retired = sorted(str(kid) for kid in active)
+            await conn.execute(
+                signing_keys.update()
+                .where(k.retired_at_us.is_(None))
+                .values(retired_at_us=key.created_at_us)
+            )
+            await conn.execute(
+                signing_keys.insert().values(
+                    kid=key.kid,
+                    private_pem=key.private_pem,
+                    public_jwk=key.public_jwk,
+                    created_at_us=key.created_at_us,
+                    retired_at_us=None,
+                )
+            )
+        return retired
+
     async def signing_key(self, kid: str) -> SigningKey | None:
         """The signing key with this kid."""
         async with self.db.read() as conn:
@@ -272,6 +344,36 @@ class GatewayStore:
                 await conn.execute(signing_keys.select().where(signing_keys.c.kid == kid))
             ).first()
         return _key(row) if row else None
+
+    # --- audit log ------------------------------------------------------
+
+    async def append_audit(self, entry: AuditEntry) -> None:
+        """Append an audit entry (entries are never changed or deleted)."""
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                audit_log.insert().values(
+                    id=entry.id,
+                    at_us=entry.at_us,
+                    actor=entry.actor[:200],
+                    tenant_id=entry.tenant_id,
+                    action=entry.action,
+                    target=entry.target[:200] if entry.target else None,
+                    outcome=entry.outcome,
+                    source=entry.source[:200],
+                    details=json.dumps(entry.details, sort_keys=True, default=str),
+                )
+            )
+
+    async def recent_audit(self, limit: int = 20) -> list[AuditEntry]:
+        """The newest `limit` audit entries, newest first."""
+        a = audit_log.c
+        async with self.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    audit_log.select().order_by(a.at_us.desc(), a.id.desc()).limit(limit)
+                )
+            ).all()
+        return [_audit(r) for r in rows]
 
     # --- idempotency ----------------------------------------------------
 

@@ -74,8 +74,8 @@ class PaymentsRuntime:
     async def start(self) -> None:
         """Open the channels, serve, relay the outbox and resume unfinished sagas."""
         s = self._settings
-        accounts = open_channel(s.accounts.target)
-        risk = open_channel(s.risk.target)
+        accounts = open_channel(s.accounts.target, s.tls)
+        risk = open_channel(s.risk.target, s.tls)
         self._channels = [accounts, risk]
         deps = Deps(
             store=self.store,
@@ -95,6 +95,7 @@ class PaymentsRuntime:
             s.payments.listen,
             lambda server: add_PaymentsServicer_to_server(api, server),
             [SERVICE_NAME],
+            tls=s.tls,
         )
         self.port = await self._server.start()
         self.relay.start()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import NoReturn, TypedDict
 
 import grpc
@@ -17,6 +18,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from paymesh.platform.identity import Caller
+from paymesh.platform.settings import TlsSettings
 
 __all__ = [
     "METADATA_ERROR_CODE",
@@ -24,9 +26,11 @@ __all__ = [
     "GrpcServer",
     "abort",
     "caller_options",
+    "channel_credentials",
     "error_code",
     "open_channel",
     "require_caller",
+    "server_credentials",
 ]
 
 METADATA_ERROR_CODE = "x-paymesh-error-code"
@@ -52,16 +56,43 @@ _SERVICE_CONFIG = json.dumps(
 )
 
 
+def _read_tls(tls: TlsSettings) -> tuple[bytes, bytes, bytes]:
+    """The CA, certificate and key files of `tls`, read."""
+    files = (tls.ca_file, tls.cert_file, tls.key_file)
+    ca, cert, key = (Path(name).read_bytes() for name in files)
+    return ca, cert, key
+
+
+def server_credentials(tls: TlsSettings) -> grpc.ServerCredentials:
+    """Server side of mutual TLS: present our certificate, require a client certificate
+    signed by the CA."""
+    ca, cert, key = _read_tls(tls)
+    return grpc.ssl_server_credentials(
+        [(key, cert)], root_certificates=ca, require_client_auth=True
+    )
+
+
+def channel_credentials(tls: TlsSettings) -> grpc.ChannelCredentials:
+    """Client side of mutual TLS: verify the server against the CA, present our certificate."""
+    ca, cert, key = _read_tls(tls)
+    return grpc.ssl_channel_credentials(
+        root_certificates=ca, private_key=key, certificate_chain=cert
+    )
+
+
 class GrpcServer:
-    """One service's gRPC server with the health and reflection services."""
+    """One service's gRPC server with the health and reflection services; over mutual
+    TLS when `tls` is enabled, plaintext otherwise."""
 
     def __init__(
         self,
         listen: str,
         register: Callable[[grpc.aio.Server], None],
         service_names: Sequence[str],
+        tls: TlsSettings | None = None,
     ) -> None:
         self._listen = listen
+        self._credentials = server_credentials(tls) if tls is not None and tls.enabled else None
         self._server = grpc.aio.server(
             options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 16 << 20)]
         )
@@ -76,7 +107,10 @@ class GrpcServer:
 
     async def start(self) -> int:
         """Bind, start, report SERVING; return the bound port."""
-        self.port = self._server.add_insecure_port(self._listen)
+        if self._credentials is None:
+            self.port = self._server.add_insecure_port(self._listen)
+        else:
+            self.port = self._server.add_secure_port(self._listen, self._credentials)
         if self.port == 0:
             raise RuntimeError(f"cannot listen on {self._listen}")
         await self._server.start()
@@ -90,19 +124,20 @@ class GrpcServer:
         await self._server.stop(grace_s)
 
 
-def open_channel(target: str) -> grpc.aio.Channel:
-    """A client channel to `target` (``127.0.0.1:50051`` or ``dns:///accounts:50051``)."""
-    return grpc.aio.insecure_channel(
-        target,
-        options=[
-            ("grpc.service_config", _SERVICE_CONFIG),
-            ("grpc.enable_retries", 1),
-            ("grpc.keepalive_time_ms", 30_000),
-            # gRPC's default reconnect backoff grows to 120 s; a peer that comes
-            # back after an outage should be used again within seconds.
-            ("grpc.max_reconnect_backoff_ms", 5_000),
-        ],
-    )
+def open_channel(target: str, tls: TlsSettings | None = None) -> grpc.aio.Channel:
+    """A client channel to `target` (``127.0.0.1:50051`` or ``dns:///accounts:50051``);
+    over mutual TLS when `tls` is enabled (the server's name must be in its certificate)."""
+    options: list[tuple[str, object]] = [
+        ("grpc.service_config", _SERVICE_CONFIG),
+        ("grpc.enable_retries", 1),
+        ("grpc.keepalive_time_ms", 30_000),
+        # gRPC's default reconnect backoff grows to 120 s; a peer that comes
+        # back after an outage should be used again within seconds.
+        ("grpc.max_reconnect_backoff_ms", 5_000),
+    ]
+    if tls is None or not tls.enabled:
+        return grpc.aio.insecure_channel(target, options=options)
+    return grpc.aio.secure_channel(target, channel_credentials(tls), options=options)
 
 
 class CallOptions(TypedDict):

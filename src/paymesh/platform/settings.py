@@ -28,6 +28,7 @@ __all__ = [
     "KafkaSettings",
     "ServiceSettings",
     "Settings",
+    "TlsSettings",
     "load_settings",
 ]
 
@@ -92,6 +93,30 @@ class GatewaySettings(BaseModel):
     redis_url: str = ""
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     request_timeout_s: float = Field(default=30.0, gt=0)
+    # HTTPS: a PEM certificate (chain) and its key; both empty = plain HTTP.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+
+
+class TlsSettings(BaseModel):
+    """Mutual TLS between services: this process's certificate and key (used as server
+    AND client certificate) and the CA that every peer's certificate must be signed by.
+    All three empty = plaintext gRPC (the embedded default)."""
+
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+
+    @property
+    def enabled(self) -> bool:
+        """Whether gRPC between services runs over mutual TLS."""
+        return bool(self.ca_file or self.cert_file or self.key_file)
+
+    @model_validator(mode="after")
+    def _all_or_none(self) -> TlsSettings:
+        if self.enabled and not (self.ca_file and self.cert_file and self.key_file):
+            raise ValueError("tls: set ca_file, cert_file and key_file together, or none")
+        return self
 
 
 class KafkaSettings(BaseModel):
@@ -165,6 +190,7 @@ class Settings(BaseSettings):
     risk: RiskSettings = Field(default_factory=RiskSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    tls: TlsSettings = Field(default_factory=TlsSettings)
     # Deadline for one gRPC call between services, in seconds.
     rpc_deadline_s: float = 5.0
 

@@ -57,6 +57,7 @@ class RiskRuntime:
 
     def __init__(self, settings: Settings, *, bus: EventBus, clock: Clock) -> None:
         self._listen = settings.risk.listen
+        self._tls = settings.tls
         self._db = Database(settings.risk.database_url)
         self._relay = OutboxRelay(self._db, outbox, bus, clock=clock)
         self._rules = rules_from_settings(settings.risk)
@@ -80,7 +81,7 @@ class RiskRuntime:
 
     async def start(self) -> None:
         """Bind the gRPC server and start relaying the outbox."""
-        self._server = GrpcServer(self._listen, self._register, [SERVICE_NAME])
+        self._server = GrpcServer(self._listen, self._register, [SERVICE_NAME], tls=self._tls)
         self.port = await self._server.start()
         self._relay.start()
         self._running.set()

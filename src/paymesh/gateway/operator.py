@@ -1,0 +1,102 @@
+"""Operator tasks run from the ``paymesh`` command against the gateway database:
+key rotation, the audit log, tenants and API clients (audited as ``cli:<user>``).
+
+Each call migrates the gateway database (a no-op when current), opens it,
+does its work and closes it. Fee schedules live in the payments service,
+which these commands do not reach: set fees through ``POST /v1/tenants``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from paymesh.gateway.app import migrate
+from paymesh.gateway.audit import cli_origin
+from paymesh.gateway.keyring import KeyState, key_states, rotate_signing_key
+from paymesh.gateway.service import CreateClient, CreateTenant, create_client, create_tenant
+from paymesh.gateway.service import revoke_client as _revoke_client
+from paymesh.gateway.store import ApiClient, AuditEntry, GatewayStore, SigningKey, Tenant
+from paymesh.platform.clock import Clock, SystemClock
+from paymesh.platform.db import Database
+from paymesh.platform.settings import Settings
+
+__all__ = [
+    "add_client",
+    "add_tenant",
+    "list_keys",
+    "recent_audit",
+    "revoke_client",
+    "rotate_key",
+]
+
+
+@asynccontextmanager
+async def _store(settings: Settings) -> AsyncIterator[GatewayStore]:
+    await migrate(settings)
+    db = Database(settings.gateway.database_url)
+    try:
+        yield GatewayStore(db)
+    finally:
+        await db.dispose()
+
+
+async def rotate_key(
+    settings: Settings, *, clock: Clock | None = None
+) -> tuple[SigningKey, list[str]]:
+    """A new active signing key; the previous one retired (it verifies while its tokens live)."""
+    async with _store(settings) as store:
+        return await rotate_signing_key(
+            store=store,
+            passphrase=settings.gateway.secret_key.get_secret_value().encode(),
+            clock=clock or SystemClock(),
+            origin=cli_origin(),
+        )
+
+
+async def list_keys(settings: Settings, *, clock: Clock | None = None) -> list[KeyState]:
+    """Every signing key with its status, newest first."""
+    async with _store(settings) as store:
+        keys = await store.signing_keys()
+    now = (clock or SystemClock()).now_us()
+    return key_states(keys, now_us=now, token_ttl_s=settings.gateway.token_ttl_s)
+
+
+async def recent_audit(settings: Settings, *, limit: int = 20) -> list[AuditEntry]:
+    """The newest audit entries, newest first."""
+    async with _store(settings) as store:
+        return await store.recent_audit(limit)
+
+
+async def add_tenant(settings: Settings, name: str) -> Tenant:
+    """Create a tenant in the gateway (no fee schedule: see the module docstring)."""
+    async with _store(settings) as store:
+        return await create_tenant(
+            CreateTenant(name=name), store=store, clock=SystemClock(), origin=cli_origin()
+        )
+
+
+async def add_client(
+    settings: Settings, tenant_id: str, scopes: frozenset[str]
+) -> tuple[ApiClient, str]:
+    """Create an API client; return it and its secret (shown once)."""
+    async with _store(settings) as store:
+        return await create_client(
+            CreateClient(tenant_id=tenant_id, scopes=scopes),
+            store=store,
+            clock=SystemClock(),
+            origin=cli_origin(),
+        )
+
+
+async def revoke_client(settings: Settings, tenant_id: str, client_id: str) -> None:
+    """Revoke a tenant's API client (running gateways notice within their cache's 2 s)."""
+    async with _store(settings) as store:
+        await _revoke_client(
+            tenant_id,
+            client_id,
+            store=store,
+            clients=None,
+            clock=SystemClock(),
+            origin=cli_origin(),
+        )

@@ -1,0 +1,99 @@
+"""The operator commands as a user runs them: tenants, clients, keys and the audit log."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from paymesh.gateway.api import create_app
+from paymesh.gateway.store import GatewayStore
+from paymesh.platform.db import Database
+from paymesh.platform.settings import GatewaySettings, Settings
+from tests.integration.gateway.conftest import FakeAccounts, FakePayments
+
+
+def _paymesh(env: dict[str, str], *args: str, ok: bool = True) -> str:
+    exe = Path(sys.executable).parent / "paymesh"
+    done = subprocess.run(
+        [str(exe), *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert (done.returncode == 0) == ok, (args, done.returncode, done.stdout, done.stderr)
+    return done.stdout
+
+
+async def _token_status(db_url: str, var: Path, client_id: str, secret: str) -> int:
+    db = Database(db_url)
+    settings = Settings(var_dir=var, gateway=GatewaySettings(database_url=db_url))
+    app = create_app(
+        settings=settings, store=GatewayStore(db), accounts=FakeAccounts(), payments=FakePayments()
+    )
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw.test") as http:
+            r = await http.post(
+                "/v1/oauth/token",
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": client_id,
+                    "client_secret": secret,
+                },
+            )
+        return r.status_code
+    finally:
+        await db.dispose()
+
+
+async def test_operator_creates_a_tenant_and_clients_revokes_one_and_audits_it(
+    tmp_path: Path,
+) -> None:
+    db_url = f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
+    env = {
+        **os.environ,
+        "PAYMESH_VAR_DIR": str(tmp_path),
+        "PAYMESH_GATEWAY__DATABASE_URL": db_url,
+    }
+    tenant = json.loads(_paymesh(env, "tenants", "create", "acme"))
+    assert tenant["name"] == "acme"
+    _paymesh(env, "tenants", "create", "acme", ok=False)  # the name is taken
+    kept = json.loads(
+        _paymesh(
+            env, "clients", "create", tenant["id"], "--scope", "payments:read",
+            "--scope", "payments:write",
+        )
+    )  # fmt: skip
+    assert kept["scopes"] == ["payments:read", "payments:write"]
+    assert kept["client_secret"].startswith("sk_")
+    gone = json.loads(_paymesh(env, "clients", "create", tenant["id"], "--scope", "accounts:read"))
+    _paymesh(env, "clients", "create", "ten_nobody", "--scope", "payments:read", ok=False)
+    _paymesh(env, "clients", "revoke", tenant["id"], gone["client_id"])
+    _paymesh(env, "clients", "revoke", tenant["id"], "cli_nobody", ok=False)
+
+    assert await _token_status(db_url, tmp_path, kept["client_id"], kept["client_secret"]) == 200
+    assert await _token_status(db_url, tmp_path, gone["client_id"], gone["client_secret"]) == 401
+
+    first = _paymesh(env, "keys", "rotate").split()[1]
+    second = _paymesh(env, "keys", "rotate").split()[1]
+    listed = _paymesh(env, "keys", "list").splitlines()
+    states = [line.split()[:2] for line in listed]  # newest first; the app made the oldest
+    assert states[:2] == [[second, "active"], [first, "retired"]]
+    assert [status for _, status in states].count("active") == 1
+
+    tail = _paymesh(env, "audit", "tail", "--limit", "50")
+    lines = tail.splitlines()
+    assert any("tenant.created" in line and tenant["id"] in line for line in lines)
+    assert any("client.created" in line and kept["client_id"] in line for line in lines)
+    assert any("client.revoked" in line and gone["client_id"] in line for line in lines)
+    assert sum("key.rotated" in line for line in lines) == 2
+    operator_lines = [line for line in lines if "source=cli" in line]
+    assert operator_lines
+    assert all("actor=cli:" in line for line in operator_lines)
+    assert any("token.issued" in line and "source=127.0.0.1" in line for line in lines)
+    assert any("auth.failed" in line and gone["client_id"] in line for line in lines)
+    for secret in (kept["client_secret"], gone["client_secret"]):
+        assert secret not in tail
+    assert len(_paymesh(env, "audit", "tail", "--limit", "2").splitlines()) == 2
