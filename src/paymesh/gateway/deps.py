@@ -93,6 +93,8 @@ async def authorize(
         clock=gw.clock,
         store=gw.store,
         source=source,
+        # Bad tokens are limited per address before they are audited.
+        admit_failure=lambda: enforce(request, gw.limiter, f"authfail:{source}"),
     )
     await enforce(request, gw.limiter, f"client:{caller.client_id}")
     missing = set(security_scopes.scopes) - caller.scopes

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import jwt
@@ -190,11 +191,19 @@ async def verify_token(
     clock: Clock,
     store: GatewayStore,
     source: str = "unknown",
+    admit_failure: Callable[[], Awaitable[None]] | None = None,
 ) -> Caller:
-    """The caller a bearer token proves, or Unauthenticated (401, audited)."""
+    """The caller a bearer token proves, or Unauthenticated (401, audited).
+
+    `admit_failure` runs before a failure is audited and may refuse it (the
+    gateway rate-limits failures per source address), so a flood of bad
+    tokens cannot turn into a flood of audit writes.
+    """
     try:
         return await _verify(token, keys=keys, clients=clients, settings=settings, clock=clock)
     except Unauthenticated as exc:
+        if admit_failure is not None:
+            await admit_failure()
         await record(
             store, clock, Origin(actor="anonymous", source=source), "auth.failed",
             outcome="failure",

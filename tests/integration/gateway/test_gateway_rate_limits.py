@@ -281,3 +281,25 @@ async def test_a_request_past_the_time_limit_gets_a_504_problem(
         await harness.http.aclose()
         await harness.limiter.aclose()
         await db.dispose()
+
+
+async def test_a_flood_of_bad_tokens_is_audited_only_up_to_the_limit(lim: Limited) -> None:
+    import sqlalchemy as sa
+
+    from paymesh.gateway.store import audit_log
+
+    alice = await lim.bearer()
+    answers = [await lim.get("Bearer not.a.token") for _ in range(10 * LIMIT)]
+    statuses = [r.status_code for r in answers]
+    assert statuses == [401] * LIMIT + [429] * (9 * LIMIT)
+    async with lim.store.db.read() as conn:
+        failures = (
+            await conn.execute(
+                sa.select(sa.func.count())
+                .select_from(audit_log)
+                .where(audit_log.c.action == "auth.failed")
+            )
+        ).scalar_one()
+    assert failures == LIMIT  # not one audit write per bad request
+    # A client with a valid token from the same address is unaffected.
+    assert (await lim.get(alice)).status_code == 200
