@@ -12,7 +12,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from paymesh.contracts.events import TOPIC_ACCOUNTS, TOPIC_PAYMENTS, TOPIC_RISK
+from paymesh.contracts.events import TOPIC_ACCOUNTS, TOPIC_PAYMENTS, TOPIC_RISK, TOPIC_WEBHOOKS
 from paymesh.platform.bus import EventBus, InProcessBus
 from paymesh.platform.clock import Clock
 from paymesh.platform.logging import get_logger
@@ -55,7 +55,7 @@ async def _ensure_topics(bus: EventBus) -> None:
     from paymesh.platform.kafka import KafkaBus
 
     if isinstance(bus, KafkaBus):
-        await bus.ensure_topics(TOPIC_PAYMENTS, TOPIC_ACCOUNTS, TOPIC_RISK)
+        await bus.ensure_topics(TOPIC_PAYMENTS, TOPIC_ACCOUNTS, TOPIC_RISK, TOPIC_WEBHOOKS)
 
 
 def app_module(service: str) -> ModuleType:

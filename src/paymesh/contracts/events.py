@@ -12,11 +12,19 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["TOPIC_ACCOUNTS", "TOPIC_PAYMENTS", "TOPIC_RISK", "Event", "format_time"]
+__all__ = [
+    "TOPIC_ACCOUNTS",
+    "TOPIC_PAYMENTS",
+    "TOPIC_RISK",
+    "TOPIC_WEBHOOKS",
+    "Event",
+    "format_time",
+]
 
 TOPIC_PAYMENTS = "paymesh.payments.v1"
 TOPIC_ACCOUNTS = "paymesh.accounts.v1"
 TOPIC_RISK = "paymesh.risk.v1"
+TOPIC_WEBHOOKS = "paymesh.webhooks.v1"
 
 
 def format_time(us: int) -> str:

@@ -24,15 +24,19 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$paymesh/contracts/risk/v1/risk.proto\x12\x0fpaymesh.risk.v1\"@\n\x0ePaymentContext\x12\n\n\x02ip\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x03 \x01(\t\"\xbe\x01\n\rDecideRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x18\n\x10payer_account_id\x18\x03 \x01(\t\x12\x18\n\x10payee_account_id\x18\x04 \x01(\t\x12\x0e\n\x06\x61mount\x18\x05 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x06 \x01(\t\x12\x30\n\x07\x63ontext\x18\x07 \x01(\x0b\x32\x1f.paymesh.risk.v1.PaymentContext\"8\n\x06Reason\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07rule_id\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"\xb0\x01\n\x08\x44\x65\x63ision\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12)\n\x07outcome\x18\x02 \x01(\x0e\x32\x18.paymesh.risk.v1.Outcome\x12\r\n\x05score\x18\x03 \x01(\x05\x12(\n\x07reasons\x18\x04 \x03(\x0b\x32\x17.paymesh.risk.v1.Reason\x12\x15\n\rrules_version\x18\x05 \x01(\t\x12\x15\n\rdecided_at_us\x18\x06 \x01(\x03\"(\n\x12GetDecisionRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t*`\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n\x0fOUTCOME_APPROVE\x10\x01\x12\x12\n\x0eOUTCOME_REVIEW\x10\x02\x12\x13\n\x0fOUTCOME_DECLINE\x10\x03\x32\x9a\x01\n\x04Risk\x12\x43\n\x06\x44\x65\x63ide\x12\x1e.paymesh.risk.v1.DecideRequest\x1a\x19.paymesh.risk.v1.Decision\x12M\n\x0bGetDecision\x12#.paymesh.risk.v1.GetDecisionRequest\x1a\x19.paymesh.risk.v1.Decisionb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$paymesh/contracts/risk/v1/risk.proto\x12\x0fpaymesh.risk.v1\"@\n\x0ePaymentContext\x12\n\n\x02ip\x18\x01 \x01(\t\x12\x11\n\tdevice_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x03 \x01(\t\"\xbe\x01\n\rDecideRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x18\n\x10payer_account_id\x18\x03 \x01(\t\x12\x18\n\x10payee_account_id\x18\x04 \x01(\t\x12\x0e\n\x06\x61mount\x18\x05 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x06 \x01(\t\x12\x30\n\x07\x63ontext\x18\x07 \x01(\x0b\x32\x1f.paymesh.risk.v1.PaymentContext\"8\n\x06Reason\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07rule_id\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"\xc8\x01\n\x08\x44\x65\x63ision\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12)\n\x07outcome\x18\x02 \x01(\x0e\x32\x18.paymesh.risk.v1.Outcome\x12\r\n\x05score\x18\x03 \x01(\x05\x12(\n\x07reasons\x18\x04 \x03(\x0b\x32\x17.paymesh.risk.v1.Reason\x12\x15\n\rrules_version\x18\x05 \x01(\t\x12\x15\n\rdecided_at_us\x18\x06 \x01(\x03\x12\x16\n\x0erules_checksum\x18\x07 \x01(\t\"(\n\x12GetDecisionRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\"\x11\n\x0fGetRulesRequest\"k\n\x0bRuleSummary\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\r\n\x05score\x18\x05 \x01(\x05\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\"\xaf\x01\n\tRulesInfo\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x10\n\x08\x63hecksum\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x14\n\x0cloaded_at_us\x18\x04 \x01(\x03\x12+\n\x05rules\x18\x05 \x03(\x0b\x32\x1c.paymesh.risk.v1.RuleSummary\x12\x12\n\nlast_error\x18\x06 \x01(\t\x12\x18\n\x10last_error_at_us\x18\x07 \x01(\x03\"a\n\tListEntry\x12\x0c\n\x04list\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\x0c\n\x04note\x18\x03 \x01(\t\x12\x15\n\rcreated_at_us\x18\x04 \x01(\x03\x12\x12\n\ncreated_by\x18\x05 \x01(\t\"@\n\x13\x41\x64\x64ListEntryRequest\x12\x0c\n\x04list\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\x0c\n\x04note\x18\x03 \x01(\t\"5\n\x16RemoveListEntryRequest\x12\x0c\n\x04list\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"*\n\x17RemoveListEntryResponse\x12\x0f\n\x07removed\x18\x01 \x01(\x08\"M\n\x16ListListEntriesRequest\x12\x0c\n\x04list\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x16\n\x0estarting_after\x18\x03 \x01(\t\"U\n\x17ListListEntriesResponse\x12(\n\x04\x64\x61ta\x18\x01 \x03(\x0b\x32\x1a.paymesh.risk.v1.ListEntry\x12\x10\n\x08has_more\x18\x02 \x01(\x08\"\xc6\x02\n\x06Review\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12-\n\x06status\x18\x03 \x01(\x0e\x32\x1d.paymesh.risk.v1.ReviewStatus\x12+\n\x08\x64\x65\x63ision\x18\x04 \x01(\x0b\x32\x19.paymesh.risk.v1.Decision\x12\x0e\n\x06\x61mount\x18\x05 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x06 \x01(\t\x12\x18\n\x10payer_account_id\x18\x07 \x01(\t\x12\x18\n\x10payee_account_id\x18\x08 \x01(\t\x12\x15\n\rcreated_at_us\x18\t \x01(\x03\x12\x11\n\tdue_at_us\x18\n \x01(\x03\x12\x16\n\x0eresolved_at_us\x18\x0b \x01(\x03\x12\x13\n\x0bresolved_by\x18\x0c \x01(\t\x12\x0c\n\x04note\x18\r \x01(\t\"j\n\x12ListReviewsRequest\x12-\n\x06status\x18\x01 \x01(\x0e\x32\x1d.paymesh.risk.v1.ReviewStatus\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x16\n\x0estarting_after\x18\x03 \x01(\t\"N\n\x13ListReviewsResponse\x12%\n\x04\x64\x61ta\x18\x01 \x03(\x0b\x32\x17.paymesh.risk.v1.Review\x12\x10\n\x08has_more\x18\x02 \x01(\x08\"&\n\x10GetReviewRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\"i\n\x14ResolveReviewRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12/\n\nresolution\x18\x02 \x01(\x0e\x32\x1b.paymesh.risk.v1.Resolution\x12\x0c\n\x04note\x18\x03 \x01(\t*`\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n\x0fOUTCOME_APPROVE\x10\x01\x12\x12\n\x0eOUTCOME_REVIEW\x10\x02\x12\x13\n\x0fOUTCOME_DECLINE\x10\x03*}\n\x0cReviewStatus\x12\x1d\n\x19REVIEW_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12REVIEW_STATUS_OPEN\x10\x01\x12\x1a\n\x16REVIEW_STATUS_APPROVED\x10\x02\x12\x1a\n\x16REVIEW_STATUS_DECLINED\x10\x03*X\n\nResolution\x12\x1a\n\x16RESOLUTION_UNSPECIFIED\x10\x00\x12\x16\n\x12RESOLUTION_APPROVE\x10\x01\x12\x16\n\x12RESOLUTION_DECLINE\x10\x02\x32\xf6\x05\n\x04Risk\x12\x43\n\x06\x44\x65\x63ide\x12\x1e.paymesh.risk.v1.DecideRequest\x1a\x19.paymesh.risk.v1.Decision\x12M\n\x0bGetDecision\x12#.paymesh.risk.v1.GetDecisionRequest\x1a\x19.paymesh.risk.v1.Decision\x12H\n\x08GetRules\x12 .paymesh.risk.v1.GetRulesRequest\x1a\x1a.paymesh.risk.v1.RulesInfo\x12P\n\x0c\x41\x64\x64ListEntry\x12$.paymesh.risk.v1.AddListEntryRequest\x1a\x1a.paymesh.risk.v1.ListEntry\x12\x64\n\x0fRemoveListEntry\x12\'.paymesh.risk.v1.RemoveListEntryRequest\x1a(.paymesh.risk.v1.RemoveListEntryResponse\x12\x64\n\x0fListListEntries\x12\'.paymesh.risk.v1.ListListEntriesRequest\x1a(.paymesh.risk.v1.ListListEntriesResponse\x12X\n\x0bListReviews\x12#.paymesh.risk.v1.ListReviewsRequest\x1a$.paymesh.risk.v1.ListReviewsResponse\x12G\n\tGetReview\x12!.paymesh.risk.v1.GetReviewRequest\x1a\x17.paymesh.risk.v1.Review\x12O\n\rResolveReview\x12%.paymesh.risk.v1.ResolveReviewRequest\x1a\x17.paymesh.risk.v1.Reviewb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'paymesh.contracts.risk.v1.risk_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_OUTCOME']._serialized_start=595
-  _globals['_OUTCOME']._serialized_end=691
+  _globals['_OUTCOME']._serialized_start=2019
+  _globals['_OUTCOME']._serialized_end=2115
+  _globals['_REVIEWSTATUS']._serialized_start=2117
+  _globals['_REVIEWSTATUS']._serialized_end=2242
+  _globals['_RESOLUTION']._serialized_start=2244
+  _globals['_RESOLUTION']._serialized_end=2332
   _globals['_PAYMENTCONTEXT']._serialized_start=57
   _globals['_PAYMENTCONTEXT']._serialized_end=121
   _globals['_DECIDEREQUEST']._serialized_start=124
@@ -40,9 +44,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REASON']._serialized_start=316
   _globals['_REASON']._serialized_end=372
   _globals['_DECISION']._serialized_start=375
-  _globals['_DECISION']._serialized_end=551
-  _globals['_GETDECISIONREQUEST']._serialized_start=553
-  _globals['_GETDECISIONREQUEST']._serialized_end=593
-  _globals['_RISK']._serialized_start=694
-  _globals['_RISK']._serialized_end=848
+  _globals['_DECISION']._serialized_end=575
+  _globals['_GETDECISIONREQUEST']._serialized_start=577
+  _globals['_GETDECISIONREQUEST']._serialized_end=617
+  _globals['_GETRULESREQUEST']._serialized_start=619
+  _globals['_GETRULESREQUEST']._serialized_end=636
+  _globals['_RULESUMMARY']._serialized_start=638
+  _globals['_RULESUMMARY']._serialized_end=745
+  _globals['_RULESINFO']._serialized_start=748
+  _globals['_RULESINFO']._serialized_end=923
+  _globals['_LISTENTRY']._serialized_start=925
+  _globals['_LISTENTRY']._serialized_end=1022
+  _globals['_ADDLISTENTRYREQUEST']._serialized_start=1024
+  _globals['_ADDLISTENTRYREQUEST']._serialized_end=1088
+  _globals['_REMOVELISTENTRYREQUEST']._serialized_start=1090
+  _globals['_REMOVELISTENTRYREQUEST']._serialized_end=1143
+  _globals['_REMOVELISTENTRYRESPONSE']._serialized_start=1145
+  _globals['_REMOVELISTENTRYRESPONSE']._serialized_end=1187
+  _globals['_LISTLISTENTRIESREQUEST']._serialized_start=1189
+  _globals['_LISTLISTENTRIESREQUEST']._serialized_end=1266
+  _globals['_LISTLISTENTRIESRESPONSE']._serialized_start=1268
+  _globals['_LISTLISTENTRIESRESPONSE']._serialized_end=1353
+  _globals['_REVIEW']._serialized_start=1356
+  _globals['_REVIEW']._serialized_end=1682
+  _globals['_LISTREVIEWSREQUEST']._serialized_start=1684
+  _globals['_LISTREVIEWSREQUEST']._serialized_end=1790
+  _globals['_LISTREVIEWSRESPONSE']._serialized_start=1792
+  _globals['_LISTREVIEWSRESPONSE']._serialized_end=1870
+  _globals['_GETREVIEWREQUEST']._serialized_start=1872
+  _globals['_GETREVIEWREQUEST']._serialized_end=1910
+  _globals['_RESOLVEREVIEWREQUEST']._serialized_start=1912
+  _globals['_RESOLVEREVIEWREQUEST']._serialized_end=2017
+  _globals['_RISK']._serialized_start=2335
+  _globals['_RISK']._serialized_end=3093
 # @@protoc_insertion_point(module_scope)

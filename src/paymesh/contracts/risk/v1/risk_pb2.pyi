@@ -38,6 +38,42 @@ OUTCOME_REVIEW: Outcome.ValueType  # 2
 OUTCOME_DECLINE: Outcome.ValueType  # 3
 Global___Outcome: _TypeAlias = Outcome  # noqa: Y015
 
+class _ReviewStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ReviewStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReviewStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REVIEW_STATUS_UNSPECIFIED: _ReviewStatus.ValueType  # 0
+    REVIEW_STATUS_OPEN: _ReviewStatus.ValueType  # 1
+    REVIEW_STATUS_APPROVED: _ReviewStatus.ValueType  # 2
+    REVIEW_STATUS_DECLINED: _ReviewStatus.ValueType  # 3
+
+class ReviewStatus(_ReviewStatus, metaclass=_ReviewStatusEnumTypeWrapper): ...
+
+REVIEW_STATUS_UNSPECIFIED: ReviewStatus.ValueType  # 0
+REVIEW_STATUS_OPEN: ReviewStatus.ValueType  # 1
+REVIEW_STATUS_APPROVED: ReviewStatus.ValueType  # 2
+REVIEW_STATUS_DECLINED: ReviewStatus.ValueType  # 3
+Global___ReviewStatus: _TypeAlias = ReviewStatus  # noqa: Y015
+
+class _Resolution:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ResolutionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Resolution.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RESOLUTION_UNSPECIFIED: _Resolution.ValueType  # 0
+    RESOLUTION_APPROVE: _Resolution.ValueType  # 1
+    RESOLUTION_DECLINE: _Resolution.ValueType  # 2
+
+class Resolution(_Resolution, metaclass=_ResolutionEnumTypeWrapper): ...
+
+RESOLUTION_UNSPECIFIED: Resolution.ValueType  # 0
+RESOLUTION_APPROVE: Resolution.ValueType  # 1
+RESOLUTION_DECLINE: Resolution.ValueType  # 2
+Global___Resolution: _TypeAlias = Resolution  # noqa: Y015
+
 @_typing.final
 class PaymentContext(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -138,12 +174,15 @@ class Decision(_message.Message):
     REASONS_FIELD_NUMBER: _builtins.int
     RULES_VERSION_FIELD_NUMBER: _builtins.int
     DECIDED_AT_US_FIELD_NUMBER: _builtins.int
+    RULES_CHECKSUM_FIELD_NUMBER: _builtins.int
     payment_id: _builtins.str
     outcome: Global___Outcome.ValueType
     score: _builtins.int
     """0 (no risk) to 100."""
     rules_version: _builtins.str
     decided_at_us: _builtins.int
+    rules_checksum: _builtins.str
+    """sha256 (hex) of the rules file content that made the decision."""
     @_builtins.property
     def reasons(self) -> _containers.RepeatedCompositeFieldContainer[Global___Reason]: ...
     def __init__(
@@ -155,10 +194,11 @@ class Decision(_message.Message):
         reasons: _abc.Iterable[Global___Reason] | None = ...,
         rules_version: _builtins.str = ...,
         decided_at_us: _builtins.int = ...,
+        rules_checksum: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["decided_at_us", b"decided_at_us", "outcome", b"outcome", "payment_id", b"payment_id", "reasons", b"reasons", "rules_version", b"rules_version", "score", b"score"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decided_at_us", b"decided_at_us", "outcome", b"outcome", "payment_id", b"payment_id", "reasons", b"reasons", "rules_checksum", b"rules_checksum", "rules_version", b"rules_version", "score", b"score"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -182,3 +222,398 @@ class GetDecisionRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetDecisionRequest: _TypeAlias = GetDecisionRequest  # noqa: Y015
+
+@_typing.final
+class GetRulesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRulesRequest: _TypeAlias = GetRulesRequest  # noqa: Y015
+
+@_typing.final
+class RuleSummary(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    kind: _builtins.str
+    """amount_limit, velocity, list, new_account, country_mismatch, amount_zscore, ..."""
+    action: _builtins.str
+    """decline, review, score or allow."""
+    reason: _builtins.str
+    score: _builtins.int
+    description: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        action: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        score: _builtins.int = ...,
+        description: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "description", b"description", "id", b"id", "kind", b"kind", "reason", b"reason", "score", b"score"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RuleSummary: _TypeAlias = RuleSummary  # noqa: Y015
+
+@_typing.final
+class RulesInfo(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    CHECKSUM_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    LOADED_AT_US_FIELD_NUMBER: _builtins.int
+    RULES_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_AT_US_FIELD_NUMBER: _builtins.int
+    version: _builtins.str
+    """The version the file declares (or the checksum's prefix when it declares none)."""
+    checksum: _builtins.str
+    """sha256 (hex) of the file's content."""
+    source: _builtins.str
+    """Where the rules came from: a file path, or "settings" for the built-in set."""
+    loaded_at_us: _builtins.int
+    last_error: _builtins.str
+    """The last reload that was rejected (empty when the last one was good)."""
+    last_error_at_us: _builtins.int
+    @_builtins.property
+    def rules(self) -> _containers.RepeatedCompositeFieldContainer[Global___RuleSummary]: ...
+    def __init__(
+        self,
+        *,
+        version: _builtins.str = ...,
+        checksum: _builtins.str = ...,
+        source: _builtins.str = ...,
+        loaded_at_us: _builtins.int = ...,
+        rules: _abc.Iterable[Global___RuleSummary] | None = ...,
+        last_error: _builtins.str = ...,
+        last_error_at_us: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checksum", b"checksum", "last_error", b"last_error", "last_error_at_us", b"last_error_at_us", "loaded_at_us", b"loaded_at_us", "rules", b"rules", "source", b"source", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RulesInfo: _TypeAlias = RulesInfo  # noqa: Y015
+
+@_typing.final
+class ListEntry(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIST_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    CREATED_AT_US_FIELD_NUMBER: _builtins.int
+    CREATED_BY_FIELD_NUMBER: _builtins.int
+    list: _builtins.str
+    """A list name the rules refer to, e.g. "blocked_ips", "trusted_accounts"."""
+    value: _builtins.str
+    note: _builtins.str
+    created_at_us: _builtins.int
+    created_by: _builtins.str
+    """The client id that added it."""
+    def __init__(
+        self,
+        *,
+        list: _builtins.str = ...,
+        value: _builtins.str = ...,
+        note: _builtins.str = ...,
+        created_at_us: _builtins.int = ...,
+        created_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at_us", b"created_at_us", "created_by", b"created_by", "list", b"list", "note", b"note", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListEntry: _TypeAlias = ListEntry  # noqa: Y015
+
+@_typing.final
+class AddListEntryRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIST_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    list: _builtins.str
+    value: _builtins.str
+    note: _builtins.str
+    def __init__(
+        self,
+        *,
+        list: _builtins.str = ...,
+        value: _builtins.str = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["list", b"list", "note", b"note", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddListEntryRequest: _TypeAlias = AddListEntryRequest  # noqa: Y015
+
+@_typing.final
+class RemoveListEntryRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIST_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    list: _builtins.str
+    value: _builtins.str
+    def __init__(
+        self,
+        *,
+        list: _builtins.str = ...,
+        value: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["list", b"list", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveListEntryRequest: _TypeAlias = RemoveListEntryRequest  # noqa: Y015
+
+@_typing.final
+class RemoveListEntryResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REMOVED_FIELD_NUMBER: _builtins.int
+    removed: _builtins.bool
+    """False when there was no such entry."""
+    def __init__(
+        self,
+        *,
+        removed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["removed", b"removed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveListEntryResponse: _TypeAlias = RemoveListEntryResponse  # noqa: Y015
+
+@_typing.final
+class ListListEntriesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIST_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    STARTING_AFTER_FIELD_NUMBER: _builtins.int
+    list: _builtins.str
+    limit: _builtins.int
+    starting_after: _builtins.str
+    """The value after which to continue."""
+    def __init__(
+        self,
+        *,
+        list: _builtins.str = ...,
+        limit: _builtins.int = ...,
+        starting_after: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "list", b"list", "starting_after", b"starting_after"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListListEntriesRequest: _TypeAlias = ListListEntriesRequest  # noqa: Y015
+
+@_typing.final
+class ListListEntriesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATA_FIELD_NUMBER: _builtins.int
+    HAS_MORE_FIELD_NUMBER: _builtins.int
+    has_more: _builtins.bool
+    @_builtins.property
+    def data(self) -> _containers.RepeatedCompositeFieldContainer[Global___ListEntry]: ...
+    def __init__(
+        self,
+        *,
+        data: _abc.Iterable[Global___ListEntry] | None = ...,
+        has_more: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "has_more", b"has_more"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListListEntriesResponse: _TypeAlias = ListListEntriesResponse  # noqa: Y015
+
+@_typing.final
+class Review(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYMENT_ID_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    PAYER_ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    PAYEE_ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    CREATED_AT_US_FIELD_NUMBER: _builtins.int
+    DUE_AT_US_FIELD_NUMBER: _builtins.int
+    RESOLVED_AT_US_FIELD_NUMBER: _builtins.int
+    RESOLVED_BY_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    payment_id: _builtins.str
+    tenant_id: _builtins.str
+    status: Global___ReviewStatus.ValueType
+    amount: _builtins.int
+    currency: _builtins.str
+    payer_account_id: _builtins.str
+    payee_account_id: _builtins.str
+    created_at_us: _builtins.int
+    due_at_us: _builtins.int
+    """When the configured default applies if nobody resolved it."""
+    resolved_at_us: _builtins.int
+    resolved_by: _builtins.str
+    """The operator's client id, or "timeout" when the default applied."""
+    note: _builtins.str
+    @_builtins.property
+    def decision(self) -> Global___Decision:
+        """The decision that asked for a human (outcome review)."""
+
+    def __init__(
+        self,
+        *,
+        payment_id: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+        status: Global___ReviewStatus.ValueType = ...,
+        decision: Global___Decision | None = ...,
+        amount: _builtins.int = ...,
+        currency: _builtins.str = ...,
+        payer_account_id: _builtins.str = ...,
+        payee_account_id: _builtins.str = ...,
+        created_at_us: _builtins.int = ...,
+        due_at_us: _builtins.int = ...,
+        resolved_at_us: _builtins.int = ...,
+        resolved_by: _builtins.str = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "created_at_us", b"created_at_us", "currency", b"currency", "decision", b"decision", "due_at_us", b"due_at_us", "note", b"note", "payee_account_id", b"payee_account_id", "payer_account_id", b"payer_account_id", "payment_id", b"payment_id", "resolved_at_us", b"resolved_at_us", "resolved_by", b"resolved_by", "status", b"status", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Review: _TypeAlias = Review  # noqa: Y015
+
+@_typing.final
+class ListReviewsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    STARTING_AFTER_FIELD_NUMBER: _builtins.int
+    status: Global___ReviewStatus.ValueType
+    """Empty: open reviews only."""
+    limit: _builtins.int
+    starting_after: _builtins.str
+    def __init__(
+        self,
+        *,
+        status: Global___ReviewStatus.ValueType = ...,
+        limit: _builtins.int = ...,
+        starting_after: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "starting_after", b"starting_after", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListReviewsRequest: _TypeAlias = ListReviewsRequest  # noqa: Y015
+
+@_typing.final
+class ListReviewsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATA_FIELD_NUMBER: _builtins.int
+    HAS_MORE_FIELD_NUMBER: _builtins.int
+    has_more: _builtins.bool
+    @_builtins.property
+    def data(self) -> _containers.RepeatedCompositeFieldContainer[Global___Review]: ...
+    def __init__(
+        self,
+        *,
+        data: _abc.Iterable[Global___Review] | None = ...,
+        has_more: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "has_more", b"has_more"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListReviewsResponse: _TypeAlias = ListReviewsResponse  # noqa: Y015
+
+@_typing.final
+class GetReviewRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYMENT_ID_FIELD_NUMBER: _builtins.int
+    payment_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        payment_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["payment_id", b"payment_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetReviewRequest: _TypeAlias = GetReviewRequest  # noqa: Y015
+
+@_typing.final
+class ResolveReviewRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYMENT_ID_FIELD_NUMBER: _builtins.int
+    RESOLUTION_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    payment_id: _builtins.str
+    resolution: Global___Resolution.ValueType
+    note: _builtins.str
+    def __init__(
+        self,
+        *,
+        payment_id: _builtins.str = ...,
+        resolution: Global___Resolution.ValueType = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["note", b"note", "payment_id", b"payment_id", "resolution", b"resolution"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveReviewRequest: _TypeAlias = ResolveReviewRequest  # noqa: Y015

@@ -44,6 +44,41 @@ class RiskStub:
                 request_serializer=paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.GetDecisionRequest.SerializeToString,
                 response_deserializer=paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.Decision.FromString,
                 _registered_method=True)
+        self.GetRules = channel.unary_unary(
+                '/paymesh.risk.v1.Risk/GetRules',
+                request_serializer=paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.GetRulesRequest.SerializeToString,
+                response_deserializer=paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.RulesInfo.FromString,
+                _registered_method=True)
+        self.AddListEntry = channel.unary_unary(
+                '/paymesh.risk.v1.Risk/AddListEntry',
+                request_serializer=paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.AddListEntryRequest.SerializeToString,
+                response_deserializer=paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.ListEntry.FromString,
+                _registered_method=True)
+        self.RemoveListEntry = channel.unary_unary(
+                '/paymesh.risk.v1.Risk/RemoveListEntry',
+                request_serializer=paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.RemoveListEntryRequest.SerializeToString,
+                response_deserializer=paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.RemoveListEntryResponse.FromString,
+                _registered_method=True)
+        self.ListListEntries = channel.unary_unary(
+                '/paymesh.risk.v1.Risk/ListListEntries',
+                request_serializer=paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.ListListEntriesRequest.SerializeToString,
+                response_deserializer=paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.ListListEntriesResponse.FromString,
+                _registered_method=True)
+        self.ListReviews = channel.unary_unary(
+                '/paymesh.risk.v1.Risk/ListReviews',
+                request_serializer=paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.ListReviewsRequest.SerializeToString,
+                response_deserializer=paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.ListReviewsResponse.FromString,
+                _registered_method=True)
+        self.GetReview = channel.unary_unary(
+                '/paymesh.risk.v1.Risk/GetReview',
+                request_serializer=paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.GetReviewRequest.SerializeToString,
+                response_deserializer=paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.Review.FromString,
+                _registered_method=True)
+        self.ResolveReview = channel.unary_unary(
+                '/paymesh.risk.v1.Risk/ResolveReview',
+                request_serializer=paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.ResolveReviewRequest.SerializeToString,
+                response_deserializer=paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.Review.FromString,
+                _registered_method=True)
 
 
 class RiskServicer:
@@ -64,6 +99,57 @@ class RiskServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRules(self, request, context):
+        """The rule set in force: its version, checksum and rules, and the last
+        rejected reload, if any. Any caller of the tenant may read it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddListEntry(self, request, context):
+        """Block and allow lists, per tenant (the caller's, from metadata). Writes
+        need the risk:admin scope and take effect for the next decision.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveListEntry(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListListEntries(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListReviews(self, request, context):
+        """The review queue of the caller's tenant (risk:admin). A review is keyed
+        by its payment id. Resolving publishes review.approved or
+        review.declined on the risk topic; payments continues or releases the
+        hold. Resolving again with the same resolution answers the review as it
+        is; with the other one, FAILED_PRECONDITION (review_already_resolved).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetReview(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResolveReview(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RiskServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -76,6 +162,41 @@ def add_RiskServicer_to_server(servicer, server):
                     servicer.GetDecision,
                     request_deserializer=paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.GetDecisionRequest.FromString,
                     response_serializer=paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.Decision.SerializeToString,
+            ),
+            'GetRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRules,
+                    request_deserializer=paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.GetRulesRequest.FromString,
+                    response_serializer=paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.RulesInfo.SerializeToString,
+            ),
+            'AddListEntry': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddListEntry,
+                    request_deserializer=paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.AddListEntryRequest.FromString,
+                    response_serializer=paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.ListEntry.SerializeToString,
+            ),
+            'RemoveListEntry': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveListEntry,
+                    request_deserializer=paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.RemoveListEntryRequest.FromString,
+                    response_serializer=paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.RemoveListEntryResponse.SerializeToString,
+            ),
+            'ListListEntries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListListEntries,
+                    request_deserializer=paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.ListListEntriesRequest.FromString,
+                    response_serializer=paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.ListListEntriesResponse.SerializeToString,
+            ),
+            'ListReviews': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReviews,
+                    request_deserializer=paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.ListReviewsRequest.FromString,
+                    response_serializer=paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.ListReviewsResponse.SerializeToString,
+            ),
+            'GetReview': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetReview,
+                    request_deserializer=paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.GetReviewRequest.FromString,
+                    response_serializer=paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.Review.SerializeToString,
+            ),
+            'ResolveReview': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveReview,
+                    request_deserializer=paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.ResolveReviewRequest.FromString,
+                    response_serializer=paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.Review.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -132,6 +253,195 @@ class Risk:
             '/paymesh.risk.v1.Risk/GetDecision',
             paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.GetDecisionRequest.SerializeToString,
             paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.Decision.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.risk.v1.Risk/GetRules',
+            paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.GetRulesRequest.SerializeToString,
+            paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.RulesInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddListEntry(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.risk.v1.Risk/AddListEntry',
+            paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.AddListEntryRequest.SerializeToString,
+            paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.ListEntry.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveListEntry(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.risk.v1.Risk/RemoveListEntry',
+            paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.RemoveListEntryRequest.SerializeToString,
+            paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.RemoveListEntryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListListEntries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.risk.v1.Risk/ListListEntries',
+            paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.ListListEntriesRequest.SerializeToString,
+            paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.ListListEntriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReviews(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.risk.v1.Risk/ListReviews',
+            paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.ListReviewsRequest.SerializeToString,
+            paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.ListReviewsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetReview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.risk.v1.Risk/GetReview',
+            paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.GetReviewRequest.SerializeToString,
+            paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.Review.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveReview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.risk.v1.Risk/ResolveReview',
+            paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.ResolveReviewRequest.SerializeToString,
+            paymesh_dot_contracts_dot_risk_dot_v1_dot_risk__pb2.Review.FromString,
             options,
             channel_credentials,
             insecure,

@@ -37,6 +37,25 @@ class RiskStub:
     """
     GetDecision: _grpc.UnaryUnaryMultiCallable[_risk_pb2.GetDecisionRequest, _risk_pb2.Decision]
     """The decision made for a payment, if any (NOT_FOUND otherwise)."""
+    GetRules: _grpc.UnaryUnaryMultiCallable[_risk_pb2.GetRulesRequest, _risk_pb2.RulesInfo]
+    """The rule set in force: its version, checksum and rules, and the last
+    rejected reload, if any. Any caller of the tenant may read it.
+    """
+    AddListEntry: _grpc.UnaryUnaryMultiCallable[_risk_pb2.AddListEntryRequest, _risk_pb2.ListEntry]
+    """Block and allow lists, per tenant (the caller's, from metadata). Writes
+    need the risk:admin scope and take effect for the next decision.
+    """
+    RemoveListEntry: _grpc.UnaryUnaryMultiCallable[_risk_pb2.RemoveListEntryRequest, _risk_pb2.RemoveListEntryResponse]
+    ListListEntries: _grpc.UnaryUnaryMultiCallable[_risk_pb2.ListListEntriesRequest, _risk_pb2.ListListEntriesResponse]
+    ListReviews: _grpc.UnaryUnaryMultiCallable[_risk_pb2.ListReviewsRequest, _risk_pb2.ListReviewsResponse]
+    """The review queue of the caller's tenant (risk:admin). A review is keyed
+    by its payment id. Resolving publishes review.approved or
+    review.declined on the risk topic; payments continues or releases the
+    hold. Resolving again with the same resolution answers the review as it
+    is; with the other one, FAILED_PRECONDITION (review_already_resolved).
+    """
+    GetReview: _grpc.UnaryUnaryMultiCallable[_risk_pb2.GetReviewRequest, _risk_pb2.Review]
+    ResolveReview: _grpc.UnaryUnaryMultiCallable[_risk_pb2.ResolveReviewRequest, _risk_pb2.Review]
 
 @_typing.type_check_only
 class RiskAsyncStub(RiskStub):
@@ -47,6 +66,25 @@ class RiskAsyncStub(RiskStub):
     """
     GetDecision: _aio.UnaryUnaryMultiCallable[_risk_pb2.GetDecisionRequest, _risk_pb2.Decision]  # type: ignore[assignment]
     """The decision made for a payment, if any (NOT_FOUND otherwise)."""
+    GetRules: _aio.UnaryUnaryMultiCallable[_risk_pb2.GetRulesRequest, _risk_pb2.RulesInfo]  # type: ignore[assignment]
+    """The rule set in force: its version, checksum and rules, and the last
+    rejected reload, if any. Any caller of the tenant may read it.
+    """
+    AddListEntry: _aio.UnaryUnaryMultiCallable[_risk_pb2.AddListEntryRequest, _risk_pb2.ListEntry]  # type: ignore[assignment]
+    """Block and allow lists, per tenant (the caller's, from metadata). Writes
+    need the risk:admin scope and take effect for the next decision.
+    """
+    RemoveListEntry: _aio.UnaryUnaryMultiCallable[_risk_pb2.RemoveListEntryRequest, _risk_pb2.RemoveListEntryResponse]  # type: ignore[assignment]
+    ListListEntries: _aio.UnaryUnaryMultiCallable[_risk_pb2.ListListEntriesRequest, _risk_pb2.ListListEntriesResponse]  # type: ignore[assignment]
+    ListReviews: _aio.UnaryUnaryMultiCallable[_risk_pb2.ListReviewsRequest, _risk_pb2.ListReviewsResponse]  # type: ignore[assignment]
+    """The review queue of the caller's tenant (risk:admin). A review is keyed
+    by its payment id. Resolving publishes review.approved or
+    review.declined on the risk topic; payments continues or releases the
+    hold. Resolving again with the same resolution answers the review as it
+    is; with the other one, FAILED_PRECONDITION (review_already_resolved).
+    """
+    GetReview: _aio.UnaryUnaryMultiCallable[_risk_pb2.GetReviewRequest, _risk_pb2.Review]  # type: ignore[assignment]
+    ResolveReview: _aio.UnaryUnaryMultiCallable[_risk_pb2.ResolveReviewRequest, _risk_pb2.Review]  # type: ignore[assignment]
 
 class RiskServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -66,5 +104,66 @@ class RiskServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_risk_pb2.Decision, _abc.Awaitable[_risk_pb2.Decision]]:
         """The decision made for a payment, if any (NOT_FOUND otherwise)."""
+
+    @_abc_1.abstractmethod
+    def GetRules(
+        self,
+        request: _risk_pb2.GetRulesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_risk_pb2.RulesInfo, _abc.Awaitable[_risk_pb2.RulesInfo]]:
+        """The rule set in force: its version, checksum and rules, and the last
+        rejected reload, if any. Any caller of the tenant may read it.
+        """
+
+    @_abc_1.abstractmethod
+    def AddListEntry(
+        self,
+        request: _risk_pb2.AddListEntryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_risk_pb2.ListEntry, _abc.Awaitable[_risk_pb2.ListEntry]]:
+        """Block and allow lists, per tenant (the caller's, from metadata). Writes
+        need the risk:admin scope and take effect for the next decision.
+        """
+
+    @_abc_1.abstractmethod
+    def RemoveListEntry(
+        self,
+        request: _risk_pb2.RemoveListEntryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_risk_pb2.RemoveListEntryResponse, _abc.Awaitable[_risk_pb2.RemoveListEntryResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListListEntries(
+        self,
+        request: _risk_pb2.ListListEntriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_risk_pb2.ListListEntriesResponse, _abc.Awaitable[_risk_pb2.ListListEntriesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListReviews(
+        self,
+        request: _risk_pb2.ListReviewsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_risk_pb2.ListReviewsResponse, _abc.Awaitable[_risk_pb2.ListReviewsResponse]]:
+        """The review queue of the caller's tenant (risk:admin). A review is keyed
+        by its payment id. Resolving publishes review.approved or
+        review.declined on the risk topic; payments continues or releases the
+        hold. Resolving again with the same resolution answers the review as it
+        is; with the other one, FAILED_PRECONDITION (review_already_resolved).
+        """
+
+    @_abc_1.abstractmethod
+    def GetReview(
+        self,
+        request: _risk_pb2.GetReviewRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_risk_pb2.Review, _abc.Awaitable[_risk_pb2.Review]]: ...
+
+    @_abc_1.abstractmethod
+    def ResolveReview(
+        self,
+        request: _risk_pb2.ResolveReviewRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_risk_pb2.Review, _abc.Awaitable[_risk_pb2.Review]]: ...
 
 def add_RiskServicer_to_server(servicer: RiskServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,1 @@
+"""The webhooks service: merchants' endpoints and signed, retried delivery of events."""

@@ -1,0 +1,1 @@
+"""The webhooks domain (placeholder until the service lands)."""
