@@ -29,13 +29,14 @@ __all__ = [
     "ServiceSettings",
     "Settings",
     "TlsSettings",
+    "WebhooksSettings",
     "load_settings",
 ]
 
 DEFAULT_SECRET = "change-me-in-production"  # noqa: S105 - the marker of an unset secret
 
-SERVICES = ("accounts", "payments", "risk", "gateway")
-DEFAULT_PORTS = {"accounts": 50051, "payments": 50052, "risk": 50053}
+SERVICES = ("accounts", "payments", "risk", "webhooks", "gateway")
+DEFAULT_PORTS = {"accounts": 50051, "payments": 50052, "risk": 50053, "webhooks": 50054}
 
 
 class ServiceSettings(BaseModel):
@@ -54,6 +55,12 @@ class RiskSettings(ServiceSettings):
         default_factory=lambda: {"USD": 1_000_000, "EUR": 1_000_000, "GBP": 1_000_000}
     )
     default_amount_limit: int = 1_000_000
+
+
+class WebhooksSettings(ServiceSettings):
+    """The webhooks service: delivery of events to merchants' endpoints."""
+
+    # Delivery settings (retries, timeouts, safety) are added by the service.
 
 
 class PaymentsSettings(ServiceSettings):
@@ -188,6 +195,7 @@ class Settings(BaseSettings):
     accounts: ServiceSettings = Field(default_factory=ServiceSettings)
     payments: PaymentsSettings = Field(default_factory=PaymentsSettings)
     risk: RiskSettings = Field(default_factory=RiskSettings)
+    webhooks: WebhooksSettings = Field(default_factory=WebhooksSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     tls: TlsSettings = Field(default_factory=TlsSettings)
