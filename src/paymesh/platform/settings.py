@@ -51,16 +51,60 @@ class ServiceSettings(BaseModel):
 class RiskSettings(ServiceSettings):
     """The risk service; amount limits are per currency, in minor units."""
 
+    # The built-in rules, used when no rules_file is set: amount limits per currency.
     amount_limits: dict[str, int] = Field(
         default_factory=lambda: {"USD": 1_000_000, "EUR": 1_000_000, "GBP": 1_000_000}
     )
     default_amount_limit: int = 1_000_000
+    # The rules file (YAML; see docs/risk.md); empty = the built-in rules above.
+    rules_file: str = ""
+    # How often the rules file's content checksum is polled for a change, in seconds.
+    rules_reload_interval_s: float = Field(default=1.0, gt=0)
+    # Where velocity windows and payer history live: empty = the risk database;
+    # redis://... = Redis, shared by every replica.
+    redis_url: str = ""
+    redis_prefix: str = "paymesh:risk"
+    # A Redis call (connect or command) that takes longer fails the decision instead
+    # of hanging it; payments retries Decide, which is idempotent.
+    redis_timeout_s: float = Field(default=2.0, gt=0)
+    # Velocity entries are kept this long (at least the longest window), in seconds.
+    velocity_retention_s: int = Field(default=2 * 24 * 3600, gt=0)
+    # A review still open this long after it was opened gets the default resolution.
+    review_timeout_s: float = Field(default=24 * 3600, gt=0)
+    review_timeout_resolution: Literal["approve", "decline"] = "decline"
+    # How often overdue reviews are looked for (and old velocity entries pruned), in seconds.
+    review_sweep_interval_s: float = Field(default=30.0, gt=0)
 
 
 class WebhooksSettings(ServiceSettings):
     """The webhooks service: delivery of events to merchants' endpoints."""
 
-    # Delivery settings (retries, timeouts, safety) are added by the service.
+    # Derives the key that seals endpoint secrets at rest (AES-GCM); production
+    # refuses the default. Changing it makes the stored secrets unreadable.
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
+    # How long a rotated-out secret keeps signing beside the new one, by default.
+    rotation_grace_s: float = Field(default=24 * 3600, gt=0, le=7 * 24 * 3600)
+    # One attempt (resolve, connect, send, read the response) at most this long.
+    request_timeout_s: float = Field(default=10.0, gt=0, le=60)
+    # At most this much of a response body is read, then the connection is closed.
+    max_response_bytes: int = Field(default=64 * 1024, ge=0)
+    # Retries: full jitter over base * 2**(n-1), each step capped at retry_max_delay_s,
+    # until retry_window_s after the first attempt; then the delivery has failed.
+    retry_base_s: float = Field(default=60.0, gt=0)
+    retry_max_delay_s: float = Field(default=6 * 3600, gt=0)
+    retry_window_s: float = Field(default=3 * 24 * 3600, gt=0)
+    # An endpoint whose attempts all failed for this long is disabled (with an event).
+    disable_after_s: float = Field(default=3 * 24 * 3600, gt=0)
+    # Concurrent attempts: per endpoint (across replicas) and in one process.
+    max_in_flight_per_endpoint: int = Field(default=5, ge=1)
+    max_in_flight: int = Field(default=100, ge=1)
+    # How often the worker looks for due deliveries when nothing woke it.
+    poll_interval_s: float = Field(default=1.0, gt=0)
+    # Operators only, for development: deliver to loopback/private addresses too.
+    allow_private_addresses: bool = False
+    # Finished deliveries, received events (what ResendEvent can resend) and the
+    # consumer's inbox are kept this long, then pruned (hourly).
+    retention_s: float = Field(default=30 * 24 * 3600, gt=0)
 
 
 class PaymentsSettings(ServiceSettings):
@@ -244,6 +288,11 @@ class Settings(BaseSettings):
         if self.environment == "production" and default and "gateway" in services:
             raise RuntimeError(
                 "refusing to start in production with the default gateway.secret_key"
+            )
+        default_webhooks = self.webhooks.secret_key.get_secret_value() == DEFAULT_SECRET
+        if self.environment == "production" and default_webhooks and "webhooks" in services:
+            raise RuntimeError(
+                "refusing to start in production with the default webhooks.secret_key"
             )
 
 

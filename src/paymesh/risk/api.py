@@ -5,6 +5,10 @@ DecideRequest whose ``tenant_id`` is set and differs from the caller's is
 refused with PERMISSION_DENIED (``tenant_mismatch``), because it means the
 caller is confused about whose payment it is; an empty ``tenant_id`` means
 the caller's. A payment id owned by another tenant answers NOT_FOUND.
+
+Scopes: list writes and every review RPC need ``risk:admin``
+(PERMISSION_DENIED, ``insufficient_scope``, otherwise); Decide, GetDecision,
+GetRules and ListListEntries need only a caller of the tenant.
 """
 
 from __future__ import annotations
@@ -18,11 +22,30 @@ from paymesh.contracts.risk.v1 import risk_pb2, risk_pb2_grpc
 from paymesh.platform.clock import Clock
 from paymesh.platform.rpc import abort, require_caller
 from paymesh.risk import service
-from paymesh.risk.domain import DecidePayment, Decision, Outcome, PaymentContext, RuleSet
-from paymesh.risk.errors import DecisionNotFound, InvalidRequest, RiskError, TenantMismatch
-from paymesh.risk.store import DecisionStore
+from paymesh.risk.domain import (
+    DecidePayment,
+    Decision,
+    ListEntry,
+    Outcome,
+    PaymentContext,
+    Resolution,
+    Review,
+    ReviewStatus,
+)
+from paymesh.risk.errors import (
+    DecisionNotFound,
+    InvalidRequest,
+    ReviewAlreadyResolved,
+    ReviewNotFound,
+    RiskError,
+    ScopeRequired,
+    TenantMismatch,
+)
+from paymesh.risk.features import FeatureStore
+from paymesh.risk.rules import LoadedRules
+from paymesh.risk.store import SqlDecisionStore
 
-__all__ = ["SERVICE_NAME", "RiskServicer", "to_proto"]
+__all__ = ["SERVICE_NAME", "RiskServicer", "review_to_proto", "to_proto"]
 
 SERVICE_NAME = risk_pb2.DESCRIPTOR.services_by_name["Risk"].full_name
 
@@ -31,24 +54,47 @@ _OUTCOMES = {
     Outcome.REVIEW: risk_pb2.OUTCOME_REVIEW,
     Outcome.DECLINE: risk_pb2.OUTCOME_DECLINE,
 }
+_REVIEW_STATUSES = {
+    ReviewStatus.OPEN: risk_pb2.REVIEW_STATUS_OPEN,
+    ReviewStatus.APPROVED: risk_pb2.REVIEW_STATUS_APPROVED,
+    ReviewStatus.DECLINED: risk_pb2.REVIEW_STATUS_DECLINED,
+}
+_FROM_REVIEW_STATUS = {v: k for k, v in _REVIEW_STATUSES.items()}
+_RESOLUTIONS = {
+    risk_pb2.RESOLUTION_APPROVE: Resolution.APPROVE,
+    risk_pb2.RESOLUTION_DECLINE: Resolution.DECLINE,
+}
 
 _STATUSES: dict[type[RiskError], grpc.StatusCode] = {
     InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
     TenantMismatch: grpc.StatusCode.PERMISSION_DENIED,
+    ScopeRequired: grpc.StatusCode.PERMISSION_DENIED,
     DecisionNotFound: grpc.StatusCode.NOT_FOUND,
+    ReviewNotFound: grpc.StatusCode.NOT_FOUND,
+    ReviewAlreadyResolved: grpc.StatusCode.FAILED_PRECONDITION,
 }
 
 Context = grpc.aio.ServicerContext[object, object]
 
 
 class RiskServicer(risk_pb2_grpc.RiskServicer):
-    """Decide and GetDecision over a decision store and the rules in force."""
+    """The risk RPCs over the stores, the features and the rules in force."""
 
-    def __init__(self, *, store: DecisionStore, rules: Callable[[], RuleSet], clock: Clock) -> None:
-        # `rules` is asked on every Decide, so a reloaded rule set takes effect at once.
+    def __init__(
+        self,
+        *,
+        store: SqlDecisionStore,
+        rules: Callable[[], LoadedRules],
+        clock: Clock,
+        features: FeatureStore | None = None,
+        review_timeout_s: float = 24 * 3600,
+    ) -> None:
+        # `rules` is asked on every call, so a reloaded rule set takes effect at once.
         self._store = store
         self._rules = rules
         self._clock = clock
+        self._features = features
+        self._review_timeout_s = review_timeout_s
 
     async def Decide(self, request: risk_pb2.DecideRequest, context: Context) -> risk_pb2.Decision:
         """Decide on a payment for the caller's tenant (idempotent by payment id).
@@ -63,8 +109,11 @@ class RiskServicer(risk_pb2_grpc.RiskServicer):
             decision = await service.decide_payment(
                 _command(request, caller.tenant_id),
                 store=self._store,
-                rules=self._rules(),
+                rules=self._rules().rules,
                 clock=self._clock,
+                features=self._features,
+                lists=self._store,
+                review_timeout_s=self._review_timeout_s,
             )
         except RiskError as exc:
             await _abort(context, exc)
@@ -82,6 +131,130 @@ class RiskServicer(risk_pb2_grpc.RiskServicer):
         except RiskError as exc:
             await _abort(context, exc)
         return to_proto(decision)
+
+    async def GetRules(
+        self, request: risk_pb2.GetRulesRequest, context: Context
+    ) -> risk_pb2.RulesInfo:
+        """The rules in force and the last rejected reload."""
+        await require_caller(context)
+        loaded = self._rules()
+        return risk_pb2.RulesInfo(
+            version=loaded.rules.version,
+            checksum=loaded.rules.checksum,
+            source=loaded.source,
+            loaded_at_us=loaded.loaded_at_us,
+            rules=[
+                risk_pb2.RuleSummary(
+                    id=r.id,
+                    kind=r.kind,
+                    action=r.action.value,
+                    reason=r.reason_code,
+                    score=r.score,
+                    description=r.description,
+                )
+                for r in loaded.rules.rules
+            ],
+            last_error=loaded.last_error,
+            last_error_at_us=loaded.last_error_at_us,
+        )
+
+    async def AddListEntry(
+        self, request: risk_pb2.AddListEntryRequest, context: Context
+    ) -> risk_pb2.ListEntry:
+        """Add a list entry (risk:admin); adding an existing one answers it unchanged."""
+        caller = await require_caller(context)
+        try:
+            entry = await service.add_list_entry(
+                caller,
+                request.list,
+                request.value,
+                request.note,
+                store=self._store,
+                clock=self._clock,
+            )
+        except RiskError as exc:
+            await _abort(context, exc)
+        return _entry(entry)
+
+    async def RemoveListEntry(
+        self, request: risk_pb2.RemoveListEntryRequest, context: Context
+    ) -> risk_pb2.RemoveListEntryResponse:
+        """Remove a list entry (risk:admin)."""
+        caller = await require_caller(context)
+        try:
+            removed = await service.remove_list_entry(
+                caller, request.list, request.value, store=self._store
+            )
+        except RiskError as exc:
+            await _abort(context, exc)
+        return risk_pb2.RemoveListEntryResponse(removed=removed)
+
+    async def ListListEntries(
+        self, request: risk_pb2.ListListEntriesRequest, context: Context
+    ) -> risk_pb2.ListListEntriesResponse:
+        """A page of the tenant's list entries."""
+        caller = await require_caller(context)
+        try:
+            entries, more = await service.list_list_entries(
+                caller,
+                request.list,
+                limit=request.limit,
+                starting_after=request.starting_after,
+                store=self._store,
+            )
+        except RiskError as exc:
+            await _abort(context, exc)
+        return risk_pb2.ListListEntriesResponse(data=[_entry(e) for e in entries], has_more=more)
+
+    async def ListReviews(
+        self, request: risk_pb2.ListReviewsRequest, context: Context
+    ) -> risk_pb2.ListReviewsResponse:
+        """A page of the tenant's reviews (open ones by default; risk:admin)."""
+        caller = await require_caller(context)
+        try:
+            status = _FROM_REVIEW_STATUS.get(request.status, ReviewStatus.OPEN)
+            reviews, more = await service.list_reviews(
+                caller,
+                status,
+                limit=request.limit,
+                starting_after=request.starting_after,
+                store=self._store,
+            )
+        except RiskError as exc:
+            await _abort(context, exc)
+        return risk_pb2.ListReviewsResponse(
+            data=[review_to_proto(r) for r in reviews], has_more=more
+        )
+
+    async def GetReview(
+        self, request: risk_pb2.GetReviewRequest, context: Context
+    ) -> risk_pb2.Review:
+        """One of the tenant's reviews (risk:admin), or NOT_FOUND."""
+        caller = await require_caller(context)
+        try:
+            review = await service.get_review(caller, request.payment_id, store=self._store)
+        except RiskError as exc:
+            await _abort(context, exc)
+        return review_to_proto(review)
+
+    async def ResolveReview(
+        self, request: risk_pb2.ResolveReviewRequest, context: Context
+    ) -> risk_pb2.Review:
+        """Approve or decline a review (risk:admin)."""
+        caller = await require_caller(context)
+        try:
+            resolution = _RESOLUTIONS.get(request.resolution)
+            if resolution is None:
+                raise InvalidRequest("resolution must be RESOLUTION_APPROVE or RESOLUTION_DECLINE")
+            review = await service.resolve_review(
+                caller,
+                service.ResolveReview(request.payment_id, resolution, request.note),
+                store=self._store,
+                clock=self._clock,
+            )
+        except RiskError as exc:
+            await _abort(context, exc)
+        return review_to_proto(review)
 
 
 def _command(request: risk_pb2.DecideRequest, tenant_id: str) -> DecidePayment:
@@ -109,6 +282,37 @@ def to_proto(decision: Decision) -> risk_pb2.Decision:
         ],
         rules_version=decision.rules_version,
         decided_at_us=decision.decided_at_us,
+        rules_checksum=decision.rules_checksum,
+    )
+
+
+def review_to_proto(review: Review) -> risk_pb2.Review:
+    """The wire form of a review."""
+    d = review.decision
+    return risk_pb2.Review(
+        payment_id=review.payment_id,
+        tenant_id=review.tenant_id,
+        status=_REVIEW_STATUSES[review.status],
+        decision=to_proto(d),
+        amount=d.amount,
+        currency=d.currency,
+        payer_account_id=d.payer_account_id,
+        payee_account_id=d.payee_account_id,
+        created_at_us=review.created_at_us,
+        due_at_us=review.due_at_us,
+        resolved_at_us=review.resolved_at_us,
+        resolved_by=review.resolved_by,
+        note=review.note,
+    )
+
+
+def _entry(entry: ListEntry) -> risk_pb2.ListEntry:
+    return risk_pb2.ListEntry(
+        list=entry.list,
+        value=entry.value,
+        note=entry.note,
+        created_at_us=entry.created_at_us,
+        created_by=entry.created_by,
     )
 
 

@@ -1,13 +1,17 @@
-"""Wiring for the risk service: its database, rules, gRPC server, outbox relay, and
-the consumer of payment events that keeps the payers' history features.
+"""Wiring for the risk service: its database, rules (reloaded when the file
+changes), features (Redis or the database), gRPC server, outbox relay, the
+consumer of payment events, and the sweeper of overdue reviews.
 
 The consumer subscribes in :func:`create` (no I/O), so the bus knows it before
 it starts; events it delivers before :meth:`RiskRuntime.start` wait for it.
+A rules file that is missing or invalid at start stops :meth:`start` with
+:class:`~paymesh.risk.errors.RulesInvalid`: operators must know.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 import grpc
@@ -25,9 +29,12 @@ from paymesh.platform.runtime import Runtime
 from paymesh.platform.settings import RiskSettings, Settings
 from paymesh.risk import service
 from paymesh.risk.api import SERVICE_NAME, RiskServicer
-from paymesh.risk.domain import RuleSet, amount_limit_rules
+from paymesh.risk.domain import Resolution, RuleSet, amount_limit_rules
+from paymesh.risk.errors import RulesInvalid
 from paymesh.risk.events import CONSUMER, GROUP, PAYMENTS_TOPIC
-from paymesh.risk.store import SqlDecisionStore, SqlPayerStatsStore, outbox
+from paymesh.risk.features import FeatureStore, SqlFeatureStore
+from paymesh.risk.rules import RulesHolder
+from paymesh.risk.store import SqlDecisionStore, outbox
 
 __all__ = ["MIGRATIONS", "RiskRuntime", "create", "migrate", "rules_from_settings"]
 
@@ -46,54 +53,135 @@ async def migrate(settings: Settings) -> None:
 
 
 def rules_from_settings(settings: RiskSettings) -> RuleSet:
-    """The rule set configured in settings."""
+    """The built-in rule set configured in settings (used without a rules file)."""
     return amount_limit_rules(settings.amount_limits, settings.default_amount_limit)
 
 
+def _features(settings: RiskSettings, db: Database) -> FeatureStore:
+    if settings.redis_url:
+        from paymesh.risk.redis_features import RedisFeatureStore
+
+        return RedisFeatureStore(
+            settings.redis_url,
+            prefix=settings.redis_prefix,
+            retention_s=settings.velocity_retention_s,
+            timeout_s=settings.redis_timeout_s,
+        )
+    return SqlFeatureStore(db, consumer=CONSUMER)
+
+
 class RiskRuntime:
-    """The running risk service: gRPC server, outbox relay, payment-events consumer."""
+    """The running risk service: gRPC server, outbox relay, payment-events consumer,
+    rules reloader and review sweeper."""
 
     name = "risk"
 
     def __init__(self, settings: Settings, *, bus: EventBus, clock: Clock) -> None:
-        self._listen = settings.risk.listen
+        risk = settings.risk
+        self._settings = risk
+        self._listen = risk.listen
         self._tls = settings.tls
-        self._db = Database(settings.risk.database_url)
+        self._db = Database(risk.database_url)
         self._relay = OutboxRelay(self._db, outbox, bus, clock=clock)
-        self._rules = rules_from_settings(settings.risk)
-        store = SqlDecisionStore(self._db, committed=self._relay.notify)
-        self._servicer = RiskServicer(store=store, rules=lambda: self._rules, clock=clock)
+        self.rules = RulesHolder(
+            risk.rules_file,
+            fallback=rules_from_settings(risk),
+            clock=clock,
+            interval_s=risk.rules_reload_interval_s,
+        )
+        self.store = SqlDecisionStore(self._db, committed=self._relay.notify)
+        self.features = _features(risk, self._db)
+        # The SQL features (also when Redis holds the live ones: the payer stats table).
+        self.payer_stats = SqlFeatureStore(self._db, consumer=CONSUMER)
+        self._servicer = RiskServicer(
+            store=self.store,
+            rules=lambda: self.rules.loaded,
+            clock=clock,
+            features=self.features,
+            review_timeout_s=risk.review_timeout_s,
+        )
         self._clock = clock
-        self.payer_stats = SqlPayerStatsStore(self._db, consumer=CONSUMER)
         self._running = asyncio.Event()
         bus.subscribe(PAYMENTS_TOPIC, GROUP, self._on_payment_event)
         self._server: GrpcServer | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self.port = 0
 
     async def _on_payment_event(self, event: Event) -> None:
         # Delivered from the bus's own task; a stopped service never acks (the
         # bus cancels the wait when it stops, so the event is delivered again).
         await self._running.wait()
-        await service.record_payment_event(event, store=self.payer_stats, clock=self._clock)
+        await service.record_payment_event(
+            event, features=self.features, decisions=self.store, clock=self._clock
+        )
 
     def _register(self, server: grpc.aio.Server) -> None:
         risk_pb2_grpc.add_RiskServicer_to_server(self._servicer, server)
 
+    async def sweep_once(self) -> int:
+        """Resolve overdue reviews with the default and prune old velocity entries."""
+        done = await service.expire_reviews(
+            store=self.store,
+            clock=self._clock,
+            resolution=Resolution(self._settings.review_timeout_resolution),
+        )
+        retention_s = max(
+            [self._settings.velocity_retention_s, *(w for _, w in self.rules.rules.needs.windows)]
+        )
+        await self.features.prune(before_us=self._clock.now_us() - retention_s * 1_000_000)
+        return done
+
+    async def _sweep(self) -> None:
+        while True:
+            try:
+                await self.sweep_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("risk_sweep_failed")
+            await asyncio.sleep(self._settings.review_sweep_interval_s)
+
     async def start(self) -> None:
-        """Bind the gRPC server and start relaying the outbox."""
+        """Load the rules (refusing a bad file), bind the gRPC server, start the
+        relay, the reloader and the sweeper."""
+        try:
+            self.rules.load()
+        except RulesInvalid as exc:
+            log.error("risk_rules_rejected", path=self._settings.rules_file, error=str(exc))
+            raise
         self._server = GrpcServer(self._listen, self._register, [SERVICE_NAME], tls=self._tls)
         self.port = await self._server.start()
         self._relay.start()
+        self.store.start()
+        self.rules.start()
+        self._sweeper = asyncio.create_task(self._sweep(), name="risk-sweeper")
         self._running.set()
-        log.info("risk_started", port=self.port, rules_version=self._rules.version)
+        loaded = self.rules.loaded
+        log.info(
+            "risk_started",
+            port=self.port,
+            rules_version=loaded.rules.version,
+            rules_source=loaded.source,
+            features="redis" if self._settings.redis_url else "sql",
+        )
 
     async def stop(self) -> None:
-        """Stop consuming and serving, stop the relay, close the database."""
+        """Stop consuming and serving, stop the background work, close connections."""
         self._running.clear()
         if self._server is not None:
             await self._server.stop()
             self._server = None
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+        await self.rules.stop()
+        await self.store.stop()
         await self._relay.stop()
+        close = getattr(self.features, "close", None)
+        if close is not None:
+            await close()
         await self._db.dispose()
 
 

@@ -4,10 +4,21 @@ Published: ``risk.decision_made`` on :data:`~paymesh.contracts.events.TOPIC_RISK
 keyed by the payment id, once per payment: a repeated Decide answers the
 stored decision and publishes nothing.
 
+Also published: ``review.approved`` / ``review.declined`` on the same topic,
+keyed by the payment id, when a review is resolved (by an operator, or by the
+timeout default with ``resolved_by: "timeout"``); data ``{"payment_id",
+"tenant_id", "resolution": "approve"|"decline", "resolved_by", "note"}``. The
+event id is ``evt_{payment_id}_{type}`` (a sha256 digest ``evt_<40 hex>`` when
+that is over 64 characters), so it is one event per review.
+
 Consumed: payment events on :data:`~paymesh.contracts.events.TOPIC_PAYMENTS`
-in the consumer group :data:`GROUP`. ``payment.succeeded`` feeds the payer's
-history features (see :func:`paymesh.risk.service.record_payment_event`);
-every other type is ignored. The payload is the payments service's public
+in the consumer group :data:`GROUP` (see
+:func:`paymesh.risk.service.record_payment_event`):
+``payment.requires_capture``, ``payment.in_review`` and ``payment.succeeded``
+put the payment in the velocity windows (once per payment id);
+``payment.succeeded`` also feeds the payer's history; ``payment.failed`` and
+``payment.canceled`` take it out of the windows (the money did not move).
+Every other type is ignored. The payload is the payments service's public
 payment object (``id``, ``payer_account_id``, ``currency``,
 ``amount_captured``, …), read here by field name so risk imports nothing of
 payments.
@@ -15,13 +26,22 @@ payments.
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from paymesh.contracts.events import TOPIC_PAYMENTS, TOPIC_RISK, Event, format_time
 from paymesh.platform.clock import new_id
 from paymesh.platform.logging import get_logger
-from paymesh.risk.domain import Decision, SucceededPayment
+from paymesh.risk.domain import (
+    DecidePayment,
+    Decision,
+    PaymentContext,
+    PaymentUpdate,
+    Review,
+    SucceededPayment,
+)
 
 __all__ = [
     "CONSUMER",
@@ -29,9 +49,13 @@ __all__ = [
     "GROUP",
     "PAYMENTS_TOPIC",
     "PAYMENT_SUCCEEDED",
+    "REVIEW_APPROVED",
+    "REVIEW_DECLINED",
     "SOURCE",
     "TOPIC",
     "decision_made",
+    "payment_update",
+    "review_resolved",
     "succeeded_payment",
 ]
 
@@ -43,11 +67,16 @@ DECISION_MADE = "risk.decision_made"
 
 PAYMENTS_TOPIC = TOPIC_PAYMENTS
 PAYMENT_SUCCEEDED = "payment.succeeded"
+REVIEW_APPROVED = "review.approved"
+REVIEW_DECLINED = "review.declined"
+_MOVED = frozenset({"payment.requires_capture", "payment.in_review"})
+_DROPPED = frozenset({"payment.failed", "payment.canceled"})
 # The consumer group on the bus, and the consumer's name in the inbox.
 GROUP = "risk"
 CONSUMER = "risk.payer_stats"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MAX_EVENT_ID = 64
 
 
 def decision_made(decision: Decision, *, event_id: str | None = None) -> Event:
@@ -72,8 +101,87 @@ def decision_made(decision: Decision, *, event_id: str | None = None) -> Event:
                 for r in decision.reasons
             ],
             "rules_version": decision.rules_version,
+            "rules_checksum": decision.rules_checksum,
             "decided_at_us": decision.decided_at_us,
         },
+    )
+
+
+def review_resolved(review: Review) -> Event:
+    """The event announcing a resolved review, keyed by its payment id."""
+    resolution = review.resolution
+    if resolution is None:
+        raise ValueError(f"review of {review.payment_id} is not resolved")
+    kind = REVIEW_APPROVED if resolution.value == "approve" else REVIEW_DECLINED
+    return Event(
+        id=_event_id(review.payment_id, kind),
+        source=SOURCE,
+        type=kind,
+        subject=review.payment_id,
+        time=format_time(review.resolved_at_us),
+        tenant=review.tenant_id,
+        data={
+            "payment_id": review.payment_id,
+            "tenant_id": review.tenant_id,
+            "resolution": resolution.value,
+            "resolved_by": review.resolved_by,
+            "note": review.note,
+        },
+    )
+
+
+def _event_id(object_id: str, event_type: str) -> str:
+    """A deterministic event id that fits the outbox's 64 characters (hashed when longer)."""
+    raw = f"evt_{object_id}_{event_type}"
+    if len(raw) <= _MAX_EVENT_ID:
+        return raw
+    return f"evt_{hashlib.sha256(raw.encode()).hexdigest()[:40]}"
+
+
+def payment_update(event: Event, decision: Decision | None) -> PaymentUpdate | None:
+    """What a payment event means to the features; None for events that mean nothing.
+
+    The payment's context (IP, device, country) comes from the decision risk
+    made on it, since payment events do not carry it; its velocity entry is
+    timed at the decision when there is one, else at the event.
+    """
+    if event.type not in _MOVED | _DROPPED | {PAYMENT_SUCCEEDED}:
+        return None
+    data: dict[str, Any] = event.data
+    try:
+        at_us = _time_us(event.time)
+        if decision is not None and decision.tenant_id == event.tenant:
+            payment = decision.payment()
+            at_us = decision.decided_at_us
+        else:
+            payment = DecidePayment(
+                payment_id=_text(data.get("id") or event.subject),
+                tenant_id=_text(event.tenant),
+                payer_account_id=_text(data["payer_account_id"]),
+                payee_account_id=str(data.get("payee_account_id") or ""),
+                amount=_amount(data.get("amount", data.get("amount_captured"))),
+                currency=_text(data["currency"]),
+                context=PaymentContext(),
+            )
+    except (KeyError, TypeError, ValueError) as exc:
+        log.warning("payment_event_malformed", event_id=event.id, error=str(exc))
+        return None
+    if event.type in _DROPPED:
+        return PaymentUpdate(payment_id=payment.payment_id, tenant_id=payment.tenant_id,
+                             kind="dropped", payment=payment, at_us=at_us)  # fmt: skip
+    succeeded = None
+    if event.type == PAYMENT_SUCCEEDED:
+        succeeded = succeeded_payment(event)
+        if succeeded is None:
+            return None
+        succeeded = replace(succeeded, country=payment.context.country)
+    return PaymentUpdate(
+        payment_id=payment.payment_id,
+        tenant_id=payment.tenant_id,
+        kind="succeeded" if succeeded else "moved",
+        payment=payment,
+        at_us=at_us,
+        succeeded=succeeded,
     )
 
 

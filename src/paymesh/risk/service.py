@@ -1,32 +1,117 @@
-"""The risk use cases: decide on a payment once, read a decision back, and learn
-from the payment events what each payer has done before."""
+"""The risk use cases: decide on a payment once, read it back, learn from the
+payment events, manage lists, and work the review queue."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
+from dataclasses import dataclass, replace
+from typing import Any
+
 from paymesh.contracts.events import Event
 from paymesh.platform.clock import Clock
+from paymesh.platform.identity import Caller
+from paymesh.platform.logging import get_logger
 from paymesh.risk import domain
-from paymesh.risk.domain import DecidePayment, Decision, RuleSet
-from paymesh.risk.errors import DecisionNotFound
-from paymesh.risk.events import decision_made, succeeded_payment
-from paymesh.risk.store import DecisionStore, PayerStatsStore
+from paymesh.risk.domain import (
+    TIMEOUT_RESOLVER,
+    DecidePayment,
+    Decision,
+    ListEntry,
+    Outcome,
+    Resolution,
+    Review,
+    ReviewStatus,
+    RuleSet,
+    list_field_value,
+)
+from paymesh.risk.errors import DecisionNotFound, InvalidRequest, ReviewNotFound, ScopeRequired
+from paymesh.risk.events import decision_made, payment_update, review_resolved
+from paymesh.risk.features import FeatureStore
+from paymesh.risk.store import DecisionStore, ListStore, ReviewStore
 
-__all__ = ["decide_payment", "get_decision", "record_payment_event"]
+__all__ = [
+    "RISK_ADMIN",
+    "ResolveReview",
+    "add_list_entry",
+    "decide_payment",
+    "expire_reviews",
+    "get_decision",
+    "get_review",
+    "list_list_entries",
+    "list_reviews",
+    "record_payment_event",
+    "remove_list_entry",
+    "require_admin",
+    "resolve_review",
+]
+
+log = get_logger(__name__)
+
+RISK_ADMIN = "risk:admin"
+MAX_PAGE = 100
+
+
+def require_admin(caller: Caller) -> None:
+    """Refuse a caller without the risk:admin scope (raises ScopeRequired)."""
+    if RISK_ADMIN not in caller.scopes:
+        raise ScopeRequired(RISK_ADMIN)
 
 
 async def decide_payment(
-    cmd: DecidePayment, *, store: DecisionStore, rules: RuleSet, clock: Clock
+    cmd: DecidePayment,
+    *,
+    store: DecisionStore,
+    rules: RuleSet,
+    clock: Clock,
+    features: FeatureStore | None = None,
+    lists: ListStore | None = None,
+    review_timeout_s: float = 24 * 3600,
 ) -> Decision:
     """Decide on a payment; asking again answers the stored decision, unchanged.
 
     The stored decision wins even when the rules or the request changed since;
-    a payment id decided for another tenant is reported as not found.
+    a payment id decided for another tenant is reported as not found. An
+    approved or reviewed payment goes into the velocity windows at once (events
+    come later; without this a burst would slip through before they arrive).
     """
     domain.validate(cmd)
-    stored = await store.get(cmd.payment_id)
-    if stored is None:
-        decision = domain.decide(rules, cmd, now_us=clock.now_us())
-        stored = await store.add(decision, decision_made(decision))
+    now_us = clock.now_us()
+    needs = rules.needs
+    # No lookup first: the insert itself finds a decision already made (and then
+    # answers it), so a first Decide costs the feature reads and one write; a
+    # repeated one, rare, evaluates in vain. The reads go out together.
+    reads: list[Awaitable[Any]] = []
+    early = features is not None and features.records_with_reads
+    pairs = [(name, list_field_value(cmd, f)) for name, f in needs.lists]
+    with_lists = features is not None and features.reads_lists
+    if features is not None and (needs.windows or needs.payer or early or with_lists):
+        on_read = pairs if with_lists else []
+        reads.append(features.read(cmd, needs, now_us=now_us, record=early, lists=on_read))
+    if lists is not None and pairs and not with_lists:
+        reads.append(lists.matches(cmd.tenant_id, pairs))
+    found = domain.Features(now_us=now_us)
+    for result in await asyncio.gather(*reads):
+        if isinstance(result, domain.Features):
+            found = replace(result, lists=result.lists | found.lists)
+        else:
+            found = replace(found, lists=result)
+    decision = domain.decide(rules, cmd, now_us=now_us, features=found)
+    review = None
+    if decision.outcome is Outcome.REVIEW:
+        review = domain.open_review(decision, timeout_s=review_timeout_s)
+    counts = features is not None and decision.outcome is not Outcome.DECLINE
+    together = counts and features is not None and features.records_with_decisions
+    stored = await store.add(
+        decision, decision_made(decision), review, velocity_at_us=now_us if together else None
+    )
+    if features is not None and early:
+        # Recorded with the read (atomic check-and-add): a declined payment leaves,
+        # and so does one whose id another tenant had decided (not found below).
+        if stored.outcome is Outcome.DECLINE or stored.tenant_id != cmd.tenant_id:
+            await features.forget(cmd)
+    elif stored is decision and counts and not together and features is not None:
+        await features.record(cmd, at_us=now_us)
     if stored.tenant_id != cmd.tenant_id:
         raise DecisionNotFound(cmd.payment_id)
     return stored
@@ -40,12 +125,161 @@ async def get_decision(payment_id: str, *, tenant_id: str, store: DecisionStore)
     return decision
 
 
-async def record_payment_event(event: Event, *, store: PayerStatsStore, clock: Clock) -> bool:
-    """Count a ``payment.succeeded`` for its payer once per event id; False if nothing changed.
+async def record_payment_event(
+    event: Event, *, features: FeatureStore, decisions: DecisionStore, clock: Clock
+) -> bool:
+    """Apply a payment event to the features once per event id; False if nothing changed.
 
-    Other event types are ignored without touching the database.
+    Types that mean nothing to the features are ignored without touching storage.
     """
-    payment = succeeded_payment(event)
-    if payment is None:
+    if not event.type.startswith("payment."):
         return False
-    return await store.apply(event.id, payment, now_us=clock.now_us())
+    decision = await decisions.get(event.subject) if event.subject else None
+    update = payment_update(event, decision)
+    if update is None:
+        return False
+    return await features.apply(event.id, update, now_us=clock.now_us())
+
+
+# --- lists -------------------------------------------------------------------
+
+
+async def add_list_entry(
+    caller: Caller, list_name: str, value: str, note: str, *, store: ListStore, clock: Clock
+) -> ListEntry:
+    """Add a value to one of the caller's tenant's lists (risk:admin)."""
+    require_admin(caller)
+    domain.validate_entry(list_name, value)
+    entry = ListEntry(
+        tenant_id=caller.tenant_id,
+        list=list_name,
+        value=value,
+        note=note[:1000],
+        created_at_us=clock.now_us(),
+        created_by=caller.client_id,
+    )
+    added = await store.add_entry(entry)
+    log.info("risk_list_entry_added", tenant=caller.tenant_id, list=list_name, by=caller.client_id)
+    return added
+
+
+async def remove_list_entry(
+    caller: Caller, list_name: str, value: str, *, store: ListStore
+) -> bool:
+    """Remove a value from one of the caller's tenant's lists (risk:admin)."""
+    require_admin(caller)
+    domain.validate_entry(list_name, value)
+    removed = await store.remove_entry(caller.tenant_id, list_name, value)
+    log.info("risk_list_entry_removed", tenant=caller.tenant_id, list=list_name, removed=removed)
+    return removed
+
+
+async def list_list_entries(
+    caller: Caller, list_name: str, *, limit: int, starting_after: str, store: ListStore
+) -> tuple[list[ListEntry], bool]:
+    """A page of the caller's tenant's list entries (one list, or all when empty)."""
+    if list_name:
+        domain.validate_entry(list_name, "x")
+    return await store.list_entries(
+        caller.tenant_id, list_name, limit=_page(limit), starting_after=starting_after
+    )
+
+
+def _page(limit: int) -> int:
+    if limit < 0:
+        raise InvalidRequest("limit must not be negative")
+    return min(limit or 20, MAX_PAGE)
+
+
+# --- reviews -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResolveReview:
+    """Command: approve or decline a payment in review."""
+
+    payment_id: str
+    resolution: Resolution
+    note: str = ""
+
+
+async def list_reviews(
+    caller: Caller, status: ReviewStatus, *, limit: int, starting_after: str, store: ReviewStore
+) -> tuple[list[Review], bool]:
+    """A page of the caller's tenant's reviews in `status` (risk:admin)."""
+    require_admin(caller)
+    return await store.list_reviews(
+        caller.tenant_id, status, limit=_page(limit), starting_after=starting_after
+    )
+
+
+async def get_review(caller: Caller, payment_id: str, *, store: ReviewStore) -> Review:
+    """One of the caller's tenant's reviews (risk:admin)."""
+    require_admin(caller)
+    review = await store.get_review(payment_id) if payment_id else None
+    if review is None or review.tenant_id != caller.tenant_id:
+        raise ReviewNotFound(payment_id)
+    return review
+
+
+async def resolve_review(
+    caller: Caller, cmd: ResolveReview, *, store: ReviewStore, clock: Clock
+) -> Review:
+    """Approve or decline a review once (risk:admin); the same resolution again
+    answers the review as it is, the other one is refused."""
+    require_admin(caller)
+    return await _resolve(
+        caller.tenant_id, cmd, by=caller.client_id or caller.tenant_id, store=store, clock=clock
+    )
+
+
+async def _resolve(
+    tenant_id: str, cmd: ResolveReview, *, by: str, store: ReviewStore, clock: Clock
+) -> Review:
+    for _ in range(3):
+        review = await store.get_review(cmd.payment_id) if cmd.payment_id else None
+        if review is None or review.tenant_id != tenant_id:
+            raise ReviewNotFound(cmd.payment_id)
+        resolved = domain.resolve(
+            review, cmd.resolution, by=by, note=cmd.note[:1000], now_us=clock.now_us()
+        )
+        if resolved is None:
+            return review
+        if await store.resolve_review(resolved, review_resolved(resolved)):
+            log.info(
+                "risk_review_resolved",
+                payment_id=cmd.payment_id,
+                resolution=cmd.resolution.value,
+                by=by,
+            )
+            return resolved
+        # Someone else resolved it meanwhile: judge again against what they did.
+    raise RuntimeError(f"review of {cmd.payment_id} keeps changing")  # pragma: no cover
+
+
+async def expire_reviews(
+    *, store: ReviewStore, clock: Clock, resolution: Resolution, batch: int = 100
+) -> int:
+    """Give every overdue open review the default resolution; how many were resolved.
+
+    Safe with several replicas: each resolution is a conditional update, and a
+    review another replica resolved first is skipped.
+    """
+    done = 0
+    while True:
+        due = await store.due_reviews(clock.now_us(), limit=batch)
+        for review in due:
+            resolved = domain.resolve(
+                review, resolution, by=TIMEOUT_RESOLVER, note="", now_us=clock.now_us()
+            )
+            if resolved is not None and await store.resolve_review(
+                resolved, review_resolved(resolved)
+            ):
+                done += 1
+                log.info(
+                    "risk_review_timed_out",
+                    payment_id=review.payment_id,
+                    resolution=resolution.value,
+                )
+        if len(due) < batch:
+            return done

@@ -1,25 +1,29 @@
-"""Where risk keeps its data, SQLAlchemy Core: decisions with their outbox, and the
-payers' history features with the inbox of the payment events that fed them.
+"""Where risk keeps its decisions, reviews and lists, SQLAlchemy Core on SQLite or
+PostgreSQL (the features live in :mod:`paymesh.risk.features`).
 
 One decision per payment id (the primary key). :meth:`SqlDecisionStore.add`
 inserts with ON CONFLICT DO NOTHING and, when another caller won the race,
 reads the winner back in the same transaction: on PostgreSQL the conflicting
 insert waits for the winner to commit and READ COMMITTED lets the next
 statement see it; on SQLite writers are serialised by BEGIN IMMEDIATE. The
-``risk.decision_made`` event is appended only by the winner, in its
-transaction.
+``risk.decision_made`` event, and the review a ``review`` decision opens, are
+written only by the winner, in its transaction. Once :meth:`SqlDecisionStore.start`
+ran, concurrent adds are group-committed (one worker, many decisions per
+transaction; each caller answered after its decision committed).
 
-``payer_stats`` holds one row per (tenant, payer, currency).
-:meth:`SqlPayerStatsStore.apply` records the event id in ``inbox`` and
-updates the row in one transaction, so a redelivered event changes nothing:
-on PostgreSQL a concurrent delivery of the same id waits on the inbox row
-and then finds it taken.
+A review is resolved by a conditional update (``WHERE status = 'open'``) and
+its event is appended only when that update changed the row, so two replicas
+(or an operator and the timeout sweeper) never both resolve one review.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -29,54 +33,32 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paymesh.contracts.events import TOPIC_RISK, Event
 from paymesh.platform.db import Database
-from paymesh.platform.outbox import append, first_delivery, inbox_table, outbox_table
-from paymesh.risk.domain import Decision, Outcome, PayerStats, Reason, SucceededPayment
+from paymesh.platform.logging import get_logger
+from paymesh.platform.outbox import append
+from paymesh.risk.domain import (
+    Decision,
+    ListEntry,
+    Outcome,
+    PaymentContext,
+    Reason,
+    Review,
+    ReviewStatus,
+)
+from paymesh.risk.features import list_matches, record_entry
+from paymesh.risk.tables import decisions, list_entries, metadata, outbox, reviews
 
 __all__ = [
     "DecisionStore",
-    "PayerStatsStore",
+    "ListStore",
+    "ReviewStore",
     "SqlDecisionStore",
-    "SqlPayerStatsStore",
     "decisions",
-    "inbox",
     "metadata",
     "outbox",
-    "payer_stats",
 ]
 
-metadata = sa.MetaData()
 
-decisions = sa.Table(
-    "decisions",
-    metadata,
-    sa.Column("payment_id", sa.String(64), primary_key=True),
-    sa.Column("tenant_id", sa.String(64), nullable=False),
-    sa.Column("payer_account_id", sa.String(64), nullable=False),
-    sa.Column("payee_account_id", sa.String(64), nullable=False),
-    sa.Column("amount", sa.BigInteger, nullable=False),
-    sa.Column("currency", sa.String(3), nullable=False),
-    sa.Column("outcome", sa.String(16), nullable=False),
-    sa.Column("score", sa.Integer, nullable=False),
-    sa.Column("reasons", sa.Text, nullable=False),
-    sa.Column("rules_version", sa.String(64), nullable=False),
-    sa.Column("decided_at_us", sa.BigInteger, nullable=False),
-    sa.Index("ix_decisions_tenant_decided", "tenant_id", "decided_at_us"),
-)
-
-outbox = outbox_table(metadata)
-
-payer_stats = sa.Table(
-    "payer_stats",
-    metadata,
-    sa.Column("tenant_id", sa.String(64), primary_key=True),
-    sa.Column("payer_account_id", sa.String(64), primary_key=True),
-    sa.Column("currency", sa.String(3), primary_key=True),
-    sa.Column("succeeded_count", sa.BigInteger, nullable=False),
-    sa.Column("succeeded_amount", sa.BigInteger, nullable=False),
-    sa.Column("last_event_at_us", sa.BigInteger, nullable=False),
-)
-
-inbox = inbox_table(metadata)
+log = get_logger(__name__)
 
 
 class DecisionStore(Protocol):
@@ -86,40 +68,304 @@ class DecisionStore(Protocol):
         """The decision for `payment_id`, whoever's it is, or None."""
         ...
 
-    async def add(self, decision: Decision, event: Event) -> Decision:
-        """Store `decision` with `event` unless one exists; return the stored decision."""
+    async def add(
+        self,
+        decision: Decision,
+        event: Event,
+        review: Review | None = None,
+        *,
+        velocity_at_us: int | None = None,
+    ) -> Decision:
+        """Store `decision` with `event` (and the review it opens) unless one exists;
+        return the stored decision. With `velocity_at_us`, also put the payment in the
+        velocity windows (stores whose database holds them)."""
         ...
 
 
+class ReviewStore(Protocol):
+    """The review queue."""
+
+    async def get_review(self, payment_id: str) -> Review | None:
+        """The review of `payment_id`, whoever's it is, or None."""
+        ...
+
+    async def list_reviews(
+        self, tenant_id: str, status: ReviewStatus, *, limit: int, starting_after: str
+    ) -> tuple[list[Review], bool]:
+        """A page of the tenant's reviews in `status`, by payment id; and whether more follow."""
+        ...
+
+    async def resolve_review(self, resolved: Review, event: Event) -> bool:
+        """Store `resolved` with `event` if the review is still open; False otherwise."""
+        ...
+
+    async def due_reviews(self, now_us: int, *, limit: int) -> list[Review]:
+        """Open reviews due at or before `now_us`, oldest first."""
+        ...
+
+
+class ListStore(Protocol):
+    """The tenants' block and allow lists."""
+
+    async def add_entry(self, entry: ListEntry) -> ListEntry:
+        """Add `entry`; an existing entry is kept as it is and returned."""
+        ...
+
+    async def remove_entry(self, tenant_id: str, list_name: str, value: str) -> bool:
+        """Remove an entry; False when there was none."""
+        ...
+
+    async def list_entries(
+        self, tenant_id: str, list_name: str, *, limit: int, starting_after: str
+    ) -> tuple[list[ListEntry], bool]:
+        """A page of one list (every list when `list_name` is empty), by list and value."""
+        ...
+
+    async def matches(
+        self, tenant_id: str, pairs: Iterable[tuple[str, str]]
+    ) -> frozenset[tuple[str, str]]:
+        """Which (list, value) `pairs` are entries of the tenant's lists (one query)."""
+        ...
+
+
+_MAX_GROUP = 256
+
+
+@dataclass
+class _Pending:
+    decision: Decision
+    event: Event
+    review: Review | None
+    velocity_at_us: int | None
+    done: asyncio.Future[Decision] | None = None
+
+
+def _insert(conn: AsyncConnection) -> Any:
+    return sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+
+
 class SqlDecisionStore:
-    """:class:`DecisionStore` on a SQLite or PostgreSQL database."""
+    """Decisions, reviews and lists on a SQLite or PostgreSQL database."""
 
     def __init__(self, db: Database, *, committed: Callable[[], None] | None = None) -> None:
-        # `committed` is told when a new decision and its event have committed
-        # (the app points it at the outbox relay so it publishes at once).
+        # `committed` is told when rows and their events have committed (the app
+        # points it at the outbox relay so it publishes at once).
         self._db = db
         self._committed = committed
+        self._queue: deque[_Pending] = deque()
+        self._wake = asyncio.Event()
+        self._worker: asyncio.Task[None] | None = None
+
+    def _notify(self) -> None:
+        if self._committed is not None:
+            self._committed()
+
+    # --- decisions ---------------------------------------------------------
 
     async def get(self, payment_id: str) -> Decision | None:
         async with self._db.read() as conn:
             return await _select(conn, payment_id)
 
-    async def add(self, decision: Decision, event: Event) -> Decision:
+    async def add(
+        self,
+        decision: Decision,
+        event: Event,
+        review: Review | None = None,
+        *,
+        velocity_at_us: int | None = None,
+    ) -> Decision:
+        item = _Pending(decision, event, review, velocity_at_us)
+        if self._worker is None:
+            [stored] = await self._write([item])
+            return stored
+        item.done = asyncio.get_running_loop().create_future()
+        self._queue.append(item)
+        self._wake.set()
+        return await item.done
+
+    def start(self) -> None:
+        """Group commit: concurrent adds are written by one worker, many per transaction.
+
+        A commit (an fsync) costs far more than a decision, so what arrives while a
+        transaction runs goes into the next one: batches grow with load and stay at
+        one when idle. Each caller is answered once its decision has committed.
+        """
+        self._worker = asyncio.create_task(self._work(), name="risk-decisions-group-commit")
+
+    async def stop(self) -> None:
+        """Stop the worker; adds still queued fail (Decide is idempotent: retry)."""
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+            self._worker = None
+        while self._queue:
+            item = self._queue.popleft()
+            if item.done is not None and not item.done.done():
+                item.done.set_exception(RuntimeError("risk is stopping"))
+
+    async def _work(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                taken: list[_Pending] = []
+                while self._queue and len(taken) < _MAX_GROUP:
+                    item = self._queue.popleft()
+                    if item.done is not None and not item.done.cancelled():
+                        taken.append(item)
+                if not taken:
+                    continue
+                try:
+                    stored = await self._write(taken)
+                except asyncio.CancelledError:
+                    for item in taken:
+                        if item.done is not None and not item.done.done():
+                            item.done.set_exception(RuntimeError("risk is stopping"))
+                    raise
+                except Exception as exc:
+                    log.warning("risk_group_commit_failed", callers=len(taken), error=repr(exc))
+                    for item in taken:
+                        if item.done is not None and not item.done.done():
+                            item.done.set_exception(exc)
+                    continue
+                for item, result in zip(taken, stored, strict=True):
+                    if item.done is not None and not item.done.done():
+                        item.done.set_result(result)
+
+    async def _write(self, items: list[_Pending]) -> list[Decision]:
+        stored: list[Decision] = []
+        fresh = False
         async with self._db.transaction() as conn:
-            insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
-            result = await conn.execute(
-                insert(decisions).values(_to_row(decision)).on_conflict_do_nothing()
-            )
-            if result.rowcount == 1:
-                await append(conn, outbox, TOPIC_RISK, event)
-                stored: Decision | None = decision
-            else:
-                stored = await _select(conn, decision.payment_id)
-        if stored is None:  # pragma: no cover - a conflict means a committed row exists
-            raise RuntimeError(f"decision for {decision.payment_id} vanished")
-        if stored is decision and self._committed is not None:
-            self._committed()
+            for item in items:
+                decision = item.decision
+                result = await conn.execute(
+                    _insert(conn)(decisions).values(_to_row(decision)).on_conflict_do_nothing()
+                )
+                if result.rowcount == 1:
+                    await append(
+                        conn, outbox, TOPIC_RISK, item.event, now_us=decision.decided_at_us
+                    )
+                    if item.review is not None:
+                        await conn.execute(reviews.insert().values(_review_row(item.review)))
+                    if item.velocity_at_us is not None:
+                        await record_entry(conn, decision.payment(), item.velocity_at_us)
+                    stored.append(decision)
+                    fresh = True
+                    continue
+                winner = await _select(conn, decision.payment_id)
+                if winner is None:  # pragma: no cover - a conflict means a committed row exists
+                    raise RuntimeError(f"decision for {decision.payment_id} vanished")
+                stored.append(winner)
+        if fresh:
+            self._notify()
         return stored
+
+    # --- reviews -----------------------------------------------------------
+
+    async def get_review(self, payment_id: str) -> Review | None:
+        async with self._db.read() as conn:
+            rows = await _reviews(conn, reviews.c.payment_id == payment_id)
+        return rows[0] if rows else None
+
+    async def list_reviews(
+        self, tenant_id: str, status: ReviewStatus, *, limit: int, starting_after: str
+    ) -> tuple[list[Review], bool]:
+        r = reviews.c
+        where = sa.and_(r.tenant_id == tenant_id, r.status == status.value)
+        if starting_after:
+            where = sa.and_(where, r.payment_id > starting_after)
+        async with self._db.read() as conn:
+            rows = await _reviews(conn, where, order=r.payment_id, limit=limit + 1)
+        return rows[:limit], len(rows) > limit
+
+    async def resolve_review(self, resolved: Review, event: Event) -> bool:
+        r = reviews.c
+        async with self._db.transaction() as conn:
+            result = await conn.execute(
+                reviews.update()
+                .where(r.payment_id == resolved.payment_id, r.status == ReviewStatus.OPEN.value)
+                .values(
+                    status=resolved.status.value,
+                    resolved_at_us=resolved.resolved_at_us,
+                    resolved_by=resolved.resolved_by,
+                    note=resolved.note,
+                )
+            )
+            if result.rowcount != 1:
+                return False
+            await append(conn, outbox, TOPIC_RISK, event, now_us=resolved.resolved_at_us)
+        self._notify()
+        return True
+
+    async def due_reviews(self, now_us: int, *, limit: int) -> list[Review]:
+        r = reviews.c
+        where = sa.and_(r.status == ReviewStatus.OPEN.value, r.due_at_us <= now_us)
+        async with self._db.read() as conn:
+            return await _reviews(conn, where, order=r.due_at_us, limit=limit)
+
+    # --- lists -------------------------------------------------------------
+
+    async def add_entry(self, entry: ListEntry) -> ListEntry:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                _insert(conn)(list_entries)
+                .values(
+                    tenant_id=entry.tenant_id,
+                    list=entry.list,
+                    value=entry.value,
+                    note=entry.note,
+                    created_at_us=entry.created_at_us,
+                    created_by=entry.created_by,
+                )
+                .on_conflict_do_nothing()
+            )
+            l = list_entries.c  # noqa: E741
+            row = (
+                await conn.execute(
+                    sa.select(list_entries).where(
+                        l.tenant_id == entry.tenant_id, l.list == entry.list, l.value == entry.value
+                    )
+                )
+            ).one()
+        return ListEntry(**row._mapping)
+
+    async def remove_entry(self, tenant_id: str, list_name: str, value: str) -> bool:
+        l = list_entries.c  # noqa: E741
+        async with self._db.transaction() as conn:
+            result = await conn.execute(
+                list_entries.delete().where(
+                    l.tenant_id == tenant_id, l.list == list_name, l.value == value
+                )
+            )
+        return bool(result.rowcount)
+
+    async def list_entries(
+        self, tenant_id: str, list_name: str, *, limit: int, starting_after: str
+    ) -> tuple[list[ListEntry], bool]:
+        l = list_entries.c  # noqa: E741
+        query = sa.select(list_entries).where(l.tenant_id == tenant_id)
+        if list_name:
+            query = query.where(l.list == list_name)
+            if starting_after:
+                query = query.where(l.value > starting_after)
+        elif starting_after:
+            # Across lists the cursor is "list:value".
+            after_list, _, after_value = starting_after.partition(":")
+            query = query.where(
+                sa.or_(l.list > after_list, sa.and_(l.list == after_list, l.value > after_value))
+            )
+        query = query.order_by(l.list, l.value).limit(limit + 1)
+        async with self._db.read() as conn:
+            rows = (await conn.execute(query)).all()
+        entries = [ListEntry(**row._mapping) for row in rows]
+        return entries[:limit], len(entries) > limit
+
+    async def matches(
+        self, tenant_id: str, pairs: Iterable[tuple[str, str]]
+    ) -> frozenset[tuple[str, str]]:
+        async with self._db.read() as conn:
+            return await list_matches(conn, tenant_id, pairs)
 
 
 async def _select(conn: AsyncConnection, payment_id: str) -> Decision | None:
@@ -144,84 +390,84 @@ def _to_row(d: Decision) -> dict[str, Any]:
         ),
         "rules_version": d.rules_version,
         "decided_at_us": d.decided_at_us,
+        "rules_checksum": d.rules_checksum,
+        "ip": d.context.ip,
+        "device_id": d.context.device_id,
+        "country": d.context.country,
     }
 
 
-def _from_row(row: Any) -> Decision:
+def _from_row(row: Any, prefix: str = "") -> Decision:
     return Decision(
-        payment_id=row["payment_id"],
-        tenant_id=row["tenant_id"],
-        payer_account_id=row["payer_account_id"],
-        payee_account_id=row["payee_account_id"],
-        amount=row["amount"],
-        currency=row["currency"],
-        outcome=Outcome(row["outcome"]),
-        score=row["score"],
-        reasons=tuple(Reason(**r) for r in json.loads(row["reasons"])),
-        rules_version=row["rules_version"],
-        decided_at_us=row["decided_at_us"],
+        payment_id=row[f"{prefix}payment_id"],
+        tenant_id=row[f"{prefix}tenant_id"],
+        payer_account_id=row[f"{prefix}payer_account_id"],
+        payee_account_id=row[f"{prefix}payee_account_id"],
+        amount=row[f"{prefix}amount"],
+        currency=row[f"{prefix}currency"],
+        outcome=Outcome(row[f"{prefix}outcome"]),
+        score=row[f"{prefix}score"],
+        reasons=tuple(Reason(**r) for r in json.loads(row[f"{prefix}reasons"])),
+        rules_version=row[f"{prefix}rules_version"],
+        decided_at_us=row[f"{prefix}decided_at_us"],
+        rules_checksum=row[f"{prefix}rules_checksum"],
+        context=PaymentContext(
+            ip=row[f"{prefix}ip"],
+            device_id=row[f"{prefix}device_id"],
+            country=row[f"{prefix}country"],
+        ),
     )
 
 
-class PayerStatsStore(Protocol):
-    """The payers' history features, fed once per event id."""
+def _review_row(review: Review) -> dict[str, Any]:
+    return {
+        "payment_id": review.payment_id,
+        "tenant_id": review.tenant_id,
+        "status": review.status.value,
+        "created_at_us": review.created_at_us,
+        "due_at_us": review.due_at_us,
+        "resolved_at_us": review.resolved_at_us,
+        "resolved_by": review.resolved_by,
+        "note": review.note,
+    }
 
-    async def apply(self, event_id: str, payment: SucceededPayment, *, now_us: int) -> bool:
-        """Count `payment` for its payer unless `event_id` was applied; True if applied."""
-        ...
 
-    async def get(self, tenant_id: str, payer_account_id: str, currency: str) -> PayerStats | None:
-        """The payer's stats in `currency`, or None before its first success."""
-        ...
-
-
-class SqlPayerStatsStore:
-    """:class:`PayerStatsStore` on a SQLite or PostgreSQL database."""
-
-    def __init__(self, db: Database, *, consumer: str) -> None:
-        self._db = db
-        self._consumer = consumer
-
-    async def apply(self, event_id: str, payment: SucceededPayment, *, now_us: int) -> bool:
-        async with self._db.transaction() as conn:
-            if not await first_delivery(conn, inbox, self._consumer, event_id, now_us):
-                return False
-            insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
-            stmt = insert(payer_stats).values(
-                tenant_id=payment.tenant_id,
-                payer_account_id=payment.payer_account_id,
-                currency=payment.currency,
-                succeeded_count=1,
-                succeeded_amount=payment.amount,
-                last_event_at_us=payment.at_us,
-            )
-            c, new = payer_stats.c, stmt.excluded
-            await conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=[c.tenant_id, c.payer_account_id, c.currency],
-                    set_={
-                        "succeeded_count": c.succeeded_count + 1,
-                        "succeeded_amount": c.succeeded_amount + new.succeeded_amount,
-                        # Events of one payer may arrive out of time order.
-                        "last_event_at_us": sa.case(
-                            (new.last_event_at_us > c.last_event_at_us, new.last_event_at_us),
-                            else_=c.last_event_at_us,
-                        ),
-                    },
-                )
-            )
-        return True
-
-    async def get(self, tenant_id: str, payer_account_id: str, currency: str) -> PayerStats | None:
-        c = payer_stats.c
-        async with self._db.read() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(payer_stats).where(
-                        c.tenant_id == tenant_id,
-                        c.payer_account_id == payer_account_id,
-                        c.currency == currency,
-                    )
-                )
-            ).first()
-        return None if row is None else PayerStats(**row._mapping)
+async def _reviews(
+    conn: AsyncConnection,
+    where: sa.ColumnElement[bool],
+    *,
+    order: sa.ColumnElement[Any] | None = None,
+    limit: int | None = None,
+) -> list[Review]:
+    r = reviews.c
+    columns = [
+        r.status,
+        r.created_at_us,
+        r.due_at_us,
+        r.resolved_at_us,
+        r.resolved_by,
+        r.note,
+        *(c.label(f"d_{c.name}") for c in decisions.c),
+    ]
+    query = (
+        sa.select(*columns)
+        .select_from(reviews.join(decisions, decisions.c.payment_id == r.payment_id))
+        .where(where)
+    )
+    if order is not None:
+        query = query.order_by(order)
+    if limit is not None:
+        query = query.limit(limit)
+    rows = (await conn.execute(query)).all()
+    return [
+        Review(
+            decision=_from_row(row._mapping, "d_"),
+            status=ReviewStatus(row.status),
+            created_at_us=row.created_at_us,
+            due_at_us=row.due_at_us,
+            resolved_at_us=row.resolved_at_us,
+            resolved_by=row.resolved_by,
+            note=row.note,
+        )
+        for row in rows
+    ]

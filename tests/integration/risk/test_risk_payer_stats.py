@@ -20,8 +20,10 @@ from paymesh.risk import app
 from paymesh.risk.app import MIGRATIONS
 from paymesh.risk.domain import PayerStats
 from paymesh.risk.events import CONSUMER
+from paymesh.risk.features import SqlFeatureStore
 from paymesh.risk.service import record_payment_event
-from paymesh.risk.store import SqlPayerStatsStore, inbox
+from paymesh.risk.store import SqlDecisionStore
+from paymesh.risk.tables import inbox
 from tests.conftest import free_port
 
 T0 = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
@@ -66,11 +68,12 @@ def payment_event(
 async def test_a_succeeded_payment_counts_once_for_its_payer_however_often_it_arrives(
     db: Database,
 ) -> None:
-    store, clock = SqlPayerStatsStore(db, consumer=CONSUMER), FixedClock()
+    store, clock = SqlFeatureStore(db, consumer=CONSUMER), FixedClock()
+    decisions = SqlDecisionStore(db)
     first = payment_event("pay_1", captured=700, time="2026-01-01T00:00:01Z")
     second = payment_event("pay_2", captured=300, time="2026-01-01T00:00:00Z")
     applied = [
-        await record_payment_event(e, store=store, clock=clock)
+        await record_payment_event(e, features=store, decisions=decisions, clock=clock)
         for e in (first, first, second, first, second)
     ]
     assert applied == [True, False, True, False, False]
@@ -85,25 +88,34 @@ async def test_a_succeeded_payment_counts_once_for_its_payer_however_often_it_ar
     )
 
 
-async def test_events_other_than_payment_succeeded_change_nothing(db: Database) -> None:
-    store, clock = SqlPayerStatsStore(db, consumer=CONSUMER), FixedClock()
+async def test_events_other_than_payment_succeeded_change_no_history(db: Database) -> None:
+    store, clock = SqlFeatureStore(db, consumer=CONSUMER), FixedClock()
+    decisions = SqlDecisionStore(db)
     for kind in ("payment.requires_capture", "payment.failed", "payment.canceled"):
-        assert not await record_payment_event(
-            payment_event("pay_1", type=kind), store=store, clock=clock
+        await record_payment_event(
+            payment_event("pay_1", type=kind), features=store, decisions=decisions, clock=clock
         )
-    malformed = payment_event("pay_2")
-    del malformed.data["payer_account_id"]
-    assert not await record_payment_event(malformed, store=store, clock=clock)
+    for ignored in (payment_event("pay_3", type="refund.succeeded"), payment_event("pay_4")):
+        if ignored.type == "payment.succeeded":
+            del ignored.data["payer_account_id"]  # malformed
+        assert not await record_payment_event(
+            ignored, features=store, decisions=decisions, clock=clock
+        )
     assert await store.get("ten_1", "acct_payer", "USD") is None
+    assert await store.history("ten_1", "acct_payer", "USD") is None
     async with db.read() as conn:
-        assert (await conn.execute(sa.select(sa.func.count()).select_from(inbox))).scalar() == 0
+        assert (await conn.execute(sa.select(sa.func.count()).select_from(inbox))).scalar() == 3
 
 
 async def test_concurrent_deliveries_of_one_event_count_it_once(db: Database) -> None:
-    store, clock = SqlPayerStatsStore(db, consumer=CONSUMER), FixedClock()
+    store, clock = SqlFeatureStore(db, consumer=CONSUMER), FixedClock()
+    decisions = SqlDecisionStore(db)
     event = payment_event("pay_1")
     results = await asyncio.gather(
-        *(record_payment_event(event, store=store, clock=clock) for _ in range(8))
+        *(
+            record_payment_event(event, features=store, decisions=decisions, clock=clock)
+            for _ in range(8)
+        )
     )
     assert sorted(results) == [False] * 7 + [True]
     stats = await store.get("ten_1", "acct_payer", "USD")

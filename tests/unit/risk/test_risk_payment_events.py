@@ -3,11 +3,19 @@ malformed one is skipped instead of blocking its partition."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from paymesh.contracts.events import Event
-from paymesh.risk.domain import SucceededPayment
-from paymesh.risk.events import succeeded_payment
+from paymesh.risk.domain import (
+    Decision,
+    Outcome,
+    Resolution,
+    SucceededPayment,
+    open_review,
+    resolve,
+)
+from paymesh.risk.events import payment_update, review_resolved, succeeded_payment
 
 
 def event(
@@ -22,9 +30,14 @@ def event(
         **data,
     }
     return Event(
-        id="evt_1", source="/paymesh/payments", type=type, subject="pay_1", time=time,
-        tenant="ten_1", data=payload,
-    )  # fmt: skip
+        id="evt_1",
+        source="/paymesh/payments",
+        type=type,
+        subject="pay_1",
+        time=time,
+        tenant="ten_1",
+        data=payload,
+    )
 
 
 def test_a_succeeded_payment_is_read_with_its_captured_amount_and_exact_time() -> None:
@@ -56,3 +69,27 @@ def test_malformed_succeeded_events_are_skipped() -> None:
     assert succeeded_payment(event(amount_captured="600")) is None
     assert succeeded_payment(event(time="yesterday")) is None
     assert succeeded_payment(event(time="2026-01-01T00:00:00")) is None  # no zone
+
+
+def test_a_payment_update_falls_back_to_the_captured_amount_when_amount_is_missing() -> None:
+    e = event()
+    del e.data["amount"]
+    update = payment_update(e, None)
+    assert update is not None
+    assert update.payment.amount == 600
+
+
+def test_a_review_event_id_fits_the_outbox_even_for_a_long_payment_id() -> None:
+    decision = Decision(
+        "pay_" + "x" * 44, "ten_1", "a", "b", 1, "USD", Outcome.REVIEW, 50, (), "v1", 1
+    )
+    review = resolve(
+        open_review(decision, timeout_s=60), Resolution.DECLINE, by="ops", note="", now_us=2
+    )
+    assert review is not None
+    event = review_resolved(review)
+    assert len(event.id) <= 64
+    assert event.id == review_resolved(review).id  # deterministic
+    assert event.type == "review.declined"
+    short = replace(review, decision=replace(decision, payment_id="pay_1"))
+    assert review_resolved(short).id == "evt_pay_1_review.declined"

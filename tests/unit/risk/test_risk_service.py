@@ -21,7 +21,14 @@ class FakeDecisionStore:
     async def get(self, payment_id: str) -> Decision | None:
         return self.decisions.get(payment_id)
 
-    async def add(self, decision: Decision, event: Event) -> Decision:
+    async def add(
+        self,
+        decision: Decision,
+        event: Event,
+        review: object | None = None,
+        *,
+        velocity_at_us: int | None = None,
+    ) -> Decision:
         if decision.payment_id not in self.decisions:
             self.decisions[decision.payment_id] = decision
             self.events.append(event)

@@ -6,7 +6,7 @@ from alembic import context
 from alembic.runtime.environment import EnvironmentContext
 
 from paymesh.platform.migrations import run_env
-from paymesh.risk.store import metadata
+from paymesh.risk.tables import metadata
 
 # `alembic.context` is a module that proxies the current EnvironmentContext.
 run_env(cast(EnvironmentContext, context), metadata)
