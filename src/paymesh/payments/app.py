@@ -8,19 +8,26 @@ past ``settings.payments.step_deadline_s`` is given up safely, see
 :mod:`paymesh.payments.saga`). The bank behind
 top-ups and payouts is the simulated bank, configured by
 ``settings.payments.bank_*``.
+
+The consumer of risk's review resolutions (:mod:`paymesh.payments.reviews`)
+subscribes in ``create`` (no I/O), so the bus knows it before it starts;
+events it delivers before ``start`` wait for it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from pathlib import Path
 
 import grpc
 
+from paymesh.contracts.events import Event
 from paymesh.contracts.payments.v1.payments_pb2_grpc import add_PaymentsServicer_to_server
 from paymesh.payments.adapters import GrpcLedgerClient, GrpcRiskClient
 from paymesh.payments.api import SERVICE_NAME, PaymentsApi
 from paymesh.payments.bank import SimulatedBank
+from paymesh.payments.reviews import GROUP, TOPIC, apply_review_event
 from paymesh.payments.saga import Deps, Resumer, RetryPolicy
 from paymesh.payments.store import PaymentStore, outbox
 from paymesh.platform.bus import EventBus
@@ -70,6 +77,16 @@ class PaymentsRuntime:
         self._server: GrpcServer | None = None
         self.resumer: Resumer | None = None
         self.port = 0
+        self._deps: Deps | None = None
+        self._running = asyncio.Event()
+        bus.subscribe(TOPIC, GROUP, self._on_risk_event)
+
+    async def _on_risk_event(self, event: Event) -> None:
+        # Delivered from the bus's own task; a stopped service never acks (the
+        # bus cancels the wait when it stops, so the event is delivered again).
+        await self._running.wait()
+        assert self._deps is not None
+        await apply_review_event(event, deps=self._deps)
 
     async def start(self) -> None:
         """Open the channels, serve, relay the outbox and resume unfinished sagas."""
@@ -90,6 +107,7 @@ class PaymentsRuntime:
             ),
             authorization_ttl_s=s.payments.authorization_ttl_s,
         )
+        self._deps = deps
         api = PaymentsApi(deps)
         self._server = GrpcServer(
             s.payments.listen,
@@ -101,10 +119,12 @@ class PaymentsRuntime:
         self.relay.start()
         self.resumer = Resumer(deps, interval_s=s.payments.resume_interval_s)
         self.resumer.start()
+        self._running.set()
         log.info("payments_started", port=self.port)
 
     async def stop(self) -> None:
         """Stop serving and background work; close channels and the database."""
+        self._running.clear()
         if self.resumer is not None:
             await self.resumer.stop()
             self.resumer = None

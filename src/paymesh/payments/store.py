@@ -14,6 +14,12 @@ one transaction, so concurrent refunds cannot exceed what was captured.
 
 The outbox doubles as the tenant's event log: ``list_events`` reads it by
 (tenant_id, seq), newest first.
+
+Consumed events (risk's review resolutions) are applied by
+:meth:`PaymentStore.apply_event`: the event id goes into ``inbox`` in the
+same transaction as the payment's transition and its events, so a
+redelivered event changes nothing. The payment row is locked first (``FOR
+UPDATE`` on PostgreSQL) so the transition is decided on the row it updates.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from paymesh.payments.domain import (
 from paymesh.payments.rows import from_row, payment_from_row, to_row
 from paymesh.payments.tables import (
     SAGA_TABLES,
+    inbox,
     metadata,
     outbox,
     payments,
@@ -52,12 +59,13 @@ from paymesh.payments.tables import (
     transfers,
 )
 from paymesh.platform.db import Database
-from paymesh.platform.outbox import append
+from paymesh.platform.outbox import append, first_delivery
 
 __all__ = [
     "Due",
     "PaymentStore",
     "StoredEvent",
+    "inbox",
     "metadata",
     "outbox",
     "payments",
@@ -187,6 +195,48 @@ class PaymentStore:
         for fixed in (*_FIXED, "amount_refunded"):
             values.pop(fixed)
         return await self._transition(payments, new.id, status, step, values, events)
+
+    async def apply_event(
+        self,
+        consumer: str,
+        event_id: str,
+        payment_id: str,
+        decide: Callable[[Payment | None], tuple[Payment, Sequence[Event]] | None],
+        *,
+        now_us: int,
+    ) -> Payment | None:
+        """Apply a consumed event to a payment once: record `event_id` for `consumer` and
+        write what `decide` makes of the locked payment, in one transaction.
+
+        None when the event was applied before, or `decide` answers None (the
+        event is recorded and changes nothing); else the new payment.
+        """
+        async with self.db.transaction() as conn:
+            if not await first_delivery(conn, inbox, consumer, event_id, now_us):
+                return None
+            row = await _one(conn, payments, payment_id, for_update=True)
+            before = None if row is None else payment_from_row(row)
+            outcome = decide(before)
+            if before is None or outcome is None:
+                return None
+            new, events = outcome
+            values = to_row(new)
+            for fixed in (*_FIXED, "amount_refunded"):
+                values.pop(fixed)
+            c = payments.c
+            at_step = c.step.is_(None) if before.step is None else c.step == before.step.value
+            updated = await conn.execute(
+                payments.update()
+                .where(c.id == payment_id, c.status == before.status.value, at_step)
+                .values(values)
+            )
+            if updated.rowcount != 1:  # pragma: no cover - the row is locked since it was read
+                raise RuntimeError(f"payment {payment_id} changed under its lock")
+            for event in events:
+                await append(conn, outbox, TOPIC_PAYMENTS, event)
+        if events and self._on_commit is not None:
+            self._on_commit()
+        return new
 
     async def expired_authorizations(self, now_us: int, *, limit: int = 100) -> list[Due]:
         """Authorised payments (no step running) whose authorisation ended by `now_us`."""

@@ -11,10 +11,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from paymesh.platform.outbox import outbox_table
+from paymesh.platform.outbox import inbox_table, outbox_table
 
 __all__ = [
     "SAGA_TABLES",
+    "inbox",
     "metadata",
     "outbox",
     "payments",
@@ -146,6 +147,9 @@ tenant_fees = sa.Table(
 )
 
 outbox = outbox_table(metadata)
+
+# 0005: the events consumed (risk's review resolutions), once per event id.
+inbox = inbox_table(metadata)
 
 # The tables whose rows are sagas, by the kind of object they hold.
 SAGA_TABLES = {

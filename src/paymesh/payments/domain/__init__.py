@@ -21,9 +21,21 @@ from paymesh.payments.domain.refunds import *  # noqa: F403
 from paymesh.payments.domain.refunds import __all__ as _refunds
 from paymesh.payments.domain.requests import *  # noqa: F403
 from paymesh.payments.domain.requests import __all__ as _requests
+from paymesh.payments.domain.reviews import *  # noqa: F403
+from paymesh.payments.domain.reviews import __all__ as _reviews
 from paymesh.payments.domain.topups import *  # noqa: F403
 from paymesh.payments.domain.topups import __all__ as _topups
 from paymesh.payments.domain.transfers import *  # noqa: F403
 from paymesh.payments.domain.transfers import __all__ as _transfers
 
-__all__ = [*_common, *_fees, *_payments, *_payouts, *_refunds, *_requests, *_topups, *_transfers]
+__all__ = [
+    *_common,
+    *_fees,
+    *_payments,
+    *_payouts,
+    *_refunds,
+    *_requests,
+    *_reviews,
+    *_topups,
+    *_transfers,
+]
