@@ -1,0 +1,77 @@
+"""The webhooks service's tables (SQLAlchemy Core), shared by the store and migrations."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from paymesh.platform.outbox import inbox_table, outbox_table
+
+__all__ = ["attempts", "deliveries", "endpoints", "events", "inbox", "metadata", "outbox"]
+
+metadata = sa.MetaData()
+
+endpoints = sa.Table(
+    "endpoints",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("url", sa.String(2048), nullable=False),
+    # JSON list of event types, sorted; ["*"] for all.
+    sa.Column("events", sa.Text, nullable=False),
+    sa.Column("description", sa.String(500), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("disabled_reason", sa.String(128), nullable=False),
+    # Sealed (AES-GCM) secrets; never the plain text.
+    sa.Column("secret_sealed", sa.Text, nullable=False),
+    sa.Column("previous_secret_sealed", sa.Text, nullable=True),
+    sa.Column("previous_secret_expires_at_us", sa.BigInteger, nullable=True),
+    # Start of the current run of failed attempts; NULL while healthy.
+    sa.Column("failing_since_us", sa.BigInteger, nullable=True),
+    sa.Column("created_at_us", sa.BigInteger, nullable=False),
+    sa.Column("deleted_at_us", sa.BigInteger, nullable=True),
+    sa.Index("ix_endpoints_tenant_created", "tenant_id", "created_at_us"),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("type", sa.String(64), nullable=False),
+    # The CloudEvent exactly as delivered (Event.to_json()).
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("received_at_us", sa.BigInteger, nullable=False),
+)
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("endpoint_id", sa.String(64), nullable=False),
+    sa.Column("event_id", sa.String(64), nullable=False),
+    sa.Column("event_type", sa.String(64), nullable=False),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts_count", sa.Integer, nullable=False),
+    sa.Column("created_at_us", sa.BigInteger, nullable=False),
+    sa.Column("next_attempt_at_us", sa.BigInteger, nullable=False),
+    sa.Column("first_attempt_at_us", sa.BigInteger, nullable=True),
+    # While an attempt runs, the worker that claimed it holds it until then.
+    sa.Column("lease_until_us", sa.BigInteger, nullable=True),
+    sa.Index("ix_deliveries_due", "status", "next_attempt_at_us"),
+    sa.Index("ix_deliveries_endpoint_created", "endpoint_id", "created_at_us"),
+)
+
+attempts = sa.Table(
+    "attempts",
+    metadata,
+    sa.Column("delivery_id", sa.String(64), primary_key=True),
+    sa.Column("number", sa.Integer, primary_key=True),
+    sa.Column("started_at_us", sa.BigInteger, nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=False),
+    sa.Column("latency_ms", sa.BigInteger, nullable=False),
+    sa.Column("error", sa.String(64), nullable=False),
+)
+
+outbox = outbox_table(metadata)
+inbox = inbox_table(metadata)

@@ -1,0 +1,243 @@
+"""The delivery worker: claims due deliveries and POSTs them, signed, one attempt each.
+
+Each attempt is a task; at most ``max_in_flight`` run in this process and at
+most ``max_in_flight_per_endpoint`` per endpoint across every replica (the
+store counts leases). The outcome, the next attempt's time and any
+disabling of the endpoint are recorded in one transaction
+(:meth:`~paymesh.webhooks.store.SqlWebhookStore.finish`). A replica that dies
+mid-attempt leaves a lease that expires; the delivery is then attempted again
+(at least once: merchants deduplicate by ``Paymesh-Event-Id``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httpx
+
+from paymesh import __version__
+from paymesh.platform.clock import Clock
+from paymesh.platform.logging import get_logger
+from paymesh.webhooks.domain import (
+    AfterAttempt,
+    AttemptResult,
+    Delivery,
+    RetryPolicy,
+    after_attempt,
+)
+from paymesh.webhooks.events import endpoint_disabled, reason_failing_since
+from paymesh.webhooks.sealing import SecretBox
+from paymesh.webhooks.signature import signature_header
+from paymesh.webhooks.store import Claimed, SqlWebhookStore
+from paymesh.webhooks.transport import post
+
+__all__ = ["USER_AGENT", "DeliveryWorker", "WorkerConfig"]
+
+log = get_logger(__name__)
+
+USER_AGENT = f"paymesh-webhooks/{__version__}"
+_PRUNE_EVERY_US = 3600 * 1_000_000
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """How the worker runs (from ``settings.webhooks``)."""
+
+    policy: RetryPolicy
+    request_timeout_s: float
+    max_response_bytes: int
+    max_in_flight: int
+    max_in_flight_per_endpoint: int
+    poll_interval_s: float
+    retention_s: float = 30 * 24 * 3600
+
+    @property
+    def lease_us(self) -> int:
+        """How long a claimed delivery stays another replica's: well past the timeout."""
+        return int((2 * self.request_timeout_s + 30) * 1_000_000)
+
+
+class DeliveryWorker:
+    """Attempts due deliveries until stopped."""
+
+    def __init__(
+        self,
+        store: SqlWebhookStore,
+        *,
+        box: SecretBox,
+        client: httpx.AsyncClient,
+        config: WorkerConfig,
+        clock: Clock,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self._store = store
+        self._box = box
+        self._client = client
+        self._config = config
+        self._clock = clock
+        self._jitter = jitter
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._next_prune_us = 0
+
+    @property
+    def in_flight(self) -> int:
+        """Attempts running in this process now."""
+        return len(self._in_flight)
+
+    def notify(self) -> None:
+        """New deliveries are due: look at once."""
+        self._wake.set()
+
+    def start(self) -> None:
+        """Run the worker in the background."""
+        self._task = asyncio.create_task(self._run(), name="webhooks-worker")
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Stop claiming; give attempts in flight `grace_s` to finish, then cancel them."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._in_flight:
+            await asyncio.wait(set(self._in_flight), timeout=grace_s)
+        for task in list(self._in_flight):
+            task.cancel()
+        for task in list(self._in_flight):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def run_once(self) -> int:
+        """Claim what is due and start its attempts; return how many started."""
+        free = self._config.max_in_flight - len(self._in_flight)
+        claimed = await self._store.claim(
+            now_us=self._clock.now_us(),
+            limit=free,
+            max_per_endpoint=self._config.max_in_flight_per_endpoint,
+            lease_us=self._config.lease_us,
+        )
+        for item in claimed:
+            task = asyncio.create_task(self._attempt(item), name=f"webhook-{item.delivery.id}")
+            self._in_flight.add(task)
+            task.add_done_callback(self._done)
+        return len(claimed)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self.run_once()
+                await self._prune()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("webhooks_worker_failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._config.poll_interval_s)
+
+    async def _prune(self) -> None:
+        """Once an hour, forget deliveries, events and inbox entries past retention."""
+        now = self._clock.now_us()
+        if now < self._next_prune_us:
+            return
+        self._next_prune_us = now + _PRUNE_EVERY_US
+        before = now - int(self._config.retention_s * 1_000_000)
+        while (gone := await self._store.prune(before_us=before)) > 0:
+            log.info("webhooks_pruned", rows=gone)
+
+    async def _attempt(self, item: Claimed) -> None:
+        delivery, record = item.delivery, item.record
+        endpoint = record.endpoint
+        fields = {
+            "delivery_id": delivery.id,
+            "endpoint_id": endpoint.id,
+            "host": urlsplit(endpoint.url).hostname or "",
+            "attempt": delivery.attempts_count + 1,
+        }
+        started = self._clock.now_us()
+        try:
+            result = await self._post(item, started, fields)
+        except Exception:
+            log.exception("webhook_attempt_broken", **fields)
+            result = AttemptResult(status_code=0, error="internal_error", latency_ms=0)
+        now = self._clock.now_us()
+
+        def decide(d: Delivery, enabled: bool, failing_since: int | None) -> AfterAttempt:
+            return after_attempt(
+                d,
+                result,
+                started_at_us=started,
+                now_us=now,
+                endpoint_enabled=enabled,
+                failing_since_us=failing_since,
+                policy=self._config.policy,
+                jitter=self._jitter(),
+            )
+
+        try:
+            updated, _after, disabled = await self._store.finish(
+                item,
+                result,
+                started_at_us=started,
+                decide=decide,
+                disabled_event=lambda ep, why: endpoint_disabled(ep, why, now_us=now),
+                reason=reason_failing_since,
+            )
+        except Exception:
+            # The lease expires and the delivery is attempted again.
+            log.exception("webhook_attempt_not_recorded", **fields)
+            return
+        log.info(
+            "webhook_attempt",
+            **fields,
+            status_code=result.status_code,
+            error=result.error,
+            latency_ms=result.latency_ms,
+            delivery_status=updated.status.value,
+        )
+        if disabled is not None:
+            log.warning(
+                "webhook_endpoint_disabled",
+                endpoint_id=endpoint.id,
+                host=fields["host"],
+                reason=disabled.disabled_reason,
+            )
+
+    async def _post(
+        self, item: Claimed, started_us: int, fields: dict[str, object]
+    ) -> AttemptResult:
+        delivery, record = item.delivery, item.record
+        endpoint = record.endpoint
+        secrets = [self._box.open(record.secret_sealed, endpoint.id)]
+        expires = endpoint.previous_secret_expires_at_us
+        if record.previous_secret_sealed and expires is not None and expires > started_us:
+            secrets.append(self._box.open(record.previous_secret_sealed, endpoint.id))
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            "Accept-Encoding": "identity",
+            "Paymesh-Event-Id": delivery.event_id,
+            "Paymesh-Event-Type": delivery.event_type,
+            "Paymesh-Delivery-Id": delivery.id,
+            "Paymesh-Signature": signature_header(item.payload, secrets, started_us // 1_000_000),
+        }
+        return await post(
+            self._client,
+            endpoint.url,
+            item.payload,
+            headers,
+            timeout_s=self._config.request_timeout_s,
+            max_response_bytes=self._config.max_response_bytes,
+            log_fields=fields,
+        )
