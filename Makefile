@@ -42,6 +42,8 @@ proto: install
 bench: install services
 	$(BIN)/python bench/ledger.py
 	$(BIN)/python bench/e2e.py
+	$(BIN)/python bench/risk.py
+	$(BIN)/python bench/webhooks.py
 
 ## Build the one paymesh image (podman; BASE_IMAGE=... to use a local base).
 image:

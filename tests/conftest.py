@@ -118,4 +118,4 @@ def free_port() -> int:
 @pytest.fixture
 def ports() -> dict[str, int]:
     """Free loopback ports for one embedded platform."""
-    return {name: free_port() for name in ("accounts", "payments", "risk", "gateway")}
+    return {name: free_port() for name in ("accounts", "payments", "risk", "webhooks", "gateway")}

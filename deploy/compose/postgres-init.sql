@@ -3,4 +3,5 @@
 CREATE DATABASE paymesh_accounts OWNER paymesh;
 CREATE DATABASE paymesh_payments OWNER paymesh;
 CREATE DATABASE paymesh_risk OWNER paymesh;
+CREATE DATABASE paymesh_webhooks OWNER paymesh;
 CREATE DATABASE paymesh_gateway OWNER paymesh;

@@ -24,7 +24,7 @@ __all__ = ["SERVICES", "Platform", "app_module", "make_bus"]
 log = get_logger(__name__)
 
 # Start order: what others call comes first; the gateway opens the door last.
-SERVICES: tuple[str, ...] = ("accounts", "risk", "payments", "gateway")
+SERVICES: tuple[str, ...] = ("accounts", "risk", "payments", "webhooks", "gateway")
 
 
 def make_bus(settings: Settings) -> EventBus:

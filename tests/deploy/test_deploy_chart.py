@@ -4,18 +4,30 @@ reference. Each runs on the default and on the production-like values."""
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 import pytest
-from deploy_helpers import VALUES_FILES, load_values, of_kind, pod_specs, render
+from deploy_helpers import CHART, DEPLOY, VALUES_FILES, load_values, of_kind, pod_specs, render
 
-SERVICES = {"accounts": 50051, "payments": 50052, "risk": 50053, "gateway": 8000}
+SERVICES = {
+    "accounts": 50051, "payments": 50052, "risk": 50053, "webhooks": 50054, "gateway": 8000,
+}  # fmt: skip
 # The allowed calls between paymesh pods (caller, callee): nothing else.
 ALLOWED_CALLS = {
-    ("gateway", "accounts"), ("gateway", "payments"), ("gateway", "risk"),
+    ("gateway", "accounts"), ("gateway", "payments"), ("gateway", "risk"), ("gateway", "webhooks"),
     ("payments", "accounts"), ("payments", "risk"),
 }  # fmt: skip
 GATEWAY_PORT = 8000
+# What a webhook must never reach, whatever a merchant's URL resolves to.
+FORBIDDEN_NETWORKS = [
+    ipaddress.ip_network(n)
+    for n in (
+        "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10",
+        "127.0.0.0/8", "::1/128", "fc00::/7", "fe80::/10",
+    )
+]  # fmt: skip
+RISK_RULES_FILE = "/etc/paymesh-risk/risk-rules.yaml"
 
 Objects = list[dict[str, Any]]
 
@@ -36,7 +48,7 @@ def by_component(objects: Objects, kind: str) -> dict[str, dict[str, Any]]:
 
 def test_every_container_runs_under_the_restricted_profile(manifests: Objects) -> None:
     specs = pod_specs(manifests)
-    assert len(specs) == 5  # four services and the migration Job
+    assert len(specs) == 6  # five services and the migration Job
     for name, spec in specs:
         pod = spec["securityContext"]
         assert pod["runAsNonRoot"] is True, name
@@ -106,8 +118,10 @@ def test_secrets_are_referenced_never_embedded(manifests: Objects) -> None:
     for name, spec in pod_specs(manifests):
         (container,) = spec["containers"]
         env = {var["name"]: var for var in container["env"]}
-        # Least privilege: only the gateway, which signs tokens, gets its secret.
+        # Least privilege: only the gateway, which signs tokens, gets its secret;
+        # only webhooks, which seals the endpoints' signing secrets, gets its own.
         assert ("PAYMESH_GATEWAY__SECRET_KEY" in env) == name.endswith("gateway"), name
+        assert ("PAYMESH_WEBHOOKS__SECRET_KEY" in env) == name.endswith("webhooks"), name
         for var in env.values():
             if var["name"].endswith(("__DATABASE_URL", "__SECRET_KEY")):
                 assert "value" not in var, (name, var)
@@ -117,7 +131,7 @@ def test_secrets_are_referenced_never_embedded(manifests: Objects) -> None:
 def test_settings_and_risk_rules_come_from_a_mounted_config_map(manifests: Objects) -> None:
     import yaml
 
-    (config_map,) = of_kind(manifests, "ConfigMap")
+    (config_map,) = [c for c in of_kind(manifests, "ConfigMap") if "config.yaml" in c["data"]]
     settings = yaml.safe_load(config_map["data"]["config.yaml"])
     assert settings["environment"] == "production"
     assert settings["risk"]["amount_limits"]["USD"] > 0
@@ -237,7 +251,8 @@ def test_only_the_gateway_port_is_open_to_the_outside(manifests: Objects) -> Non
 def test_egress_is_dns_and_the_datastores_each_service_needs(manifests: Objects) -> None:
     needs = {
         "accounts": {53, 5432, 9092}, "payments": {53, 5432, 9092, 50051, 50053},
-        "risk": {53, 5432, 9092, 6379}, "gateway": {53, 5432, 9092, 6379, 50051, 50052, 50053},
+        "risk": {53, 5432, 9092, 6379}, "webhooks": {53, 5432, 9092, 443},
+        "gateway": {53, 5432, 9092, 6379, 50051, 50052, 50053, 50054},
         "migrate": {53, 5432},
     }  # fmt: skip
     for name, pod in pod_labels(manifests).items():
@@ -254,3 +269,98 @@ def test_the_gateway_keeps_its_rate_limit_buckets_in_the_shared_redis(
         (container,) = spec["containers"]
         names = {var["name"] for var in container.get("env", [])}
         assert ("PAYMESH_GATEWAY__REDIS_URL" in names) == name.endswith("gateway"), name
+
+
+def test_webhooks_reach_merchants_only_on_https_to_public_addresses(manifests: Objects) -> None:
+    labels = pod_labels(manifests)
+    for name, pod in labels.items():
+        rules = [r for s in policies_for(manifests, pod) for r in s.get("egress", [])]
+        to_blocks = [r for r in rules if any("ipBlock" in p for p in r.get("to", []))]
+        if name != "webhooks":
+            # Only webhooks may reach arbitrary addresses by IP block (production
+            # pins the databases by ipBlock: those rules carry their own ports).
+            assert all({p["port"] for p in r["ports"]} <= {5432} for r in to_blocks), name
+            continue
+        (https,) = [r for r in rules if {p["port"] for p in r["ports"]} == {443}]
+        assert all(p["protocol"] == "TCP" for p in https["ports"])
+        blocks = [p["ipBlock"] for p in https["to"]]
+        assert {b["cidr"] for b in blocks} == {"0.0.0.0/0", "::/0"}
+        for block in blocks:
+            whole = ipaddress.ip_network(block["cidr"])
+            excepted = [ipaddress.ip_network(e) for e in block.get("except", [])]
+            for forbidden in FORBIDDEN_NETWORKS:
+                if forbidden.version != whole.version:
+                    continue
+                covered = any(forbidden.subnet_of(e) for e in excepted)  # type: ignore[arg-type]
+                assert covered, (forbidden, block)
+        # Public addresses stay reachable (a merchant at 93.184.216.34, 2606:2800::1).
+        for public in ("93.184.216.34", "2606:2800:220:1::1"):
+            ip = ipaddress.ip_address(public)
+            assert any(
+                ip in ipaddress.ip_network(b["cidr"])
+                and not any(ip in ipaddress.ip_network(e) for e in b.get("except", []))
+                for b in blocks
+            ), public
+
+
+def test_only_the_gateway_may_call_webhooks(manifests: Objects) -> None:
+    labels = pod_labels(manifests)
+    rules = [r for s in policies_for(manifests, labels["webhooks"]) for r in s.get("ingress", [])]
+    callers = {name for name, pod in labels.items() if allows(rules, "from", pod, 50054)}
+    assert callers == {"gateway"}
+
+
+def test_risk_reads_its_rules_from_a_mounted_config_map_and_counts_in_redis(
+    manifests: Objects,
+) -> None:
+    from paymesh.risk.rules import parse_rules
+
+    deployments = by_component(manifests, "Deployment")
+    spec = deployments["risk"]["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["PAYMESH_RISK__RULES_FILE"] == RISK_RULES_FILE
+    assert env["PAYMESH_RISK__REDIS_URL"].startswith("redis://")
+    directory, _, filename = RISK_RULES_FILE.rpartition("/")
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == directory]
+    # A directory mount (no subPath): Kubernetes then updates the file in place.
+    assert "subPath" not in mount
+    assert mount["readOnly"] is True
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    maps = {c["metadata"]["name"]: c for c in of_kind(manifests, "ConfigMap")}
+    rules_map = maps[volumes[mount["name"]]["configMap"]["name"]]
+    # What risk will load is a valid rule set (the parser risk itself uses).
+    rule_set = parse_rules(rules_map["data"][filename].encode())
+    assert rule_set.rules
+    # Nobody else gets the rules or risk's Redis.
+    for name, deployment in deployments.items():
+        if name == "risk":
+            continue
+        (other,) = deployment["spec"]["template"]["spec"]["containers"]
+        names = {e["name"] for e in other["env"]}
+        assert not names & {"PAYMESH_RISK__RULES_FILE", "PAYMESH_RISK__REDIS_URL"}, name
+        assert all(m["mountPath"] != directory for m in other["volumeMounts"]), name
+
+
+def test_the_webhooks_service_is_deployed_like_the_others(manifests: Objects) -> None:
+    deployments = by_component(manifests, "Deployment")
+    spec = deployments["webhooks"]["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    assert container["command"] == ["paymesh", "serve", "webhooks"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    env = {e["name"]: e for e in container["env"]}
+    assert env["PAYMESH_WEBHOOKS__LISTEN"]["value"] == "0.0.0.0:50054"
+    assert "PAYMESH_KAFKA__BOOTSTRAP_SERVERS" in env  # it consumes the public events
+    # Never the development escape hatch of the SSRF guard.
+    assert "PAYMESH_WEBHOOKS__ALLOW_PRIVATE_ADDRESSES" not in env
+    (job,) = of_kind(manifests, "Job")
+    (migrate,) = job["spec"]["template"]["spec"]["containers"]
+    assert "PAYMESH_WEBHOOKS__DATABASE_URL" in {e["name"] for e in migrate["env"]}
+
+
+def test_the_charts_default_risk_rules_are_the_documented_example() -> None:
+    import yaml
+
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert values["risk"]["rules"] == (DEPLOY / "risk-rules.yaml").read_text()

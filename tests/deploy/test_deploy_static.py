@@ -42,7 +42,7 @@ def compose_config(*extra: str) -> dict[str, Any]:
 def test_compose_file_is_valid_and_starts_in_order() -> None:
     services = compose_config("--profile", "tools")["services"]
     assert {"postgres", "kafka", "redis", "migrate", "bootstrap"} <= set(services)
-    for name in ("accounts", "payments", "risk", "gateway"):
+    for name in ("accounts", "payments", "risk", "webhooks", "gateway"):
         svc = services[name]
         assert svc["command"] == ["paymesh", "serve", name]
         assert svc["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
@@ -54,6 +54,8 @@ def test_compose_file_is_valid_and_starts_in_order() -> None:
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     for callee in ("accounts", "risk"):
         assert services["payments"]["depends_on"][callee]["condition"] == "service_healthy"
+    for callee in ("accounts", "payments", "risk", "webhooks"):
+        assert services["gateway"]["depends_on"][callee]["condition"] == "service_healthy"
     for infra in ("postgres", "kafka", "redis"):
         assert services[infra]["healthcheck"]["test"]
     assert services["kafka"]["image"].startswith("apache/kafka:")
@@ -64,12 +66,30 @@ def test_compose_gives_each_service_its_own_database() -> None:
     services = compose_config()["services"]
     urls = {
         name: services[name]["environment"][f"PAYMESH_{name.upper()}__DATABASE_URL"]
-        for name in ("accounts", "payments", "risk", "gateway")
+        for name in ("accounts", "payments", "risk", "webhooks", "gateway")
     }
-    assert len({url.rsplit("/", 1)[1] for url in urls.values()}) == 4
+    assert len({url.rsplit("/", 1)[1] for url in urls.values()}) == 5
     init = (DEPLOY / "compose" / "postgres-init.sql").read_text()
     for url in urls.values():
         assert f"CREATE DATABASE {url.rsplit('/', 1)[1]} " in init
+
+
+def test_compose_gives_risk_its_rules_file_and_redis() -> None:
+    risk = compose_config()["services"]["risk"]
+    env = risk["environment"]
+    assert env["PAYMESH_RISK__REDIS_URL"].startswith("redis://redis:6379/")
+    mounted = {c["target"]: c["source"] for c in risk["configs"]}
+    assert mounted[env["PAYMESH_RISK__RULES_FILE"]] == "risk-rules"
+    assert mounted[risk["environment"]["PAYMESH_CONFIG_FILE"]] == "paymesh-config"
+
+
+def test_compose_keeps_the_webhooks_ssrf_guard_on_and_its_secret_to_itself() -> None:
+    services = compose_config()["services"]
+    env = services["webhooks"]["environment"]
+    assert env["PAYMESH_WEBHOOKS__ALLOW_PRIVATE_ADDRESSES"] == "false"
+    for name, svc in services.items():
+        has_secret = "PAYMESH_WEBHOOKS__SECRET_KEY" in (svc.get("environment") or {})
+        assert has_secret is (name == "webhooks"), name
 
 
 @pytest.mark.parametrize("values_name", sorted(VALUES_FILES))

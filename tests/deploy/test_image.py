@@ -33,7 +33,7 @@ BASE_IMAGE = "localhost/paymesh-test-base:bookworm"
 PODMAN = ("podman", "--runtime", "runc")
 # crun fails on this machine's cgroups, and podman's default ulimits are refused here.
 ULIMITS = ("--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768")
-SERVICES = ("accounts", "risk", "payments", "gateway")  # start order
+SERVICES = ("accounts", "risk", "payments", "webhooks", "gateway")  # start order
 MAX_IMAGE_MB = 400
 
 pytestmark = pytest.mark.timeout(1800)
@@ -284,10 +284,11 @@ def test_services_in_containers_move_money_through_the_gateway(
         # Production mode: refuses the default secret, so the real one must arrive.
         "PAYMESH_ENVIRONMENT": "production",
         "PAYMESH_GATEWAY__SECRET_KEY": secrets.token_urlsafe(32),
+        "PAYMESH_WEBHOOKS__SECRET_KEY": secrets.token_urlsafe(32),
         "PAYMESH_LOG_LEVEL": "WARNING",
         "PAYMESH_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
         "PAYMESH_KAFKA__SESSION_TIMEOUT_MS": "6000",
-        "PAYMESH_REDIS__URL": "redis://127.0.0.1:6379/0",  # risk: reserved, not read yet
+        "PAYMESH_RISK__REDIS_URL": "redis://127.0.0.1:6379/0",  # velocity counters
         "PAYMESH_GATEWAY__REDIS_URL": "redis://127.0.0.1:6379/0",  # rate-limit buckets
         "PAYMESH_GATEWAY__HOST": "127.0.0.1",
         "PAYMESH_GATEWAY__PORT": str(ports["gateway"]),

@@ -24,6 +24,8 @@ def embedded_settings(var_dir: Path, ports: dict[str, int]) -> Settings:
         accounts={"listen": f"127.0.0.1:{ports['accounts']}"},
         risk={"listen": f"127.0.0.1:{ports['risk']}"},
         payments={"listen": f"127.0.0.1:{ports['payments']}", "resume_interval_s": 0.5},
+        # Test receivers listen on 127.0.0.1: let deliveries reach them.
+        webhooks={"listen": f"127.0.0.1:{ports['webhooks']}", "allow_private_addresses": True},
         gateway={"port": ports["gateway"]},
     )
 

@@ -37,9 +37,9 @@ from tests.conftest import PG_ADMIN, free_port
 from .conftest import Api
 from .test_flows import money_flows
 
-GRPC_SERVICES = ("accounts", "risk", "payments")
+GRPC_SERVICES = ("accounts", "risk", "payments", "webhooks")
 # Start order: what others call comes first; the gateway opens the door last.
-ORDER = ("accounts", "risk", "payments", "gateway")
+ORDER = ("accounts", "risk", "payments", "webhooks", "gateway")
 PAYMESH = Path(sys.executable).parent / "paymesh"
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -88,7 +88,7 @@ def asyncpg_dsn(url: str) -> str:
 
 @dataclass
 class Distributed:
-    """paymesh as four OS processes on PostgreSQL and Kafka; stops every one it started."""
+    """paymesh as one OS process per service on PostgreSQL and Kafka; stops every one it started."""
 
     workdir: Path
     kafka: str
@@ -97,6 +97,8 @@ class Distributed:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     creds: dict[str, str] = field(default_factory=dict)
     restarts: Counter[str] = field(default_factory=Counter)
+    # More environment for every process (e.g. PAYMESH_RISK__REDIS_URL), over the defaults.
+    extra_env: dict[str, str] = field(default_factory=dict)
     _logs: list[IO[bytes]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -122,6 +124,8 @@ class Distributed:
             "PAYMESH_KAFKA__SESSION_TIMEOUT_MS": "6000",
             "PAYMESH_KAFKA__MAX_POLL_INTERVAL_MS": "10000",
             "PAYMESH_PAYMENTS__RESUME_INTERVAL_S": "0.5",
+            # The tests' webhook receivers listen on 127.0.0.1.
+            "PAYMESH_WEBHOOKS__ALLOW_PRIVATE_ADDRESSES": "true",
             "PAYMESH_GATEWAY__DATABASE_URL": self.database_urls["gateway"],
             "PAYMESH_GATEWAY__HOST": "127.0.0.1",
             "PAYMESH_GATEWAY__PORT": str(self.ports["gateway"]),
@@ -132,6 +136,7 @@ class Distributed:
             env[prefix + "DATABASE_URL"] = self.database_urls[name]
             env[prefix + "LISTEN"] = address
             env[prefix + "TARGET"] = address
+        env.update(self.extra_env)
         return env
 
     def log_path(self, name: str) -> Path:
@@ -245,11 +250,14 @@ class Distributed:
 
 
 @contextmanager
-def distributed_platform(workdir: Path, kafka: str) -> Iterator[Distributed]:
-    """A fresh database per service, every service started healthy, the demo bootstrapped."""
+def distributed_platform(
+    workdir: Path, kafka: str, *, env: dict[str, str] | None = None
+) -> Iterator[Distributed]:
+    """A fresh database per service, every service started healthy, the demo bootstrapped
+    (`env`: more environment for every process)."""
     workdir.mkdir(parents=True, exist_ok=True)
     with pg_databases(ORDER) as urls:
-        platform = Distributed(workdir, kafka, urls)
+        platform = Distributed(workdir, kafka, urls, extra_env=dict(env or {}))
         try:
             # All at once: each migrates its own database, and a service that calls
             # another one not serving yet gets UNAVAILABLE, which every caller retries.

@@ -23,6 +23,7 @@ def _start(var: Path, ports: dict[str, int]) -> subprocess.Popen[str]:
         "PAYMESH_ACCOUNTS__LISTEN": f"127.0.0.1:{ports['accounts']}",
         "PAYMESH_RISK__LISTEN": f"127.0.0.1:{ports['risk']}",
         "PAYMESH_PAYMENTS__LISTEN": f"127.0.0.1:{ports['payments']}",
+        "PAYMESH_WEBHOOKS__LISTEN": f"127.0.0.1:{ports['webhooks']}",
         "PAYMESH_GATEWAY__PORT": str(ports["gateway"]),
     }
     exe = Path(sys.executable).parent / "paymesh"
@@ -67,7 +68,7 @@ def _token(url: str, client_id: str, secret: str) -> httpx.Response:
 
 def test_paymesh_up_serves_stops_on_ctrl_c_and_reuses_var(tmp_path: Path) -> None:
     var = tmp_path / "var"
-    ports = {name: free_port() for name in ("accounts", "payments", "risk", "gateway")}
+    ports = {name: free_port() for name in ("accounts", "payments", "risk", "webhooks", "gateway")}
     url = f"http://127.0.0.1:{ports['gateway']}"
 
     proc = _start(var, ports)

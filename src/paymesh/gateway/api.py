@@ -18,9 +18,16 @@ from paymesh.contracts.payments.v1 import payments_pb2 as ppb
 from paymesh.gateway import domain
 from paymesh.gateway.api_accounts import router as accounts_router
 from paymesh.gateway.api_payments import router as payments_router
+from paymesh.gateway.api_risk import router as risk_router
 from paymesh.gateway.api_transfers import router as transfers_router
+from paymesh.gateway.api_webhooks import router as webhooks_router
 from paymesh.gateway.audit import Origin, record
-from paymesh.gateway.backends import AccountsBackend, PaymentsBackend
+from paymesh.gateway.backends import (
+    AccountsBackend,
+    PaymentsBackend,
+    RiskBackend,
+    WebhooksBackend,
+)
 from paymesh.gateway.deps import Gateway, IdempotencyKey, gateway, json_out, keyed, scoped
 from paymesh.gateway.errors import BadRequest, Unauthenticated
 from paymesh.gateway.limits import LimitsMiddleware, enforce
@@ -89,6 +96,22 @@ the payment shows it. Fees are not returned on refunds.
 
 **Events**: `GET /v1/events` lists the tenant's events (CloudEvents 1.0,
 the same that webhooks deliver), newest first.
+
+**Risk** (scope `risk:admin`): `GET /v1/risk/rules` shows the rule set in
+force (version, checksum, last rejected reload); `/v1/risk/lists/{list}/entries`
+adds and removes block and allow list entries, effective for the next
+decision; `/v1/reviews` lists the payments in review, and
+`POST /v1/reviews/{payment_id}/approve` or `/decline` resolves one (the
+payment then continues, or its hold is released).
+
+**Webhooks** (scope `webhooks:write`): `POST /v1/webhook_endpoints` makes
+an endpoint for the event types it names (or `*`); its signing `secret` is
+shown once, in that answer (and again only by `rotate_secret`, which keeps
+the old secret signing beside the new one for a grace period). Each delivery
+is a POST of the event with headers `Paymesh-Event-Id` and
+`Paymesh-Signature: t=<unix>,v1=<hex>` (HMAC-SHA256 of `t + "." + body`);
+verify it with `paymesh.webhooks.signature.verify`. Failed deliveries are
+retried with backoff; the delivery log shows every attempt.
 
 **Lists**: `?limit=` (1-100) and `?starting_after=<id>`, answering
 `{"data": [...], "has_more": bool}`.
@@ -302,6 +325,8 @@ def create_app(
     clock: Clock | None = None,
     keys: KeyRing | None = None,
     limiter: RateLimiter | None = None,
+    risk: RiskBackend | None = None,
+    webhooks: WebhooksBackend | None = None,
 ) -> FastAPI:
     """The gateway's ASGI app over the given store and backends (fakes in tests).
 
@@ -334,6 +359,8 @@ def create_app(
         clock=clock,
         sealer=ResponseSealer(settings.gateway.secret_key.get_secret_value().encode()),
         limiter=limiter,
+        risk=risk,
+        webhooks=webhooks,
     )
     app.add_middleware(
         LimitsMiddleware,
@@ -345,6 +372,8 @@ def create_app(
     app.include_router(accounts_router)
     app.include_router(payments_router)
     app.include_router(transfers_router)
+    app.include_router(risk_router)
+    app.include_router(webhooks_router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -11,7 +11,7 @@ import grpc
 import uvicorn
 
 from paymesh.gateway.api import build_limiter, create_app
-from paymesh.gateway.backends import GrpcAccounts, GrpcPayments
+from paymesh.gateway.backends import GrpcAccounts, GrpcPayments, GrpcRisk, GrpcWebhooks
 from paymesh.gateway.ratelimit import RateLimiter
 from paymesh.gateway.service import KeyRing
 from paymesh.gateway.store import GatewayStore
@@ -82,7 +82,9 @@ class GatewayRuntime:
         await keys.ensure()
         accounts_channel = open_channel(settings.accounts.target, settings.tls)
         payments_channel = open_channel(settings.payments.target, settings.tls)
-        self._channels = [accounts_channel, payments_channel]
+        risk_channel = open_channel(settings.risk.target, settings.tls)
+        webhooks_channel = open_channel(settings.webhooks.target, settings.tls)
+        self._channels = [accounts_channel, payments_channel, risk_channel, webhooks_channel]
         self._limiter = build_limiter(settings, clock=self._clock)
         app = create_app(
             settings=settings,
@@ -92,6 +94,8 @@ class GatewayRuntime:
             clock=self._clock,
             keys=keys,
             limiter=self._limiter,
+            risk=GrpcRisk(risk_channel, deadline_s=settings.rpc_deadline_s),
+            webhooks=GrpcWebhooks(webhooks_channel, deadline_s=settings.rpc_deadline_s),
         )
         config = uvicorn.Config(
             app,

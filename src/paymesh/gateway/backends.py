@@ -16,12 +16,25 @@ from paymesh.contracts.accounts.v1 import accounts_pb2 as apb
 from paymesh.contracts.accounts.v1 import accounts_pb2_grpc
 from paymesh.contracts.payments.v1 import payments_pb2 as ppb
 from paymesh.contracts.payments.v1 import payments_pb2_grpc
+from paymesh.contracts.risk.v1 import risk_pb2 as rpb
+from paymesh.contracts.risk.v1 import risk_pb2_grpc
+from paymesh.contracts.webhooks.v1 import webhooks_pb2 as wpb
+from paymesh.contracts.webhooks.v1 import webhooks_pb2_grpc
 from paymesh.gateway.domain import upstream_status
 from paymesh.gateway.errors import ServiceUnavailable, UpstreamError
 from paymesh.platform.identity import Caller
 from paymesh.platform.rpc import caller_options, error_code
 
-__all__ = ["AccountsBackend", "GrpcAccounts", "GrpcPayments", "PaymentsBackend"]
+__all__ = [
+    "AccountsBackend",
+    "GrpcAccounts",
+    "GrpcPayments",
+    "GrpcRisk",
+    "GrpcWebhooks",
+    "PaymentsBackend",
+    "RiskBackend",
+    "WebhooksBackend",
+]
 
 _Resp = TypeVar("_Resp")
 
@@ -110,6 +123,70 @@ class PaymentsBackend(Protocol):
     ) -> ppb.ListEventsResponse: ...
 
     async def get_event(self, request: ppb.GetEventRequest, *, caller: Caller) -> ppb.Event: ...
+
+
+class RiskBackend(Protocol):
+    """The risk service as the gateway uses it: rules, lists and the review queue."""
+
+    async def get_rules(self, request: rpb.GetRulesRequest, *, caller: Caller) -> rpb.RulesInfo: ...
+
+    async def add_list_entry(
+        self, request: rpb.AddListEntryRequest, *, caller: Caller
+    ) -> rpb.ListEntry: ...
+
+    async def remove_list_entry(
+        self, request: rpb.RemoveListEntryRequest, *, caller: Caller
+    ) -> rpb.RemoveListEntryResponse: ...
+
+    async def list_list_entries(
+        self, request: rpb.ListListEntriesRequest, *, caller: Caller
+    ) -> rpb.ListListEntriesResponse: ...
+
+    async def list_reviews(
+        self, request: rpb.ListReviewsRequest, *, caller: Caller
+    ) -> rpb.ListReviewsResponse: ...
+
+    async def get_review(self, request: rpb.GetReviewRequest, *, caller: Caller) -> rpb.Review: ...
+
+    async def resolve_review(
+        self, request: rpb.ResolveReviewRequest, *, caller: Caller
+    ) -> rpb.Review: ...
+
+
+class WebhooksBackend(Protocol):
+    """The webhooks service as the gateway uses it: endpoints and their deliveries."""
+
+    async def create_endpoint(
+        self, request: wpb.CreateEndpointRequest, *, caller: Caller
+    ) -> wpb.EndpointWithSecret: ...
+
+    async def get_endpoint(
+        self, request: wpb.GetEndpointRequest, *, caller: Caller
+    ) -> wpb.Endpoint: ...
+
+    async def list_endpoints(
+        self, request: wpb.ListEndpointsRequest, *, caller: Caller
+    ) -> wpb.ListEndpointsResponse: ...
+
+    async def delete_endpoint(
+        self, request: wpb.DeleteEndpointRequest, *, caller: Caller
+    ) -> wpb.Endpoint: ...
+
+    async def rotate_secret(
+        self, request: wpb.RotateSecretRequest, *, caller: Caller
+    ) -> wpb.EndpointWithSecret: ...
+
+    async def enable_endpoint(
+        self, request: wpb.EnableEndpointRequest, *, caller: Caller
+    ) -> wpb.Endpoint: ...
+
+    async def list_deliveries(
+        self, request: wpb.ListDeliveriesRequest, *, caller: Caller
+    ) -> wpb.ListDeliveriesResponse: ...
+
+    async def resend_event(
+        self, request: wpb.ResendEventRequest, *, caller: Caller
+    ) -> wpb.Delivery: ...
 
 
 def upstream_error(exc: grpc.aio.AioRpcError) -> UpstreamError | ServiceUnavailable:
@@ -230,3 +307,90 @@ class GrpcPayments:
 
     async def get_event(self, request: ppb.GetEventRequest, *, caller: Caller) -> ppb.Event:
         return await _call(self._stub.GetEvent, request, caller, self._deadline_s)
+
+
+class GrpcRisk:
+    """RiskBackend over a gRPC channel."""
+
+    def __init__(self, channel: grpc.aio.Channel, *, deadline_s: float) -> None:
+        self._stub = risk_pb2_grpc.RiskStub(channel)
+        self._deadline_s = deadline_s
+
+    async def get_rules(self, request: rpb.GetRulesRequest, *, caller: Caller) -> rpb.RulesInfo:
+        return await _call(self._stub.GetRules, request, caller, self._deadline_s)
+
+    async def add_list_entry(
+        self, request: rpb.AddListEntryRequest, *, caller: Caller
+    ) -> rpb.ListEntry:
+        return await _call(self._stub.AddListEntry, request, caller, self._deadline_s)
+
+    async def remove_list_entry(
+        self, request: rpb.RemoveListEntryRequest, *, caller: Caller
+    ) -> rpb.RemoveListEntryResponse:
+        return await _call(self._stub.RemoveListEntry, request, caller, self._deadline_s)
+
+    async def list_list_entries(
+        self, request: rpb.ListListEntriesRequest, *, caller: Caller
+    ) -> rpb.ListListEntriesResponse:
+        return await _call(self._stub.ListListEntries, request, caller, self._deadline_s)
+
+    async def list_reviews(
+        self, request: rpb.ListReviewsRequest, *, caller: Caller
+    ) -> rpb.ListReviewsResponse:
+        return await _call(self._stub.ListReviews, request, caller, self._deadline_s)
+
+    async def get_review(self, request: rpb.GetReviewRequest, *, caller: Caller) -> rpb.Review:
+        return await _call(self._stub.GetReview, request, caller, self._deadline_s)
+
+    async def resolve_review(
+        self, request: rpb.ResolveReviewRequest, *, caller: Caller
+    ) -> rpb.Review:
+        return await _call(self._stub.ResolveReview, request, caller, self._deadline_s)
+
+
+class GrpcWebhooks:
+    """WebhooksBackend over a gRPC channel."""
+
+    def __init__(self, channel: grpc.aio.Channel, *, deadline_s: float) -> None:
+        self._stub = webhooks_pb2_grpc.WebhooksStub(channel)
+        self._deadline_s = deadline_s
+
+    async def create_endpoint(
+        self, request: wpb.CreateEndpointRequest, *, caller: Caller
+    ) -> wpb.EndpointWithSecret:
+        return await _call(self._stub.CreateEndpoint, request, caller, self._deadline_s)
+
+    async def get_endpoint(
+        self, request: wpb.GetEndpointRequest, *, caller: Caller
+    ) -> wpb.Endpoint:
+        return await _call(self._stub.GetEndpoint, request, caller, self._deadline_s)
+
+    async def list_endpoints(
+        self, request: wpb.ListEndpointsRequest, *, caller: Caller
+    ) -> wpb.ListEndpointsResponse:
+        return await _call(self._stub.ListEndpoints, request, caller, self._deadline_s)
+
+    async def delete_endpoint(
+        self, request: wpb.DeleteEndpointRequest, *, caller: Caller
+    ) -> wpb.Endpoint:
+        return await _call(self._stub.DeleteEndpoint, request, caller, self._deadline_s)
+
+    async def rotate_secret(
+        self, request: wpb.RotateSecretRequest, *, caller: Caller
+    ) -> wpb.EndpointWithSecret:
+        return await _call(self._stub.RotateSecret, request, caller, self._deadline_s)
+
+    async def enable_endpoint(
+        self, request: wpb.EnableEndpointRequest, *, caller: Caller
+    ) -> wpb.Endpoint:
+        return await _call(self._stub.EnableEndpoint, request, caller, self._deadline_s)
+
+    async def list_deliveries(
+        self, request: wpb.ListDeliveriesRequest, *, caller: Caller
+    ) -> wpb.ListDeliveriesResponse:
+        return await _call(self._stub.ListDeliveries, request, caller, self._deadline_s)
+
+    async def resend_event(
+        self, request: wpb.ResendEventRequest, *, caller: Caller
+    ) -> wpb.Delivery:
+        return await _call(self._stub.ResendEvent, request, caller, self._deadline_s)

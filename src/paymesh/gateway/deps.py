@@ -13,7 +13,12 @@ from starlette.responses import Response
 
 from paymesh.gateway import domain
 from paymesh.gateway.audit import Origin, record
-from paymesh.gateway.backends import AccountsBackend, PaymentsBackend
+from paymesh.gateway.backends import (
+    AccountsBackend,
+    PaymentsBackend,
+    RiskBackend,
+    WebhooksBackend,
+)
 from paymesh.gateway.errors import Forbidden, Unauthenticated
 from paymesh.gateway.idempotency import KeyedRequest, check_key
 from paymesh.gateway.limits import enforce
@@ -51,6 +56,10 @@ class Gateway:
     clock: Clock
     sealer: ResponseSealer
     limiter: RateLimiter
+    # The risk service (None: not wired, its routes answer 503).
+    risk: RiskBackend | None = None
+    # The webhooks service (None: not wired, its routes answer 503).
+    webhooks: WebhooksBackend | None = None
 
 
 def gateway(request: Request) -> Gateway:

@@ -86,6 +86,24 @@ ROUTE_SCOPES: Mapping[tuple[str, str], str] = {
     ("POST", "/v1/tenants"): ADMIN,
     ("POST", "/v1/tenants/{tenant_id}/clients"): ADMIN,
     ("DELETE", "/v1/tenants/{tenant_id}/clients/{client_id}"): ADMIN,
+    # Webhooks: endpoints, their secrets and their delivery log.
+    ("POST", "/v1/webhook_endpoints"): WEBHOOKS_WRITE,
+    ("GET", "/v1/webhook_endpoints"): WEBHOOKS_WRITE,
+    ("GET", "/v1/webhook_endpoints/{endpoint_id}"): WEBHOOKS_WRITE,
+    ("DELETE", "/v1/webhook_endpoints/{endpoint_id}"): WEBHOOKS_WRITE,
+    ("POST", "/v1/webhook_endpoints/{endpoint_id}/rotate_secret"): WEBHOOKS_WRITE,
+    ("POST", "/v1/webhook_endpoints/{endpoint_id}/enable"): WEBHOOKS_WRITE,
+    ("GET", "/v1/webhook_endpoints/{endpoint_id}/deliveries"): WEBHOOKS_WRITE,
+    ("POST", "/v1/webhook_endpoints/{endpoint_id}/deliveries/resend"): WEBHOOKS_WRITE,
+    # Risk: the rules in force, block/allow lists and the review queue.
+    ("GET", "/v1/risk/rules"): RISK_ADMIN,
+    ("GET", "/v1/risk/lists/{list_name}/entries"): RISK_ADMIN,
+    ("POST", "/v1/risk/lists/{list_name}/entries"): RISK_ADMIN,
+    ("DELETE", "/v1/risk/lists/{list_name}/entries/{value}"): RISK_ADMIN,
+    ("GET", "/v1/reviews"): RISK_ADMIN,
+    ("GET", "/v1/reviews/{payment_id}"): RISK_ADMIN,
+    ("POST", "/v1/reviews/{payment_id}/approve"): RISK_ADMIN,
+    ("POST", "/v1/reviews/{payment_id}/decline"): RISK_ADMIN,
 }
 
 # POSTs that move money: they refuse to run without an Idempotency-Key.

@@ -49,12 +49,15 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{/*
 Who talks to whom: the one place the allowed network paths are written.
 The NetworkPolicies, the gRPC targets and the environment follow from it.
+`merchants`: it calls merchants' endpoints on the internet (webhooks.merchantEgress);
+`secretKey`: it gets its own <svc>.secret_key from <svc>.existingSecret.
 */}}
 {{- define "paymesh.topology" -}}
-accounts: {http: false, calls: [], kafkaClient: true, redis: false}
-payments: {http: false, calls: [accounts, risk], kafkaClient: true, redis: false}
-risk: {http: false, calls: [], kafkaClient: true, redis: true}
-gateway: {http: true, calls: [accounts, payments, risk], kafkaClient: false, redis: true}
+accounts: {http: false, calls: [], kafkaClient: true, redis: false, secretKey: false, merchants: false}
+payments: {http: false, calls: [accounts, risk], kafkaClient: true, redis: false, secretKey: false, merchants: false}
+risk: {http: false, calls: [], kafkaClient: true, redis: true, secretKey: false, merchants: false}
+webhooks: {http: false, calls: [], kafkaClient: true, redis: false, secretKey: true, merchants: true}
+gateway: {http: true, calls: [accounts, payments, risk, webhooks], kafkaClient: false, redis: true, secretKey: true, merchants: false}
 {{- end -}}
 
 {{/* The Service name of a component: (dict "root" $ "component" "accounts"). */}}
@@ -114,14 +117,16 @@ imagePullSecrets:
 {{- end -}}
 
 {{/*
-gateway.secret_key from its existing Secret, for the gateway only: the one
-process that uses it (and, in production, refuses to start while it is the
-default).
+A service's secret_key from its existing Secret, for that service only:
+(dict "root" $ "component" "gateway"). The gateway's guards its signing keys
+and idempotency records; the webhooks service's, the endpoints' signing
+secrets at rest. Each refuses to start in production while it is the default.
 */}}
 {{- define "paymesh.secretKeyEnv" -}}
-- name: PAYMESH_GATEWAY__SECRET_KEY
+{{- $cfg := index .root.Values .component -}}
+- name: {{ include "paymesh.envName" .component }}__SECRET_KEY
   valueFrom:
     secretKeyRef:
-      name: {{ required "gateway.existingSecret is required" .Values.gateway.existingSecret }}
-      key: {{ .Values.gateway.secretKeyKey }}
+      name: {{ required (printf "%s.existingSecret is required" .component) $cfg.existingSecret }}
+      key: {{ $cfg.secretKeyKey }}
 {{- end -}}

@@ -1,0 +1,428 @@
+"""Risk's rules, lists and review queue through the REST API, over a fake risk service.
+
+The gateway app runs on a real store (SQLite and PostgreSQL); the risk
+service behind it is an in-memory fake behind the RiskBackend port that
+keeps each tenant's lists and reviews apart like the real one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from paymesh.contracts.risk.v1 import risk_pb2 as rpb
+from paymesh.gateway.api import create_app
+from paymesh.gateway.app import MIGRATIONS
+from paymesh.gateway.domain import ROUTE_SCOPES
+from paymesh.gateway.errors import UpstreamError
+from paymesh.gateway.store import GatewayStore
+from paymesh.platform.db import Database
+from paymesh.platform.identity import Caller
+from paymesh.platform.migrations import upgrade
+from paymesh.platform.settings import GatewaySettings, Settings
+from tests.integration.gateway.conftest import FakeAccounts, FakePayments, Harness
+
+RISK = {"risk:admin"}
+T0 = 1_764_168_000_000_000  # 2025-11-26T14:40:00Z
+
+
+@dataclass
+class FakeRisk:
+    """The risk service in memory: lists and reviews per tenant, one rule set."""
+
+    rules: rpb.RulesInfo = field(
+        default_factory=lambda: rpb.RulesInfo(
+            version="7",
+            checksum="ab" * 32,
+            source="/etc/paymesh/rules.yaml",
+            loaded_at_us=T0,
+            rules=[
+                rpb.RuleSummary(
+                    id="payer-burst",
+                    kind="velocity",
+                    action="decline",
+                    reason="velocity_payer_count",
+                    score=0,
+                    description="more than 3 payments per payer per minute",
+                )
+            ],
+            last_error="line 3: unknown rule kind 'velocityy'",
+            last_error_at_us=T0 + 1_000_000,
+        )
+    )
+    # (tenant, list) -> value -> entry
+    lists: dict[tuple[str, str], dict[str, rpb.ListEntry]] = field(default_factory=dict)
+    reviews: dict[str, rpb.Review] = field(default_factory=dict)
+    resolve_calls: list[tuple[str, int]] = field(default_factory=list)
+
+    def open_review(self, tenant_id: str, payment_id: str) -> None:
+        self.reviews[payment_id] = rpb.Review(
+            payment_id=payment_id,
+            tenant_id=tenant_id,
+            status=rpb.REVIEW_STATUS_OPEN,
+            decision=rpb.Decision(
+                payment_id=payment_id,
+                outcome=rpb.OUTCOME_REVIEW,
+                score=65,
+                reasons=[rpb.Reason(code="amount_zscore", rule_id="unusual", message="z=4.1")],
+                rules_version="7",
+            ),
+            amount=125_000,
+            currency="USD",
+            payer_account_id="acct_payer",
+            payee_account_id="acct_payee",
+            created_at_us=T0,
+            due_at_us=T0 + 3_600_000_000,
+        )
+
+    async def get_rules(self, request: rpb.GetRulesRequest, *, caller: Caller) -> rpb.RulesInfo:
+        return self.rules
+
+    async def add_list_entry(
+        self, request: rpb.AddListEntryRequest, *, caller: Caller
+    ) -> rpb.ListEntry:
+        entries = self.lists.setdefault((caller.tenant_id, request.list), {})
+        return entries.setdefault(
+            request.value,
+            rpb.ListEntry(
+                list=request.list,
+                value=request.value,
+                note=request.note,
+                created_at_us=T0,
+                created_by=caller.client_id,
+            ),
+        )
+
+    async def remove_list_entry(
+        self, request: rpb.RemoveListEntryRequest, *, caller: Caller
+    ) -> rpb.RemoveListEntryResponse:
+        entries = self.lists.get((caller.tenant_id, request.list), {})
+        return rpb.RemoveListEntryResponse(removed=entries.pop(request.value, None) is not None)
+
+    async def list_list_entries(
+        self, request: rpb.ListListEntriesRequest, *, caller: Caller
+    ) -> rpb.ListListEntriesResponse:
+        entries = self.lists.get((caller.tenant_id, request.list), {})
+        values = sorted(v for v in entries if v > request.starting_after)
+        page = values[: request.limit]
+        return rpb.ListListEntriesResponse(
+            data=[entries[v] for v in page], has_more=len(values) > request.limit
+        )
+
+    async def list_reviews(
+        self, request: rpb.ListReviewsRequest, *, caller: Caller
+    ) -> rpb.ListReviewsResponse:
+        status = request.status or rpb.REVIEW_STATUS_OPEN
+        mine = [
+            r
+            for r in sorted(self.reviews.values(), key=lambda r: r.payment_id)
+            if r.tenant_id == caller.tenant_id
+            and r.status == status
+            and r.payment_id > request.starting_after
+        ]
+        return rpb.ListReviewsResponse(
+            data=mine[: request.limit], has_more=len(mine) > request.limit
+        )
+
+    def _review(self, payment_id: str, caller: Caller) -> rpb.Review:
+        r = self.reviews.get(payment_id)
+        if r is None or r.tenant_id != caller.tenant_id:
+            raise UpstreamError(404, "review_not_found", "no such review")
+        return r
+
+    async def get_review(self, request: rpb.GetReviewRequest, *, caller: Caller) -> rpb.Review:
+        return self._review(request.payment_id, caller)
+
+    async def resolve_review(
+        self, request: rpb.ResolveReviewRequest, *, caller: Caller
+    ) -> rpb.Review:
+        self.resolve_calls.append((request.payment_id, request.resolution))
+        r = self._review(request.payment_id, caller)
+        wanted = (
+            rpb.REVIEW_STATUS_APPROVED
+            if request.resolution == rpb.RESOLUTION_APPROVE
+            else rpb.REVIEW_STATUS_DECLINED
+        )
+        if r.status == wanted:
+            return r
+        if r.status != rpb.REVIEW_STATUS_OPEN:
+            raise UpstreamError(409, "review_already_resolved", "the review is resolved")
+        r.status = wanted
+        r.resolved_at_us = T0 + 60_000_000
+        r.resolved_by = caller.client_id
+        r.note = request.note
+        return r
+
+
+@dataclass
+class RiskHarness(Harness):
+    risk: FakeRisk = field(default_factory=FakeRisk)
+
+
+@pytest.fixture
+async def rgw(db_url: str, tmp_path: Path) -> AsyncIterator[RiskHarness]:
+    """The gateway with fake accounts, payments and risk services."""
+    db = Database(db_url)
+    await upgrade(db, MIGRATIONS)
+    settings = Settings(var_dir=tmp_path, gateway=GatewaySettings(database_url=db_url))
+    store = GatewayStore(db)
+    accounts, payments, risk = FakeAccounts(), FakePayments(), FakeRisk()
+    app = create_app(
+        settings=settings, store=store, accounts=accounts, payments=payments, risk=risk
+    )
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as http:
+        yield RiskHarness(
+            http=http,
+            store=store,
+            settings=settings,
+            accounts=accounts,
+            payments=payments,
+            risk=risk,
+        )
+    await db.dispose()
+
+
+RISK_ROUTES = sorted(
+    (method, path)
+    for (method, path), scope in ROUTE_SCOPES.items()
+    if path.startswith(("/v1/risk", "/v1/reviews"))
+)
+
+
+def test_every_risk_route_needs_risk_admin() -> None:
+    assert len(RISK_ROUTES) == 8
+    assert {ROUTE_SCOPES[r] for r in RISK_ROUTES} == {"risk:admin"}
+
+
+@pytest.mark.parametrize(("method", "path"), RISK_ROUTES)
+async def test_a_client_without_risk_admin_is_forbidden(
+    rgw: RiskHarness, method: str, path: str
+) -> None:
+    headers = await rgw.auth({"accounts:read", "payments:read", "payments:write", "admin"})
+    rgw.risk.open_review("ten_x", "pay_1")
+    url = path.format(list_name="blocked_accounts", value="acct_1", payment_id="pay_1")
+    body = {"value": "acct_1"} if url.endswith("/entries") and method == "POST" else None
+    r = await rgw.http.request(method, url, json=body, headers=headers)
+    assert r.status_code == 403, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["code"] == "insufficient_scope"
+    assert rgw.risk.resolve_calls == []
+    assert rgw.risk.lists == {}
+
+
+async def test_the_rules_in_force_are_shown_with_the_last_rejected_reload(
+    rgw: RiskHarness,
+) -> None:
+    r = await rgw.http.get("/v1/risk/rules", headers=await rgw.auth(RISK))
+    assert r.status_code == 200
+    assert r.json() == {
+        "version": "7",
+        "checksum": "ab" * 32,
+        "source": "/etc/paymesh/rules.yaml",
+        "loaded_at": "2025-11-26T14:40:00Z",
+        "rules": [
+            {
+                "id": "payer-burst",
+                "kind": "velocity",
+                "action": "decline",
+                "reason": "velocity_payer_count",
+                "score": 0,
+                "description": "more than 3 payments per payer per minute",
+            }
+        ],
+        "last_error": "line 3: unknown rule kind 'velocityy'",
+        "last_error_at": "2025-11-26T14:40:01Z",
+    }
+
+
+async def test_a_good_reload_shows_no_error(rgw: RiskHarness) -> None:
+    rgw.risk.rules.last_error = ""
+    r = await rgw.http.get("/v1/risk/rules", headers=await rgw.auth(RISK))
+    assert (r.json()["last_error"], r.json()["last_error_at"]) == (None, None)
+
+
+async def test_a_list_entry_is_added_listed_and_removed(rgw: RiskHarness) -> None:
+    tenant, client_id, secret = await rgw.new_client(RISK)
+    headers = {"Authorization": f"Bearer {await rgw.token(client_id, secret)}"}
+    url = "/v1/risk/lists/blocked_accounts/entries"
+    r = await rgw.http.post(url, json={"value": "acct_bad", "note": "chargebacks"}, headers=headers)
+    assert r.status_code == 201, r.text
+    assert r.json() == {
+        "list": "blocked_accounts",
+        "value": "acct_bad",
+        "note": "chargebacks",
+        "created_at": "2025-11-26T14:40:00Z",
+        "created_by": client_id,
+    }
+    await rgw.http.post(url, json={"value": "acct_worse"}, headers=headers)
+    page = (await rgw.http.get(url, params={"limit": 1}, headers=headers)).json()
+    assert [e["value"] for e in page["data"]] == ["acct_bad"]
+    assert page["has_more"] is True
+    rest = await rgw.http.get(url, params={"starting_after": "acct_bad"}, headers=headers)
+    assert [e["value"] for e in rest.json()["data"]] == ["acct_worse"]
+    assert rest.json()["has_more"] is False
+    gone = await rgw.http.delete(f"{url}/acct_bad", headers=headers)
+    assert (gone.status_code, gone.json()) == (200, {"removed": True})
+    again = await rgw.http.delete(f"{url}/acct_bad", headers=headers)
+    assert again.status_code == 404
+    assert again.headers["content-type"] == "application/problem+json"
+    assert set(rgw.risk.lists[(tenant, "blocked_accounts")]) == {"acct_worse"}
+
+
+async def test_another_tenants_list_is_not_seen_nor_changed(rgw: RiskHarness) -> None:
+    url = "/v1/risk/lists/blocked_ips/entries"
+    await rgw.http.post(url, json={"value": "203.0.113.7"}, headers=await rgw.auth(RISK))
+    other = await rgw.auth(RISK)
+    assert (await rgw.http.get(url, headers=other)).json() == {"data": [], "has_more": False}
+    assert (await rgw.http.delete(f"{url}/203.0.113.7", headers=other)).status_code == 404
+    [(tenant, _)] = rgw.risk.lists
+    assert set(rgw.risk.lists[(tenant, "blocked_ips")]) == {"203.0.113.7"}
+
+
+@pytest.mark.parametrize(
+    ("url", "body"),
+    [
+        ("/v1/risk/lists/bad list/entries", {"value": "x"}),
+        ("/v1/risk/lists/Blocked_ips/entries", {"value": "x"}),
+        ("/v1/risk/lists/1blocked/entries", {"value": "x"}),
+        ("/v1/risk/lists/" + "l" * 65 + "/entries", {"value": "x"}),
+        ("/v1/risk/lists/blocked_ips/entries", {"value": ""}),
+        ("/v1/risk/lists/blocked_ips/entries", {"value": " 203.0.113.7"}),
+        ("/v1/risk/lists/blocked_ips/entries", {"value": "203.0.113.7 "}),
+        ("/v1/risk/lists/blocked_ips/entries", {"value": "10.0.0.0/8"}),
+        ("/v1/risk/lists/blocked_ips/entries", {"value": "x" * 257}),
+        ("/v1/risk/lists/blocked_ips/entries", {"value": 42}),
+        ("/v1/risk/lists/blocked_ips/entries", {"value": "x", "note": "n" * 501}),
+        ("/v1/risk/lists/blocked_ips/entries", {"value": "x", "tenant_id": "ten_other"}),
+    ],
+)
+async def test_an_invalid_list_entry_is_refused_before_risk_is_asked(
+    rgw: RiskHarness, url: str, body: dict[str, Any]
+) -> None:
+    r = await rgw.http.post(url, json=body, headers=await rgw.auth(RISK))
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert rgw.risk.lists == {}
+
+
+async def test_a_list_value_at_its_length_limits_is_accepted(rgw: RiskHarness) -> None:
+    url = "/v1/risk/lists/" + "l" * 64 + "/entries"
+    body = {"value": "v" + " " * 254 + "v", "note": "n" * 500}
+    r = await rgw.http.post(url, json=body, headers=await rgw.auth(RISK))
+    assert r.status_code == 201, r.text
+
+
+async def test_open_reviews_are_listed_and_shown_with_their_decision(rgw: RiskHarness) -> None:
+    tenant, client_id, secret = await rgw.new_client(RISK)
+    headers = {"Authorization": f"Bearer {await rgw.token(client_id, secret)}"}
+    rgw.risk.open_review(tenant, "pay_a")
+    rgw.risk.open_review(tenant, "pay_b")
+    rgw.risk.open_review("ten_other", "pay_c")
+    page = (await rgw.http.get("/v1/reviews", headers=headers)).json()
+    assert [r["payment_id"] for r in page["data"]] == ["pay_a", "pay_b"]
+    got = await rgw.http.get("/v1/reviews/pay_a", headers=headers)
+    assert got.status_code == 200
+    assert got.json() == {
+        "payment_id": "pay_a",
+        "object": "review",
+        "status": "open",
+        "decision": {"decision": "review", "score": 65, "reasons": ["amount_zscore"]},
+        "amount": 125_000,
+        "currency": "USD",
+        "payer_account_id": "acct_payer",
+        "payee_account_id": "acct_payee",
+        "created_at": "2025-11-26T14:40:00Z",
+        "due_at": "2025-11-26T15:40:00Z",
+        "resolved_at": None,
+        "resolved_by": None,
+        "note": None,
+    }
+    assert (await rgw.http.get("/v1/reviews/pay_c", headers=headers)).status_code == 404
+
+
+async def test_an_approved_review_is_answered_and_declining_it_then_is_a_conflict(
+    rgw: RiskHarness,
+) -> None:
+    tenant, client_id, secret = await rgw.new_client(RISK)
+    headers = {"Authorization": f"Bearer {await rgw.token(client_id, secret)}"}
+    rgw.risk.open_review(tenant, "pay_a")
+    r = await rgw.http.post(
+        "/v1/reviews/pay_a/approve", json={"note": "called the payer"}, headers=headers
+    )
+    assert r.status_code == 200, r.text
+    review = r.json()
+    assert (review["status"], review["resolved_by"], review["note"]) == (
+        "approved",
+        client_id,
+        "called the payer",
+    )
+    assert review["resolved_at"] == "2025-11-26T14:41:00Z"
+    again = await rgw.http.post("/v1/reviews/pay_a/approve", headers=headers)
+    assert (again.status_code, again.json()["status"]) == (200, "approved")
+    clash = await rgw.http.post("/v1/reviews/pay_a/decline", headers=headers)
+    assert clash.status_code == 409
+    assert clash.headers["content-type"] == "application/problem+json"
+    assert clash.json()["code"] == "review_already_resolved"
+    listed = await rgw.http.get("/v1/reviews", params={"status": "approved"}, headers=headers)
+    assert [r["payment_id"] for r in listed.json()["data"]] == ["pay_a"]
+    assert (await rgw.http.get("/v1/reviews", headers=headers)).json()["data"] == []
+
+
+async def test_a_declined_review_with_an_idempotency_key_is_replayed(rgw: RiskHarness) -> None:
+    tenant, client_id, secret = await rgw.new_client(RISK)
+    headers = {
+        "Authorization": f"Bearer {await rgw.token(client_id, secret)}",
+        "Idempotency-Key": "decline-pay-a",
+    }
+    rgw.risk.open_review(tenant, "pay_a")
+    first = await rgw.http.post("/v1/reviews/pay_a/decline", json={}, headers=headers)
+    second = await rgw.http.post("/v1/reviews/pay_a/decline", json={}, headers=headers)
+    assert first.status_code == second.status_code == 200
+    assert second.headers.get("idempotent-replayed") == "true"
+    assert second.json() == first.json()
+    assert first.json()["status"] == "declined"
+    assert rgw.risk.resolve_calls == [("pay_a", rpb.RESOLUTION_DECLINE)]
+
+
+async def test_another_tenants_review_cannot_be_resolved(rgw: RiskHarness) -> None:
+    rgw.risk.open_review("ten_other", "pay_c")
+    r = await rgw.http.post("/v1/reviews/pay_c/approve", headers=await rgw.auth(RISK))
+    assert r.status_code == 404
+    assert rgw.risk.reviews["pay_c"].status == rpb.REVIEW_STATUS_OPEN
+
+
+async def test_an_unknown_review_status_is_refused(rgw: RiskHarness) -> None:
+    r = await rgw.http.get(
+        "/v1/reviews", params={"status": "pending"}, headers=await rgw.auth(RISK)
+    )
+    assert r.status_code == 422
+
+
+async def test_risk_routes_answer_503_when_the_gateway_has_no_risk_service(gw: Any) -> None:
+    r = await gw.http.get("/v1/risk/rules", headers=await gw.auth(RISK))
+    assert r.status_code == 503
+    assert r.json()["code"] == "service_unavailable"
+
+
+async def test_the_risk_routes_are_documented_with_their_scope_and_errors(
+    rgw: RiskHarness,
+) -> None:
+    doc = (await rgw.http.get("/openapi.json")).json()
+    for method, path in RISK_ROUTES:
+        op = doc["paths"][path][method.lower()]
+        assert op["description"], (method, path)
+        assert "403" in op["responses"], (method, path)
+        assert op["security"] == [{"OAuth2": ["risk:admin"]}], (method, path)
+
+
+@pytest.mark.parametrize("value", ["%20acct_1", "acct_1%20", "x" * 257])
+async def test_removing_a_malformed_value_is_refused(rgw: RiskHarness, value: str) -> None:
+    url = f"/v1/risk/lists/blocked_accounts/entries/{value}"
+    r = await rgw.http.delete(url, headers=await rgw.auth(RISK))
+    assert r.status_code == 422, r.text
