@@ -95,6 +95,7 @@ class RiskServicer(risk_pb2_grpc.RiskServicer):
         self._clock = clock
         self._features = features
         self._review_timeout_s = review_timeout_s
+        self._locks = service.VelocityLocks()
 
     async def Decide(self, request: risk_pb2.DecideRequest, context: Context) -> risk_pb2.Decision:
         """Decide on a payment for the caller's tenant (idempotent by payment id).
@@ -114,6 +115,7 @@ class RiskServicer(risk_pb2_grpc.RiskServicer):
                 features=self._features,
                 lists=self._store,
                 review_timeout_s=self._review_timeout_s,
+                locks=self._locks,
             )
         except RiskError as exc:
             await _abort(context, exc)

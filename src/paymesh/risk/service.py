@@ -4,7 +4,9 @@ payment events, manage lists, and work the review queue."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+import contextlib
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -33,6 +35,7 @@ from paymesh.risk.store import DecisionStore, ListStore, ReviewStore
 __all__ = [
     "RISK_ADMIN",
     "ResolveReview",
+    "VelocityLocks",
     "add_list_entry",
     "decide_payment",
     "expire_reviews",
@@ -52,6 +55,45 @@ RISK_ADMIN = "risk:admin"
 MAX_PAGE = 100
 
 
+class VelocityLocks:
+    """Serialise, in this process, the decisions that share a velocity window.
+
+    With SQL features a decision reads its windows, then records itself in the
+    decision's write: two decisions for one payer at the same instant could
+    both read "2 of 3" and both pass. The embedded shape is one process, so a
+    lock per window key (taken in sorted order, so two decisions never wait on
+    each other crosswise) makes read-then-record atomic there. Redis does the
+    check and the add in one script instead and needs none of this. Locks live
+    only while someone holds or awaits them (a weak dictionary).
+    """
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    @contextlib.asynccontextmanager
+    async def hold(self, keys: Iterable[str]) -> AsyncIterator[None]:
+        """Hold the lock of every key until the block ends."""
+        async with contextlib.AsyncExitStack() as stack:
+            for key in sorted(set(keys)):
+                lock = self._locks.get(key)
+                if lock is None:
+                    lock = asyncio.Lock()
+                    self._locks[key] = lock
+                # The stack keeps a reference to the lock, so it stays in the dict.
+                await stack.enter_async_context(lock)
+            yield
+
+
+def _window_keys(cmd: DecidePayment, rules: RuleSet) -> list[str]:
+    """The velocity windows a decision on `cmd` reads and then writes."""
+    keys = []
+    for dimension in {d for d, _ in rules.needs.windows}:
+        value = domain.dimension_value(cmd, dimension)
+        if value:
+            keys.append(f"{cmd.tenant_id}:{dimension.value}:{value}")
+    return keys
+
+
 def require_admin(caller: Caller) -> None:
     """Refuse a caller without the risk:admin scope (raises ScopeRequired)."""
     if RISK_ADMIN not in caller.scopes:
@@ -67,6 +109,7 @@ async def decide_payment(
     features: FeatureStore | None = None,
     lists: ListStore | None = None,
     review_timeout_s: float = 24 * 3600,
+    locks: VelocityLocks | None = None,
 ) -> Decision:
     """Decide on a payment; asking again answers the stored decision, unchanged.
 
@@ -76,6 +119,22 @@ async def decide_payment(
     come later; without this a burst would slip through before they arrive).
     """
     domain.validate(cmd)
+    serial = locks is not None and features is not None and features.records_with_decisions
+    if not serial or locks is None:
+        return await _decide(cmd, store, rules, clock, features, lists, review_timeout_s)
+    async with locks.hold(_window_keys(cmd, rules)):
+        return await _decide(cmd, store, rules, clock, features, lists, review_timeout_s)
+
+
+async def _decide(
+    cmd: DecidePayment,
+    store: DecisionStore,
+    rules: RuleSet,
+    clock: Clock,
+    features: FeatureStore | None,
+    lists: ListStore | None,
+    review_timeout_s: float,
+) -> Decision:
     now_us = clock.now_us()
     needs = rules.needs
     # No lookup first: the insert itself finds a decision already made (and then

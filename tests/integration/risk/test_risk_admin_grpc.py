@@ -440,3 +440,49 @@ async def test_with_redis_features_a_velocity_burst_is_declined_with_its_reason(
         await client.aclose()
         await channel.close()
         await runtime.stop()
+
+
+async def test_with_sql_features_concurrent_decisions_for_one_payer_pass_the_velocity_limit_exactly(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # The embedded shape: the windows are read, then recorded with the decision;
+    # decisions sharing a window are serialised, so exactly three of eight pass.
+    rules_file = tmp_path / "risk-rules.yaml"
+    rules_file.write_text(RULES_V1)
+    settings = Settings(
+        var_dir=tmp_path,
+        risk={
+            "database_url": sqlite_url,
+            "listen": f"127.0.0.1:{free_port()}",
+            "rules_file": str(rules_file),
+        },
+    )
+    await app.migrate(settings)
+    runtime = app.create(settings, bus=InProcessBus())
+    await runtime.start()
+    channel = open_channel(f"127.0.0.1:{runtime.port}")
+    try:
+        stub = risk_pb2_grpc.RiskStub(channel)
+        async with asyncio.timeout(60):
+            burst = await asyncio.gather(
+                *(
+                    stub.Decide(
+                        risk_pb2.DecideRequest(
+                            payment_id=f"pay_s{n}",
+                            payer_account_id="acct_s",
+                            payee_account_id="acct_b",
+                            amount=100,
+                            currency="USD",
+                        ),
+                        **caller_options(ALICE, 10),
+                    )
+                    for n in range(8)
+                )
+            )
+        outcomes = sorted(d.outcome for d in burst)
+        assert outcomes == [risk_pb2.OUTCOME_APPROVE] * 3 + [risk_pb2.OUTCOME_DECLINE] * 5
+        declined = [d for d in burst if d.outcome == risk_pb2.OUTCOME_DECLINE]
+        assert all([r.code for r in d.reasons] == ["velocity_payer_burst"] for d in declined)
+    finally:
+        await channel.close()
+        await runtime.stop()
