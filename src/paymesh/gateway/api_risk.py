@@ -17,7 +17,7 @@ from starlette.responses import Response
 from paymesh.contracts.events import format_time
 from paymesh.contracts.risk.v1 import risk_pb2 as rpb
 from paymesh.gateway.backends import RiskBackend
-from paymesh.gateway.deps import IdempotencyKey, gateway, json_out, keyed, scoped
+from paymesh.gateway.deps import IdempotencyKey, audit, gateway, json_out, keyed, scoped
 from paymesh.gateway.errors import NotFound, ServiceUnavailable
 from paymesh.gateway.problems import problem_responses
 from paymesh.gateway.schemas import RiskOut
@@ -202,6 +202,7 @@ async def post_list_entry(
             rpb.AddListEntryRequest(list=list_name, value=body.value, note=body.note or ""),
             caller=caller,
         )
+        await audit(request, caller, "risk.list_entry_added", target=f"{list_name}:{body.value}")
         return json_out(list_entry_view(entry), 201)
 
     return await req.run(run)
@@ -227,6 +228,7 @@ async def delete_list_entry(
     )
     if not out.removed:
         raise NotFound(f"{value!r} is not in the list {list_name}")
+    await audit(request, caller, "risk.list_entry_removed", target=f"{list_name}:{value}")
     return json_out(RemovedOut(removed=True))
 
 
@@ -297,6 +299,8 @@ async def _resolve(
             ),
             caller=caller,
         )
+        action = "approved" if resolution == rpb.RESOLUTION_APPROVE else "declined"
+        await audit(request, caller, f"risk.review_{action}", target=payment_id)
         return json_out(review_view(review))
 
     return await req.run(run)

@@ -9,6 +9,7 @@ no-store`; an idempotent replay of them comes from the sealed record.
 from __future__ import annotations
 
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
@@ -16,7 +17,7 @@ from starlette.responses import Response
 from paymesh.contracts.events import format_time
 from paymesh.contracts.webhooks.v1 import webhooks_pb2 as wpb
 from paymesh.gateway.backends import WebhooksBackend
-from paymesh.gateway.deps import IdempotencyKey, gateway, json_out, keyed, scoped
+from paymesh.gateway.deps import IdempotencyKey, audit, gateway, json_out, keyed, scoped
 from paymesh.gateway.errors import ServiceUnavailable
 from paymesh.gateway.problems import problem_responses
 from paymesh.gateway.schemas_webhooks import (
@@ -144,6 +145,12 @@ async def post_endpoint(
             ),
             caller=caller,
         )
+        # The host only: a URL's path or query string may carry a token.
+        host = urlsplit(body.url).hostname or ""
+        await audit(
+            request, caller, "webhook_endpoint.created", target=made.endpoint.id,
+            details={"host": host, "events": list(body.events)},
+        )  # fmt: skip
         headers = {**_NO_STORE, "Location": f"/v1/webhook_endpoints/{made.endpoint.id}"}
         return json_out(_with_secret(made), 201, headers=headers)
 
@@ -209,6 +216,7 @@ async def delete_endpoint(
     await _webhooks(request).delete_endpoint(
         wpb.DeleteEndpointRequest(id=endpoint_id), caller=caller
     )
+    await audit(request, caller, "webhook_endpoint.deleted", target=endpoint_id)
     return Response(status_code=204)
 
 
@@ -240,6 +248,7 @@ async def rotate_secret(
         made = await backend.rotate_secret(
             wpb.RotateSecretRequest(id=endpoint_id, grace_period_s=grace), caller=caller
         )
+        await audit(request, caller, "webhook_endpoint.secret_rotated", target=endpoint_id)
         return json_out(_with_secret(made), headers=dict(_NO_STORE))
 
     return await req.run(run)
@@ -266,6 +275,7 @@ async def enable_endpoint(
         endpoint = await backend.enable_endpoint(
             wpb.EnableEndpointRequest(id=endpoint_id), caller=caller
         )
+        await audit(request, caller, "webhook_endpoint.enabled", target=endpoint_id)
         return json_out(endpoint_view(endpoint))
 
     return await req.run(run)

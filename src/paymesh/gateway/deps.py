@@ -33,6 +33,7 @@ from paymesh.platform.settings import Settings
 __all__ = [
     "Gateway",
     "IdempotencyKey",
+    "audit",
     "authorize",
     "gateway",
     "json_out",
@@ -119,6 +120,28 @@ async def authorize(
             headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{needed}"'},
         )
     return caller
+
+
+async def audit(
+    request: Request,
+    caller: Caller,
+    action: str,
+    *,
+    target: str,
+    details: dict[str, object] | None = None,
+) -> None:
+    """Record what a caller changed through the API (never a secret) in the audit log."""
+    gw = gateway(request)
+    source = request.client.host if request.client else "unknown"
+    await record(
+        gw.store,
+        gw.clock,
+        Origin(actor=caller.client_id, source=source),
+        action,
+        tenant_id=caller.tenant_id,
+        target=target,
+        details=details,
+    )
 
 
 def scoped(method: str, path: str) -> Any:

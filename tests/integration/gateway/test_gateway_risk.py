@@ -426,3 +426,25 @@ async def test_removing_a_malformed_value_is_refused(rgw: RiskHarness, value: st
     url = f"/v1/risk/lists/blocked_accounts/entries/{value}"
     r = await rgw.http.delete(url, headers=await rgw.auth(RISK))
     assert r.status_code == 422, r.text
+
+
+async def test_list_changes_and_review_resolutions_are_audited_once_with_who_and_what(
+    rgw: RiskHarness,
+) -> None:
+    tenant, client_id, secret = await rgw.new_client(RISK)
+    headers = {"Authorization": f"Bearer {await rgw.token(client_id, secret)}"}
+    url = "/v1/risk/lists/blocked_ips/entries"
+    await rgw.http.post(url, json={"value": "203.0.113.9"}, headers=headers)
+    await rgw.http.delete(f"{url}/203.0.113.9", headers=headers)
+    rgw.risk.open_review(tenant, "pay_r")
+    keyed = {**headers, "Idempotency-Key": "decline-pay-r"}
+    for _ in range(2):  # a replay answers from the idempotency record: audited once
+        r = await rgw.http.post("/v1/reviews/pay_r/decline", headers=keyed)
+        assert r.status_code == 200, r.text
+    entries = [e for e in await rgw.store.recent_audit(100) if e.action.startswith("risk.")]
+    assert sorted((e.action, e.target) for e in entries) == [
+        ("risk.list_entry_added", "blocked_ips:203.0.113.9"),
+        ("risk.list_entry_removed", "blocked_ips:203.0.113.9"),
+        ("risk.review_declined", "pay_r"),
+    ]
+    assert {(e.actor, e.tenant_id, e.outcome) for e in entries} == {(client_id, tenant, "success")}

@@ -528,3 +528,29 @@ async def test_without_a_webhooks_service_the_routes_answer_503(gw: Harness) -> 
     assert r.status_code == 503
     assert r.headers["content-type"] == "application/problem+json"
     assert r.json()["code"] == "service_unavailable"
+
+
+async def test_endpoint_changes_are_audited_with_the_host_and_never_the_secret_or_path(
+    wh: WebhooksHarness,
+) -> None:
+    h = await wh.gw.auth(WRITE)
+    made = (await wh.create(h, url="https://merchant.example/hooks?token=s3cr3t")).json()
+    endpoint = made["id"]
+    rotated = await wh.http.post(f"/v1/webhook_endpoints/{endpoint}/rotate_secret", headers=h)
+    await wh.http.post(f"/v1/webhook_endpoints/{endpoint}/enable", headers=h)
+    await wh.http.delete(f"/v1/webhook_endpoints/{endpoint}", headers=h)
+    entries = [
+        e for e in await wh.gw.store.recent_audit(100) if e.action.startswith("webhook_endpoint.")
+    ]
+    assert sorted(e.action for e in entries) == [
+        "webhook_endpoint.created",
+        "webhook_endpoint.deleted",
+        "webhook_endpoint.enabled",
+        "webhook_endpoint.secret_rotated",
+    ]
+    assert {e.target for e in entries} == {endpoint}
+    created = next(e for e in entries if e.action == "webhook_endpoint.created")
+    assert created.details == {"host": "merchant.example", "events": ["payment.succeeded"]}
+    everything = repr([vars(e) if hasattr(e, "__dict__") else e for e in entries])
+    for secret in (made["secret"], rotated.json()["secret"], "s3cr3t", "/hooks"):
+        assert secret not in everything
