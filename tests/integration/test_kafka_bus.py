@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 
+import pytest
 import sqlalchemy as sa
 from confluent_kafka.admin import AdminClient
 
@@ -130,3 +131,35 @@ async def test_a_subscription_added_after_start_creates_its_topic_and_receives_e
     finally:
         await bus.stop()
     assert got == [f"evt_{n}" for n in range(3)]
+
+
+async def test_one_group_reading_two_topics_is_one_consumer_that_gets_both(
+    kafka_bootstrap: str,
+) -> None:
+    # As the webhooks service does: one group, two topics, one handler each.
+    first, second = f"test.{secrets.token_hex(4)}", f"test.{secrets.token_hex(4)}"
+    group = f"g-{secrets.token_hex(4)}"
+    bus = KafkaBus(_options(kafka_bootstrap))
+    got: dict[str, list[str]] = {first: [], second: []}
+
+    async def on_first(event: Event) -> None:
+        got[first].append(event.id)
+
+    async def on_second(event: Event) -> None:
+        got[second].append(event.id)
+
+    bus.subscribe(first, group, on_first)
+    bus.subscribe(second, group, on_second)
+    await bus.start()
+    try:
+        assert len(bus._tasks) == 1  # one member of the group, not one per topic
+        for n in range(3):
+            await bus.publish(first, _event(n))
+            await bus.publish(second, _event(10 + n))
+        await _until(lambda: len(got[first]) >= 3 and len(got[second]) >= 3)
+        # A running group cannot grow a topic: its consumer would have to rejoin.
+        with pytest.raises(RuntimeError, match="subscribe before start"):
+            bus.subscribe(f"test.{secrets.token_hex(4)}", group, on_first)
+    finally:
+        await bus.stop()
+    assert got == {first: ["evt_0", "evt_1", "evt_2"], second: ["evt_10", "evt_11", "evt_12"]}

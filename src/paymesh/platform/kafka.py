@@ -55,13 +55,20 @@ class KafkaBus:
     def subscribe(self, topic: str, group: str, handler: Handler) -> None:
         """Deliver every event of `topic` to `handler`, once per consumer group.
 
-        After :meth:`start`, the consumer starts at once; it first creates the
-        topic if needed (in the background, before it polls), as start does for
-        the subscriptions made before it.
+        A process runs ONE Kafka consumer per group, subscribed to every topic
+        the group wants: two consumers of one group with different topic
+        subscriptions make the broker rebalance the group back and forth, and
+        a partition can sit assigned to the member that does not read its
+        topic (seen with the webhooks service, which reads two topics).
+        So every topic of a group is subscribed before :meth:`start`; after
+        it, only a new group may subscribe (its consumer starts at once, and
+        first creates the topic if needed, in the background).
         """
+        if self._producer is not None and any(g == group for _, g, _ in self._subs):
+            raise RuntimeError(f"group {group!r} is consuming already: subscribe before start")
         self._subs.append((topic, group, handler))
         if self._producer is not None:
-            consume = self._consume(topic, group, handler, ensure_topic=True)
+            consume = self._consume(group, {topic: [handler]}, ensure_topic=True)
             self._tasks.append(asyncio.create_task(consume))
 
     def _ensure_topics(self, topics: set[str]) -> None:
@@ -82,7 +89,7 @@ class KafkaBus:
         await asyncio.to_thread(self._ensure_topics, set(topics))
 
     async def start(self) -> None:
-        """Connect the producer and start one consumer per subscription."""
+        """Connect the producer and start one consumer per group (all its topics)."""
         self._producer = Producer(
             {
                 "bootstrap.servers": self._options.bootstrap_servers,
@@ -97,8 +104,11 @@ class KafkaBus:
         self._poller.start()
         if self._subs:
             await self.ensure_topics(*{topic for topic, _, _ in self._subs})
+        groups: dict[str, dict[str, list[Handler]]] = {}
         for topic, group, handler in self._subs:
-            self._tasks.append(asyncio.create_task(self._consume(topic, group, handler)))
+            groups.setdefault(group, {}).setdefault(topic, []).append(handler)
+        for group, routes in groups.items():
+            self._tasks.append(asyncio.create_task(self._consume(group, routes)))
 
     def _poll_producer(self) -> None:
         while not self._stopping.is_set():
@@ -157,30 +167,32 @@ class KafkaBus:
                 await asyncio.sleep(self._options.retry_delay_s)
 
     async def _consume(
-        self, topic: str, group: str, handler: Handler, *, ensure_topic: bool = False
+        self, group: str, routes: dict[str, list[Handler]], *, ensure_topic: bool = False
     ) -> None:
         if ensure_topic:
-            await self._ensure_topic_until_ready(topic)
+            for topic in routes:
+                await self._ensure_topic_until_ready(topic)
         consumer = self._consumer(group)
-        consumer.subscribe([topic])
+        consumer.subscribe(sorted(routes))
         try:
             while True:
                 msg = await asyncio.to_thread(consumer.poll, 0.5)
                 if msg is None:
                     continue
                 if msg.error():
-                    log.warning("kafka_consume_error", topic=topic, error=str(msg.error()))
+                    log.warning("kafka_consume_error", group=group, error=str(msg.error()))
                     continue
                 event = Event.from_json(msg.value() or b"{}")
-                while True:
-                    try:
-                        await handler(event)
-                        break
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception:
-                        log.exception("event_handler_failed", group=group, event_id=event.id)
-                        await asyncio.sleep(self._options.retry_delay_s)
+                for handler in routes.get(msg.topic() or "", []):
+                    while True:
+                        try:
+                            await handler(event)
+                            break
+                        except asyncio.CancelledError:
+                            raise
+                        except Exception:
+                            log.exception("event_handler_failed", group=group, event_id=event.id)
+                            await asyncio.sleep(self._options.retry_delay_s)
                 # Commit only after the effect: a crash before this line redelivers.
                 await asyncio.to_thread(consumer.commit, message=msg, asynchronous=False)
         finally:
