@@ -40,6 +40,7 @@ def make_bus(settings: Settings) -> EventBus:
             partitions=k.partitions,
             session_timeout_ms=k.session_timeout_ms,
             max_poll_interval_ms=k.max_poll_interval_ms,
+            namespace=k.namespace,
         )
     )
 

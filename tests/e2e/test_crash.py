@@ -388,7 +388,7 @@ async def test_sigkilling_payments_mid_flight_loses_or_duplicates_no_money_and_n
     records = await asyncio.to_thread(
         read_topic,
         platform.kafka,
-        TOPIC_PAYMENTS,
+        platform.topic(TOPIC_PAYMENTS),
         lambda rs: {(r.event.subject, r.event.type) for r in rs} >= wanted,
         60,
     )

@@ -99,6 +99,10 @@ class Distributed:
     restarts: Counter[str] = field(default_factory=Counter)
     # More environment for every process (e.g. PAYMESH_RISK__REDIS_URL), over the defaults.
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Its own topics and consumer groups on the session's broker: no member left
+    # behind by another test's platform (a SIGKILLed process stays in its group
+    # until its session times out) can hold up this platform's consumers.
+    namespace: str = field(default_factory=lambda: f"t{secrets.token_hex(4)}")
     _logs: list[IO[bytes]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -108,6 +112,10 @@ class Distributed:
     def url(self) -> str:
         """The gateway."""
         return f"http://127.0.0.1:{self.ports['gateway']}"
+
+    def topic(self, name: str) -> str:
+        """`name` as this platform's processes see it on the broker."""
+        return f"{self.namespace}.{name}"
 
     @property
     def credentials_file(self) -> Path:
@@ -120,6 +128,7 @@ class Distributed:
             "PAYMESH_VAR_DIR": str(self.workdir / "var"),
             "PAYMESH_LOG_LEVEL": "INFO",
             "PAYMESH_KAFKA__BOOTSTRAP_SERVERS": self.kafka,
+            "PAYMESH_KAFKA__NAMESPACE": self.namespace,
             # The first consumer-group join is slow with the defaults.
             "PAYMESH_KAFKA__SESSION_TIMEOUT_MS": "6000",
             "PAYMESH_KAFKA__MAX_POLL_INTERVAL_MS": "10000",
@@ -493,7 +502,7 @@ async def test_every_state_change_reaches_kafka_once(distributed: Distributed) -
     records = await asyncio.to_thread(
         read_topic,
         distributed.kafka,
-        TOPIC_PAYMENTS,
+        distributed.topic(TOPIC_PAYMENTS),
         lambda rs: {(r.event.subject, r.event.type) for r in ours(rs)} >= flows.expected,
     )
     mine = ours(records)
@@ -570,11 +579,11 @@ async def test_risk_counts_each_succeeded_payment_once_even_when_kafka_repeats_i
     records = await asyncio.to_thread(
         read_topic,
         distributed.kafka,
-        TOPIC_PAYMENTS,
+        distributed.topic(TOPIC_PAYMENTS),
         lambda rs: {r.event.subject for r in rs} >= {s for s, _ in second.expected},
     )
     assert records
-    kafka, topic = distributed.kafka, TOPIC_PAYMENTS
+    kafka, topic = distributed.kafka, distributed.topic(TOPIC_PAYMENTS)
     copies = [(r.partition, r.key, r.value) for r in records] * 3
     await asyncio.to_thread(produce, kafka, topic, copies)
     # Then a made-up payer on each partition: risk consumes a partition in order,

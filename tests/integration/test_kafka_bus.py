@@ -163,3 +163,41 @@ async def test_one_group_reading_two_topics_is_one_consumer_that_gets_both(
     finally:
         await bus.stop()
     assert got == {first: ["evt_0", "evt_1", "evt_2"], second: ["evt_10", "evt_11", "evt_12"]}
+
+
+async def test_installations_in_other_namespaces_share_a_broker_without_seeing_each_other(
+    kafka_bootstrap: str,
+) -> None:
+    topic, group = f"test.{secrets.token_hex(4)}", "same-group"
+    got: dict[str, list[str]] = {"blue": [], "green": []}
+    buses = {}
+    for name in got:
+        options = _options(kafka_bootstrap)
+        bus = KafkaBus(
+            KafkaOptions(
+                bootstrap_servers=options.bootstrap_servers,
+                session_timeout_ms=options.session_timeout_ms,
+                max_poll_interval_ms=options.max_poll_interval_ms,
+                retry_delay_s=options.retry_delay_s,
+                namespace=f"{name}{secrets.token_hex(3)}",
+            )
+        )
+
+        async def handler(event: Event, name: str = name) -> None:
+            got[name].append(event.id)
+
+        bus.subscribe(topic, group, handler)
+        buses[name] = bus
+    for bus in buses.values():
+        await bus.start()
+    try:
+        await buses["blue"].publish(topic, _event(1))
+        await buses["green"].publish(topic, _event(2))
+        await _until(lambda: got["blue"] != [] and got["green"] != [])
+        await asyncio.sleep(0.5)  # time for a stray cross-delivery to show
+    finally:
+        for bus in buses.values():
+            await bus.stop()
+    assert got == {"blue": ["evt_1"], "green": ["evt_2"]}
+    topics = AdminClient({"bootstrap.servers": kafka_bootstrap}).list_topics(timeout=10).topics
+    assert topic not in topics  # only the namespaced names exist on the broker

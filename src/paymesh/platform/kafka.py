@@ -16,7 +16,14 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
@@ -39,6 +46,9 @@ class KafkaOptions:
     session_timeout_ms: int = 45_000
     max_poll_interval_ms: int = 300_000
     retry_delay_s: float = 0.5
+    # Prefixed to every topic and consumer group ("<namespace>.<name>"), so several
+    # installations can share one Kafka cluster without seeing each other.
+    namespace: str = ""
 
 
 class KafkaBus:
@@ -71,10 +81,18 @@ class KafkaBus:
             consume = self._consume(group, {topic: [handler]}, ensure_topic=True)
             self._tasks.append(asyncio.create_task(consume))
 
+    def _physical(self, name: str) -> str:
+        """The name of a topic or group on the broker: namespaced when configured."""
+        ns = self._options.namespace
+        return f"{ns}.{name}" if ns else name
+
     def _ensure_topics(self, topics: set[str]) -> None:
         admin = AdminClient({"bootstrap.servers": self._options.bootstrap_servers})
         futures = admin.create_topics(
-            [NewTopic(t, num_partitions=self._options.partitions) for t in sorted(topics)]
+            [
+                NewTopic(self._physical(t), num_partitions=self._options.partitions)
+                for t in sorted(topics)
+            ]
         )
         for topic, future in futures.items():
             try:
@@ -134,7 +152,7 @@ class KafkaBus:
             loop.call_soon_threadsafe(_settle)
 
         self._producer.produce(
-            topic,
+            self._physical(topic),
             key=event.subject.encode(),
             value=event.to_json(),
             headers={"ce_id": event.id, "ce_type": event.type, "ce_tenant": event.tenant},
@@ -147,7 +165,7 @@ class KafkaBus:
         config: dict[str, Any] = {
             "bootstrap.servers": o.bootstrap_servers,
             "client.id": o.client_id,
-            "group.id": group,
+            "group.id": self._physical(group),
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
             "session.timeout.ms": o.session_timeout_ms,
@@ -173,7 +191,16 @@ class KafkaBus:
             for topic in routes:
                 await self._ensure_topic_until_ready(topic)
         consumer = self._consumer(group)
-        consumer.subscribe(sorted(routes))
+
+        # Called from poll() in its worker thread; structlog is thread-safe.
+        def assigned(_: Consumer, partitions: list[TopicPartition]) -> None:
+            log.info("kafka_partitions_assigned", group=group, partitions=_names(partitions))
+
+        def revoked(_: Consumer, partitions: list[TopicPartition]) -> None:
+            log.info("kafka_partitions_revoked", group=group, partitions=_names(partitions))
+
+        handlers = {self._physical(topic): hs for topic, hs in routes.items()}
+        consumer.subscribe(sorted(handlers), on_assign=assigned, on_revoke=revoked)
         try:
             while True:
                 msg = await asyncio.to_thread(consumer.poll, 0.5)
@@ -183,7 +210,7 @@ class KafkaBus:
                     log.warning("kafka_consume_error", group=group, error=str(msg.error()))
                     continue
                 event = Event.from_json(msg.value() or b"{}")
-                for handler in routes.get(msg.topic() or "", []):
+                for handler in handlers.get(msg.topic() or "", []):
                     while True:
                         try:
                             await handler(event)
@@ -212,3 +239,7 @@ class KafkaBus:
         if self._poller is not None:
             await asyncio.to_thread(self._poller.join, 5)
         self._producer = None
+
+
+def _names(partitions: list[TopicPartition]) -> list[str]:
+    return [f"{p.topic}[{p.partition}]" for p in partitions]

@@ -177,6 +177,9 @@ class KafkaSettings(BaseModel):
     partitions: int = 3
     session_timeout_ms: int = 45_000
     max_poll_interval_ms: int = 300_000
+    # Prefixed to every topic and consumer group: several installations (or test
+    # platforms) can share one Kafka cluster without seeing each other's events.
+    namespace: str = Field(default="", pattern=r"^[A-Za-z0-9_-]{0,64}$")
 
 
 class _YamlFileSource(PydanticBaseSettingsSource):
