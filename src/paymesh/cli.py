@@ -30,6 +30,8 @@ tenants = typer.Typer(help="Tenants (in the gateway database).", no_args_is_help
 app.add_typer(tenants, name="tenants")
 clients = typer.Typer(help="Tenants' API clients (in the gateway database).", no_args_is_help=True)
 app.add_typer(clients, name="clients")
+risk = typer.Typer(help="The risk service's rules.", no_args_is_help=True)
+app.add_typer(risk, name="risk")
 console = Console(stderr=True, soft_wrap=True)
 
 __all__ = ["app", "main"]
@@ -279,6 +281,29 @@ def certs(
     console.print(f"CA {state}: {issued.ca_file}")
     for name, (cert, key) in issued.certs.items():
         console.print(f"  {name:9} {cert}  {key}")
+
+
+@risk.command("check-rules")
+def risk_check_rules(
+    path: Annotated[Path, typer.Argument(help="a rules file, e.g. deploy/risk-rules.yaml")],
+) -> None:
+    """Validate a rules file as the risk service would load it (exit 1 with the reason).
+
+    Run it on a ConfigMap's rules before applying them: a running service keeps
+    its last good rules when a reload is invalid, so a mistake would otherwise
+    only show as a log line.
+    """
+    from paymesh.risk.errors import RulesInvalid
+    from paymesh.risk.rules import read_rules
+
+    try:
+        rules = read_rules(str(path))
+    except RulesInvalid as exc:
+        typer.echo(f"invalid: {path}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"ok: {path}: version {rules.version}, {len(rules.rules)} rules, checksum {rules.checksum}"
+    )
 
 
 @ledger.command("verify")
