@@ -64,8 +64,6 @@ async def backend(request: pytest.FixtureRequest, db_url: str) -> AsyncIterator[
     prefix = f"paymesh:test:{uuid.uuid4().hex}"
     features: FeatureStore
     if request.param == "redis":
-        if not db_url.startswith("sqlite"):
-            pytest.skip("Redis runs once, beside SQLite")
         features = RedisFeatureStore(REDIS_URL, prefix=prefix, retention_s=2 * 86_400)
     else:
         features = SqlFeatureStore(db, consumer=CONSUMER)
@@ -220,9 +218,21 @@ async def test_the_usual_country_is_the_most_frequent_of_the_decided_succeeded_p
     assert await backend.stats(pay("pay_9"), Dimension.PAYER, 60) == WindowStats(5, 5_000)
 
 
-async def test_pruning_forgets_entries_older_than_the_retention_only(backend: Backend) -> None:
-    if isinstance(backend.features, RedisFeatureStore):
-        pytest.skip("Redis trims its sorted sets on every add and expires idle keys")
+@pytest.fixture
+async def sql_backend(db_url: str) -> AsyncIterator[Backend]:
+    """SQL features only: Redis trims its sorted sets on every add and expires idle keys."""
+    db = Database(db_url)
+    await upgrade(db, MIGRATIONS)
+    try:
+        yield Backend(SqlFeatureStore(db, consumer=CONSUMER), SqlDecisionStore(db), FixedClock(T0))
+    finally:
+        await db.dispose()
+
+
+async def test_pruning_forgets_entries_older_than_the_retention_only(
+    sql_backend: Backend,
+) -> None:
+    backend = sql_backend
     await backend.features.record(pay("pay_old"), at_us=T0 - 2 * SECOND)
     await backend.features.record(pay("pay_edge"), at_us=T0 - SECOND)
     assert await backend.features.prune(before_us=T0 - SECOND) == 1
