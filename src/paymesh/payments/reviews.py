@@ -29,7 +29,6 @@ nothing of risk.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from typing import Any
 
 from paymesh.contracts.events import TOPIC_RISK, Event
@@ -47,7 +46,6 @@ __all__ = [
     "REVIEW_DECLINED",
     "TOPIC",
     "apply_review_event",
-    "inbox_id",
     "review_resolved",
 ]
 
@@ -63,9 +61,6 @@ CONSUMER = "payments.reviews"
 # How long to wait between looks at a payment still placing its hold, in seconds.
 _EARLY_WAIT_S = 0.05
 _EARLY_WAIT_MAX_S = 2.0
-
-# The inbox's event_id column holds 64 characters.
-_MAX_INBOX_ID = 64
 
 _RESOLUTIONS = {REVIEW_APPROVED: Resolution.APPROVE, REVIEW_DECLINED: Resolution.DECLINE}
 
@@ -111,13 +106,6 @@ async def _until_reviewable(payment_id: str, deps: Deps) -> None:
         wait_s = min(_EARLY_WAIT_MAX_S, wait_s * 2)
 
 
-def inbox_id(event_id: str) -> str:
-    """The id `event_id` is recorded under in the inbox: itself, or a digest if too long."""
-    if len(event_id) <= _MAX_INBOX_ID:
-        return event_id
-    return f"sha256:{hashlib.sha256(event_id.encode()).hexdigest()[:56]}"
-
-
 async def apply_review_event(event: Event, *, deps: Deps) -> Payment | None:
     """Apply a review resolution once, then run the step it recorded.
 
@@ -157,9 +145,7 @@ async def apply_review_event(event: Event, *, deps: Deps) -> Payment | None:
         new = leased(new, deps)  # this consumer runs the step next; the Resumer waits
         return new, payment_events(new, types, now)
 
-    new = await deps.store.apply_event(
-        CONSUMER, inbox_id(event.id), resolved.payment_id, decide, now_us=now
-    )
+    new = await deps.store.apply_event(CONSUMER, event.id, resolved.payment_id, decide, now_us=now)
     if new is None:
         return None
     log.info(

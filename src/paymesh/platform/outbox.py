@@ -24,7 +24,14 @@ from paymesh.platform.clock import Clock, SystemClock
 from paymesh.platform.db import Database
 from paymesh.platform.logging import get_logger
 
-__all__ = ["OutboxRelay", "append", "first_delivery", "inbox_table", "outbox_table"]
+__all__ = [
+    "OutboxRelay",
+    "append",
+    "first_delivery",
+    "inbox_key",
+    "inbox_table",
+    "outbox_table",
+]
 
 log = get_logger(__name__)
 
@@ -80,11 +87,25 @@ async def append(
     )
 
 
+_MAX_EVENT_ID = 64  # the inbox's event_id column
+
+
+def inbox_key(event_id: str) -> str:
+    """What `event_id` is recorded under: itself, or a digest when the column can't hold it.
+
+    Another producer's ids may be longer than ours; refusing them would fail the
+    insert on PostgreSQL and have the bus redeliver the event forever.
+    """
+    if len(event_id) <= _MAX_EVENT_ID:
+        return event_id
+    return f"sha256:{hashlib.sha256(event_id.encode()).hexdigest()[:56]}"
+
+
 async def first_delivery(
     conn: AsyncConnection, inbox: sa.Table, consumer: str, event_id: str, now_us: int
 ) -> bool:
     """Record `event_id` for `consumer`; False when it was already recorded."""
-    values = {"consumer": consumer, "event_id": event_id, "processed_at_us": now_us}
+    values = {"consumer": consumer, "event_id": inbox_key(event_id), "processed_at_us": now_us}
     stmt = (sqlite_insert(inbox) if conn.dialect.name == "sqlite" else pg_insert(inbox)).values(
         values
     )
