@@ -12,6 +12,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
 from paymesh.contracts.events import TOPIC_ACCOUNTS, TOPIC_PAYMENTS, TOPIC_RISK, TOPIC_WEBHOOKS
 from paymesh.platform.bus import EventBus, InProcessBus
 from paymesh.platform.clock import Clock
@@ -81,6 +84,22 @@ class Platform:
         for name in self.services:
             await app_module(name).migrate(self.settings)
 
+    async def _migrate_when_reachable(self) -> None:
+        """:meth:`migrate`, retried while a database cannot be reached (bounded by
+        ``settings.startup_timeout_s``)."""
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type((OSError, DBAPIError)),
+            wait=wait_exponential(multiplier=0.2, max=2),
+            stop=stop_after_delay(self.settings.startup_timeout_s),
+            before_sleep=lambda state: log.warning(
+                "database_unreachable_at_start",
+                error=repr(state.outcome.exception() if state.outcome else None),
+            ),
+            reraise=True,
+        ):
+            with attempt:
+                await self.migrate()
+
     def __post_init__(self) -> None:
         if self.bus is None:
             self.bus = make_bus(self.settings)
@@ -88,7 +107,7 @@ class Platform:
     async def start(self) -> None:
         """Migrate, then start each service in order; on failure stop what started."""
         self.settings.check_production(self.services)
-        await self.migrate()
+        await self._migrate_when_reachable()
         assert self.bus is not None
         # Build every service first (no I/O): consumers subscribe while being
         # built, so the bus starts knowing every subscription (and creates the

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paymesh.gateway.errors import TITLES, GatewayError
 from paymesh.platform.logging import get_logger
+from paymesh.platform.unavailable import is_unavailable
 
 __all__ = [
     "PROBLEM_MEDIA_TYPE",
@@ -144,7 +145,9 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 
 class ProblemMiddleware:
-    """Turn an unexpected exception into a 500 problem, logged, never a stack trace."""
+    """Turn an unexpected exception into a 500 problem, logged, never a stack trace; a
+    dependency that is down (:func:`~paymesh.platform.unavailable.is_unavailable`) into a
+    503 with Retry-After."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -163,7 +166,23 @@ class ProblemMiddleware:
 
         try:
             await self.app(scope, receive, _send)
-        except Exception:
+        except Exception as exc:
+            if is_unavailable(exc) and not started:
+                # A database or Redis down for now: nothing was done that a retry repeats.
+                log.warning(
+                    "dependency_unavailable",
+                    path=scope.get("path"),
+                    method=scope.get("method"),
+                    error=type(exc).__name__,
+                )
+                response = problem_response(
+                    503,
+                    "service_unavailable",
+                    "a service behind the gateway is unavailable; retry",
+                    headers={"Retry-After": "1"},
+                )
+                await response(scope, receive, send)
+                return
             # The stack as text, never the frames' locals (they may hold secrets or tokens).
             log.error(
                 "unhandled_error",

@@ -2,8 +2,10 @@
 
 ``create`` does no I/O; ``start`` opens the channels to accounts and risk,
 binds the gRPC server, and starts the outbox relay and the saga Resumer
-(whose first pass resumes every saga a crash left unfinished, and whose
-every pass cancels authorisations that expired uncaptured; a step failing
+(which resumes every saga a crash left unfinished — at once on SQLite, as
+soon as the crashed process's liveness lock is gone on PostgreSQL, where
+replicas run side by side — and whose every pass cancels authorisations
+that expired uncaptured; a step failing
 past ``settings.payments.step_deadline_s`` is given up safely, see
 :mod:`paymesh.payments.saga`). The bank behind
 top-ups and payouts is the simulated bank, configured by
@@ -29,10 +31,11 @@ from paymesh.payments.api import SERVICE_NAME, PaymentsApi
 from paymesh.payments.bank import SimulatedBank
 from paymesh.payments.reviews import GROUP, TOPIC, apply_review_event
 from paymesh.payments.saga import Deps, Resumer, RetryPolicy
-from paymesh.payments.store import PaymentStore, outbox
+from paymesh.payments.store import LIVENESS_LOCK, PaymentStore, outbox
 from paymesh.platform.bus import EventBus
 from paymesh.platform.clock import Clock, SystemClock
 from paymesh.platform.db import Database
+from paymesh.platform.locks import SessionLock
 from paymesh.platform.logging import get_logger
 from paymesh.platform.migrations import upgrade
 from paymesh.platform.outbox import OutboxRelay
@@ -72,7 +75,12 @@ class PaymentsRuntime:
         self._retry = retry or RetryPolicy()
         self.db = Database(settings.payments.database_url)
         self.relay = OutboxRelay(self.db, outbox, bus, clock=clock)
+        # PostgreSQL: replicas may run side by side; this one's steps carry its owner id,
+        # and its liveness lock tells the others it is alive (see Resumer).
+        self._liveness: SessionLock | None = None
         self.store = PaymentStore(self.db, on_commit=self.relay.notify)
+        if not self.db.is_sqlite:
+            self._liveness = SessionLock(self.db, LIVENESS_LOCK, self.store.owner)
         self._channels: list[grpc.aio.Channel] = []
         self._server: GrpcServer | None = None
         self.resumer: Resumer | None = None
@@ -108,6 +116,9 @@ class PaymentsRuntime:
             authorization_ttl_s=s.payments.authorization_ttl_s,
         )
         self._deps = deps
+        # Alive before the first step is recorded under this owner id.
+        if self._liveness is not None and not await self._liveness.held():
+            raise RuntimeError("another payments process holds this one's liveness lock")
         api = PaymentsApi(deps)
         self._server = GrpcServer(
             s.payments.listen,
@@ -117,7 +128,9 @@ class PaymentsRuntime:
         )
         self.port = await self._server.start()
         self.relay.start()
-        self.resumer = Resumer(deps, interval_s=s.payments.resume_interval_s)
+        self.resumer = Resumer(
+            deps, interval_s=s.payments.resume_interval_s, liveness=self._liveness
+        )
         self.resumer.start()
         self._running.set()
         log.info("payments_started", port=self.port)
@@ -132,6 +145,8 @@ class PaymentsRuntime:
             await self._server.stop()
             self._server = None
         await self.relay.stop()
+        if self._liveness is not None:
+            await self._liveness.release()
         for channel in self._channels:
             await channel.close()
         self._channels = []

@@ -158,7 +158,7 @@ async def apply_review_event(event: Event, *, deps: Deps) -> Payment | None:
         return new
     caller = Caller(tenant_id=new.tenant_id, client_id=RESUMER_CLIENT_ID)
     try:
-        return await run_payment(new.id, caller=caller, deps=deps)
+        return await run_payment(new.id, caller=caller, deps=deps, lease="held")
     except Exception:  # the step is recorded: the Resumer carries on
         log.exception("review_step_failed", payment_id=new.id)
         return new

@@ -62,6 +62,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 
@@ -72,7 +73,9 @@ from paymesh.payments.events import payment_events, refund_events
 from paymesh.payments.ports import LedgerAccount
 from paymesh.payments.saga_base import (
     Deps,
+    Lease,
     RetryPolicy,
+    claim,
     leased,
     ledger_results,
     open_account,
@@ -84,11 +87,13 @@ from paymesh.payments.saga_base import (
 from paymesh.payments.saga_flows import run_payout, run_topup, run_transfer
 from paymesh.payments.store import Due
 from paymesh.platform.identity import Caller
+from paymesh.platform.locks import SessionLock
 from paymesh.platform.logging import get_logger
 
 __all__ = [
     "RESUMER_CLIENT_ID",
     "Deps",
+    "Lease",
     "Resumer",
     "RetryPolicy",
     "expire_authorizations",
@@ -139,12 +144,18 @@ async def _payment_step(p: Payment, caller: Caller, deps: Deps) -> Transition:
     return domain.fail_step(p, domain.failure_code(result), message, now())
 
 
-async def run_payment(payment_id: str, *, caller: Caller, deps: Deps) -> Payment | None:
-    """Run the payment's recorded steps until none is left or one must wait."""
+async def run_payment(
+    payment_id: str, *, caller: Caller, deps: Deps, lease: Lease = "claim"
+) -> Payment | None:
+    """Run the payment's recorded steps until none is left or one must wait (or another
+    live runner holds the step's lease: see :func:`~paymesh.payments.saga_base.claim`)."""
     while True:
         p = await deps.store.get_payment(payment_id)
-        if p is None or p.step is None or await wait_to_settle("payment", p, deps):
-            return p if p is None or p.step is None else await deps.store.get_payment(payment_id)
+        if p is None or p.step is None or not await claim("payment", p, deps, lease):
+            return p
+        lease = "held"  # from here on, each step this runner records is leased to it
+        if await wait_to_settle("payment", p, deps):
+            return await deps.store.get_payment(payment_id)
         try:
             new, types = await with_retries(deps.retry, partial(_payment_step, p, caller, deps))
         except Exception as exc:
@@ -160,17 +171,22 @@ async def run_payment(payment_id: str, *, caller: Caller, deps: Deps) -> Payment
             leased(new, deps, after=p.step), status=p.status, step=p.step, events=events
         )
         if not won:  # another runner finished this step; it carries on from here
+            log.warning("saga_step_raced", kind="payment", id=p.id, step=p.step)
             return await deps.store.get_payment(payment_id)
 
 
 _GIVEN_UP_PAYMENT_STEPS = (Step.RISK, Step.HOLD, Step.CAPTURE)
 
 
-async def run_refund(refund_id: str, *, caller: Caller, deps: Deps) -> Refund | None:
+async def run_refund(
+    refund_id: str, *, caller: Caller, deps: Deps, lease: Lease = "claim"
+) -> Refund | None:
     """Run the refund's transfer if it is still to be done (or, past its deadline, find it)."""
     r = await deps.store.get_refund(refund_id)
-    if r is None or r.step is None or await wait_to_settle("refund", r, deps):
-        return r if r is None or r.step is None else await deps.store.get_refund(refund_id)
+    if r is None or r.step is None or not await claim("refund", r, deps, lease):
+        return r
+    if await wait_to_settle("refund", r, deps):
+        return await deps.store.get_refund(refund_id)
     transfer = domain.refund_transfer(r)
     try:
         if r.step is Step.LOOKUP:
@@ -194,7 +210,9 @@ async def run_refund(refund_id: str, *, caller: Caller, deps: Deps) -> Refund | 
             await postpone(deps, "refund", r.id, r.step, r.attempts)
         return await deps.store.get_refund(refund_id)
     new, types = domain.settle_refund(r, result, deps.clock.now_us())
-    await deps.store.settle_refund(new, refund_events(new, types, deps.clock.now_us()), step=r.step)
+    events = refund_events(new, types, deps.clock.now_us())
+    if not await deps.store.settle_refund(new, events, step=r.step):
+        log.warning("saga_step_raced", kind="refund", id=r.id, step=r.step)
     return await deps.store.get_refund(refund_id)
 
 
@@ -212,7 +230,7 @@ async def expire_authorizations(deps: Deps) -> int:
             continue  # captured, canceled or busy meanwhile
         if await deps.store.save_payment(leased(started, deps), status=p.status, step=None):
             caller = Caller(tenant_id=p.tenant_id, client_id=RESUMER_CLIENT_ID)
-            await run_payment(p.id, caller=caller, deps=deps)
+            await run_payment(p.id, caller=caller, deps=deps, lease="held")
     return len(expired)
 
 
@@ -228,22 +246,49 @@ _RUNNERS: dict[str, Callable[..., Awaitable[object]]] = {
 class Resumer:
     """Runs again every saga step that is due: after a transient failure or a restart.
 
-    Its first pass, right when it starts, takes every step in progress
-    whatever its lease, so sagas cut short by a crash resume at once. Each
-    pass also cancels the authorisations that expired uncaptured.
+    On SQLite (the embedded shape: one process) its first pass, right when it
+    starts, takes every step in progress whatever its lease, so sagas cut short
+    by a crash resume at once. On PostgreSQL several replicas may run: each holds
+    a liveness lock (`liveness`) and marks the steps it records with its owner
+    id, and a pass takes, besides the due steps, those whose owner's lock is
+    gone (the process died), but never a live replica's leased step. After this
+    process (re)takes its own lock it waits `grace_s` before judging others, so
+    that after a database restart every live replica has taken its lock again.
+    Each pass also cancels the authorisations that expired uncaptured.
     """
 
-    def __init__(self, deps: Deps, *, interval_s: float) -> None:
+    def __init__(
+        self,
+        deps: Deps,
+        *,
+        interval_s: float,
+        liveness: SessionLock | None = None,
+        grace_s: float | None = None,
+    ) -> None:
         self._deps = deps
         self._interval_s = interval_s
+        self._liveness = liveness
+        self._grace_s = max(3 * interval_s, 2.0) if grace_s is None else grace_s
+        self._background: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
+
+    async def _orphans(self) -> bool:
+        """Whether this pass may take steps whose owner is gone."""
+        if self._liveness is None or not await self._liveness.held():
+            return False
+        taken = self._liveness.taken_at
+        return taken is not None and time.monotonic() - taken >= self._grace_s
 
     async def run_once(self, *, everything: bool = False) -> int:
         """Run every due step once (every step in progress if `everything`), then cancel
         expired authorisations; count them all."""
-        due = await self._deps.store.due(None if everything else self._deps.clock.now_us())
+        orphans = await self._orphans()
+        self._deps.store.orphans = orphans
+        due = await self._deps.store.due(
+            None if everything else self._deps.clock.now_us(), orphans=orphans
+        )
         for item in due:
-            await self._resume(item)
+            await self._resume(item, "take" if everything else "claim")
         try:
             expired = await expire_authorizations(self._deps)
         except Exception:
@@ -251,16 +296,33 @@ class Resumer:
             expired = 0
         return len(due) + expired
 
-    async def _resume(self, item: Due) -> None:
+    async def _resume(self, item: Due, lease: Lease) -> None:
         caller = Caller(tenant_id=item.tenant_id, client_id=RESUMER_CLIENT_ID)
         try:
-            await _RUNNERS[item.kind](item.id, caller=caller, deps=self._deps)
+            await _RUNNERS[item.kind](item.id, caller=caller, deps=self._deps, lease=lease)
         except Exception:
             log.exception("saga_resume_failed", kind=item.kind, id=item.id)
 
+    async def _keep_alive(self) -> None:
+        """Hold the liveness lock, taking it again soon after the database comes back,
+        whatever a (possibly long) pass of resuming is doing."""
+        assert self._liveness is not None
+        while True:
+            try:
+                await self._liveness.held()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("payments_liveness_unreachable", error=type(exc).__name__)
+            await asyncio.sleep(min(self._interval_s, 1.0))
+
     async def run(self) -> None:
         """Resume until cancelled."""
-        everything = True
+        everything = self._liveness is None
+        if self._liveness is not None:
+            alive = asyncio.create_task(self._keep_alive(), name="payments-liveness")
+            self._background.add(alive)
+            alive.add_done_callback(self._background.discard)
         while True:
             try:
                 await self.run_once(everything=everything)
@@ -277,8 +339,10 @@ class Resumer:
 
     async def stop(self) -> None:
         """Stop resuming."""
-        if self._task is not None:
-            self._task.cancel()
+        for task in [*self._background, self._task]:
+            if task is None:
+                continue
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        self._task = None

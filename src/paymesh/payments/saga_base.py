@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
@@ -25,7 +25,9 @@ from paymesh.platform.identity import Caller
 __all__ = [
     "DEFAULT_AUTHORIZATION_TTL_S",
     "Deps",
+    "Lease",
     "RetryPolicy",
+    "claim",
     "leased",
     "ledger_results",
     "open_account",
@@ -86,6 +88,24 @@ def leased(obj: S, deps: Deps, *, after: Step | None = None) -> S:
     started = obj.step_started_at_us if obj.step is after else now
     until = now + int(deps.retry.lease_s * 1_000_000)
     return dataclasses.replace(obj, next_attempt_at_us=until, step_started_at_us=started)
+
+
+# How a runner comes to a saga object's step: it recorded the step itself and holds
+# its lease ("held"); it must claim the lease first, and leave the step to the live
+# runner holding it ("claim"); or it takes the lease whatever it says ("take": the
+# embedded shape's first pass after a restart, when no other runner can exist).
+Lease = Literal["held", "claim", "take"]
+
+
+async def claim(kind: str, obj: Any, deps: Deps, lease: Lease) -> bool:
+    """Whether this runner may run `obj`'s step now (claiming its lease if need be)."""
+    if lease == "held":
+        return True
+    now = deps.clock.now_us()
+    until = now + int(deps.retry.lease_s * 1_000_000)
+    return await deps.store.claim(
+        kind, obj.id, obj.step, now_us=now, until_us=until, take=lease == "take"
+    )
 
 
 def _settles_first(obj: Any) -> bool:

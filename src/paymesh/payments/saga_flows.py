@@ -17,6 +17,8 @@ from paymesh.payments.events import payout_events, topup_events, transfer_events
 from paymesh.payments.ports import LedgerAccount
 from paymesh.payments.saga_base import (
     Deps,
+    Lease,
+    claim,
     leased,
     ledger_results,
     open_account,
@@ -33,21 +35,29 @@ __all__ = ["run_payout", "run_topup", "run_transfer"]
 log = get_logger(__name__)
 
 
-async def run_topup(topup_id: str, *, caller: Caller, deps: Deps) -> Topup | None:
+async def run_topup(
+    topup_id: str, *, caller: Caller, deps: Deps, lease: Lease = "claim"
+) -> Topup | None:
     """Pull the money from the bank, then credit it from the tenant's funding account."""
-    found: Topup | None = await _run("topup", topup_id, caller, deps, _topup_step)
+    found: Topup | None = await _run("topup", topup_id, caller, deps, _topup_step, lease)
     return found
 
 
-async def run_payout(payout_id: str, *, caller: Caller, deps: Deps) -> Payout | None:
+async def run_payout(
+    payout_id: str, *, caller: Caller, deps: Deps, lease: Lease = "claim"
+) -> Payout | None:
     """Hold the money, have the bank send it, then post (or void) the hold."""
-    found: Payout | None = await _run("payout", payout_id, caller, deps, _payout_step)
+    found: Payout | None = await _run("payout", payout_id, caller, deps, _payout_step, lease)
     return found
 
 
-async def run_transfer(transfer_id: str, *, caller: Caller, deps: Deps) -> P2PTransfer | None:
+async def run_transfer(
+    transfer_id: str, *, caller: Caller, deps: Deps, lease: Lease = "claim"
+) -> P2PTransfer | None:
     """Move the money between the two accounts if it is still to be done."""
-    found: P2PTransfer | None = await _run("transfer", transfer_id, caller, deps, _transfer_step)
+    found: P2PTransfer | None = await _run(
+        "transfer", transfer_id, caller, deps, _transfer_step, lease
+    )
     return found
 
 
@@ -62,7 +72,9 @@ _EVENTS: dict[str, Callable[[Any, tuple[str, ...], int], list[Event]]] = {
 }
 
 
-async def _run(kind: str, object_id: str, caller: Caller, deps: Deps, step: StepFn) -> Any:
+async def _run(
+    kind: str, object_id: str, caller: Caller, deps: Deps, step: StepFn, lease: Lease
+) -> Any:
     """Run the object's recorded steps until none is left or one must wait.
 
     A step answers the transition it makes, or None when the bank does not
@@ -71,8 +83,9 @@ async def _run(kind: str, object_id: str, caller: Caller, deps: Deps, step: Step
     """
     while True:
         obj = await deps.store.get(kind, object_id)
-        if obj is None or obj.step is None:
+        if obj is None or obj.step is None or not await claim(kind, obj, deps, lease):
             return obj
+        lease = "held"  # from here on, each step this runner records is leased to it
         if await wait_to_settle(kind, obj, deps):
             return await deps.store.get(kind, object_id)
         try:
@@ -100,6 +113,8 @@ async def _run(kind: str, object_id: str, caller: Caller, deps: Deps, step: Step
             new = leased(new, deps, after=obj.step)
         events = _EVENTS[kind](new, types, now)
         won = await deps.store.save(kind, new, status=obj.status, step=obj.step, events=events)
+        if not won:
+            log.warning("saga_step_raced", kind=kind, id=obj.id, step=obj.step)
         if waiting or not won:  # the Resumer asks the bank; or another runner carries on
             return await deps.store.get(kind, object_id)
 

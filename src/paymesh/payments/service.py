@@ -40,6 +40,7 @@ from paymesh.payments.errors import (
 from paymesh.payments.ports import LedgerClient, RiskClient
 from paymesh.payments.saga import (
     Deps,
+    Lease,
     RetryPolicy,
     leased,
     run_payment,
@@ -101,7 +102,7 @@ async def create_payment(cmd: CreatePayment, *, caller: Caller, deps: Deps) -> P
         if not domain.same_payment_request(existing, cmd, caller.tenant_id):
             raise IdReused(f"payment id {cmd.id} is already used with other fields")
         return existing
-    return _finished(await run_payment(payment.id, caller=caller, deps=deps))
+    return _finished(await run_payment(payment.id, caller=caller, deps=deps, lease="held"))
 
 
 async def get_payment(payment_id: str, *, caller: Caller, deps: Deps) -> Payment:
@@ -139,8 +140,8 @@ async def capture_payment(cmd: CapturePayment, *, caller: Caller, deps: Deps) ->
     def begin(payment: Payment, now_us: int) -> Payment:
         return domain.begin_capture(payment, cmd.amount, now_us, cmd.request_id)
 
-    await _start(p, begin, deps)
-    return _finished(await run_payment(p.id, caller=caller, deps=deps))
+    lease = await _start(p, begin, deps)
+    return _finished(await run_payment(p.id, caller=caller, deps=deps, lease=lease))
 
 
 async def cancel_payment(cmd: CancelPayment, *, caller: Caller, deps: Deps) -> Payment:
@@ -154,26 +155,27 @@ async def cancel_payment(cmd: CancelPayment, *, caller: Caller, deps: Deps) -> P
     def begin(payment: Payment, now_us: int) -> Payment:
         return domain.begin_cancel(payment, now_us, cmd.request_id)
 
-    await _start(p, begin, deps)
-    return _finished(await run_payment(p.id, caller=caller, deps=deps))
+    lease = await _start(p, begin, deps)
+    return _finished(await run_payment(p.id, caller=caller, deps=deps, lease=lease))
 
 
-async def _start(before: Payment, begin: Callable[[Payment, int], Payment], deps: Deps) -> None:
-    """Record the step `begin` starts on `before`, unless this request already began it.
+async def _start(before: Payment, begin: Callable[[Payment, int], Payment], deps: Deps) -> Lease:
+    """Record the step `begin` starts on `before`, unless this request already began it;
+    say whether this call holds the step's lease ("held") or must claim it ("claim").
 
     `begin` answers the payment itself when the request is the one that
-    began (a retry): nothing is recorded, the caller runs what is left. A lost
-    race raises what the winner's state says, unless the winner was this very
-    request (a concurrent retry of it).
+    began (a retry): nothing is recorded, the caller runs what is left once it
+    claims the lease. A lost race raises what the winner's state says, unless
+    the winner was this very request (a concurrent retry of it).
     """
     started = begin(before, deps.clock.now_us())
     if started is before:
-        return
+        return "claim"
     if await deps.store.save_payment(leased(started, deps), status=before.status, step=before.step):
-        return
+        return "held"
     again = await deps.store.get_payment(before.id)
     if again is not None and begin(again, 0) is again:
-        return
+        return "claim"
     raise PaymentBusy(f"payment {before.id} changed while this command started")
 
 
@@ -192,7 +194,7 @@ async def create_refund(cmd: CreateRefund, *, caller: Caller, deps: Deps) -> Ref
         if not domain.same_refund_request(refund, cmd, caller.tenant_id):
             raise IdReused(f"refund id {cmd.id} is already used with other fields")
         return refund
-    return _finished(await run_refund(refund.id, caller=caller, deps=deps))
+    return _finished(await run_refund(refund.id, caller=caller, deps=deps, lease="held"))
 
 
 async def get_refund(refund_id: str, *, caller: Caller, deps: Deps) -> Refund:
@@ -211,7 +213,7 @@ async def create_topup(cmd: CreateTopup, *, caller: Caller, deps: Deps) -> Topup
         if not domain.same_topup_request(existing, cmd, caller.tenant_id):
             raise IdReused(f"top-up id {cmd.id} is already used with other fields")
         return existing
-    return _finished(await run_topup(topup.id, caller=caller, deps=deps))
+    return _finished(await run_topup(topup.id, caller=caller, deps=deps, lease="held"))
 
 
 async def get_topup(topup_id: str, *, caller: Caller, deps: Deps) -> Topup:
@@ -230,7 +232,7 @@ async def create_payout(cmd: CreatePayout, *, caller: Caller, deps: Deps) -> Pay
         if not domain.same_payout_request(existing, cmd, caller.tenant_id):
             raise IdReused(f"payout id {cmd.id} is already used with other fields")
         return existing
-    return _finished(await run_payout(payout.id, caller=caller, deps=deps))
+    return _finished(await run_payout(payout.id, caller=caller, deps=deps, lease="held"))
 
 
 async def get_payout(payout_id: str, *, caller: Caller, deps: Deps) -> Payout:
@@ -249,7 +251,7 @@ async def create_transfer(cmd: CreateP2PTransfer, *, caller: Caller, deps: Deps)
         if not domain.same_p2p_request(existing, cmd, caller.tenant_id):
             raise IdReused(f"transfer id {cmd.id} is already used with other fields")
         return existing
-    return _finished(await run_transfer(transfer.id, caller=caller, deps=deps))
+    return _finished(await run_transfer(transfer.id, caller=caller, deps=deps, lease="held"))
 
 
 async def get_transfer(transfer_id: str, *, caller: Caller, deps: Deps) -> P2PTransfer:

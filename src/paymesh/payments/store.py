@@ -24,6 +24,7 @@ UPDATE`` on PostgreSQL) so the transition is decided on the row it updates.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -59,9 +60,11 @@ from paymesh.payments.tables import (
     transfers,
 )
 from paymesh.platform.db import Database
+from paymesh.platform.locks import lock_key
 from paymesh.platform.outbox import append, first_delivery
 
 __all__ = [
+    "LIVENESS_LOCK",
     "Due",
     "PaymentStore",
     "StoredEvent",
@@ -77,6 +80,19 @@ __all__ = [
 ]
 
 S = TypeVar("S")
+
+# The advisory-lock key under which each payments process holds its liveness lock
+# (its owner id is the lock's second half; see platform.locks).
+LIVENESS_LOCK = lock_key("payments:runner") & 0x7FFF_FFFF  # a positive int4
+_LIVE_OWNERS = (
+    sa.text(
+        "SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2"
+        " AND classid = CAST(:liveness_lock AS oid) AND granted"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
+    .bindparams(liveness_lock=LIVENESS_LOCK)
+    .columns(sa.column("objid", sa.BigInteger))
+)
 
 # Columns a transition never rewrites.
 _FIXED = ("id", "tenant_id", "created_at_us")
@@ -107,9 +123,24 @@ class StoredEvent:
 class PaymentStore:
     """Persistence of the saga objects, tenants' fees, and the outbox."""
 
-    def __init__(self, db: Database, *, on_commit: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        on_commit: Callable[[], None] | None = None,
+        owner: int | None = None,
+    ) -> None:
         self.db = db
         self._on_commit = on_commit
+        # This runner's owner id, written with every step it records; on PostgreSQL
+        # also the `sub` of its liveness lock: see :meth:`due` and :meth:`claim`.
+        self.owner = secrets.randbelow(0x7FFF_FFFF) + 1 if owner is None else owner
+        # Whether steps whose owner is gone may be taken (the Resumer says, see there).
+        self.orphans = False
+
+    def _owned(self, values: dict[str, Any]) -> dict[str, Any]:
+        values["lease_owner"] = self.owner
+        return values
 
     # -- any saga object -------------------------------------------------------
 
@@ -123,7 +154,7 @@ class PaymentStore:
                 if existing is not None:
                     found: S = from_row(kind, existing)
                     return found
-                await conn.execute(table.insert().values(**to_row(obj)))
+                await conn.execute(table.insert().values(self._owned(to_row(obj))))
                 return None
         except IntegrityError:  # a concurrent insert of the same id won
             again: S | None = await self.get(kind, object_id)
@@ -228,7 +259,7 @@ class PaymentStore:
             updated = await conn.execute(
                 payments.update()
                 .where(c.id == payment_id, c.status == before.status.value, at_step)
-                .values(values)
+                .values(self._owned(values))
             )
             if updated.rowcount != 1:  # pragma: no cover - the row is locked since it was read
                 raise RuntimeError(f"payment {payment_id} changed under its lock")
@@ -281,7 +312,7 @@ class PaymentStore:
                 refund = make(
                     None if payment is None else payment_from_row(payment), int(reserved or 0)
                 )
-                await conn.execute(refunds.insert().values(**to_row(refund)))
+                await conn.execute(refunds.insert().values(self._owned(to_row(refund))))
                 return refund, True
         except IntegrityError:
             found = await self.get_refund(refund_id)
@@ -407,18 +438,58 @@ class PaymentStore:
             result = await conn.execute(
                 table.update()
                 .where(table.c.id == object_id, table.c.step == step.value)
-                .values(attempts=attempts, next_attempt_at_us=next_attempt_at_us)
+                .values(
+                    self._owned({"attempts": attempts, "next_attempt_at_us": next_attempt_at_us})
+                )
             )
         return bool(result.rowcount)
 
-    async def due(self, now_us: int | None, *, limit: int = 100) -> list[Due]:
-        """Objects with a step in progress whose next attempt is due (None: all of them)."""
+    async def claim(
+        self, kind: str, object_id: str, step: Step, *, now_us: int, until_us: int, take: bool
+    ) -> bool:
+        """Take the lease of the object's `step` until `until_us`, if no live runner holds it.
+
+        It is free when it is due, already this process's, or (with :attr:`orphans`,
+        PostgreSQL) its owner is gone; `take` takes it whatever its lease (the
+        embedded shape's first pass after a restart). One conditional UPDATE: of
+        two replicas claiming at once, the second finds the lease taken.
+        """
+        table = SAGA_TABLES[kind]
+        c = table.c
+        free: list[Any] = [c.next_attempt_at_us <= now_us, c.lease_owner == self.owner]
+        if self.orphans and not self.db.is_sqlite:
+            free.append(sa.and_(c.lease_owner.is_not(None), c.lease_owner.not_in(_LIVE_OWNERS)))
+        query = table.update().where(c.id == object_id, c.step == step.value)
+        if not take:
+            query = query.where(sa.or_(*free))
+        async with self.db.transaction() as conn:
+            result = await conn.execute(query.values(self._owned({"next_attempt_at_us": until_us})))
+        return bool(result.rowcount)
+
+    async def due(
+        self, now_us: int | None, *, limit: int = 100, orphans: bool = False
+    ) -> list[Due]:
+        """Objects with a step in progress whose next attempt is due (None: all of them).
+
+        With `orphans` (PostgreSQL), also those whose lease belongs to a payments
+        process that is gone: its liveness lock (:data:`LIVENESS_LOCK` and its
+        owner id) is no longer held, because its session ended with it.
+        """
         found: list[Due] = []
         async with self.db.read() as conn:
             for kind, table in SAGA_TABLES.items():
                 query = sa.select(table.c.id, table.c.tenant_id).where(table.c.step.is_not(None))
                 if now_us is not None:
-                    query = query.where(table.c.next_attempt_at_us <= now_us)
+                    ready = table.c.next_attempt_at_us <= now_us
+                    if orphans and not self.db.is_sqlite:
+                        ready = sa.or_(
+                            ready,
+                            sa.and_(
+                                table.c.lease_owner.is_not(None),
+                                table.c.lease_owner.not_in(_LIVE_OWNERS),
+                            ),
+                        )
+                    query = query.where(ready)
                 query = query.order_by(table.c.next_attempt_at_us).limit(limit)
                 rows = (await conn.execute(query)).all()
                 found.extend(Due(kind, r.id, r.tenant_id) for r in rows)
@@ -440,7 +511,7 @@ class PaymentStore:
             result = await conn.execute(
                 table.update()
                 .where(c.id == object_id, c.status == str(status), at_step)
-                .values(values)
+                .values(self._owned(values))
             )
             if result.rowcount != 1:
                 return False

@@ -38,6 +38,9 @@ def _saga_columns() -> list[sa.Column[Any]]:
         sa.Column("next_attempt_at_us", sa.BigInteger, nullable=False, server_default="0"),
         # 0004: when the step in progress was first recorded (its deadline counts from here).
         sa.Column("step_started_at_us", sa.BigInteger, nullable=False, server_default="0"),
+        # 0006: the payments process that wrote the step last (PostgreSQL: the `sub` of its
+        # liveness lock); a step whose owner is gone is resumed at once, whatever its lease.
+        sa.Column("lease_owner", sa.BigInteger, nullable=True),
     ]
 
 

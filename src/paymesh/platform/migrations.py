@@ -11,6 +11,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
@@ -18,6 +19,7 @@ from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection
 
 from paymesh.platform.db import Database
+from paymesh.platform.locks import lock_key
 
 __all__ = ["run_env", "upgrade"]
 
@@ -37,6 +39,11 @@ async def upgrade(db: Database, script_location: Path, revision: str = "head") -
         command.upgrade(cfg, revision)
 
     async with db.transaction() as conn:
+        if conn.dialect.name == "postgresql":
+            # Replicas of a service start together: the second waits for the first's
+            # upgrade to commit, then finds nothing left to do.
+            key = lock_key(f"migrate:{script_location.parent.name}")
+            await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
         await conn.run_sync(_run)
 
 

@@ -22,6 +22,7 @@ from paymesh.contracts.events import Event
 from paymesh.platform.bus import EventBus
 from paymesh.platform.clock import Clock, SystemClock
 from paymesh.platform.db import Database
+from paymesh.platform.locks import SessionLock, lock_key
 from paymesh.platform.logging import get_logger
 
 __all__ = [
@@ -137,8 +138,7 @@ class OutboxRelay:
         name: str = "outbox-relay",
     ) -> None:
         self._db = db
-        self._lock_key = _lock_key(name)
-        self._lock_conn: AsyncConnection | None = None
+        self._lead = SessionLock(db, lock_key(name))
         self._outbox = outbox
         self._bus = bus
         self._batch_size = batch_size
@@ -177,39 +177,7 @@ class OutboxRelay:
 
     async def is_leader(self) -> bool:
         """Hold (or try to take) the publishing lead; always True on SQLite."""
-        if self._db.is_sqlite:
-            return True
-        if self._lock_conn is not None:
-            try:
-                await self._lock_conn.execute(sa.text("SELECT 1"))
-                return True
-            except Exception:
-                log.warning("outbox_relay_lost_lead")
-                await self._release()
-        conn = await self._db.engine.connect()
-        got = (
-            await conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": self._lock_key})
-        ).scalar_one()
-        await conn.commit()
-        if got:
-            self._lock_conn = conn
-            return True
-        await conn.close()
-        return False
-
-    async def _release(self) -> None:
-        # A pooled connection outlives close(), and the lock lives with the
-        # session: unlock explicitly, or throw the connection away.
-        conn, self._lock_conn = self._lock_conn, None
-        if conn is None:
-            return
-        try:
-            await conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": self._lock_key})
-            await conn.commit()
-            await conn.close()
-        except Exception:
-            with contextlib.suppress(Exception):
-                await conn.invalidate()
+        return await self._lead.held()
 
     async def run(self) -> None:
         """Relay until cancelled (publishing only while leader)."""
@@ -236,10 +204,4 @@ class OutboxRelay:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        await self._release()
-
-
-def _lock_key(name: str) -> int:
-    """A stable signed 64-bit advisory-lock key for `name`."""
-    digest = hashlib.sha256(f"paymesh:{name}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
+        await self._lead.release()

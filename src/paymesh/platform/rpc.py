@@ -9,21 +9,24 @@ clients read it back with :func:`error_code`.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import NoReturn, TypedDict
+from typing import Any, NoReturn, TypedDict
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from paymesh.platform.identity import Caller
+from paymesh.platform.logging import get_logger
 from paymesh.platform.settings import TlsSettings
+from paymesh.platform.unavailable import is_unavailable
 
 __all__ = [
     "METADATA_ERROR_CODE",
     "CallOptions",
     "GrpcServer",
+    "UnavailableInterceptor",
     "abort",
     "caller_options",
     "channel_credentials",
@@ -34,6 +37,8 @@ __all__ = [
 ]
 
 METADATA_ERROR_CODE = "x-paymesh-error-code"
+
+log = get_logger(__name__)
 
 # Every paymesh RPC is idempotent (ids are chosen by the caller), so a call
 # that never reached a server may be retried by the channel itself.
@@ -54,6 +59,59 @@ _SERVICE_CONFIG = json.dumps(
         ],
     }
 )
+
+
+# A connection lives at most a minute (then GOAWAY, and calls in flight get 10 s to
+# finish): clients re-resolve and spread over replicas that started since. Dead
+# peers are found by keepalive pings, which clients may send every 10 s.
+_SERVER_OPTIONS: list[tuple[str, object]] = [
+    ("grpc.so_reuseport", 0),
+    ("grpc.max_receive_message_length", 16 << 20),
+    ("grpc.max_connection_age_ms", 60_000),
+    ("grpc.max_connection_age_grace_ms", 10_000),
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+]
+
+
+class UnavailableInterceptor(grpc.aio.ServerInterceptor):
+    """Answer UNAVAILABLE (which callers retry) when a unary call fails because a
+    dependency is down (:func:`~paymesh.platform.unavailable.is_unavailable`), not
+    UNKNOWN as for a bug."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        inner = handler.unary_unary
+        method = handler_call_details.method
+
+        async def unary_unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            try:
+                return await inner(request, context)  # type: ignore[arg-type]
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    raise
+                log.warning("dependency_unavailable", method=method, error=type(exc).__name__)
+                await abort(
+                    context, grpc.StatusCode.UNAVAILABLE, "unavailable", "a dependency is down"
+                )
+
+        return grpc.unary_unary_rpc_method_handler(
+            unary_unary,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
 
 
 def _read_tls(tls: TlsSettings) -> tuple[bytes, bytes, bytes]:
@@ -94,7 +152,7 @@ class GrpcServer:
         self._listen = listen
         self._credentials = server_credentials(tls) if tls is not None and tls.enabled else None
         self._server = grpc.aio.server(
-            options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 16 << 20)]
+            options=_SERVER_OPTIONS, interceptors=[UnavailableInterceptor()]
         )
         register(self._server)
         self._health = health.aio.HealthServicer()
@@ -131,6 +189,7 @@ def open_channel(target: str, tls: TlsSettings | None = None) -> grpc.aio.Channe
         ("grpc.service_config", _SERVICE_CONFIG),
         ("grpc.enable_retries", 1),
         ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_timeout_ms", 10_000),
         # gRPC's default reconnect backoff grows to 120 s; a peer that comes
         # back after an outage should be used again within seconds.
         ("grpc.max_reconnect_backoff_ms", 5_000),

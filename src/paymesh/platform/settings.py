@@ -248,6 +248,9 @@ class Settings(BaseSettings):
     tls: TlsSettings = Field(default_factory=TlsSettings)
     # Deadline for one gRPC call between services, in seconds.
     rpc_deadline_s: float = 5.0
+    # How long a starting process waits for its database to answer (a restart of
+    # PostgreSQL, a pod scheduled before its database) before it gives up, in seconds.
+    startup_timeout_s: float = Field(default=60.0, ge=0)
 
     @classmethod
     def settings_customise_sources(

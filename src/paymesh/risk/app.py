@@ -21,6 +21,7 @@ from paymesh.contracts.risk.v1 import risk_pb2_grpc
 from paymesh.platform.bus import EventBus
 from paymesh.platform.clock import Clock, SystemClock
 from paymesh.platform.db import Database
+from paymesh.platform.locks import SessionLock, lock_key
 from paymesh.platform.logging import get_logger
 from paymesh.platform.migrations import upgrade
 from paymesh.platform.outbox import OutboxRelay
@@ -91,6 +92,11 @@ class RiskRuntime:
         )
         self.store = SqlDecisionStore(self._db, committed=self._relay.notify)
         self.features = _features(risk, self._db)
+        # SQL velocity windows are read, then written, under in-process locks
+        # (service.VelocityLocks): on PostgreSQL, a second process must not share them.
+        self._sole: SessionLock | None = None
+        if not risk.redis_url and not self._db.is_sqlite:
+            self._sole = SessionLock(self._db, lock_key("risk:sql-velocity"))
         # The SQL features (also when Redis holds the live ones: the payer stats table).
         self.payer_stats = SqlFeatureStore(self._db, consumer=CONSUMER)
         self._servicer = RiskServicer(
@@ -134,6 +140,9 @@ class RiskRuntime:
     async def _sweep(self) -> None:
         while True:
             try:
+                if self._sole is not None and not await self._sole.held():
+                    # Lost with a database restart, and taken by another process since.
+                    log.error("risk_sql_velocity_shared_with_another_process")
                 await self.sweep_once()
             except asyncio.CancelledError:
                 raise
@@ -149,6 +158,11 @@ class RiskRuntime:
         except RulesInvalid as exc:
             log.error("risk_rules_rejected", path=self._settings.rules_file, error=str(exc))
             raise
+        if self._sole is not None and not await self._sole.held():
+            raise RuntimeError(
+                "another risk process uses this database's SQL velocity windows: they are"
+                " correct in one process only; give every replica risk.redis_url"
+            )
         self._server = GrpcServer(self._listen, self._register, [SERVICE_NAME], tls=self._tls)
         self.port = await self._server.start()
         self._relay.start()
@@ -179,6 +193,8 @@ class RiskRuntime:
         await self.rules.stop()
         await self.store.stop()
         await self._relay.stop()
+        if self._sole is not None:
+            await self._sole.release()
         close = getattr(self.features, "close", None)
         if close is not None:
             await close()
