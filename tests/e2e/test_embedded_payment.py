@@ -175,9 +175,10 @@ async def test_another_tenant_sees_none_of_the_demo_tenants_objects(embedded: Ru
                     "capture_method": "automatic",
                 },
                 key=str(uuid.uuid4()),
+                status=404,
             )
-            assert stolen["status"] == "failed"
-            assert stolen["failure_code"] == "account_not_found"
+            assert stolen["code"] == "account_not_found"
+            assert (await rival.get("/v1/payments"))["data"] == []
             assert await _available(demo, account) == 0
         finally:
             await rival.close()

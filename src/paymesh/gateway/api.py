@@ -435,7 +435,11 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 responses.setdefault(limit, {})
             for status, response in responses.items():
                 if status[0] in "45":  # FastAPI's default 422 too: every error is a problem
-                    response.update(problem_responses(int(status))[int(status)])
+                    problem = problem_responses(int(status))[int(status)]
+                    said = response.get("description", "")
+                    if said.startswith(problem["description"]):  # a route says more (why)
+                        problem = {**problem, "description": said}
+                    response.update(problem)
                 if status[0] == "2" or status == "429":
                     response["headers"] = {**response.get("headers", {}), **_RATE_HEADERS}
             responses["429"]["headers"]["Retry-After"] = _RETRY_AFTER

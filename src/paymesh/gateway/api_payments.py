@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from paymesh.contracts.payments.v1 import payments_pb2 as ppb
 from paymesh.gateway.deps import IdempotencyKey, gateway, json_out, keyed, scoped
-from paymesh.gateway.problems import problem_responses
+from paymesh.gateway.problems import problem_responses, with_account_problems
 from paymesh.gateway.schemas import (
     CapturePaymentIn,
     CreatePaymentIn,
@@ -37,7 +37,7 @@ _READ_ERRORS = problem_responses(401, 403, 404, 503)
     summary="Create a payment",
     status_code=201,
     response_model=PaymentOut,
-    responses=_WRITE_ERRORS,
+    responses=with_account_problems(_WRITE_ERRORS),
 )
 async def post_payment(
     body: CreatePaymentIn,
@@ -51,6 +51,11 @@ async def post_payment(
     `succeeded` (automatic capture), `requires_capture` (manual), `in_review`,
     or `failed` with a `failure_code` (e.g. declined by risk, insufficient
     funds). A declined payment is still a created payment, so it is a 201.
+
+    Both accounts are checked first: one that is not the tenant's (unknown,
+    or another tenant's: the same answer) is a 404 `account_not_found`, one
+    in another currency than the payment a 422 `currency_mismatch`; then no
+    payment is created.
     """
     gw = gateway(request)
     req = await keyed(request, caller, idempotency_key)
@@ -245,7 +250,7 @@ async def get_refund(
     summary="Fund an account",
     status_code=201,
     response_model=TopupOut,
-    responses=_WRITE_ERRORS,
+    responses=with_account_problems(_WRITE_ERRORS),
 )
 async def post_topup(
     body: CreateTopupIn,
@@ -253,7 +258,12 @@ async def post_topup(
     idempotency_key: IdempotencyKey = None,
     caller: Caller = scoped("POST", "/v1/topups"),
 ) -> Response:
-    """Move money from the external funding source into an account."""
+    """Move money from the external funding source into an account.
+
+    An account that is not the tenant's (unknown, or another tenant's: the
+    same answer) is a 404 `account_not_found`, one in another currency a 422
+    `currency_mismatch`; then no top-up is created.
+    """
     gw = gateway(request)
     req = await keyed(request, caller, idempotency_key)
 

@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from paymesh.contracts.payments.v1 import payments_pb2 as ppb
 from paymesh.gateway.deps import IdempotencyKey, gateway, json_out, keyed, scoped
-from paymesh.gateway.problems import problem_responses
+from paymesh.gateway.problems import problem_responses, with_account_problems
 from paymesh.gateway.schemas import (
     CreatePayoutIn,
     CreateTransferIn,
@@ -35,7 +35,7 @@ _READ_ERRORS = problem_responses(401, 403, 404, 503)
     summary="Send money out of an account",
     status_code=201,
     response_model=PayoutOut,
-    responses=_WRITE_ERRORS,
+    responses=with_account_problems(_WRITE_ERRORS),
 )
 async def post_payout(
     body: CreatePayoutIn,
@@ -51,7 +51,9 @@ async def post_payout(
     `failure_code` (e.g. `insufficient_funds`, or the bank's code), or
     `processing` while the bank's answer is awaited (poll `GET
     /v1/payouts/{id}` or wait for the `payout.succeeded` / `payout.failed`
-    event).
+    event). An account that is not the tenant's (unknown, or another
+    tenant's: the same answer) is a 404 `account_not_found`, one in another
+    currency a 422 `currency_mismatch`; then no payout is created.
     """
     gw = gateway(request)
     req = await keyed(request, caller, idempotency_key)
@@ -96,7 +98,7 @@ async def get_payout(
     summary="Move money between two accounts",
     status_code=201,
     response_model=TransferOut,
-    responses=_WRITE_ERRORS,
+    responses=with_account_problems(_WRITE_ERRORS),
 )
 async def post_transfer(
     body: CreateTransferIn,
@@ -107,7 +109,10 @@ async def post_transfer(
     """Move money from one account of the tenant to another, at once.
 
     The answer is 201 with `succeeded`, or `failed` with a `failure_code`
-    (e.g. `insufficient_funds`, `account_not_found`); no fee is charged.
+    (e.g. `insufficient_funds`); no fee is charged. Both accounts are
+    checked first: one that is not the tenant's (unknown, or another
+    tenant's: the same answer) is a 404 `account_not_found`, one in another
+    currency a 422 `currency_mismatch`; then no transfer is created.
     """
     gw = gateway(request)
     req = await keyed(request, caller, idempotency_key)

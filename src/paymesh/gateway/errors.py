@@ -8,10 +8,11 @@
     │   └── IdempotencyKeyRequired      invalid_scope
     ├── Unauthenticated            401  unauthenticated, invalid_token, invalid_client
     ├── Forbidden                  403  insufficient_scope
-    ├── NotFound                   404  not_found, <code from the service>
+    ├── NotFound                   404  not_found, <code from the service>: account_not_found, ...
     ├── Conflict                   409  idempotency_key_in_progress, <code from the service>
     ├── PayloadTooLarge            413  payload_too_large
-    ├── Unprocessable              422  validation_error, idempotency_key_reused, <service code>
+    ├── Unprocessable              422  validation_error, idempotency_key_reused, <service code>:
+    │                                   invalid_request, currency_mismatch, ...
     ├── RateLimited                429  rate_limited
     ├── ServiceUnavailable         503  service_unavailable
     ├── RequestTimeout             504  request_timeout

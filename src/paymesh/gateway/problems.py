@@ -27,6 +27,7 @@ __all__ = [
     "install_problem_handlers",
     "problem_response",
     "problem_responses",
+    "with_account_problems",
 ]
 
 log = get_logger(__name__)
@@ -96,6 +97,25 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         }
         for status in statuses
     }
+
+
+_ACCOUNT_PROBLEMS = {
+    404: "account_not_found: an account the request names is not the tenant's (an unknown id"
+    " and another tenant's account get the same answer); nothing was created.",
+    422: "currency_mismatch: an account the request names holds another currency than the"
+    " request (`detail` names both); nothing was created.",
+}
+
+
+def with_account_problems(
+    responses: Mapping[int | str, dict[str, Any]],
+) -> dict[int | str, dict[str, Any]]:
+    """`responses` of a route that names accounts: its 404 and 422 also say why for accounts."""
+    out = dict(responses)
+    for status, why in _ACCOUNT_PROBLEMS.items():
+        entry = out.get(status) or problem_responses(status)[status]
+        out[status] = {**entry, "description": f"{entry['description']} Or {why}"}
+    return out
 
 
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:

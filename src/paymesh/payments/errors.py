@@ -4,7 +4,9 @@
 
     PaymentsError
     ├── InvalidRequest           invalid_request            (INVALID_ARGUMENT)
+    │   └── CurrencyMismatch     currency_mismatch          (INVALID_ARGUMENT)
     ├── NotFound                 not_found                  (NOT_FOUND)
+    │   └── AccountNotFound      account_not_found          (NOT_FOUND)
     ├── Forbidden                forbidden                  (PERMISSION_DENIED)
     ├── IdReused                 id_reused                  (ALREADY_EXISTS)
     ├── InvalidState             invalid_state              (FAILED_PRECONDITION)
@@ -19,8 +21,10 @@
 from __future__ import annotations
 
 __all__ = [
+    "AccountNotFound",
     "AmountExceedsAuthorized",
     "AmountExceedsRefundable",
+    "CurrencyMismatch",
     "Forbidden",
     "IdReused",
     "InvalidRequest",
@@ -54,6 +58,18 @@ class NotFound(PaymentsError):
     """No such object for this tenant (another tenant's object looks the same)."""
 
     code = "not_found"
+
+
+class CurrencyMismatch(InvalidRequest):
+    """A command names an account whose currency is not the command's."""
+
+    code = "currency_mismatch"
+
+
+class AccountNotFound(NotFound):
+    """A command names an account the tenant does not have (another tenant's looks the same)."""
+
+    code = "account_not_found"
 
 
 class Forbidden(PaymentsError):

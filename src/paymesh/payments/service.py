@@ -3,14 +3,19 @@
 Every function takes the caller; objects are created in the caller's tenant
 and another tenant's object is answered as not found. Commands that start
 saga steps record the step first (a conditional transition: losing a race
-is ``payment_busy`` or ``invalid_state``), then run it inline. A capture or
+is ``payment_busy`` or ``invalid_state``), then run it inline. A command that
+names accounts is refused before anything is recorded when one of them is
+not the tenant's (``account_not_found``, the same for an unknown id and
+another tenant's account) or holds another currency (``currency_mismatch``);
+the saga checks again when it moves the money. A capture or
 cancel sent again with the request id that began it is that same request: it
 runs what is left of its saga and answers the payment as it is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import TypeVar
 
 from paymesh.payments import domain
@@ -49,6 +54,7 @@ from paymesh.payments.saga import (
     run_topup,
     run_transfer,
 )
+from paymesh.payments.saga_base import with_retries
 from paymesh.payments.store import StoredEvent
 from paymesh.platform.identity import Caller
 
@@ -97,6 +103,11 @@ async def create_payment(cmd: CreatePayment, *, caller: Caller, deps: Deps) -> P
         fees=fees,
         authorization_ttl_us=int(deps.authorization_ttl_s * 1_000_000),
     )
+    accounts = {
+        "payer_account_id": cmd.payer_account_id,
+        "payee_account_id": cmd.payee_account_id,
+    }
+    await _check_accounts(accounts, cmd.currency, caller=caller, deps=deps)
     existing = await deps.store.add_payment(leased(payment, deps))
     if existing is not None:
         if not domain.same_payment_request(existing, cmd, caller.tenant_id):
@@ -208,6 +219,7 @@ async def get_refund(refund_id: str, *, caller: Caller, deps: Deps) -> Refund:
 async def create_topup(cmd: CreateTopup, *, caller: Caller, deps: Deps) -> Topup:
     """Record a top-up, then fund the account from the tenant's funding account."""
     topup = domain.new_topup(cmd, caller.tenant_id, deps.clock.now_us())
+    await _check_accounts({"account_id": cmd.account_id}, cmd.currency, caller=caller, deps=deps)
     existing = await deps.store.add_topup(leased(topup, deps))
     if existing is not None:
         if not domain.same_topup_request(existing, cmd, caller.tenant_id):
@@ -227,6 +239,7 @@ async def get_topup(topup_id: str, *, caller: Caller, deps: Deps) -> Topup:
 async def create_payout(cmd: CreatePayout, *, caller: Caller, deps: Deps) -> Payout:
     """Record a payout, then hold the money, have the bank send it and post the hold."""
     payout = domain.new_payout(cmd, caller.tenant_id, deps.clock.now_us())
+    await _check_accounts({"account_id": cmd.account_id}, cmd.currency, caller=caller, deps=deps)
     existing: Payout | None = await deps.store.add("payout", leased(payout, deps))
     if existing is not None:
         if not domain.same_payout_request(existing, cmd, caller.tenant_id):
@@ -246,6 +259,8 @@ async def get_payout(payout_id: str, *, caller: Caller, deps: Deps) -> Payout:
 async def create_transfer(cmd: CreateP2PTransfer, *, caller: Caller, deps: Deps) -> P2PTransfer:
     """Record a transfer between two of the tenant's accounts, then move the money."""
     transfer = domain.new_p2p_transfer(cmd, caller.tenant_id, deps.clock.now_us())
+    accounts = {"from_account_id": cmd.from_account_id, "to_account_id": cmd.to_account_id}
+    await _check_accounts(accounts, cmd.currency, caller=caller, deps=deps)
     existing: P2PTransfer | None = await deps.store.add("transfer", leased(transfer, deps))
     if existing is not None:
         if not domain.same_p2p_request(existing, cmd, caller.tenant_id):
@@ -307,6 +322,20 @@ async def get_event(event_id: str, *, caller: Caller, deps: Deps) -> StoredEvent
     if found is None:
         raise NotFound(f"no event {event_id}")
     return found
+
+
+async def _check_accounts(
+    named: Mapping[str, str], currency: str, *, caller: Caller, deps: Deps
+) -> None:
+    """Refuse a command whose accounts are not the caller's or hold another currency.
+
+    Asked of the ledger (one batch lookup, as the caller) before the command
+    is recorded, so a refused command leaves no object, saga or event behind.
+    A lookup that keeps failing transiently raises: nothing is recorded either.
+    """
+    ids = list(dict.fromkeys(named.values()))
+    found = await with_retries(deps.retry, partial(deps.ledger.lookup_accounts, caller, ids))
+    domain.check_accounts(named, currency, {a.id: a.currency for a in found})
 
 
 def _finished(obj: T | None) -> T:

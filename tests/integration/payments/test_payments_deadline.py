@@ -102,7 +102,8 @@ async def test_the_compensating_void_keeps_retrying_after_the_deadline_until_the
     timed: Deps,
 ) -> None:
     ledger = _ledger(timed)
-    ledger.down = True
+    # The accounts check passes; every ledger call after it fails (the ledger is down).
+    ledger.fail_next(1, then_down=True)
     await service.create_payment(_pay(), caller=ALICE, deps=timed)
     await _resume_after(timed, DEADLINE_S + 1)
     for _ in range(5):
@@ -249,7 +250,8 @@ async def test_a_payout_hold_unanswered_past_the_deadline_is_voided_and_fails_wi
     timed: Deps,
 ) -> None:
     ledger = _ledger(timed)
-    ledger.down = True
+    # The accounts check passes; every ledger call after it fails (the ledger is down).
+    ledger.fail_next(1, then_down=True)
     cmd = CreatePayout("po_1", "acct_payer", 400, "USD")
     po = await service.create_payout(cmd, caller=ALICE, deps=timed)
     assert po.step is Step.HOLD

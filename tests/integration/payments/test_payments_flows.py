@@ -28,7 +28,7 @@ from paymesh.payments.domain import (
     TenantFees,
     TopupStatus,
 )
-from paymesh.payments.errors import Forbidden, InvalidRequest, NotFound
+from paymesh.payments.errors import AccountNotFound, Forbidden, InvalidRequest, NotFound
 from paymesh.payments.saga import Deps, Resumer
 from paymesh.payments.testing import FakeLedger
 from paymesh.platform.clock import FixedClock
@@ -238,10 +238,10 @@ async def test_a_pull_the_bank_declines_fails_the_topup_without_credit(
 async def test_a_topup_of_an_unknown_account_never_reaches_the_bank(
     flow: Deps, bank: SimulatedBank
 ) -> None:
-    t = await service.create_topup(
-        CreateTopup("tu_1", "acct_nobody", 100, "USD"), caller=ALICE, deps=flow
-    )
-    assert (t.status, t.failure_code) == (TopupStatus.FAILED, "account_not_found")
+    with pytest.raises(AccountNotFound):
+        await service.create_topup(
+            CreateTopup("tu_1", "acct_nobody", 100, "USD"), caller=ALICE, deps=flow
+        )
     assert bank.calls == []
 
 

@@ -234,42 +234,120 @@ async def test_a_saga_waits_for_an_unreachable_ledger_and_finishes_when_it_retur
     bus = InProcessBus()
     for app in (accounts_app, risk_app, payments_app):
         await app.migrate(settings)
-    # The account exists before accounts goes down, so only reachability is in question.
+    # The payment is authorised while accounts is up (its accounts pass the
+    # check); accounts then goes down before the capture, so only reachability
+    # is in question.
     before = accounts_app.create(settings, bus=bus)
-    await before.start()
-    opening = open_channel(settings.accounts.target)
-    try:
-        await _open(AccountsStub(opening), "acct_payer", wait_for_ready=True)
-    finally:
-        await opening.close()
-        await before.stop()
     risk = risk_app.create(settings, bus=bus)
     payments = payments_app.create(settings, bus=bus)
     accounts = accounts_app.create(settings, bus=bus)
+    await before.start()
     await risk.start()
     await payments.start()
     channel = open_channel(settings.payments.target)
-    accounts_channel = open_channel(settings.accounts.target)
+    opening = open_channel(settings.accounts.target)
     try:
+        await _open(AccountsStub(opening), "acct_payer", "acct_payee", wait_for_ready=True)
         stub = PaymentsStub(channel)
-        topup = await stub.CreateTopup(
+        await stub.CreateTopup(
             pb.CreateTopupRequest(id="tu_1", account_id="acct_payer", amount=700, currency="USD"),
             metadata=ALICE,
         )
-        assert topup.status == "processing"  # accounts is down: the step stays recorded
+        manual = _payment("pay_1", 700, pb.CAPTURE_METHOD_MANUAL)
+        assert (await stub.CreatePayment(manual, metadata=ALICE)).status == "requires_capture"
+        await before.stop()
+        capture = pb.CapturePaymentRequest(id="pay_1", request_id="capreq_1")
+        payment = await stub.CapturePayment(capture, metadata=ALICE)
+        assert payment.status == "requires_capture"  # accounts is down: the step stays recorded
         await accounts.start()
         for _ in range(1_000):  # the Resumer retries with backoff
-            topup = await stub.GetTopup(pb.GetTopupRequest(id="tu_1"), metadata=ALICE)
-            if topup.status != "processing":
+            payment = await stub.GetPayment(pb.GetPaymentRequest(id="pay_1"), metadata=ALICE)
+            if payment.status != "requires_capture":
                 break
             await asyncio.sleep(0.05)
-        assert topup.status == "succeeded"
+        assert (payment.status, payment.amount_captured) == ("succeeded", 700)
+        assert await _posted(AccountsStub(opening), "acct_payee") == 700
     finally:
         await channel.close()
-        await accounts_channel.close()
+        await opening.close()
         await payments.stop()
         await accounts.stop()
+        await before.stop()
         await risk.stop()
+
+
+async def test_a_command_sent_while_the_ledger_is_unreachable_is_unavailable_and_not_recorded(
+    tmp_path: Path, ports: dict[str, int]
+) -> None:
+    settings = _settings(tmp_path, ports)
+    bus = InProcessBus()
+    for app in (risk_app, payments_app):
+        await app.migrate(settings)
+    risk = risk_app.create(settings, bus=bus)
+    payments = payments_app.create(settings, bus=bus)
+    await risk.start()
+    await payments.start()
+    channel = open_channel(settings.payments.target)
+    try:
+        stub = PaymentsStub(channel)
+        topup = pb.CreateTopupRequest(id="tu_1", account_id="acct_payer", amount=7, currency="USD")
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.CreateTopup(topup, metadata=ALICE)
+        # The accounts cannot be checked: the client may send the command again.
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.GetTopup(pb.GetTopupRequest(id="tu_1"), metadata=ALICE)
+        assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    finally:
+        await channel.close()
+        await payments.stop()
+        await risk.stop()
+
+
+async def test_accounts_the_caller_lacks_or_in_another_currency_are_refused_with_their_codes(
+    platform: Platform,
+) -> None:
+    payments, accounts = platform.payments, platform.accounts
+    await _open(accounts, "acct_payer", "acct_payee")
+    await accounts.CreateAccounts(
+        apb.CreateAccountsRequest(
+            accounts=[apb.Account(id="acct_mallory", currency="USD", code="customer")]
+        ),
+        metadata=MALLORY,
+    )
+    await accounts.CreateAccounts(
+        apb.CreateAccountsRequest(
+            accounts=[apb.Account(id="acct_euro", currency="EUR", code="customer")]
+        ),
+        metadata=ALICE,
+    )
+    answers = []
+    for payee in ("acct_mallory", "acct_nobody"):
+        request = _payment("pay_1", 100, pb.CAPTURE_METHOD_AUTOMATIC)
+        request.payee_account_id = payee
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await payments.CreatePayment(request, metadata=ALICE)
+        answers.append((info.value.code(), error_code(info.value), info.value.details()))
+    assert answers[0] == answers[1]
+    assert answers[0] == (
+        grpc.StatusCode.NOT_FOUND,
+        "account_not_found",
+        "no such account: payee_account_id",
+    )
+    transfer = pb.CreateTransferRequest(
+        id="tr_1", from_account_id="acct_payer", to_account_id="acct_euro", amount=1, currency="USD"
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await payments.CreateTransfer(transfer, metadata=ALICE)
+    assert (info.value.code(), error_code(info.value), info.value.details()) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "currency_mismatch",
+        "to_account_id: the account holds EUR, the request is in USD",
+    )
+    listed = await payments.ListPayments(pb.ListPaymentsRequest(), metadata=ALICE)
+    assert list(listed.payments) == []
+    events = await payments.ListEvents(pb.ListEventsRequest(), metadata=ALICE)
+    assert list(events.events) == []
 
 
 async def test_a_capture_or_cancel_sent_again_with_its_request_id_is_answered_not_refused(

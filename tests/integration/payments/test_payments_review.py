@@ -266,7 +266,8 @@ async def test_a_resolution_with_an_event_id_longer_than_the_inbox_column_counts
 async def test_a_resolution_that_comes_while_the_hold_is_retried_waits_for_it(
     deps: Deps, ledger: FakeLedger, event_types: Any
 ) -> None:
-    ledger.down = True
+    # The accounts check passes; every ledger call after it fails (the ledger is down).
+    ledger.fail_next(1, then_down=True)
     cmd = CreatePayment(
         id="pay_1",
         payer_account_id="acct_payer",

@@ -20,6 +20,7 @@ from paymesh.payments.domain import (
     TopupStatus,
 )
 from paymesh.payments.errors import (
+    AccountNotFound,
     AmountExceedsAuthorized,
     AmountExceedsRefundable,
     IdReused,
@@ -170,11 +171,13 @@ async def test_a_payer_without_enough_money_fails_with_insufficient_funds(
     assert accounts.balance("acct_payer") == 10_000
 
 
-async def test_an_unknown_payee_fails_with_account_not_found(
-    deps: Deps, accounts: FakeLedger
+async def test_an_unknown_payee_is_refused_and_no_payment_is_recorded(
+    deps: Deps, accounts: FakeLedger, event_types: Any
 ) -> None:
-    p = await service.create_payment(_pay(payee_account_id="acct_nobody"), caller=ALICE, deps=deps)
-    assert (p.status, p.failure_code) == (PaymentStatus.FAILED, "account_not_found")
+    with pytest.raises(AccountNotFound):
+        await service.create_payment(_pay(payee_account_id="acct_nobody"), caller=ALICE, deps=deps)
+    assert await deps.store.get_payment("pay_1") is None
+    assert await event_types() == []
 
 
 async def test_refunds_are_partial_and_repeated_up_to_what_was_captured(
@@ -279,8 +282,14 @@ async def test_the_same_create_answers_the_same_payment_and_other_fields_are_ref
     assert accounts.balance("acct_payee") == 1_000
     with pytest.raises(IdReused):
         await service.create_payment(_pay(amount=5), caller=ALICE, deps=deps)
-    with pytest.raises(IdReused):
+    # Mallory cannot name Alice's accounts; with her own, the id is still Alice's.
+    with pytest.raises(AccountNotFound):
         await service.create_payment(_pay(), caller=MALLORY, deps=deps)
+    accounts.open("acct_m_payer", "USD", tenant_id="ten_m", balance=10_000)
+    accounts.open("acct_m_payee", "USD", tenant_id="ten_m")
+    mine = _pay(payer_account_id="acct_m_payer", payee_account_id="acct_m_payee")
+    with pytest.raises(IdReused):
+        await service.create_payment(mine, caller=MALLORY, deps=deps)
 
 
 async def test_another_tenant_sees_nothing(deps: Deps, accounts: FakeLedger) -> None:
@@ -333,8 +342,11 @@ async def test_a_topup_opens_the_funding_account_and_credits_the_account(
         await service.get_topup("tu_1", caller=MALLORY, deps=deps)
 
 
-async def test_a_topup_of_an_unknown_account_fails(deps: Deps, accounts: FakeLedger) -> None:
-    t = await service.create_topup(
-        CreateTopup("tu_1", "acct_nobody", 100, "USD"), caller=ALICE, deps=deps
-    )
-    assert (t.status, t.failure_code) == (TopupStatus.FAILED, "account_not_found")
+async def test_a_topup_of_an_unknown_account_is_refused_and_not_recorded(
+    deps: Deps, accounts: FakeLedger
+) -> None:
+    with pytest.raises(AccountNotFound):
+        await service.create_topup(
+            CreateTopup("tu_1", "acct_nobody", 100, "USD"), caller=ALICE, deps=deps
+        )
+    assert await deps.store.get_topup("tu_1") is None

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from paymesh.payments.errors import InvalidRequest
+from paymesh.payments.errors import AccountNotFound, CurrencyMismatch, InvalidRequest
 from paymesh.platform.money import MAX_AMOUNT, is_valid_amount, is_valid_currency
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ __all__ = [
     "Step",
     "Transfer",
     "TransferKind",
+    "check_accounts",
     "failure_code",
     "find_by_lookup",
     "retry_delay_s",
@@ -112,6 +114,24 @@ def validate_money(amount: int, currency: str) -> None:
         raise InvalidRequest(f"amount must be between 1 and {MAX_AMOUNT}")
     if not is_valid_currency(currency):
         raise InvalidRequest(f"unknown currency {currency!r}")
+
+
+def check_accounts(named: Mapping[str, str], currency: str, found: Mapping[str, str]) -> None:
+    """Refuse a command naming an account the tenant lacks, or one in another currency.
+
+    `named` maps each field of the command to the account id it names;
+    `found` maps each of the tenant's accounts among them to its currency. An
+    unknown id and another tenant's account are both absent from `found`, and
+    the answer names the field, not the id, so the two are told apart by nothing.
+    """
+    missing = [field for field, account_id in named.items() if account_id not in found]
+    if missing:
+        raise AccountNotFound(f"no such account: {', '.join(missing)}")
+    for field, account_id in named.items():
+        if found[account_id] != currency:
+            raise CurrencyMismatch(
+                f"{field}: the account holds {found[account_id]}, the request is in {currency}"
+            )
 
 
 _FAILURE_CODES = {
