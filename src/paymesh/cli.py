@@ -1,5 +1,9 @@
 """The ``paymesh`` command: ``up``, ``serve``, ``migrate``, ``bootstrap``, ``demo``,
-``health``, ``ledger verify``, ``keys``, ``audit tail``, ``tenants create``, ``clients``."""
+``health``, ``ledger verify``, ``keys``, ``audit tail``, ``tenants create``, ``clients``.
+
+Help texts are Markdown (``rich_markup_mode``): a docstring's lines are joined
+into paragraphs, and `code` shows without its backticks.
+"""
 
 from __future__ import annotations
 
@@ -19,18 +23,23 @@ from paymesh.launcher import SERVICES, Platform, credentials_path
 from paymesh.platform.logging import configure_logging
 from paymesh.platform.settings import Settings, load_settings
 
-app = typer.Typer(help="paymesh: an open-source payment platform.", no_args_is_help=True)
-ledger = typer.Typer(help="Audit the accounts ledger.", no_args_is_help=True)
+
+def _group(help: str) -> typer.Typer:
+    return typer.Typer(help=help, no_args_is_help=True, rich_markup_mode="markdown")
+
+
+app = _group("paymesh: an open-source payment platform.")
+ledger = _group("Audit the accounts ledger.")
 app.add_typer(ledger, name="ledger")
-keys = typer.Typer(help="The gateway's token signing keys.", no_args_is_help=True)
+keys = _group("The gateway's token signing keys.")
 app.add_typer(keys, name="keys")
-audit = typer.Typer(help="The gateway's append-only audit log.", no_args_is_help=True)
+audit = _group("The gateway's append-only audit log.")
 app.add_typer(audit, name="audit")
-tenants = typer.Typer(help="Tenants (in the gateway database).", no_args_is_help=True)
+tenants = _group("Tenants (in the gateway database).")
 app.add_typer(tenants, name="tenants")
-clients = typer.Typer(help="Tenants' API clients (in the gateway database).", no_args_is_help=True)
+clients = _group("Tenants' API clients (in the gateway database).")
 app.add_typer(clients, name="clients")
-risk = typer.Typer(help="The risk service's rules.", no_args_is_help=True)
+risk = _group("The risk service's rules.")
 app.add_typer(risk, name="risk")
 console = Console(stderr=True, soft_wrap=True)
 
@@ -83,7 +92,7 @@ async def _up(settings: Settings) -> None:
         creds = await bootstrap(platform)
         scheme = "https" if settings.gateway.tls_cert_file else "http"
         url = f"{scheme}://{settings.gateway.host}:{platform.runtime('gateway').port}"
-        console.print(f"[bold green]paymesh is up[/]: {url}  (API docs: {url}/docs)")
+        console.print(f"[bold green]paymesh is up[/]: {url}  (API docs: {url}/docs, {url}/redoc)")
         for name in SERVICES[:-1]:
             console.print(f"  {name:9} gRPC 127.0.0.1:{platform.runtime(name).port}")
         if creds:
@@ -139,8 +148,10 @@ def bootstrap_command(
         Path | None, typer.Option(help="where to write the demo credentials (mode 0600)")
     ] = None,
 ) -> None:
-    """Migrate the gateway database and create the demo tenant and operator (the
-    distributed shape's first-run step; ``paymesh up`` does it by itself)."""
+    """Migrate the gateway database and create the demo tenant and the operator.
+
+    The first-run step of the distributed shape (`paymesh up` does it by itself).
+    """
     from paymesh.gateway.app import migrate as migrate_gateway
     from paymesh.gateway.service import bootstrap_demo
     from paymesh.gateway.store import GatewayStore
@@ -241,13 +252,14 @@ def _health_status(name: str, settings: Settings, timeout: float) -> str:
 def health(
     service: Annotated[
         str | None,
-        typer.Argument(help="a service; default: the one `paymesh serve` runs as PID 1"),
+        typer.Argument(help="a service; default: the one that paymesh serve runs as PID 1"),
     ] = None,
     timeout: Annotated[float, typer.Option(help="seconds to wait for an answer")] = 3.0,
 ) -> None:
     """Exit 0 when the service on 127.0.0.1 is SERVING (gRPC health; the gateway's JWKS).
 
-    The container image's HEALTHCHECK."""
+    The container image's HEALTHCHECK.
+    """
     name = service or _served_service()
     if name not in SERVICES:
         raise typer.BadParameter(f"one of {', '.join(SERVICES)}")
@@ -368,8 +380,11 @@ def _gateway_call(coro: Any) -> Any:
 
 @keys.command("rotate")
 def keys_rotate() -> None:
-    """Make a new signing key the active one; the previous one keeps verifying its tokens
-    until they expire (running gateways switch within 30 s)."""
+    """Make a new signing key the active one.
+
+    The previous one keeps verifying its tokens until they expire; running
+    gateways switch within 30 s.
+    """
     from paymesh.gateway.operator import rotate_key
 
     key, retired = _gateway_call(rotate_key(_settings()))

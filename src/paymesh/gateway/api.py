@@ -29,6 +29,7 @@ from paymesh.gateway.backends import (
     WebhooksBackend,
 )
 from paymesh.gateway.deps import Gateway, IdempotencyKey, gateway, json_out, keyed, scoped
+from paymesh.gateway.docs import install_docs
 from paymesh.gateway.errors import BadRequest, Unauthenticated
 from paymesh.gateway.limits import LimitsMiddleware, enforce
 from paymesh.gateway.problems import install_problem_handlers, problem_responses
@@ -339,7 +340,7 @@ def create_app(
         title="paymesh API",
         version="1.0.0",
         description=DESCRIPTION,
-        docs_url="/docs",
+        docs_url=None,  # served by install_docs, from vendored assets
         redoc_url=None,
         openapi_url="/openapi.json",
     )
@@ -374,6 +375,7 @@ def create_app(
     app.include_router(transfers_router)
     app.include_router(risk_router)
     app.include_router(webhooks_router)
+    install_docs(app, title=app.title)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -40,7 +40,9 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=level, stream=sys.stderr, format="%(message)s")
-    for noisy in ("uvicorn.access", "alembic.runtime.migration"):
+    # Alembic says at INFO which plugins it set up and which migrations ran, on every
+    # start of every service: nothing an operator acts on (`paymesh migrate` says what it did).
+    for noisy in ("uvicorn.access", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -30,6 +30,7 @@ from paymesh.webhooks.errors import (
 from paymesh.webhooks.sealing import SecretBox
 from paymesh.webhooks.service import EndpointPolicy
 from paymesh.webhooks.store import SqlWebhookStore
+from paymesh.webhooks.transport import Resolver, system_resolver
 
 __all__ = ["SERVICE_NAME", "WebhooksServicer", "delivery_to_proto", "endpoint_to_proto"]
 
@@ -60,12 +61,19 @@ class WebhooksServicer(webhooks_pb2_grpc.WebhooksServicer):
     """Endpoint management and the delivery log over the webhooks store."""
 
     def __init__(
-        self, *, store: SqlWebhookStore, box: SecretBox, policy: EndpointPolicy, clock: Clock
+        self,
+        *,
+        store: SqlWebhookStore,
+        box: SecretBox,
+        policy: EndpointPolicy,
+        clock: Clock,
+        resolver: Resolver = system_resolver,
     ) -> None:
         self._store = store
         self._box = box
         self._policy = policy
         self._clock = clock
+        self._resolver = resolver
 
     async def CreateEndpoint(
         self, request: webhooks_pb2.CreateEndpointRequest, context: Context
@@ -81,7 +89,12 @@ class WebhooksServicer(webhooks_pb2_grpc.WebhooksServicer):
         )
         try:
             endpoint, secret = await service.create_endpoint(
-                cmd, store=self._store, box=self._box, policy=self._policy, clock=self._clock
+                cmd,
+                store=self._store,
+                box=self._box,
+                policy=self._policy,
+                clock=self._clock,
+                resolver=self._resolver,
             )
         except WebhooksError as exc:
             await _abort(context, exc)

@@ -33,7 +33,7 @@ from paymesh.webhooks.sealing import SecretBox
 from paymesh.webhooks.service import EndpointPolicy
 from paymesh.webhooks.store import SqlWebhookStore
 from paymesh.webhooks.tables import outbox
-from paymesh.webhooks.transport import Resolver, new_client
+from paymesh.webhooks.transport import Resolver, new_client, system_resolver
 from paymesh.webhooks.worker import DeliveryWorker, WorkerConfig
 
 __all__ = ["MIGRATIONS", "WebhooksRuntime", "create", "migrate"]
@@ -85,7 +85,13 @@ class WebhooksRuntime:
             allow_private=cfg.allow_private_addresses,
             rotation_grace_s=cfg.rotation_grace_s,
         )
-        self._servicer = WebhooksServicer(store=self.store, box=box, policy=policy, clock=clock)
+        self._servicer = WebhooksServicer(
+            store=self.store,
+            box=box,
+            policy=policy,
+            clock=clock,
+            resolver=resolver or system_resolver,
+        )
         self._client = new_client(
             allow_private=cfg.allow_private_addresses,
             timeout_s=cfg.request_timeout_s,
@@ -165,7 +171,8 @@ def create(
     """Build the webhooks service from settings (no I/O until start).
 
     `resolver` and `jitter` are for tests: a DNS resolver to check addresses
-    with, and the source of retry jitter in [0, 1).
+    with (when endpoints are made and before each delivery), and the source of
+    retry jitter in [0, 1).
     """
     return WebhooksRuntime(
         settings, bus=bus, clock=clock or SystemClock(), resolver=resolver, jitter=jitter

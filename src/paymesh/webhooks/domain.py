@@ -33,10 +33,14 @@ __all__ = [
     "EndpointStatus",
     "RetryPolicy",
     "address_allowed",
+    "address_refusal",
     "after_attempt",
     "backoff_s",
+    "canonical_host",
     "delivery_id",
+    "host_refusal",
     "normalise_events",
+    "numeric_ipv4",
     "validate_create",
     "validate_url",
     "wants",
@@ -67,6 +71,7 @@ MAX_URL = 2048
 MAX_DESCRIPTION = 500
 MAX_EVENTS = 50
 MAX_ROTATION_GRACE_S = 7 * 24 * 3600
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 MAX_ID = 64
 
@@ -189,11 +194,12 @@ def validate_id(value: str, what: str) -> None:
 
 
 def validate_url(url: str, *, environment: str, allow_private: bool) -> None:
-    """Refuse a URL we must not call: a bad scheme, credentials, an unsafe literal address.
+    """Refuse a URL we must not call: a bad scheme, credentials, an unsafe host.
 
     ``https`` is required in production, ``http`` is also allowed in
-    development. Host names are checked again, after DNS resolution, on every
-    attempt; a literal IP address is refused here already.
+    development. A host that is refused without asking DNS (see
+    :func:`host_refusal`) is refused here; the service also resolves a name
+    before accepting it, and every delivery attempt checks again.
     """
     if not url or len(url) > MAX_URL:
         raise InvalidRequest(f"url must be 1-{MAX_URL} characters")
@@ -215,12 +221,96 @@ def validate_url(url: str, *, environment: str, allow_private: bool) -> None:
         raise InvalidRequest("url port must be 1-65535")
     if parts.fragment:
         raise InvalidRequest("url must not have a fragment")
-    try:
-        literal = ipaddress.ip_address(parts.hostname)
-    except ValueError:
-        return
-    if not allow_private and not address_allowed(literal):
-        raise InvalidRequest("url points at a private, loopback or reserved address")
+    if not allow_private:
+        reason = host_refusal(parts.hostname)
+        if reason is not None:
+            raise InvalidRequest(f"url refused: host {parts.hostname!r} {reason}")
+
+
+def numeric_ipv4(host: str) -> ipaddress.IPv4Address | None:
+    """The IPv4 address a resolver reads in `host`, or None for a name.
+
+    ``inet_aton`` (which ``getaddrinfo`` uses before DNS) and URL parsers in
+    browsers accept more than dotted quads: 1 to 4 parts, each decimal, octal
+    (a leading ``0``) or hex (``0x``), the last filling the remaining bytes.
+    So ``2130706433``, ``0x7f.1``, ``127.1``, ``017700000001`` and
+    ``0177.0.0.1`` are all 127.0.0.1, and ``0`` is 0.0.0.0. One trailing dot is
+    accepted too (as browsers do), so that ``127.0.0.1.`` is not a way around.
+    """
+    parts = host.split(".")
+    if len(parts) > 1 and parts[-1] == "":
+        parts.pop()
+    if not 1 <= len(parts) <= 4:
+        return None
+    values: list[int] = []
+    for part in parts:
+        if part[:2].lower() == "0x":
+            digits, base = part[2:], 16
+        elif len(part) > 1 and part.startswith("0"):
+            digits, base = part[1:], 8
+        else:
+            digits, base = part, 10
+        if not part or (digits and not _digits_in(digits, base)):
+            return None
+        values.append(int(digits, base) if digits else 0)
+    *head, last = values
+    if any(v > 255 for v in head) or last >= 256 ** (4 - len(head)):
+        return None
+    number = last
+    for i, v in enumerate(head):
+        number |= v << (8 * (3 - i))
+    return ipaddress.IPv4Address(number)
+
+
+def _digits_in(digits: str, base: int) -> bool:
+    allowed = "0123456789abcdef"[:base]
+    return all(c in allowed for c in digits.lower())
+
+
+def canonical_host(host: str) -> IpAddress | str:
+    """The address a URL host stands for, or the name to resolve (lower case, no final dot).
+
+    `host` is a URL's host as the HTTP client uses it (IPv6 with or without
+    its brackets). Numeric IPv4 forms are read as :func:`numeric_ipv4` does.
+    """
+    host = host.strip("[]").lower()
+    if ":" in host:
+        try:
+            return ipaddress.IPv6Address(host)
+        except ValueError:
+            return host
+    numeric = numeric_ipv4(host)
+    if numeric is not None:
+        return numeric
+    return host.removesuffix(".")
+
+
+# Names that never lead to a merchant on the internet: special-use domains
+# (RFC 6761, RFC 6762, RFC 8375, ICANN's .internal) and the clouds' metadata names.
+_LOCAL_SUFFIXES = ("localhost", "localdomain", "local", "internal", "home.arpa", "invalid")
+_METADATA_NAMES = frozenset({"metadata.google.internal", "metadata.goog", "instance-data"})
+
+
+def host_refusal(host: str) -> str | None:
+    """Why `host` is refused without asking DNS, or None if it may be (resolved and) called.
+
+    Refused: an address :func:`address_allowed` refuses, in any numeric form;
+    a scoped or malformed IPv6 literal; ``localhost`` and names under the
+    special-use domains above; a cloud metadata name; and a name without a
+    dot, which a resolver completes with the local search domains.
+    """
+    found = canonical_host(host)
+    if not isinstance(found, str):
+        return address_refusal(found)
+    if "%" in found or ":" in found:
+        return "is not a valid IPv6 address (scoped addresses are not called)"
+    if found in _METADATA_NAMES:
+        return "is a cloud metadata name"
+    if any(found == s or found.endswith("." + s) for s in _LOCAL_SUFFIXES):
+        return "is a local name"
+    if "." not in found:
+        return "is a single-label name (resolved through local search domains)"
+    return None
 
 
 def normalise_events(events: Iterable[str]) -> tuple[str, ...]:
@@ -261,8 +351,16 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 
 
-def address_allowed(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+def address_allowed(ip: IpAddress) -> bool:
     """Whether a merchant URL may resolve to `ip`: a public unicast address only.
+
+    See :func:`address_refusal` for what is refused.
+    """
+    return address_refusal(ip) is None
+
+
+def address_refusal(ip: IpAddress) -> str | None:
+    """Why `ip` is never called (e.g. ``"is a loopback address (127.0.0.1)"``), or None.
 
     Refused: loopback, private (RFC 1918, ULA fc00::/7, which holds fd00:ec2::254),
     link-local (169.254/16 with the cloud metadata address, fe80::/10),
@@ -273,22 +371,31 @@ def address_allowed(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     if isinstance(ip, ipaddress.IPv6Address):
         # An IPv4 address carried in IPv6 (mapped, NAT64) is judged as that address;
         # tunnels (6to4, Teredo) and scoped addresses are refused outright.
-        if ip.ipv4_mapped is not None:
-            return address_allowed(ip.ipv4_mapped)
-        if ip in _NAT64:
-            return address_allowed(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
-        if ip.sixtofour is not None or ip.teredo is not None or ip.scope_id:
-            return False
+        inner = ip.ipv4_mapped
+        if inner is None and ip in _NAT64:
+            inner = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if inner is not None:
+            why = address_refusal(inner)
+            return None if why is None else f"{why} carried in IPv6 ({ip})"
+        if ip.sixtofour is not None or ip.teredo is not None:
+            return f"is an IPv6 tunnel address ({ip})"
+        if ip.scope_id:
+            return f"is a scoped IPv6 address ({ip})"
     elif ip in _CGNAT:
-        return False
-    return ip.is_global and not (
-        ip.is_multicast
-        or ip.is_loopback
-        or ip.is_link_local
-        or ip.is_private
-        or ip.is_reserved
-        or ip.is_unspecified
+        return f"is a carrier-grade NAT address ({ip})"
+    kinds = (
+        ("a loopback", ip.is_loopback),
+        ("an unspecified", ip.is_unspecified),
+        ("a link-local", ip.is_link_local),
+        ("a multicast", ip.is_multicast),
+        ("a private", ip.is_private),
+        ("a reserved", ip.is_reserved),
+        ("a non-public", not ip.is_global),
     )
+    for kind, refused in kinds:
+        if refused:
+            return f"is {kind} address ({ip})"
+    return None
 
 
 def backoff_s(attempt: int, policy: RetryPolicy, jitter: float) -> float:

@@ -31,6 +31,7 @@ from paymesh.webhooks.errors import (
 from paymesh.webhooks.events import is_public
 from paymesh.webhooks.sealing import SecretBox, new_secret
 from paymesh.webhooks.store import DELETED, EndpointRecord, SqlWebhookStore
+from paymesh.webhooks.transport import Resolver, check_url, system_resolver
 
 __all__ = [
     "EndpointPolicy",
@@ -66,15 +67,19 @@ async def create_endpoint(
     box: SecretBox,
     policy: EndpointPolicy,
     clock: Clock,
+    resolver: Resolver = system_resolver,
 ) -> tuple[Endpoint, str]:
     """Make an endpoint with a new secret; the same id and fields again answer the same one.
 
+    A new endpoint's URL is checked as a delivery would check it, its host
+    resolved with `resolver` (see :func:`paymesh.webhooks.transport.check_url`).
     Returns the endpoint and its current secret (shown to the caller, never logged).
     """
     cmd = replace(cmd, events=domain.normalise_events(cmd.events))
     domain.validate_create(cmd, environment=policy.environment, allow_private=policy.allow_private)
     existing = await store.get_endpoint(cmd.id)
     if existing is None:
+        await check_url(cmd.url, allow_private=policy.allow_private, resolver=resolver)
         secret = new_secret()
         endpoint = Endpoint(
             id=cmd.id,

@@ -1,10 +1,15 @@
 """Outgoing HTTP to merchants' URLs, safe for us: addresses checked after DNS,
 the connection made to the checked address, bodies read with a cap.
 
+:func:`checked_addresses` is the one check, made when an endpoint is created
+(:func:`check_url`) and again before every connection: the host as the HTTP
+client reads it, canonicalised (numeric IPv4 forms such as ``0x7f.1``), refused
+outright when it is a non-public address or a local or metadata name (see
+:func:`paymesh.webhooks.domain.host_refusal`), else resolved and refused when
+ANY address is not a public unicast one.
+
 :class:`GuardedBackend` is an httpcore network backend. Its ``connect_tcp``
-resolves the host, refuses the connection when ANY resolved address is not a
-public unicast one (see :func:`paymesh.webhooks.domain.address_allowed`), and
-then connects to the address it checked, so a DNS answer that changes between
+makes that check and then connects to the address it checked, so a DNS answer that changes between
 the check and the connection (DNS rebinding) cannot send us elsewhere. TLS
 still verifies the certificate against, and sends SNI for, the URL's host
 name: httpcore passes that name to ``start_tls`` itself.
@@ -27,12 +32,17 @@ import httpcore
 import httpx
 
 from paymesh.platform.logging import get_logger
-from paymesh.webhooks.domain import AttemptResult, address_allowed
+from paymesh.webhooks.domain import AttemptResult, address_refusal, canonical_host, host_refusal
+from paymesh.webhooks.errors import InvalidRequest
 
 __all__ = [
+    "RESOLVE_TIMEOUT_S",
     "AddressRefused",
     "GuardedBackend",
+    "HostUnresolved",
     "Resolver",
+    "check_url",
+    "checked_addresses",
     "new_client",
     "post",
     "read_capped",
@@ -43,9 +53,20 @@ log = get_logger(__name__)
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
+# How long creating an endpoint waits for DNS: below the gateway's RPC deadline (5 s).
+RESOLVE_TIMEOUT_S = 3.0
+
 
 class AddressRefused(Exception):
-    """The host resolves to an address we never call (private, loopback, metadata, …)."""
+    """The host is, or resolves to, an address we never call (private, loopback, metadata, …)."""
+
+
+class HostUnresolved(Exception):
+    """The host name has no address (or DNS did not answer in time: `timed_out`)."""
+
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
 
 
 async def system_resolver(host: str, port: int) -> list[str]:
@@ -53,6 +74,78 @@ async def system_resolver(host: str, port: int) -> list[str]:
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return [str(info[4][0]) for info in infos]
+
+
+async def checked_addresses(
+    host: str, port: int, *, allow_private: bool, resolver: Resolver, timeout_s: float | None
+) -> list[str]:
+    """The addresses to connect to for `host`, every one of them allowed.
+
+    Raises :class:`AddressRefused` (with the reason) or :class:`HostUnresolved`.
+    With `allow_private` nothing is refused, but the host is still resolved.
+    """
+    if not allow_private:
+        why = host_refusal(host)
+        if why is not None:
+            raise AddressRefused(f"host {host!r} {why}")
+    found = canonical_host(host)
+    if not isinstance(found, str):
+        return [str(found)]
+    try:
+        async with asyncio.timeout(timeout_s):
+            answered = await resolver(found, port)
+    except TimeoutError:
+        raise HostUnresolved(
+            f"host {host!r} did not resolve within {timeout_s} s", timed_out=True
+        ) from None
+    except OSError as exc:
+        raise HostUnresolved(f"host {host!r} does not resolve ({exc.strerror})") from None
+    addresses = list(dict.fromkeys(answered))
+    if not addresses:
+        raise HostUnresolved(f"host {host!r} has no address")
+    for address in addresses:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            raise AddressRefused("the resolver answered something other than an IP") from None
+        why = address_refusal(ip)
+        if why is not None and not allow_private:
+            raise AddressRefused(f"host {host!r} resolves to {why.removeprefix('is ')}")
+    return addresses
+
+
+async def check_url(
+    url: str,
+    *,
+    allow_private: bool,
+    resolver: Resolver | None = None,
+    timeout_s: float = RESOLVE_TIMEOUT_S,
+) -> None:
+    """Refuse, when an endpoint is made, a URL that every delivery attempt would refuse.
+
+    The host is read as httpx reads it and checked by :func:`checked_addresses`.
+    A name that does not resolve (or not within `timeout_s`) is refused as well:
+    nothing could be delivered to it, and it could not be checked.
+    Raises :class:`InvalidRequest` naming the url and the reason.
+    """
+    if allow_private:
+        return
+    try:
+        parsed = httpx.URL(url)
+        host = parsed.raw_host.decode("ascii")
+    except (httpx.InvalidURL, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"url is malformed: {exc}") from None
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        await checked_addresses(
+            host,
+            port,
+            allow_private=False,
+            resolver=resolver or system_resolver,
+            timeout_s=timeout_s,
+        )
+    except (AddressRefused, HostUnresolved) as exc:
+        raise InvalidRequest(f"url refused: {exc}") from None
 
 
 class GuardedBackend(httpcore.AsyncNetworkBackend):
@@ -72,21 +165,17 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         try:
-            async with asyncio.timeout(timeout):
-                found = await self._resolve(host, port)
-        except TimeoutError:
-            raise httpcore.ConnectTimeout("name resolution timed out") from None
-        except OSError as exc:
-            raise httpcore.ConnectError(f"name resolution failed: {exc.strerror}") from None
-        addresses = list(dict.fromkeys(found))
-        if not addresses:
-            raise httpcore.ConnectError("the host name has no address")
-        try:
-            parsed = [ipaddress.ip_address(a) for a in addresses]
-        except ValueError:
-            raise AddressRefused("the resolver answered something other than an IP") from None
-        if not self._allow_private and not all(address_allowed(ip) for ip in parsed):
-            raise AddressRefused("the host resolves to a non-public address")
+            addresses = await checked_addresses(
+                host,
+                port,
+                allow_private=self._allow_private,
+                resolver=self._resolve,
+                timeout_s=timeout,
+            )
+        except HostUnresolved as exc:
+            if exc.timed_out:
+                raise httpcore.ConnectTimeout("name resolution timed out") from None
+            raise httpcore.ConnectError(str(exc)) from None
         last: Exception | None = None
         for address in addresses:
             try:

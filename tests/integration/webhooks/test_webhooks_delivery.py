@@ -311,12 +311,15 @@ async def test_at_most_n_deliveries_are_in_flight_per_endpoint(
     assert receiver.max_in_flight == 2
 
 
-async def test_a_url_resolving_to_a_private_address_is_refused(
+async def test_a_name_that_resolves_to_a_private_address_after_creation_is_refused_at_delivery(
     start_webhooks: StartWebhooks, receiver: Receiver
 ) -> None:
+    # Public when the endpoint is made, loopback afterwards: every attempt checks again.
+    answers = iter([["93.184.216.34"]])
+
     async def resolver(host: str, port: int) -> list[str]:
         assert host == "hooks.merchant.test"
-        return ["127.0.0.1"]
+        return next(answers, ["127.0.0.1"])
 
     running = await start_webhooks(
         resolver=resolver, allow_private_addresses=False, retry_base_s=3600
@@ -419,11 +422,14 @@ async def test_deleting_an_endpoint_stops_its_pending_deliveries(
     assert failed.status.value == "failed"
 
 
-async def test_a_host_name_the_system_resolves_to_loopback_is_refused(
+async def test_an_endpoint_made_while_private_addresses_were_allowed_is_refused_at_delivery(
     start_webhooks: StartWebhooks, receiver: Receiver
 ) -> None:
+    # Made on localhost while operators allowed it; the setting is then turned off.
+    lenient = await start_webhooks(allow_private_addresses=True)
+    await lenient.create(f"http://localhost:{receiver.port}/hooks")
+    await lenient.runtime.stop()
     running = await start_webhooks(allow_private_addresses=False, retry_base_s=3600)
-    await running.create(f"http://localhost:{receiver.port}/hooks")
     await running.publish(payment_event())
 
     async def attempted() -> bool:

@@ -3,6 +3,9 @@ the secret shown only on creation and rotation, and every RPC confined to the ca
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import grpc
 import pytest
 
@@ -89,10 +92,26 @@ async def test_unsafe_or_malformed_urls_are_refused(
     await _fails(running.create(url), grpc.StatusCode.INVALID_ARGUMENT, "invalid_request")
 
 
+async def _public_dns(host: str, port: int) -> list[str]:
+    """A DNS with one public answer for every name (this machine has no internet)."""
+    return ["93.184.216.34"]
+
+
+async def _nip_io_dns(host: str, port: int) -> list[str]:
+    """nip.io as it answers on the internet: ``<address>.nip.io`` is that address."""
+    if host.endswith(".nip.io"):
+        return [host.removesuffix(".nip.io")]
+    if host == "hooks.merchant.test":
+        return ["93.184.216.34", "10.1.2.3"]
+    raise OSError(-2, "Name or service not known")
+
+
 async def test_https_is_accepted_in_production_and_http_only_in_development(
     start_webhooks: StartWebhooks,
 ) -> None:
-    production = await start_webhooks(environment="production", allow_private_addresses=False)
+    production = await start_webhooks(
+        environment="production", allow_private_addresses=False, resolver=_public_dns
+    )
     made = await production.create("https://merchant.example/hooks")
     assert made.endpoint.url == "https://merchant.example/hooks"
     development = await start_webhooks(database_url=None)
@@ -118,6 +137,50 @@ async def test_a_literal_private_address_is_refused_at_creation_unless_allowed(
             strict.create(url, id=f"we_{n}"), grpc.StatusCode.INVALID_ARGUMENT, "invalid_request"
         )
     await strict.create("http://93.184.216.34/hooks", id="we_public")
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://127.0.0.1.nip.io/hooks", "resolves to a loopback address (127.0.0.1)"),
+        ("https://169.254.169.254.nip.io/", "resolves to a link-local address (169.254.169.254)"),
+        ("https://hooks.merchant.test/", "resolves to a private address (10.1.2.3)"),
+        ("https://gone.merchant.example/", "does not resolve"),
+    ],
+)
+async def test_a_name_is_resolved_at_creation_and_refused_when_any_address_is_not_public(
+    start_webhooks: StartWebhooks, url: str, why: str
+) -> None:
+    strict = await start_webhooks(allow_private_addresses=False, resolver=_nip_io_dns)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await strict.create(url)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_code(info.value) == "invalid_request"
+    assert (info.value.details() or "").startswith("url refused: host ")
+    assert why in (info.value.details() or "")
+    await strict.create("https://93.184.216.34.nip.io/hooks", id="we_public")
+    # Operators who allow private addresses (development) skip the check, DNS included.
+    lenient = await start_webhooks(
+        database_url=None, allow_private_addresses=True, resolver=_nip_io_dns
+    )
+    await lenient.create(url, id="we_lenient")
+
+
+async def test_a_name_that_does_not_resolve_in_time_is_refused_at_creation(
+    start_webhooks: StartWebhooks,
+) -> None:
+    async def silent_dns(host: str, port: int) -> list[str]:
+        await asyncio.sleep(3600)
+        return []
+
+    strict = await start_webhooks(allow_private_addresses=False, resolver=silent_dns)
+    started = time.monotonic()
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await strict.create("https://slow.merchant.example/hooks")
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "did not resolve within" in (info.value.details() or "")
+    # Bounded: below the gateway's 5 s deadline for the call.
+    assert time.monotonic() - started < 4.5
 
 
 async def test_unknown_event_types_are_refused(start_webhooks: StartWebhooks) -> None:

@@ -4,6 +4,7 @@ gets, when to retry, when to give up, when to disable."""
 from __future__ import annotations
 
 import ipaddress
+import socket
 
 import pytest
 
@@ -17,8 +18,11 @@ from paymesh.webhooks.domain import (
     address_allowed,
     after_attempt,
     backoff_s,
+    canonical_host,
     delivery_id,
+    host_refusal,
     normalise_events,
+    numeric_ipv4,
     validate_url,
     wants,
 )
@@ -50,6 +54,84 @@ def test_non_public_addresses_are_refused(address: str) -> None:
 )  # fmt: skip
 def test_public_addresses_are_allowed(address: str) -> None:
     assert address_allowed(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize(
+    ("host", "address"),
+    [
+        ("2130706433", "127.0.0.1"), ("0x7f.1", "127.0.0.1"), ("127.1", "127.0.0.1"),
+        ("0", "0.0.0.0"), ("017700000001", "127.0.0.1"), ("0177.0.0.1", "127.0.0.1"),
+        ("0x7F000001", "127.0.0.1"), ("0x7f.0x0.0.01", "127.0.0.1"), ("127.0.0.1.", "127.0.0.1"),
+        ("10.0x10203", "10.1.2.3"), ("0251.0376.0251.0376", "169.254.169.254"),
+        ("169.254.43518", "169.254.169.254"), ("0xa9fea9fe", "169.254.169.254"),
+    ],
+)  # fmt: skip
+def test_numeric_ipv4_forms_are_read_as_the_resolver_reads_them(host: str, address: str) -> None:
+    assert numeric_ipv4(host) == ipaddress.IPv4Address(address)
+    if not host.endswith("."):  # inet_aton takes no final dot; browsers do
+        assert socket.inet_aton(host) == ipaddress.IPv4Address(address).packed
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["merchant.example", "08.1", "0x", "1.2.3.4.5", "4294967296", "1.16777216", "256.1.1.1",
+     "1..1", ".1", "0xg.1", "09", "a.0x7f"],
+)  # fmt: skip
+def test_what_is_not_a_numeric_ipv4_address_agrees_with_inet_aton(host: str) -> None:
+    if numeric_ipv4(host) is None:
+        with pytest.raises(OSError, match="illegal IP address"):
+            socket.inet_aton(host)
+    else:  # stricter than inet_aton is safe: "0x" is 0.0.0.0 to a browser
+        assert host == "0x"
+
+
+def test_canonical_host_is_an_address_or_a_lower_case_name_without_its_final_dot() -> None:
+    assert canonical_host("[::FFFF:127.0.0.1]") == ipaddress.IPv6Address("::ffff:7f00:1")
+    assert canonical_host("0x7f.1") == ipaddress.IPv4Address("127.0.0.1")
+    assert canonical_host("Hooks.Merchant.Example.") == "hooks.merchant.example"
+
+
+@pytest.mark.parametrize(
+    ("host", "why"),
+    [
+        ("2130706433", "loopback"), ("0x7f.1", "loopback"), ("127.1", "loopback"),
+        ("0", "unspecified"), ("017700000001", "loopback"), ("0177.0.0.1", "loopback"),
+        ("localhost", "local name"), ("localhost.", "local name"), ("LocalHost", "local name"),
+        ("shop.localhost", "local name"), ("printer.local", "local name"),
+        ("db.internal", "local name"), ("router.home.arpa", "local name"),
+        ("metadata.google.internal", "metadata"), ("metadata.google.internal.", "metadata"),
+        ("metadata", "single-label"), ("instance-data", "metadata"),
+        ("::1", "loopback"), ("[::1]", "loopback"), ("fe80::1", "link-local"),
+        ("fd00:ec2::254", "private"), ("::ffff:127.0.0.1", "loopback"),
+        ("::ffff:7f00:1", "loopback"), ("::", "unspecified"), ("0xa9fea9fe", "link-local"),
+    ],
+)  # fmt: skip
+def test_hosts_refused_without_dns_say_why(host: str, why: str) -> None:
+    reason = host_refusal(host)
+    assert reason is not None
+    assert why in reason
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["merchant.example", "127.0.0.1.nip.io", "93.184.216.34", "2606:4700::1111", "0x5db8d822"],
+)
+def test_public_addresses_and_names_to_resolve_pass_without_dns(host: str) -> None:
+    assert host_refusal(host) is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://2130706433/", "http://0x7f.1/", "http://127.1/", "http://0/", "http://017700000001/",
+     "http://0177.0.0.1/", "http://localhost/", "http://localhost./", "https://metadata.google.internal/",
+     "http://[::ffff:7f00:1]/", "http://[fe80::1]/"],
+)  # fmt: skip
+def test_disguised_loopback_and_local_urls_are_refused_unless_operators_allow_them(
+    url: str,
+) -> None:
+    with pytest.raises(InvalidRequest, match=r"^url refused: host "):
+        validate_url(url, environment="development", allow_private=False)
+    validate_url(url, environment="development", allow_private=True)
 
 
 def test_https_is_required_in_production_and_http_allowed_in_development() -> None:
