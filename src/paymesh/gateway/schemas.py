@@ -2,7 +2,8 @@
 
 Request models forbid unknown fields, so a client cannot set ``status``,
 ``balance``, ``tenant_id`` or ``id``. Amounts are strict integers: a float,
-a string or a boolean is refused.
+a string or a boolean is refused. Every string is :data:`~paymesh.gateway.text.Text`:
+one with a lone surrogate or a NUL character is refused (see text.py).
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
 
 from paymesh.gateway import domain
+from paymesh.gateway.text import Text
 from paymesh.platform.money import CURRENCIES, MAX_AMOUNT
 
 __all__ = [
@@ -69,16 +71,16 @@ Amount = Annotated[
     Field(gt=0, le=MAX_AMOUNT, description="Integer amount in the currency's minor units."),
 ]
 Currency = Annotated[
-    StrictStr,
+    Text,
     AfterValidator(_currency),
     Field(description="Upper-case ISO 4217 currency code.", examples=["USD"]),
 ]
 Metadata = Annotated[
-    dict[StrictStr, StrictStr],
+    dict[Text, Text],
     AfterValidator(_metadata),
     Field(description="Up to 50 string key/value pairs of your own."),
 ]
-ObjectId = Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+ObjectId = Annotated[Text, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 ScopeName = Literal[
     "accounts:read",
     "accounts:write",
@@ -152,7 +154,7 @@ class CreateTenantIn(_In):
             "examples": [{"name": "acme", "fees": {"fixed": 30, "basis_points": 290}}]
         }
     )
-    name: Annotated[StrictStr, Field(min_length=1, max_length=200)]
+    name: Annotated[Text, Field(min_length=1, max_length=200)]
     fees: Fees | None = None
 
 
@@ -252,9 +254,9 @@ class EntryList(_Out):
 class PaymentContextIn(_In):
     """What risk looks at besides the amount."""
 
-    ip: Annotated[StrictStr, AfterValidator(_ip)] | None = None
-    device_id: Annotated[StrictStr, Field(max_length=200)] | None = None
-    country: Annotated[StrictStr, Field(pattern=r"^[A-Z]{2}$")] | None = None
+    ip: Annotated[Text, AfterValidator(_ip)] | None = None
+    device_id: Annotated[Text, Field(max_length=200)] | None = None
+    country: Annotated[Text, Field(pattern=r"^[A-Z]{2}$")] | None = None
 
 
 class CreatePaymentIn(_In):
@@ -280,7 +282,7 @@ class CreatePaymentIn(_In):
     amount: Amount
     currency: Currency
     capture_method: Literal["automatic", "manual"] = "automatic"
-    description: Annotated[StrictStr, Field(max_length=1000)] | None = None
+    description: Annotated[Text, Field(max_length=1000)] | None = None
     metadata: Metadata | None = None
     context: PaymentContextIn | None = None
 
@@ -353,7 +355,7 @@ class CreateRefundIn(_In):
     )
     payment_id: ObjectId
     amount: Amount | None = None
-    reason: Annotated[StrictStr, Field(max_length=500)] | None = None
+    reason: Annotated[Text, Field(max_length=500)] | None = None
 
 
 class RefundOut(_Out):
