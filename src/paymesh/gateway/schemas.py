@@ -18,6 +18,7 @@ from paymesh.gateway.text import Text
 from paymesh.platform.money import CURRENCIES, MAX_AMOUNT
 
 __all__ = [
+    "AccountList",
     "AccountOut",
     "Amount",
     "CapturePaymentIn",
@@ -36,12 +37,16 @@ __all__ = [
     "EventOut",
     "PaymentList",
     "PaymentOut",
+    "PayoutList",
     "PayoutOut",
     "Problem",
+    "RefundList",
     "RefundOut",
     "TenantOut",
     "TokenOut",
+    "TopupList",
     "TopupOut",
+    "TransferList",
     "TransferOut",
 ]
 
@@ -229,6 +234,13 @@ class AccountOut(_Out):
     created: str
 
 
+class AccountList(_Out):
+    """A page of accounts, in ascending id order."""
+
+    data: list[AccountOut]
+    has_more: bool
+
+
 class EntryOut(_Out):
     """One ledger entry of an account: a transfer seen from the account's side."""
 
@@ -372,6 +384,13 @@ class RefundOut(_Out):
     created: str
 
 
+class RefundList(_Out):
+    """A page of refunds, newest first."""
+
+    data: list[RefundOut]
+    has_more: bool
+
+
 class CreateTopupIn(_In):
     """Fund an account from the external funding source."""
 
@@ -396,6 +415,13 @@ class TopupOut(_Out):
     status: str = Field(description="processing, succeeded or failed.")
     failure_code: str | None
     created: str
+
+
+class TopupList(_Out):
+    """A page of top-ups, newest first."""
+
+    data: list[TopupOut]
+    has_more: bool
 
 
 class CreatePayoutIn(_In):
@@ -426,6 +452,13 @@ class PayoutOut(_Out):
         description="Why it failed: insufficient_funds, account_not_found, or the bank's code."
     )
     created: str
+
+
+class PayoutList(_Out):
+    """A page of payouts, newest first."""
+
+    data: list[PayoutOut]
+    has_more: bool
 
 
 class CreateTransferIn(_In):
@@ -461,6 +494,13 @@ class TransferOut(_Out):
     status: str = Field(description="processing, succeeded or failed.")
     failure_code: str | None = Field(description="e.g. insufficient_funds, account_not_found.")
     created: str
+
+
+class TransferList(_Out):
+    """A page of transfers, newest first."""
+
+    data: list[TransferOut]
+    has_more: bool
 
 
 class EventOut(BaseModel):

@@ -92,6 +92,8 @@ refunds = sa.Table(
     *_saga_columns(),
     sa.Index("ix_refunds_payment", "payment_id"),
     sa.Index("ix_refunds_step", "step", "next_attempt_at_us"),
+    # 0006: the tenant's list, newest first.
+    sa.Index("ix_refunds_tenant_created", "tenant_id", "created_at_us", "id"),
 )
 
 topups = sa.Table(
@@ -106,6 +108,8 @@ topups = sa.Table(
     sa.Column("failure_code", sa.String(64), nullable=False, server_default=""),
     *_saga_columns(),
     sa.Index("ix_topups_step", "step", "next_attempt_at_us"),
+    # 0006: the tenant's list, newest first.
+    sa.Index("ix_topups_tenant_created", "tenant_id", "created_at_us", "id"),
 )
 
 payouts = sa.Table(
@@ -120,6 +124,8 @@ payouts = sa.Table(
     sa.Column("failure_code", sa.String(64), nullable=False, server_default=""),
     *_saga_columns(),
     sa.Index("ix_payouts_step", "step", "next_attempt_at_us"),
+    # 0006: the tenant's list, newest first.
+    sa.Index("ix_payouts_tenant_created", "tenant_id", "created_at_us", "id"),
 )
 
 transfers = sa.Table(
@@ -135,6 +141,8 @@ transfers = sa.Table(
     sa.Column("failure_code", sa.String(64), nullable=False, server_default=""),
     *_saga_columns(),
     sa.Index("ix_transfers_step", "step", "next_attempt_at_us"),
+    # 0006: the tenant's list, newest first.
+    sa.Index("ix_transfers_tenant_created", "tenant_id", "created_at_us", "id"),
 )
 
 tenant_fees = sa.Table(
