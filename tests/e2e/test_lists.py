@@ -135,3 +135,42 @@ async def test_listing_needs_the_read_scope_of_the_resource(embedded_on: Running
         await accounts_only.close()
         await payments_only.close()
 
+
+async def test_the_entries_show_a_captured_hold_as_posted_and_a_canceled_one_as_voided(
+    embedded_on: Running,
+) -> None:
+    creds = embedded_on.creds
+    api = await Api.login(embedded_on.url, creds["client_id"], creds["client_secret"])
+    try:
+        payer, payee = [
+            (await api.post("/v1/accounts", {"currency": "USD", "type": kind}, key=_key()))["id"]
+            for kind in ("customer", "merchant")
+        ]
+        await api.post(
+            "/v1/topups", {"account_id": payer, "amount": 5_000, "currency": "USD"}, key=_key()
+        )
+        pay = {"payer_account_id": payer, "payee_account_id": payee, "currency": "USD"}
+        manual = {**pay, "capture_method": "manual"}
+        captured = await api.post("/v1/payments", {**manual, "amount": 1_000}, key=_key())
+        canceled = await api.post("/v1/payments", {**manual, "amount": 700}, key=_key())
+        waiting = await api.post("/v1/payments", {**manual, "amount": 300}, key=_key())
+        assert captured["status"] == canceled["status"] == waiting["status"] == "requires_capture"
+        path = f"/v1/payments/{captured['id']}/capture"
+        await api.post(path, {"amount": 600}, key=_key(), status=200)
+        await api.post(f"/v1/payments/{canceled['id']}/cancel", {}, key=_key(), status=200)
+
+        for account in (payer, payee):
+            entries = (await api.get(f"/v1/accounts/{account}/entries?limit=100"))["data"]
+            by_type: dict[str, list[tuple[str, int]]] = {}
+            for e in entries:
+                by_type.setdefault(e["type"], []).append((e["status"], abs(e["amount"])))
+            # Newest first: the pending hold, the void, the capture, then the three holds.
+            holds = by_type["payment"]
+            assert holds == [("pending", 300), ("voided", 700), ("posted", 1_000)], entries
+            assert ("posted", 600) in by_type["capture"]
+            assert not any(status == "pending" for status, amount in holds if amount != 300)
+        # The balance agrees: only the last hold is still pending.
+        balance = (await api.get(f"/v1/accounts/{payer}"))["balance"]
+        assert balance == {"available": 5_000 - 600 - 300, "pending": -300, "posted": 4_400}
+    finally:
+        await api.close()

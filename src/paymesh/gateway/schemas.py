@@ -248,7 +248,10 @@ class EntryOut(_Out):
     amount: int = Field(description="Signed from the account's side: credit > 0, debit < 0.")
     currency: str
     type: str = Field(description="What made the transfer (payment, capture, fee, topup, ...).")
-    status: str = Field(description="pending (a hold), posted, or voided.")
+    status: str = Field(
+        description="posted, voided, or for a hold: pending until it is resolved, then how it "
+        "ended (posted when captured, voided when released, expired when its time ran out)."
+    )
     reference: str
     created: str
 
