@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from paymesh.cli import bootstrap
 from paymesh.launcher import Platform
 from paymesh.platform.db import Database
 from paymesh.platform.settings import Settings
+from tests.conftest import pg_database
 
 
 def embedded_settings(var_dir: Path, ports: dict[str, int]) -> Settings:
@@ -57,6 +59,32 @@ async def embedded(tmp_path: Path, ports: dict[str, int]) -> AsyncIterator[Runni
     finally:
         await db.dispose()
     assert audit.ok, "\n".join(str(p) for p in audit.problems)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def embedded_on(
+    request: pytest.FixtureRequest, tmp_path: Path, ports: dict[str, int]
+) -> AsyncIterator[Running]:
+    """The embedded platform once on SQLite and once with every service on PostgreSQL."""
+    settings = embedded_settings(tmp_path / "var", ports)
+    async with contextlib.AsyncExitStack() as stack:
+        if request.param == "postgresql":
+            for svc in (settings.accounts, settings.payments, settings.risk, settings.webhooks):
+                svc.database_url = await stack.enter_async_context(pg_database())
+            settings.gateway.database_url = await stack.enter_async_context(pg_database())
+        platform = Platform(settings)
+        await platform.start()
+        try:
+            creds = await bootstrap(platform)
+            yield Running(platform, f"http://127.0.0.1:{ports['gateway']}", creds)
+        finally:
+            await platform.stop()
+        db = Database(settings.accounts.database_url)
+        try:
+            audit = await verify(db)
+        finally:
+            await db.dispose()
+        assert audit.ok, "\n".join(str(p) for p in audit.problems)
 
 
 class Api:

@@ -218,7 +218,10 @@ class AccountsServicer(pb_grpc.AccountsServicer):
         except AccountNotFound as exc:
             await abort(context, grpc.StatusCode.NOT_FOUND, exc.code, "no such account")
         return pb.ListEntriesResponse(
-            entries=[pb.Entry(transfer=transfer_to_pb(t), side=side) for t, side in entries],
+            entries=[
+                pb.Entry(transfer=transfer_to_pb(e.transfer), side=e.side, status=e.status)
+                for e in entries
+            ],
             has_more=has_more,
         )
 

@@ -33,7 +33,7 @@ again, where the domain answers ``exists`` or ``already_posted``.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -69,7 +69,13 @@ _CHUNK = 1000  # ids per IN (...) list, far below every driver's parameter limit
 _ATTEMPTS = 5
 _RETRY_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
 
-Entry = tuple[Transfer, str]  # the transfer and the account's side: "debit" or "credit"
+
+class Entry(NamedTuple):
+    """A transfer seen from one account: its side and what it amounts to now."""
+
+    transfer: Transfer
+    side: str  # "debit" or "credit"
+    status: str  # domain.transfer_status: pending, posted, voided or expired
 
 
 class AccountsStore(Protocol):
@@ -227,8 +233,20 @@ class SqlAccountsStore:
                 .mappings()
                 .all()
             )
-        page = [transfer_from_row(r) for r in rows[:limit]]
-        entries = [(tr, "debit" if tr.debit_account_id == account_id else "credit") for tr in page]
+            page = [transfer_from_row(r) for r in rows[:limit]]
+            # A hold shows how it ended: the post or void that names it, if any.
+            holds = {tr.id for tr in page if tr.flags.pending}
+            resolved = {
+                r.pending_id: r for r in await _transfers_where(conn, t.c.pending_id, holds)
+            }
+        entries = [
+            Entry(
+                tr,
+                "debit" if tr.debit_account_id == account_id else "credit",
+                domain.transfer_status(tr, resolved.get(tr.id)),
+            )
+            for tr in page
+        ]
         return entries, len(rows) > limit
 
     async def balances_as_of(self, account_id: str, tenant_id: str, as_of_us: int) -> Account:

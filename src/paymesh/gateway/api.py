@@ -55,6 +55,7 @@ from paymesh.gateway.service import (
     revoke_client,
 )
 from paymesh.gateway.store import GatewayStore
+from paymesh.gateway.text import Text, is_storable
 from paymesh.gateway.views import tenant_view
 from paymesh.platform.clock import Clock, SystemClock
 from paymesh.platform.identity import Caller
@@ -130,10 +131,10 @@ router = APIRouter()
 )
 async def token(
     request: Request,
-    grant_type: Annotated[str | None, Form(examples=["client_credentials"])] = None,
-    client_id: Annotated[str | None, Form()] = None,
-    client_secret: Annotated[str | None, Form()] = None,
-    scope: Annotated[str | None, Form(description="Space-separated subset of the scopes")] = None,
+    grant_type: Annotated[Text | None, Form(examples=["client_credentials"])] = None,
+    client_id: Annotated[Text | None, Form()] = None,
+    client_secret: Annotated[Text | None, Form()] = None,
+    scope: Annotated[Text | None, Form(description="Space-separated subset of the scopes")] = None,
 ) -> Response:
     """Exchange client credentials (form fields, or HTTP Basic) for a signed JWT.
 
@@ -180,7 +181,7 @@ def _basic_credentials(header: str | None) -> tuple[str, str] | None:
         client_id, sep, secret = base64.b64decode(value, validate=True).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError) as exc:
         raise Unauthenticated("malformed Basic credentials", code="invalid_client") from exc
-    if not sep:
+    if not sep or not (is_storable(client_id) and is_storable(secret)):
         raise Unauthenticated("malformed Basic credentials", code="invalid_client")
     return client_id, secret
 

@@ -11,7 +11,7 @@ from paymesh.contracts.accounts.v1 import accounts_pb2 as apb
 from paymesh.gateway.deps import IdempotencyKey, gateway, json_out, keyed, scoped
 from paymesh.gateway.errors import Conflict, NotFound, Unprocessable
 from paymesh.gateway.problems import problem_responses
-from paymesh.gateway.schemas import AccountOut, CreateAccountIn, EntryList
+from paymesh.gateway.schemas import AccountList, AccountOut, CreateAccountIn, EntryList
 from paymesh.gateway.views import account_view, entry_view
 from paymesh.platform.identity import Caller
 
@@ -85,6 +85,32 @@ async def post_account(
         )
 
     return await req.run(run)
+
+
+@router.get(
+    "/v1/accounts",
+    summary="List accounts",
+    response_model=AccountList,
+    responses=problem_responses(401, 403, 422, 503),
+)
+async def list_accounts(
+    request: Request,
+    limit: Limit = 10,
+    starting_after: Annotated[
+        str | None, Query(max_length=64, description="The last account id of the previous page.")
+    ] = None,
+    caller: Caller = scoped("GET", "/v1/accounts"),
+) -> Response:
+    """The tenant's accounts with their balances, in ascending id order.
+
+    Ids are opaque, so the order is stable from page to page but says nothing of age.
+    """
+    page = await gateway(request).accounts.list_accounts(
+        apb.ListAccountsRequest(limit=limit, starting_after=starting_after or ""), caller=caller
+    )
+    return json_out(
+        AccountList(data=[account_view(a) for a in page.accounts], has_more=page.has_more)
+    )
 
 
 @router.get(

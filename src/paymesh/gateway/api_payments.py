@@ -17,7 +17,9 @@ from paymesh.gateway.schemas import (
     CreateTopupIn,
     PaymentList,
     PaymentOut,
+    RefundList,
     RefundOut,
+    TopupList,
     TopupOut,
 )
 from paymesh.gateway.views import CAPTURE_METHODS, payment_view, refund_view, topup_view
@@ -244,6 +246,28 @@ async def get_refund(
     return json_out(refund_view(refund))
 
 
+@router.get(
+    "/v1/refunds",
+    tags=["refunds"],
+    summary="List refunds",
+    response_model=RefundList,
+    responses=problem_responses(401, 403, 422, 503),
+)
+async def list_refunds(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size, 1-100.")] = 10,
+    starting_after: Annotated[
+        str | None, Query(max_length=64, description="The last refund id of the previous page.")
+    ] = None,
+    caller: Caller = scoped("GET", "/v1/refunds"),
+) -> Response:
+    """The tenant's refunds, newest first."""
+    page = await gateway(request).payments.list_refunds(
+        ppb.ListRefundsRequest(limit=limit, starting_after=starting_after or ""), caller=caller
+    )
+    return json_out(RefundList(data=[refund_view(o) for o in page.refunds], has_more=page.has_more))
+
+
 @router.post(
     "/v1/topups",
     tags=["topups"],
@@ -299,3 +323,25 @@ async def get_topup(
         ppb.GetTopupRequest(id=topup_id), caller=caller
     )
     return json_out(topup_view(topup))
+
+
+@router.get(
+    "/v1/topups",
+    tags=["topups"],
+    summary="List top-ups",
+    response_model=TopupList,
+    responses=problem_responses(401, 403, 422, 503),
+)
+async def list_topups(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size, 1-100.")] = 10,
+    starting_after: Annotated[
+        str | None, Query(max_length=64, description="The last top-up id of the previous page.")
+    ] = None,
+    caller: Caller = scoped("GET", "/v1/topups"),
+) -> Response:
+    """The tenant's top-ups, newest first."""
+    page = await gateway(request).payments.list_topups(
+        ppb.ListTopupsRequest(limit=limit, starting_after=starting_after or ""), caller=caller
+    )
+    return json_out(TopupList(data=[topup_view(o) for o in page.topups], has_more=page.has_more))

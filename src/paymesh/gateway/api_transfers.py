@@ -15,7 +15,9 @@ from paymesh.gateway.schemas import (
     CreateTransferIn,
     EventList,
     EventOut,
+    PayoutList,
     PayoutOut,
+    TransferList,
     TransferOut,
 )
 from paymesh.gateway.views import event_view, payout_view, transfer_view
@@ -92,6 +94,28 @@ async def get_payout(
     return json_out(payout_view(payout))
 
 
+@router.get(
+    "/v1/payouts",
+    tags=["payouts"],
+    summary="List payouts",
+    response_model=PayoutList,
+    responses=problem_responses(401, 403, 422, 503),
+)
+async def list_payouts(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size, 1-100.")] = 10,
+    starting_after: Annotated[
+        str | None, Query(max_length=64, description="The last payout id of the previous page.")
+    ] = None,
+    caller: Caller = scoped("GET", "/v1/payouts"),
+) -> Response:
+    """The tenant's payouts, newest first."""
+    page = await gateway(request).payments.list_payouts(
+        ppb.ListPayoutsRequest(limit=limit, starting_after=starting_after or ""), caller=caller
+    )
+    return json_out(PayoutList(data=[payout_view(o) for o in page.payouts], has_more=page.has_more))
+
+
 @router.post(
     "/v1/transfers",
     tags=["transfers"],
@@ -152,6 +176,30 @@ async def get_transfer(
         ppb.GetTransferRequest(id=transfer_id), caller=caller
     )
     return json_out(transfer_view(transfer))
+
+
+@router.get(
+    "/v1/transfers",
+    tags=["transfers"],
+    summary="List transfers",
+    response_model=TransferList,
+    responses=problem_responses(401, 403, 422, 503),
+)
+async def list_transfers(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size, 1-100.")] = 10,
+    starting_after: Annotated[
+        str | None, Query(max_length=64, description="The last transfer id of the previous page.")
+    ] = None,
+    caller: Caller = scoped("GET", "/v1/transfers"),
+) -> Response:
+    """The tenant's transfers between accounts, newest first."""
+    page = await gateway(request).payments.list_transfers(
+        ppb.ListTransfersRequest(limit=limit, starting_after=starting_after or ""), caller=caller
+    )
+    return json_out(
+        TransferList(data=[transfer_view(o) for o in page.transfers], has_more=page.has_more)
+    )
 
 
 @router.get(

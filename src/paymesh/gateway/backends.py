@@ -64,6 +64,10 @@ class AccountsBackend(Protocol):
         self, request: apb.ListEntriesRequest, *, caller: Caller
     ) -> apb.ListEntriesResponse: ...
 
+    async def list_accounts(
+        self, request: apb.ListAccountsRequest, *, caller: Caller
+    ) -> apb.ListAccountsResponse: ...
+
 
 class PaymentsBackend(Protocol):
     """The payments service as the gateway uses it."""
@@ -94,17 +98,29 @@ class PaymentsBackend(Protocol):
 
     async def get_refund(self, request: ppb.GetRefundRequest, *, caller: Caller) -> ppb.Refund: ...
 
+    async def list_refunds(
+        self, request: ppb.ListRefundsRequest, *, caller: Caller
+    ) -> ppb.ListRefundsResponse: ...
+
     async def create_topup(
         self, request: ppb.CreateTopupRequest, *, caller: Caller
     ) -> ppb.Topup: ...
 
     async def get_topup(self, request: ppb.GetTopupRequest, *, caller: Caller) -> ppb.Topup: ...
 
+    async def list_topups(
+        self, request: ppb.ListTopupsRequest, *, caller: Caller
+    ) -> ppb.ListTopupsResponse: ...
+
     async def create_payout(
         self, request: ppb.CreatePayoutRequest, *, caller: Caller
     ) -> ppb.Payout: ...
 
     async def get_payout(self, request: ppb.GetPayoutRequest, *, caller: Caller) -> ppb.Payout: ...
+
+    async def list_payouts(
+        self, request: ppb.ListPayoutsRequest, *, caller: Caller
+    ) -> ppb.ListPayoutsResponse: ...
 
     async def create_transfer(
         self, request: ppb.CreateTransferRequest, *, caller: Caller
@@ -113,6 +129,10 @@ class PaymentsBackend(Protocol):
     async def get_transfer(
         self, request: ppb.GetTransferRequest, *, caller: Caller
     ) -> ppb.Transfer: ...
+
+    async def list_transfers(
+        self, request: ppb.ListTransfersRequest, *, caller: Caller
+    ) -> ppb.ListTransfersResponse: ...
 
     async def set_tenant_fees(
         self, request: ppb.SetTenantFeesRequest, *, caller: Caller
@@ -232,6 +252,11 @@ class GrpcAccounts:
     ) -> apb.ListEntriesResponse:
         return await _call(self._stub.ListEntries, request, caller, self._deadline_s)
 
+    async def list_accounts(
+        self, request: apb.ListAccountsRequest, *, caller: Caller
+    ) -> apb.ListAccountsResponse:
+        return await _call(self._stub.ListAccounts, request, caller, self._deadline_s)
+
 
 class GrpcPayments:
     """PaymentsBackend over a gRPC channel."""
@@ -271,11 +296,21 @@ class GrpcPayments:
     async def get_refund(self, request: ppb.GetRefundRequest, *, caller: Caller) -> ppb.Refund:
         return await _call(self._stub.GetRefund, request, caller, self._deadline_s)
 
+    async def list_refunds(
+        self, request: ppb.ListRefundsRequest, *, caller: Caller
+    ) -> ppb.ListRefundsResponse:
+        return await _call(self._stub.ListRefunds, request, caller, self._deadline_s)
+
     async def create_topup(self, request: ppb.CreateTopupRequest, *, caller: Caller) -> ppb.Topup:
         return await _call(self._stub.CreateTopup, request, caller, self._deadline_s)
 
     async def get_topup(self, request: ppb.GetTopupRequest, *, caller: Caller) -> ppb.Topup:
         return await _call(self._stub.GetTopup, request, caller, self._deadline_s)
+
+    async def list_topups(
+        self, request: ppb.ListTopupsRequest, *, caller: Caller
+    ) -> ppb.ListTopupsResponse:
+        return await _call(self._stub.ListTopups, request, caller, self._deadline_s)
 
     async def create_payout(
         self, request: ppb.CreatePayoutRequest, *, caller: Caller
@@ -284,6 +319,11 @@ class GrpcPayments:
 
     async def get_payout(self, request: ppb.GetPayoutRequest, *, caller: Caller) -> ppb.Payout:
         return await _call(self._stub.GetPayout, request, caller, self._deadline_s)
+
+    async def list_payouts(
+        self, request: ppb.ListPayoutsRequest, *, caller: Caller
+    ) -> ppb.ListPayoutsResponse:
+        return await _call(self._stub.ListPayouts, request, caller, self._deadline_s)
 
     async def create_transfer(
         self, request: ppb.CreateTransferRequest, *, caller: Caller
@@ -294,6 +334,11 @@ class GrpcPayments:
         self, request: ppb.GetTransferRequest, *, caller: Caller
     ) -> ppb.Transfer:
         return await _call(self._stub.GetTransfer, request, caller, self._deadline_s)
+
+    async def list_transfers(
+        self, request: ppb.ListTransfersRequest, *, caller: Caller
+    ) -> ppb.ListTransfersResponse:
+        return await _call(self._stub.ListTransfers, request, caller, self._deadline_s)
 
     async def set_tenant_fees(
         self, request: ppb.SetTenantFeesRequest, *, caller: Caller

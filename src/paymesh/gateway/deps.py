@@ -26,6 +26,7 @@ from paymesh.gateway.ratelimit import RateLimiter
 from paymesh.gateway.security import ResponseSealer
 from paymesh.gateway.service import ClientCache, KeyRing, verify_token
 from paymesh.gateway.store import GatewayStore
+from paymesh.gateway.text import check_params
 from paymesh.platform.clock import Clock
 from paymesh.platform.identity import Caller
 from paymesh.platform.settings import Settings
@@ -86,7 +87,10 @@ async def authorize(
     request: Request,
     authorization: Annotated[str | None, Security(oauth2)] = None,
 ) -> Caller:
-    """The caller a bearer token proves (401), within its rate limit (429), holding the scopes."""
+    """The caller a bearer token proves (401), within its rate limit (429), holding the scopes.
+
+    Then the request's path and query strings must be storable text (422).
+    """
     gw = gateway(request)
     source = request.client.host if request.client else "unknown"
     scheme, _, token = (authorization or "").partition(" ")
@@ -119,6 +123,7 @@ async def authorize(
             f"this operation needs scope {needed}",
             headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{needed}"'},
         )
+    check_params(request)
     return caller
 
 

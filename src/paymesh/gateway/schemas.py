@@ -2,7 +2,8 @@
 
 Request models forbid unknown fields, so a client cannot set ``status``,
 ``balance``, ``tenant_id`` or ``id``. Amounts are strict integers: a float,
-a string or a boolean is refused.
+a string or a boolean is refused. Every string is :data:`~paymesh.gateway.text.Text`:
+one with a lone surrogate or a NUL character is refused (see text.py).
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
 
 from paymesh.gateway import domain
+from paymesh.gateway.text import Text
 from paymesh.platform.money import CURRENCIES, MAX_AMOUNT
 
 __all__ = [
+    "AccountList",
     "AccountOut",
     "Amount",
     "CapturePaymentIn",
@@ -34,12 +37,16 @@ __all__ = [
     "EventOut",
     "PaymentList",
     "PaymentOut",
+    "PayoutList",
     "PayoutOut",
     "Problem",
+    "RefundList",
     "RefundOut",
     "TenantOut",
     "TokenOut",
+    "TopupList",
     "TopupOut",
+    "TransferList",
     "TransferOut",
 ]
 
@@ -69,16 +76,16 @@ Amount = Annotated[
     Field(gt=0, le=MAX_AMOUNT, description="Integer amount in the currency's minor units."),
 ]
 Currency = Annotated[
-    StrictStr,
+    Text,
     AfterValidator(_currency),
     Field(description="Upper-case ISO 4217 currency code.", examples=["USD"]),
 ]
 Metadata = Annotated[
-    dict[StrictStr, StrictStr],
+    dict[Text, Text],
     AfterValidator(_metadata),
     Field(description="Up to 50 string key/value pairs of your own."),
 ]
-ObjectId = Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+ObjectId = Annotated[Text, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 ScopeName = Literal[
     "accounts:read",
     "accounts:write",
@@ -152,7 +159,7 @@ class CreateTenantIn(_In):
             "examples": [{"name": "acme", "fees": {"fixed": 30, "basis_points": 290}}]
         }
     )
-    name: Annotated[StrictStr, Field(min_length=1, max_length=200)]
+    name: Annotated[Text, Field(min_length=1, max_length=200)]
     fees: Fees | None = None
 
 
@@ -227,6 +234,13 @@ class AccountOut(_Out):
     created: str
 
 
+class AccountList(_Out):
+    """A page of accounts, in ascending id order."""
+
+    data: list[AccountOut]
+    has_more: bool
+
+
 class EntryOut(_Out):
     """One ledger entry of an account: a transfer seen from the account's side."""
 
@@ -234,7 +248,10 @@ class EntryOut(_Out):
     amount: int = Field(description="Signed from the account's side: credit > 0, debit < 0.")
     currency: str
     type: str = Field(description="What made the transfer (payment, capture, fee, topup, ...).")
-    status: str = Field(description="pending (a hold), posted, or voided.")
+    status: str = Field(
+        description="posted, voided, or for a hold: pending until it is resolved, then how it "
+        "ended (posted when captured, voided when released, expired when its time ran out)."
+    )
     reference: str
     created: str
 
@@ -252,9 +269,9 @@ class EntryList(_Out):
 class PaymentContextIn(_In):
     """What risk looks at besides the amount."""
 
-    ip: Annotated[StrictStr, AfterValidator(_ip)] | None = None
-    device_id: Annotated[StrictStr, Field(max_length=200)] | None = None
-    country: Annotated[StrictStr, Field(pattern=r"^[A-Z]{2}$")] | None = None
+    ip: Annotated[Text, AfterValidator(_ip)] | None = None
+    device_id: Annotated[Text, Field(max_length=200)] | None = None
+    country: Annotated[Text, Field(pattern=r"^[A-Z]{2}$")] | None = None
 
 
 class CreatePaymentIn(_In):
@@ -280,7 +297,7 @@ class CreatePaymentIn(_In):
     amount: Amount
     currency: Currency
     capture_method: Literal["automatic", "manual"] = "automatic"
-    description: Annotated[StrictStr, Field(max_length=1000)] | None = None
+    description: Annotated[Text, Field(max_length=1000)] | None = None
     metadata: Metadata | None = None
     context: PaymentContextIn | None = None
 
@@ -353,7 +370,7 @@ class CreateRefundIn(_In):
     )
     payment_id: ObjectId
     amount: Amount | None = None
-    reason: Annotated[StrictStr, Field(max_length=500)] | None = None
+    reason: Annotated[Text, Field(max_length=500)] | None = None
 
 
 class RefundOut(_Out):
@@ -368,6 +385,13 @@ class RefundOut(_Out):
     reason: str | None
     failure_code: str | None
     created: str
+
+
+class RefundList(_Out):
+    """A page of refunds, newest first."""
+
+    data: list[RefundOut]
+    has_more: bool
 
 
 class CreateTopupIn(_In):
@@ -394,6 +418,13 @@ class TopupOut(_Out):
     status: str = Field(description="processing, succeeded or failed.")
     failure_code: str | None
     created: str
+
+
+class TopupList(_Out):
+    """A page of top-ups, newest first."""
+
+    data: list[TopupOut]
+    has_more: bool
 
 
 class CreatePayoutIn(_In):
@@ -424,6 +455,13 @@ class PayoutOut(_Out):
         description="Why it failed: insufficient_funds, account_not_found, or the bank's code."
     )
     created: str
+
+
+class PayoutList(_Out):
+    """A page of payouts, newest first."""
+
+    data: list[PayoutOut]
+    has_more: bool
 
 
 class CreateTransferIn(_In):
@@ -459,6 +497,13 @@ class TransferOut(_Out):
     status: str = Field(description="processing, succeeded or failed.")
     failure_code: str | None = Field(description="e.g. insufficient_funds, account_not_found.")
     created: str
+
+
+class TransferList(_Out):
+    """A page of transfers, newest first."""
+
+    data: list[TransferOut]
+    has_more: bool
 
 
 class EventOut(BaseModel):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StrictStr
+from pydantic import Field
 
 from paymesh.gateway.schemas import RiskOut, _In, _Out
+from paymesh.gateway.text import Text
 
 __all__ = [
     "LIST_NAME",
@@ -30,7 +31,7 @@ LIST_NAME = r"^[a-z][a-z0-9_]{0,63}$"
 _CHAR, _EDGE = r"[^/\x00-\x1f\x7f]", r"[^/\s\x00-\x1f\x7f]"
 LIST_VALUE = rf"^{_EDGE}(?:{_CHAR}{{0,254}}{_EDGE})?$"
 
-Note = Annotated[StrictStr, Field(max_length=500, description="Free text for the audit trail.")]
+Note = Annotated[Text, Field(max_length=500, description="Free text for the audit trail.")]
 ReviewStatus = Literal["open", "approved", "declined"]
 
 
@@ -66,7 +67,7 @@ class ListEntryIn(_In):
     """A value to add to a block or allow list."""
 
     value: Annotated[
-        StrictStr,
+        Text,
         Field(
             pattern=LIST_VALUE,
             description="An account id, IP address, device id or country code: 1-256 "

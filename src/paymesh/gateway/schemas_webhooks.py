@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+from paymesh.gateway.text import Text
 
 __all__ = [
     "CreateWebhookEndpointIn",
@@ -27,7 +29,7 @@ __all__ = [
 MAX_GRACE_PERIOD_S = 7 * 24 * 3600
 
 EventType = Annotated[
-    StrictStr,
+    Text,
     Field(
         min_length=1,
         max_length=100,
@@ -61,7 +63,7 @@ class CreateWebhookEndpointIn(_In):
         }
     )
     url: Annotated[
-        StrictStr,
+        Text,
         Field(
             min_length=8,
             max_length=2048,
@@ -70,7 +72,7 @@ class CreateWebhookEndpointIn(_In):
         ),
     ]
     events: Annotated[list[EventType], Field(min_length=1, max_length=50)]
-    description: Annotated[StrictStr, Field(max_length=500)] | None = None
+    description: Annotated[Text, Field(max_length=500)] | None = None
 
 
 class RotateSecretIn(_In):
@@ -97,9 +99,7 @@ class ResendEventIn(_In):
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"event_id": "evt_pay_0a1b2c_payment.succeeded"}]}
     )
-    event_id: Annotated[
-        StrictStr, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")
-    ]
+    event_id: Annotated[Text, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
 class WebhookEndpointOut(_Out):

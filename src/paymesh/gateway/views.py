@@ -85,7 +85,10 @@ def entry_view(entry: apb.Entry) -> EntryOut:
         amount=domain.entry_amount(entry.side, t.amount),
         currency=t.currency,
         type=t.code,
-        status=domain.entry_status(
+        # The ledger says how a hold ended; an accounts service older than that field
+        # leaves it empty, and then the flags give what the transfer itself did.
+        status=entry.status
+        or domain.entry_status(
             pending=t.flags.pending,
             post_pending=t.flags.post_pending,
             void_pending=t.flags.void_pending,

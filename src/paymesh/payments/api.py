@@ -159,6 +159,20 @@ class PaymentsApi(PaymentsServicer):
         )
         return refund_pb(r)
 
+    async def ListRefunds(
+        self, request: pb.ListRefundsRequest, context: Context
+    ) -> pb.ListRefundsResponse:
+        found, has_more = await self._run(
+            context,
+            lambda caller: service.list_refunds(
+                caller=caller,
+                deps=self._deps,
+                limit=request.limit,
+                starting_after=request.starting_after,
+            ),
+        )
+        return pb.ListRefundsResponse(refunds=[refund_pb(o) for o in found], has_more=has_more)
+
     async def CreateTopup(self, request: pb.CreateTopupRequest, context: Context) -> pb.Topup:
         cmd = domain.CreateTopup(
             id=request.id,
@@ -177,6 +191,20 @@ class PaymentsApi(PaymentsServicer):
         )
         return topup_pb(t)
 
+    async def ListTopups(
+        self, request: pb.ListTopupsRequest, context: Context
+    ) -> pb.ListTopupsResponse:
+        found, has_more = await self._run(
+            context,
+            lambda caller: service.list_topups(
+                caller=caller,
+                deps=self._deps,
+                limit=request.limit,
+                starting_after=request.starting_after,
+            ),
+        )
+        return pb.ListTopupsResponse(topups=[topup_pb(o) for o in found], has_more=has_more)
+
     async def CreatePayout(self, request: pb.CreatePayoutRequest, context: Context) -> pb.Payout:
         cmd = domain.CreatePayout(
             id=request.id,
@@ -194,6 +222,20 @@ class PaymentsApi(PaymentsServicer):
             context, lambda caller: service.get_payout(request.id, caller=caller, deps=self._deps)
         )
         return payout_pb(p)
+
+    async def ListPayouts(
+        self, request: pb.ListPayoutsRequest, context: Context
+    ) -> pb.ListPayoutsResponse:
+        found, has_more = await self._run(
+            context,
+            lambda caller: service.list_payouts(
+                caller=caller,
+                deps=self._deps,
+                limit=request.limit,
+                starting_after=request.starting_after,
+            ),
+        )
+        return pb.ListPayoutsResponse(payouts=[payout_pb(o) for o in found], has_more=has_more)
 
     async def CreateTransfer(
         self, request: pb.CreateTransferRequest, context: Context
@@ -216,6 +258,22 @@ class PaymentsApi(PaymentsServicer):
             lambda caller: service.get_transfer(request.id, caller=caller, deps=self._deps),
         )
         return transfer_pb(t)
+
+    async def ListTransfers(
+        self, request: pb.ListTransfersRequest, context: Context
+    ) -> pb.ListTransfersResponse:
+        found, has_more = await self._run(
+            context,
+            lambda caller: service.list_transfers(
+                caller=caller,
+                deps=self._deps,
+                limit=request.limit,
+                starting_after=request.starting_after,
+            ),
+        )
+        return pb.ListTransfersResponse(
+            transfers=[transfer_pb(o) for o in found], has_more=has_more
+        )
 
     async def SetTenantFees(
         self, request: pb.SetTenantFeesRequest, context: Context

@@ -14,7 +14,7 @@ runs what is left of its saga and answers the payment as it is.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import TypeVar
 
@@ -79,6 +79,10 @@ __all__ = [
     "get_transfer",
     "list_events",
     "list_payments",
+    "list_payouts",
+    "list_refunds",
+    "list_topups",
+    "list_transfers",
     "set_tenant_fees",
 ]
 
@@ -216,6 +220,15 @@ async def get_refund(refund_id: str, *, caller: Caller, deps: Deps) -> Refund:
     return r
 
 
+async def list_refunds(
+    *, caller: Caller, deps: Deps, limit: int = 0, starting_after: str = ""
+) -> tuple[list[Refund], bool]:
+    """The caller's refunds, newest first; and whether more follow."""
+    return await _list(
+        "refund", get_refund, caller=caller, deps=deps, limit=limit, after=starting_after
+    )
+
+
 async def create_topup(cmd: CreateTopup, *, caller: Caller, deps: Deps) -> Topup:
     """Record a top-up, then fund the account from the tenant's funding account."""
     topup = domain.new_topup(cmd, caller.tenant_id, deps.clock.now_us())
@@ -234,6 +247,15 @@ async def get_topup(topup_id: str, *, caller: Caller, deps: Deps) -> Topup:
     if t is None or t.tenant_id != caller.tenant_id:
         raise NotFound(f"no top-up {topup_id}")
     return t
+
+
+async def list_topups(
+    *, caller: Caller, deps: Deps, limit: int = 0, starting_after: str = ""
+) -> tuple[list[Topup], bool]:
+    """The caller's top-ups, newest first; and whether more follow."""
+    return await _list(
+        "topup", get_topup, caller=caller, deps=deps, limit=limit, after=starting_after
+    )
 
 
 async def create_payout(cmd: CreatePayout, *, caller: Caller, deps: Deps) -> Payout:
@@ -256,6 +278,15 @@ async def get_payout(payout_id: str, *, caller: Caller, deps: Deps) -> Payout:
     return p
 
 
+async def list_payouts(
+    *, caller: Caller, deps: Deps, limit: int = 0, starting_after: str = ""
+) -> tuple[list[Payout], bool]:
+    """The caller's payouts, newest first; and whether more follow."""
+    return await _list(
+        "payout", get_payout, caller=caller, deps=deps, limit=limit, after=starting_after
+    )
+
+
 async def create_transfer(cmd: CreateP2PTransfer, *, caller: Caller, deps: Deps) -> P2PTransfer:
     """Record a transfer between two of the tenant's accounts, then move the money."""
     transfer = domain.new_p2p_transfer(cmd, caller.tenant_id, deps.clock.now_us())
@@ -275,6 +306,40 @@ async def get_transfer(transfer_id: str, *, caller: Caller, deps: Deps) -> P2PTr
     if t is None or t.tenant_id != caller.tenant_id:
         raise NotFound(f"no transfer {transfer_id}")
     return t
+
+
+async def list_transfers(
+    *, caller: Caller, deps: Deps, limit: int = 0, starting_after: str = ""
+) -> tuple[list[P2PTransfer], bool]:
+    """The caller's P2P transfers, newest first; and whether more follow."""
+    return await _list(
+        "transfer", get_transfer, caller=caller, deps=deps, limit=limit, after=starting_after
+    )
+
+
+async def _list(
+    kind: str,
+    get: Callable[..., Awaitable[T]],
+    *,
+    caller: Caller,
+    deps: Deps,
+    limit: int,
+    after: str,
+) -> tuple[list[T], bool]:
+    """One page of the caller's objects of `kind` after the one `after` names (found by `get`)."""
+    limit = limit or DEFAULT_LIMIT
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidRequest(f"limit must be between 1 and {MAX_LIMIT}")
+    cursor = None
+    if after:
+        try:
+            cursor = await get(after, caller=caller, deps=deps)
+        except NotFound:
+            raise InvalidRequest(f"starting_after: no {kind} {after}") from None
+    found, more = await deps.store.list_objects(
+        kind, caller.tenant_id, limit=limit, starting_after=cursor
+    )
+    return found, more
 
 
 async def set_tenant_fees(fees: TenantFees, *, caller: Caller, deps: Deps) -> TenantFees:

@@ -168,6 +168,27 @@ class PaymentStore:
             row = await _one(conn, SAGA_TABLES[kind], object_id)
         return None if row is None else from_row(kind, row)
 
+    async def list_objects(
+        self, kind: str, tenant_id: str, *, limit: int, starting_after: Any = None
+    ) -> tuple[list[Any], bool]:
+        """A tenant's objects of `kind`, newest first, after `starting_after`; and whether
+        more follow (the same keyset on (created_at_us, id) as :meth:`list_payments`)."""
+        table = SAGA_TABLES[kind]
+        t = table.c
+        query = sa.select(table).where(t.tenant_id == tenant_id)
+        if starting_after is not None:
+            c = starting_after
+            query = query.where(
+                sa.or_(
+                    t.created_at_us < c.created_at_us,
+                    sa.and_(t.created_at_us == c.created_at_us, t.id < c.id),
+                )
+            )
+        query = query.order_by(t.created_at_us.desc(), t.id.desc()).limit(limit + 1)
+        async with self.db.read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [from_row(kind, r) for r in rows[:limit]], len(rows) > limit
+
     async def save(
         self,
         kind: str,

@@ -38,7 +38,7 @@ def _saga_columns() -> list[sa.Column[Any]]:
         sa.Column("next_attempt_at_us", sa.BigInteger, nullable=False, server_default="0"),
         # 0004: when the step in progress was first recorded (its deadline counts from here).
         sa.Column("step_started_at_us", sa.BigInteger, nullable=False, server_default="0"),
-        # 0006: the payments process that wrote the step last (PostgreSQL: the `sub` of its
+        # 0007: the payments process that wrote the step last (PostgreSQL: the `sub` of its
         # liveness lock); a step whose owner is gone is resumed at once, whatever its lease.
         sa.Column("lease_owner", sa.BigInteger, nullable=True),
     ]
@@ -95,6 +95,8 @@ refunds = sa.Table(
     *_saga_columns(),
     sa.Index("ix_refunds_payment", "payment_id"),
     sa.Index("ix_refunds_step", "step", "next_attempt_at_us"),
+    # 0006: the tenant's list, newest first.
+    sa.Index("ix_refunds_tenant_created", "tenant_id", "created_at_us", "id"),
 )
 
 topups = sa.Table(
@@ -109,6 +111,8 @@ topups = sa.Table(
     sa.Column("failure_code", sa.String(64), nullable=False, server_default=""),
     *_saga_columns(),
     sa.Index("ix_topups_step", "step", "next_attempt_at_us"),
+    # 0006: the tenant's list, newest first.
+    sa.Index("ix_topups_tenant_created", "tenant_id", "created_at_us", "id"),
 )
 
 payouts = sa.Table(
@@ -123,6 +127,8 @@ payouts = sa.Table(
     sa.Column("failure_code", sa.String(64), nullable=False, server_default=""),
     *_saga_columns(),
     sa.Index("ix_payouts_step", "step", "next_attempt_at_us"),
+    # 0006: the tenant's list, newest first.
+    sa.Index("ix_payouts_tenant_created", "tenant_id", "created_at_us", "id"),
 )
 
 transfers = sa.Table(
@@ -138,6 +144,8 @@ transfers = sa.Table(
     sa.Column("failure_code", sa.String(64), nullable=False, server_default=""),
     *_saga_columns(),
     sa.Index("ix_transfers_step", "step", "next_attempt_at_us"),
+    # 0006: the tenant's list, newest first.
+    sa.Index("ix_transfers_tenant_created", "tenant_id", "created_at_us", "id"),
 )
 
 tenant_fees = sa.Table(

@@ -164,18 +164,54 @@ async def test_entries_come_newest_first_in_pages(store: SqlAccountsStore) -> No
     batch += [tr(f"t{i}", "a", "b", 1) for i in range(3, 5)]
     assert set((await store.create_transfers(batch, T, NOW)).results) == {R.OK}
     page1, more1 = await store.list_entries("a", T, 2, "")
-    assert [(t.id, side) for t, side in page1] == [("t4", "debit"), ("t3", "debit")]
+    assert [(t.id, side) for t, side, _ in page1] == [("t4", "debit"), ("t3", "debit")]
     assert more1
     page2, more2 = await store.list_entries("a", T, 2, "t3")
-    assert [(t.id, side) for t, side in page2] == [("t2", "credit"), ("t1", "credit")]
+    assert [(t.id, side) for t, side, _ in page2] == [("t2", "credit"), ("t1", "credit")]
     assert more2
     page3, more3 = await store.list_entries("a", T, 2, "t1")
-    assert [t.id for t, _ in page3] == ["t0"]
+    assert [t.id for t, _, _ in page3] == ["t0"]
     assert not more3
     with pytest.raises(AccountNotFound):
         await store.list_entries("a", "ten_b", 2, "")
     with pytest.raises(InvalidCursor):
         await store.list_entries("b", T, 2, "t0")
+
+
+async def test_an_entry_of_a_hold_shows_how_the_hold_ended(store: SqlAccountsStore) -> None:
+    await open_accounts(store)
+    await store.create_transfers([tr("fund", "bank", "a", 100)], T, NOW)
+    pending = TransferFlags(pending=True)
+    holds = [tr(h, "a", "b", 10, flags=pending) for h in ("h_post", "h_void", "h_open")]
+    holds.append(tr("h_exp", "a", "b", 10, flags=pending, timeout_seconds=1))
+    assert set((await store.create_transfers(holds, T, NOW)).results) == {R.OK}
+    post = TransferFlags(post_pending=True)
+    void = TransferFlags(void_pending=True)
+    resolutions = [
+        Transfer(id="p", pending_id="h_post", amount=4, flags=post),
+        Transfer(id="v", pending_id="h_void", flags=void),
+    ]
+    assert set((await store.create_transfers(resolutions, T, NOW)).results) == {R.OK}
+    assert len(await store.expire_due(NOW + 1_000_000, 10)) == 1
+    entries, more = await store.list_entries("a", T, 20, "")
+    assert not more
+    assert {e.transfer.id: e.status for e in entries} == {
+        "h_exp:expired": "voided",
+        "p": "posted",
+        "v": "voided",
+        "fund": "posted",
+        "h_post": "posted",
+        "h_void": "voided",
+        "h_open": "pending",
+        "h_exp": "expired",
+    }
+    # The payee sees the same holds the same way.
+    seen_by_b = {e.transfer.id: e.status for e in (await store.list_entries("b", T, 20, ""))[0]}
+    assert (seen_by_b["h_post"], seen_by_b["h_open"], seen_by_b["h_exp"]) == (
+        "posted",
+        "pending",
+        "expired",
+    )
 
 
 async def test_another_tenants_accounts_and_transfers_are_invisible(

@@ -23,12 +23,13 @@ from paymesh.payments.domain import (
     Payment,
     PaymentContext,
     PaymentStatus,
+    Refund,
     RefundStatus,
     RiskAssessment,
     Step,
     TenantFees,
 )
-from paymesh.payments.errors import AmountExceedsRefundable
+from paymesh.payments.errors import AmountExceedsRefundable, InvalidRequest
 from paymesh.payments.events import payment_events, topup_events
 from paymesh.payments.saga import Deps
 from paymesh.payments.store import PaymentStore, metadata
@@ -246,3 +247,53 @@ async def test_events_are_listed_per_tenant_newest_first(store: PaymentStore) ->
     found = await store.get_event("ten_a", events[0].id)
     assert found is not None
     assert found.type == "topup.succeeded"
+
+
+def _saga_object(kind: str, n: int, tenant: str, at: int) -> Any:
+    """A new refund, top-up, payout or transfer numbered `n`, made at `at`."""
+    if kind == "refund":
+        return Refund(f"re_{n}", tenant, "pay_1", 1, "USD", RefundStatus.SUCCEEDED, at, at)
+    if kind == "topup":
+        return domain.new_topup(CreateTopup(f"tu_{n}", "acct_1", 1, "USD"), tenant, at)
+    if kind == "payout":
+        return domain.new_payout(CreatePayout(f"po_{n}", "acct_1", 1, "USD"), tenant, at)
+    cmd = CreateP2PTransfer(f"tr_{n}", "acct_1", "acct_2", 1, "USD")
+    return domain.new_p2p_transfer(cmd, tenant, at)
+
+
+LISTS = {
+    "refund": service.list_refunds,
+    "topup": service.list_topups,
+    "payout": service.list_payouts,
+    "transfer": service.list_transfers,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(LISTS))
+async def test_refunds_topups_payouts_and_transfers_are_listed_per_tenant_newest_first(
+    deps: Deps, kind: str
+) -> None:
+    store = deps.store
+    # Two made in the same microsecond: the id breaks the tie, on every page the same way.
+    made = [(0, "ten_a", NOW), (1, "ten_b", NOW + 1), (2, "ten_a", NOW + 2), (3, "ten_a", NOW + 2)]
+    objects = {}
+    for n, tenant, at in made:
+        obj = _saga_object(kind, n, tenant, at)
+        assert await store.add(kind, obj) is None
+        objects[n] = obj
+    list_ = LISTS[kind]
+    page, more = await list_(caller=ALICE, deps=deps, limit=2)
+    assert ([o.id for o in page], more) == ([objects[3].id, objects[2].id], True)
+    assert page[0] == objects[3]
+    rest, more = await list_(caller=ALICE, deps=deps, limit=2, starting_after=page[-1].id)
+    assert ([o.id for o in rest], more) == ([objects[0].id], False)
+    everything, more = await list_(caller=ALICE, deps=deps)
+    assert ([o.id for o in everything], more) == ([objects[n].id for n in (3, 2, 0)], False)
+    # Another tenant's object is no cursor here, and neither is an unknown id.
+    for cursor in (objects[1].id, "nope"):
+        with pytest.raises(InvalidRequest):
+            await list_(caller=ALICE, deps=deps, starting_after=cursor)
+    with pytest.raises(InvalidRequest):
+        await list_(caller=ALICE, deps=deps, limit=101)
+    bob = Caller(tenant_id="ten_b", client_id="cli_b")
+    assert [o.id for o in (await list_(caller=bob, deps=deps))[0]] == [objects[1].id]

@@ -24,7 +24,12 @@ Semantics follow TigerBeetle's, with these choices written down:
 
 from paymesh.accounts.domain.accounts import create_accounts
 from paymesh.accounts.domain.audit import GENESIS_HASH, BatchDigest, batch_hash, encode_transfer
-from paymesh.accounts.domain.transfers import create_transfers, expire_pending, expiry_void
+from paymesh.accounts.domain.transfers import (
+    create_transfers,
+    expire_pending,
+    expiry_void,
+    transfer_status,
+)
 from paymesh.accounts.domain.types import (
     EXPIRED_SUFFIX,
     EXPIRY_CODE,
@@ -63,4 +68,5 @@ __all__ = [
     "encode_transfer",
     "expire_pending",
     "expiry_void",
+    "transfer_status",
 ]

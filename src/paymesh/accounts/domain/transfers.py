@@ -19,7 +19,7 @@ from paymesh.accounts.domain.types import (
 )
 from paymesh.platform.money import MAX_AMOUNT, is_valid_currency
 
-__all__ = ["create_transfers", "expire_pending", "expiry_void"]
+__all__ = ["create_transfers", "expire_pending", "expiry_void", "transfer_status"]
 
 _R = TransferResult
 _US = 1_000_000
@@ -51,6 +51,26 @@ def expiry_void(pending: Transfer) -> Transfer:
         code=EXPIRY_CODE,
         reference=pending.reference,
     )
+
+
+def transfer_status(t: Transfer, resolution: Transfer | None) -> str:
+    """What `t` amounts to now, given the transfer that resolved it if it is a hold.
+
+    A post is "posted", a void "voided". A hold is "pending" until `resolution`
+    exists, then "posted", "voided", or "expired" when the sweeper voided it.
+    Anything else is "posted".
+    """
+    if t.flags.void_pending:
+        return "voided"
+    if not t.flags.pending:
+        return "posted"
+    if resolution is None:
+        return "pending"
+    if resolution.flags.post_pending:
+        return "posted"
+    if resolution.id == f"{t.id}{EXPIRED_SUFFIX}":
+        return "expired"
+    return "voided"
 
 
 def expire_pending(

@@ -526,8 +526,14 @@ class Entry(_message.Message):
 
     TRANSFER_FIELD_NUMBER: _builtins.int
     SIDE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
     side: _builtins.str
     """"debit" or "credit" from the account's side."""
+    status: _builtins.str
+    """The transfer's state now: "posted" (also a post_pending), "voided" (a
+    void_pending), or for a pending transfer (a hold) "pending" until it is
+    resolved, then "posted", "voided" or "expired" as its resolution says.
+    """
     @_builtins.property
     def transfer(self) -> Global___Transfer:
         """The transfer that made this entry."""
@@ -537,10 +543,11 @@ class Entry(_message.Message):
         *,
         transfer: Global___Transfer | None = ...,
         side: _builtins.str = ...,
+        status: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["transfer", b"transfer"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["side", b"side", "transfer", b"transfer"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["side", b"side", "status", b"status", "transfer", b"transfer"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -69,6 +69,11 @@ class PaymentsStub:
                 request_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetRefundRequest.SerializeToString,
                 response_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.Refund.FromString,
                 _registered_method=True)
+        self.ListRefunds = channel.unary_unary(
+                '/paymesh.payments.v1.Payments/ListRefunds',
+                request_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListRefundsRequest.SerializeToString,
+                response_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListRefundsResponse.FromString,
+                _registered_method=True)
         self.CreateTopup = channel.unary_unary(
                 '/paymesh.payments.v1.Payments/CreateTopup',
                 request_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.CreateTopupRequest.SerializeToString,
@@ -78,6 +83,11 @@ class PaymentsStub:
                 '/paymesh.payments.v1.Payments/GetTopup',
                 request_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetTopupRequest.SerializeToString,
                 response_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.Topup.FromString,
+                _registered_method=True)
+        self.ListTopups = channel.unary_unary(
+                '/paymesh.payments.v1.Payments/ListTopups',
+                request_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListTopupsRequest.SerializeToString,
+                response_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListTopupsResponse.FromString,
                 _registered_method=True)
         self.CreatePayout = channel.unary_unary(
                 '/paymesh.payments.v1.Payments/CreatePayout',
@@ -89,6 +99,11 @@ class PaymentsStub:
                 request_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetPayoutRequest.SerializeToString,
                 response_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.Payout.FromString,
                 _registered_method=True)
+        self.ListPayouts = channel.unary_unary(
+                '/paymesh.payments.v1.Payments/ListPayouts',
+                request_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListPayoutsRequest.SerializeToString,
+                response_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListPayoutsResponse.FromString,
+                _registered_method=True)
         self.CreateTransfer = channel.unary_unary(
                 '/paymesh.payments.v1.Payments/CreateTransfer',
                 request_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.CreateTransferRequest.SerializeToString,
@@ -98,6 +113,11 @@ class PaymentsStub:
                 '/paymesh.payments.v1.Payments/GetTransfer',
                 request_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetTransferRequest.SerializeToString,
                 response_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.Transfer.FromString,
+                _registered_method=True)
+        self.ListTransfers = channel.unary_unary(
+                '/paymesh.payments.v1.Payments/ListTransfers',
+                request_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListTransfersRequest.SerializeToString,
+                response_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListTransfersResponse.FromString,
                 _registered_method=True)
         self.SetTenantFees = channel.unary_unary(
                 '/paymesh.payments.v1.Payments/SetTenantFees',
@@ -168,6 +188,13 @@ class PaymentsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListRefunds(self, request, context):
+        """The caller tenant's refunds, newest first, paginated (as ListPayments).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateTopup(self, request, context):
         """Fund an account from the external funding source.
         """
@@ -176,6 +203,12 @@ class PaymentsServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetTopup(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTopups(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -194,6 +227,12 @@ class PaymentsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListPayouts(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateTransfer(self, request, context):
         """Move money between two accounts of the tenant.
         """
@@ -202,6 +241,12 @@ class PaymentsServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetTransfer(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTransfers(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -272,6 +317,11 @@ def add_PaymentsServicer_to_server(servicer, server):
                     request_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetRefundRequest.FromString,
                     response_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.Refund.SerializeToString,
             ),
+            'ListRefunds': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRefunds,
+                    request_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListRefundsRequest.FromString,
+                    response_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListRefundsResponse.SerializeToString,
+            ),
             'CreateTopup': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateTopup,
                     request_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.CreateTopupRequest.FromString,
@@ -281,6 +331,11 @@ def add_PaymentsServicer_to_server(servicer, server):
                     servicer.GetTopup,
                     request_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetTopupRequest.FromString,
                     response_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.Topup.SerializeToString,
+            ),
+            'ListTopups': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTopups,
+                    request_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListTopupsRequest.FromString,
+                    response_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListTopupsResponse.SerializeToString,
             ),
             'CreatePayout': grpc.unary_unary_rpc_method_handler(
                     servicer.CreatePayout,
@@ -292,6 +347,11 @@ def add_PaymentsServicer_to_server(servicer, server):
                     request_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetPayoutRequest.FromString,
                     response_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.Payout.SerializeToString,
             ),
+            'ListPayouts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPayouts,
+                    request_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListPayoutsRequest.FromString,
+                    response_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListPayoutsResponse.SerializeToString,
+            ),
             'CreateTransfer': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateTransfer,
                     request_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.CreateTransferRequest.FromString,
@@ -301,6 +361,11 @@ def add_PaymentsServicer_to_server(servicer, server):
                     servicer.GetTransfer,
                     request_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetTransferRequest.FromString,
                     response_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.Transfer.SerializeToString,
+            ),
+            'ListTransfers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTransfers,
+                    request_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListTransfersRequest.FromString,
+                    response_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListTransfersResponse.SerializeToString,
             ),
             'SetTenantFees': grpc.unary_unary_rpc_method_handler(
                     servicer.SetTenantFees,
@@ -523,6 +588,33 @@ class Payments:
             _registered_method=True)
 
     @staticmethod
+    def ListRefunds(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.payments.v1.Payments/ListRefunds',
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListRefundsRequest.SerializeToString,
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListRefundsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def CreateTopup(request,
             target,
             options=(),
@@ -566,6 +658,33 @@ class Payments:
             '/paymesh.payments.v1.Payments/GetTopup',
             paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetTopupRequest.SerializeToString,
             paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.Topup.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTopups(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.payments.v1.Payments/ListTopups',
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListTopupsRequest.SerializeToString,
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListTopupsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -631,6 +750,33 @@ class Payments:
             _registered_method=True)
 
     @staticmethod
+    def ListPayouts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.payments.v1.Payments/ListPayouts',
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListPayoutsRequest.SerializeToString,
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListPayoutsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def CreateTransfer(request,
             target,
             options=(),
@@ -674,6 +820,33 @@ class Payments:
             '/paymesh.payments.v1.Payments/GetTransfer',
             paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetTransferRequest.SerializeToString,
             paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.Transfer.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTransfers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.payments.v1.Payments/ListTransfers',
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListTransfersRequest.SerializeToString,
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListTransfersResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -46,15 +46,20 @@ class PaymentsStub:
     """Release the hold of an authorised payment."""
     CreateRefund: _grpc.UnaryUnaryMultiCallable[_payments_pb2.CreateRefundRequest, _payments_pb2.Refund]
     GetRefund: _grpc.UnaryUnaryMultiCallable[_payments_pb2.GetRefundRequest, _payments_pb2.Refund]
+    ListRefunds: _grpc.UnaryUnaryMultiCallable[_payments_pb2.ListRefundsRequest, _payments_pb2.ListRefundsResponse]
+    """The caller tenant's refunds, newest first, paginated (as ListPayments)."""
     CreateTopup: _grpc.UnaryUnaryMultiCallable[_payments_pb2.CreateTopupRequest, _payments_pb2.Topup]
     """Fund an account from the external funding source."""
     GetTopup: _grpc.UnaryUnaryMultiCallable[_payments_pb2.GetTopupRequest, _payments_pb2.Topup]
+    ListTopups: _grpc.UnaryUnaryMultiCallable[_payments_pb2.ListTopupsRequest, _payments_pb2.ListTopupsResponse]
     CreatePayout: _grpc.UnaryUnaryMultiCallable[_payments_pb2.CreatePayoutRequest, _payments_pb2.Payout]
     """Send money out of an account to the external funding source."""
     GetPayout: _grpc.UnaryUnaryMultiCallable[_payments_pb2.GetPayoutRequest, _payments_pb2.Payout]
+    ListPayouts: _grpc.UnaryUnaryMultiCallable[_payments_pb2.ListPayoutsRequest, _payments_pb2.ListPayoutsResponse]
     CreateTransfer: _grpc.UnaryUnaryMultiCallable[_payments_pb2.CreateTransferRequest, _payments_pb2.Transfer]
     """Move money between two accounts of the tenant."""
     GetTransfer: _grpc.UnaryUnaryMultiCallable[_payments_pb2.GetTransferRequest, _payments_pb2.Transfer]
+    ListTransfers: _grpc.UnaryUnaryMultiCallable[_payments_pb2.ListTransfersRequest, _payments_pb2.ListTransfersResponse]
     SetTenantFees: _grpc.UnaryUnaryMultiCallable[_payments_pb2.SetTenantFeesRequest, _payments_pb2.TenantFees]
     """Set a tenant's fee schedule (callers with the admin scope only)."""
     GetTenantFees: _grpc.UnaryUnaryMultiCallable[_payments_pb2.GetTenantFeesRequest, _payments_pb2.TenantFees]
@@ -75,15 +80,20 @@ class PaymentsAsyncStub(PaymentsStub):
     """Release the hold of an authorised payment."""
     CreateRefund: _aio.UnaryUnaryMultiCallable[_payments_pb2.CreateRefundRequest, _payments_pb2.Refund]  # type: ignore[assignment]
     GetRefund: _aio.UnaryUnaryMultiCallable[_payments_pb2.GetRefundRequest, _payments_pb2.Refund]  # type: ignore[assignment]
+    ListRefunds: _aio.UnaryUnaryMultiCallable[_payments_pb2.ListRefundsRequest, _payments_pb2.ListRefundsResponse]  # type: ignore[assignment]
+    """The caller tenant's refunds, newest first, paginated (as ListPayments)."""
     CreateTopup: _aio.UnaryUnaryMultiCallable[_payments_pb2.CreateTopupRequest, _payments_pb2.Topup]  # type: ignore[assignment]
     """Fund an account from the external funding source."""
     GetTopup: _aio.UnaryUnaryMultiCallable[_payments_pb2.GetTopupRequest, _payments_pb2.Topup]  # type: ignore[assignment]
+    ListTopups: _aio.UnaryUnaryMultiCallable[_payments_pb2.ListTopupsRequest, _payments_pb2.ListTopupsResponse]  # type: ignore[assignment]
     CreatePayout: _aio.UnaryUnaryMultiCallable[_payments_pb2.CreatePayoutRequest, _payments_pb2.Payout]  # type: ignore[assignment]
     """Send money out of an account to the external funding source."""
     GetPayout: _aio.UnaryUnaryMultiCallable[_payments_pb2.GetPayoutRequest, _payments_pb2.Payout]  # type: ignore[assignment]
+    ListPayouts: _aio.UnaryUnaryMultiCallable[_payments_pb2.ListPayoutsRequest, _payments_pb2.ListPayoutsResponse]  # type: ignore[assignment]
     CreateTransfer: _aio.UnaryUnaryMultiCallable[_payments_pb2.CreateTransferRequest, _payments_pb2.Transfer]  # type: ignore[assignment]
     """Move money between two accounts of the tenant."""
     GetTransfer: _aio.UnaryUnaryMultiCallable[_payments_pb2.GetTransferRequest, _payments_pb2.Transfer]  # type: ignore[assignment]
+    ListTransfers: _aio.UnaryUnaryMultiCallable[_payments_pb2.ListTransfersRequest, _payments_pb2.ListTransfersResponse]  # type: ignore[assignment]
     SetTenantFees: _aio.UnaryUnaryMultiCallable[_payments_pb2.SetTenantFeesRequest, _payments_pb2.TenantFees]  # type: ignore[assignment]
     """Set a tenant's fee schedule (callers with the admin scope only)."""
     GetTenantFees: _aio.UnaryUnaryMultiCallable[_payments_pb2.GetTenantFeesRequest, _payments_pb2.TenantFees]  # type: ignore[assignment]
@@ -145,6 +155,14 @@ class PaymentsServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_payments_pb2.Refund, _abc.Awaitable[_payments_pb2.Refund]]: ...
 
     @_abc_1.abstractmethod
+    def ListRefunds(
+        self,
+        request: _payments_pb2.ListRefundsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payments_pb2.ListRefundsResponse, _abc.Awaitable[_payments_pb2.ListRefundsResponse]]:
+        """The caller tenant's refunds, newest first, paginated (as ListPayments)."""
+
+    @_abc_1.abstractmethod
     def CreateTopup(
         self,
         request: _payments_pb2.CreateTopupRequest,
@@ -158,6 +176,13 @@ class PaymentsServicer(metaclass=_abc_1.ABCMeta):
         request: _payments_pb2.GetTopupRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_payments_pb2.Topup, _abc.Awaitable[_payments_pb2.Topup]]: ...
+
+    @_abc_1.abstractmethod
+    def ListTopups(
+        self,
+        request: _payments_pb2.ListTopupsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payments_pb2.ListTopupsResponse, _abc.Awaitable[_payments_pb2.ListTopupsResponse]]: ...
 
     @_abc_1.abstractmethod
     def CreatePayout(
@@ -175,6 +200,13 @@ class PaymentsServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_payments_pb2.Payout, _abc.Awaitable[_payments_pb2.Payout]]: ...
 
     @_abc_1.abstractmethod
+    def ListPayouts(
+        self,
+        request: _payments_pb2.ListPayoutsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payments_pb2.ListPayoutsResponse, _abc.Awaitable[_payments_pb2.ListPayoutsResponse]]: ...
+
+    @_abc_1.abstractmethod
     def CreateTransfer(
         self,
         request: _payments_pb2.CreateTransferRequest,
@@ -188,6 +220,13 @@ class PaymentsServicer(metaclass=_abc_1.ABCMeta):
         request: _payments_pb2.GetTransferRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_payments_pb2.Transfer, _abc.Awaitable[_payments_pb2.Transfer]]: ...
+
+    @_abc_1.abstractmethod
+    def ListTransfers(
+        self,
+        request: _payments_pb2.ListTransfersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payments_pb2.ListTransfersResponse, _abc.Awaitable[_payments_pb2.ListTransfersResponse]]: ...
 
     @_abc_1.abstractmethod
     def SetTenantFees(
