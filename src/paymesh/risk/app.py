@@ -102,6 +102,7 @@ class RiskRuntime:
         )
         self._clock = clock
         self._running = asyncio.Event()
+        self._bus = bus
         bus.subscribe(PAYMENTS_TOPIC, GROUP, self._on_payment_event)
         self._server: GrpcServer | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -149,7 +150,13 @@ class RiskRuntime:
         except RulesInvalid as exc:
             log.error("risk_rules_rejected", path=self._settings.rules_file, error=str(exc))
             raise
-        self._server = GrpcServer(self._listen, self._register, [SERVICE_NAME], tls=self._tls)
+        self._server = GrpcServer(
+            self._listen,
+            self._register,
+            [SERVICE_NAME],
+            tls=self._tls,
+            ready=lambda: self._bus.healthy(GROUP),
+        )
         self.port = await self._server.start()
         self._relay.start()
         self.store.start()
