@@ -337,7 +337,10 @@ class KafkaBus:
         attempts: int,
     ) -> None:
         """Give the record back (the next poll of its partition returns it) after a backoff."""
-        delay = self._options.policy.backoff(attempts)
+        # The consumer polls again after the backoff: keep it well inside the poll interval.
+        delay = min(
+            self._options.policy.backoff(attempts), self._options.max_poll_interval_ms / 2000
+        )
         log.warning(
             "event_handler_failed",
             group=group,
