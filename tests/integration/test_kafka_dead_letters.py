@@ -22,6 +22,7 @@ from paymesh.contracts.events import Event
 from paymesh.platform.db import Database
 from paymesh.platform.delivery import DeliveryPolicy
 from paymesh.platform.kafka import KafkaBus, KafkaOptions
+from paymesh.platform.logging import configure_logging
 from paymesh.platform.rpc import GrpcServer
 from tests.conftest import free_port
 
@@ -342,7 +343,11 @@ async def test_replay_dlq_publishes_dead_letters_to_their_topic_again_without_dl
         def run(*extra: str) -> Result:
             # The command runs its own event loop: in a thread, beside this test's.
             args = ["kafka", "replay-dlq", topic, *extra, "--idle", "2"]
-            return CliRunner().invoke(app, args, env=env)
+            try:
+                return CliRunner().invoke(app, args, env=env)
+            finally:
+                # The command pointed the logs at the runner's stderr, closed by now.
+                configure_logging("WARNING")
 
         first = await asyncio.to_thread(run, "--limit", "1")
         assert first.exit_code == 0, first.output

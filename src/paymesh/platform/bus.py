@@ -155,7 +155,8 @@ class InProcessBus:
                     self._policy.backoff_max_s, self._policy.restart_backoff_s * 2 ** (deaths - 1)
                 )
                 self._health.down(sub.group, name, exc)
-                log.exception("bus_consumer_died", group=sub.group, restart_in_s=delay)
+                with contextlib.suppress(Exception):  # not even a broken log ends the supervisor
+                    log.exception("bus_consumer_died", group=sub.group, restart_in_s=delay)
                 await asyncio.sleep(delay)
                 self._health.up(sub.group, name)
 

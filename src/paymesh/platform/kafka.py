@@ -261,9 +261,9 @@ class KafkaBus:
                 deaths = 1 if loop.time() - started > policy.backoff_max_s else deaths + 1
                 delay = min(policy.backoff_max_s, policy.restart_backoff_s * 2 ** (deaths - 1))
                 self._health.down(group, "kafka", exc)
-                log.exception("kafka_consumer_died", group=group, restart_in_s=delay)
+                with contextlib.suppress(Exception):  # not even a broken log ends the supervisor
+                    log.exception("kafka_consumer_died", group=group, restart_in_s=delay)
                 await asyncio.sleep(delay)
-                log.info("kafka_consumer_restarting", group=group, deaths=deaths)
 
     async def _consume(
         self, group: str, routes: dict[str, list[Handler]], *, ensure_topic: bool = False
