@@ -1,5 +1,6 @@
 """The ``paymesh`` command: ``up``, ``serve``, ``migrate``, ``bootstrap``, ``demo``,
-``health``, ``ledger verify``, ``keys``, ``audit tail``, ``tenants create``, ``clients``.
+``health``, ``ledger verify``, ``keys``, ``audit tail``, ``tenants create``, ``clients``,
+``kafka replay-dlq``.
 
 Help texts are Markdown (``rich_markup_mode``): a docstring's lines are joined
 into paragraphs, and `code` shows without its backticks.
@@ -41,6 +42,8 @@ clients = _group("Tenants' API clients (in the gateway database).")
 app.add_typer(clients, name="clients")
 risk = _group("The risk service's rules.")
 app.add_typer(risk, name="risk")
+kafka = _group("The distributed shape's Kafka topics.")
+app.add_typer(kafka, name="kafka")
 console = Console(stderr=True, soft_wrap=True)
 
 __all__ = ["app", "main"]
@@ -316,6 +319,54 @@ def risk_check_rules(
     typer.echo(
         f"ok: {path}: version {rules.version}, {len(rules.rules)} rules, checksum {rules.checksum}"
     )
+
+
+@kafka.command("replay-dlq")
+def kafka_replay_dlq(
+    topic: Annotated[
+        str, typer.Argument(help="the topic, as services name it (paymesh.payments.v1)")
+    ],
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="replay at most this many records")
+    ] = None,
+    idle: Annotated[
+        float, typer.Option(min=0.1, help="stop after this many seconds without a record")
+    ] = 5.0,
+) -> None:
+    """Re-publish the records of TOPIC.dlq to TOPIC, with their original key and headers.
+
+    Both names get the kafka.namespace prefix, as the services' topics do. What
+    was replayed is remembered (consumer group paymesh-dlq-replay), so a second
+    run goes on after it. Consumers are idempotent, so a replay is safe.
+    """
+    from paymesh.launcher import make_kafka_bus
+    from paymesh.platform.delivery import dead_letter_topic
+
+    settings = _settings()
+    if not settings.kafka.bootstrap_servers:
+        typer.echo(
+            "no Kafka configured (kafka.bootstrap_servers); the embedded shape keeps dead "
+            f"letters in {settings.var_dir / 'dead-letters.jsonl'} (see docs/kafka-dlq.md)",
+            err=True,
+        )
+        raise typer.Exit(2)
+
+    async def _replay() -> int:
+        bus = make_kafka_bus(settings)
+        await bus.start()
+        try:
+            return await bus.replay_dead_letters(topic, limit=limit, idle_s=idle)
+        finally:
+            await bus.stop()
+
+    ns = settings.kafka.namespace
+    physical = f"{ns}.{topic}" if ns else topic
+    try:
+        count = asyncio.run(_replay())
+    except Exception as exc:
+        typer.echo(f"replay failed: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"replayed {count} records from {dead_letter_topic(physical)} to {physical}")
 
 
 @ledger.command("verify")

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import DBAPIError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
@@ -18,11 +18,15 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, w
 from paymesh.contracts.events import TOPIC_ACCOUNTS, TOPIC_PAYMENTS, TOPIC_RISK, TOPIC_WEBHOOKS
 from paymesh.platform.bus import EventBus, InProcessBus
 from paymesh.platform.clock import Clock
+from paymesh.platform.delivery import DeliveryPolicy
 from paymesh.platform.logging import get_logger
 from paymesh.platform.runtime import Runtime
 from paymesh.platform.settings import Settings
 
-__all__ = ["SERVICES", "Platform", "app_module", "make_bus"]
+if TYPE_CHECKING:
+    from paymesh.platform.kafka import KafkaBus
+
+__all__ = ["SERVICES", "Platform", "app_module", "delivery_policy", "make_bus", "make_kafka_bus"]
 
 log = get_logger(__name__)
 
@@ -34,9 +38,28 @@ def make_bus(settings: Settings) -> EventBus:
     """Kafka when bootstrap servers are configured (distributed), else in-process."""
     k = settings.kafka
     if not k.bootstrap_servers:
-        return InProcessBus()
+        return InProcessBus(
+            policy=delivery_policy(settings), dead_letters=settings.var_dir / "dead-letters.jsonl"
+        )
+    return make_kafka_bus(settings)
+
+
+def delivery_policy(settings: Settings) -> DeliveryPolicy:
+    """The retry, dead-letter and restart policy of both buses (the kafka settings)."""
+    k = settings.kafka
+    return DeliveryPolicy(
+        max_attempts=k.max_attempts,
+        backoff_s=k.retry_backoff_s,
+        backoff_max_s=k.retry_backoff_max_s,
+        restart_backoff_s=k.restart_backoff_s,
+    )
+
+
+def make_kafka_bus(settings: Settings) -> KafkaBus:
+    """The Kafka bus the settings describe (bootstrap_servers must be set)."""
     from paymesh.platform.kafka import KafkaBus, KafkaOptions
 
+    k = settings.kafka
     return KafkaBus(
         KafkaOptions(
             bootstrap_servers=k.bootstrap_servers,
@@ -44,6 +67,7 @@ def make_bus(settings: Settings) -> EventBus:
             session_timeout_ms=k.session_timeout_ms,
             max_poll_interval_ms=k.max_poll_interval_ms,
             namespace=k.namespace,
+            policy=delivery_policy(settings),
         )
     )
 

@@ -11,6 +11,7 @@ from confluent_kafka.admin import AdminClient
 
 from paymesh.contracts.events import Event
 from paymesh.platform.db import Database
+from paymesh.platform.delivery import DeliveryPolicy
 from paymesh.platform.kafka import KafkaBus, KafkaOptions
 from paymesh.platform.outbox import OutboxRelay, append, first_delivery, inbox_table, outbox_table
 
@@ -22,6 +23,7 @@ def _options(bootstrap: str) -> KafkaOptions:
         session_timeout_ms=6_000,
         max_poll_interval_ms=10_000,
         retry_delay_s=0.05,
+        policy=DeliveryPolicy(backoff_s=0.05, backoff_max_s=0.2),
     )
 
 
@@ -179,6 +181,7 @@ async def test_installations_in_other_namespaces_share_a_broker_without_seeing_e
                 session_timeout_ms=options.session_timeout_ms,
                 max_poll_interval_ms=options.max_poll_interval_ms,
                 retry_delay_s=options.retry_delay_s,
+                policy=options.policy,
                 namespace=f"{name}{secrets.token_hex(3)}",
             )
         )

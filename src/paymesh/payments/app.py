@@ -87,6 +87,7 @@ class PaymentsRuntime:
         self.port = 0
         self._deps: Deps | None = None
         self._running = asyncio.Event()
+        self._bus = bus
         bus.subscribe(TOPIC, GROUP, self._on_risk_event)
 
     async def _on_risk_event(self, event: Event) -> None:
@@ -125,6 +126,7 @@ class PaymentsRuntime:
             lambda server: add_PaymentsServicer_to_server(api, server),
             [SERVICE_NAME],
             tls=s.tls,
+            ready=lambda: self._bus.healthy(GROUP),
         )
         self.port = await self._server.start()
         self.relay.start()

@@ -6,6 +6,14 @@ once Kafka has it. Each subscription is a consumer in a group that commits
 an offset only after the handler's effect is done (at-least-once); the
 handler's inbox makes a redelivery harmless. confluent-kafka is a blocking
 client, so polling and committing run in worker threads.
+
+A record that cannot be parsed, or whose handler keeps failing, goes to the
+dead-letter topic ``<topic>.dlq`` (see :mod:`paymesh.platform.delivery` and
+docs/kafka-dlq.md); its offset is committed only once that topic has it. A
+failed attempt gives the record back (a seek to its offset) and polls again
+after the backoff, so a long retry never outlasts ``max.poll.interval.ms``.
+A consumer that dies anyway is restarted, and :meth:`KafkaBus.healthy` is
+False until it polls again.
 """
 
 from __future__ import annotations
@@ -13,7 +21,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import (
@@ -29,9 +38,24 @@ from confluent_kafka.cimpl import NewTopic
 
 from paymesh.contracts.events import Event
 from paymesh.platform.bus import Handler
+from paymesh.platform.delivery import (
+    DEAD_LETTER_HEADER_PREFIX,
+    ConsumerHealth,
+    DeliveryPolicy,
+    MalformedEvent,
+    dead_letter_topic,
+    describe_error,
+    is_infrastructure,
+    parse_event,
+)
 from paymesh.platform.logging import get_logger
+from paymesh.platform.metrics import KAFKA_DEAD_LETTERS
 
-__all__ = ["KafkaBus", "KafkaOptions"]
+__all__ = ["REPLAY_GROUP", "KafkaBus", "KafkaOptions"]
+
+# The consumer group `paymesh kafka replay-dlq` reads dead-letter topics with: its
+# committed offsets remember what was replayed already.
+REPLAY_GROUP = "paymesh-dlq-replay"
 
 log = get_logger(__name__)
 
@@ -49,6 +73,16 @@ class KafkaOptions:
     # Prefixed to every topic and consumer group ("<namespace>.<name>"), so several
     # installations can share one Kafka cluster without seeing each other.
     namespace: str = ""
+    # Retries, dead-lettering and restarts of consumers.
+    policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+
+
+@dataclass
+class _Failure:
+    """The record at the head of a partition whose handler failed, and how often."""
+
+    offset: int
+    attempts: int
 
 
 class KafkaBus:
@@ -61,6 +95,15 @@ class KafkaBus:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = threading.Event()
         self._poller: threading.Thread | None = None
+        self._health = ConsumerHealth()
+
+    def healthy(self, *groups: str) -> bool:
+        """False while a consumer of `groups` (of any group, if none named) is dead."""
+        return self._health.healthy(*groups)
+
+    def dead_consumers(self) -> dict[str, str]:
+        """The consumers that died and wait to be restarted, with their last error."""
+        return self._health.dead()
 
     def subscribe(self, topic: str, group: str, handler: Handler) -> None:
         """Deliver every event of `topic` to `handler`, once per consumer group.
@@ -78,7 +121,7 @@ class KafkaBus:
             raise RuntimeError(f"group {group!r} is consuming already: subscribe before start")
         self._subs.append((topic, group, handler))
         if self._producer is not None:
-            consume = self._consume(group, {topic: [handler]}, ensure_topic=True)
+            consume = self._supervise(group, {topic: [handler]}, ensure_topic=True)
             self._tasks.append(asyncio.create_task(consume))
 
     def _physical(self, name: str) -> str:
@@ -121,12 +164,13 @@ class KafkaBus:
         self._poller = threading.Thread(target=self._poll_producer, daemon=True)
         self._poller.start()
         if self._subs:
-            await self.ensure_topics(*{topic for topic, _, _ in self._subs})
+            topics = {topic for topic, _, _ in self._subs}
+            await self.ensure_topics(*topics, *map(dead_letter_topic, topics))
         groups: dict[str, dict[str, list[Handler]]] = {}
         for topic, group, handler in self._subs:
             groups.setdefault(group, {}).setdefault(topic, []).append(handler)
         for group, routes in groups.items():
-            self._tasks.append(asyncio.create_task(self._consume(group, routes)))
+            self._tasks.append(asyncio.create_task(self._supervise(group, routes)))
 
     def _poll_producer(self) -> None:
         while not self._stopping.is_set():
@@ -135,8 +179,24 @@ class KafkaBus:
 
     async def publish(self, topic: str, event: Event) -> None:
         """Publish `event` keyed by its subject; return once Kafka acknowledged it."""
+        await self._produce(
+            self._physical(topic),
+            key=event.subject.encode(),
+            value=event.to_json(),
+            headers=[("ce_id", event.id), ("ce_type", event.type), ("ce_tenant", event.tenant)],
+        )
+
+    async def _produce(
+        self,
+        physical_topic: str,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, str | bytes | None]],
+    ) -> None:
+        """Produce one record to a topic named as on the broker; return once acknowledged."""
         if self._producer is None:
-            raise RuntimeError("KafkaBus.publish before start()")
+            raise RuntimeError("KafkaBus used before start()")
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
 
@@ -152,15 +212,14 @@ class KafkaBus:
             loop.call_soon_threadsafe(_settle)
 
         self._producer.produce(
-            self._physical(topic),
-            key=event.subject.encode(),
-            value=event.to_json(),
-            headers={"ce_id": event.id, "ce_type": event.type, "ce_tenant": event.tenant},
-            on_delivery=_delivered,
+            physical_topic, key=key, value=value, headers=headers, on_delivery=_delivered
         )
         await done
 
     def _consumer(self, group: str) -> Consumer:
+        return Consumer(self._consumer_config(group))
+
+    def _consumer_config(self, group: str) -> dict[str, Any]:
         o = self._options
         config: dict[str, Any] = {
             "bootstrap.servers": o.bootstrap_servers,
@@ -172,24 +231,46 @@ class KafkaBus:
             "max.poll.interval.ms": o.max_poll_interval_ms,
             "heartbeat.interval.ms": max(100, o.session_timeout_ms // 10),
         }
-        return Consumer(config)
+        return config
 
-    async def _ensure_topic_until_ready(self, topic: str) -> None:
-        """Create `topic` if needed, retrying while the broker cannot be reached."""
+    async def _ensure_topic_until_ready(self, *topics: str) -> None:
+        """Create `topics` if needed, retrying while the broker cannot be reached."""
         while True:
             try:
-                await self.ensure_topics(topic)
+                await self.ensure_topics(*topics)
                 return
             except Exception as exc:
-                log.warning("kafka_topic_not_ready", topic=topic, error=repr(exc))
+                log.warning("kafka_topic_not_ready", topics=topics, error=repr(exc))
                 await asyncio.sleep(self._options.retry_delay_s)
+
+    async def _supervise(
+        self, group: str, routes: dict[str, list[Handler]], *, ensure_topic: bool = False
+    ) -> None:
+        """Run the consumer of `group`; start it again, after a backoff, whenever it dies."""
+        policy = self._options.policy
+        loop = asyncio.get_running_loop()
+        deaths = 0
+        while True:
+            started = loop.time()
+            try:
+                await self._consume(group, routes, ensure_topic=ensure_topic)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # A consumer that ran a while before dying starts the backoff afresh.
+                deaths = 1 if loop.time() - started > policy.backoff_max_s else deaths + 1
+                delay = min(policy.backoff_max_s, policy.restart_backoff_s * 2 ** (deaths - 1))
+                self._health.down(group, "kafka", exc)
+                with contextlib.suppress(Exception):  # not even a broken log ends the supervisor
+                    log.exception("kafka_consumer_died", group=group, restart_in_s=delay)
+                await asyncio.sleep(delay)
 
     async def _consume(
         self, group: str, routes: dict[str, list[Handler]], *, ensure_topic: bool = False
     ) -> None:
         if ensure_topic:
             for topic in routes:
-                await self._ensure_topic_until_ready(topic)
+                await self._ensure_topic_until_ready(topic, dead_letter_topic(topic))
         consumer = self._consumer(group)
 
         # Called from poll() in its worker thread; structlog is thread-safe.
@@ -200,30 +281,169 @@ class KafkaBus:
             log.info("kafka_partitions_revoked", group=group, partitions=_names(partitions))
 
         handlers = {self._physical(topic): hs for topic, hs in routes.items()}
+        logical = {self._physical(topic): topic for topic in routes}
+        # Per partition, the record at its head whose handler failed (and how often).
+        failures: dict[tuple[str, int], _Failure] = {}
         consumer.subscribe(sorted(handlers), on_assign=assigned, on_revoke=revoked)
         try:
             while True:
                 msg = await asyncio.to_thread(consumer.poll, 0.5)
+                self._health.up(group, "kafka")
                 if msg is None:
                     continue
                 if msg.error():
                     log.warning("kafka_consume_error", group=group, error=str(msg.error()))
                     continue
-                event = Event.from_json(msg.value() or b"{}")
-                for handler in handlers.get(msg.topic() or "", []):
-                    while True:
-                        try:
+                topic, partition, offset = (
+                    msg.topic() or "",
+                    msg.partition() or 0,
+                    msg.offset() or 0,
+                )
+                failed = failures.get((topic, partition))
+                attempts = failed.attempts if failed is not None and failed.offset == offset else 0
+                try:
+                    event = parse_event(msg.value())
+                except MalformedEvent as exc:
+                    await self._dead_letter(group, logical[topic], msg, exc, "malformed", 1)
+                else:
+                    try:
+                        for handler in handlers.get(topic, []):
                             await handler(event)
-                            break
-                        except asyncio.CancelledError:
-                            raise
-                        except Exception:
-                            log.exception("event_handler_failed", group=group, event_id=event.id)
-                            await asyncio.sleep(self._options.retry_delay_s)
-                # Commit only after the effect: a crash before this line redelivers.
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:
+                        attempts += 1
+                        if not self._options.policy.gives_up(attempts, exc):
+                            failures[(topic, partition)] = _Failure(offset, attempts)
+                            tp = TopicPartition(topic, partition, offset)
+                            await self._retry_later(consumer, group, tp, event, exc, attempts)
+                            continue
+                        reason = "handler_failed"
+                        await self._dead_letter(group, logical[topic], msg, exc, reason, attempts)
+                failures.pop((topic, partition), None)
+                # Commit only after the effect (or the dead letter is acknowledged):
+                # a crash before this line redelivers.
                 await asyncio.to_thread(consumer.commit, message=msg, asynchronous=False)
         finally:
             await asyncio.to_thread(consumer.close)
+
+    async def _retry_later(
+        self,
+        consumer: Consumer,
+        group: str,
+        tp: TopicPartition,
+        event: Event,
+        error: Exception,
+        attempts: int,
+    ) -> None:
+        """Give the record back (the next poll of its partition returns it) after a backoff."""
+        # The consumer polls again after the backoff: keep it well inside the poll interval.
+        delay = min(
+            self._options.policy.backoff(attempts), self._options.max_poll_interval_ms / 2000
+        )
+        log.warning(
+            "event_handler_failed",
+            group=group,
+            topic=tp.topic,
+            partition=tp.partition,
+            offset=tp.offset,
+            event_id=event.id,
+            attempt=attempts,
+            infrastructure=is_infrastructure(error),
+            retry_in_s=delay,
+            exc_info=error,
+        )
+        await asyncio.to_thread(consumer.seek, tp)
+        await asyncio.sleep(delay)
+
+    async def _dead_letter(
+        self,
+        group: str,
+        topic: str,
+        msg: Message,
+        error: BaseException,
+        reason: str,
+        attempts: int,
+    ) -> None:
+        """Copy `msg` to its dead-letter topic, with headers saying why; wait for the ack."""
+        kind, message = describe_error(error)
+        physical = msg.topic() or self._physical(topic)
+        dlq = dead_letter_topic(physical)
+        p = DEAD_LETTER_HEADER_PREFIX
+        headers: list[tuple[str, str | bytes | None]] = [
+            *_headers(msg),
+            (f"{p}reason", reason),
+            (f"{p}error", message),
+            (f"{p}exception", kind),
+            (f"{p}original_topic", physical),
+            (f"{p}partition", str(msg.partition())),
+            (f"{p}offset", str(msg.offset())),
+            (f"{p}attempts", str(attempts)),
+            (f"{p}consumer_group", self._physical(group)),
+            (f"{p}failed_at", datetime.now(UTC).isoformat(timespec="milliseconds")),
+        ]
+        await self._produce(dlq, key=msg.key(), value=msg.value(), headers=headers)
+        KAFKA_DEAD_LETTERS.labels(group=group, topic=topic).inc()
+        log.error(
+            "kafka_record_dead_lettered",
+            group=group,
+            topic=physical,
+            partition=msg.partition(),
+            offset=msg.offset(),
+            dead_letter_topic=dlq,
+            reason=reason,
+            exception=kind,
+            error=message,
+            attempts=attempts,
+        )
+
+    async def replay_dead_letters(
+        self, topic: str, *, limit: int | None = None, idle_s: float = 5.0, join_s: float = 60.0
+    ) -> int:
+        """Re-publish the records of ``<topic>.dlq`` to `topic`; return how many.
+
+        Each record keeps its key, value and headers, less the ``dlq_`` ones; its
+        offset in the dead-letter topic is committed (group ``REPLAY_GROUP``) only
+        once `topic` has acknowledged it, so a replay that stops early resumes
+        where it stopped and one that crashes repeats at most a record (consumers
+        are idempotent). Stops after `limit` records, or when no record came for
+        `idle_s` seconds after the consumer joined its group.
+        """
+        physical = self._physical(topic)
+        dlq = dead_letter_topic(physical)
+        await self.ensure_topics(dead_letter_topic(topic))
+        consumer = self._consumer(REPLAY_GROUP)
+        joined = threading.Event()
+        consumer.subscribe([dlq], on_assign=lambda _c, _p: joined.set())
+        loop = asyncio.get_running_loop()
+        join_deadline = loop.time() + join_s
+        replayed, last = 0, loop.time()
+        try:
+            while limit is None or replayed < limit:
+                msg = await asyncio.to_thread(consumer.poll, 0.5)
+                if msg is None:
+                    if not joined.is_set():
+                        # The idle time counts from the moment partitions are assigned.
+                        last = loop.time()
+                        if last > join_deadline:
+                            raise RuntimeError(f"no partition of {dlq} assigned in {join_s} s")
+                    elif loop.time() - last > idle_s:
+                        break
+                    continue
+                if msg.error():
+                    log.warning("kafka_consume_error", group=REPLAY_GROUP, error=str(msg.error()))
+                    continue
+                headers = [
+                    (k, v) for k, v in _headers(msg) if not k.startswith(DEAD_LETTER_HEADER_PREFIX)
+                ]
+                await self._produce(physical, key=msg.key(), value=msg.value(), headers=headers)
+                await asyncio.to_thread(consumer.commit, message=msg, asynchronous=False)
+                replayed += 1
+                last = loop.time()
+                log.info("kafka_dead_letter_replayed", topic=physical, dlq_offset=msg.offset())
+        finally:
+            await asyncio.to_thread(consumer.close)
+        return replayed
 
     async def stop(self) -> None:
         """Stop consumers, flush the producer."""
@@ -239,6 +459,11 @@ class KafkaBus:
         if self._poller is not None:
             await asyncio.to_thread(self._poller.join, 5)
         self._producer = None
+
+
+def _headers(msg: Message) -> list[tuple[str, str | bytes | None]]:
+    headers = msg.headers() or []
+    return list(headers.items()) if isinstance(headers, dict) else list(headers)
 
 
 def _names(partitions: list[TopicPartition]) -> list[str]:

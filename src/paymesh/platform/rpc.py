@@ -8,6 +8,8 @@ clients read it back with :func:`error_code`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -35,6 +37,8 @@ __all__ = [
     "require_caller",
     "server_credentials",
 ]
+
+log = get_logger(__name__)
 
 METADATA_ERROR_CODE = "x-paymesh-error-code"
 
@@ -140,7 +144,12 @@ def channel_credentials(tls: TlsSettings) -> grpc.ChannelCredentials:
 
 class GrpcServer:
     """One service's gRPC server with the health and reflection services; over mutual
-    TLS when `tls` is enabled, plaintext otherwise."""
+    TLS when `tls` is enabled, plaintext otherwise.
+
+    `ready`, when given, is asked every `ready_interval_s` seconds whether the service
+    can do its work (its event consumers are alive, say); the health service answers
+    NOT_SERVING while it says no, SERVING again once it says yes.
+    """
 
     def __init__(
         self,
@@ -148,8 +157,14 @@ class GrpcServer:
         register: Callable[[grpc.aio.Server], None],
         service_names: Sequence[str],
         tls: TlsSettings | None = None,
+        *,
+        ready: Callable[[], bool] | None = None,
+        ready_interval_s: float = 0.5,
     ) -> None:
         self._listen = listen
+        self._ready = ready
+        self._ready_interval_s = ready_interval_s
+        self._watcher: asyncio.Task[None] | None = None
         self._credentials = server_credentials(tls) if tls is not None and tls.enabled else None
         self._server = grpc.aio.server(
             options=_SERVER_OPTIONS, interceptors=[UnavailableInterceptor()]
@@ -172,12 +187,37 @@ class GrpcServer:
         if self.port == 0:
             raise RuntimeError(f"cannot listen on {self._listen}")
         await self._server.start()
-        for name in ["", *self._names]:
-            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if self._ready is None:
+            await self._report(serving=True)
+        else:
+            await self._report(serving=self._ready())
+            self._watcher = asyncio.create_task(self._watch(self._ready))
         return self.port
+
+    async def _report(self, *, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING
+        if not serving:
+            status = health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ["", *self._names]:
+            await self._health.set(name, status)
+
+    async def _watch(self, ready: Callable[[], bool]) -> None:
+        serving = ready()
+        while True:
+            await asyncio.sleep(self._ready_interval_s)
+            now = ready()
+            if now != serving:
+                serving = now
+                await self._report(serving=serving)
+                log.warning("grpc_health_changed", services=self._names, serving=serving)
 
     async def stop(self, grace_s: float = 5.0) -> None:
         """Report NOT_SERVING, finish calls in flight, stop."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
         await self._health.enter_graceful_shutdown()
         await self._server.stop(grace_s)
 

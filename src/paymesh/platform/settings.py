@@ -180,6 +180,22 @@ class KafkaSettings(BaseModel):
     # Prefixed to every topic and consumer group: several installations (or test
     # platforms) can share one Kafka cluster without seeing each other's events.
     namespace: str = Field(default="", pattern=r"^[A-Za-z0-9_-]{0,64}$")
+    # A record whose handler keeps failing goes to the dead-letter topic "<topic>.dlq"
+    # (namespaced like its topic) after this many attempts, with a backoff that starts at
+    # retry_backoff_s and doubles up to retry_backoff_max_s between them. Errors that say
+    # a database, Redis or peer is unreachable are retried without limit instead. A
+    # consumer that dies is restarted after restart_backoff_s (doubling likewise).
+    # The embedded bus follows the same settings (see docs/kafka-dlq.md).
+    max_attempts: int = Field(default=10, ge=1, le=1000)
+    retry_backoff_s: float = Field(default=0.5, gt=0)
+    retry_backoff_max_s: float = Field(default=30.0, gt=0)
+    restart_backoff_s: float = Field(default=1.0, gt=0)
+
+    @model_validator(mode="after")
+    def _backoff_bounds(self) -> KafkaSettings:
+        if self.retry_backoff_s > self.retry_backoff_max_s:
+            raise ValueError("kafka: retry_backoff_s must not exceed retry_backoff_max_s")
+        return self
 
 
 class _YamlFileSource(PydanticBaseSettingsSource):

@@ -108,6 +108,7 @@ class RiskRuntime:
         )
         self._clock = clock
         self._running = asyncio.Event()
+        self._bus = bus
         bus.subscribe(PAYMENTS_TOPIC, GROUP, self._on_payment_event)
         self._server: GrpcServer | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -163,7 +164,13 @@ class RiskRuntime:
                 "another risk process uses this database's SQL velocity windows: they are"
                 " correct in one process only; give every replica risk.redis_url"
             )
-        self._server = GrpcServer(self._listen, self._register, [SERVICE_NAME], tls=self._tls)
+        self._server = GrpcServer(
+            self._listen,
+            self._register,
+            [SERVICE_NAME],
+            tls=self._tls,
+            ready=lambda: self._bus.healthy(GROUP),
+        )
         self.port = await self._server.start()
         self._relay.start()
         self.store.start()

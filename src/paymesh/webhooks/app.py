@@ -119,6 +119,7 @@ class WebhooksRuntime:
             jitter=jitter,
         )
         self._running = asyncio.Event()
+        self._bus = bus
         for topic in CONSUMED_TOPICS:
             bus.subscribe(topic, GROUP, self._on_event)
         self._server: GrpcServer | None = None
@@ -138,7 +139,13 @@ class WebhooksRuntime:
 
     async def start(self) -> None:
         """Bind the gRPC server, start relaying the outbox and delivering."""
-        self._server = GrpcServer(self._listen, self._register, [SERVICE_NAME], tls=self._tls)
+        self._server = GrpcServer(
+            self._listen,
+            self._register,
+            [SERVICE_NAME],
+            tls=self._tls,
+            ready=lambda: self._bus.healthy(GROUP),
+        )
         self.port = await self._server.start()
         self._relay.start()
         self.worker.start()
