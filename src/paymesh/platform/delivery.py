@@ -26,6 +26,7 @@ import grpc
 from sqlalchemy import exc as sa_exc
 
 from paymesh.contracts.events import Event
+from paymesh.platform.unavailable import is_unavailable
 
 __all__ = [
     "DEAD_LETTER_HEADER_PREFIX",
@@ -115,37 +116,15 @@ _INFRA_GRPC = {
 }
 
 
-def _infra_types() -> tuple[type[BaseException], ...]:
-    types: list[type[BaseException]] = [
-        OSError,  # ConnectionError, socket errors, DNS failures
-        TimeoutError,
-        sa_exc.OperationalError,  # the database cannot be reached or is locked
-        sa_exc.InterfaceError,
-        sa_exc.TimeoutError,  # no pooled connection in time
-    ]
-    try:
-        from redis import exceptions as redis_exc
-
-        types += [redis_exc.ConnectionError, redis_exc.TimeoutError]
-    except ImportError:  # pragma: no cover - redis is a dependency
-        pass
-    return tuple(types)
-
-
-_INFRA_TYPES = _infra_types()
-
-
 def is_infrastructure(error: BaseException) -> bool:
     """Whether `error` (or what caused it) says a dependency is unreachable, not that
     the record is bad: a database, Redis or a peer service that is down or too slow."""
+    if is_unavailable(error):
+        return True
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, _INFRA_TYPES):
-            return True
-        if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
-            return True
         if isinstance(current, grpc.aio.AioRpcError) and current.code() in _INFRA_GRPC:
             return True
         current = current.__cause__ or current.__context__

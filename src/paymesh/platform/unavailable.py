@@ -14,6 +14,7 @@ import errno
 import socket
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 __all__ = ["is_unavailable"]
 
@@ -37,7 +38,7 @@ _UNAVAILABLE_WORDS = ("database is locked", "connection", "shutting down", "term
 
 
 def _one(exc: BaseException) -> bool:
-    if isinstance(exc, ConnectionError | TimeoutError | socket.gaierror):
+    if isinstance(exc, ConnectionError | TimeoutError | socket.gaierror | PoolTimeout):
         return True
     if isinstance(exc, OSError) and exc.errno in _NETWORK_ERRNOS:
         return True
