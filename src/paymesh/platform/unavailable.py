@@ -69,5 +69,8 @@ def is_unavailable(exc: BaseException) -> bool:
         seen.add(id(current))
         if _one(current):
             return True
+        orig = getattr(current, "orig", None)  # a SQLAlchemy error's driver exception
+        if isinstance(orig, BaseException) and orig is not current and _one(orig):
+            return True
         current = current.__cause__ or current.__context__
     return False
