@@ -13,6 +13,7 @@
     ├── PayloadTooLarge            413  payload_too_large
     ├── Unprocessable              422  validation_error, idempotency_key_reused, <service code>
     ├── RateLimited                429  rate_limited
+    │   └── Overloaded                  overloaded (shed before any work; retry after Retry-After)
     ├── ServiceUnavailable         503  service_unavailable
     ├── RequestTimeout             504  request_timeout
     └── UpstreamError              any  what a backend service answered (its stable code)
@@ -31,6 +32,7 @@ __all__ = [
     "IdempotencyKeyRequired",
     "MalformedJson",
     "NotFound",
+    "Overloaded",
     "PayloadTooLarge",
     "RateLimited",
     "RequestTimeout",
@@ -130,6 +132,12 @@ class PayloadTooLarge(GatewayError):
 class RateLimited(GatewayError):
     status = 429
     default_code = "rate_limited"
+
+
+class Overloaded(RateLimited):
+    """The gateway has more work than it can take on now; nothing of this request was done."""
+
+    default_code = "overloaded"
 
 
 class RequestTimeout(GatewayError):
