@@ -75,8 +75,17 @@ your `client_id` and `client_secret`, then send `Authorization: Bearer
 **Abuse limits**: each API client has a token bucket (the `token`
 endpoint: per `client_id`, or per address). Every answer carries
 `RateLimit-Policy` and `RateLimit` headers; over the limit: 429
-`rate_limited` with `Retry-After`. Bodies over 64 KiB (by default): 413
+`rate_limited` with `Retry-After`. Failed client-credential attempts are
+limited per address and per `client_id` (10, then one per 10 s, by
+default; successes do not count): beyond that, 429 `rate_limited` before
+the secret is checked. Bodies over 64 KiB (by default): 413
 `payload_too_large`; a request unanswered after 30 s: 504 `request_timeout`.
+
+**Overload**: money-moving POSTs that the platform cannot take on at once
+wait their turn, or are answered 429 `overloaded` with `Retry-After`
+before any work (the Idempotency-Key is not used up: retry with the same
+key). Admitted requests wait for the services while they are busy rather
+than failing with a 5xx.
 
 **Idempotency**: every POST accepts an `Idempotency-Key` header;
 money-moving POSTs (payments, capture, cancel, refunds, top-ups, payouts,
