@@ -147,9 +147,10 @@ class GatewaySettings(BaseModel):
     # hashed and refunded on success; empty: 429 `rate_limited` without hashing anything.
     auth_failure_burst: int = Field(default=10, ge=1)
     auth_failure_per_s: float = Field(default=0.1, gt=0)
-    # Client secrets are hashed (scrypt) on this many threads, never on the event loop;
-    # at most hash_queue more requests wait for one, the rest get 429 `overloaded`.
-    hash_threads: int = Field(default=2, ge=1)
+    # Client secrets are hashed (scrypt, ~0.1 s of CPU each) on this many threads, never on
+    # the event loop (one leaves the loop a core of its own on a small machine); at most
+    # hash_queue more requests wait for one, the rest get 429 `overloaded`.
+    hash_threads: int = Field(default=1, ge=1)
     hash_queue: int = Field(default=32, ge=0)
     # Money-moving POSTs at work at once in this gateway; up to admission_queue more wait,
     # each at most admission_wait_s (and at most half of request_timeout_s), and are then
