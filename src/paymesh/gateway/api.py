@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 
 from paymesh.contracts.payments.v1 import payments_pb2 as ppb
 from paymesh.gateway import domain
+from paymesh.gateway.admission import Admission
 from paymesh.gateway.api_accounts import router as accounts_router
 from paymesh.gateway.api_payments import router as payments_router
 from paymesh.gateway.api_risk import router as risk_router
@@ -31,7 +32,7 @@ from paymesh.gateway.backends import (
 from paymesh.gateway.deps import Gateway, IdempotencyKey, gateway, json_out, keyed, scoped
 from paymesh.gateway.docs import install_docs
 from paymesh.gateway.errors import BadRequest, Unauthenticated
-from paymesh.gateway.limits import LimitsMiddleware, enforce
+from paymesh.gateway.limits import LimitsMiddleware, charge_failures, enforce
 from paymesh.gateway.problems import install_problem_handlers, problem_responses
 from paymesh.gateway.ratelimit import MemoryRateLimiter, Policy, RateLimiter, RedisRateLimiter
 from paymesh.gateway.schemas import (
@@ -42,7 +43,7 @@ from paymesh.gateway.schemas import (
     TenantOut,
     TokenOut,
 )
-from paymesh.gateway.security import ResponseSealer
+from paymesh.gateway.security import ResponseSealer, SecretHasher
 from paymesh.gateway.service import (
     ClientCache,
     CreateClient,
@@ -76,8 +77,17 @@ your `client_id` and `client_secret`, then send `Authorization: Bearer
 **Abuse limits**: each API client has a token bucket (the `token`
 endpoint: per `client_id`, or per address). Every answer carries
 `RateLimit-Policy` and `RateLimit` headers; over the limit: 429
-`rate_limited` with `Retry-After`. Bodies over 64 KiB (by default): 413
+`rate_limited` with `Retry-After`. Failed client-credential attempts are
+limited per address and per `client_id` (10, then one per 10 s, by
+default; successes do not count): beyond that, 429 `rate_limited` before
+the secret is checked. Bodies over 64 KiB (by default): 413
 `payload_too_large`; a request unanswered after 30 s: 504 `request_timeout`.
+
+**Overload**: money-moving POSTs that the platform cannot take on at once
+wait their turn, or are answered 429 `overloaded` with `Retry-After`
+before any work (the Idempotency-Key is not used up: retry with the same
+key). Admitted requests wait for the services while they are busy rather
+than failing with a 5xx.
 
 **Idempotency**: every POST accepts an `Idempotency-Key` header;
 money-moving POSTs (payments, capture, cancel, refunds, top-ups, payouts,
@@ -144,29 +154,36 @@ async def token(
     basic = _basic_credentials(request.headers.get("authorization"))
     if basic is not None:
         client_id, client_secret = basic
-    # Guessing secrets is limited per client id; without one, per remote address.
+    # Requests are limited per client id; without one, per remote address.
     remote = request.client.host if request.client else "unknown"
     await enforce(request, gw.limiter, f"token:{client_id}" if client_id else f"addr:{remote}")
     if grant_type != "client_credentials":
         raise BadRequest("grant_type must be client_credentials", code="unsupported_grant_type")
-    if not client_id or not client_secret:
-        await record(
-            gw.store, gw.clock, Origin(actor=client_id or "anonymous", source=remote),
-            "auth.failed", outcome="failure", target=client_id or None,
-            details={"reason": "missing credentials", "credential": "client_secret"},
-        )  # fmt: skip
-        raise Unauthenticated(
-            "send client_id and client_secret", code="invalid_client",
-            headers={"WWW-Authenticate": 'Basic realm="paymesh"'},
-        )  # fmt: skip
-    issued = await issue_token(
-        IssueToken(client_id=client_id, client_secret=client_secret, scope=scope),
-        store=gw.store,
-        keys=gw.keys,
-        settings=gw.settings.gateway,
-        clock=gw.clock,
-        source=remote,
-    )
+    # Failed attempts are limited per address and per client id, charged before the
+    # secret is hashed: a flood of guesses is refused before it costs a hash.
+    failures = [f"credfail:addr:{remote}"]
+    if client_id:
+        failures.append(f"credfail:client:{client_id}")
+    async with charge_failures(request, gw.limiter, gw.auth_failures, failures):
+        if not client_id or not client_secret:
+            await record(
+                gw.store, gw.clock, Origin(actor=client_id or "anonymous", source=remote),
+                "auth.failed", outcome="failure", target=client_id or None,
+                details={"reason": "missing credentials", "credential": "client_secret"},
+            )  # fmt: skip
+            raise Unauthenticated(
+                "send client_id and client_secret", code="invalid_client",
+                headers={"WWW-Authenticate": 'Basic realm="paymesh"'},
+            )  # fmt: skip
+        issued = await issue_token(
+            IssueToken(client_id=client_id, client_secret=client_secret, scope=scope),
+            store=gw.store,
+            keys=gw.keys,
+            settings=gw.settings.gateway,
+            clock=gw.clock,
+            hasher=gw.hasher,
+            source=remote,
+        )
     out = TokenOut(
         access_token=issued.access_token, expires_in=issued.expires_in, scope=issued.scope
     )
@@ -329,14 +346,17 @@ def create_app(
     limiter: RateLimiter | None = None,
     risk: RiskBackend | None = None,
     webhooks: WebhooksBackend | None = None,
+    hasher: SecretHasher | None = None,
 ) -> FastAPI:
     """The gateway's ASGI app over the given store and backends (fakes in tests).
 
     Without `limiter`, one is built from settings (`gateway.redis_url`); the
-    caller closes it (`app.state.gateway.limiter.aclose()`).
+    caller closes it (`app.state.gateway.limiter.aclose()`), and likewise the
+    secret hasher (`app.state.gateway.hasher.close()`).
     """
     clock = clock or SystemClock()
     limiter = limiter or build_limiter(settings, clock=clock)
+    g = settings.gateway
     app = FastAPI(
         title="paymesh API",
         version="1.0.0",
@@ -361,6 +381,15 @@ def create_app(
         clock=clock,
         sealer=ResponseSealer(settings.gateway.secret_key.get_secret_value().encode()),
         limiter=limiter,
+        auth_failures=Policy(
+            capacity=g.auth_failure_burst, rate_per_s=g.auth_failure_per_s, name="auth-failures"
+        ),
+        hasher=hasher or SecretHasher(threads=g.hash_threads, max_waiting=g.hash_queue),
+        admission=Admission(
+            max_in_flight=g.admission_max_in_flight,
+            max_queue=g.admission_queue,
+            max_wait_s=min(g.admission_wait_s, g.request_timeout_s / 2),
+        ),
         risk=risk,
         webhooks=webhooks,
     )

@@ -13,6 +13,7 @@ import uvicorn
 from paymesh.gateway.api import build_limiter, create_app
 from paymesh.gateway.backends import GrpcAccounts, GrpcPayments, GrpcRisk, GrpcWebhooks
 from paymesh.gateway.ratelimit import RateLimiter
+from paymesh.gateway.security import SecretHasher
 from paymesh.gateway.service import KeyRing
 from paymesh.gateway.store import GatewayStore
 from paymesh.platform.bus import EventBus
@@ -65,6 +66,7 @@ class GatewayRuntime:
         self._serve_task: asyncio.Task[None] | None = None
         self._purge_task: asyncio.Task[None] | None = None
         self._limiter: RateLimiter | None = None
+        self._hasher: SecretHasher | None = None
         self.store: GatewayStore | None = None
         self.port = 0
 
@@ -86,6 +88,9 @@ class GatewayRuntime:
         webhooks_channel = open_channel(settings.webhooks.target, settings.tls)
         self._channels = [accounts_channel, payments_channel, risk_channel, webhooks_channel]
         self._limiter = build_limiter(settings, clock=self._clock)
+        self._hasher = SecretHasher(
+            threads=settings.gateway.hash_threads, max_waiting=settings.gateway.hash_queue
+        )
         app = create_app(
             settings=settings,
             store=self.store,
@@ -96,6 +101,7 @@ class GatewayRuntime:
             limiter=self._limiter,
             risk=GrpcRisk(risk_channel, deadline_s=settings.rpc_deadline_s),
             webhooks=GrpcWebhooks(webhooks_channel, deadline_s=settings.rpc_deadline_s),
+            hasher=self._hasher,
         )
         config = uvicorn.Config(
             app,
@@ -147,6 +153,9 @@ class GatewayRuntime:
         if self._limiter is not None:
             await self._limiter.aclose()
             self._limiter = None
+        if self._hasher is not None:
+            self._hasher.close()
+            self._hasher = None
         for channel in self._channels:
             await channel.close()
         self._channels = []

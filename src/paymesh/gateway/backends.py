@@ -3,11 +3,18 @@
 The ports speak the services' protobuf messages; each call carries the
 caller. An adapter turns a failed call into :class:`UpstreamError` with the
 service's stable error code, so the routes never see gRPC.
+
+Each call has the fixed deadline the adapter was built with; inside
+:func:`calls_may_wait_until` (work the gateway admitted) it may take until the
+given moment instead, when that is later.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Protocol, TypeVar
 
 import grpc
@@ -34,6 +41,7 @@ __all__ = [
     "PaymentsBackend",
     "RiskBackend",
     "WebhooksBackend",
+    "calls_may_wait_until",
 ]
 
 _Resp = TypeVar("_Resp")
@@ -221,11 +229,30 @@ def upstream_error(exc: grpc.aio.AioRpcError) -> UpstreamError | ServiceUnavaila
     return UpstreamError(status, code, detail)
 
 
+# time.monotonic() seconds until which the calls of this task may wait (None: their own deadline).
+_WAIT_UNTIL: ContextVar[float | None] = ContextVar("paymesh_gateway_wait_until", default=None)
+
+
+@contextmanager
+def calls_may_wait_until(moment: float) -> Iterator[None]:
+    """Let the service calls made inside take until `moment` (time.monotonic() seconds)."""
+    token = _WAIT_UNTIL.set(moment)
+    try:
+        yield
+    finally:
+        _WAIT_UNTIL.reset(token)
+
+
+def _deadline(deadline_s: float) -> float:
+    until = _WAIT_UNTIL.get()
+    return deadline_s if until is None else max(deadline_s, until - time.monotonic())
+
+
 async def _call(
     method: Callable[..., Awaitable[_Resp]], request: object, caller: Caller, deadline_s: float
 ) -> _Resp:
     try:
-        return await method(request, **caller_options(caller, deadline_s))
+        return await method(request, **caller_options(caller, _deadline(deadline_s)))
     except grpc.aio.AioRpcError as exc:
         raise upstream_error(exc) from exc
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -12,18 +14,20 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from paymesh.gateway import domain
+from paymesh.gateway.admission import Admission
 from paymesh.gateway.audit import Origin, record
 from paymesh.gateway.backends import (
     AccountsBackend,
     PaymentsBackend,
     RiskBackend,
     WebhooksBackend,
+    calls_may_wait_until,
 )
 from paymesh.gateway.errors import Forbidden, Unauthenticated
 from paymesh.gateway.idempotency import KeyedRequest, check_key
-from paymesh.gateway.limits import enforce
-from paymesh.gateway.ratelimit import RateLimiter
-from paymesh.gateway.security import ResponseSealer
+from paymesh.gateway.limits import DEADLINE_KEY, enforce
+from paymesh.gateway.ratelimit import Policy, RateLimiter
+from paymesh.gateway.security import ResponseSealer, SecretHasher
 from paymesh.gateway.service import ClientCache, KeyRing, verify_token
 from paymesh.gateway.store import GatewayStore
 from paymesh.gateway.text import check_params
@@ -44,6 +48,10 @@ __all__ = [
 
 TOKEN_URL = "/v1/oauth/token"  # noqa: S105 - a path, not a secret
 
+# An admitted request's service calls end this long before the request's own
+# deadline, so that their answer (or their error) reaches the client, not a 504.
+CALL_MARGIN_S = 1.0
+
 
 @dataclass
 class Gateway:
@@ -58,6 +66,10 @@ class Gateway:
     clock: Clock
     sealer: ResponseSealer
     limiter: RateLimiter
+    # Failed client-credential attempts: the bucket shape, per address and per client id.
+    auth_failures: Policy
+    hasher: SecretHasher
+    admission: Admission
     # The risk service (None: not wired, its routes answer 503).
     risk: RiskBackend | None = None
     # The webhooks service (None: not wired, its routes answer 503).
@@ -170,7 +182,8 @@ async def keyed(request: Request, caller: Caller, key: str | None) -> KeyedReque
     """The request as idempotency sees it (the key is required on money-moving routes)."""
     gw = gateway(request)
     template: str = request.scope["route"].path
-    key = check_key(key, required=template in domain.MONEY_MOVING)
+    moves_money = template in domain.MONEY_MOVING
+    key = check_key(key, required=moves_money)
     return KeyedRequest(
         store=gw.store,
         clock=gw.clock,
@@ -182,7 +195,21 @@ async def keyed(request: Request, caller: Caller, key: str | None) -> KeyedReque
         method=request.method,
         path=request.url.path,
         body=await request.body(),
+        admit=(lambda: _admitted(request, gw.admission)) if moves_money else None,
     )
+
+
+@asynccontextmanager
+async def _admitted(request: Request, admission: Admission) -> AsyncIterator[None]:
+    """A place among the money-moving requests at work; its service calls may then
+    wait (in the services' queues) until shortly before the request's deadline."""
+    async with admission.admit():
+        deadline = request.scope.get("state", {}).get(DEADLINE_KEY)
+        if deadline is None:
+            yield
+            return
+        with calls_may_wait_until(deadline - CALL_MARGIN_S):
+            yield
 
 
 def json_out(

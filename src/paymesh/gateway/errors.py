@@ -14,6 +14,7 @@
     ├── Unprocessable              422  validation_error, idempotency_key_reused, <service code>:
     │                                   invalid_request, currency_mismatch, ...
     ├── RateLimited                429  rate_limited
+    │   └── Overloaded                  overloaded (shed before any work; retry after Retry-After)
     ├── ServiceUnavailable         503  service_unavailable
     ├── RequestTimeout             504  request_timeout
     └── UpstreamError              any  what a backend service answered (its stable code)
@@ -32,6 +33,7 @@ __all__ = [
     "IdempotencyKeyRequired",
     "MalformedJson",
     "NotFound",
+    "Overloaded",
     "PayloadTooLarge",
     "RateLimited",
     "RequestTimeout",
@@ -131,6 +133,12 @@ class PayloadTooLarge(GatewayError):
 class RateLimited(GatewayError):
     status = 429
     default_code = "rate_limited"
+
+
+class Overloaded(RateLimited):
+    """The gateway has more work than it can take on now; nothing of this request was done."""
+
+    default_code = "overloaded"
 
 
 class RequestTimeout(GatewayError):

@@ -5,12 +5,17 @@ makes a concurrent second claim fail), runs, and stores its response. The
 same key with the same request then replays that response byte for byte;
 with another request it is refused (422); while the first still runs, 409.
 A 5xx (or a crash of the handler) releases the claim so the client may retry.
+
+A request may have to be admitted first (money-moving ones, see
+admission.py); a refusal (429 `overloaded`) comes before the claim, so it
+is never stored and a retry with the same key is a first attempt.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from starlette.responses import Response
@@ -67,6 +72,8 @@ class KeyedRequest:
     method: str
     path: str
     body: bytes
+    # Where the request waits for its turn to work (None: it works at once).
+    admit: Callable[[], AbstractAsyncContextManager[None]] | None = None
 
     def object_id(self, prefix: str) -> str:
         """The id of what this request creates: derived from the key, else random."""
@@ -75,7 +82,13 @@ class KeyedRequest:
         return domain.derive_id(prefix, tenant_id=self.tenant_id, key=self.key, path=self.path)
 
     async def run(self, handler: Callable[[], Awaitable[Response]]) -> Response:
-        """Run `handler` at most once per key (replaying its first response)."""
+        """Run `handler` at most once per key (replaying its first response), once admitted."""
+        if self.admit is None:
+            return await self._run_once(handler)
+        async with self.admit():  # refused: nothing claimed, nothing done
+            return await self._run_once(handler)
+
+    async def _run_once(self, handler: Callable[[], Awaitable[Response]]) -> Response:
         if self.key is None:
             return await handler()
         claimed = await self._claim()

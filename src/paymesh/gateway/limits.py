@@ -1,10 +1,18 @@
-"""Abuse limits at the HTTP edge: request body size, request time, rate-limit headers.
+"""Abuse limits at the HTTP edge: request body size, request time, rate-limit headers,
+and the budget of failed credential attempts.
 
 `LimitsMiddleware` refuses a body over `max_body_bytes` with 413
 `payload_too_large` (from Content-Length before reading anything, or after
 reading at most the cap plus one chunk of a chunked body), answers 504
-`request_timeout` to a request still unanswered after `timeout_s`, and adds
-the rate-limit headers of the request's decision to every response.
+`request_timeout` to a request still unanswered after `timeout_s` (and
+records that deadline in the request's state, `DEADLINE_KEY`, as
+`time.monotonic()` seconds), and adds the rate-limit headers of the
+request's decision to every response.
+
+`charge_failures` takes a token from each failure bucket of an attempt
+*before* the attempt runs (a client-credential check costs a slow hash), and
+gives them back unless the attempt failed authentication: only failures use
+up the budget, and a flood is refused before it costs anything.
 
 Rate-limit headers follow draft-ietf-httpapi-ratelimit-headers (the
 structured-field form)::
@@ -19,20 +27,31 @@ at least 1, until a token is back.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from paymesh.gateway.errors import RateLimited
+from paymesh.gateway.errors import RateLimited, Unauthenticated
 from paymesh.gateway.problems import problem_response
-from paymesh.gateway.ratelimit import Decision, RateLimiter
+from paymesh.gateway.ratelimit import Decision, Policy, RateLimiter
 from paymesh.platform.logging import get_logger
 
-__all__ = ["STATE_KEY", "LimitsMiddleware", "enforce", "rate_limit_headers"]
+__all__ = [
+    "DEADLINE_KEY",
+    "STATE_KEY",
+    "LimitsMiddleware",
+    "charge_failures",
+    "enforce",
+    "rate_limit_headers",
+]
 
 log = get_logger(__name__)
 
 STATE_KEY = "rate_limit"
+DEADLINE_KEY = "deadline"
 
 
 def rate_limit_headers(decision: Decision) -> dict[str, str]:
@@ -51,11 +70,45 @@ async def enforce(request: Request, limiter: RateLimiter, key: str) -> None:
     decision = await limiter.hit(key)
     request.scope.setdefault("state", {})[STATE_KEY] = decision
     if not decision.allowed:
-        log.info("rate_limited", key=key, retry_after_s=decision.retry_after_s)
-        raise RateLimited(
-            f"too many requests: retry in {decision.retry_after_s} s",
-            headers={"Retry-After": str(decision.retry_after_s)},
-        )
+        _refuse(decision, key)
+
+
+def _refuse(decision: Decision, key: str) -> None:
+    log.info("rate_limited", key=key, retry_after_s=decision.retry_after_s)
+    raise RateLimited(
+        f"too many requests: retry in {decision.retry_after_s} s",
+        headers={"Retry-After": str(decision.retry_after_s)},
+    )
+
+
+@asynccontextmanager
+async def charge_failures(
+    request: Request, limiter: RateLimiter, policy: Policy, keys: Sequence[str]
+) -> AsyncIterator[None]:
+    """Charge the attempt inside to every bucket of `keys` first (429 if one is empty).
+
+    The charge stays if the attempt fails authentication (Unauthenticated
+    leaves the block); a success, or any other end, gives the tokens back.
+    """
+    taken: list[str] = []
+    for key in keys:
+        decision = await limiter.hit(key, policy)
+        if not decision.allowed:
+            for earlier in taken:
+                await limiter.refund(earlier, policy)
+            request.scope.setdefault("state", {})[STATE_KEY] = decision
+            _refuse(decision, key)
+        taken.append(key)
+    failed = False
+    try:
+        yield
+    except Unauthenticated:
+        failed = True
+        raise
+    finally:
+        if not failed:
+            for key in taken:
+                await limiter.refund(key, policy)
 
 
 class LimitsMiddleware:
@@ -117,6 +170,7 @@ class LimitsMiddleware:
                     message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
+        scope.setdefault("state", {})[DEADLINE_KEY] = time.monotonic() + self.timeout_s
         timer = asyncio.timeout(self.timeout_s)
         try:
             async with timer:

@@ -42,7 +42,10 @@ _DESCRIPTIONS = {
     409: "Conflict with the object's state, or the Idempotency-Key is still in use.",
     413: "The request body is larger than the gateway accepts (payload_too_large).",
     422: "Invalid request (validation_error lists each field), or idempotency_key_reused.",
-    429: "Rate limited (rate_limited); retry after the Retry-After header.",
+    429: (
+        "Rate limited (rate_limited) or overloaded (overloaded: refused before any work); "
+        "retry after the Retry-After header."
+    ),
     503: "A service behind the gateway is unavailable (service_unavailable); retry.",
     504: "The request took longer than the gateway allows (request_timeout); retry.",
 }

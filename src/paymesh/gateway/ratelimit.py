@@ -2,7 +2,10 @@
 
 A bucket holds at most `capacity` tokens and gains `rate_per_s` tokens a
 second; each request takes one, and a request finding less than one token
-is refused. `MemoryRateLimiter` keeps the buckets in this process (the
+is refused. A limiter has a default policy; a call may name another one
+for its key (the token endpoint's failed-attempt buckets have their own
+shape), and `refund` gives a token back to a bucket (a request charged in
+advance that turned out not to count). `MemoryRateLimiter` keeps the buckets in this process (the
 embedded shape); `RedisRateLimiter` keeps them in Redis, updated by one Lua
 script so concurrent gateways never hand out more than a bucket holds.
 
@@ -31,6 +34,7 @@ __all__ = [
     "RateLimiter",
     "RedisRateLimiter",
     "decide",
+    "give_back",
     "take",
 ]
 
@@ -104,16 +108,29 @@ def take(policy: Policy, state: BucketState | None, now_us: int) -> tuple[Bucket
     return BucketState(tokens, updated), decide(policy, tokens, allowed)
 
 
+def give_back(policy: Policy, state: BucketState | None, now_us: int) -> BucketState:
+    """Refill the bucket up to `now_us` and return one token to it (never past its capacity)."""
+    if state is None:
+        return BucketState(float(policy.capacity), now_us)
+    tokens, updated = state.tokens, state.updated_us
+    if now_us > updated:
+        tokens = tokens + (now_us - updated) * policy.rate_per_s / 1e6
+        updated = now_us
+    return BucketState(min(float(policy.capacity), tokens + 1.0), updated)
+
+
 def _fail_open(policy: Policy) -> Decision:
     return Decision(True, policy.capacity, policy.capacity, 0, 0, policy=None, degraded=True)
 
 
 class RateLimiter(Protocol):
-    """Takes one token from the bucket named `key`."""
+    """Takes one token from the bucket named `key` (shaped by `policy`, else the default)."""
 
     policy: Policy
 
-    async def hit(self, key: str) -> Decision: ...
+    async def hit(self, key: str, policy: Policy | None = None) -> Decision: ...
+
+    async def refund(self, key: str, policy: Policy | None = None) -> None: ...
 
     async def aclose(self) -> None: ...
 
@@ -127,26 +144,35 @@ class MemoryRateLimiter:
     def __init__(self, policy: Policy, *, clock: Clock | None = None) -> None:
         self.policy = policy
         self._clock = clock or SystemClock()
-        self._buckets: dict[str, BucketState] = {}
+        self._buckets: dict[str, tuple[Policy, BucketState]] = {}
 
-    async def hit(self, key: str) -> Decision:
+    async def hit(self, key: str, policy: Policy | None = None) -> Decision:
+        policy = policy or self.policy
         now = self._clock.now_us()
-        state, decision = take(self.policy, self._buckets.get(key), now)
-        self._buckets[key] = state
+        held = self._buckets.get(key)
+        state, decision = take(policy, held[1] if held else None, now)
+        self._buckets[key] = (policy, state)
         if len(self._buckets) > self.MAX_BUCKETS:
             self._forget_full(now)
         return decision
 
+    async def refund(self, key: str, policy: Policy | None = None) -> None:
+        policy = policy or self.policy
+        held = self._buckets.get(key)
+        if held is not None:  # a bucket never seen is full already
+            self._buckets[key] = (policy, give_back(policy, held[1], self._clock.now_us()))
+
     def _forget_full(self, now_us: int) -> None:
-        for key, state in list(self._buckets.items()):
-            if take(self.policy, state, now_us)[0].tokens >= self.policy.capacity - 1:
+        for key, (policy, state) in list(self._buckets.items()):
+            if take(policy, state, now_us)[0].tokens >= policy.capacity - 1:
                 del self._buckets[key]
 
     async def aclose(self) -> None:
         self._buckets.clear()
 
 
-# KEYS[1] bucket; ARGV: capacity, rate per second, now (us), ttl (ms).
+# KEYS[1] bucket; ARGV: capacity, rate per second, now (us), ttl (ms), cost (1: take a
+# token if there is one; -1: give one back, never past the capacity).
 # Returns {allowed (0/1), tokens left as a string (Redis truncates Lua numbers)}.
 _SCRIPT = """
 local cap = tonumber(ARGV[1])
@@ -164,7 +190,10 @@ if now > ts then
   ts = now
 end
 local allowed = 0
-if tokens >= 1 then
+if tonumber(ARGV[5]) < 0 then
+  tokens = math.min(cap, tokens + 1)
+  allowed = 1
+elseif tokens >= 1 then
   tokens = tokens - 1
   allowed = 1
 end
@@ -195,8 +224,6 @@ class RedisRateLimiter:
         self._clock = clock or SystemClock()
         self._prefix = prefix
         self._script = redis.register_script(_SCRIPT)
-        # A bucket untouched for twice its window is full: let Redis forget it.
-        self._ttl_ms = 2000 * policy.window_s
 
     @classmethod
     def from_url(
@@ -214,16 +241,26 @@ class RedisRateLimiter:
         client = aioredis.Redis.from_pool(pool)
         return cls(client, policy, clock=clock, prefix=prefix or "paymesh:ratelimit:")
 
-    async def hit(self, key: str) -> Decision:
-        args = [self.policy.capacity, repr(self.policy.rate_per_s), self._clock.now_us()]
+    async def hit(self, key: str, policy: Policy | None = None) -> Decision:
+        policy = policy or self.policy
         try:
-            allowed, tokens = await self._script(
-                keys=[self._prefix + key], args=[*args, self._ttl_ms]
-            )
+            allowed, tokens = await self._run(key, policy, cost=1)
         except Exception as exc:  # unreachable, timeout, script error: fail open
             log.warning("rate_limiter_unavailable", error=f"{type(exc).__name__}: {exc}")
-            return _fail_open(self.policy)
-        return decide(self.policy, float(tokens), bool(int(allowed)))
+            return _fail_open(policy)
+        return decide(policy, float(tokens), bool(int(allowed)))
+
+    async def refund(self, key: str, policy: Policy | None = None) -> None:
+        try:
+            await self._run(key, policy or self.policy, cost=-1)
+        except Exception as exc:  # the bucket just refills a little later
+            log.warning("rate_limiter_unavailable", error=f"{type(exc).__name__}: {exc}")
+
+    async def _run(self, key: str, policy: Policy, *, cost: int) -> Any:
+        # A bucket untouched for twice its window is full: let Redis forget it.
+        ttl_ms = 2000 * policy.window_s
+        args = [policy.capacity, repr(policy.rate_per_s), self._clock.now_us(), ttl_ms, cost]
+        return await self._script(keys=[self._prefix + key], args=args)
 
     async def aclose(self) -> None:
         await self._redis.aclose()

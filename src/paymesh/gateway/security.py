@@ -2,19 +2,24 @@
 
 Secrets are stored as ``scrypt$n$r$p$salt$hash`` so the cost can be raised
 later without invalidating old hashes. Private keys are kept as PEM,
-encrypted with ``gateway.secret_key``.
+encrypted with ``gateway.secret_key``. The gateway hashes on the threads of
+a :class:`SecretHasher`, never on its event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import functools
 import hashlib
 import hmac
 import json
 import os
 import secrets
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import jwt
 from cryptography.hazmat.primitives import hashes, serialization
@@ -23,10 +28,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from jwt.algorithms import OKPAlgorithm
 
+from paymesh.gateway.errors import Overloaded
 from paymesh.gateway.store import SigningKey
 
 __all__ = [
     "ScryptParams",
+    "SecretHasher",
     "generate_signing_key",
     "hash_secret",
     "load_private_key",
@@ -85,6 +92,63 @@ def verify_secret(secret: str, stored: str) -> bool:
     except (ValueError, MemoryError):
         return False
     return hmac.compare_digest(actual, expected)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to check against when the client id is unknown, so that both
+    answers take as long (no client enumeration by timing)."""
+    return hash_secret("not-a-secret", ScryptParams())
+
+
+def _verify_or_dummy(secret: str, stored: str | None) -> bool:
+    if stored is None:
+        verify_secret(secret, _dummy_hash())
+        return False
+    return verify_secret(secret, stored)
+
+
+_T = TypeVar("_T")
+
+
+class SecretHasher:
+    """Runs scrypt on a few threads of its own, with a bounded queue in front of them.
+
+    A hash costs ~0.1 s of CPU on purpose. On the event loop, or on the loop's
+    shared default executor with its unbounded queue, a flood of them stalls
+    every other request. Here at most `threads` hashes run at once and at
+    most `max_waiting` more wait; a request beyond that is refused before
+    anything is computed: 429 `overloaded` with Retry-After.
+    """
+
+    def __init__(self, *, threads: int, max_waiting: int) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="scrypt")
+        self._capacity = threads + max_waiting
+        self._queued = 0
+
+    async def verify(self, secret: str, stored: str | None) -> bool:
+        """Whether `secret` matches `stored`; None (an unknown client) costs the same, False."""
+        return await self._run(_verify_or_dummy, secret, stored)
+
+    async def hash(self, secret: str, params: ScryptParams | None = None) -> str:
+        """A new salted hash of `secret`."""
+        return await self._run(hash_secret, secret, params)
+
+    async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
+        if self._queued >= self._capacity:
+            raise Overloaded(
+                "too many client authentications at once: retry shortly",
+                headers={"Retry-After": "1"},
+            )
+        self._queued += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        finally:
+            self._queued -= 1
+
+    def close(self) -> None:
+        """Stop the threads (hashes not started are dropped)."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 def public_jwk(key: SigningKey) -> dict[str, Any]:

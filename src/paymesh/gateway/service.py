@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -15,10 +14,10 @@ from paymesh.gateway.errors import BadRequest, Conflict, NotFound, Unauthenticat
 from paymesh.gateway.keyring import LEEWAY_S, KeyRing
 from paymesh.gateway.security import (
     ScryptParams,
+    SecretHasher,
     hash_secret,
     new_client_secret,
     sign,
-    verify_secret,
 )
 from paymesh.gateway.store import ApiClient, GatewayStore, Tenant
 from paymesh.platform.clock import Clock, SystemClock, new_id
@@ -44,13 +43,6 @@ __all__ = [
 
 DEMO_TENANT = "demo"
 OPERATOR_TENANT = "operator"
-
-
-@functools.cache
-def _dummy_hash() -> str:
-    """A hash to check against when the client id is unknown, so that both
-    answers take as long (no client enumeration by timing)."""
-    return hash_secret("not-a-secret", ScryptParams())
 
 
 class ClientCache:
@@ -107,12 +99,16 @@ async def issue_token(
     keys: KeyRing,
     settings: GatewaySettings,
     clock: Clock,
+    hasher: SecretHasher,
     source: str = "unknown",
 ) -> IssuedToken:
-    """Check the client's credentials and sign an access token for it (audited either way)."""
+    """Check the client's credentials and sign an access token for it (audited either way).
+
+    The secret is checked on the hasher's threads (an unknown client against
+    a dummy hash, so that both answers take as long).
+    """
     client = await store.get_client(cmd.client_id)
-    stored = client.secret_hash if client is not None else _dummy_hash()
-    matches = await asyncio.to_thread(verify_secret, cmd.client_secret, stored)
+    matches = await hasher.verify(cmd.client_secret, client.secret_hash if client else None)
     origin = Origin(actor=cmd.client_id, source=source)
     if client is None or not matches or not client.active:
         reason = (

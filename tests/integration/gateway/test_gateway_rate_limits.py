@@ -1,4 +1,5 @@
-"""Abuse limits through the gateway app: rate limits (in memory and on real Redis), body, pages."""
+"""Abuse limits through the gateway app: rate limits and failed-login limits (in memory and
+on real Redis), body, pages."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import redis.asyncio as aioredis
 from paymesh.gateway.api import create_app
 from paymesh.gateway.app import MIGRATIONS
 from paymesh.gateway.ratelimit import MemoryRateLimiter, Policy, RateLimiter, RedisRateLimiter
+from paymesh.gateway.security import SecretHasher
 from paymesh.gateway.service import CreateClient, CreateTenant, create_client, create_tenant
 from paymesh.gateway.store import GatewayStore
 from paymesh.platform.clock import FixedClock, SystemClock
@@ -303,3 +305,211 @@ async def test_a_flood_of_bad_tokens_is_audited_only_up_to_the_limit(lim: Limite
     assert failures == LIMIT  # not one audit write per bad request
     # A client with a valid token from the same address is unaffected.
     assert (await lim.get(alice)).status_code == 200
+
+
+# --- failed client credentials: per address and per client id, before the hash ----------
+
+FAILURES = 3  # the failure bucket: 3 failed attempts, then one more every 2 s
+
+
+class CountingHasher(SecretHasher):
+    """The real hasher, counting the secrets it checked."""
+
+    def __init__(self) -> None:
+        super().__init__(threads=1, max_waiting=8)
+        self.checked = 0
+
+    async def verify(self, secret: str, stored: str | None) -> bool:
+        self.checked += 1
+        return await super().verify(secret, stored)
+
+
+@dataclass
+class Guarded:
+    """The gateway app with a small failure bucket, reached from any address."""
+
+    app: Any
+    store: GatewayStore
+    clock: FixedClock
+    hasher: CountingHasher
+
+    async def token(self, client_id: str, secret: str, *, source: str) -> httpx.Response:
+        transport = httpx.ASGITransport(
+            app=self.app, raise_app_exceptions=False, client=(source, 40000)
+        )
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as http:
+            form = {
+                "grant_type": "client_credentials",
+                "client_id": client_id,
+                "client_secret": secret,
+            }
+            return await http.post("/v1/oauth/token", data=form)
+
+    async def new_client(self) -> tuple[str, str]:
+        tenant = await create_tenant(
+            CreateTenant(name=f"t-{uuid.uuid4().hex}"), store=self.store, clock=SystemClock()
+        )
+        client, secret = await create_client(
+            CreateClient(tenant_id=tenant.id, scopes=frozenset({"payments:read"})),
+            store=self.store,
+            clock=SystemClock(),
+            scrypt=FAST_SCRYPT,
+        )
+        return client.client_id, secret
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def guarded(
+    request: pytest.FixtureRequest, sqlite_url: str, tmp_path: Path, redis_prefix: str
+) -> AsyncIterator[Guarded]:
+    """The gateway with FAILURES failed attempts per address and per client id, on each
+    limiter adapter (in memory, and on the real Redis under a prefix of its own)."""
+    clock = FixedClock()
+    roomy = Policy(capacity=1000, rate_per_s=100.0, name="client")  # never the limit here
+    limiter: RateLimiter
+    if request.param == "memory":
+        limiter = MemoryRateLimiter(roomy, clock=clock)
+    else:
+        limiter = RedisRateLimiter.from_url(REDIS_URL, roomy, clock=clock, prefix=redis_prefix)
+    db = Database(sqlite_url)
+    await upgrade(db, MIGRATIONS)
+    settings = Settings(
+        var_dir=tmp_path,
+        gateway=GatewaySettings(
+            database_url=sqlite_url, auth_failure_burst=FAILURES, auth_failure_per_s=0.5
+        ),
+    )
+    store, hasher = GatewayStore(db), CountingHasher()
+    app = create_app(
+        settings=settings,
+        store=store,
+        accounts=FakeAccounts(),
+        payments=FakePayments(),
+        limiter=limiter,
+        hasher=hasher,
+    )
+    try:
+        yield Guarded(app=app, store=store, clock=clock, hasher=hasher)
+    finally:
+        hasher.close()
+        await limiter.aclose()
+        await db.dispose()
+
+
+async def test_failed_logins_from_one_address_are_refused_before_any_hash_once_over_the_limit(
+    guarded: Guarded,
+) -> None:
+    answers = [
+        await guarded.token(f"cli_unknown{n}", "guess", source="10.0.0.1") for n in range(10)
+    ]
+    assert [r.status_code for r in answers] == [401] * FAILURES + [429] * (10 - FAILURES)
+    assert guarded.hasher.checked == FAILURES  # the refused ones cost no hash
+    refused = answers[-1]
+    assert refused.json()["code"] == "rate_limited"
+    assert int(refused.headers["Retry-After"]) == 2
+    assert refused.headers["RateLimit-Policy"] == '"auth-failures";q=3;w=6'
+    assert refused.headers["RateLimit"].startswith('"auth-failures";r=0;')
+    # Another address is not affected; the refused one is let back in after Retry-After.
+    assert (await guarded.token("cli_unknown", "guess", source="10.0.0.2")).status_code == 401
+    guarded.clock.advance(2)
+    assert (await guarded.token("cli_unknown", "guess", source="10.0.0.1")).status_code == 401
+    assert (await guarded.token("cli_unknown", "guess", source="10.0.0.1")).status_code == 429
+
+
+async def test_failed_logins_to_one_client_id_are_refused_from_every_address(
+    guarded: Guarded,
+) -> None:
+    client_id, secret = await guarded.new_client()
+    statuses = [
+        (await guarded.token(client_id, "guess", source=f"10.0.1.{n}")).status_code
+        for n in range(FAILURES + 2)
+    ]
+    assert statuses == [401] * FAILURES + [429, 429]
+    assert guarded.hasher.checked == FAILURES
+    # Even the right secret waits until the client's failure bucket has a token again.
+    assert (await guarded.token(client_id, secret, source="10.0.1.99")).status_code == 429
+    guarded.clock.advance(2)
+    assert (await guarded.token(client_id, secret, source="10.0.1.99")).status_code == 200
+    # Another client id, from an address that guessed before, is not affected.
+    other, _ = await guarded.new_client()
+    assert (await guarded.token(other, "guess", source="10.0.1.0")).status_code == 401
+
+
+async def test_successful_logins_give_their_charge_back(guarded: Guarded) -> None:
+    client_id, secret = await guarded.new_client()
+    assert (await guarded.token(client_id, "guess", source="10.0.2.1")).status_code == 401
+    for _ in range(3 * FAILURES):
+        assert (await guarded.token(client_id, secret, source="10.0.2.1")).status_code == 200
+    # Only the failures counted: FAILURES - 1 more may fail before the refusal.
+    statuses = [
+        (await guarded.token(client_id, "guess", source="10.0.2.1")).status_code
+        for _ in range(FAILURES)
+    ]
+    assert statuses == [401] * (FAILURES - 1) + [429]
+
+
+# --- admission of money-moving requests --------------------------------------------------
+
+
+async def test_a_payment_refused_for_overload_claims_no_key_and_its_retry_pays_once(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    db = Database(sqlite_url)
+    await upgrade(db, MIGRATIONS)
+    settings = Settings(
+        var_dir=tmp_path,
+        gateway=GatewaySettings(
+            database_url=sqlite_url, admission_max_in_flight=1, admission_queue=0
+        ),
+    )
+    payments = FakePayments(gate=asyncio.Event())  # the first payment waits for the test
+    app = create_app(
+        settings=settings, store=GatewayStore(db), accounts=FakeAccounts(), payments=payments
+    )
+    harness = Limited(
+        http=httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+            base_url="http://gateway.test",
+        ),
+        store=GatewayStore(db),
+        clock=FixedClock(),
+        limiter=app.state.gateway.limiter,
+    )
+    body = {
+        "payer_account_id": "acct_a",
+        "payee_account_id": "acct_b",
+        "amount": 100,
+        "currency": "USD",
+        "capture_method": "automatic",
+    }
+    try:
+        auth = await harness.bearer(frozenset({"payments:write"}))
+
+        async def pay(key: str) -> httpx.Response:
+            return await harness.http.post(
+                "/v1/payments", json=body, headers={"Authorization": auth, "Idempotency-Key": key}
+            )
+
+        working = asyncio.create_task(pay("first"))
+        await payments.entered.wait()
+        refused = await pay("second")
+        assert refused.status_code == 429
+        assert refused.json()["code"] == "overloaded"
+        assert int(refused.headers["Retry-After"]) >= 1
+        assert len(payments.create_calls) == 1  # refused before any work
+        assert payments.gate is not None
+        payments.gate.set()
+        assert (await working).status_code == 201
+        retried = await pay("second")
+        assert retried.status_code == 201
+        assert "Idempotent-Replayed" not in retried.headers  # the first attempt at this key
+        replayed = await pay("second")
+        assert replayed.headers["Idempotent-Replayed"] == "true"
+        assert replayed.content == retried.content
+        assert len(payments.create_calls) == 2
+        assert len(set(payments.create_calls)) == 2
+    finally:
+        await harness.http.aclose()
+        await harness.limiter.aclose()
+        app.state.gateway.hasher.close()
+        await db.dispose()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from paymesh.gateway.limits import rate_limit_headers
-from paymesh.gateway.ratelimit import MemoryRateLimiter, Policy, take
+from paymesh.gateway.ratelimit import BucketState, MemoryRateLimiter, Policy, give_back, take
 from paymesh.platform.clock import FixedClock
 
 POLICY = Policy(capacity=5, rate_per_s=2.0, name="client")
@@ -64,3 +64,32 @@ def test_headers_follow_the_ietf_draft() -> None:
         "RateLimit-Policy": '"client";q=5;w=3',
         "RateLimit": '"client";r=4;t=1',
     }
+
+
+async def test_a_refund_gives_one_token_back_and_never_more_than_the_capacity() -> None:
+    limiter = MemoryRateLimiter(Policy(capacity=2, rate_per_s=0.001), clock=FixedClock())
+    assert (await limiter.hit("c")).allowed
+    assert (await limiter.hit("c")).allowed
+    assert not (await limiter.hit("c")).allowed
+    await limiter.refund("c")
+    assert (await limiter.hit("c")).allowed
+    for _ in range(5):
+        await limiter.refund("c")
+    assert [(await limiter.hit("c")).allowed for _ in range(3)] == [True, True, False]
+
+
+def test_give_back_refills_first_and_caps_at_the_capacity() -> None:
+    state, _ = take(POLICY, None, 0)
+    assert give_back(POLICY, state, 0).tokens == POLICY.capacity
+    empty = BucketState(0.0, 0)
+    assert give_back(POLICY, empty, 1_000_000).tokens == 3.0  # 2 refilled at 2/s, 1 returned
+
+
+async def test_a_call_may_shape_its_bucket_with_another_policy() -> None:
+    limiter = MemoryRateLimiter(POLICY, clock=FixedClock())
+    strict = Policy(capacity=1, rate_per_s=0.01, name="strict")
+    first, second = await limiter.hit("s", strict), await limiter.hit("s", strict)
+    assert first.allowed
+    assert not second.allowed
+    assert second.policy == strict
+    assert (await limiter.hit("other")).limit == POLICY.capacity
