@@ -242,13 +242,22 @@ async def wait_settled(
 
 
 def expected_balances(
-    payments: list[dict[str, Any]], refunds: list[dict[str, Any]], customers: list[str]
+    payments: list[dict[str, Any]],
+    refunds: list[dict[str, Any]],
+    customers: list[str],
+    *,
+    topup: int = TOPUP,
+    payouts: list[dict[str, Any]] | None = None,
 ) -> dict[str, dict[str, int]]:
-    """Each account's balance as the completed payments, captures and refunds say."""
+    """Each account's balance as the top-ups (`topup` per customer), the completed payments,
+    captures, refunds and payouts say."""
     posted: dict[str, int] = defaultdict(int)
     held: dict[str, int] = defaultdict(int)
     for c in customers:
-        posted[c] += TOPUP
+        posted[c] += topup
+    for o in payouts or []:
+        if o["status"] == "succeeded":
+            posted[o["account_id"]] -= o["amount"]
     by_id = {p["id"]: p for p in payments}
     for p in payments:
         payer, payee = p["payer_account_id"], p["payee_account_id"]

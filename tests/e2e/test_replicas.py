@@ -45,6 +45,7 @@ from paymesh.contracts.events import TOPIC_PAYMENTS
 from tests.conftest import free_port
 
 from .receiver import Receiver
+from .test_crash import expected_balances
 from .test_distributed import (
     GRPC_SERVICES,
     ORDER,
@@ -564,43 +565,6 @@ async def breaker(pg: PgCluster, redis: RedisServer, outages: Outages, run: Run)
 # --- the checks ----------------------------------------------------------------------
 
 
-def expected_balances(
-    payments: list[dict[str, Any]],
-    refunds: list[dict[str, Any]],
-    payouts: list[dict[str, Any]],
-    customers: list[str],
-) -> dict[str, dict[str, int]]:
-    posted: dict[str, int] = defaultdict(int)
-    held: dict[str, int] = defaultdict(int)
-    for c in customers:
-        posted[c] += TOPUP
-    by_id = {p["id"]: p for p in payments}
-    for p in payments:
-        payer, payee = p["payer_account_id"], p["payee_account_id"]
-        if p["status"] == "succeeded":
-            posted[payer] -= p["amount_captured"]
-            posted[payee] += p["amount_captured"] - (p.get("fee") or 0)
-        elif p["status"] == "requires_capture":
-            held[payer] += p["amount"]
-            held[payee] -= p["amount"]
-    for r in refunds:
-        if r["status"] == "succeeded":
-            p = by_id[r["payment_id"]]
-            posted[p["payer_account_id"]] += r["amount"]
-            posted[p["payee_account_id"]] -= r["amount"]
-    for o in payouts:
-        if o["status"] == "succeeded":
-            posted[o["account_id"]] -= o["amount"]
-    return {
-        account: {
-            "posted": posted[account],
-            "available": posted[account] - max(held[account], 0),
-            "pending": -held[account],
-        }
-        for account in set(posted) | set(held)
-    }
-
-
 def concurrent_steps(platform: Replicated) -> list[str]:
     """Log lines where a payments replica found another runner had done its step meanwhile."""
     found = []
@@ -710,7 +674,7 @@ async def test_two_replicas_of_every_service_survive_kills_and_outages_under_loa
             assert set(statuses) <= {"succeeded", "failed", "canceled", "requires_capture"}
             assert statuses["succeeded"] > 20, statuses
 
-            expected = expected_balances(payments, refunds, payouts, customers)
+            expected = expected_balances(payments, refunds, customers, topup=TOPUP, payouts=payouts)
             for account in [*customers, *merchants]:
                 got = (await client.get(f"/v1/accounts/{account}"))["balance"]
                 want = expected.get(account, {"posted": 0, "available": 0, "pending": 0})
