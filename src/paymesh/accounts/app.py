@@ -56,7 +56,7 @@ class AccountsRuntime:
         self.server = GrpcServer(
             settings.accounts.listen, register, [SERVICE_NAME], tls=settings.tls
         )
-        self.relay = OutboxRelay(self.db, outbox, bus, clock=clock)
+        self.relay = OutboxRelay(self.db, outbox, bus, service=self.name, clock=clock)
         self.sweeper = ExpirySweeper(
             self.store, clock, interval_s=expiry_interval_s, on_expired=self.relay.notify
         )
