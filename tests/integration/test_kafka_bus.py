@@ -91,7 +91,7 @@ async def test_a_failing_handler_gets_the_event_again_and_the_inbox_applies_it_o
         # publish and mark republishes): the inbox absorbs both duplicates.
         async with db.transaction() as conn:
             await append(conn, outbox, topic, _event(1, "pay_a"))
-        relay = OutboxRelay(db, outbox, bus)
+        relay = OutboxRelay(db, outbox, bus, service="test")
         assert await relay.relay_once() == 1
         await bus.publish(topic, _event(1, "pay_a"))
         await _until(lambda: calls >= 3)

@@ -101,7 +101,9 @@ def _read(bootstrap: str, topic: str, count: int, timeout_s: float = 15) -> list
 
 def _dead_letters(group: str, topic: str) -> float:
     value = REGISTRY.get_sample_value(
-        "paymesh_kafka_dead_letters_total", {"group": group, "topic": topic}
+        # A group subscribed without a service name is its own service.
+        "paymesh_kafka_dead_letters_total",
+        {"service": group, "group": group, "topic": topic},
     )
     return value or 0.0
 

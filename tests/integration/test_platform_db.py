@@ -44,7 +44,7 @@ async def test_outbox_rows_commit_with_the_change_and_are_relayed_once(db_url: s
 
     bus.subscribe("t", "g", handler)
     await bus.start()
-    relay = OutboxRelay(db, outbox, bus)
+    relay = OutboxRelay(db, outbox, bus, service="test")
     assert await relay.relay_once() == 3
     assert await relay.relay_once() == 0
     import asyncio
@@ -76,7 +76,8 @@ async def test_only_one_relay_leads_on_postgresql_and_a_standby_takes_over(pg_ur
     async with db.engine.begin() as conn:
         await conn.run_sync(md.create_all)
     bus = InProcessBus()
-    first, second = OutboxRelay(db, outbox, bus), OutboxRelay(db, outbox, bus)
+    first = OutboxRelay(db, outbox, bus, service="test")
+    second = OutboxRelay(db, outbox, bus, service="test")
     try:
         assert await first.is_leader() is True
         assert await second.is_leader() is False

@@ -7,6 +7,7 @@ from pathlib import Path
 import grpc
 
 from paymesh.accounts.api import SERVICE_NAME, AccountsServicer
+from paymesh.accounts.audit import PeriodicVerify
 from paymesh.accounts.groupcommit import GroupCommitStore
 from paymesh.accounts.service import ExpirySweeper
 from paymesh.accounts.store import SqlAccountsStore
@@ -35,7 +36,8 @@ async def migrate(settings: Settings) -> None:
 
 
 class AccountsRuntime:
-    """The running accounts service: gRPC server, outbox relay, expiry sweeper."""
+    """The running accounts service: gRPC server, outbox relay, expiry sweeper, periodic
+    ledger verification."""
 
     name = "accounts"
 
@@ -45,9 +47,8 @@ class AccountsRuntime:
         self.db = Database(settings.accounts.database_url)
         # SQLite has one writer, so one worker; on PostgreSQL a second worker
         # decides the next batch while the first waits for its commit.
-        self.store = GroupCommitStore(
-            SqlAccountsStore(self.db), clock, workers=1 if self.db.is_sqlite else 2
-        )
+        ledger = SqlAccountsStore(self.db)
+        self.store = GroupCommitStore(ledger, clock, workers=1 if self.db.is_sqlite else 2)
         servicer = AccountsServicer(self.store, clock)
 
         def register(server: grpc.aio.Server) -> None:
@@ -56,21 +57,29 @@ class AccountsRuntime:
         self.server = GrpcServer(
             settings.accounts.listen, register, [SERVICE_NAME], tls=settings.tls
         )
-        self.relay = OutboxRelay(self.db, outbox, bus, clock=clock)
+        self.relay = OutboxRelay(self.db, outbox, bus, service=self.name, clock=clock)
         self.sweeper = ExpirySweeper(
             self.store, clock, interval_s=expiry_interval_s, on_expired=self.relay.notify
+        )
+        self.verifier = PeriodicVerify(
+            self.db,
+            interval_s=settings.accounts.verify_interval_s,
+            service=self.name,
+            on_head=ledger.chain_head,
         )
         self.port = 0
 
     async def start(self) -> None:
-        """Bind the server, then relay the outbox and sweep expired holds."""
+        """Bind the server, then relay the outbox, sweep expired holds and verify the ledger."""
         self.store.start()
         self.port = await self.server.start()
         self.relay.start()
         self.sweeper.start()
+        self.verifier.start()
 
     async def stop(self) -> None:
-        """Stop sweeping and relaying, finish calls in flight, close the database."""
+        """Stop verifying, sweeping and relaying, finish calls in flight, close the database."""
+        await self.verifier.stop()
         await self.sweeper.stop()
         await self.server.stop()
         await self.store.stop()

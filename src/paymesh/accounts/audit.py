@@ -18,10 +18,20 @@ PostgreSQL, one read transaction on SQLite) and checks:
 The chain detects any change to stored transfers and batches short of
 rewriting every hash from the tampered batch on and the head; record the
 head hash printed in the summary elsewhere to detect that too.
+
+The running accounts service checks its ledger too, cheaply and
+incrementally (:class:`PeriodicVerify`, every ``accounts.verify_interval_s``):
+:func:`verify_since` checks check 1 (debits equal credits per currency, one
+GROUP BY over the accounts) and check 3 from the last batch it verified to
+the head, and sets ``paymesh_ledger_verify_problems`` to the problems found.
+It skips check 2 (a pass over every transfer) and batches it verified
+before; ``paymesh ledger verify`` does the whole audit.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -41,8 +51,12 @@ from paymesh.accounts.tables import (
     transfers,
 )
 from paymesh.platform.db import Database
+from paymesh.platform.logging import get_logger
+from paymesh.platform.metrics import LEDGER_VERIFY_PROBLEMS
 
-__all__ = ["Audit", "Problem", "verify"]
+__all__ = ["Audit", "PeriodicVerify", "Problem", "verify", "verify_since"]
+
+log = get_logger(__name__)
 
 _BALANCES = ("debits_pending", "debits_posted", "credits_pending", "credits_posted")
 
@@ -92,6 +106,79 @@ async def verify(db: Database, *, page_size: int = 1000) -> Audit:
         await _check_unbatched(conn, audit, page_size)
         await _check_chain(conn, audit, page_size)
     return audit
+
+
+async def verify_since(
+    db: Database, *, after_seq: int = 0, after_hash: str = GENESIS_HASH, page_size: int = 1000
+) -> Audit:
+    """Check, in one snapshot, that debits equal credits per currency and that the chain
+    runs from batch `after_seq` (whose hash is `after_hash`) to the head; never writes."""
+    audit = Audit()
+    async with _snapshot(db) as conn:
+        await _check_currencies(conn, audit)
+        await _check_chain(conn, audit, page_size, after_seq=after_seq, after_hash=after_hash)
+    return audit
+
+
+class PeriodicVerify:
+    """Verifies the ledger incrementally every `interval_s` (see the module docstring).
+
+    The first pass, at start, verifies the whole chain; each later one goes on
+    from the head the last clean pass reached, so a pass costs what was
+    appended since. A pass that finds problems leaves that mark where it was:
+    the next one finds them again, and the gauge stays up until they are gone.
+    `on_head` is told the head seq each pass saw.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        interval_s: float,
+        service: str,
+        on_head: Callable[[int], None] | None = None,
+    ) -> None:
+        self._db = db
+        self._interval_s = interval_s
+        self._on_head = on_head
+        self._problems = LEDGER_VERIFY_PROBLEMS.labels(service=service)
+        self._seq, self._hash = 0, GENESIS_HASH
+        self._task: asyncio.Task[None] | None = None
+
+    async def run_once(self) -> Audit:
+        """Verify what was appended since the last clean pass; set the problems gauge."""
+        audit = await verify_since(self._db, after_seq=self._seq, after_hash=self._hash)
+        self._problems.set(len(audit.problems))
+        if audit.ok:
+            self._seq, self._hash = audit.head_seq, audit.head_hash
+        else:
+            for problem in audit.problems[:20]:
+                log.error("ledger_verify_problem", problem=str(problem))
+        if self._on_head is not None:
+            self._on_head(audit.head_seq)
+        return audit
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database is away: try again next time
+                log.warning("ledger_verify_failed", error=type(exc).__name__)
+            await asyncio.sleep(self._interval_s)
+
+    def start(self) -> None:
+        """Verify in the background, starting now."""
+        self._task = asyncio.create_task(self._run(), name="ledger-verify")
+
+    async def stop(self) -> None:
+        """Stop verifying."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
 
 
 @asynccontextmanager
@@ -245,22 +332,36 @@ async def _paged(
         after = key(rows[-1])
 
 
-async def _check_chain(conn: AsyncConnection, audit: Audit, page_size: int) -> None:
+async def _check_chain(
+    conn: AsyncConnection,
+    audit: Audit,
+    page_size: int,
+    *,
+    after_seq: int = 0,
+    after_hash: str = GENESIS_HASH,
+) -> None:
+    """Check the batches after `after_seq` (the one before them has hash `after_hash`)."""
     b, t = ledger_batches, transfers
+
+    # From the start (`paymesh ledger verify`), every row counts, even a seq below 1.
+    whole = after_seq == 0
 
     def batch_page(after: int | None) -> sa.Select[Any]:
         q = sa.select(b).order_by(b.c.seq).limit(page_size)
-        return q if after is None else q.where(b.c.seq > after)
+        if after is None:
+            return q if whole else q.where(b.c.seq > after_seq)
+        return q.where(b.c.seq > after)
 
     def transfer_page(after: tuple[int, int] | None) -> sa.Select[Any]:
-        q = sa.select(t).where(t.c.batch_seq.is_not(None)).order_by(t.c.batch_seq, t.c.seq)
+        batched = t.c.batch_seq.is_not(None) if whole else t.c.batch_seq > after_seq
+        q = sa.select(t).where(batched).order_by(t.c.batch_seq, t.c.seq)
         if after is not None:
             q = q.where(sa.tuple_(t.c.batch_seq, t.c.seq) > sa.tuple_(*after))
         return q.limit(page_size)
 
     stream = _paged(conn, transfer_page, lambda r: (r["batch_seq"], r["seq"]))
     nxt = await anext(stream, None)
-    expected_seq, prev_hash = 1, GENESIS_HASH
+    expected_seq, prev_hash = after_seq + 1, after_hash
 
     async def skip_orphans(below: int | None) -> None:
         nonlocal nxt

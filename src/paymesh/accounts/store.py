@@ -32,6 +32,7 @@ again, where the domain answers ``exists`` or ``already_posted``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, NamedTuple, Protocol, TypeVar
 
@@ -60,6 +61,7 @@ from paymesh.accounts.tables import (
     transfers,
 )
 from paymesh.platform.db import Database
+from paymesh.platform.metrics import LEDGER_BATCH_TRANSFERS, LEDGER_CHAIN_HEAD_SEQ, LEDGER_TRANSFERS
 from paymesh.platform.outbox import append
 
 __all__ = ["AccountsStore", "Entry", "SqlAccountsStore"]
@@ -119,11 +121,35 @@ def _retryable(exc: sa.exc.DBAPIError) -> bool:
     return state in _RETRY_SQLSTATES
 
 
+SERVICE = "accounts"
+_BATCH_SIZES = LEDGER_BATCH_TRANSFERS.labels(service=SERVICE)
+_HEAD_SEQ = LEDGER_CHAIN_HEAD_SEQ.labels(service=SERVICE)
+
+
+@functools.cache
+def _result(code: str) -> Any:
+    return LEDGER_TRANSFERS.labels(service=SERVICE, result=code)
+
+
 class SqlAccountsStore:
-    """The ledger on a :class:`Database` (SQLite or PostgreSQL)."""
+    """The ledger on a :class:`Database` (SQLite or PostgreSQL).
+
+    After each committed ``create_transfers`` transaction it counts every
+    transfer's result code, observes the transaction's size (a group commit's
+    merged batch), and, when a batch joined the hash chain, sets the chain's
+    head seq (the highest this process committed: two commit workers may
+    finish out of order).
+    """
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._head_seq = 0
+
+    def chain_head(self, seq: int) -> None:
+        """Report `seq` as the chain's head, unless a later one was reported already."""
+        if seq > self._head_seq:
+            self._head_seq = seq
+            _HEAD_SEQ.set(seq)
 
     async def _write(self, work: Callable[[AsyncConnection], Awaitable[_T]]) -> _T:
         for attempt in range(_ATTEMPTS):
@@ -159,6 +185,7 @@ class SqlAccountsStore:
         self, batch: Sequence[Transfer], tenant_id: str | None, now_us: int
     ) -> TransfersOutcome:
         """Decide and apply `batch` for `tenant_id` (None: each item's own) in one transaction."""
+        appended = 0  # the seq of the batch the committed attempt appended (0: none)
 
         async def work(conn: AsyncConnection) -> TransfersOutcome:
             pending_ids = {t.pending_id for t in batch if t.pending_id}
@@ -177,10 +204,16 @@ class SqlAccountsStore:
                 resolutions={t.pending_id: t for t in done},
             )
             outcome = domain.create_transfers(state, batch, tenant_id, now_us)
-            await _apply(conn, outcome, now_us)
+            nonlocal appended
+            appended = await _apply(conn, outcome, now_us)
             return outcome
 
-        return await self._write(work)
+        outcome = await self._write(work)
+        for result in outcome.results:
+            _result(result.value).inc()
+        _BATCH_SIZES.observe(len(batch))
+        self.chain_head(appended)
+        return outcome
 
     async def lookup_transfers(self, ids: Sequence[str], tenant_id: str) -> list[Transfer]:
         """The caller's transfers among `ids`, in request order, each once."""
@@ -264,6 +297,7 @@ class SqlAccountsStore:
     async def expire_due(self, now_us: int, limit: int) -> list[Transfer]:
         """Void up to `limit` holds expired at `now_us`, each with a ``transfer.expired`` event."""
         t, r = transfers, transfers.alias("resolution")
+        appended = 0
 
         async def work(conn: AsyncConnection) -> list[Transfer]:
             unresolved = ~sa.exists().where(r.c.pending_id == t.c.id)
@@ -299,10 +333,13 @@ class SqlAccountsStore:
             # Events first: the chain's head, taken in _apply, is held as briefly as possible.
             for void in outcome.created:
                 await append(conn, outbox, events.TOPIC, events.transfer_expired(void))
-            await _apply(conn, outcome, now_us)
+            nonlocal appended
+            appended = await _apply(conn, outcome, now_us)
             return outcome.created
 
-        return await self._write(work)
+        created = await self._write(work)
+        self.chain_head(appended)
+        return created
 
 
 def _in_order(ids: Sequence[str], found: dict[str, _T]) -> list[_T]:
@@ -344,8 +381,9 @@ async def _transfers_where(
     return found
 
 
-async def _apply(conn: AsyncConnection, outcome: TransfersOutcome, now_us: int) -> None:
-    """Write the new balances, then append the new transfers to the chain as one batch."""
+async def _apply(conn: AsyncConnection, outcome: TransfersOutcome, now_us: int) -> int:
+    """Write the new balances, then append the new transfers to the chain as one batch;
+    the batch's seq (0 when nothing was created)."""
     if outcome.accounts:
         a = accounts
         await conn.execute(
@@ -368,12 +406,14 @@ async def _apply(conn: AsyncConnection, outcome: TransfersOutcome, now_us: int) 
                 for acc in outcome.accounts.values()
             ],
         )
-    if outcome.created:
-        await _append_batch(conn, outcome.created, now_us)
+    if not outcome.created:
+        return 0
+    return await _append_batch(conn, outcome.created, now_us)
 
 
-async def _append_batch(conn: AsyncConnection, created: Sequence[Transfer], now_us: int) -> None:
-    """Insert `created` as the next batch of the hash chain (the head is the last lock)."""
+async def _append_batch(conn: AsyncConnection, created: Sequence[Transfer], now_us: int) -> int:
+    """Insert `created` as the next batch of the hash chain (the head is the last lock);
+    its seq."""
     h = ledger_head
     head = (
         await conn.execute(sa.select(h.c.seq, h.c.hash).where(h.c.id == 1).with_for_update())
@@ -394,3 +434,4 @@ async def _append_batch(conn: AsyncConnection, created: Sequence[Transfer], now_
     else:
         await conn.execute(record)
         await conn.execute(move)
+    return seq

@@ -15,7 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.responses import JSONResponse, Response
 
 from paymesh.contracts.payments.v1 import payments_pb2 as ppb
-from paymesh.gateway import domain
+from paymesh.gateway import domain, meters
 from paymesh.gateway.admission import Admission
 from paymesh.gateway.api_accounts import router as accounts_router
 from paymesh.gateway.api_payments import router as payments_router
@@ -171,6 +171,7 @@ async def token(
                 "auth.failed", outcome="failure", target=client_id or None,
                 details={"reason": "missing credentials", "credential": "client_secret"},
             )  # fmt: skip
+            meters.auth_failed("invalid_client")
             raise Unauthenticated(
                 "send client_id and client_secret", code="invalid_client",
                 headers={"WWW-Authenticate": 'Basic realm="paymesh"'},
@@ -197,8 +198,10 @@ def _basic_credentials(header: str | None) -> tuple[str, str] | None:
     try:
         client_id, sep, secret = base64.b64decode(value, validate=True).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError) as exc:
+        meters.auth_failed("invalid_client")
         raise Unauthenticated("malformed Basic credentials", code="invalid_client") from exc
     if not sep or not (is_storable(client_id) and is_storable(secret)):
+        meters.auth_failed("invalid_client")
         raise Unauthenticated("malformed Basic credentials", code="invalid_client")
     return client_id, secret
 

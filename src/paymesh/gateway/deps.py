@@ -13,7 +13,7 @@ from fastapi.security import OAuth2, SecurityScopes
 from pydantic import BaseModel
 from starlette.responses import Response
 
-from paymesh.gateway import domain
+from paymesh.gateway import domain, meters
 from paymesh.gateway.admission import Admission
 from paymesh.gateway.audit import Origin, record
 from paymesh.gateway.backends import (
@@ -107,6 +107,7 @@ async def authorize(
     source = request.client.host if request.client else "unknown"
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
+        meters.auth_failed("missing_token")
         raise Unauthenticated(
             "send an access token: Authorization: Bearer <token>",
             headers={"WWW-Authenticate": "Bearer"},

@@ -101,8 +101,21 @@ class IdempotencyKeyRequired(BadRequest):
 
 
 class Unauthenticated(GatewayError):
+    """Not authenticated: `reason` says why (see :data:`paymesh.gateway.meters.AUTH_REASONS`)."""
+
     status = 401
     default_code = "unauthenticated"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        reason: str = "invalid_token",
+    ) -> None:
+        super().__init__(detail, code=code, headers=headers)
+        self.reason = reason
 
 
 class Forbidden(GatewayError):
@@ -131,14 +144,29 @@ class PayloadTooLarge(GatewayError):
 
 
 class RateLimited(GatewayError):
+    """Refused by a limit: `limit` names which one (see :data:`paymesh.gateway.meters.LIMITS`)."""
+
     status = 429
     default_code = "rate_limited"
+    default_limit: ClassVar[str] = "client"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        limit: str | None = None,
+    ) -> None:
+        super().__init__(detail, code=code, headers=headers)
+        self.limit = limit or self.default_limit
 
 
 class Overloaded(RateLimited):
     """The gateway has more work than it can take on now; nothing of this request was done."""
 
     default_code = "overloaded"
+    default_limit = "overloaded"
 
 
 class RequestTimeout(GatewayError):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from starlette.responses import Response
 
-from paymesh.gateway import domain
+from paymesh.gateway import domain, meters
 from paymesh.gateway.domain import IdempotencyDecision, IdempotencyRecord
 from paymesh.gateway.errors import (
     BadRequest,
@@ -127,6 +127,7 @@ class KeyedRequest:
         )
         for _attempt in range(5):
             if await self.store.claim_idempotency(mine):
+                meters.idempotency("first")
                 return mine
             existing = await self.store.get_idempotency(self.tenant_id, self.key)
             if existing is None:
@@ -135,8 +136,10 @@ class KeyedRequest:
                 existing, fp, now_us=now, stale_after_us=int(self.stale_after_s * 1_000_000)
             )
             if decision is IdempotencyDecision.REPLAY:
+                meters.idempotency("replayed")
                 return self._replay(existing)
             if decision is IdempotencyDecision.REUSED:
+                meters.idempotency("conflict")
                 raise Unprocessable(
                     "this Idempotency-Key was used for another request",
                     code="idempotency_key_reused",
@@ -144,7 +147,9 @@ class KeyedRequest:
             if decision is IdempotencyDecision.IN_PROGRESS:
                 break
             if await self.store.take_over_idempotency(existing, mine):
+                meters.idempotency("first")
                 return mine
+        meters.idempotency("in_progress")
         raise Conflict(
             "a request with this Idempotency-Key is still in progress; retry later",
             code="idempotency_key_in_progress",

@@ -73,11 +73,22 @@ async def enforce(request: Request, limiter: RateLimiter, key: str) -> None:
         _refuse(decision, key)
 
 
+# The limit a bucket's key belongs to, by the key's prefix (the metric's label).
+_LIMIT_OF_KEY = {
+    "client": "client",
+    "token": "token",
+    "addr": "token",
+    "authfail": "auth_failures",
+    "credfail": "auth_failures",
+}
+
+
 def _refuse(decision: Decision, key: str) -> None:
     log.info("rate_limited", key=key, retry_after_s=decision.retry_after_s)
     raise RateLimited(
         f"too many requests: retry in {decision.retry_after_s} s",
         headers={"Retry-After": str(decision.retry_after_s)},
+        limit=_LIMIT_OF_KEY.get(key.partition(":")[0], "other"),
     )
 
 

@@ -17,7 +17,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from paymesh.gateway.errors import TITLES, GatewayError
+from paymesh.gateway import meters
+from paymesh.gateway.errors import TITLES, GatewayError, RateLimited
 from paymesh.platform.logging import get_logger
 from paymesh.platform.unavailable import is_unavailable
 
@@ -85,7 +86,9 @@ def problem_response(
 
 
 def error_response(exc: GatewayError) -> Response:
-    """The problem response of a gateway error."""
+    """The problem response of a gateway error (a 429 is counted by the limit that refused)."""
+    if isinstance(exc, RateLimited):
+        meters.rate_limited(exc.limit)
     return problem_response(
         exc.http_status, exc.code, exc.detail, headers=exc.headers, errors=exc.errors
     )

@@ -139,6 +139,7 @@ class SecretHasher:
             raise Overloaded(
                 "too many client authentications at once: retry shortly",
                 headers={"Retry-After": "1"},
+                limit="hashing",
             )
         self._queued += 1
         try:

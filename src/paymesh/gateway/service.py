@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import jwt
 
-from paymesh.gateway import domain
+from paymesh.gateway import domain, meters
 from paymesh.gateway.audit import SYSTEM, Origin, record
 from paymesh.gateway.errors import BadRequest, Conflict, NotFound, Unauthenticated, Unprocessable
 from paymesh.gateway.keyring import LEEWAY_S, KeyRing
@@ -123,6 +123,8 @@ async def issue_token(
             tenant_id=client.tenant_id if client else None, target=cmd.client_id,
             details={"reason": reason, "credential": "client_secret"},
         )  # fmt: skip
+        revoked = client is not None and matches
+        meters.auth_failed("client_revoked" if revoked else "invalid_client")
         raise Unauthenticated("client authentication failed", code="invalid_client")
     try:
         scopes = domain.grant_scopes(cmd.scope, client.scopes)
@@ -155,11 +157,12 @@ async def issue_token(
     )
 
 
-def _invalid(detail: str) -> Unauthenticated:
+def _invalid(detail: str, reason: str = "invalid_token") -> Unauthenticated:
     return Unauthenticated(
         detail,
         code="invalid_token",
         headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        reason=reason,
     )
 
 
@@ -198,6 +201,7 @@ async def verify_token(
     try:
         return await _verify(token, keys=keys, clients=clients, settings=settings, clock=clock)
     except Unauthenticated as exc:
+        meters.auth_failed(exc.reason)
         if admit_failure is not None:
             await admit_failure()
         await record(
@@ -244,7 +248,7 @@ async def _verify(
     if not isinstance(exp, int) or not isinstance(iat, int):
         raise _invalid("invalid token times")
     if exp <= now_s - LEEWAY_S:
-        raise _invalid("token expired")
+        raise _invalid("token expired", "expired")
     if iat > now_s + LEEWAY_S:
         raise _invalid("token issued in the future")
     sub, tenant, scope = claims.get("sub"), claims.get("tenant"), claims.get("scope")
@@ -252,7 +256,7 @@ async def _verify(
         raise _invalid("token lacks sub, tenant or scope")
     client = await clients.get(sub)
     if client is None or not client.active or client.tenant_id != tenant:
-        raise _invalid("client revoked")
+        raise _invalid("client revoked", "revoked")
     return Caller(tenant_id=tenant, client_id=sub, scopes=domain.parse_scope(scope))
 
 

@@ -74,7 +74,7 @@ class PaymentsRuntime:
         self._clock = clock
         self._retry = retry or RetryPolicy()
         self.db = Database(settings.payments.database_url)
-        self.relay = OutboxRelay(self.db, outbox, bus, clock=clock)
+        self.relay = OutboxRelay(self.db, outbox, bus, service=self.name, clock=clock)
         # PostgreSQL: replicas may run side by side; this one's steps carry its owner id,
         # and its liveness lock tells the others it is alive (see Resumer).
         self._liveness: SessionLock | None = None
@@ -88,7 +88,7 @@ class PaymentsRuntime:
         self._deps: Deps | None = None
         self._running = asyncio.Event()
         self._bus = bus
-        bus.subscribe(TOPIC, GROUP, self._on_risk_event)
+        bus.subscribe(TOPIC, GROUP, self._on_risk_event, service=self.name)
 
     async def _on_risk_event(self, event: Event) -> None:
         # Delivered from the bus's own task; a stopped service never acks (the

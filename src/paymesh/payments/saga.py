@@ -89,6 +89,7 @@ from paymesh.payments.store import Due
 from paymesh.platform.identity import Caller
 from paymesh.platform.locks import SessionLock
 from paymesh.platform.logging import get_logger
+from paymesh.platform.metrics import SAGA_OLDEST_OPEN_AGE, SAGAS_OPEN
 
 __all__ = [
     "RESUMER_CLIENT_ID",
@@ -108,6 +109,7 @@ __all__ = [
 log = get_logger(__name__)
 
 RESUMER_CLIENT_ID = "paymesh-payments"
+SERVICE = "payments"
 
 
 async def _payment_step(p: Payment, caller: Caller, deps: Deps) -> Transition:
@@ -271,6 +273,8 @@ class Resumer:
         self._grace_s = max(3 * interval_s, 2.0) if grace_s is None else grace_s
         self._background: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
+        # The (flow, step) series the last pass set, so a step that emptied reads 0.
+        self._open: set[tuple[str, str]] = set()
 
     async def _orphans(self) -> bool:
         """Whether this pass may take steps whose owner is gone."""
@@ -279,9 +283,34 @@ class Resumer:
         taken = self._liveness.taken_at
         return taken is not None and time.monotonic() - taken >= self._grace_s
 
+    async def measure(self) -> None:
+        """Set the saga gauges: objects in progress by flow and step, the oldest's age.
+
+        One query per pass (:meth:`~paymesh.payments.store.PaymentStore.open_steps`).
+        Every replica reads the same database, so each reports the same numbers.
+        """
+        found = await self._deps.store.open_steps()
+        now = self._deps.clock.now_us()
+        oldest = dict.fromkeys(_RUNNERS, now)
+        seen: set[tuple[str, str]] = set()
+        for item in found:
+            SAGAS_OPEN.labels(service=SERVICE, flow=item.flow, step=item.step).set(item.count)
+            seen.add((item.flow, item.step))
+            oldest[item.flow] = min(oldest[item.flow], item.oldest_started_at_us)
+        for flow, step in self._open - seen:
+            SAGAS_OPEN.labels(service=SERVICE, flow=flow, step=step).set(0)
+        self._open = seen
+        for flow, started in oldest.items():
+            age = max(0.0, (now - started) / 1_000_000)
+            SAGA_OLDEST_OPEN_AGE.labels(service=SERVICE, flow=flow).set(age)
+
     async def run_once(self, *, everything: bool = False) -> int:
         """Run every due step once (every step in progress if `everything`), then cancel
-        expired authorisations; count them all."""
+        expired authorisations; count them all. Each pass first sets the saga gauges."""
+        try:
+            await self.measure()
+        except Exception as exc:  # a metric never stops the resuming
+            log.warning("saga_gauges_failed", error=type(exc).__name__)
         orphans = await self._orphans()
         self._deps.store.orphans = orphans
         due = await self._deps.store.due(

@@ -24,6 +24,7 @@ UPDATE`` on PostgreSQL) so the transition is decided on the row it updates.
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ from paymesh.payments.domain import (
     TenantFees,
     Topup,
     TopupStatus,
+    failure_label,
 )
 from paymesh.payments.rows import from_row, payment_from_row, to_row
 from paymesh.payments.tables import (
@@ -61,11 +63,13 @@ from paymesh.payments.tables import (
 )
 from paymesh.platform.db import Database
 from paymesh.platform.locks import lock_key
+from paymesh.platform.metrics import PAYMENTS_AMOUNT, PAYMENTS_COMPLETED
 from paymesh.platform.outbox import append, first_delivery
 
 __all__ = [
     "LIVENESS_LOCK",
     "Due",
+    "OpenSteps",
     "PaymentStore",
     "StoredEvent",
     "inbox",
@@ -97,6 +101,38 @@ _LIVE_OWNERS = (
 # Columns a transition never rewrites.
 _FIXED = ("id", "tenant_id", "created_at_us")
 
+# The statuses an object never leaves (requires_capture and in_review are not final).
+_FINAL = frozenset({"succeeded", "failed", "canceled"})
+_KIND_OF_TABLE = {table.name: kind for kind, table in SAGA_TABLES.items()}
+SERVICE = "payments"
+
+
+@functools.cache
+def _completed(kind: str, status: str, failure_code: str) -> Any:
+    return PAYMENTS_COMPLETED.labels(
+        service=SERVICE, kind=kind, status=status, failure_code=failure_code
+    )
+
+
+@functools.cache
+def _amount(kind: str, currency: str) -> Any:
+    return PAYMENTS_AMOUNT.labels(service=SERVICE, kind=kind, currency=currency)
+
+
+def _count_final(kind: str, before: str, values: dict[str, Any]) -> None:
+    """Count an object that a committed transition took from `before` to a final status.
+
+    Called only after the conditional UPDATE won and its transaction committed,
+    so a retry or a runner that lost the race counts nothing.
+    """
+    status = str(values["status"])
+    if status not in _FINAL or str(before) in _FINAL:
+        return
+    _completed(kind, status, failure_label(str(values.get("failure_code") or ""))).inc()
+    if status == "succeeded":
+        amount = values["amount_captured"] if kind == "payment" else values["amount"]
+        _amount(kind, str(values["currency"])).inc(int(amount))
+
 
 @dataclass(frozen=True)
 class Due:
@@ -105,6 +141,16 @@ class Due:
     kind: str
     id: str
     tenant_id: str
+
+
+@dataclass(frozen=True)
+class OpenSteps:
+    """Saga objects of one flow at one step in progress: how many, and since when the oldest."""
+
+    flow: str
+    step: str
+    count: int
+    oldest_started_at_us: int
 
 
 @dataclass(frozen=True)
@@ -286,6 +332,7 @@ class PaymentStore:
                 raise RuntimeError(f"payment {payment_id} changed under its lock")
             for event in events:
                 await append(conn, outbox, TOPIC_PAYMENTS, event)
+        _count_final("payment", before.status.value, values)
         if events and self._on_commit is not None:
             self._on_commit()
         return new
@@ -516,6 +563,30 @@ class PaymentStore:
                 found.extend(Due(kind, r.id, r.tenant_id) for r in rows)
         return found
 
+    async def open_steps(self) -> list[OpenSteps]:
+        """Every (flow, step) with objects in progress: one GROUP BY per saga table, sent
+        as one statement (the Resumer's gauges)."""
+        parts = []
+        for kind, table in SAGA_TABLES.items():
+            c = table.c
+            # A row recorded before step_started_at_us was kept counts from its last update.
+            started = sa.case(
+                (c.step_started_at_us > 0, c.step_started_at_us), else_=c.updated_at_us
+            )
+            parts.append(
+                sa.select(
+                    sa.literal(kind).label("flow"),
+                    c.step.label("step"),
+                    sa.func.count().label("n"),
+                    sa.func.min(started).label("oldest"),
+                )
+                .where(c.step.is_not(None))
+                .group_by(c.step)
+            )
+        async with self.db.read() as conn:
+            rows = (await conn.execute(sa.union_all(*parts))).all()
+        return [OpenSteps(r.flow, r.step, int(r.n), int(r.oldest)) for r in rows]
+
     async def _transition(
         self,
         table: sa.Table,
@@ -540,6 +611,7 @@ class PaymentStore:
                 await also(conn)
             for event in events:
                 await append(conn, outbox, TOPIC_PAYMENTS, event)
+        _count_final(_KIND_OF_TABLE[table.name], status, values)
         if events and self._on_commit is not None:
             self._on_commit()
         return True

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from paymesh.contracts.events import Event
 from paymesh.platform.delivery import ConsumerHealth, DeliveryPolicy, describe_error
 from paymesh.platform.logging import get_logger
+from paymesh.platform.metrics import EVENT_CONSUMER_LAG, EVENT_HANDLER_ERRORS, EVENTS_HANDLED
 
 __all__ = ["DeadLetter", "EventBus", "Handler", "InProcessBus"]
 
@@ -42,7 +43,10 @@ class EventBus(Protocol):
 
     async def publish(self, topic: str, event: Event) -> None: ...
 
-    def subscribe(self, topic: str, group: str, handler: Handler) -> None: ...
+    def subscribe(self, topic: str, group: str, handler: Handler, *, service: str = "") -> None:
+        """Deliver `topic` to `handler` once per `group`; `service` (default: the group's
+        name) is the service label of the group's metrics."""
+        ...
 
     async def start(self) -> None: ...
 
@@ -72,9 +76,21 @@ class _Subscription:
     topic: str
     group: str
     handler: Handler
+    service: str
     queue: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
     # The event being delivered: a consumer restarted after dying takes it up again.
     current: Event | None = None
+
+    def __post_init__(self) -> None:
+        labels = {"service": self.service, "group": self.group, "topic": self.topic}
+        self.handled = EVENTS_HANDLED.labels(**labels)
+        self.errors = EVENT_HANDLER_ERRORS.labels(**labels)
+        # The lag is read when scraped: the events queued and the one in delivery.
+        EVENT_CONSUMER_LAG.labels(**labels).set_function(self.lag)
+
+    def lag(self) -> float:
+        """Events published to the group and not yet handled."""
+        return self.queue.qsize() + (self.current is not None)
 
 
 class InProcessBus:
@@ -106,13 +122,14 @@ class InProcessBus:
         # The latest dead letters, for a look from inside the process (tests, debugging).
         self.dead_letters: deque[DeadLetter] = deque(maxlen=1000)
 
-    def subscribe(self, topic: str, group: str, handler: Handler) -> None:
+    def subscribe(self, topic: str, group: str, handler: Handler, *, service: str = "") -> None:
         """Deliver every event of `topic` to `handler`, once per group.
 
         After :meth:`start`, the new consumer starts at once (it receives the
-        events published from now on).
+        events published from now on). `service` labels the group's metrics
+        (default: the group's name).
         """
-        sub = _Subscription(topic, group, handler)
+        sub = _Subscription(topic, group, handler, service or group)
         self._subs.setdefault(topic, []).append(sub)
         if self._started:
             self._start_consumer(sub)
@@ -169,10 +186,12 @@ class InProcessBus:
             while True:
                 try:
                     await sub.handler(event)
+                    sub.handled.inc()
                     break
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
+                    sub.errors.inc()
                     attempts += 1
                     if self._policy.gives_up(attempts, exc):
                         self._dead_letter(sub, event, exc, attempts)

@@ -49,7 +49,12 @@ from paymesh.platform.delivery import (
     parse_event,
 )
 from paymesh.platform.logging import get_logger
-from paymesh.platform.metrics import KAFKA_DEAD_LETTERS
+from paymesh.platform.metrics import (
+    EVENT_CONSUMER_LAG,
+    EVENT_HANDLER_ERRORS,
+    EVENTS_HANDLED,
+    KAFKA_DEAD_LETTERS,
+)
 
 __all__ = ["REPLAY_GROUP", "KafkaBus", "KafkaOptions"]
 
@@ -58,6 +63,10 @@ __all__ = ["REPLAY_GROUP", "KafkaBus", "KafkaOptions"]
 REPLAY_GROUP = "paymesh-dlq-replay"
 
 log = get_logger(__name__)
+
+# How often a consumer refreshes its lag gauges (from the watermarks its fetches
+# cached: no request to the broker).
+_LAG_EVERY_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,8 @@ class KafkaBus:
         self._stopping = threading.Event()
         self._poller: threading.Thread | None = None
         self._health = ConsumerHealth()
+        # The service each consumer group belongs to: the `service` label of its metrics.
+        self._services: dict[str, str] = {}
 
     def healthy(self, *groups: str) -> bool:
         """False while a consumer of `groups` (of any group, if none named) is dead."""
@@ -105,8 +116,9 @@ class KafkaBus:
         """The consumers that died and wait to be restarted, with their last error."""
         return self._health.dead()
 
-    def subscribe(self, topic: str, group: str, handler: Handler) -> None:
-        """Deliver every event of `topic` to `handler`, once per consumer group.
+    def subscribe(self, topic: str, group: str, handler: Handler, *, service: str = "") -> None:
+        """Deliver every event of `topic` to `handler`, once per consumer group; `service`
+        (default: the group's name) labels the group's metrics.
 
         A process runs ONE Kafka consumer per group, subscribed to every topic
         the group wants: two consumers of one group with different topic
@@ -119,6 +131,7 @@ class KafkaBus:
         """
         if self._producer is not None and any(g == group for _, g, _ in self._subs):
             raise RuntimeError(f"group {group!r} is consuming already: subscribe before start")
+        self._services[group] = service or self._services.get(group) or group
         self._subs.append((topic, group, handler))
         if self._producer is not None:
             consume = self._supervise(group, {topic: [handler]}, ensure_topic=True)
@@ -282,9 +295,13 @@ class KafkaBus:
 
         handlers = {self._physical(topic): hs for topic, hs in routes.items()}
         logical = {self._physical(topic): topic for topic in routes}
+        service = self._services.get(group, group)
+        meters = {physical: _Meters(service, group, topic) for physical, topic in logical.items()}
         # Per partition, the record at its head whose handler failed (and how often).
         failures: dict[tuple[str, int], _Failure] = {}
         consumer.subscribe(sorted(handlers), on_assign=assigned, on_revoke=revoked)
+        # Beside the loop, not in it: a handler that is stuck shows as a rising lag.
+        watch = asyncio.create_task(_watch_lag(consumer, meters), name=f"kafka-lag-{group}")
         try:
             while True:
                 msg = await asyncio.to_thread(consumer.poll, 0.5)
@@ -309,9 +326,11 @@ class KafkaBus:
                     try:
                         for handler in handlers.get(topic, []):
                             await handler(event)
+                        meters[topic].handled.inc()
                     except asyncio.CancelledError:
                         raise
                     except Exception as exc:
+                        meters[topic].errors.inc()
                         attempts += 1
                         if not self._options.policy.gives_up(attempts, exc):
                             failures[(topic, partition)] = _Failure(offset, attempts)
@@ -325,6 +344,9 @@ class KafkaBus:
                 # a crash before this line redelivers.
                 await asyncio.to_thread(consumer.commit, message=msg, asynchronous=False)
         finally:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
             await asyncio.to_thread(consumer.close)
 
     async def _retry_later(
@@ -383,7 +405,8 @@ class KafkaBus:
             (f"{p}failed_at", datetime.now(UTC).isoformat(timespec="milliseconds")),
         ]
         await self._produce(dlq, key=msg.key(), value=msg.value(), headers=headers)
-        KAFKA_DEAD_LETTERS.labels(group=group, topic=topic).inc()
+        service = self._services.get(group, group)
+        KAFKA_DEAD_LETTERS.labels(service=service, group=group, topic=topic).inc()
         log.error(
             "kafka_record_dead_lettered",
             group=group,
@@ -459,6 +482,46 @@ class KafkaBus:
         if self._poller is not None:
             await asyncio.to_thread(self._poller.join, 5)
         self._producer = None
+
+
+class _Meters:
+    """The metric children of one (group, topic) a consumer reads."""
+
+    def __init__(self, service: str, group: str, topic: str) -> None:
+        labels = {"service": service, "group": group, "topic": topic}
+        self.handled = EVENTS_HANDLED.labels(**labels)
+        self.errors = EVENT_HANDLER_ERRORS.labels(**labels)
+        self.lag = EVENT_CONSUMER_LAG.labels(**labels)
+
+
+async def _watch_lag(consumer: Consumer, meters: dict[str, _Meters]) -> None:
+    """Refresh the consumer's lag gauges every :data:`_LAG_EVERY_S` until cancelled."""
+    while True:
+        try:
+            await asyncio.to_thread(_measure_lag, consumer, meters)
+        except (KafkaException, RuntimeError) as exc:  # e.g. the consumer is closing
+            log.debug("kafka_lag_unknown", error=str(exc))
+        await asyncio.sleep(_LAG_EVERY_S)
+
+
+def _measure_lag(consumer: Consumer, meters: dict[str, _Meters]) -> None:
+    """Set each topic's lag: high watermark minus position, over its assigned partitions.
+
+    Runs in a worker thread. The high watermarks are those the consumer's own
+    fetches cached (no request to the broker); a partition not fetched yet, or
+    not read yet, counts from its low watermark. A gauge only: nothing decides
+    on it.
+    """
+    lag = dict.fromkeys(meters, 0)
+    assigned = [tp for tp in consumer.assignment() if tp.topic in meters]
+    for tp in consumer.position(assigned) if assigned else []:
+        low, high = consumer.get_watermark_offsets(tp, cached=True)
+        if high < 0:
+            continue
+        at = tp.offset if tp.offset >= 0 else max(low, 0)
+        lag[tp.topic] += max(0, high - at)
+    for topic, n in lag.items():
+        meters[topic].lag.set(n)
 
 
 def _headers(msg: Message) -> list[tuple[str, str | bytes | None]]:

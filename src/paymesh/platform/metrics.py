@@ -151,7 +151,7 @@ EVENT_CONSUMER_LAG = Gauge(
 KAFKA_DEAD_LETTERS = Counter(
     "paymesh_kafka_dead_letters_total",
     "Records a consumer group moved to a dead-letter topic (<topic>.dlq).",
-    ["group", "topic"],
+    ["service", "group", "topic"],
 )
 
 # --- accounts (the ledger) -----------------------------------------------------------

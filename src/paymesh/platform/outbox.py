@@ -12,6 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import time
+from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -24,6 +27,7 @@ from paymesh.platform.clock import Clock, SystemClock
 from paymesh.platform.db import Database
 from paymesh.platform.locks import SessionLock, lock_key
 from paymesh.platform.logging import get_logger
+from paymesh.platform.metrics import OUTBOX_OLDEST_PENDING_AGE, OUTBOX_PENDING
 
 __all__ = [
     "OutboxRelay",
@@ -124,6 +128,13 @@ class OutboxRelay:
     holds a session-level advisory lock (keyed by `name`) on a connection of its
     own; the others wait as standbys and take over when that session ends.
     SQLite is the embedded shape, with one process and so one relay.
+
+    The gauges ``paymesh_outbox_pending_rows`` and
+    ``paymesh_outbox_oldest_pending_age_seconds`` (labelled with `service`) come
+    from the relay's own read of unpublished rows: when it finds fewer than a
+    batch, that is the whole backlog, so no query is added; only a full batch
+    (a backlog) costs a count, at most once a second. Only the leader reports
+    them; a standby reports 0, so a sum (or a max) over replicas is the backlog.
     """
 
     def __init__(
@@ -132,6 +143,7 @@ class OutboxRelay:
         outbox: sa.Table,
         bus: EventBus,
         *,
+        service: str,
         batch_size: int = 200,
         poll_interval_s: float = 0.5,
         clock: Clock | None = None,
@@ -146,6 +158,9 @@ class OutboxRelay:
         self._clock = clock or SystemClock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._pending = OUTBOX_PENDING.labels(service=service)
+        self._oldest = OUTBOX_OLDEST_PENDING_AGE.labels(service=service)
+        self._counted_at = 0.0
 
     def notify(self) -> None:
         """Tell the relay that rows were committed, so it publishes without waiting."""
@@ -157,12 +172,13 @@ class OutboxRelay:
         async with self._db.read() as conn:
             rows = (
                 await conn.execute(
-                    sa.select(o.c.seq, o.c.topic, o.c.payload)
+                    sa.select(o.c.seq, o.c.topic, o.c.payload, o.c.created_at_us)
                     .where(o.c.published_at_us.is_(None))
                     .order_by(o.c.seq)
                     .limit(self._batch_size)
                 )
             ).all()
+            await self._measure(conn, rows)
         if not rows:
             return 0
         for row in rows:
@@ -173,7 +189,38 @@ class OutboxRelay:
                 .where(o.c.seq.in_([r.seq for r in rows]))
                 .values(published_at_us=self._clock.now_us())
             )
+        if len(rows) < self._batch_size:  # all of it is out: nothing waits now
+            self._pending.set(0)
+            self._oldest.set(0)
         return len(rows)
+
+    async def _measure(self, conn: AsyncConnection, rows: Sequence[Any]) -> None:
+        """Set the backlog gauges from the unpublished rows just read (the oldest first)."""
+        if not rows:
+            self._pending.set(0)
+            self._oldest.set(0)
+            return
+        oldest_us = min(r.created_at_us for r in rows)
+        self._oldest.set(max(0.0, (self._clock.now_us() - oldest_us) / 1_000_000))
+        if len(rows) < self._batch_size:
+            self._pending.set(len(rows))
+            return
+        now = time.monotonic()
+        if now - self._counted_at < 1.0:
+            return
+        self._counted_at = now
+        o = self._outbox
+        waiting = await conn.scalar(
+            sa.select(sa.func.count())
+            .select_from(o)
+            .where(o.c.published_at_us.is_(None), o.c.seq >= rows[0].seq)
+        )
+        self._pending.set(int(waiting or 0))
+
+    def _standby(self) -> None:
+        """Not the leader: the leader reports the backlog."""
+        self._pending.set(0)
+        self._oldest.set(0)
 
     async def is_leader(self) -> bool:
         """Hold (or try to take) the publishing lead; always True on SQLite."""
@@ -183,8 +230,12 @@ class OutboxRelay:
         """Relay until cancelled (publishing only while leader)."""
         while True:
             try:
-                while await self.is_leader() and await self.relay_once() == self._batch_size:
+                while (leader := await self.is_leader()) and (
+                    await self.relay_once() == self._batch_size
+                ):
                     pass
+                if not leader:
+                    self._standby()
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -24,6 +24,7 @@ from pydantic_settings import (
 
 __all__ = [
     "DEFAULT_SECRET",
+    "AccountsSettings",
     "GatewaySettings",
     "KafkaSettings",
     "ServiceSettings",
@@ -46,6 +47,14 @@ class ServiceSettings(BaseModel):
     listen: str = ""
     # How clients reach this service: "127.0.0.1:50051" or "dns:///accounts:50051".
     target: str = ""
+
+
+class AccountsSettings(ServiceSettings):
+    """The accounts service (the ledger)."""
+
+    # How often the running service verifies its ledger incrementally (the hash chain
+    # since its last check, debits = credits per currency): paymesh_ledger_verify_problems.
+    verify_interval_s: float = Field(default=300.0, gt=0)
 
 
 class RiskSettings(ServiceSettings):
@@ -272,7 +281,7 @@ class Settings(BaseSettings):
     var_dir: Path = Path("var")
     log_level: str = "INFO"
     log_json: bool = True
-    accounts: ServiceSettings = Field(default_factory=ServiceSettings)
+    accounts: AccountsSettings = Field(default_factory=AccountsSettings)
     payments: PaymentsSettings = Field(default_factory=PaymentsSettings)
     risk: RiskSettings = Field(default_factory=RiskSettings)
     webhooks: WebhooksSettings = Field(default_factory=WebhooksSettings)

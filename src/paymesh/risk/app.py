@@ -83,7 +83,7 @@ class RiskRuntime:
         self._listen = risk.listen
         self._tls = settings.tls
         self._db = Database(risk.database_url)
-        self._relay = OutboxRelay(self._db, outbox, bus, clock=clock)
+        self._relay = OutboxRelay(self._db, outbox, bus, service=self.name, clock=clock)
         self.rules = RulesHolder(
             risk.rules_file,
             fallback=rules_from_settings(risk),
@@ -109,7 +109,7 @@ class RiskRuntime:
         self._clock = clock
         self._running = asyncio.Event()
         self._bus = bus
-        bus.subscribe(PAYMENTS_TOPIC, GROUP, self._on_payment_event)
+        bus.subscribe(PAYMENTS_TOPIC, GROUP, self._on_payment_event, service=self.name)
         self._server: GrpcServer | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.port = 0

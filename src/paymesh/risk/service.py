@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Iterable
 from dataclasses import dataclass, replace
@@ -14,6 +15,7 @@ from paymesh.contracts.events import Event
 from paymesh.platform.clock import Clock
 from paymesh.platform.identity import Caller
 from paymesh.platform.logging import get_logger
+from paymesh.platform.metrics import RISK_DECISIONS, RISK_RULE_HITS
 from paymesh.risk import domain
 from paymesh.risk.domain import (
     TIMEOUT_RESOLVER,
@@ -50,6 +52,7 @@ __all__ = [
 ]
 
 log = get_logger(__name__)
+SERVICE = "risk"
 
 RISK_ADMIN = "risk:admin"
 MAX_PAGE = 100
@@ -164,6 +167,8 @@ async def _decide(
     stored = await store.add(
         decision, decision_made(decision), review, velocity_at_us=now_us if together else None
     )
+    if stored is decision:  # a new decision (a repeated Decide answers the stored one)
+        _count(decision)
     if features is not None and early:
         # Recorded with the read (atomic check-and-add): a declined payment leaves,
         # and so does one whose id another tenant had decided (not found below).
@@ -174,6 +179,25 @@ async def _decide(
     if stored.tenant_id != cmd.tenant_id:
         raise DecisionNotFound(cmd.payment_id)
     return stored
+
+
+def _count(decision: Decision) -> None:
+    """Count a new decision by outcome and the rules that fired in it."""
+    _decisions(decision.outcome.value).inc()
+    for reason in decision.reasons:
+        _rule_hits(reason.rule_id).inc()
+
+
+@functools.cache
+def _decisions(outcome: str) -> Any:
+    return RISK_DECISIONS.labels(service=SERVICE, decision=outcome)
+
+
+# Rule ids come from the rules file (or the built-in rules): bounded by it. A reload
+# may add ids; the ones it drops stay at their last count.
+@functools.lru_cache(maxsize=1024)
+def _rule_hits(rule_id: str) -> Any:
+    return RISK_RULE_HITS.labels(service=SERVICE, rule=rule_id)
 
 
 async def get_decision(payment_id: str, *, tenant_id: str, store: DecisionStore) -> Decision:

@@ -72,7 +72,9 @@ class WebhooksRuntime:
         self._tls = settings.tls
         self._clock = clock
         self._db = Database(cfg.database_url)
-        self._relay = OutboxRelay(self._db, outbox, bus, clock=clock, name="webhooks-outbox")
+        self._relay = OutboxRelay(
+            self._db, outbox, bus, service=self.name, clock=clock, name="webhooks-outbox"
+        )
         self.store = SqlWebhookStore(
             self._db,
             consumer=CONSUMER,
@@ -121,7 +123,7 @@ class WebhooksRuntime:
         self._running = asyncio.Event()
         self._bus = bus
         for topic in CONSUMED_TOPICS:
-            bus.subscribe(topic, GROUP, self._on_event)
+            bus.subscribe(topic, GROUP, self._on_event, service=self.name)
         self._server: GrpcServer | None = None
         self.port = 0
 

@@ -18,6 +18,7 @@ from paymesh.webhooks.errors import InvalidRequest
 
 __all__ = [
     "ALL_EVENTS",
+    "ATTEMPT_OUTCOMES",
     "ENDPOINT_DISABLED",
     "MAX_DESCRIPTION",
     "MAX_ROTATION_GRACE_S",
@@ -35,6 +36,7 @@ __all__ = [
     "address_allowed",
     "address_refusal",
     "after_attempt",
+    "attempt_outcome",
     "backoff_s",
     "canonical_host",
     "delivery_id",
@@ -163,6 +165,36 @@ class AttemptResult:
     @property
     def succeeded(self) -> bool:
         return not self.error and 200 <= self.status_code < 300
+
+
+# What an attempt came to, as a metric label: a closed set.
+ATTEMPT_OUTCOMES = (
+    "delivered",  # a 2xx answer
+    "http_3xx",  # not followed: a failure
+    "http_4xx",
+    "http_5xx",
+    "http_other",  # 1xx or a status outside 100-599
+    "timeout",
+    "refused",  # the address is not allowed (private, loopback...)
+    "connection_error",
+    "error",  # the request could not be made, or the worker broke
+)
+
+
+def attempt_outcome(result: AttemptResult) -> str:
+    """The outcome of an attempt, one of :data:`ATTEMPT_OUTCOMES`."""
+    if result.succeeded:
+        return "delivered"
+    if result.error == "timeout":
+        return "timeout"
+    if result.error == "address_refused":
+        return "refused"
+    if result.error == "connection_error":
+        return "connection_error"
+    if result.error.startswith("http_"):
+        hundreds = result.status_code // 100
+        return f"http_{hundreds}xx" if hundreds in (3, 4, 5) else "http_other"
+    return "error"
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -23,12 +26,18 @@ import httpx
 from paymesh import __version__
 from paymesh.platform.clock import Clock
 from paymesh.platform.logging import get_logger
+from paymesh.platform.metrics import (
+    WEBHOOK_ATTEMPT_DURATION,
+    WEBHOOK_ATTEMPTS,
+    WEBHOOK_ENDPOINTS_DISABLED,
+)
 from paymesh.webhooks.domain import (
     AfterAttempt,
     AttemptResult,
     Delivery,
     RetryPolicy,
     after_attempt,
+    attempt_outcome,
 )
 from paymesh.webhooks.events import endpoint_disabled, reason_failing_since
 from paymesh.webhooks.sealing import SecretBox
@@ -42,6 +51,16 @@ log = get_logger(__name__)
 
 USER_AGENT = f"paymesh-webhooks/{__version__}"
 _PRUNE_EVERY_US = 3600 * 1_000_000
+SERVICE = "webhooks"
+_DISABLED = WEBHOOK_ENDPOINTS_DISABLED.labels(service=SERVICE)
+
+
+@functools.cache
+def _meters(outcome: str) -> tuple[Any, Any]:
+    return (
+        WEBHOOK_ATTEMPTS.labels(service=SERVICE, outcome=outcome),
+        WEBHOOK_ATTEMPT_DURATION.labels(service=SERVICE, outcome=outcome),
+    )
 
 
 @dataclass(frozen=True)
@@ -166,11 +185,15 @@ class DeliveryWorker:
             "attempt": delivery.attempts_count + 1,
         }
         started = self._clock.now_us()
+        began = time.monotonic()
         try:
             result = await self._post(item, started, fields)
         except Exception:
             log.exception("webhook_attempt_broken", **fields)
             result = AttemptResult(status_code=0, error="internal_error", latency_ms=0)
+        attempts, duration = _meters(attempt_outcome(result))
+        attempts.inc()
+        duration.observe(time.monotonic() - began)
         now = self._clock.now_us()
 
         def decide(d: Delivery, enabled: bool, failing_since: int | None) -> AfterAttempt:
@@ -207,6 +230,7 @@ class DeliveryWorker:
             delivery_status=updated.status.value,
         )
         if disabled is not None:
+            _DISABLED.inc()
             log.warning(
                 "webhook_endpoint_disabled",
                 endpoint_id=endpoint.id,

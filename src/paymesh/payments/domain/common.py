@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
 __all__ = [
+    "FAILURE_LABELS",
     "TIMEOUT",
     "BankOutcome",
     "BankResult",
@@ -24,6 +25,7 @@ __all__ = [
     "TransferKind",
     "check_accounts",
     "failure_code",
+    "failure_label",
     "find_by_lookup",
     "retry_delay_s",
     "step_deadline_passed",
@@ -145,6 +147,34 @@ _FAILURE_CODES = {
 def failure_code(result: str) -> str:
     """The payment's failure code for a ledger (or remote) refusal."""
     return _FAILURE_CODES.get(result, result.lower())
+
+
+# The failure codes a metric names as they are: the domain's own constants and the
+# ledger refusals a saga meets in practice. Any other code (a rarer ledger result, a
+# bank's own code, a gRPC status) counts as "other", so the label stays bounded.
+FAILURE_LABELS = frozenset(
+    {
+        "",
+        TIMEOUT,
+        "risk_declined",
+        "authorization_expired",
+        "bank_failed",
+        "bank_declined",
+        "unknown_reference",
+        *_FAILURE_CODES.values(),
+        "exceeds_debits",
+        "pending_transfer_expired",
+        "amount_too_large",
+        "overflow",
+        "tenant_mismatch",
+        "pending_transfer_not_found",
+    }
+)
+
+
+def failure_label(code: str) -> str:
+    """`code` as a metric label: itself when it is one of :data:`FAILURE_LABELS`, else "other"."""
+    return code if code in FAILURE_LABELS else "other"
 
 
 def retry_delay_s(attempts: int, base_s: float, max_s: float) -> float:
