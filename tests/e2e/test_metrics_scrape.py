@@ -35,7 +35,9 @@ def exposed(text: str) -> set[str]:
 async def test_every_metric_a_dashboard_or_rule_names_is_in_a_scrape_of_the_platform(
     embedded: Running,
 ) -> None:
-    api = await Api.login(embedded.url, embedded.creds["client_id"], embedded.creds["client_secret"])
+    api = await Api.login(
+        embedded.url, embedded.creds["client_id"], embedded.creds["client_secret"]
+    )
     try:
         customer = (await api.post("/v1/accounts", {"currency": "USD", "type": "customer"}))["id"]
         merchant = (await api.post("/v1/accounts", {"currency": "USD", "type": "merchant"}))["id"]
