@@ -1,5 +1,5 @@
 """The ``paymesh`` command: ``up``, ``serve``, ``migrate``, ``bootstrap``, ``demo``,
-``health``, ``ledger verify``, ``keys``, ``audit tail``, ``tenants create``, ``clients``,
+``health``, ``top``, ``ledger verify``, ``keys``, ``audit tail``, ``tenants create``, ``clients``,
 ``kafka replay-dlq``.
 
 Help texts are Markdown (``rich_markup_mode``): a docstring's lines are joined
@@ -271,6 +271,49 @@ def health(
     typer.echo(f"{name}: {status}")
     if status != "SERVING":
         raise typer.Exit(1)
+
+
+@app.command()
+def top(
+    url: Annotated[
+        list[str] | None,
+        typer.Option("--url", help="a /metrics URL (repeatable: one per process)"),
+    ] = None,
+    interval: Annotated[float, typer.Option(min=0.1, help="seconds between scrapes")] = 2.0,
+    once: Annotated[
+        bool, typer.Option(help="print one view (two scrapes --interval apart) and exit")
+    ] = False,
+) -> None:
+    """A live view of the running platform from its metrics: per service requests/s,
+    p50/p99, errors/s, payments/s by status, sagas open, outbox rows waiting and
+    consumer lag, between successive scrapes."""
+    import time
+
+    from rich.console import Console as RichConsole
+    from rich.live import Live
+
+    from paymesh import top as view
+
+    urls = url or [view.DEFAULT_URL]
+    out = RichConsole(soft_wrap=False)
+    with httpx.Client(timeout=max(interval, 2.0)) as client:
+        before = view.scrape(client, urls)
+        if len(before.failed) == len(urls):
+            typer.echo("\n".join(f"unreachable: {f}" for f in before.failed), err=True)
+            raise typer.Exit(1)
+        if once:
+            time.sleep(interval)
+            out.print(view.render(view.view(before, view.scrape(client, urls)), urls))
+            return
+        with Live(console=out, auto_refresh=False, transient=False) as live:
+            try:
+                while True:
+                    time.sleep(interval)
+                    after = view.scrape(client, urls)
+                    live.update(view.render(view.view(before, after), urls), refresh=True)
+                    before = after
+            except KeyboardInterrupt:
+                pass
 
 
 @app.command()
