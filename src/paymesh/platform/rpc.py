@@ -149,6 +149,9 @@ class GrpcServer:
     `ready`, when given, is asked every `ready_interval_s` seconds whether the service
     can do its work (its event consumers are alive, say); the health service answers
     NOT_SERVING while it says no, SERVING again once it says yes.
+
+    `interceptors` run outside the server's own (tracing's, say: its span then sees
+    the status the call ends with).
     """
 
     def __init__(
@@ -160,6 +163,7 @@ class GrpcServer:
         *,
         ready: Callable[[], bool] | None = None,
         ready_interval_s: float = 0.5,
+        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     ) -> None:
         self._listen = listen
         self._ready = ready
@@ -167,7 +171,7 @@ class GrpcServer:
         self._watcher: asyncio.Task[None] | None = None
         self._credentials = server_credentials(tls) if tls is not None and tls.enabled else None
         self._server = grpc.aio.server(
-            options=_SERVER_OPTIONS, interceptors=[UnavailableInterceptor()]
+            options=_SERVER_OPTIONS, interceptors=[*interceptors, UnavailableInterceptor()]
         )
         register(self._server)
         self._health = health.aio.HealthServicer()
@@ -222,9 +226,15 @@ class GrpcServer:
         await self._server.stop(grace_s)
 
 
-def open_channel(target: str, tls: TlsSettings | None = None) -> grpc.aio.Channel:
+def open_channel(
+    target: str,
+    tls: TlsSettings | None = None,
+    *,
+    interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+) -> grpc.aio.Channel:
     """A client channel to `target` (``127.0.0.1:50051`` or ``dns:///accounts:50051``);
-    over mutual TLS when `tls` is enabled (the server's name must be in its certificate)."""
+    over mutual TLS when `tls` is enabled (the server's name must be in its certificate);
+    every call through `interceptors` (tracing's, say), when given."""
     options: list[tuple[str, object]] = [
         ("grpc.service_config", _SERVICE_CONFIG),
         ("grpc.enable_retries", 1),
@@ -234,9 +244,12 @@ def open_channel(target: str, tls: TlsSettings | None = None) -> grpc.aio.Channe
         # back after an outage should be used again within seconds.
         ("grpc.max_reconnect_backoff_ms", 5_000),
     ]
+    chain = list(interceptors) or None
     if tls is None or not tls.enabled:
-        return grpc.aio.insecure_channel(target, options=options)
-    return grpc.aio.secure_channel(target, channel_credentials(tls), options=options)
+        return grpc.aio.insecure_channel(target, options=options, interceptors=chain)
+    return grpc.aio.secure_channel(
+        target, channel_credentials(tls), options=options, interceptors=chain
+    )
 
 
 class CallOptions(TypedDict):
