@@ -23,6 +23,7 @@ from paymesh.platform.logging import get_logger
 from paymesh.platform.migrations import upgrade
 from paymesh.platform.rpc import open_channel
 from paymesh.platform.settings import Settings
+from paymesh.platform.tracing import Tracing
 
 __all__ = ["MIGRATIONS", "GatewayRuntime", "create", "migrate"]
 
@@ -59,6 +60,7 @@ class GatewayRuntime:
     def __init__(self, settings: Settings, *, bus: EventBus, clock: Clock | None = None) -> None:
         self._settings = settings
         self._bus = bus  # the gateway publishes nothing yet
+        self.tracing = Tracing.of(settings, self.name)
         self._clock = clock or SystemClock()
         self._db: Database | None = None
         self._channels: list[grpc.aio.Channel] = []
@@ -82,10 +84,11 @@ class GatewayRuntime:
             token_ttl_s=settings.gateway.token_ttl_s,
         )
         await keys.ensure()
-        accounts_channel = open_channel(settings.accounts.target, settings.tls)
-        payments_channel = open_channel(settings.payments.target, settings.tls)
-        risk_channel = open_channel(settings.risk.target, settings.tls)
-        webhooks_channel = open_channel(settings.webhooks.target, settings.tls)
+        traced = self.tracing.client_interceptors()
+        accounts_channel = open_channel(settings.accounts.target, settings.tls, interceptors=traced)
+        payments_channel = open_channel(settings.payments.target, settings.tls, interceptors=traced)
+        risk_channel = open_channel(settings.risk.target, settings.tls, interceptors=traced)
+        webhooks_channel = open_channel(settings.webhooks.target, settings.tls, interceptors=traced)
         self._channels = [accounts_channel, payments_channel, risk_channel, webhooks_channel]
         self._limiter = build_limiter(settings, clock=self._clock)
         self._hasher = SecretHasher(
@@ -103,6 +106,7 @@ class GatewayRuntime:
             webhooks=GrpcWebhooks(webhooks_channel, deadline_s=settings.rpc_deadline_s),
             hasher=self._hasher,
         )
+        self.tracing.instrument_app(app)
         config = uvicorn.Config(
             app,
             host=settings.gateway.host,
@@ -162,6 +166,7 @@ class GatewayRuntime:
         if self._db is not None:
             await self._db.dispose()
             self._db = None
+        await self.tracing.shutdown()
 
 
 def create(settings: Settings, *, bus: EventBus, clock: Clock | None = None) -> GatewayRuntime:
