@@ -23,7 +23,7 @@ from paymesh.platform.tracing import OFF
 
 from .conftest import Api, Running, embedded_settings
 from .otlp import OtlpReceiver, ReceivedSpan, otel_env, traceparent
-from .receiver import Receiver
+from .receiver import Received, Receiver
 
 SYNC_PATH = ("gateway", "payments", "risk", "accounts")
 
@@ -55,10 +55,12 @@ async def traced(
         await platform.stop()
 
 
-async def _pay(running: Running, header: str, *, webhook_url: str | None = None) -> str:
-    """Top up a customer, then one automatic payment sent with `header` as traceparent;
-    returns the payment id."""
-    api = await Api.login(running.url, running.creds["client_id"], running.creds["client_secret"])
+async def pay_with_traceparent(
+    url: str, creds: dict[str, str], header: str, *, webhook_url: str | None = None
+) -> str:
+    """Top up a customer, then one automatic payment sent with `header` as traceparent
+    (a webhook endpoint for payment.succeeded first, when given); returns the payment id."""
+    api = await Api.login(url, creds["client_id"], creds["client_secret"])
     try:
         if webhook_url is not None:
             await api.post(
@@ -96,15 +98,27 @@ async def _pay(running: Running, header: str, *, webhook_url: str | None = None)
         await api.close()
 
 
-def _services(spans: list[ReceivedSpan]) -> set[str]:
+def services_of(spans: list[ReceivedSpan]) -> set[str]:
     return {s.service for s in spans}
+
+
+def complete(spans: list[ReceivedSpan], trace_id: str) -> bool:
+    """Whether the spans of the whole payment have arrived: the synchronous path, both
+    consumers and the webhook attempt."""
+    ours = [s for s in spans if s.trace_id == trace_id]
+    return (
+        set(SYNC_PATH) <= services_of(ours)
+        and any(s.kind == "consumer" and s.service == "risk" for s in ours)
+        and any(s.kind == "consumer" and s.service == "webhooks" for s in ours)
+        and any(s.kind == "client" and s.service == "webhooks" for s in spans)
+    )
 
 
 def assert_one_trace(spans: list[ReceivedSpan], trace_id: str, caller_span: str) -> None:
     """The synchronous path is one trace under the caller's span, and the payment event's
     consumer in risk continues it (a CONSUMER span, child of a payments span)."""
     ours = [s for s in spans if s.trace_id == trace_id]
-    assert set(SYNC_PATH) <= _services(ours), sorted(_services(ours))
+    assert set(SYNC_PATH) <= services_of(ours), sorted(services_of(ours))
     by_id = {s.span_id: s for s in ours}
     http = [s for s in ours if s.service == "gateway" and s.kind == "server"]
     assert any(s.parent_span_id == caller_span and s.name == "POST /v1/payments" for s in http), [
@@ -135,28 +149,25 @@ async def test_one_payment_sent_with_a_traceparent_is_one_trace_across_every_ser
     hooks = Receiver()
     await hooks.start()
     try:
-        await _pay(traced, traceparent(trace_id, caller_span), webhook_url=hooks.url)
+        await pay_with_traceparent(
+            traced.url, traced.creds, traceparent(trace_id, caller_span), webhook_url=hooks.url
+        )
         [delivered] = await hooks.wait_for(1)
     finally:
         await hooks.stop()
 
-    def complete(spans: list[ReceivedSpan]) -> bool:
-        ours = [s for s in spans if s.trace_id == trace_id]
-        return (
-            set(SYNC_PATH) <= _services(ours)
-            and any(s.kind == "consumer" and s.service == "risk" for s in ours)
-            and any(s.kind == "consumer" and s.service == "webhooks" for s in ours)
-            and any(s.kind == "client" and s.service == "webhooks" for s in spans)
-        )
-
-    spans = await asyncio.to_thread(otlp.wait_until, complete)
+    spans = await asyncio.to_thread(otlp.wait_until, lambda spans: complete(spans, trace_id))
     assert_one_trace(spans, trace_id, caller_span)
-    ours = {s.span_id: s for s in spans if s.trace_id == trace_id}
     # Every service exported under its own name, not the process's.
-    assert _services(spans) == set(SERVICES), _services(spans)
+    assert services_of(spans) == set(SERVICES), services_of(spans)
+    assert_attempt_linked(spans, trace_id, delivered)
 
-    # The webhooks consumer continues the trace too; the delivery attempt is a CLIENT span
-    # of a trace of its own, LINKED to the span that produced the event.
+
+def assert_attempt_linked(spans: list[ReceivedSpan], trace_id: str, delivered: Received) -> None:
+    """The webhooks consumer continues the trace too; the delivery attempt is a CLIENT
+    span of a trace of its own, LINKED to the payments span that produced the event."""
+    ours = {s.span_id: s for s in spans if s.trace_id == trace_id}
+    assert any(s.service == "webhooks" and s.kind == "consumer" for s in ours.values())
     [attempt] = [s for s in spans if s.service == "webhooks" and s.kind == "client"]
     assert attempt.trace_id != trace_id
     [(linked_trace, linked_span)] = attempt.links
@@ -172,7 +183,9 @@ async def test_the_outbox_stores_the_producing_trace_context_with_the_event(
     traced: Running,
 ) -> None:
     trace_id = secrets.token_hex(16)
-    payment_id = await _pay(traced, traceparent(trace_id, secrets.token_hex(8)))
+    payment_id = await pay_with_traceparent(
+        traced.url, traced.creds, traceparent(trace_id, secrets.token_hex(8))
+    )
     payments = traced.platform.runtime("payments")
     events = await _outbox_events(payments.db)
     mine = [e for e in events if e.subject == payment_id]
@@ -198,7 +211,8 @@ async def test_with_tracing_unset_no_provider_is_built_and_nothing_is_exported(
     # The exporter's endpoint is set, but OTEL_TRACES_EXPORTER is not: tracing is off.
     assert os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] == otlp.endpoint
     assert "OTEL_TRACES_EXPORTER" not in os.environ
-    payment_id = await _pay(running, traceparent(secrets.token_hex(16), secrets.token_hex(8)))
+    header = traceparent(secrets.token_hex(16), secrets.token_hex(8))
+    payment_id = await pay_with_traceparent(running.url, running.creds, header)
     for name in SERVICES:
         assert running.platform.runtime(name).tracing is OFF
     assert OFF.provider is None
