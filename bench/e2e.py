@@ -106,9 +106,10 @@ async def run_load(
                 latencies.append(time.perf_counter() - t0)
                 statuses[p["status"]] = statuses.get(p["status"], 0) + 1
 
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         await asyncio.gather(*(client(p) for p in payers))
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
 
     latencies.sort()
 
@@ -128,6 +129,9 @@ async def run_load(
         "p95_ms": round(pct(0.95), 1),
         "p99_ms": round(pct(0.99), 1),
         "mean_ms": round(statistics.fmean(latencies) * 1000, 1) if latencies else None,
+        # This process's CPU (every thread) per payment: the platform's and the load's when
+        # embedded, the load's alone with --url. Other processes' load does not count.
+        "cpu_ms_per_payment": round(cpu * 1000 / len(latencies), 2) if latencies else None,
     }
 
 
@@ -186,11 +190,13 @@ def _observability(args: argparse.Namespace) -> dict[str, Any]:
         for n, r in enumerate(results, 1):
             result[f"{mode}#{n}"] = (
                 f"{r['payments_per_s']}/s p50 {r['p50_ms']} ms p99 {r['p99_ms']} ms"
-                f" errors {r['errors']}"
+                f" cpu {r['cpu_ms_per_payment']} ms/payment errors {r['errors']}"
             )
         result[f"{mode}_per_s"] = statistics.median(r["payments_per_s"] for r in results)
+        result[f"{mode}_cpu_ms"] = statistics.median(r["cpu_ms_per_payment"] for r in results)
     if len(modes) == 2 and result["off_per_s"]:
-        result["on/off"] = round(result["on_per_s"] / result["off_per_s"], 3)
+        result["on/off throughput"] = round(result["on_per_s"] / result["off_per_s"], 3)
+        result["on/off cpu"] = round(result["on_cpu_ms"] / result["off_cpu_ms"], 3)
     if "on" in runs:
         result["sink"] = exported.strip().splitlines()[-1] if exported.strip() else "?"
     return result
