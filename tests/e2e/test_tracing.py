@@ -124,8 +124,8 @@ def assert_one_trace(spans: list[ReceivedSpan], trace_id: str, caller_span: str)
     assert any(s.parent_span_id == caller_span and s.name == "POST /v1/payments" for s in http), [
         (s.name, s.parent_span_id) for s in http
     ]
-    # gateway -> payments -> risk and accounts: each server span's parent is a client span
-    # of its caller, in the same trace.
+    # gateway -> payments -> risk and accounts: each server span's parent is a span of its
+    # caller (the context travels in the call's metadata), in the same trace.
     for callee, caller in (("payments", "gateway"), ("risk", "payments"), ("accounts", "payments")):
         servers = [s for s in ours if s.service == callee and s.kind == "server"]
         parents = {by_id[s.parent_span_id].service for s in servers if s.parent_span_id in by_id}

@@ -75,7 +75,6 @@ def test_tracing_off_is_the_shared_off_object_with_nothing_to_build() -> None:
     assert tracing is OFF
     assert tracing.provider is None
     assert tracing.server_interceptors() == []
-    assert tracing.client_interceptors() == []
 
     async def handler(event: Event) -> None:
         pass

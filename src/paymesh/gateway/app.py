@@ -84,11 +84,10 @@ class GatewayRuntime:
             token_ttl_s=settings.gateway.token_ttl_s,
         )
         await keys.ensure()
-        traced = self.tracing.client_interceptors()
-        accounts_channel = open_channel(settings.accounts.target, settings.tls, interceptors=traced)
-        payments_channel = open_channel(settings.payments.target, settings.tls, interceptors=traced)
-        risk_channel = open_channel(settings.risk.target, settings.tls, interceptors=traced)
-        webhooks_channel = open_channel(settings.webhooks.target, settings.tls, interceptors=traced)
+        accounts_channel = open_channel(settings.accounts.target, settings.tls)
+        payments_channel = open_channel(settings.payments.target, settings.tls)
+        risk_channel = open_channel(settings.risk.target, settings.tls)
+        webhooks_channel = open_channel(settings.webhooks.target, settings.tls)
         self._channels = [accounts_channel, payments_channel, risk_channel, webhooks_channel]
         self._limiter = build_limiter(settings, clock=self._clock)
         self._hasher = SecretHasher(

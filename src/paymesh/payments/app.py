@@ -102,9 +102,8 @@ class PaymentsRuntime:
     async def start(self) -> None:
         """Open the channels, serve, relay the outbox and resume unfinished sagas."""
         s = self._settings
-        traced = self.tracing.client_interceptors()
-        accounts = open_channel(s.accounts.target, s.tls, interceptors=traced)
-        risk = open_channel(s.risk.target, s.tls, interceptors=traced)
+        accounts = open_channel(s.accounts.target, s.tls)
+        risk = open_channel(s.risk.target, s.tls)
         self._channels = [accounts, risk]
         deps = Deps(
             store=self.store,

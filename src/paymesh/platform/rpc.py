@@ -22,6 +22,7 @@ from grpc_reflection.v1alpha import reflection
 from paymesh.platform.identity import Caller
 from paymesh.platform.logging import get_logger
 from paymesh.platform.settings import TlsSettings
+from paymesh.platform.tracing import TRACEPARENT, current_traceparent
 from paymesh.platform.unavailable import is_unavailable
 
 __all__ = [
@@ -226,15 +227,9 @@ class GrpcServer:
         await self._server.stop(grace_s)
 
 
-def open_channel(
-    target: str,
-    tls: TlsSettings | None = None,
-    *,
-    interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
-) -> grpc.aio.Channel:
+def open_channel(target: str, tls: TlsSettings | None = None) -> grpc.aio.Channel:
     """A client channel to `target` (``127.0.0.1:50051`` or ``dns:///accounts:50051``);
-    over mutual TLS when `tls` is enabled (the server's name must be in its certificate);
-    every call through `interceptors` (tracing's, say), when given."""
+    over mutual TLS when `tls` is enabled (the server's name must be in its certificate)."""
     options: list[tuple[str, object]] = [
         ("grpc.service_config", _SERVICE_CONFIG),
         ("grpc.enable_retries", 1),
@@ -244,12 +239,9 @@ def open_channel(
         # back after an outage should be used again within seconds.
         ("grpc.max_reconnect_backoff_ms", 5_000),
     ]
-    chain = list(interceptors) or None
     if tls is None or not tls.enabled:
-        return grpc.aio.insecure_channel(target, options=options, interceptors=chain)
-    return grpc.aio.secure_channel(
-        target, channel_credentials(tls), options=options, interceptors=chain
-    )
+        return grpc.aio.insecure_channel(target, options=options)
+    return grpc.aio.secure_channel(target, channel_credentials(tls), options=options)
 
 
 class CallOptions(TypedDict):
@@ -260,8 +252,17 @@ class CallOptions(TypedDict):
 
 
 def caller_options(caller: Caller, deadline_s: float) -> CallOptions:
-    """Keyword arguments for a stub call: the caller's metadata and a deadline."""
-    return {"metadata": caller.metadata(), "timeout": deadline_s}
+    """Keyword arguments for a stub call: the caller's metadata and a deadline.
+
+    With tracing on, the metadata also carries the active span's ``traceparent``
+    (the callee's server span continues the trace). Not a client interceptor: one
+    on a grpc.aio channel makes every call an intercepted call, which costs more
+    than the span it would record.
+    """
+    metadata = caller.metadata()
+    if (traceparent := current_traceparent()) is not None:
+        metadata = (*metadata, (TRACEPARENT, traceparent))
+    return {"metadata": metadata, "timeout": deadline_s}
 
 
 async def require_caller(context: grpc.aio.ServicerContext[object, object]) -> Caller:

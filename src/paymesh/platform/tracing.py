@@ -14,9 +14,14 @@ What is traced:
 
 - the gateway's HTTP requests (FastAPI instrumentation; an incoming W3C
   ``traceparent`` header makes its server span a child of the caller's span);
-- every gRPC call between services, client and server side (the gRPC aio
-  interceptors of opentelemetry-instrumentation-grpc; the context travels in
-  the call's metadata); health checks and reflection are left out;
+- every gRPC call a service serves (the aio server interceptor of
+  opentelemetry-instrumentation-grpc; health checks and reflection are left
+  out). The caller's context travels in the call's metadata, put there by
+  :func:`~paymesh.platform.rpc.caller_options` rather than by the package's
+  client interceptors: any client interceptor on a grpc.aio channel turns
+  every call into an intercepted call (more tasks and callbacks per call),
+  which on our payment path cost more CPU than all the spans together. A
+  callee's server span is thus the child of the caller's current span;
 - the Kafka (or in-process) hop: :func:`current_traceparent` is stored with each
   event the outbox writes (the CloudEvents ``traceparent`` attribute, also sent
   as a Kafka header), and :meth:`Tracing.consumer` runs a handler in a CONSUMER
@@ -148,18 +153,6 @@ class Tracing:
             tracer_provider=self.provider, filter_=_not_health_or_reflection()
         )
         return [interceptor]
-
-    def client_interceptors(self) -> list[grpc.aio.ClientInterceptor]:
-        """The gRPC client interceptors that trace calls and carry the context (none when
-        off)."""
-        if self.provider is None:
-            return []
-        from opentelemetry.instrumentation.grpc import aio_client_interceptors
-
-        interceptors: list[grpc.aio.ClientInterceptor] = aio_client_interceptors(  # type: ignore[no-untyped-call]
-            tracer_provider=self.provider, filter_=_not_health_or_reflection()
-        )
-        return interceptors
 
     def instrument_app(self, app: FastAPI) -> None:
         """Trace `app`'s requests (a server span per request, named by route template)."""
