@@ -4,9 +4,16 @@ Bounded in time and count. Without --url it starts its own embedded platform
 (SQLite in a temporary folder, free loopback ports) and stops it afterwards.
 
     python bench/e2e.py [--clients 16] [--seconds 10] [--max-payments 50000]
+    python bench/e2e.py --observability both [--rounds 2]
     python bench/e2e.py --url http://127.0.0.1:8000 --credentials var/demo-credentials.json
 
 Prints payments/s and p50/p95/p99 latency; asserts nothing about speed.
+
+``--observability`` (embedded only): ``off`` (the default) runs with tracing unset;
+``on`` with every service's spans exported over OTLP/HTTP (the standard OTEL_*
+variables) to a sink in a process of its own (bench/otlp_sink.py), as to a
+collector; ``both`` runs off and on alternately, ``--rounds`` times each, a fresh
+platform per run, and prints the ratio of their median throughputs.
 """
 
 from __future__ import annotations
@@ -14,8 +21,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -97,9 +106,10 @@ async def run_load(
                 latencies.append(time.perf_counter() - t0)
                 statuses[p["status"]] = statuses.get(p["status"], 0) + 1
 
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         await asyncio.gather(*(client(p) for p in payers))
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
 
     latencies.sort()
 
@@ -119,7 +129,77 @@ async def run_load(
         "p95_ms": round(pct(0.95), 1),
         "p99_ms": round(pct(0.99), 1),
         "mean_ms": round(statistics.fmean(latencies) * 1000, 1) if latencies else None,
+        # This process's CPU (every thread) per payment: the platform's and the load's when
+        # embedded, the load's alone with --url. Other processes' load does not count.
+        "cpu_ms_per_payment": round(cpu * 1000 / len(latencies), 2) if latencies else None,
     }
+
+
+def _observability_env(on: bool, sink: str) -> dict[str, str | None]:
+    """The environment of a run with observability on (exporting to `sink`) or off."""
+    if not on:
+        return {"OTEL_TRACES_EXPORTER": None}
+    return {
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": sink,
+    }
+
+
+async def _embedded_with(args: argparse.Namespace, env: dict[str, str | None]) -> dict[str, Any]:
+    """:func:`_with_embedded` with `env` set for the platform (None: unset), then restored."""
+    saved = {name: os.environ.get(name) for name in env}
+    try:
+        for name, value in env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        return await _with_embedded(args)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _observability(args: argparse.Namespace) -> dict[str, Any]:
+    """Runs with observability off and/or on, alternately; their results and the ratio."""
+    modes = ["off", "on"] if args.observability == "both" else [args.observability]
+    rounds = args.rounds if args.observability == "both" else 1
+    port = _free_port()
+    sink = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("otlp_sink.py")), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert sink.stdout is not None
+        sink.stdout.readline()  # "ready"
+        runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
+        for _ in range(rounds):
+            for mode in modes:
+                env = _observability_env(mode == "on", f"http://127.0.0.1:{port}")
+                runs[mode].append(asyncio.run(_embedded_with(args, env)))
+    finally:
+        sink.terminate()
+        exported, _ = sink.communicate(timeout=30)
+    result: dict[str, Any] = {}
+    for mode, results in runs.items():
+        for n, r in enumerate(results, 1):
+            result[f"{mode}#{n}"] = (
+                f"{r['payments_per_s']}/s p50 {r['p50_ms']} ms p99 {r['p99_ms']} ms"
+                f" cpu {r['cpu_ms_per_payment']} ms/payment errors {r['errors']}"
+            )
+        result[f"{mode}_per_s"] = statistics.median(r["payments_per_s"] for r in results)
+        result[f"{mode}_cpu_ms"] = statistics.median(r["cpu_ms_per_payment"] for r in results)
+    if len(modes) == 2 and result["off_per_s"]:
+        result["on/off throughput"] = round(result["on_per_s"] / result["off_per_s"], 3)
+        result["on/off cpu"] = round(result["on_cpu_ms"] / result["off_cpu_ms"], 3)
+    if "on" in runs:
+        result["sink"] = exported.strip().splitlines()[-1] if exported.strip() else "?"
+    return result
 
 
 async def _with_embedded(args: argparse.Namespace) -> dict[str, Any]:
@@ -154,8 +234,19 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--max-payments", type=int, default=50_000)
+    parser.add_argument(
+        "--observability",
+        choices=["off", "on", "both"],
+        default="off",
+        help="tracing exporting to a local sink: off, on, or both compared (embedded only)",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="runs per mode with 'both'")
     args = parser.parse_args()
-    if args.url:
+    if args.url and args.observability != "off":
+        parser.error("--observability needs the embedded platform (no --url)")
+    if args.observability != "off":
+        result = _observability(args)
+    elif args.url:
         creds = json.loads(args.credentials.read_text())
         result = asyncio.run(
             run_load(args.url, creds, args.clients, args.seconds, args.max_payments)

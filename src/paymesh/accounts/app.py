@@ -20,6 +20,7 @@ from paymesh.platform.migrations import upgrade
 from paymesh.platform.outbox import OutboxRelay
 from paymesh.platform.rpc import GrpcServer
 from paymesh.platform.settings import Settings
+from paymesh.platform.tracing import Tracing
 
 __all__ = ["MIGRATIONS", "AccountsRuntime", "create", "migrate"]
 
@@ -45,6 +46,7 @@ class AccountsRuntime:
         self, settings: Settings, *, bus: EventBus, clock: Clock, expiry_interval_s: float
     ) -> None:
         self.db = Database(settings.accounts.database_url)
+        self.tracing = Tracing.of(settings, self.name)
         # SQLite has one writer, so one worker; on PostgreSQL a second worker
         # decides the next batch while the first waits for its commit.
         ledger = SqlAccountsStore(self.db)
@@ -55,7 +57,11 @@ class AccountsRuntime:
             pb_grpc.add_AccountsServicer_to_server(servicer, server)
 
         self.server = GrpcServer(
-            settings.accounts.listen, register, [SERVICE_NAME], tls=settings.tls
+            settings.accounts.listen,
+            register,
+            [SERVICE_NAME],
+            tls=settings.tls,
+            interceptors=self.tracing.server_interceptors(),
         )
         self.relay = OutboxRelay(self.db, outbox, bus, service=self.name, clock=clock)
         self.sweeper = ExpirySweeper(
@@ -85,6 +91,7 @@ class AccountsRuntime:
         await self.store.stop()
         await self.relay.stop()
         await self.db.dispose()
+        await self.tracing.shutdown()
 
 
 def create(

@@ -23,6 +23,7 @@ from paymesh.platform.logging import get_logger
 from paymesh.platform.migrations import upgrade
 from paymesh.platform.rpc import open_channel
 from paymesh.platform.settings import Settings
+from paymesh.platform.tracing import Tracing
 
 __all__ = ["MIGRATIONS", "GatewayRuntime", "create", "migrate"]
 
@@ -59,6 +60,7 @@ class GatewayRuntime:
     def __init__(self, settings: Settings, *, bus: EventBus, clock: Clock | None = None) -> None:
         self._settings = settings
         self._bus = bus  # the gateway publishes nothing yet
+        self.tracing = Tracing.of(settings, self.name)
         self._clock = clock or SystemClock()
         self._db: Database | None = None
         self._channels: list[grpc.aio.Channel] = []
@@ -103,6 +105,7 @@ class GatewayRuntime:
             webhooks=GrpcWebhooks(webhooks_channel, deadline_s=settings.rpc_deadline_s),
             hasher=self._hasher,
         )
+        self.tracing.instrument_app(app)
         config = uvicorn.Config(
             app,
             host=settings.gateway.host,
@@ -162,6 +165,7 @@ class GatewayRuntime:
         if self._db is not None:
             await self._db.dispose()
             self._db = None
+        await self.tracing.shutdown()
 
 
 def create(settings: Settings, *, bus: EventBus, clock: Clock | None = None) -> GatewayRuntime:

@@ -41,6 +41,7 @@ from paymesh.platform.migrations import upgrade
 from paymesh.platform.outbox import OutboxRelay
 from paymesh.platform.rpc import GrpcServer, open_channel
 from paymesh.platform.settings import Settings
+from paymesh.platform.tracing import Tracing
 
 __all__ = ["MIGRATIONS", "PaymentsRuntime", "create", "migrate"]
 
@@ -88,7 +89,13 @@ class PaymentsRuntime:
         self._deps: Deps | None = None
         self._running = asyncio.Event()
         self._bus = bus
-        bus.subscribe(TOPIC, GROUP, self._on_risk_event, service=self.name)
+        self.tracing = Tracing.of(settings, self.name)
+        bus.subscribe(
+            TOPIC,
+            GROUP,
+            self.tracing.consumer(TOPIC, GROUP, self._on_risk_event),
+            service=self.name,
+        )
 
     async def _on_risk_event(self, event: Event) -> None:
         # Delivered from the bus's own task; a stopped service never acks (the
@@ -127,6 +134,7 @@ class PaymentsRuntime:
             [SERVICE_NAME],
             tls=s.tls,
             ready=lambda: self._bus.healthy(GROUP),
+            interceptors=self.tracing.server_interceptors(),
         )
         self.port = await self._server.start()
         self.relay.start()
@@ -153,6 +161,7 @@ class PaymentsRuntime:
             await channel.close()
         self._channels = []
         await self.db.dispose()
+        await self.tracing.shutdown()
 
 
 def _retry_policy(retry: RetryPolicy, s: Settings) -> RetryPolicy:

@@ -58,7 +58,8 @@ class MalformedEvent(ValueError):
 _REQUIRED = tuple(
     f.name for f in fields(Event) if f.default is MISSING and f.default_factory is MISSING
 )
-_STRINGS = tuple(f.name for f in fields(Event) if f.name != "data")
+# (Not traceparent: tracing is optional, and Event.from_json drops one that is malformed.)
+_STRINGS = tuple(f.name for f in fields(Event) if f.name not in ("data", "traceparent"))
 
 
 def parse_event(raw: bytes | None) -> Event:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,6 +55,7 @@ from paymesh.platform.metrics import (
     EVENTS_HANDLED,
     KAFKA_DEAD_LETTERS,
 )
+from paymesh.platform.tracing import TRACEPARENT
 
 __all__ = ["REPLAY_GROUP", "KafkaBus", "KafkaOptions"]
 
@@ -191,13 +192,19 @@ class KafkaBus:
                 self._producer.poll(0.05)
 
     async def publish(self, topic: str, event: Event) -> None:
-        """Publish `event` keyed by its subject; return once Kafka acknowledged it."""
-        await self._produce(
-            self._physical(topic),
-            key=event.subject.encode(),
-            value=event.to_json(),
-            headers=[("ce_id", event.id), ("ce_type", event.type), ("ce_tenant", event.tenant)],
-        )
+        """Publish `event` keyed by its subject; return once Kafka acknowledged it.
+
+        The trace context it was produced in, if any, travels as a ``traceparent``
+        header too, for consumers that read headers and not the envelope."""
+        headers: list[tuple[str, str | bytes | None]] = [
+            ("ce_id", event.id),
+            ("ce_type", event.type),
+            ("ce_tenant", event.tenant),
+        ]
+        if event.traceparent is not None:
+            headers.append((TRACEPARENT, event.traceparent))
+        key, value = event.subject.encode(), event.to_json()
+        await self._produce(self._physical(topic), key=key, value=value, headers=headers)
 
     async def _produce(
         self,
@@ -319,7 +326,7 @@ class KafkaBus:
                 failed = failures.get((topic, partition))
                 attempts = failed.attempts if failed is not None and failed.offset == offset else 0
                 try:
-                    event = parse_event(msg.value())
+                    event = _with_header_trace(parse_event(msg.value()), msg)
                 except MalformedEvent as exc:
                     await self._dead_letter(group, logical[topic], msg, exc, "malformed", 1)
                 else:
@@ -522,6 +529,19 @@ def _measure_lag(consumer: Consumer, meters: dict[str, _Meters]) -> None:
         lag[tp.topic] += max(0, high - at)
     for topic, n in lag.items():
         meters[topic].lag.set(n)
+
+
+def _with_header_trace(event: Event, msg: Message) -> Event:
+    """`event`, with the record's ``traceparent`` header when its envelope has none
+    (another producer may put the context in the header only)."""
+    if event.traceparent is not None or not msg.headers():
+        return event
+    for key, value in _headers(msg):
+        if key == TRACEPARENT and value:
+            raw = value.decode(errors="replace") if isinstance(value, bytes) else value
+            # As Event.from_json would take it from the envelope: bounded, never refused.
+            return replace(event, traceparent=raw) if len(raw) <= 256 else event
+    return event
 
 
 def _headers(msg: Message) -> list[tuple[str, str | bytes | None]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import time
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ from paymesh.platform.db import Database
 from paymesh.platform.locks import SessionLock, lock_key
 from paymesh.platform.logging import get_logger
 from paymesh.platform.metrics import OUTBOX_OLDEST_PENDING_AGE, OUTBOX_PENDING
+from paymesh.platform.tracing import current_traceparent
 
 __all__ = [
     "OutboxRelay",
@@ -78,7 +80,10 @@ async def append(
     *,
     now_us: int | None = None,
 ) -> None:
-    """Write `event` to the outbox inside the caller's transaction."""
+    """Write `event` to the outbox inside the caller's transaction, with the trace
+    context it was produced in (when a span is active: tracing is on)."""
+    if event.traceparent is None and (traceparent := current_traceparent()) is not None:
+        event = dataclasses.replace(event, traceparent=traceparent)
     await conn.execute(
         outbox.insert().values(
             event_id=event.id,

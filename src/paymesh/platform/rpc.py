@@ -22,6 +22,7 @@ from grpc_reflection.v1alpha import reflection
 from paymesh.platform.identity import Caller
 from paymesh.platform.logging import get_logger
 from paymesh.platform.settings import TlsSettings
+from paymesh.platform.tracing import TRACEPARENT, current_traceparent
 from paymesh.platform.unavailable import is_unavailable
 
 __all__ = [
@@ -149,6 +150,9 @@ class GrpcServer:
     `ready`, when given, is asked every `ready_interval_s` seconds whether the service
     can do its work (its event consumers are alive, say); the health service answers
     NOT_SERVING while it says no, SERVING again once it says yes.
+
+    `interceptors` run outside the server's own (tracing's, say: its span then sees
+    the status the call ends with).
     """
 
     def __init__(
@@ -160,6 +164,7 @@ class GrpcServer:
         *,
         ready: Callable[[], bool] | None = None,
         ready_interval_s: float = 0.5,
+        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     ) -> None:
         self._listen = listen
         self._ready = ready
@@ -167,7 +172,7 @@ class GrpcServer:
         self._watcher: asyncio.Task[None] | None = None
         self._credentials = server_credentials(tls) if tls is not None and tls.enabled else None
         self._server = grpc.aio.server(
-            options=_SERVER_OPTIONS, interceptors=[UnavailableInterceptor()]
+            options=_SERVER_OPTIONS, interceptors=[*interceptors, UnavailableInterceptor()]
         )
         register(self._server)
         self._health = health.aio.HealthServicer()
@@ -247,8 +252,17 @@ class CallOptions(TypedDict):
 
 
 def caller_options(caller: Caller, deadline_s: float) -> CallOptions:
-    """Keyword arguments for a stub call: the caller's metadata and a deadline."""
-    return {"metadata": caller.metadata(), "timeout": deadline_s}
+    """Keyword arguments for a stub call: the caller's metadata and a deadline.
+
+    With tracing on, the metadata also carries the active span's ``traceparent``
+    (the callee's server span continues the trace). Not a client interceptor: one
+    on a grpc.aio channel makes every call an intercepted call, which costs more
+    than the span it would record.
+    """
+    metadata = caller.metadata()
+    if (traceparent := current_traceparent()) is not None:
+        metadata = (*metadata, (TRACEPARENT, traceparent))
+    return {"metadata": metadata, "timeout": deadline_s}
 
 
 async def require_caller(context: grpc.aio.ServicerContext[object, object]) -> Caller:

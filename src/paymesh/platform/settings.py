@@ -3,7 +3,9 @@
 Layers, lowest first: defaults < YAML file (``PAYMESH_CONFIG_FILE``) <
 environment (``PAYMESH_…``, nested with ``__``) < secret files
 (``PAYMESH_SECRETS_DIR``). This module is the only place that reads the
-environment.
+environment, with one exception: when tracing is on (``OTEL_TRACES_EXPORTER``,
+read here), the OpenTelemetry SDK reads its own standard variables
+(``OTEL_EXPORTER_OTLP_*``, ``OTEL_TRACES_SAMPLER``, ``OTEL_BSP_*``, ...).
 """
 
 from __future__ import annotations
@@ -15,7 +17,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -293,6 +303,48 @@ class Settings(BaseSettings):
     # How long a starting process waits for its database to answer (a restart of
     # PostgreSQL, a pod scheduled before its database) before it gives up, in seconds.
     startup_timeout_s: float = Field(default=60.0, ge=0)
+    # OpenTelemetry traces, by the standard variables (docs/operations.md, "Tracing"):
+    # OTEL_TRACES_EXPORTER=otlp exports every service's spans over OTLP/HTTP; unset or
+    # "none" (or OTEL_SDK_DISABLED=true) turns tracing off. Only the http/protobuf
+    # protocol is shipped.
+    otel_traces_exporter: Literal["otlp", "none"] = Field(
+        default="none",
+        validation_alias=AliasChoices("OTEL_TRACES_EXPORTER", "otel_traces_exporter"),
+    )
+    otel_sdk_disabled: bool = Field(
+        default=False, validation_alias=AliasChoices("OTEL_SDK_DISABLED", "otel_sdk_disabled")
+    )
+    otel_exporter_otlp_protocol: str = Field(
+        default="http/protobuf",
+        validation_alias=AliasChoices(
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+            "otel_exporter_otlp_protocol",
+        ),
+    )
+
+    @property
+    def tracing(self) -> bool:
+        """Whether services export traces (OTEL_TRACES_EXPORTER=otlp, SDK not disabled)."""
+        return self.otel_traces_exporter == "otlp" and not self.otel_sdk_disabled
+
+    @field_validator("otel_traces_exporter", "otel_exporter_otlp_protocol", mode="before")
+    @classmethod
+    def _otel_value(cls, value: object, info: ValidationInfo) -> object:
+        # As the SDK reads them: case and surrounding blanks do not matter; empty = unset.
+        if isinstance(value, str):
+            unset = "none" if info.field_name == "otel_traces_exporter" else "http/protobuf"
+            return value.strip().lower() or unset
+        return value
+
+    @model_validator(mode="after")
+    def _otel_protocol(self) -> Settings:
+        protocol = self.otel_exporter_otlp_protocol
+        if self.tracing and protocol != "http/protobuf":
+            raise ValueError(
+                f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: only http/protobuf is supported"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(

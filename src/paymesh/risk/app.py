@@ -28,6 +28,7 @@ from paymesh.platform.outbox import OutboxRelay
 from paymesh.platform.rpc import GrpcServer
 from paymesh.platform.runtime import Runtime
 from paymesh.platform.settings import RiskSettings, Settings
+from paymesh.platform.tracing import Tracing
 from paymesh.risk import service
 from paymesh.risk.api import SERVICE_NAME, RiskServicer
 from paymesh.risk.domain import Resolution, RuleSet, amount_limit_rules
@@ -109,7 +110,13 @@ class RiskRuntime:
         self._clock = clock
         self._running = asyncio.Event()
         self._bus = bus
-        bus.subscribe(PAYMENTS_TOPIC, GROUP, self._on_payment_event, service=self.name)
+        self.tracing = Tracing.of(settings, self.name)
+        bus.subscribe(
+            PAYMENTS_TOPIC,
+            GROUP,
+            self.tracing.consumer(PAYMENTS_TOPIC, GROUP, self._on_payment_event),
+            service=self.name,
+        )
         self._server: GrpcServer | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.port = 0
@@ -170,6 +177,7 @@ class RiskRuntime:
             [SERVICE_NAME],
             tls=self._tls,
             ready=lambda: self._bus.healthy(GROUP),
+            interceptors=self.tracing.server_interceptors(),
         )
         self.port = await self._server.start()
         self._relay.start()
@@ -206,6 +214,7 @@ class RiskRuntime:
         if close is not None:
             await close()
         await self._db.dispose()
+        await self.tracing.shutdown()
 
 
 def create(settings: Settings, *, bus: EventBus, clock: Clock | None = None) -> RiskRuntime:

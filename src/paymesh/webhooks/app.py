@@ -25,6 +25,7 @@ from paymesh.platform.outbox import OutboxRelay
 from paymesh.platform.rpc import GrpcServer
 from paymesh.platform.runtime import Runtime
 from paymesh.platform.settings import Settings
+from paymesh.platform.tracing import Tracing
 from paymesh.webhooks import service
 from paymesh.webhooks.api import SERVICE_NAME, WebhooksServicer
 from paymesh.webhooks.domain import RetryPolicy
@@ -72,6 +73,7 @@ class WebhooksRuntime:
         self._tls = settings.tls
         self._clock = clock
         self._db = Database(cfg.database_url)
+        self.tracing = Tracing.of(settings, self.name)
         self._relay = OutboxRelay(
             self._db, outbox, bus, service=self.name, clock=clock, name="webhooks-outbox"
         )
@@ -119,11 +121,14 @@ class WebhooksRuntime:
             ),
             clock=clock,
             jitter=jitter,
+            tracing=self.tracing,
         )
         self._running = asyncio.Event()
         self._bus = bus
         for topic in CONSUMED_TOPICS:
-            bus.subscribe(topic, GROUP, self._on_event, service=self.name)
+            bus.subscribe(
+                topic, GROUP, self.tracing.consumer(topic, GROUP, self._on_event), service=self.name
+            )
         self._server: GrpcServer | None = None
         self.port = 0
 
@@ -147,6 +152,7 @@ class WebhooksRuntime:
             [SERVICE_NAME],
             tls=self._tls,
             ready=lambda: self._bus.healthy(GROUP),
+            interceptors=self.tracing.server_interceptors(),
         )
         self.port = await self._server.start()
         self._relay.start()
@@ -167,6 +173,7 @@ class WebhooksRuntime:
         await self._client.aclose()
         await self._relay.stop()
         await self._db.dispose()
+        await self.tracing.shutdown()
 
 
 def create(

@@ -7,6 +7,10 @@ disabling of the endpoint are recorded in one transaction
 (:meth:`~paymesh.webhooks.store.SqlWebhookStore.finish`). A replica that dies
 mid-attempt leaves a lease that expires; the delivery is then attempted again
 (at least once: merchants deduplicate by ``Paymesh-Event-Id``).
+
+With tracing on, each attempt is a CLIENT span of its own, linked to the trace
+the event was produced in (its ``traceparent``), and the request carries the
+attempt's ``traceparent`` header.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import random
 import time
 from collections.abc import Callable
@@ -22,6 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from opentelemetry.trace import SpanKind, StatusCode
 
 from paymesh import __version__
 from paymesh.platform.clock import Clock
@@ -31,6 +37,7 @@ from paymesh.platform.metrics import (
     WEBHOOK_ATTEMPTS,
     WEBHOOK_ENDPOINTS_DISABLED,
 )
+from paymesh.platform.tracing import OFF, Tracing
 from paymesh.webhooks.domain import (
     AfterAttempt,
     AttemptResult,
@@ -93,8 +100,10 @@ class DeliveryWorker:
         config: WorkerConfig,
         clock: Clock,
         jitter: Callable[[], float] = random.random,
+        tracing: Tracing = OFF,
     ) -> None:
         self._store = store
+        self._tracing = tracing
         self._box = box
         self._client = client
         self._config = config
@@ -187,7 +196,10 @@ class DeliveryWorker:
         started = self._clock.now_us()
         began = time.monotonic()
         try:
-            result = await self._post(item, started, fields)
+            if self._tracing.enabled:
+                result = await self._traced_post(item, started, fields)
+            else:
+                result = await self._post(item, started, fields)
         except Exception:
             log.exception("webhook_attempt_broken", **fields)
             result = AttemptResult(status_code=0, error="internal_error", latency_ms=0)
@@ -238,6 +250,37 @@ class DeliveryWorker:
                 reason=disabled.disabled_reason,
             )
 
+    async def _traced_post(
+        self, item: Claimed, started_us: int, fields: dict[str, object]
+    ) -> AttemptResult:
+        """:meth:`_post` in a CLIENT span linked to the event's trace."""
+        try:
+            traceparent = json.loads(item.payload).get("traceparent")
+        except (ValueError, AttributeError):
+            traceparent = None
+        with self._tracing.span(
+            "webhook POST",
+            kind=SpanKind.CLIENT,
+            linked_to=traceparent if isinstance(traceparent, str) else None,
+            attributes={
+                "http.request.method": "POST",
+                "server.address": str(fields["host"]),
+                "paymesh.webhook.delivery_id": item.delivery.id,
+                "paymesh.webhook.endpoint_id": item.record.endpoint.id,
+                "paymesh.webhook.attempt": item.delivery.attempts_count + 1,
+                "cloudevents.event_id": item.delivery.event_id,
+                "cloudevents.event_type": item.delivery.event_type,
+            },
+        ) as span:
+            result = await self._post(item, started_us, fields)
+            if span is not None:
+                if result.status_code:
+                    span.set_attribute("http.response.status_code", result.status_code)
+                if result.error:
+                    span.set_attribute("error.type", result.error)
+                    span.set_status(StatusCode.ERROR)
+            return result
+
     async def _post(
         self, item: Claimed, started_us: int, fields: dict[str, object]
     ) -> AttemptResult:
@@ -256,6 +299,8 @@ class DeliveryWorker:
             "Paymesh-Delivery-Id": delivery.id,
             "Paymesh-Signature": signature_header(item.payload, secrets, started_us // 1_000_000),
         }
+        if self._tracing.enabled:
+            self._tracing.inject(headers)
         return await post(
             self._client,
             endpoint.url,
