@@ -35,6 +35,7 @@ from paymesh.gateway.errors import BadRequest, Unauthenticated
 from paymesh.gateway.limits import LimitsMiddleware, charge_failures, enforce
 from paymesh.gateway.problems import install_problem_handlers, problem_responses
 from paymesh.gateway.ratelimit import MemoryRateLimiter, Policy, RateLimiter, RedisRateLimiter
+from paymesh.gateway.requestlog import RequestLogMiddleware, set_client_id
 from paymesh.gateway.schemas import (
     ClientCredentialsOut,
     CreateClientIn,
@@ -184,6 +185,7 @@ async def token(
             hasher=gw.hasher,
             source=remote,
         )
+    set_client_id(request.scope, client_id)
     out = TokenOut(
         access_token=issued.access_token, expires_in=issued.expires_in, scope=issued.scope
     )
@@ -399,6 +401,8 @@ def create_app(
         timeout_s=settings.gateway.request_timeout_s,
     )
     install_problem_handlers(app)  # its ProblemMiddleware wraps LimitsMiddleware
+    # Outermost of ours: every answer, problems from any layer too, has the request id.
+    app.add_middleware(RequestLogMiddleware)
     app.include_router(router)
     app.include_router(accounts_router)
     app.include_router(payments_router)
