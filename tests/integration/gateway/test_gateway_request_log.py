@@ -94,9 +94,7 @@ async def test_every_answer_carries_the_request_id_whatever_layer_answered(
     form = {"grant_type": "client_credentials", "client_id": "cli_guess", "client_secret": "no"}
     statuses = []
     for i in range(gw.settings.gateway.auth_failure_burst + 1):
-        r = await gw.http.post(
-            "/v1/oauth/token", data=form, headers={"X-Request-Id": f"guess-{i}"}
-        )
+        r = await gw.http.post("/v1/oauth/token", data=form, headers={"X-Request-Id": f"guess-{i}"})
         assert r.headers["x-request-id"] == f"guess-{i}"
         statuses.append(r.status_code)
     assert statuses[-1] == 429
