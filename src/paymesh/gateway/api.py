@@ -75,6 +75,10 @@ your `client_id` and `client_secret`, then send `Authorization: Bearer
 
 **Errors** are RFC 9457 `application/problem+json` with a stable `code`.
 
+**Request ids**: every answer has an `X-Request-Id` header: yours when you
+send one (1-128 visible ASCII characters), else one the gateway made. The
+platform's log lines about the request carry it.
+
 **Abuse limits**: each API client has a token bucket (the `token`
 endpoint: per `client_id`, or per address). Every answer carries
 `RateLimit-Policy` and `RateLimit` headers; over the limit: 429
