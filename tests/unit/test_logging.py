@@ -10,6 +10,7 @@ import secrets
 from typing import Any
 
 import pytest
+from confluent_kafka import Producer
 from opentelemetry import trace
 
 from paymesh.platform.logging import (
@@ -21,6 +22,7 @@ from paymesh.platform.logging import (
     reset_request_id,
     valid_request_id,
 )
+from tests.conftest import free_port
 from tests.leaks import find_leaks
 from tests.loglines import captured
 
@@ -187,3 +189,12 @@ def test_the_leak_checker_finds_a_secret_that_was_logged_and_nothing_else() -> N
     # Glued to other characters of its alphabet, it is still found.
     assert find_leaks([secret], [("unit", f"x=abc{secret}def")])
     assert find_leaks([other], [("unit", "no secret here")]) == []
+
+
+def test_librdkafkas_own_lines_come_through_logging_as_json() -> None:
+    producer = Producer({"bootstrap.servers": f"127.0.0.1:{free_port()}", "logger": KAFKA_LOGGER})
+    with captured() as found:
+        for _ in range(20):
+            producer.poll(0.1)  # librdkafka's log lines are served by poll()
+    producer.flush(0)
+    assert any(x["logger"] == "librdkafka" and "Connection refused" in x["event"] for x in found)
