@@ -3,6 +3,11 @@
 ``db_url`` runs a test once on SQLite and once on PostgreSQL; each
 PostgreSQL test gets a database of its own, created and dropped here, on
 the server at PAYMESH_TEST_PG (default: postgres@127.0.0.1:5432).
+
+Logs are written at INFO (production's default level) and watched for the
+whole session: at its end, no log line of this process and no log file of a
+subprocess platform under the session's temporary folder may contain a
+secret or token the tests used (``_no_secret_in_any_log``, tests/leaks.py).
 """
 
 from __future__ import annotations
@@ -20,12 +25,49 @@ import asyncpg
 import pytest
 
 from paymesh.platform.logging import configure_logging
+from paymesh.platform.settings import DEFAULT_SECRET
+from tests.leaks import SecretWatch
 
-# Plain JSON logs in tests: structlog's default renderer prints every local
-# variable of a traceback, which is slow and may print secrets.
-configure_logging("WARNING")
+# The level tests log at: production's default, so that the secret check below
+# sees what an operator's logs would hold.
+TEST_LOG_LEVEL = "INFO"
+
+
+def restore_test_logging() -> None:
+    """Logging as the tests have it (after a test, or a CLI run in-process, changed it)."""
+    configure_logging(TEST_LOG_LEVEL)
+
+
+# Production's JSON lines (structlog's default renderer prints every local variable
+# of a traceback, which is slow and may print secrets).
+restore_test_logging()
 
 PG_ADMIN = os.environ.get("PAYMESH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_secret_in_any_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecretWatch]:
+    """Fail the session if any log line holds a secret or token the tests used.
+
+    Autouse and session-scoped in the root conftest: set up before every other
+    fixture, so torn down after all of them, when every platform has stopped
+    and written its last line.
+    """
+    root = tmp_path_factory.getbasetemp()
+    watch = SecretWatch(root / "in-process-log-lines.jsonl")
+    watch.remember(DEFAULT_SECRET)
+    watch.install()
+    try:
+        yield watch
+    finally:
+        watch.uninstall()
+    leaks = watch.leaks(root)
+    if leaks:
+        pytest.fail(
+            f"{len(leaks)} log lines hold a secret or token the tests used "
+            f"(of {len(watch.secrets)} watched):\n" + "\n".join(map(str, leaks[:20])),
+            pytrace=False,
+        )
 
 
 def _pg_server() -> tuple[str, str]:

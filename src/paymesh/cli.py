@@ -26,7 +26,13 @@ from paymesh.platform.settings import Settings, load_settings
 
 
 def _group(help: str) -> typer.Typer:
-    return typer.Typer(help=help, no_args_is_help=True, rich_markup_mode="markdown")
+    # A crash shows its traceback without the frames' locals: they may hold secrets.
+    return typer.Typer(
+        help=help,
+        no_args_is_help=True,
+        rich_markup_mode="markdown",
+        pretty_exceptions_show_locals=False,
+    )
 
 
 app = _group("paymesh: an open-source payment platform.")
@@ -45,6 +51,9 @@ app.add_typer(risk, name="risk")
 kafka = _group("The distributed shape's Kafka topics.")
 app.add_typer(kafka, name="kafka")
 console = Console(stderr=True, soft_wrap=True)
+# What `paymesh up` tells the person who started it goes to stdout: stderr is the
+# log, one JSON object per line.
+banner = Console(soft_wrap=True)
 
 __all__ = ["app", "main"]
 
@@ -95,19 +104,18 @@ async def _up(settings: Settings) -> None:
         creds = await bootstrap(platform)
         scheme = "https" if settings.gateway.tls_cert_file else "http"
         url = f"{scheme}://{settings.gateway.host}:{platform.runtime('gateway').port}"
-        console.print(f"[bold green]paymesh is up[/]: {url}  (API docs: {url}/docs, {url}/redoc)")
+        say = banner.print
+        say(f"[bold green]paymesh is up[/]: {url}  (API docs: {url}/docs, {url}/redoc)")
         for name in SERVICES[:-1]:
-            console.print(f"  {name:9} gRPC 127.0.0.1:{platform.runtime(name).port}")
+            say(f"  {name:9} gRPC 127.0.0.1:{platform.runtime(name).port}")
         if creds:
-            console.print(f"  demo client:     {creds['client_id']} / {creds['client_secret']}")
-            console.print(
-                f"  operator client: {creds['operator_client_id']} / "
-                f"{creds['operator_client_secret']}"
-            )
-            console.print(f"  (saved in {credentials_path(settings)}; try `paymesh demo`)")
+            # Client ids only: the secrets stay in the file (mode 0600), out of any log.
+            say(f"  demo client:     {creds['client_id']}")
+            say(f"  operator client: {creds['operator_client_id']}")
+            say(f"  their secrets: {credentials_path(settings)} (try `paymesh demo`)")
         else:
-            console.print(f"  [yellow]{credentials_path(settings)} is missing[/]")
-        console.print("Ctrl-C stops it.")
+            say(f"  [yellow]{credentials_path(settings)} is missing[/]")
+        say("Ctrl-C stops it. Logs: stderr, one JSON object per line.")
         await stop.wait()
     finally:
         await platform.stop()

@@ -87,7 +87,10 @@ def test_paymesh_up_serves_stops_on_ctrl_c_and_reuses_var(tmp_path: Path) -> Non
             assert (var / f"{name}.db").exists()
     finally:
         out = _stop(proc)
-    assert creds["client_secret"] in out  # printed for the newcomer
+    assert creds["client_id"] in out  # told to the newcomer, with where its secret is
+    assert str(creds_file) in out
+    assert creds["client_secret"] not in out  # stdout and stderr may end up in a log
+    assert creds["operator_client_secret"] not in out
 
     proc = _start(var, ports)
     try:

@@ -8,15 +8,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import logging
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Protocol
 
 import pytest
-import structlog
 
-from paymesh.platform.logging import configure_logging
+from paymesh.platform.logging import configure_logging, json_formatter
 from paymesh.webhooks.signature import NoMatchingSignature, SignatureError, verify
+from tests.conftest import restore_test_logging
 
 from .conftest import Api, Running
 from .receiver import Received, Receiver
@@ -38,14 +39,16 @@ def _key() -> str:
 @contextlib.contextmanager
 def log_lines() -> Iterator[io.StringIO]:
     """Every log line of this process at DEBUG and up, as production writes them."""
-    saved = structlog.get_config()
-    configure_logging("DEBUG")  # the production processors, redaction included
     lines = io.StringIO()
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(lines))
+    handler = logging.StreamHandler(lines)
+    handler.setFormatter(json_formatter())  # the production processors, redaction included
+    configure_logging("DEBUG")
+    logging.getLogger().addHandler(handler)
     try:
         yield lines
     finally:
-        structlog.configure(**saved)
+        logging.getLogger().removeHandler(handler)
+        restore_test_logging()
 
 
 @pytest.fixture

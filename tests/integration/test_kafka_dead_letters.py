@@ -22,9 +22,8 @@ from paymesh.contracts.events import Event
 from paymesh.platform.db import Database
 from paymesh.platform.delivery import DeliveryPolicy
 from paymesh.platform.kafka import KafkaBus, KafkaOptions
-from paymesh.platform.logging import configure_logging
 from paymesh.platform.rpc import GrpcServer
-from tests.conftest import free_port
+from tests.conftest import free_port, restore_test_logging
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -348,8 +347,8 @@ async def test_replay_dlq_publishes_dead_letters_to_their_topic_again_without_dl
             try:
                 return CliRunner().invoke(app, args, env=env)
             finally:
-                # The command pointed the logs at the runner's stderr, closed by now.
-                configure_logging("WARNING")
+                # The command configured logging for itself (level WARNING).
+                restore_test_logging()
 
         first = await asyncio.to_thread(run, "--limit", "1")
         assert first.exit_code == 0, first.output

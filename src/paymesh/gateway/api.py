@@ -35,6 +35,7 @@ from paymesh.gateway.errors import BadRequest, Unauthenticated
 from paymesh.gateway.limits import LimitsMiddleware, charge_failures, enforce
 from paymesh.gateway.problems import install_problem_handlers, problem_responses
 from paymesh.gateway.ratelimit import MemoryRateLimiter, Policy, RateLimiter, RedisRateLimiter
+from paymesh.gateway.requestlog import RequestLogMiddleware, set_client_id
 from paymesh.gateway.schemas import (
     ClientCredentialsOut,
     CreateClientIn,
@@ -73,6 +74,10 @@ your `client_id` and `client_secret`, then send `Authorization: Bearer
 <access_token>`. Each operation lists the scope it needs.
 
 **Errors** are RFC 9457 `application/problem+json` with a stable `code`.
+
+**Request ids**: every answer has an `X-Request-Id` header: yours when you
+send one (1-128 visible ASCII characters), else one the gateway made. The
+platform's log lines about the request carry it.
 
 **Abuse limits**: each API client has a token bucket (the `token`
 endpoint: per `client_id`, or per address). Every answer carries
@@ -185,6 +190,7 @@ async def token(
             hasher=gw.hasher,
             source=remote,
         )
+    set_client_id(request.scope, client_id)
     out = TokenOut(
         access_token=issued.access_token, expires_in=issued.expires_in, scope=issued.scope
     )
@@ -402,6 +408,8 @@ def create_app(
         timeout_s=settings.gateway.request_timeout_s,
     )
     install_problem_handlers(app)  # its ProblemMiddleware wraps LimitsMiddleware
+    # Outermost of ours: every answer, problems from any layer too, has the request id.
+    app.add_middleware(RequestLogMiddleware)
     app.include_router(router)
     app.include_router(accounts_router)
     app.include_router(payments_router)

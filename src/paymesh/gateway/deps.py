@@ -27,6 +27,7 @@ from paymesh.gateway.errors import Forbidden, Unauthenticated
 from paymesh.gateway.idempotency import KeyedRequest, check_key
 from paymesh.gateway.limits import DEADLINE_KEY, enforce
 from paymesh.gateway.ratelimit import Policy, RateLimiter
+from paymesh.gateway.requestlog import set_client_id
 from paymesh.gateway.security import ResponseSealer, SecretHasher
 from paymesh.gateway.service import ClientCache, KeyRing, verify_token
 from paymesh.gateway.store import GatewayStore
@@ -123,6 +124,7 @@ async def authorize(
         # Bad tokens are limited per address before they are audited.
         admit_failure=lambda: enforce(request, gw.limiter, f"authfail:{source}"),
     )
+    set_client_id(request.scope, caller.client_id)
     await enforce(request, gw.limiter, f"client:{caller.client_id}")
     missing = set(security_scopes.scopes) - caller.scopes
     if missing:

@@ -48,7 +48,7 @@ from paymesh.platform.delivery import (
     is_infrastructure,
     parse_event,
 )
-from paymesh.platform.logging import get_logger
+from paymesh.platform.logging import KAFKA_LOGGER, get_logger
 from paymesh.platform.metrics import (
     EVENT_CONSUMER_LAG,
     EVENT_HANDLER_ERRORS,
@@ -144,7 +144,11 @@ class KafkaBus:
         return f"{ns}.{name}" if ns else name
 
     def _ensure_topics(self, topics: set[str]) -> None:
-        admin = AdminClient({"bootstrap.servers": self._options.bootstrap_servers})
+        config: dict[str, Any] = {
+            "bootstrap.servers": self._options.bootstrap_servers,
+            "logger": KAFKA_LOGGER,
+        }
+        admin = AdminClient(config)
         futures = admin.create_topics(
             [
                 NewTopic(self._physical(t), num_partitions=self._options.partitions)
@@ -172,6 +176,8 @@ class KafkaBus:
                 "enable.idempotence": True,
                 "acks": "all",
                 "linger.ms": 2,
+                # librdkafka's log lines through logging (JSON), not straight to stderr.
+                "logger": KAFKA_LOGGER,
             }
         )
         self._stopping.clear()
@@ -250,6 +256,7 @@ class KafkaBus:
             "session.timeout.ms": o.session_timeout_ms,
             "max.poll.interval.ms": o.max_poll_interval_ms,
             "heartbeat.interval.ms": max(100, o.session_timeout_ms // 10),
+            "logger": KAFKA_LOGGER,
         }
         return config
 

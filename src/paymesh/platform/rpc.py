@@ -20,15 +20,22 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from paymesh.platform.identity import Caller
-from paymesh.platform.logging import get_logger
+from paymesh.platform.logging import (
+    bind_request_id,
+    current_request_id,
+    get_logger,
+    valid_request_id,
+)
 from paymesh.platform.settings import TlsSettings
 from paymesh.platform.tracing import TRACEPARENT, current_traceparent
 from paymesh.platform.unavailable import is_unavailable
 
 __all__ = [
     "METADATA_ERROR_CODE",
+    "METADATA_REQUEST_ID",
     "CallOptions",
     "GrpcServer",
+    "RequestIdInterceptor",
     "UnavailableInterceptor",
     "abort",
     "caller_options",
@@ -42,6 +49,8 @@ __all__ = [
 log = get_logger(__name__)
 
 METADATA_ERROR_CODE = "x-paymesh-error-code"
+# The gateway's request id, passed on by every call made while handling the request.
+METADATA_REQUEST_ID = "x-request-id"
 
 log = get_logger(__name__)
 
@@ -119,6 +128,26 @@ class UnavailableInterceptor(grpc.aio.ServerInterceptor):
         )
 
 
+class RequestIdInterceptor(grpc.aio.ServerInterceptor):
+    """Bind the caller's ``x-request-id`` to the log lines of the call (and to the calls
+    it makes in turn: :func:`caller_options` passes it on)."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        # grpc.aio runs each call, this included, in a task of its own: the binding
+        # is the call's only.
+        for key, value in handler_call_details.invocation_metadata or ():
+            if key == METADATA_REQUEST_ID:
+                bind_request_id(valid_request_id(value))
+                break
+        return await continuation(handler_call_details)
+
+
 def _read_tls(tls: TlsSettings) -> tuple[bytes, bytes, bytes]:
     """The CA, certificate and key files of `tls`, read."""
     files = (tls.ca_file, tls.cert_file, tls.key_file)
@@ -172,7 +201,8 @@ class GrpcServer:
         self._watcher: asyncio.Task[None] | None = None
         self._credentials = server_credentials(tls) if tls is not None and tls.enabled else None
         self._server = grpc.aio.server(
-            options=_SERVER_OPTIONS, interceptors=[*interceptors, UnavailableInterceptor()]
+            options=_SERVER_OPTIONS,
+            interceptors=[RequestIdInterceptor(), *interceptors, UnavailableInterceptor()],
         )
         register(self._server)
         self._health = health.aio.HealthServicer()
@@ -252,7 +282,8 @@ class CallOptions(TypedDict):
 
 
 def caller_options(caller: Caller, deadline_s: float) -> CallOptions:
-    """Keyword arguments for a stub call: the caller's metadata and a deadline.
+    """Keyword arguments for a stub call: the caller's metadata (and the request id bound
+    in this context, if any) and a deadline.
 
     With tracing on, the metadata also carries the active span's ``traceparent``
     (the callee's server span continues the trace). Not a client interceptor: one
@@ -260,6 +291,9 @@ def caller_options(caller: Caller, deadline_s: float) -> CallOptions:
     than the span it would record.
     """
     metadata = caller.metadata()
+    request_id = current_request_id()
+    if request_id is not None:
+        metadata = (*metadata, (METADATA_REQUEST_ID, request_id))
     if (traceparent := current_traceparent()) is not None:
         metadata = (*metadata, (TRACEPARENT, traceparent))
     return {"metadata": metadata, "timeout": deadline_s}
