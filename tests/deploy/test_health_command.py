@@ -23,7 +23,9 @@ def health(service: str, **env: str) -> tuple[int, str]:
 
 async def test_a_serving_grpc_service_is_healthy_and_a_stopped_one_is_not() -> None:
     port = free_port()
-    server = GrpcServer(f"127.0.0.1:{port}", lambda _s: None, ["paymesh.accounts.v1.Accounts"])
+    server = GrpcServer(
+        f"127.0.0.1:{port}", lambda _s: None, ["paymesh.accounts.v1.Accounts"], service="accounts"
+    )
     await server.start()
     env = {"PAYMESH_ACCOUNTS__LISTEN": f"0.0.0.0:{port}"}
     try:

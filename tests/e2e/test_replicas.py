@@ -227,6 +227,8 @@ class Replicated(Distributed):
             "PAYMESH_RISK__REDIS_URL": self.redis_url,
             "PAYMESH_GATEWAY__REDIS_URL": self.redis_url,
         }
+        for name in ORDER:  # two processes of a service: each admin listener on a port of its own
+            env[f"PAYMESH_{name.upper()}__ADMIN_LISTEN"] = "127.0.0.1:0"
         for name in GRPC_SERVICES:
             prefix = f"PAYMESH_{name.upper()}__"
             env[prefix + "DATABASE_URL"] = self.database_urls[name]

@@ -15,6 +15,7 @@ from paymesh.contracts.accounts.v1 import accounts_pb2_grpc as pb_grpc
 from paymesh.platform.bus import EventBus
 from paymesh.platform.clock import Clock, SystemClock
 from paymesh.platform.db import Database
+from paymesh.platform.health import Readiness, database_check, event_bus_check
 from paymesh.platform.migrations import upgrade
 from paymesh.platform.outbox import OutboxRelay
 from paymesh.platform.rpc import GrpcServer
@@ -27,7 +28,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 async def migrate(settings: Settings) -> None:
     """Bring the accounts database to the latest schema."""
-    db = Database(settings.accounts.database_url)
+    db = Database(settings.accounts.database_url, service="accounts")
     try:
         await upgrade(db, MIGRATIONS)
     finally:
@@ -42,7 +43,9 @@ class AccountsRuntime:
     def __init__(
         self, settings: Settings, *, bus: EventBus, clock: Clock, expiry_interval_s: float
     ) -> None:
-        self.db = Database(settings.accounts.database_url)
+        self.db = Database(settings.accounts.database_url, service=self.name)
+        self._bus = bus
+        self.readiness = Readiness(self.name)
         # SQLite has one writer, so one worker; on PostgreSQL a second worker
         # decides the next batch while the first waits for its commit.
         self.store = GroupCommitStore(
@@ -54,7 +57,12 @@ class AccountsRuntime:
             pb_grpc.add_AccountsServicer_to_server(servicer, server)
 
         self.server = GrpcServer(
-            settings.accounts.listen, register, [SERVICE_NAME], tls=settings.tls
+            settings.accounts.listen,
+            register,
+            [SERVICE_NAME],
+            tls=settings.tls,
+            service=self.name,
+            ready=lambda: self.readiness.ready,
         )
         self.relay = OutboxRelay(self.db, outbox, bus, clock=clock)
         self.sweeper = ExpirySweeper(
@@ -65,12 +73,14 @@ class AccountsRuntime:
     async def start(self) -> None:
         """Bind the server, then relay the outbox and sweep expired holds."""
         self.store.start()
+        await self.readiness.start([database_check(self.db), event_bus_check(self._bus)])
         self.port = await self.server.start()
         self.relay.start()
         self.sweeper.start()
 
     async def stop(self) -> None:
         """Stop sweeping and relaying, finish calls in flight, close the database."""
+        await self.readiness.stop()
         await self.sweeper.stop()
         await self.server.stop()
         await self.store.stop()

@@ -32,6 +32,7 @@ from paymesh.gateway.backends import (
 from paymesh.gateway.deps import Gateway, IdempotencyKey, gateway, json_out, keyed, scoped
 from paymesh.gateway.docs import install_docs
 from paymesh.gateway.errors import BadRequest, Unauthenticated
+from paymesh.gateway.http_metrics import HttpMetricsMiddleware
 from paymesh.gateway.limits import LimitsMiddleware, charge_failures, enforce
 from paymesh.gateway.problems import install_problem_handlers, problem_responses
 from paymesh.gateway.ratelimit import MemoryRateLimiter, Policy, RateLimiter, RedisRateLimiter
@@ -399,6 +400,8 @@ def create_app(
         timeout_s=settings.gateway.request_timeout_s,
     )
     install_problem_handlers(app)  # its ProblemMiddleware wraps LimitsMiddleware
+    # Outermost of ours: times every answer as the client gets it, the inner ones' too.
+    app.add_middleware(HttpMetricsMiddleware, routes=app.router.routes, service="gateway")
     app.include_router(router)
     app.include_router(accounts_router)
     app.include_router(payments_router)
