@@ -401,7 +401,9 @@ def create_app(
     )
     install_problem_handlers(app)  # its ProblemMiddleware wraps LimitsMiddleware
     # Outermost of ours: times every answer as the client gets it, the inner ones' too.
-    app.add_middleware(HttpMetricsMiddleware, routes=app.router.routes, service="gateway")
+    app.add_middleware(
+        HttpMetricsMiddleware, templates=lambda: app.openapi()["paths"], service="gateway"
+    )
     app.include_router(router)
     app.include_router(accounts_router)
     app.include_router(payments_router)

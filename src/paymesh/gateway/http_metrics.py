@@ -9,46 +9,63 @@ labels stay bounded whatever clients send. A request no route matches is
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Iterable
 from time import perf_counter
 from typing import Any
 
 from prometheus_client import Histogram
-from starlette.routing import BaseRoute, Match
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paymesh.platform.metrics import HTTP_SERVER_DURATION
 
-__all__ = ["UNMATCHED", "HttpMetricsMiddleware", "route_template"]
+__all__ = ["UNMATCHED", "HttpMetricsMiddleware", "RouteTemplates"]
 
 UNMATCHED = "unmatched"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
-def route_template(scope: Scope, routes: Sequence[BaseRoute]) -> str:
-    """The template of the route that handled (or would handle) this request.
+class RouteTemplates:
+    """The template of the route that handled (or would have handled) a request.
 
     The router leaves the matched route in the scope (and itself: a request it
-    routed without a route is unmatched); a request answered before routing (a
-    body too large, say) is matched here against `routes`.
+    routed to no route is unmatched). A request answered before routing (a body
+    too large, say) is matched here against the API's templates, compiled on
+    first use from `templates` (literal ones before those with parameters).
     """
-    route = scope.get("route")
-    if route is None and "router" not in scope:
-        for candidate in routes:
-            match, _ = candidate.matches(scope)
-            if match is not Match.NONE:
-                route = candidate
-                break
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) and path else UNMATCHED
+
+    def __init__(self, templates: Callable[[], Iterable[str]]) -> None:
+        self._templates = templates
+        self._compiled: list[tuple[re.Pattern[str], str]] | None = None
+
+    def __call__(self, scope: Scope) -> str:
+        route = scope.get("route")
+        if route is not None:
+            path = getattr(route, "path", None)
+            return path if isinstance(path, str) and path else UNMATCHED
+        if "router" in scope:
+            return UNMATCHED
+        if self._compiled is None:
+            ordered = sorted(self._templates(), key=lambda t: (t.count("{"), t))
+            self._compiled = [(compile_path(t)[0], t) for t in ordered]
+        path = scope["path"]
+        for regex, template in self._compiled:
+            if regex.match(path):
+                return template
+        return UNMATCHED
 
 
 class HttpMetricsMiddleware:
     """Observe ``paymesh_http_server_request_duration_seconds`` for every HTTP request."""
 
-    def __init__(self, app: ASGIApp, *, routes: Sequence[BaseRoute], service: str) -> None:
+    def __init__(
+        self, app: ASGIApp, *, templates: Callable[[], Iterable[str]], service: str
+    ) -> None:
+        """`templates`: the API's route templates (asked once, at the first request
+        answered before routing)."""
         self.app = app
-        self._routes = routes
+        self._route = RouteTemplates(templates)
         self._service = service
         # One histogram child per (method, route, status), made on first use.
         self._children: dict[tuple[str, str, int], Histogram] = {}
@@ -80,5 +97,4 @@ class HttpMetricsMiddleware:
             method: Any = scope["method"]
             if method not in _METHODS:
                 method = "other"
-            route = route_template(scope, self._routes)
-            self._child(method, route, status).observe(perf_counter() - started)
+            self._child(method, self._route(scope), status).observe(perf_counter() - started)
