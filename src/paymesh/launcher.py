@@ -173,10 +173,6 @@ class Platform:
             (name, app_module(name).create(self.settings, bus=self.bus, clock=self.clock))
             for name in self.services
         ]
-        for name, runtime in created:
-            for server in self.admin:
-                if name in server.services:
-                    server.attach(runtime.readiness)
         try:
             # The bus before the services: relays publish as soon as theirs starts.
             await self.bus.start()
@@ -184,6 +180,10 @@ class Platform:
             for name, runtime in created:
                 await runtime.start()
                 self.runtimes.append(runtime)
+                # /readyz follows it once it started (its server is bound by now).
+                for server in self.admin:
+                    if name in server.services:
+                        server.attach(runtime.readiness)
                 log.info("service_started", service=name)
         except BaseException:
             await self.stop()
