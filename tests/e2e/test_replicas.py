@@ -260,7 +260,9 @@ class Replicated(Distributed):
             env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
         )  # fmt: skip
 
-    def healthy(self, name: str) -> bool:
+    def healthy(self, name: str, *, ready: bool = True) -> bool:
+        """Whether `name` serves: ready (gRPC health SERVING), or with `ready` False
+        answering its calls at all (SERVING or NOT_SERVING)."""
         proc = self.procs[name]
         if proc.poll() is not None:
             raise AssertionError(f"{name} exited with {proc.returncode}:\n{self.tail(name)}")
@@ -277,9 +279,19 @@ class Replicated(Distributed):
                 answer = health_pb2_grpc.HealthStub(channel).Check(
                     health_pb2.HealthCheckRequest(service=""), timeout=1
                 )
-            return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
+            return not ready or bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
         except Exception:
             return False
+
+    async def await_answering(self, name: str, timeout_s: float = 120) -> None:
+        """Until `name` answers its calls (bounded). A restarted consumer is not ready
+        until its group assigns it partitions, which waits for the killed process's
+        session to time out; its calls are served meanwhile."""
+        deadline = time.monotonic() + timeout_s
+        while not await asyncio.to_thread(self.healthy, name, ready=False):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{name} not answering in {timeout_s}s:\n{self.tail(name)}")
+            await asyncio.sleep(0.1)
 
     def stop_all(self) -> None:
         try:
@@ -531,7 +543,7 @@ async def driver(
 
 async def killer(platform: Replicated, rng: random.Random, run: Run) -> None:
     """SIGKILL a random replica of each service in turn (a shuffled round), restart it,
-    wait until it serves, pause a second or three; again until the load ends."""
+    wait until it answers calls, pause a second or three; again until the load ends."""
     while not run.done:
         for service in rng.sample(ORDER, len(ORDER)):
             await asyncio.sleep(rng.uniform(1.0, 3.0))
@@ -542,7 +554,7 @@ async def killer(platform: Replicated, rng: random.Random, run: Run) -> None:
             run.kills[name] += 1
             await asyncio.sleep(rng.uniform(0.0, 0.5))
             platform.restart(name)
-            await platform.await_healthy(name, timeout_s=120)
+            await platform.await_answering(name, timeout_s=120)
 
 
 async def breaker(pg: PgCluster, redis: RedisServer, outages: Outages, run: Run) -> None:
