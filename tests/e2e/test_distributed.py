@@ -176,8 +176,9 @@ class Distributed:
             preexec_fn=_die_with_parent,
         )
 
-    def healthy(self, name: str) -> bool:
-        """One quick health check: gRPC health for a service, the JWKS for the gateway."""
+    def healthy(self, name: str, *, ready: bool = True) -> bool:
+        """One quick health check: gRPC health for a service (SERVING, or with `ready`
+        False any answer: it serves calls), the JWKS for the gateway."""
         proc = self.procs[name]
         if proc.poll() is not None:
             raise AssertionError(f"{name} exited with {proc.returncode}:\n{self.tail(name)}")
@@ -188,7 +189,7 @@ class Distributed:
                 answer = health_pb2_grpc.HealthStub(channel).Check(
                     health_pb2.HealthCheckRequest(service=""), timeout=1
                 )
-            return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
+            return not ready or bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
         except (httpx.HTTPError, grpc.RpcError):
             return False
 
@@ -206,6 +207,16 @@ class Distributed:
         while not await asyncio.to_thread(self.healthy, name):
             if time.monotonic() > deadline:
                 raise AssertionError(f"{name} not healthy in {timeout_s}s:\n{self.tail(name)}")
+            await asyncio.sleep(0.1)
+
+    async def await_answering(self, name: str, timeout_s: float = 120) -> None:
+        """Until `name` answers its calls, ready or not (bounded). A consumer restarted
+        after a SIGKILL is ready only once its group assigns it partitions, which waits
+        for the killed member's session to time out; it serves calls meanwhile."""
+        deadline = time.monotonic() + timeout_s
+        while not await asyncio.to_thread(self.healthy, name, ready=False):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{name} not answering in {timeout_s}s:\n{self.tail(name)}")
             await asyncio.sleep(0.1)
 
     def kill(self, name: str) -> None:

@@ -283,16 +283,6 @@ class Replicated(Distributed):
         except Exception:
             return False
 
-    async def await_answering(self, name: str, timeout_s: float = 120) -> None:
-        """Until `name` answers its calls (bounded). A restarted consumer is not ready
-        until its group assigns it partitions, which waits for the killed process's
-        session to time out; its calls are served meanwhile."""
-        deadline = time.monotonic() + timeout_s
-        while not await asyncio.to_thread(self.healthy, name, ready=False):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{name} not answering in {timeout_s}s:\n{self.tail(name)}")
-            await asyncio.sleep(0.1)
-
     def stop_all(self) -> None:
         try:
             for name in sorted(self.procs, key=lambda n: n.startswith("gateway"), reverse=True):
