@@ -7,13 +7,18 @@ import asyncio
 import secrets
 import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client import REGISTRY
 
+from paymesh.launcher import Platform
 from paymesh.platform.admin import AdminServer
+from paymesh.platform.bus import InProcessBus
 from paymesh.platform.health import Check, NotReady, Readiness
+from paymesh.platform.settings import Settings
+from tests.conftest import free_port
 
 
 class Switch:
@@ -170,3 +175,31 @@ async def test_an_admin_address_in_use_is_refused_at_start() -> None:
         with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{port}"):
             await server.start()
         await server.stop()
+
+
+async def test_services_naming_one_admin_address_share_a_listener_and_an_empty_one_has_none(
+    tmp_path: Path,
+) -> None:
+    shared, own = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    settings = Settings(
+        var_dir=tmp_path,
+        accounts={"admin_listen": shared},
+        payments={"admin_listen": shared},
+        risk={"admin_listen": own},
+        webhooks={"admin_listen": ""},
+        gateway={"admin_listen": ""},
+    )
+    platform = Platform(settings, bus=InProcessBus())
+    await platform._start_admin()
+    try:
+        listeners = {server.listen: server.services for server in platform.admin}
+        assert listeners == {shared: ("accounts", "payments"), own: ("risk",)}
+        assert platform.admin_port("payments") == int(shared.rsplit(":", 1)[1])
+        assert platform.admin_port("webhooks") is None
+        async with httpx.AsyncClient(timeout=5) as http:
+            r = await http.get(f"http://{shared}/readyz")  # nothing started yet
+        assert r.status_code == 503
+        assert r.json()["services"]["accounts"]["failed"] == {"started": "not started"}
+    finally:
+        await platform.stop()
+    assert platform.admin == []
