@@ -210,12 +210,15 @@ async def _with_embedded(args: argparse.Namespace) -> dict[str, Any]:
 
     configure_logging("WARNING")
     with tempfile.TemporaryDirectory(prefix="paymesh-bench-") as var:
+        # The admin listener (metrics, health) on a port of its own: never a running 9100.
+        admin = f"127.0.0.1:{_free_port()}"
         settings = Settings(
             var_dir=Path(var),
-            accounts={"listen": f"127.0.0.1:{_free_port()}"},
-            risk={"listen": f"127.0.0.1:{_free_port()}"},
-            payments={"listen": f"127.0.0.1:{_free_port()}"},
-            gateway={"port": _free_port()},
+            accounts={"listen": f"127.0.0.1:{_free_port()}", "admin_listen": admin},
+            risk={"listen": f"127.0.0.1:{_free_port()}", "admin_listen": admin},
+            payments={"listen": f"127.0.0.1:{_free_port()}", "admin_listen": admin},
+            webhooks={"listen": f"127.0.0.1:{_free_port()}", "admin_listen": admin},
+            gateway={"port": _free_port(), "admin_listen": admin},
         )
         platform = Platform(settings)
         await platform.start()

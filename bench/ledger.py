@@ -116,6 +116,7 @@ class AccountsProcess:
             "PAYMESH_VAR_DIR": str(var),
             "PAYMESH_ACCOUNTS__DATABASE_URL": database_url,
             "PAYMESH_ACCOUNTS__LISTEN": f"127.0.0.1:{self.port}",
+            "PAYMESH_ACCOUNTS__ADMIN_LISTEN": "127.0.0.1:0",  # never a running platform's 9100
             "PAYMESH_LOG_LEVEL": "WARNING",
         }
         self.proc = subprocess.Popen(

@@ -82,6 +82,7 @@ class RiskProcess:
             **os.environ,
             "PAYMESH_VAR_DIR": str(var),
             "PAYMESH_RISK__LISTEN": f"127.0.0.1:{self.port}",
+            "PAYMESH_RISK__ADMIN_LISTEN": "127.0.0.1:0",  # never a running platform's 9100
             "PAYMESH_RISK__RULES_FILE": str(RULES),
             "PAYMESH_LOG_LEVEL": "WARNING",
             **env,

@@ -70,6 +70,15 @@ def _no_secret_in_any_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         )
 
 
+@pytest.fixture(autouse=True)
+def _admin_listeners_on_ephemeral_ports(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A platform a test starts without choosing its admin port gets one from the OS
+    (127.0.0.1:0), never the default 9100: tests run side by side, and beside a real
+    platform. Tests that scrape the admin listener pass a port of their own."""
+    for name in ("accounts", "payments", "risk", "webhooks", "gateway"):
+        monkeypatch.setenv(f"PAYMESH_{name.upper()}__ADMIN_LISTEN", "127.0.0.1:0")
+
+
 def _pg_server() -> tuple[str, str]:
     """(base url without database, admin dsn)."""
     base = PG_ADMIN.rsplit("/", 1)[0]
@@ -159,5 +168,6 @@ def free_port() -> int:
 
 @pytest.fixture
 def ports() -> dict[str, int]:
-    """Free loopback ports for one embedded platform."""
-    return {name: free_port() for name in ("accounts", "payments", "risk", "webhooks", "gateway")}
+    """Free loopback ports for one embedded platform (its admin listener's among them)."""
+    names = ("accounts", "payments", "risk", "webhooks", "gateway", "admin")
+    return {name: free_port() for name in names}

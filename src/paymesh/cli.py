@@ -108,6 +108,12 @@ async def _up(settings: Settings) -> None:
         say(f"[bold green]paymesh is up[/]: {url}  (API docs: {url}/docs, {url}/redoc)")
         for name in SERVICES[:-1]:
             say(f"  {name:9} gRPC 127.0.0.1:{platform.runtime(name).port}")
+        for server in platform.admin:
+            host = server.listen.rpartition(":")[0]
+            say(
+                f"  admin     http://{host}:{server.port}/metrics (/healthz, /readyz)"
+                f" of {', '.join(server.services)}"
+            )
         if creds:
             # Client ids only: the secrets stay in the file (mode 0600), out of any log.
             say(f"  demo client:     {creds['client_id']}")
@@ -223,8 +229,34 @@ def _served_service() -> str | None:
     return None
 
 
+def _readyz_status(name: str, listen: str, timeout: float) -> str:
+    """SERVING when the admin listener's /readyz answers 200, else what went wrong."""
+    from paymesh.platform.admin import split_listen
+
+    host, port = split_listen(listen)
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - every interface includes loopback
+        host = "127.0.0.1" if host != "::" else "::1"
+    address = f"[{host}]" if ":" in host else host
+    try:
+        response = httpx.get(f"http://{address}:{port}/readyz", timeout=timeout)
+    except httpx.HTTPError as exc:
+        return f"UNREACHABLE ({type(exc).__name__})"
+    if response.status_code == 200:
+        return "SERVING"
+    try:
+        failed = response.json()["services"][name]["failed"]
+        why = "; ".join(f"{check}: {reason}" for check, reason in failed.items())
+    except (ValueError, KeyError, TypeError, AttributeError):
+        why = f"HTTP {response.status_code}"
+    return f"NOT_SERVING ({why})"
+
+
 def _health_status(name: str, settings: Settings, timeout: float) -> str:
-    """SERVING, or what the service on 127.0.0.1 answered instead."""
+    """SERVING, or what the service on 127.0.0.1 answered instead: its admin /readyz,
+    or without an admin listener (or on an ephemeral port) gRPC health / the JWKS."""
+    listen: str = getattr(settings, name).admin_listen
+    if listen and not listen.endswith(":0"):
+        return _readyz_status(name, listen, timeout)
     if name == "gateway":
         https = bool(settings.gateway.tls_cert_file)
         scheme = "https" if https else "http"
@@ -267,7 +299,9 @@ def health(
     ] = None,
     timeout: Annotated[float, typer.Option(help="seconds to wait for an answer")] = 3.0,
 ) -> None:
-    """Exit 0 when the service on 127.0.0.1 is SERVING (gRPC health; the gateway's JWKS).
+    """Exit 0 when the service on this machine is ready: its admin listener's `/readyz`
+    answers 200 (database, Kafka, Redis checked), or, when `admin_listen` is empty,
+    its gRPC health says SERVING (the gateway: its JWKS answers).
 
     The container image's HEALTHCHECK.
     """

@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from paymesh.contracts.events import TOPIC_ACCOUNTS, TOPIC_PAYMENTS, TOPIC_RISK, TOPIC_WEBHOOKS
+from paymesh.platform.admin import AdminServer
 from paymesh.platform.bus import EventBus, InProcessBus
 from paymesh.platform.clock import Clock
 from paymesh.platform.delivery import DeliveryPolicy
@@ -95,13 +96,16 @@ def app_module(service: str) -> ModuleType:
 
 @dataclass
 class Platform:
-    """Some or all services of paymesh, sharing one event bus."""
+    """Some or all services of paymesh, sharing one event bus, with their admin listeners
+    (/metrics, /healthz, /readyz): one per distinct ``<service>.admin_listen``, so the
+    embedded platform's five services share one."""
 
     settings: Settings
     services: Sequence[str] = SERVICES
     bus: EventBus | None = None
     clock: Clock | None = None
     runtimes: list[Runtime] = field(default_factory=list)
+    admin: list[AdminServer] = field(default_factory=list)
 
     async def migrate(self) -> None:
         """Bring every service's database to its newest schema."""
@@ -128,10 +132,39 @@ class Platform:
         if self.bus is None:
             self.bus = make_bus(self.settings)
 
+    def _admin_listen(self, service: str) -> str:
+        listen: str = getattr(self.settings, service).admin_listen
+        return listen
+
+    async def _start_admin(self) -> None:
+        """Open the admin listeners first: /healthz answers (and /readyz says "not
+        started") while the databases are waited for and migrated."""
+        by_address: dict[str, list[str]] = {}
+        for name in self.services:
+            if listen := self._admin_listen(name):
+                by_address.setdefault(listen, []).append(name)
+        for listen, names in by_address.items():
+            server = AdminServer(listen, names)
+            await server.start()
+            self.admin.append(server)
+
+    def admin_port(self, service: str) -> int | None:
+        """The port of the admin listener reporting `service` (None: it has none)."""
+        for server in self.admin:
+            if service in server.services:
+                return server.port
+        return None
+
     async def start(self) -> None:
-        """Migrate, then start each service in order; on failure stop what started."""
+        """Open the admin listeners, migrate, then start each service in order; on
+        failure stop what started."""
         self.settings.check_production(self.services)
-        await self._migrate_when_reachable()
+        try:
+            await self._start_admin()
+            await self._migrate_when_reachable()
+        except BaseException:
+            await self._stop_admin()
+            raise
         assert self.bus is not None
         # Build every service first (no I/O): consumers subscribe while being
         # built, so the bus starts knowing every subscription (and creates the
@@ -147,6 +180,10 @@ class Platform:
             for name, runtime in created:
                 await runtime.start()
                 self.runtimes.append(runtime)
+                # /readyz follows it once it started (its server is bound by now).
+                for server in self.admin:
+                    if name in server.services:
+                        server.attach(runtime.readiness)
                 log.info("service_started", service=name)
         except BaseException:
             await self.stop()
@@ -162,7 +199,12 @@ class Platform:
                 log.exception("service_stop_failed", service=runtime.name)
         if self.bus is not None:
             await self.bus.stop()
+        await self._stop_admin()
         log.info("platform_stopped")
+
+    async def _stop_admin(self) -> None:
+        while self.admin:
+            await self.admin.pop().stop()
 
     def runtime(self, name: str) -> Any:
         """The running service called `name`."""

@@ -19,6 +19,8 @@ ALLOWED_CALLS = {
     ("payments", "accounts"), ("payments", "risk"),
 }  # fmt: skip
 GATEWAY_PORT = 8000
+# Every pod's admin listener: /metrics, /healthz, /readyz.
+ADMIN_PORT = 9100
 # What a webhook must never reach, whatever a merchant's URL resolves to.
 FORBIDDEN_NETWORKS = [
     ipaddress.ip_network(n)
@@ -91,13 +93,18 @@ def test_each_service_has_a_deployment_service_pdb_and_probes(manifests: Objects
     for name, port in SERVICES.items():
         (container,) = deployments[name]["spec"]["template"]["spec"]["containers"]
         assert container["command"] == ["paymesh", "serve", name]
-        for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
-            if name == "gateway":
-                assert container[probe]["httpGet"]["path"] == "/.well-known/jwks.json"
-            else:
-                assert container[probe]["grpc"] == {"port": port}, (name, probe)
+        # The probes ask the admin listener: alive, and ready (database, Kafka, Redis).
+        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+        for probe in ("readinessProbe", "startupProbe"):
+            assert container[probe]["httpGet"] == {"path": "/readyz", "port": "metrics"}, probe
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert ports["metrics"] == ADMIN_PORT
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env[f"PAYMESH_{name.upper()}__ADMIN_LISTEN"] == f"0.0.0.0:{ADMIN_PORT}"
         svc = services[name]["spec"]
         assert svc["ports"][0]["port"] == port
+        (metrics,) = [p for p in svc["ports"] if p["name"] == "metrics"]
+        assert (metrics["port"], metrics["targetPort"]) == (ADMIN_PORT, "metrics")
         # gRPC clients balance over pods themselves: headless Services.
         assert (svc.get("clusterIP") == "None") is (name != "gateway"), name
 
@@ -241,11 +248,32 @@ def test_only_the_gateway_port_is_open_to_the_outside(manifests: Objects) -> Non
     for name, pod in pod_labels(values).items():
         rules = [r for s in policies_for(values, pod) for r in s.get("ingress", [])]
         ports = {p["port"] for r in rules for p in r.get("ports", [])}
+        assert not allows(rules, "from", outsider, ADMIN_PORT), name
         if name == "gateway":
-            assert ports == {GATEWAY_PORT}
+            assert ports == {GATEWAY_PORT, ADMIN_PORT}
         else:
             assert not any(allows(rules, "from", outsider, p) for p in SERVICES.values()), name
             assert GATEWAY_PORT not in ports, name
+
+
+def test_prometheus_alone_may_scrape_the_admin_port_of_every_service(manifests: Objects) -> None:
+    for name, pod in pod_labels(manifests).items():
+        if name == "migrate":
+            continue
+        rules = [r for s in policies_for(manifests, pod) for r in s.get("ingress", [])]
+        admin = [r for r in rules if any(p["port"] == ADMIN_PORT for p in r["ports"])]
+        assert len(admin) == 1, name
+        assert [p["port"] for p in admin[0]["ports"]] == [ADMIN_PORT]
+        (peer,) = admin[0]["from"]  # never "any source"
+        namespace = peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+        assert namespace == "monitoring", name
+
+
+def test_without_scrapers_named_nobody_may_reach_the_admin_port() -> None:
+    objects = render({"networkPolicy": {"metricsFrom": []}})
+    for name, pod in pod_labels(objects).items():
+        rules = [r for s in policies_for(objects, pod) for r in s.get("ingress", [])]
+        assert not any(p["port"] == ADMIN_PORT for r in rules for p in r["ports"]), name
 
 
 def test_egress_is_dns_and_the_datastores_each_service_needs(manifests: Objects) -> None:

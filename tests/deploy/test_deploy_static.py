@@ -47,6 +47,9 @@ def test_compose_file_is_valid_and_starts_in_order() -> None:
         assert svc["command"] == ["paymesh", "serve", name]
         assert svc["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
         assert svc["healthcheck"]["test"] == ["CMD", "paymesh", "health", name]
+        # The admin listener (/metrics, /readyz the healthcheck asks) on every interface.
+        assert svc["environment"][f"PAYMESH_{name.upper()}__ADMIN_LISTEN"] == "0.0.0.0:9100"
+        assert [str(port) for port in svc["expose"]] == ["9100"]
         assert svc["read_only"] is True
         assert svc["cap_drop"] == ["ALL"]
         assert svc["user"] == "10001:10001"

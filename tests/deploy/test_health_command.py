@@ -12,6 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from paymesh.cli import app
+from paymesh.platform.admin import AdminServer
+from paymesh.platform.health import Check, Readiness
 from paymesh.platform.rpc import GrpcServer
 from tests.conftest import free_port
 
@@ -23,9 +25,12 @@ def health(service: str, **env: str) -> tuple[int, str]:
 
 async def test_a_serving_grpc_service_is_healthy_and_a_stopped_one_is_not() -> None:
     port = free_port()
-    server = GrpcServer(f"127.0.0.1:{port}", lambda _s: None, ["paymesh.accounts.v1.Accounts"])
+    server = GrpcServer(
+        f"127.0.0.1:{port}", lambda _s: None, ["paymesh.accounts.v1.Accounts"], service="accounts"
+    )
     await server.start()
-    env = {"PAYMESH_ACCOUNTS__LISTEN": f"0.0.0.0:{port}"}
+    # No admin listener: gRPC health it is.
+    env = {"PAYMESH_ACCOUNTS__LISTEN": f"0.0.0.0:{port}", "PAYMESH_ACCOUNTS__ADMIN_LISTEN": ""}
     try:
         code, output = await asyncio.to_thread(health, "accounts", **env)
         assert (code, output.strip()) == (0, "accounts: SERVING")
@@ -62,12 +67,16 @@ def jwks_port() -> Iterator[int]:
 
 
 def test_the_gateway_is_healthy_when_its_jwks_answers(jwks_port: int) -> None:
-    code, output = health("gateway", PAYMESH_GATEWAY__PORT=str(jwks_port))
+    code, output = health(
+        "gateway", PAYMESH_GATEWAY__PORT=str(jwks_port), PAYMESH_GATEWAY__ADMIN_LISTEN=""
+    )
     assert (code, output.strip()) == (0, "gateway: SERVING")
 
 
 def test_the_gateway_is_unhealthy_when_nothing_listens() -> None:
-    code, output = health("gateway", PAYMESH_GATEWAY__PORT=str(free_port()))
+    code, output = health(
+        "gateway", PAYMESH_GATEWAY__PORT=str(free_port()), PAYMESH_GATEWAY__ADMIN_LISTEN=""
+    )
     assert code == 1
     assert output.startswith("gateway: UNREACHABLE")
 
@@ -75,3 +84,33 @@ def test_the_gateway_is_unhealthy_when_nothing_listens() -> None:
 def test_an_unknown_service_is_a_usage_error() -> None:
     code, _ = health("ledger")
     assert code == 2
+
+
+async def test_with_an_admin_listener_health_is_its_readyz_and_says_what_failed() -> None:
+    server, readiness = AdminServer("127.0.0.1:0", ["payments"]), Readiness("payments")
+    server.attach(readiness)
+    database_up = True
+
+    async def database() -> None:
+        if not database_up:
+            raise ConnectionRefusedError("no answer")
+
+    await readiness.start([Check("database", database)])
+    port = await server.start()
+    env = {"PAYMESH_PAYMENTS__ADMIN_LISTEN": f"0.0.0.0:{port}"}  # as in the container
+    try:
+        code, output = await asyncio.to_thread(health, "payments", **env)
+        assert (code, output.strip()) == (0, "payments: SERVING")
+        database_up = False
+        await readiness.refresh()
+        code, output = await asyncio.to_thread(health, "payments", **env)
+        assert code == 1
+        assert output.strip() == (
+            "payments: NOT_SERVING (database: builtins.ConnectionRefusedError: no answer)"
+        )
+    finally:
+        await server.stop()
+        await readiness.stop()
+    code, output = await asyncio.to_thread(health, "payments", **env)
+    assert code == 1
+    assert output.startswith("payments: UNREACHABLE")

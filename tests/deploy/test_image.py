@@ -280,6 +280,7 @@ def test_services_in_containers_move_money_through_the_gateway(
     databases = {s: f"paymesh_image_{s}_{secrets.token_hex(5)}" for s in SERVICES}
     base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
     ports = {s: free_port() for s in SERVICES}
+    admin_ports = {s: free_port() for s in SERVICES}  # one host network: no two on 9100
     env = {
         # Production mode: refuses the default secret, so the real one must arrive.
         "PAYMESH_ENVIRONMENT": "production",
@@ -296,6 +297,7 @@ def test_services_in_containers_move_money_through_the_gateway(
     for service in SERVICES:
         prefix = f"PAYMESH_{service.upper()}__"
         env[prefix + "DATABASE_URL"] = f"{base}/{databases[service]}"
+        env[prefix + "ADMIN_LISTEN"] = f"127.0.0.1:{admin_ports[service]}"
         if service != "gateway":
             env[prefix + "LISTEN"] = env[prefix + "TARGET"] = f"127.0.0.1:{ports[service]}"
     asyncio.run(_each_database('CREATE DATABASE "{db}"', list(databases.values())))
@@ -310,6 +312,11 @@ def test_services_in_containers_move_money_through_the_gateway(
             )
         )
         pay_once(f"http://127.0.0.1:{ports['gateway']}", creds)
+        for service in SERVICES:  # each container's own admin listener
+            admin = f"http://127.0.0.1:{admin_ports[service]}"
+            assert httpx.get(f"{admin}/readyz", timeout=10).status_code == 200, service
+            scrape = httpx.get(f"{admin}/metrics", timeout=10).text
+            assert f'paymesh_ready{{service="{service}"}} 1.0' in scrape, service
     finally:
         containers.remove_all()
         asyncio.run(

@@ -20,15 +20,25 @@ from tests.conftest import pg_database
 
 
 def embedded_settings(var_dir: Path, ports: dict[str, int]) -> Settings:
-    """Settings for an embedded platform under `var_dir` on the given ports."""
+    """Settings for an embedded platform under `var_dir` on the given ports (the five
+    services' metrics and health on one admin listener, on ports["admin"] if given)."""
+    admin = f"127.0.0.1:{ports.get('admin', 0)}"
     return Settings(
         var_dir=var_dir,
-        accounts={"listen": f"127.0.0.1:{ports['accounts']}"},
-        risk={"listen": f"127.0.0.1:{ports['risk']}"},
-        payments={"listen": f"127.0.0.1:{ports['payments']}", "resume_interval_s": 0.5},
+        accounts={"listen": f"127.0.0.1:{ports['accounts']}", "admin_listen": admin},
+        risk={"listen": f"127.0.0.1:{ports['risk']}", "admin_listen": admin},
+        payments={
+            "listen": f"127.0.0.1:{ports['payments']}",
+            "resume_interval_s": 0.5,
+            "admin_listen": admin,
+        },
         # Test receivers listen on 127.0.0.1: let deliveries reach them.
-        webhooks={"listen": f"127.0.0.1:{ports['webhooks']}", "allow_private_addresses": True},
-        gateway={"port": ports["gateway"]},
+        webhooks={
+            "listen": f"127.0.0.1:{ports['webhooks']}",
+            "allow_private_addresses": True,
+            "admin_listen": admin,
+        },
+        gateway={"port": ports["gateway"], "admin_listen": admin},
     )
 
 

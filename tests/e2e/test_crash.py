@@ -210,7 +210,7 @@ async def driver(
 
 
 async def killer(platform: Distributed, rng: random.Random, run: Run) -> None:
-    """SIGKILL payments at random moments, restart it, wait until it serves again."""
+    """SIGKILL payments at random moments, restart it, wait until it answers again."""
     try:
         while run.kills < KILLS and not run.done:
             await asyncio.sleep(rng.uniform(1.0, 4.0))
@@ -220,7 +220,7 @@ async def killer(platform: Distributed, rng: random.Random, run: Run) -> None:
             run.kills += 1
             await asyncio.sleep(rng.uniform(0.0, 0.5))
             platform.restart("payments")
-            await platform.await_healthy("payments")
+            await platform.await_answering("payments")
     finally:
         run.killer_done = True
 

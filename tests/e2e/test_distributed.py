@@ -35,6 +35,7 @@ from paymesh.contracts.events import TOPIC_PAYMENTS, Event
 from tests.conftest import PG_ADMIN, free_port
 
 from .conftest import Api
+from .scrape import scrape, total
 from .test_flows import money_flows
 
 GRPC_SERVICES = ("accounts", "risk", "payments", "webhooks")
@@ -94,6 +95,8 @@ class Distributed:
     kafka: str
     database_urls: dict[str, str]
     ports: dict[str, int] = field(default_factory=dict)
+    # Each process's admin listener (/metrics, /healthz, /readyz).
+    admin_ports: dict[str, int] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     creds: dict[str, str] = field(default_factory=dict)
     restarts: Counter[str] = field(default_factory=Counter)
@@ -107,6 +110,11 @@ class Distributed:
 
     def __post_init__(self) -> None:
         self.ports = {name: free_port() for name in ORDER}
+        self.admin_ports = {name: free_port() for name in ORDER}
+
+    def admin_url(self, name: str) -> str:
+        """The admin listener of `name`'s process."""
+        return f"http://127.0.0.1:{self.admin_ports[name]}"
 
     @property
     def url(self) -> str:
@@ -139,6 +147,8 @@ class Distributed:
             "PAYMESH_GATEWAY__HOST": "127.0.0.1",
             "PAYMESH_GATEWAY__PORT": str(self.ports["gateway"]),
         }
+        for name in ORDER:  # each process reads its own service's
+            env[f"PAYMESH_{name.upper()}__ADMIN_LISTEN"] = f"127.0.0.1:{self.admin_ports[name]}"
         for name in GRPC_SERVICES:
             prefix = f"PAYMESH_{name.upper()}__"
             address = f"127.0.0.1:{self.ports[name]}"
@@ -166,8 +176,9 @@ class Distributed:
             preexec_fn=_die_with_parent,
         )
 
-    def healthy(self, name: str) -> bool:
-        """One quick health check: gRPC health for a service, the JWKS for the gateway."""
+    def healthy(self, name: str, *, ready: bool = True) -> bool:
+        """One quick health check: gRPC health for a service (SERVING, or with `ready`
+        False any answer: it serves calls), the JWKS for the gateway."""
         proc = self.procs[name]
         if proc.poll() is not None:
             raise AssertionError(f"{name} exited with {proc.returncode}:\n{self.tail(name)}")
@@ -178,7 +189,7 @@ class Distributed:
                 answer = health_pb2_grpc.HealthStub(channel).Check(
                     health_pb2.HealthCheckRequest(service=""), timeout=1
                 )
-            return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
+            return not ready or bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
         except (httpx.HTTPError, grpc.RpcError):
             return False
 
@@ -196,6 +207,16 @@ class Distributed:
         while not await asyncio.to_thread(self.healthy, name):
             if time.monotonic() > deadline:
                 raise AssertionError(f"{name} not healthy in {timeout_s}s:\n{self.tail(name)}")
+            await asyncio.sleep(0.1)
+
+    async def await_answering(self, name: str, timeout_s: float = 120) -> None:
+        """Until `name` answers its calls, ready or not (bounded). A consumer restarted
+        after a SIGKILL is ready only once its group assigns it partitions, which waits
+        for the killed member's session to time out; it serves calls meanwhile."""
+        deadline = time.monotonic() + timeout_s
+        while not await asyncio.to_thread(self.healthy, name, ready=False):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{name} not answering in {timeout_s}s:\n{self.tail(name)}")
             await asyncio.sleep(0.1)
 
     def kill(self, name: str) -> None:
@@ -515,6 +536,49 @@ async def test_every_state_change_reaches_kafka_once(distributed: Distributed) -
     for subject in subjects:
         assert len({r.partition for r in mine if r.event.subject == subject}) == 1
         assert {r.key for r in mine if r.event.subject == subject} == {subject.encode()}
+
+
+async def test_each_process_serves_its_own_services_metrics_and_readiness(
+    distributed: Distributed,
+) -> None:
+    async with demo_api(distributed) as api:
+        payer, payee = await open_account(api, "customer"), await open_account(api, "merchant")
+        await api.post(
+            "/v1/topups", {"account_id": payer, "amount": 5_000, "currency": "USD"}, key=_key()
+        )
+        body = {"payer_account_id": payer, "payee_account_id": payee, "amount": 1_000,
+                "currency": "USD", "capture_method": "automatic"}  # fmt: skip
+        assert (await api.post("/v1/payments", body, key=_key()))["status"] == "succeeded"
+    server = "paymesh_grpc_server_handled_seconds_count"
+    client = "paymesh_grpc_client_handled_seconds_count"
+    handled = {
+        "payments": "/paymesh.payments.v1.Payments/CreatePayment",
+        "risk": "/paymesh.risk.v1.Risk/Decide",
+        "accounts": "/paymesh.accounts.v1.Accounts/CreateTransfers",
+    }
+    for name in ORDER:
+        samples = await scrape(distributed.admin_url(name))
+        labelled = {s.labels["service"] for s in samples if "service" in s.labels}
+        assert labelled == {name}, f"{name}'s process labels series {labelled}"
+        assert total(samples, "paymesh_ready", service=name) == 1, name
+        assert total(samples, "paymesh_db_transaction_duration_seconds_count", kind="write") >= 1
+        if name in handled:
+            ok = {"grpc_method": handled[name], "grpc_code": "OK"}
+            assert total(samples, server, service=name, **ok) >= 1, name
+        async with httpx.AsyncClient(base_url=distributed.admin_url(name), timeout=10) as http:
+            assert (await http.get("/healthz")).status_code == 200
+            ready = await http.get("/readyz")
+            assert ready.status_code == 200, ready.text
+            assert ready.json()["services"] == {name: {"ready": True, "failed": {}}}
+    gateway = await scrape(distributed.admin_url("gateway"))
+    created = {"method": "POST", "route": "/v1/payments", "status": "201"}
+    assert total(gateway, "paymesh_http_server_request_duration_seconds_count", **created) >= 1
+    ok = {"grpc_method": handled["payments"], "grpc_code": "OK"}
+    assert total(gateway, client, service="gateway", **ok) >= 1
+    payments = await scrape(distributed.admin_url("payments"))
+    for callee in ("risk", "accounts"):
+        ok = {"grpc_method": handled[callee], "grpc_code": "OK"}
+        assert total(payments, client, service="payments", **ok) >= 1, callee
 
 
 async def payer_stats(platform: Distributed, payers: list[str]) -> dict[str, tuple[int, int]]:

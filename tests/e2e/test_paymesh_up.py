@@ -26,6 +26,8 @@ def _start(var: Path, ports: dict[str, int]) -> subprocess.Popen[str]:
         "PAYMESH_WEBHOOKS__LISTEN": f"127.0.0.1:{ports['webhooks']}",
         "PAYMESH_GATEWAY__PORT": str(ports["gateway"]),
     }
+    for name in ("accounts", "payments", "risk", "webhooks", "gateway"):  # one shared listener
+        env[f"PAYMESH_{name.upper()}__ADMIN_LISTEN"] = f"127.0.0.1:{ports['admin']}"
     exe = Path(sys.executable).parent / "paymesh"
     return subprocess.Popen(
         [str(exe), "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -68,8 +70,10 @@ def _token(url: str, client_id: str, secret: str) -> httpx.Response:
 
 def test_paymesh_up_serves_stops_on_ctrl_c_and_reuses_var(tmp_path: Path) -> None:
     var = tmp_path / "var"
-    ports = {name: free_port() for name in ("accounts", "payments", "risk", "webhooks", "gateway")}
+    names = ("accounts", "payments", "risk", "webhooks", "gateway", "admin")
+    ports = {name: free_port() for name in names}
     url = f"http://127.0.0.1:{ports['gateway']}"
+    admin = f"http://127.0.0.1:{ports['admin']}"
 
     proc = _start(var, ports)
     try:
@@ -85,12 +89,20 @@ def test_paymesh_up_serves_stops_on_ctrl_c_and_reuses_var(tmp_path: Path) -> Non
         assert httpx.get(f"{url}/docs", timeout=5).status_code == 200
         for name in ("accounts", "payments", "risk"):
             assert (var / f"{name}.db").exists()
+        assert httpx.get(f"{admin}/healthz", timeout=5).status_code == 200
+        ready = httpx.get(f"{admin}/readyz", timeout=5)
+        assert ready.status_code == 200, ready.text
+        assert set(ready.json()["services"]) == set(names[:-1])
+        scrape = httpx.get(f"{admin}/metrics", timeout=5).text
+        for name in names[:-1]:
+            assert f'paymesh_ready{{service="{name}"}} 1.0' in scrape
     finally:
         out = _stop(proc)
     assert creds["client_id"] in out  # told to the newcomer, with where its secret is
     assert str(creds_file) in out
     assert creds["client_secret"] not in out  # stdout and stderr may end up in a log
     assert creds["operator_client_secret"] not in out
+    assert f"{admin}/metrics" in out  # and where the metrics are
 
     proc = _start(var, ports)
     try:

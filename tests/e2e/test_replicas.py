@@ -228,6 +228,8 @@ class Replicated(Distributed):
             "PAYMESH_RISK__REDIS_URL": self.redis_url,
             "PAYMESH_GATEWAY__REDIS_URL": self.redis_url,
         }
+        for name in ORDER:  # two processes of a service: each admin listener on a port of its own
+            env[f"PAYMESH_{name.upper()}__ADMIN_LISTEN"] = "127.0.0.1:0"
         for name in GRPC_SERVICES:
             prefix = f"PAYMESH_{name.upper()}__"
             env[prefix + "DATABASE_URL"] = self.database_urls[name]
@@ -259,7 +261,9 @@ class Replicated(Distributed):
             env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
         )  # fmt: skip
 
-    def healthy(self, name: str) -> bool:
+    def healthy(self, name: str, *, ready: bool = True) -> bool:
+        """Whether `name` serves: ready (gRPC health SERVING), or with `ready` False
+        answering its calls at all (SERVING or NOT_SERVING)."""
         proc = self.procs[name]
         if proc.poll() is not None:
             raise AssertionError(f"{name} exited with {proc.returncode}:\n{self.tail(name)}")
@@ -276,7 +280,7 @@ class Replicated(Distributed):
                 answer = health_pb2_grpc.HealthStub(channel).Check(
                     health_pb2.HealthCheckRequest(service=""), timeout=1
                 )
-            return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
+            return not ready or bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
         except Exception:
             return False
 
@@ -530,7 +534,7 @@ async def driver(
 
 async def killer(platform: Replicated, rng: random.Random, run: Run) -> None:
     """SIGKILL a random replica of each service in turn (a shuffled round), restart it,
-    wait until it serves, pause a second or three; again until the load ends."""
+    wait until it answers calls, pause a second or three; again until the load ends."""
     while not run.done:
         for service in rng.sample(ORDER, len(ORDER)):
             await asyncio.sleep(rng.uniform(1.0, 3.0))
@@ -541,7 +545,7 @@ async def killer(platform: Replicated, rng: random.Random, run: Run) -> None:
             run.kills[name] += 1
             await asyncio.sleep(rng.uniform(0.0, 0.5))
             platform.restart(name)
-            await platform.await_healthy(name, timeout_s=120)
+            await platform.await_answering(name, timeout_s=120)
 
 
 async def breaker(pg: PgCluster, redis: RedisServer, outages: Outages, run: Run) -> None:

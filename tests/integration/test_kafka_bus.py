@@ -7,6 +7,7 @@ import secrets
 
 import pytest
 import sqlalchemy as sa
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from paymesh.contracts.events import Event
@@ -14,6 +15,7 @@ from paymesh.platform.db import Database
 from paymesh.platform.delivery import DeliveryPolicy
 from paymesh.platform.kafka import KafkaBus, KafkaOptions
 from paymesh.platform.outbox import OutboxRelay, append, first_delivery, inbox_table, outbox_table
+from tests.conftest import free_port
 
 
 def _options(bootstrap: str) -> KafkaOptions:
@@ -204,3 +206,36 @@ async def test_installations_in_other_namespaces_share_a_broker_without_seeing_e
     assert got == {"blue": ["evt_1"], "green": ["evt_2"]}
     topics = AdminClient({"bootstrap.servers": kafka_bootstrap}).list_topics(timeout=10).topics
     assert topic not in topics  # only the namespaced names exist on the broker
+
+
+async def test_a_consumer_is_unready_until_its_group_assigns_it_and_the_producer_pings(
+    kafka_bootstrap: str,
+) -> None:
+    topic, group = f"test.{secrets.token_hex(4)}", f"g{secrets.token_hex(3)}"
+    bus = KafkaBus(_options(kafka_bootstrap))
+
+    async def handler(_event: Event) -> None:
+        pass
+
+    bus.subscribe(topic, group, handler)
+    with pytest.raises(RuntimeError, match="not started"):
+        await bus.ping()
+    await bus.start()
+    try:
+        await asyncio.sleep(0.01)  # the consumer's task runs; joining its group takes longer
+        assert bus.unready_consumers(group) == [f"{group}/kafka: not assigned yet"]
+        await bus.ping()
+        await _until(lambda: bus.unready_consumers(group) == [])
+        assert bus.unready_consumers("another-group") == []
+    finally:
+        await bus.stop()
+
+
+async def test_a_producer_that_reaches_no_broker_fails_its_ping_in_time() -> None:
+    bus = KafkaBus(_options(f"127.0.0.1:{free_port()}"))
+    await bus.start()
+    try:
+        with pytest.raises(KafkaException):
+            await asyncio.wait_for(bus.ping(timeout_s=0.5), timeout=5)
+    finally:
+        await bus.stop()

@@ -289,6 +289,7 @@ async def test_a_consumer_that_dies_is_restarted_and_grpc_health_says_so_meanwhi
         "127.0.0.1:0",
         lambda _: None,
         ["test.Service"],
+        service="test",
         ready=lambda: bus.healthy(group),
         ready_interval_s=0.1,
     )

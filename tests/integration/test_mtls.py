@@ -32,7 +32,9 @@ def certs(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def server(certs: Path) -> AsyncIterator[str]:
-    grpc_server = GrpcServer("127.0.0.1:0", lambda s: None, [], tls=_tls(certs, "accounts"))
+    grpc_server = GrpcServer(
+        "127.0.0.1:0", lambda s: None, [], tls=_tls(certs, "accounts"), service="accounts"
+    )
     port = await grpc_server.start()
     try:
         yield f"127.0.0.1:{port}"

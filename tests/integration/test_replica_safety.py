@@ -83,7 +83,7 @@ async def test_a_grpc_call_failing_on_a_database_that_is_down_is_unavailable() -
             (grpc.method_handlers_generic_handler("test.Down", {"Call": handler}),)
         )
 
-    server = GrpcServer(f"127.0.0.1:{free_port()}", register, ["test.Down"])
+    server = GrpcServer(f"127.0.0.1:{free_port()}", register, ["test.Down"], service="test")
     port = await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     try:
@@ -144,7 +144,7 @@ async def test_a_second_risk_process_without_redis_is_refused_on_postgresql(
 async def test_a_channel_to_two_replicas_carries_on_when_one_is_gone() -> None:
     servers = []
     for _ in range(2):
-        server = GrpcServer(f"127.0.0.1:{free_port()}", lambda _s: None, [])
+        server = GrpcServer(f"127.0.0.1:{free_port()}", lambda _s: None, [], service="test")
         await server.start()
         servers.append(server)
     target = "ipv4:" + ",".join(f"127.0.0.1:{s.port}" for s in servers)

@@ -38,7 +38,7 @@ def _server(name: str, forward_to: str | None = None) -> GrpcServer:
             (grpc.method_handlers_generic_handler("test.Hop", {"Call": handler}),)
         )
 
-    return GrpcServer("127.0.0.1:0", register, ["test.Hop"])
+    return GrpcServer("127.0.0.1:0", register, ["test.Hop"], service="test")
 
 
 @pytest.fixture

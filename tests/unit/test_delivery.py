@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from paymesh.contracts.events import Event
 from paymesh.launcher import delivery_policy
 from paymesh.platform.delivery import (
+    ConsumerHealth,
     DeliveryPolicy,
     MalformedEvent,
     dead_letter_topic,
@@ -115,3 +116,20 @@ def test_the_kafka_settings_set_the_retry_policy_of_both_buses(
     monkeypatch.setenv("PAYMESH_KAFKA__RETRY_BACKOFF_S", "9")
     with pytest.raises(ValidationError, match="retry_backoff_s must not exceed"):
         Settings()
+
+
+def test_a_consumer_is_unready_until_assigned_and_while_dead_and_only_for_its_groups() -> None:
+    health = ConsumerHealth()
+    assert health.unready() == []
+    health.joining("risk", "kafka")
+    assert health.unready("risk") == ["risk/kafka: not assigned yet"]
+    assert health.unready("webhooks") == []
+    assert health.healthy("risk")  # joining is not dead
+    health.assigned("risk", "kafka")
+    assert health.unready("risk") == []
+    health.down("risk", "kafka", ConnectionRefusedError())
+    assert health.unready("risk") == ["risk/kafka: dead (builtins.ConnectionRefusedError)"]
+    health.joining("risk", "kafka")  # restarted: dead until it polls again, then joining
+    assert health.unready() == ["risk/kafka: dead (builtins.ConnectionRefusedError)"]
+    health.up("risk", "kafka")
+    assert health.unready() == ["risk/kafka: not assigned yet"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from paymesh.launcher import Platform
 from paymesh.platform.settings import DEFAULT_SECRET, Settings
@@ -68,3 +69,21 @@ def test_layers_go_defaults_then_file_then_environment_then_secret_files(
     assert s.gateway.port == 9003  # secret file over environment
     assert s.gateway.secret_key.get_secret_value() == "from-secret-file"
     assert s.risk.amount_limits == {"USD": 5}
+
+
+def test_every_service_defaults_to_one_admin_listener_and_a_bad_address_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("accounts", "payments", "risk", "webhooks", "gateway"):
+        monkeypatch.delenv(f"PAYMESH_{name.upper()}__ADMIN_LISTEN", raising=False)
+    settings = Settings()
+    for name in ("accounts", "payments", "risk", "webhooks", "gateway"):
+        assert getattr(settings, name).admin_listen == "127.0.0.1:9100", name
+    monkeypatch.setenv("PAYMESH_RISK__ADMIN_LISTEN", "")
+    assert Settings().risk.admin_listen == ""  # none
+    monkeypatch.setenv("PAYMESH_RISK__ADMIN_LISTEN", "[::1]:9101")
+    assert Settings().risk.admin_listen == "[::1]:9101"
+    for bad in ("9100", "0.0.0.0", "host:port", "a b:9100"):
+        monkeypatch.setenv("PAYMESH_RISK__ADMIN_LISTEN", bad)
+        with pytest.raises(ValidationError, match="admin_listen"):
+            Settings()

@@ -16,6 +16,7 @@ from paymesh.contracts.accounts.v1 import accounts_pb2_grpc as pb_grpc
 from paymesh.platform.bus import EventBus
 from paymesh.platform.clock import Clock, SystemClock
 from paymesh.platform.db import Database
+from paymesh.platform.health import Readiness, database_check, event_bus_check
 from paymesh.platform.migrations import upgrade
 from paymesh.platform.outbox import OutboxRelay
 from paymesh.platform.rpc import GrpcServer
@@ -29,7 +30,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 async def migrate(settings: Settings) -> None:
     """Bring the accounts database to the latest schema."""
-    db = Database(settings.accounts.database_url)
+    db = Database(settings.accounts.database_url, service="accounts")
     try:
         await upgrade(db, MIGRATIONS)
     finally:
@@ -45,7 +46,9 @@ class AccountsRuntime:
     def __init__(
         self, settings: Settings, *, bus: EventBus, clock: Clock, expiry_interval_s: float
     ) -> None:
-        self.db = Database(settings.accounts.database_url)
+        self.db = Database(settings.accounts.database_url, service=self.name)
+        self._bus = bus
+        self.readiness = Readiness(self.name)
         self.tracing = Tracing.of(settings, self.name)
         # SQLite has one writer, so one worker; on PostgreSQL a second worker
         # decides the next batch while the first waits for its commit.
@@ -62,6 +65,8 @@ class AccountsRuntime:
             [SERVICE_NAME],
             tls=settings.tls,
             interceptors=self.tracing.server_interceptors(),
+            service=self.name,
+            ready=lambda: self.readiness.ready,
         )
         self.relay = OutboxRelay(self.db, outbox, bus, service=self.name, clock=clock)
         self.sweeper = ExpirySweeper(
@@ -78,6 +83,7 @@ class AccountsRuntime:
     async def start(self) -> None:
         """Bind the server, then relay the outbox, sweep expired holds and verify the ledger."""
         self.store.start()
+        await self.readiness.start([database_check(self.db), event_bus_check(self._bus)])
         self.port = await self.server.start()
         self.relay.start()
         self.sweeper.start()
@@ -86,6 +92,7 @@ class AccountsRuntime:
     async def stop(self) -> None:
         """Stop verifying, sweeping and relaying, finish calls in flight, close the database."""
         await self.verifier.stop()
+        await self.readiness.stop()
         await self.sweeper.stop()
         await self.server.stop()
         await self.store.stop()

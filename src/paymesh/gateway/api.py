@@ -32,6 +32,7 @@ from paymesh.gateway.backends import (
 from paymesh.gateway.deps import Gateway, IdempotencyKey, gateway, json_out, keyed, scoped
 from paymesh.gateway.docs import install_docs
 from paymesh.gateway.errors import BadRequest, Unauthenticated
+from paymesh.gateway.http_metrics import HttpMetricsMiddleware
 from paymesh.gateway.limits import LimitsMiddleware, charge_failures, enforce
 from paymesh.gateway.problems import install_problem_handlers, problem_responses
 from paymesh.gateway.ratelimit import MemoryRateLimiter, Policy, RateLimiter, RedisRateLimiter
@@ -408,6 +409,10 @@ def create_app(
         timeout_s=settings.gateway.request_timeout_s,
     )
     install_problem_handlers(app)  # its ProblemMiddleware wraps LimitsMiddleware
+    # Outermost of ours: times every answer as the client gets it, the inner ones' too.
+    app.add_middleware(
+        HttpMetricsMiddleware, templates=lambda: app.openapi()["paths"], service="gateway"
+    )
     # Outermost of ours: every answer, problems from any layer too, has the request id.
     app.add_middleware(RequestLogMiddleware)
     app.include_router(router)

@@ -12,13 +12,14 @@ import uvicorn
 
 from paymesh.gateway.api import build_limiter, create_app
 from paymesh.gateway.backends import GrpcAccounts, GrpcPayments, GrpcRisk, GrpcWebhooks
-from paymesh.gateway.ratelimit import RateLimiter
+from paymesh.gateway.ratelimit import RateLimiter, RedisRateLimiter
 from paymesh.gateway.security import SecretHasher
 from paymesh.gateway.service import KeyRing
 from paymesh.gateway.store import GatewayStore
 from paymesh.platform.bus import EventBus
 from paymesh.platform.clock import Clock, SystemClock
 from paymesh.platform.db import Database
+from paymesh.platform.health import Check, Readiness, database_check
 from paymesh.platform.logging import get_logger
 from paymesh.platform.migrations import upgrade
 from paymesh.platform.rpc import open_channel
@@ -37,7 +38,7 @@ PURGE_INTERVAL_S = 600.0
 
 async def migrate(settings: Settings) -> None:
     """Bring the gateway's database to the latest schema."""
-    db = Database(settings.gateway.database_url)
+    db = Database(settings.gateway.database_url, service="gateway")
     try:
         await upgrade(db, MIGRATIONS)
     finally:
@@ -70,12 +71,13 @@ class GatewayRuntime:
         self._limiter: RateLimiter | None = None
         self._hasher: SecretHasher | None = None
         self.store: GatewayStore | None = None
+        self.readiness = Readiness(self.name)
         self.port = 0
 
     async def start(self) -> None:
         """Open the database, load or create the signing key, start serving HTTP."""
         settings = self._settings
-        self._db = Database(settings.gateway.database_url)
+        self._db = Database(settings.gateway.database_url, service=self.name)
         self.store = GatewayStore(self._db)
         keys = KeyRing(
             self.store,
@@ -84,12 +86,16 @@ class GatewayRuntime:
             token_ttl_s=settings.gateway.token_ttl_s,
         )
         await keys.ensure()
-        accounts_channel = open_channel(settings.accounts.target, settings.tls)
-        payments_channel = open_channel(settings.payments.target, settings.tls)
-        risk_channel = open_channel(settings.risk.target, settings.tls)
-        webhooks_channel = open_channel(settings.webhooks.target, settings.tls)
+        accounts_channel = open_channel(settings.accounts.target, settings.tls, service=self.name)
+        payments_channel = open_channel(settings.payments.target, settings.tls, service=self.name)
+        risk_channel = open_channel(settings.risk.target, settings.tls, service=self.name)
+        webhooks_channel = open_channel(settings.webhooks.target, settings.tls, service=self.name)
         self._channels = [accounts_channel, payments_channel, risk_channel, webhooks_channel]
         self._limiter = build_limiter(settings, clock=self._clock)
+        checks = [database_check(self._db)]
+        if isinstance(self._limiter, RedisRateLimiter):
+            checks.append(Check("redis", self._limiter.ping))
+        await self.readiness.start(checks)
         self._hasher = SecretHasher(
             threads=settings.gateway.hash_threads, max_waiting=settings.gateway.hash_queue
         )
@@ -143,6 +149,7 @@ class GatewayRuntime:
 
     async def stop(self) -> None:
         """Finish requests in flight, stop serving, close channels and the database."""
+        await self.readiness.stop()
         if self._purge_task is not None:
             self._purge_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -262,5 +262,9 @@ class RedisRateLimiter:
         args = [policy.capacity, repr(policy.rate_per_s), self._clock.now_us(), ttl_ms, cost]
         return await self._script(keys=[self._prefix + key], args=args)
 
+    async def ping(self) -> None:
+        """Raise unless Redis answers PING (readiness)."""
+        await self._redis.ping()
+
     async def aclose(self) -> None:
         await self._redis.aclose()

@@ -35,6 +35,7 @@ from paymesh.payments.store import LIVENESS_LOCK, PaymentStore, outbox
 from paymesh.platform.bus import EventBus
 from paymesh.platform.clock import Clock, SystemClock
 from paymesh.platform.db import Database
+from paymesh.platform.health import Readiness, consumers_check, database_check, event_bus_check
 from paymesh.platform.locks import SessionLock
 from paymesh.platform.logging import get_logger
 from paymesh.platform.migrations import upgrade
@@ -52,7 +53,7 @@ log = get_logger(__name__)
 
 async def migrate(settings: Settings) -> None:
     """Bring the payments database to the latest schema."""
-    db = Database(settings.payments.database_url)
+    db = Database(settings.payments.database_url, service="payments")
     try:
         await upgrade(db, MIGRATIONS)
     finally:
@@ -74,7 +75,8 @@ class PaymentsRuntime:
         self._settings = settings
         self._clock = clock
         self._retry = retry or RetryPolicy()
-        self.db = Database(settings.payments.database_url)
+        self.db = Database(settings.payments.database_url, service=self.name)
+        self.readiness = Readiness(self.name)
         self.relay = OutboxRelay(self.db, outbox, bus, service=self.name, clock=clock)
         # PostgreSQL: replicas may run side by side; this one's steps carry its owner id,
         # and its liveness lock tells the others it is alive (see Resumer).
@@ -107,8 +109,8 @@ class PaymentsRuntime:
     async def start(self) -> None:
         """Open the channels, serve, relay the outbox and resume unfinished sagas."""
         s = self._settings
-        accounts = open_channel(s.accounts.target, s.tls)
-        risk = open_channel(s.risk.target, s.tls)
+        accounts = open_channel(s.accounts.target, s.tls, service=self.name)
+        risk = open_channel(s.risk.target, s.tls, service=self.name)
         self._channels = [accounts, risk]
         deps = Deps(
             store=self.store,
@@ -128,12 +130,16 @@ class PaymentsRuntime:
         if self._liveness is not None and not await self._liveness.held():
             raise RuntimeError("another payments process holds this one's liveness lock")
         api = PaymentsApi(deps)
+        await self.readiness.start(
+            [database_check(self.db), event_bus_check(self._bus), consumers_check(self._bus, GROUP)]
+        )
         self._server = GrpcServer(
             s.payments.listen,
             lambda server: add_PaymentsServicer_to_server(api, server),
             [SERVICE_NAME],
             tls=s.tls,
-            ready=lambda: self._bus.healthy(GROUP),
+            service=self.name,
+            ready=lambda: self.readiness.ready,
             interceptors=self.tracing.server_interceptors(),
         )
         self.port = await self._server.start()
@@ -147,6 +153,7 @@ class PaymentsRuntime:
 
     async def stop(self) -> None:
         """Stop serving and background work; close channels and the database."""
+        await self.readiness.stop()
         self._running.clear()
         if self.resumer is not None:
             await self.resumer.stop()

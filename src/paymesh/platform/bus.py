@@ -56,6 +56,15 @@ class EventBus(Protocol):
         """False while a consumer of `groups` (of any group, if none named) is dead."""
         ...
 
+    def unready_consumers(self, *groups: str) -> list[str]:
+        """The consumers of `groups` that cannot work (dead, or not assigned yet), each
+        with the reason; empty when every one can."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise unless this process can publish (Kafka: the producer reaches a broker)."""
+        ...
+
 
 @dataclass(frozen=True)
 class DeadLetter:
@@ -142,6 +151,13 @@ class InProcessBus:
     def healthy(self, *groups: str) -> bool:
         """False while a consumer of `groups` (of any group, if none named) is dead."""
         return self._health.healthy(*groups)
+
+    def unready_consumers(self, *groups: str) -> list[str]:
+        """The consumers of `groups` that are dead (in process, nothing is assigned)."""
+        return self._health.unready(*groups)
+
+    async def ping(self) -> None:
+        """In process: always able to publish."""
 
     async def start(self) -> None:
         """Start one consumer task per subscription (and each one added later); publish

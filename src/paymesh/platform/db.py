@@ -6,7 +6,8 @@ SQLite answers with SQLITE_BUSY at commit); reads start ``BEGIN DEFERRED``.
 SQLite has one writer at a time, and a writer that finds the lock taken
 sleeps in SQLite's busy handler in growing steps (up to 100 ms), so the
 writers of one process queue on an asyncio lock instead: first come, first
-served, no sleeping.
+served, no sleeping. The time a writer waits for that lock (and SQLite's
+``BEGIN IMMEDIATE``) is measured on its own, apart from the transaction's.
 WAL lets readers run beside the single writer; ``synchronous=FULL`` keeps a
 committed transfer durable across a power cut, not only a process crash.
 """
@@ -17,21 +18,30 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from time import perf_counter
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from paymesh.platform.metrics import DB_SQLITE_WRITE_LOCK_WAIT, DB_TRANSACTION_DURATION
 
 __all__ = ["Database"]
 
 _READ_ONLY = "paymesh_read_only"
+_SELECT_1 = text("SELECT 1")
 
 
 class Database:
-    """A service's database: one engine, write and read transactions."""
+    """A service's database: one engine, write and read transactions.
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    `service` names the service in the metrics of its transactions
+    (``paymesh_db_transaction_duration_seconds{service, kind}``).
+    """
+
+    def __init__(self, url: str, *, pool_size: int = 10, service: str = "unknown") -> None:
         parsed = make_url(url)
         self.url = url
         self.dialect = parsed.get_backend_name()
@@ -48,6 +58,11 @@ class Database:
             )
         self._reader = self.engine.execution_options(**{_READ_ONLY: True})
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
+        self._probe: AsyncEngine | None = None  # see ping()
+        self.service = service
+        self._write_time = DB_TRANSACTION_DURATION.labels(service, "write")
+        self._read_time = DB_TRANSACTION_DURATION.labels(service, "read")
+        self._lock_wait = DB_SQLITE_WRITE_LOCK_WAIT.labels(service) if self.is_sqlite else None
 
     @property
     def is_sqlite(self) -> bool:
@@ -57,22 +72,55 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction: committed when the block ends, rolled back on error."""
+        started = perf_counter()
         if self._write_lock is None:
-            async with self.engine.begin() as conn:
-                yield conn
+            try:
+                async with self.engine.begin() as conn:
+                    yield conn
+            finally:
+                self._write_time.observe(perf_counter() - started)
             return
-        async with self._write_lock, self.engine.begin() as conn:
-            yield conn
+        assert self._lock_wait is not None
+        locked: float | None = None
+        async with self._write_lock:
+            try:
+                async with self.engine.begin() as conn:
+                    # BEGIN IMMEDIATE has returned: this transaction holds the write lock.
+                    locked = perf_counter()
+                    self._lock_wait.observe(locked - started)
+                    yield conn
+            finally:  # after the commit (or rollback): its fsync is part of the time
+                if locked is not None:
+                    self._write_time.observe(perf_counter() - locked)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A read-only transaction (on SQLite it takes no write lock)."""
-        async with self._reader.connect() as conn, conn.begin():
-            yield conn
+        started = perf_counter()
+        try:
+            async with self._reader.connect() as conn, conn.begin():
+                yield conn
+        finally:
+            self._read_time.observe(perf_counter() - started)
+
+    async def ping(self) -> None:
+        """Raise unless the database answers ``SELECT 1`` on a new connection (PostgreSQL)
+        or a pooled one (SQLite, a file of this process). Bound it with a timeout."""
+        engine: AsyncEngine = self._reader  # on SQLite: BEGIN DEFERRED, no write lock
+        if not self.is_sqlite:
+            # A connection of its own each time, never a pooled one that still works
+            # while the database refuses new ones (or is gone for everyone else).
+            if self._probe is None:
+                self._probe = create_async_engine(self.url, poolclass=NullPool)
+            engine = self._probe
+        async with engine.connect() as conn:
+            await conn.execute(_SELECT_1)
 
     async def dispose(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
+        if self._probe is not None:
+            await self._probe.dispose()
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

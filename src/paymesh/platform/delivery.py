@@ -151,14 +151,40 @@ def describe_error(error: BaseException) -> tuple[str, str]:
 
 
 class ConsumerHealth:
-    """Which consumers are running and which are dead (waiting to be restarted)."""
+    """Which consumers are running, which are dead (waiting to be restarted), and which
+    have not been assigned their partitions yet (a Kafka consumer joining its group)."""
 
     def __init__(self) -> None:
         self._down: dict[tuple[str, str], str] = {}  # (group, consumer) -> its last error
+        self._joining: set[tuple[str, str]] = set()
 
     def down(self, group: str, consumer: str, error: BaseException) -> None:
         """Record that `consumer` of `group` died with `error`."""
         self._down[(group, consumer)] = describe_error(error)[0]
+
+    def joining(self, group: str, consumer: str) -> None:
+        """Record that `consumer` of `group` (re)starts and waits for its assignment."""
+        self._joining.add((group, consumer))
+
+    def assigned(self, group: str, consumer: str) -> None:
+        """Record that `consumer` of `group` was given its partitions (maybe none: a
+        group with more members than partitions leaves some idle, and that is fine)."""
+        self._joining.discard((group, consumer))
+
+    def unready(self, *groups: str) -> list[str]:
+        """Why the consumers of `groups` (of every group, when none are named) cannot
+        work: "group/consumer: dead (error)" or "...: not assigned yet"; empty when they can."""
+        found = [
+            f"{group}/{consumer}: dead ({kind})"
+            for (group, consumer), kind in self._down.items()
+            if not groups or group in groups
+        ]
+        found += [
+            f"{group}/{consumer}: not assigned yet"
+            for group, consumer in sorted(self._joining)
+            if (not groups or group in groups) and (group, consumer) not in self._down
+        ]
+        return found
 
     def up(self, group: str, consumer: str) -> None:
         """Record that `consumer` of `group` runs (again)."""

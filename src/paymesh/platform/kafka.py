@@ -113,6 +113,17 @@ class KafkaBus:
         """False while a consumer of `groups` (of any group, if none named) is dead."""
         return self._health.healthy(*groups)
 
+    def unready_consumers(self, *groups: str) -> list[str]:
+        """The consumers of `groups` that are dead or have not joined their group yet."""
+        return self._health.unready(*groups)
+
+    async def ping(self, timeout_s: float = 1.0) -> None:
+        """Raise unless the producer gets the cluster's metadata from a broker."""
+        producer = self._producer
+        if producer is None:
+            raise RuntimeError("the Kafka producer is not started")
+        await asyncio.to_thread(producer.list_topics, timeout=timeout_s)
+
     def dead_consumers(self) -> dict[str, str]:
         """The consumers that died and wait to be restarted, with their last error."""
         return self._health.dead()
@@ -299,10 +310,13 @@ class KafkaBus:
             for topic in routes:
                 await self._ensure_topic_until_ready(topic, dead_letter_topic(topic))
         consumer = self._consumer(group)
+        loop = asyncio.get_running_loop()
+        self._health.joining(group, "kafka")
 
         # Called from poll() in its worker thread; structlog is thread-safe.
         def assigned(_: Consumer, partitions: list[TopicPartition]) -> None:
             log.info("kafka_partitions_assigned", group=group, partitions=_names(partitions))
+            loop.call_soon_threadsafe(self._health.assigned, group, "kafka")
 
         def revoked(_: Consumer, partitions: list[TopicPartition]) -> None:
             log.info("kafka_partitions_revoked", group=group, partitions=_names(partitions))

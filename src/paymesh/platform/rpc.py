@@ -1,5 +1,5 @@
 """gRPC server and client helpers: health, reflection, deadlines, caller identity,
-and errors that carry a stable code across the wire.
+errors that carry a stable code across the wire, and the calls' metrics.
 
 A servicer reads the caller with :func:`require_caller` and fails with
 :func:`abort`, which puts the stable error code in trailing metadata;
@@ -13,11 +13,13 @@ import contextlib
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from time import perf_counter
 from typing import Any, NoReturn, TypedDict
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from prometheus_client import Histogram
 
 from paymesh.platform.identity import Caller
 from paymesh.platform.logging import (
@@ -26,6 +28,7 @@ from paymesh.platform.logging import (
     get_logger,
     valid_request_id,
 )
+from paymesh.platform.metrics import GRPC_CLIENT_DURATION, GRPC_SERVER_DURATION
 from paymesh.platform.settings import TlsSettings
 from paymesh.platform.tracing import TRACEPARENT, current_traceparent
 from paymesh.platform.unavailable import is_unavailable
@@ -34,8 +37,10 @@ __all__ = [
     "METADATA_ERROR_CODE",
     "METADATA_REQUEST_ID",
     "CallOptions",
+    "ClientMetricsInterceptor",
     "GrpcServer",
     "RequestIdInterceptor",
+    "ServerMetricsInterceptor",
     "UnavailableInterceptor",
     "abort",
     "caller_options",
@@ -51,8 +56,6 @@ log = get_logger(__name__)
 METADATA_ERROR_CODE = "x-paymesh-error-code"
 # The gateway's request id, passed on by every call made while handling the request.
 METADATA_REQUEST_ID = "x-request-id"
-
-log = get_logger(__name__)
 
 # Every paymesh RPC is idempotent (ids are chosen by the caller), so a call
 # that never reached a server may be retried by the channel itself.
@@ -148,6 +151,89 @@ class RequestIdInterceptor(grpc.aio.ServerInterceptor):
         return await continuation(handler_call_details)
 
 
+class _CallTimes:
+    """The histogram children of one service's calls, made once per (method, code)."""
+
+    def __init__(self, histogram: Histogram, service: str) -> None:
+        self._histogram = histogram
+        self._service = service
+        self._children: dict[tuple[str | bytes, grpc.StatusCode], Histogram] = {}
+
+    def observe(self, method: str | bytes, code: grpc.StatusCode, seconds: float) -> None:
+        child = self._children.get((method, code))
+        if child is None:
+            name = method.decode() if isinstance(method, bytes) else method
+            child = self._histogram.labels(self._service, name, code.name)
+            self._children[(method, code)] = child
+        child.observe(seconds)
+
+
+class ServerMetricsInterceptor(grpc.aio.ServerInterceptor):
+    """Time every unary call a service handles, by method and status code
+    (``paymesh_grpc_server_handled_seconds``). Only methods the server has are
+    observed, so a caller cannot make up label values."""
+
+    def __init__(self, service: str) -> None:
+        self._times = _CallTimes(GRPC_SERVER_DURATION, service)
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        inner = handler.unary_unary
+        method = handler_call_details.method
+        observe = self._times.observe
+
+        async def unary_unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            started = perf_counter()
+            code = grpc.StatusCode.UNKNOWN  # an exception that is not an abort
+            try:
+                response = await inner(request, context)  # type: ignore[arg-type]
+                code = grpc.StatusCode.OK
+                return response
+            except asyncio.CancelledError:
+                code = grpc.StatusCode.CANCELLED
+                raise
+            finally:
+                # A handler that aborted, or set a code itself, says which.
+                observe(method, context.code() or code, perf_counter() - started)
+
+        return grpc.unary_unary_rpc_method_handler(
+            unary_unary,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+class ClientMetricsInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
+    """Time every unary call a service makes, by method and status code, until its
+    answer (``paymesh_grpc_client_handled_seconds``; retries by the channel included)."""
+
+    def __init__(self, service: str) -> None:
+        self._times = _CallTimes(GRPC_CLIENT_DURATION, service)
+
+    async def intercept_unary_unary(
+        self,
+        continuation: Callable[[grpc.aio.ClientCallDetails, Any], Awaitable[Any]],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: Any,
+    ) -> Any:
+        started = perf_counter()
+        call = await continuation(client_call_details, request)
+        code = grpc.StatusCode.CANCELLED
+        try:
+            code = await call.code()  # waits for the answer; the caller awaits `call` as ever
+        finally:
+            self._times.observe(client_call_details.method, code, perf_counter() - started)
+        return call
+
+
 def _read_tls(tls: TlsSettings) -> tuple[bytes, bytes, bytes]:
     """The CA, certificate and key files of `tls`, read."""
     files = (tls.ca_file, tls.cert_file, tls.key_file)
@@ -176,9 +262,11 @@ class GrpcServer:
     """One service's gRPC server with the health and reflection services; over mutual
     TLS when `tls` is enabled, plaintext otherwise.
 
-    `ready`, when given, is asked every `ready_interval_s` seconds whether the service
-    can do its work (its event consumers are alive, say); the health service answers
-    NOT_SERVING while it says no, SERVING again once it says yes.
+    `service` is the paymesh service it serves (the ``service`` label of its calls'
+    metrics). `ready`, when given, is asked every `ready_interval_s` seconds whether
+    the service can do its work (its readiness, see :mod:`paymesh.platform.health`);
+    the health service answers NOT_SERVING while it says no, SERVING again once it
+    says yes.
 
     `interceptors` run outside the server's own (tracing's, say: its span then sees
     the status the call ends with).
@@ -191,6 +279,7 @@ class GrpcServer:
         service_names: Sequence[str],
         tls: TlsSettings | None = None,
         *,
+        service: str,
         ready: Callable[[], bool] | None = None,
         ready_interval_s: float = 0.5,
         interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
@@ -200,9 +289,15 @@ class GrpcServer:
         self._ready_interval_s = ready_interval_s
         self._watcher: asyncio.Task[None] | None = None
         self._credentials = server_credentials(tls) if tls is not None and tls.enabled else None
+        # The metrics see what the caller gets, UNAVAILABLE for a dependency down included.
         self._server = grpc.aio.server(
             options=_SERVER_OPTIONS,
-            interceptors=[RequestIdInterceptor(), *interceptors, UnavailableInterceptor()],
+            interceptors=[
+                RequestIdInterceptor(),
+                *interceptors,
+                ServerMetricsInterceptor(service),
+                UnavailableInterceptor(),
+            ],
         )
         register(self._server)
         self._health = health.aio.HealthServicer()
@@ -257,9 +352,14 @@ class GrpcServer:
         await self._server.stop(grace_s)
 
 
-def open_channel(target: str, tls: TlsSettings | None = None) -> grpc.aio.Channel:
+def open_channel(
+    target: str, tls: TlsSettings | None = None, *, service: str | None = None
+) -> grpc.aio.Channel:
     """A client channel to `target` (``127.0.0.1:50051`` or ``dns:///accounts:50051``);
-    over mutual TLS when `tls` is enabled (the server's name must be in its certificate)."""
+    over mutual TLS when `tls` is enabled (the server's name must be in its certificate).
+
+    `service` is the paymesh service that calls: its calls are timed under that name
+    (``paymesh_grpc_client_handled_seconds``); tools and tests leave it out."""
     options: list[tuple[str, object]] = [
         ("grpc.service_config", _SERVICE_CONFIG),
         ("grpc.enable_retries", 1),
@@ -269,9 +369,12 @@ def open_channel(target: str, tls: TlsSettings | None = None) -> grpc.aio.Channe
         # back after an outage should be used again within seconds.
         ("grpc.max_reconnect_backoff_ms", 5_000),
     ]
+    interceptors = None if service is None else [ClientMetricsInterceptor(service)]
     if tls is None or not tls.enabled:
-        return grpc.aio.insecure_channel(target, options=options)
-    return grpc.aio.secure_channel(target, channel_credentials(tls), options=options)
+        return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
+    return grpc.aio.secure_channel(
+        target, channel_credentials(tls), options=options, interceptors=interceptors
+    )
 
 
 class CallOptions(TypedDict):

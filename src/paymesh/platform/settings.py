@@ -48,6 +48,9 @@ DEFAULT_SECRET = "change-me-in-production"  # noqa: S105 - the marker of an unse
 
 SERVICES = ("accounts", "payments", "risk", "webhooks", "gateway")
 DEFAULT_PORTS = {"accounts": 50051, "payments": 50052, "risk": 50053, "webhooks": 50054}
+# Every service's default admin listener: the embedded platform serves them all on one.
+ADMIN_LISTEN = "127.0.0.1:9100"
+ADMIN_LISTEN_PATTERN = r"^$|^(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]]+):[0-9]{1,5}$"  # "" or host:port
 
 
 class ServiceSettings(BaseModel):
@@ -57,6 +60,9 @@ class ServiceSettings(BaseModel):
     listen: str = ""
     # How clients reach this service: "127.0.0.1:50051" or "dns:///accounts:50051".
     target: str = ""
+    # The admin HTTP listener (/metrics, /healthz, /readyz); empty: none. Services of one
+    # process that name the same address share one listener (`paymesh up`: all five).
+    admin_listen: str = Field(default=ADMIN_LISTEN, pattern=ADMIN_LISTEN_PATTERN)
 
 
 class AccountsSettings(ServiceSettings):
@@ -149,6 +155,8 @@ class GatewaySettings(BaseModel):
     database_url: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
+    # The admin HTTP listener (/metrics, /healthz, /readyz); empty: none.
+    admin_listen: str = Field(default=ADMIN_LISTEN, pattern=ADMIN_LISTEN_PATTERN)
     issuer: str = "paymesh"
     audience: str = "paymesh-api"
     token_ttl_s: int = Field(default=600, ge=300, le=900)

@@ -21,6 +21,13 @@ from paymesh.contracts.risk.v1 import risk_pb2_grpc
 from paymesh.platform.bus import EventBus
 from paymesh.platform.clock import Clock, SystemClock
 from paymesh.platform.db import Database
+from paymesh.platform.health import (
+    Check,
+    Readiness,
+    consumers_check,
+    database_check,
+    event_bus_check,
+)
 from paymesh.platform.locks import SessionLock, lock_key
 from paymesh.platform.logging import get_logger
 from paymesh.platform.migrations import upgrade
@@ -47,7 +54,7 @@ log = get_logger(__name__)
 
 async def migrate(settings: Settings) -> None:
     """Bring the risk database to the latest schema."""
-    db = Database(settings.risk.database_url)
+    db = Database(settings.risk.database_url, service="risk")
     try:
         await upgrade(db, MIGRATIONS)
     finally:
@@ -83,7 +90,8 @@ class RiskRuntime:
         self._settings = risk
         self._listen = risk.listen
         self._tls = settings.tls
-        self._db = Database(risk.database_url)
+        self._db = Database(risk.database_url, service=self.name)
+        self.readiness = Readiness(self.name)
         self._relay = OutboxRelay(self._db, outbox, bus, service=self.name, clock=clock)
         self.rules = RulesHolder(
             risk.rules_file,
@@ -171,12 +179,14 @@ class RiskRuntime:
                 "another risk process uses this database's SQL velocity windows: they are"
                 " correct in one process only; give every replica risk.redis_url"
             )
+        await self.readiness.start(self._checks())
         self._server = GrpcServer(
             self._listen,
             self._register,
             [SERVICE_NAME],
             tls=self._tls,
-            ready=lambda: self._bus.healthy(GROUP),
+            service=self.name,
+            ready=lambda: self.readiness.ready,
             interceptors=self.tracing.server_interceptors(),
         )
         self.port = await self._server.start()
@@ -194,8 +204,19 @@ class RiskRuntime:
             features="redis" if self._settings.redis_url else "sql",
         )
 
+    def _checks(self) -> list[Check]:
+        checks = [database_check(self._db), event_bus_check(self._bus)]
+        checks.append(consumers_check(self._bus, GROUP))
+        if self._settings.redis_url:
+            from paymesh.risk.redis_features import RedisFeatureStore
+
+            assert isinstance(self.features, RedisFeatureStore)
+            checks.append(Check("redis", self.features.ping))
+        return checks
+
     async def stop(self) -> None:
         """Stop consuming and serving, stop the background work, close connections."""
+        await self.readiness.stop()
         self._running.clear()
         if self._server is not None:
             await self._server.stop()

@@ -162,6 +162,10 @@ class RedisFeatureStore:
         """Close the connection pool."""
         await self._redis.aclose()
 
+    async def ping(self) -> None:
+        """Raise unless Redis answers PING (readiness)."""
+        await self._redis.ping()
+
     def _velocity_key(self, tenant_id: str, dimension: Dimension, value: str) -> str:
         return f"{self._prefix}:vel:{tenant_id}:{dimension.value}:{value}"
 

@@ -19,6 +19,7 @@ from paymesh.contracts.webhooks.v1 import webhooks_pb2_grpc
 from paymesh.platform.bus import EventBus
 from paymesh.platform.clock import Clock, SystemClock
 from paymesh.platform.db import Database
+from paymesh.platform.health import Readiness, consumers_check, database_check, event_bus_check
 from paymesh.platform.logging import get_logger
 from paymesh.platform.migrations import upgrade
 from paymesh.platform.outbox import OutboxRelay
@@ -46,7 +47,7 @@ log = get_logger(__name__)
 
 async def migrate(settings: Settings) -> None:
     """Bring the webhooks database to the latest schema."""
-    db = Database(settings.webhooks.database_url)
+    db = Database(settings.webhooks.database_url, service="webhooks")
     try:
         await upgrade(db, MIGRATIONS)
     finally:
@@ -72,7 +73,8 @@ class WebhooksRuntime:
         self._allow_private = cfg.allow_private_addresses
         self._tls = settings.tls
         self._clock = clock
-        self._db = Database(cfg.database_url)
+        self._db = Database(cfg.database_url, service=self.name)
+        self.readiness = Readiness(self.name)
         self.tracing = Tracing.of(settings, self.name)
         self._relay = OutboxRelay(
             self._db, outbox, bus, service=self.name, clock=clock, name="webhooks-outbox"
@@ -146,12 +148,20 @@ class WebhooksRuntime:
 
     async def start(self) -> None:
         """Bind the gRPC server, start relaying the outbox and delivering."""
+        await self.readiness.start(
+            [
+                database_check(self._db),
+                event_bus_check(self._bus),
+                consumers_check(self._bus, GROUP),
+            ]
+        )
         self._server = GrpcServer(
             self._listen,
             self._register,
             [SERVICE_NAME],
             tls=self._tls,
-            ready=lambda: self._bus.healthy(GROUP),
+            service=self.name,
+            ready=lambda: self.readiness.ready,
             interceptors=self.tracing.server_interceptors(),
         )
         self.port = await self._server.start()
@@ -165,6 +175,7 @@ class WebhooksRuntime:
 
     async def stop(self) -> None:
         """Stop consuming, serving and delivering; stop the relay; close the database."""
+        await self.readiness.stop()
         self._running.clear()
         if self._server is not None:
             await self._server.stop()
