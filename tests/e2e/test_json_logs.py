@@ -31,6 +31,8 @@ BANNER = [
     r"  risk      gRPC 127\.0\.0\.1:\d+",
     r"  payments  gRPC 127\.0\.0\.1:\d+",
     r"  webhooks  gRPC 127\.0\.0\.1:\d+",
+    r"  admin     http://127\.0\.0\.1:\d+/metrics \(/healthz, /readyz\)"
+    r" of accounts, risk, payments, webhooks, gateway",
     r"  demo client:     cli_\w+",
     r"  operator client: cli_\w+",
     r"  their secrets: \S+demo-credentials\.json \(try `paymesh demo`\)",
@@ -115,7 +117,7 @@ def test_paymesh_up_writes_only_json_lines_on_stderr_and_only_its_banner_on_stdo
     assert len(banner) == len(BANNER), banner
     for line, pattern in zip(banner, BANNER, strict=True):
         assert re.fullmatch(pattern, line), (line, pattern)
-    assert creds["client_id"] in banner[5]
+    assert creds["client_id"] in banner[6]
     lines = _json_lines(stderr)
     loggers = {line["logger"] for line in lines}
     assert {"uvicorn.error", "paymesh.launcher", "paymesh.gateway.access"} <= loggers
