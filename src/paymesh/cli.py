@@ -179,7 +179,7 @@ def bootstrap_command(
 
     async def _bootstrap() -> dict[str, str] | None:
         await migrate_gateway(settings)
-        db = Database(settings.gateway.database_url)
+        db = Database(settings.gateway.database_url, service="gateway")
         try:
             created = await bootstrap_demo(store=GatewayStore(db))
         finally:
@@ -475,7 +475,7 @@ def ledger_verify(
         raise typer.Exit(2)
 
     async def _verify() -> Audit:
-        db = Database(url)
+        db = Database(url, service="accounts")
         try:
             return await verify(db)
         finally:

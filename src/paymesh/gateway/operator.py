@@ -34,7 +34,7 @@ __all__ = [
 @asynccontextmanager
 async def _store(settings: Settings) -> AsyncIterator[GatewayStore]:
     await migrate(settings)
-    db = Database(settings.gateway.database_url)
+    db = Database(settings.gateway.database_url, service="gateway")
     try:
         yield GatewayStore(db)
     finally:
