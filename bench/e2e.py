@@ -146,7 +146,9 @@ def _observability_env(on: bool, sink: str) -> dict[str, str | None]:
     }
 
 
-async def _embedded_with(args: argparse.Namespace, env: dict[str, str | None]) -> dict[str, Any]:
+async def _embedded_with(
+    args: argparse.Namespace, env: dict[str, str | None], *, metrics: bool = True
+) -> dict[str, Any]:
     """:func:`_with_embedded` with `env` set for the platform (None: unset), then restored."""
     saved = {name: os.environ.get(name) for name in env}
     try:
@@ -155,7 +157,7 @@ async def _embedded_with(args: argparse.Namespace, env: dict[str, str | None]) -
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        return await _with_embedded(args)
+        return await _with_embedded(args, metrics=metrics)
     finally:
         for name, value in saved.items():
             if value is None:
@@ -181,7 +183,7 @@ def _observability(args: argparse.Namespace) -> dict[str, Any]:
         for _ in range(rounds):
             for mode in modes:
                 env = _observability_env(mode == "on", f"http://127.0.0.1:{port}")
-                runs[mode].append(asyncio.run(_embedded_with(args, env)))
+                runs[mode].append(asyncio.run(_embedded_with(args, env, metrics=mode == "on")))
     finally:
         sink.terminate()
         exported, _ = sink.communicate(timeout=30)
@@ -202,7 +204,17 @@ def _observability(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-async def _with_embedded(args: argparse.Namespace) -> dict[str, Any]:
+async def _scrape_every(url: str, interval_s: float) -> None:
+    """Scrape `url` as Prometheus would, until cancelled."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        while True:
+            await asyncio.sleep(interval_s)
+            await http.get(url)
+
+
+async def _with_embedded(args: argparse.Namespace, *, metrics: bool = True) -> dict[str, Any]:
+    """One run on an embedded platform; with `metrics`, its admin listener serves them and is
+    scraped every 5 s during the run (without, no listener: the counters still count)."""
     from paymesh.cli import bootstrap
     from paymesh.launcher import Platform
     from paymesh.platform.logging import configure_logging
@@ -211,7 +223,7 @@ async def _with_embedded(args: argparse.Namespace) -> dict[str, Any]:
     configure_logging("WARNING")
     with tempfile.TemporaryDirectory(prefix="paymesh-bench-") as var:
         # The admin listener (metrics, health) on a port of its own: never a running 9100.
-        admin = f"127.0.0.1:{_free_port()}"
+        admin = f"127.0.0.1:{_free_port()}" if metrics else ""
         settings = Settings(
             var_dir=Path(var),
             accounts={"listen": f"127.0.0.1:{_free_port()}", "admin_listen": admin},
@@ -225,7 +237,13 @@ async def _with_embedded(args: argparse.Namespace) -> dict[str, Any]:
         try:
             creds = await bootstrap(platform)
             url = f"http://127.0.0.1:{settings.gateway.port}"
-            return await run_load(url, creds, args.clients, args.seconds, args.max_payments)
+            scraper = asyncio.create_task(_scrape_every(f"http://{admin}/metrics", 5.0))
+            if not metrics:
+                scraper.cancel()
+            try:
+                return await run_load(url, creds, args.clients, args.seconds, args.max_payments)
+            finally:
+                scraper.cancel()
         finally:
             await platform.stop()
 
@@ -241,7 +259,8 @@ def main() -> None:
         "--observability",
         choices=["off", "on", "both"],
         default="off",
-        help="tracing exporting to a local sink: off, on, or both compared (embedded only)",
+        help="metrics served and scraped, and tracing exporting to a local sink: off, on,"
+        " or both compared in the same run (embedded only)",
     )
     parser.add_argument("--rounds", type=int, default=1, help="runs per mode with 'both'")
     args = parser.parse_args()
