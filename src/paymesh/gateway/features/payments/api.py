@@ -1,4 +1,4 @@
-"""REST routes for payments, refunds and top-ups."""
+"""REST routes for payments and refunds."""
 
 from __future__ import annotations
 
@@ -9,27 +9,26 @@ from starlette.responses import Response
 
 from paymesh.contracts.payments.v1 import payments_pb2 as ppb
 from paymesh.gateway.deps import IdempotencyKey, gateway, json_out, keyed, scoped
-from paymesh.gateway.problems import problem_responses, with_account_problems
-from paymesh.gateway.schemas import (
+from paymesh.gateway.features.payments.schemas import (
     CapturePaymentIn,
     CreatePaymentIn,
     CreateRefundIn,
-    CreateTopupIn,
     PaymentList,
     PaymentOut,
     RefundList,
     RefundOut,
-    TopupList,
-    TopupOut,
 )
-from paymesh.gateway.views import CAPTURE_METHODS, payment_view, refund_view, topup_view
+from paymesh.gateway.features.payments.views import CAPTURE_METHODS, payment_view, refund_view
+from paymesh.gateway.problems import problem_responses, with_account_problems
 from paymesh.platform.identity import Caller
 
 __all__ = ["router"]
 
 router = APIRouter()
 
+
 _WRITE_ERRORS = problem_responses(400, 401, 403, 404, 409, 422, 429, 503)
+
 _READ_ERRORS = problem_responses(401, 403, 404, 503)
 
 
@@ -266,82 +265,3 @@ async def list_refunds(
         ppb.ListRefundsRequest(limit=limit, starting_after=starting_after or ""), caller=caller
     )
     return json_out(RefundList(data=[refund_view(o) for o in page.refunds], has_more=page.has_more))
-
-
-@router.post(
-    "/v1/topups",
-    tags=["topups"],
-    summary="Fund an account",
-    status_code=201,
-    response_model=TopupOut,
-    responses=with_account_problems(_WRITE_ERRORS),
-)
-async def post_topup(
-    body: CreateTopupIn,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
-    caller: Caller = scoped("POST", "/v1/topups"),
-) -> Response:
-    """Move money from the external funding source into an account.
-
-    An account that is not the tenant's (unknown, or another tenant's: the
-    same answer) is a 404 `account_not_found`, one in another currency a 422
-    `currency_mismatch`; then no top-up is created.
-    """
-    gw = gateway(request)
-    req = await keyed(request, caller, idempotency_key)
-
-    async def run() -> Response:
-        topup = await gw.payments.create_topup(
-            ppb.CreateTopupRequest(
-                id=req.object_id("tu"),
-                account_id=body.account_id,
-                amount=body.amount,
-                currency=body.currency,
-            ),
-            caller=caller,
-        )
-        return json_out(topup_view(topup), 201, headers={"Location": f"/v1/topups/{topup.id}"})
-
-    return await req.run(run)
-
-
-@router.get(
-    "/v1/topups/{topup_id}",
-    tags=["topups"],
-    summary="Get a top-up",
-    response_model=TopupOut,
-    responses=_READ_ERRORS,
-)
-async def get_topup(
-    topup_id: str,
-    request: Request,
-    caller: Caller = scoped("GET", "/v1/topups/{topup_id}"),
-) -> Response:
-    """A top-up of the tenant."""
-    topup = await gateway(request).payments.get_topup(
-        ppb.GetTopupRequest(id=topup_id), caller=caller
-    )
-    return json_out(topup_view(topup))
-
-
-@router.get(
-    "/v1/topups",
-    tags=["topups"],
-    summary="List top-ups",
-    response_model=TopupList,
-    responses=problem_responses(401, 403, 422, 503),
-)
-async def list_topups(
-    request: Request,
-    limit: Annotated[int, Query(ge=1, le=100, description="Page size, 1-100.")] = 10,
-    starting_after: Annotated[
-        str | None, Query(max_length=64, description="The last top-up id of the previous page.")
-    ] = None,
-    caller: Caller = scoped("GET", "/v1/topups"),
-) -> Response:
-    """The tenant's top-ups, newest first."""
-    page = await gateway(request).payments.list_topups(
-        ppb.ListTopupsRequest(limit=limit, starting_after=starting_after or ""), caller=caller
-    )
-    return json_out(TopupList(data=[topup_view(o) for o in page.topups], has_more=page.has_more))

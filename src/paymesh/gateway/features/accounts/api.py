@@ -9,15 +9,25 @@ from starlette.responses import Response
 
 from paymesh.contracts.accounts.v1 import accounts_pb2 as apb
 from paymesh.gateway.deps import IdempotencyKey, gateway, json_out, keyed, scoped
-from paymesh.gateway.errors import Conflict, NotFound, Unprocessable
+from paymesh.gateway.errors import (
+    Conflict,
+    NotFound,
+    Unprocessable,
+)
+from paymesh.gateway.features.accounts.schemas import (
+    AccountList,
+    AccountOut,
+    CreateAccountIn,
+    EntryList,
+)
+from paymesh.gateway.features.accounts.views import account_view, entry_view
 from paymesh.gateway.problems import problem_responses
-from paymesh.gateway.schemas import AccountList, AccountOut, CreateAccountIn, EntryList
-from paymesh.gateway.views import account_view, entry_view
 from paymesh.platform.identity import Caller
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["accounts"])
+
 
 _OK = {apb.CREATE_ACCOUNT_RESULT_OK, apb.CREATE_ACCOUNT_RESULT_EXISTS}
 _INVALID = {apb.CREATE_ACCOUNT_RESULT_INVALID_CURRENCY, apb.CREATE_ACCOUNT_RESULT_INVALID_ID}

@@ -3,104 +3,48 @@ secret, re-enable, the delivery log and resending an event.
 
 Every route needs `webhooks:write`; the tenant is the caller's. A secret is
 in two answers only (creation and rotation), marked `Cache-Control:
-no-store`; an idempotent replay of them comes from the sealed record.
-"""
+no-store`; an idempotent replay of them comes from the sealed record."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from paymesh.contracts.events import format_time
 from paymesh.contracts.webhooks.v1 import webhooks_pb2 as wpb
 from paymesh.gateway.backends import WebhooksBackend
 from paymesh.gateway.deps import IdempotencyKey, audit, gateway, json_out, keyed, scoped
-from paymesh.gateway.errors import ServiceUnavailable
-from paymesh.gateway.problems import problem_responses
-from paymesh.gateway.schemas_webhooks import (
+from paymesh.gateway.errors import (
+    ServiceUnavailable,
+)
+from paymesh.gateway.features.webhooks.schemas import (
     CreateWebhookEndpointIn,
     ResendEventIn,
     RotateSecretIn,
-    WebhookAttemptOut,
     WebhookDeliveryList,
     WebhookDeliveryOut,
     WebhookEndpointList,
     WebhookEndpointOut,
     WebhookEndpointWithSecretOut,
 )
+from paymesh.gateway.features.webhooks.views import delivery_view, endpoint_view, with_secret
+from paymesh.gateway.problems import problem_responses
 from paymesh.platform.identity import Caller
 
-__all__ = ["delivery_view", "endpoint_view", "router"]
+__all__ = ["router"]
 
 router = APIRouter()
 
+
 _WRITE_ERRORS = problem_responses(400, 401, 403, 404, 409, 422, 429, 503)
+
 _READ_ERRORS = problem_responses(401, 403, 404, 422, 503)
+
 _NO_STORE = {"Cache-Control": "no-store"}
 
-_ENDPOINT_STATUS: dict[int, Literal["enabled", "disabled"]] = {
-    wpb.ENDPOINT_STATUS_ENABLED: "enabled",
-    wpb.ENDPOINT_STATUS_DISABLED: "disabled",
-}
-_DELIVERY_STATUS: dict[int, Literal["pending", "succeeded", "failed"]] = {
-    wpb.DELIVERY_STATUS_PENDING: "pending",
-    wpb.DELIVERY_STATUS_SUCCEEDED: "succeeded",
-    wpb.DELIVERY_STATUS_FAILED: "failed",
-}
-
 Limit = Annotated[int, Query(ge=1, le=100, description="Page size, 1-100.")]
-
-
-def _time(us: int) -> str | None:
-    return format_time(us) if us else None
-
-
-def endpoint_view(e: wpb.Endpoint) -> WebhookEndpointOut:
-    """An endpoint as the API shows it: never its secret."""
-    return WebhookEndpointOut(
-        id=e.id,
-        url=e.url,
-        events=list(e.events),
-        status=_ENDPOINT_STATUS.get(e.status, "disabled"),
-        description=e.description or None,
-        disabled_reason=e.disabled_reason or None,
-        previous_secret_expires=_time(e.previous_secret_expires_at_us),
-        created=format_time(e.created_at_us),
-    )
-
-
-def _with_secret(made: wpb.EndpointWithSecret) -> WebhookEndpointWithSecretOut:
-    view = endpoint_view(made.endpoint)
-    return WebhookEndpointWithSecretOut(**view.model_dump(), secret=made.secret)
-
-
-def delivery_view(d: wpb.Delivery) -> WebhookDeliveryOut:
-    """A delivery with its attempts."""
-    return WebhookDeliveryOut(
-        id=d.id,
-        endpoint_id=d.endpoint_id,
-        event_id=d.event_id,
-        event_type=d.event_type,
-        status=_DELIVERY_STATUS.get(d.status, "pending"),
-        attempts_count=d.attempts_count,
-        next_attempt=(
-            _time(d.next_attempt_at_us) if d.status == wpb.DELIVERY_STATUS_PENDING else None
-        ),
-        attempts=[
-            WebhookAttemptOut(
-                number=a.number,
-                started=format_time(a.started_at_us),
-                status_code=a.status_code or None,
-                latency_ms=a.latency_ms,
-                error=a.error or None,
-            )
-            for a in d.attempts
-        ],
-        created=format_time(d.created_at_us),
-    )
 
 
 def _webhooks(request: Request) -> WebhooksBackend:
@@ -152,7 +96,7 @@ async def post_endpoint(
             details={"host": host, "events": list(body.events)},
         )  # fmt: skip
         headers = {**_NO_STORE, "Location": f"/v1/webhook_endpoints/{made.endpoint.id}"}
-        return json_out(_with_secret(made), 201, headers=headers)
+        return json_out(with_secret(made), 201, headers=headers)
 
     return await req.run(run)
 
@@ -249,7 +193,7 @@ async def rotate_secret(
             wpb.RotateSecretRequest(id=endpoint_id, grace_period_s=grace), caller=caller
         )
         await audit(request, caller, "webhook_endpoint.secret_rotated", target=endpoint_id)
-        return json_out(_with_secret(made), headers=dict(_NO_STORE))
+        return json_out(with_secret(made), headers=dict(_NO_STORE))
 
     return await req.run(run)
 

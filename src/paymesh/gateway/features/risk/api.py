@@ -4,8 +4,7 @@ Every route needs the ``risk:admin`` scope and acts on the caller's tenant
 (from the token): lists and reviews of another tenant are never shown. The
 risk service is asked over gRPC (:class:`~paymesh.gateway.backends.RiskBackend`);
 its stable error codes become problem responses (e.g. 409
-``review_already_resolved``).
-"""
+``review_already_resolved``)."""
 
 from __future__ import annotations
 
@@ -14,14 +13,14 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
-from paymesh.contracts.events import format_time
 from paymesh.contracts.risk.v1 import risk_pb2 as rpb
 from paymesh.gateway.backends import RiskBackend
 from paymesh.gateway.deps import IdempotencyKey, audit, gateway, json_out, keyed, scoped
-from paymesh.gateway.errors import NotFound, ServiceUnavailable
-from paymesh.gateway.problems import problem_responses
-from paymesh.gateway.schemas import RiskOut
-from paymesh.gateway.schemas_risk import (
+from paymesh.gateway.errors import (
+    NotFound,
+    ServiceUnavailable,
+)
+from paymesh.gateway.features.risk.schemas import (
     LIST_NAME,
     LIST_VALUE,
     ListEntryIn,
@@ -32,29 +31,20 @@ from paymesh.gateway.schemas_risk import (
     ReviewList,
     ReviewOut,
     ReviewStatus,
-    RuleOut,
     RulesOut,
 )
+from paymesh.gateway.features.risk.views import STATUSES, list_entry_view, review_view, rules_view
+from paymesh.gateway.problems import problem_responses
 from paymesh.platform.identity import Caller
 
-__all__ = ["list_entry_view", "review_view", "router", "rules_view"]
+__all__ = ["router"]
 
 router = APIRouter()
 
-_READ_ERRORS = problem_responses(401, 403, 404, 422, 503)
-_WRITE_ERRORS = problem_responses(400, 401, 403, 404, 409, 422, 503)
 
-_OUTCOMES = {
-    rpb.OUTCOME_APPROVE: "approve",
-    rpb.OUTCOME_REVIEW: "review",
-    rpb.OUTCOME_DECLINE: "decline",
-}
-_STATUSES: dict[ReviewStatus, rpb.ReviewStatus.ValueType] = {
-    "open": rpb.REVIEW_STATUS_OPEN,
-    "approved": rpb.REVIEW_STATUS_APPROVED,
-    "declined": rpb.REVIEW_STATUS_DECLINED,
-}
-_STATUS_NAMES = {v: k for k, v in _STATUSES.items()}
+_READ_ERRORS = problem_responses(401, 403, 404, 422, 503)
+
+_WRITE_ERRORS = problem_responses(400, 401, 403, 404, 409, 422, 503)
 
 ListName = Annotated[
     str,
@@ -63,11 +53,8 @@ ListName = Annotated[
         description="The list, as the rules file names it (e.g. `blocked_accounts`).",
     ),
 ]
+
 ListLimit = Annotated[int, Query(ge=1, le=100, description="Page size, 1-100.")]
-
-
-def _time(us: int) -> str | None:
-    return format_time(us) if us else None
 
 
 def _risk(request: Request) -> RiskBackend:
@@ -75,63 +62,6 @@ def _risk(request: Request) -> RiskBackend:
     if risk is None:
         raise ServiceUnavailable("the risk service is not configured")
     return risk
-
-
-def rules_view(info: rpb.RulesInfo) -> RulesOut:
-    """The rule set in force."""
-    return RulesOut(
-        version=info.version,
-        checksum=info.checksum,
-        source=info.source,
-        loaded_at=_time(info.loaded_at_us),
-        rules=[
-            RuleOut(
-                id=r.id,
-                kind=r.kind,
-                action=r.action,
-                reason=r.reason,
-                score=r.score,
-                description=r.description,
-            )
-            for r in info.rules
-        ],
-        last_error=info.last_error or None,
-        last_error_at=_time(info.last_error_at_us) if info.last_error else None,
-    )
-
-
-def list_entry_view(e: rpb.ListEntry) -> ListEntryOut:
-    """A list entry."""
-    return ListEntryOut(
-        list=e.list,
-        value=e.value,
-        note=e.note or None,
-        created_at=_time(e.created_at_us),
-        created_by=e.created_by or None,
-    )
-
-
-def review_view(r: rpb.Review) -> ReviewOut:
-    """A review and the decision that asked for it."""
-    d = r.decision
-    return ReviewOut(
-        payment_id=r.payment_id,
-        status=_STATUS_NAMES.get(r.status, "open"),
-        decision=RiskOut(
-            decision=_OUTCOMES.get(d.outcome, "review"),
-            score=d.score,
-            reasons=[reason.code for reason in d.reasons],
-        ),
-        amount=r.amount,
-        currency=r.currency,
-        payer_account_id=r.payer_account_id,
-        payee_account_id=r.payee_account_id,
-        created_at=format_time(r.created_at_us),
-        due_at=_time(r.due_at_us),
-        resolved_at=_time(r.resolved_at_us),
-        resolved_by=r.resolved_by or None,
-        note=r.note or None,
-    )
 
 
 @router.get(
@@ -254,7 +184,7 @@ async def list_reviews(
     """The tenant's payments waiting for a human (or resolved ones), by payment id."""
     page = await _risk(request).list_reviews(
         rpb.ListReviewsRequest(
-            status=_STATUSES[status], limit=limit, starting_after=starting_after or ""
+            status=STATUSES[status], limit=limit, starting_after=starting_after or ""
         ),
         caller=caller,
     )
