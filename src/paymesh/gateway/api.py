@@ -6,22 +6,16 @@ routes, bodies and views together).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from paymesh.gateway import domain
 from paymesh.gateway.admission import Admission
-from paymesh.gateway.backends import (
-    AccountsBackend,
-    PaymentsBackend,
-    RiskBackend,
-    WebhooksBackend,
-)
+from paymesh.gateway.clients import Client
 from paymesh.gateway.deps import Gateway
 from paymesh.gateway.docs import install_docs
-from paymesh.gateway.features import ROUTERS
+from paymesh.gateway.features import FEATURES, MONEY_MOVING
 from paymesh.gateway.limits import LimitsMiddleware
 from paymesh.gateway.problems import install_problem_handlers, problem_responses
 from paymesh.gateway.ratelimit import MemoryRateLimiter, Policy, RateLimiter, RedisRateLimiter
@@ -32,6 +26,12 @@ from paymesh.gateway.service import ClientCache, KeyRing
 from paymesh.gateway.store import GatewayStore
 from paymesh.platform.clock import Clock, SystemClock
 from paymesh.platform.settings import Settings
+
+if TYPE_CHECKING:
+    from paymesh.contracts.accounts.v1.accounts_pb2_grpc import AccountsAsyncStub
+    from paymesh.contracts.payments.v1.payments_pb2_grpc import PaymentsAsyncStub
+    from paymesh.contracts.risk.v1.risk_pb2_grpc import RiskAsyncStub
+    from paymesh.contracts.webhooks.v1.webhooks_pb2_grpc import WebhooksAsyncStub
 
 __all__ = ["build_limiter", "create_app"]
 
@@ -109,16 +109,17 @@ def create_app(
     *,
     settings: Settings,
     store: GatewayStore,
-    accounts: AccountsBackend,
-    payments: PaymentsBackend,
+    accounts: AccountsAsyncStub,
+    payments: PaymentsAsyncStub,
     clock: Clock | None = None,
     keys: KeyRing | None = None,
     limiter: RateLimiter | None = None,
-    risk: RiskBackend | None = None,
-    webhooks: WebhooksBackend | None = None,
+    risk: RiskAsyncStub | None = None,
+    webhooks: WebhooksAsyncStub | None = None,
     hasher: SecretHasher | None = None,
 ) -> FastAPI:
-    """The gateway's ASGI app over the given store and backends (fakes in tests).
+    """The gateway's ASGI app over the given store and the services' stubs (in-memory
+    fakes of them in tests; risk or webhooks None: their routes answer 503).
 
     Without `limiter`, one is built from settings (`gateway.redis_url`); the
     caller closes it (`app.state.gateway.limiter.aclose()`), and likewise the
@@ -146,8 +147,8 @@ def create_app(
             token_ttl_s=settings.gateway.token_ttl_s,
         ),
         clients=ClientCache(store, clock=clock),
-        accounts=accounts,
-        payments=payments,
+        accounts=Client(accounts, service="accounts", deadline_s=settings.rpc_deadline_s),
+        payments=Client(payments, service="payments", deadline_s=settings.rpc_deadline_s),
         clock=clock,
         sealer=ResponseSealer(settings.gateway.secret_key.get_secret_value().encode()),
         limiter=limiter,
@@ -160,8 +161,8 @@ def create_app(
             max_queue=g.admission_queue,
             max_wait_s=min(g.admission_wait_s, g.request_timeout_s / 2),
         ),
-        risk=risk,
-        webhooks=webhooks,
+        risk=Client(risk, service="risk", deadline_s=settings.rpc_deadline_s),
+        webhooks=Client(webhooks, service="webhooks", deadline_s=settings.rpc_deadline_s),
     )
     app.add_middleware(
         LimitsMiddleware,
@@ -171,8 +172,8 @@ def create_app(
     install_problem_handlers(app)  # its ProblemMiddleware wraps LimitsMiddleware
     # Outermost of ours: every answer, problems from any layer too, has the request id.
     app.add_middleware(RequestLogMiddleware)
-    for router in ROUTERS:
-        app.include_router(router)
+    for feature in FEATURES:
+        app.include_router(feature.router)
     install_docs(app, title=app.title)
 
     def openapi() -> dict[str, Any]:
@@ -243,7 +244,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 if status[0] == "2" or status == "429":
                     response["headers"] = {**response.get("headers", {}), **_RATE_HEADERS}
             responses["429"]["headers"]["Retry-After"] = _RETRY_AFTER
-            if method == "post" and path in domain.MONEY_MOVING:
+            if method == "post" and path in MONEY_MOVING:
                 for param in op.get("parameters", []):
                     if param.get("in") == "header" and param.get("name") == "Idempotency-Key":
                         param["required"] = True

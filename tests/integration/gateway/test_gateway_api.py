@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from paymesh.contracts.accounts.v1 import accounts_pb2 as apb
-from paymesh.gateway.domain import MONEY_MOVING, ROUTE_SCOPES
+from paymesh.gateway.features import MONEY_MOVING, ROUTE_SCOPES
 
 ALL = {"accounts:read", "accounts:write", "payments:read", "payments:write"}
 
@@ -229,7 +229,7 @@ async def test_an_unexpected_error_is_a_500_problem_without_a_trace(gw: Any) -> 
     async def boom(*_a: Any, **_k: Any) -> Any:
         raise RuntimeError("secret internals /etc/passwd")
 
-    gw.payments.get_payment = boom
+    gw.payments.GetPayment = boom
     r = await gw.http.get("/v1/payments/pay_1", headers=await gw.auth(ALL))
     assert r.status_code == 500
     assert r.json()["code"] == "internal_error"

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query
 from starlette.responses import Response
 
 from paymesh.contracts.accounts.v1 import accounts_pb2 as apb
-from paymesh.gateway.deps import IdempotencyKey, gateway, json_out, keyed, scoped
-from paymesh.gateway.errors import (
-    Conflict,
-    NotFound,
-    Unprocessable,
-)
+from paymesh.gateway.deps import Accounts, json_out
+from paymesh.gateway.domain import ACCOUNTS_READ, ACCOUNTS_WRITE
+from paymesh.gateway.errors import Conflict, NotFound, Unprocessable
 from paymesh.gateway.features.accounts.schemas import (
     AccountList,
     AccountOut,
@@ -21,13 +18,13 @@ from paymesh.gateway.features.accounts.schemas import (
     EntryList,
 )
 from paymesh.gateway.features.accounts.views import account_view, entry_view
-from paymesh.gateway.problems import problem_responses
+from paymesh.gateway.idempotency import KeyedRequest
+from paymesh.gateway.routing import Routes
 from paymesh.platform.identity import Caller
 
-__all__ = ["router"]
+__all__ = ["routes"]
 
-router = APIRouter(tags=["accounts"])
-
+routes = Routes(tag="accounts")
 
 _OK = {apb.CREATE_ACCOUNT_RESULT_OK, apb.CREATE_ACCOUNT_RESULT_EXISTS}
 _INVALID = {apb.CREATE_ACCOUNT_RESULT_INVALID_CURRENCY, apb.CREATE_ACCOUNT_RESULT_INVALID_ID}
@@ -42,9 +39,9 @@ def _result_code(result: apb.CreateAccountResult.ValueType) -> str:
     return apb.CreateAccountResult.Name(result).removeprefix("CREATE_ACCOUNT_RESULT_").lower()
 
 
-async def _account(request: Request, caller: Caller, account_id: str) -> apb.Account:
-    found = await gateway(request).accounts.lookup_accounts(
-        apb.LookupAccountsRequest(ids=[account_id]), caller=caller
+async def _account(accounts: Accounts, caller: Caller, account_id: str) -> apb.Account:
+    found = await accounts.call(
+        accounts.stub.LookupAccounts, apb.LookupAccountsRequest(ids=[account_id]), caller
     )
     for account in found.accounts:
         if account.id == account_id:
@@ -52,115 +49,105 @@ async def _account(request: Request, caller: Caller, account_id: str) -> apb.Acc
     raise NotFound(f"no account {account_id}")
 
 
-@router.post(
+@routes.post(
     "/v1/accounts",
+    scope=ACCOUNTS_WRITE,
     summary="Open an account",
     status_code=201,
     response_model=AccountOut,
-    responses=problem_responses(400, 401, 403, 409, 422, 503),
+    problems=(400, 401, 403, 409, 422, 503),
 )
 async def post_account(
-    body: CreateAccountIn,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
-    caller: Caller = scoped("POST", "/v1/accounts"),
+    body: CreateAccountIn, caller: Caller, keyed: KeyedRequest, accounts: Accounts
 ) -> Response:
     """Open a customer or merchant account; it may never be overdrawn."""
-    gw = gateway(request)
-    req = await keyed(request, caller, idempotency_key)
-
-    async def run() -> Response:
-        account = apb.Account(
-            id=req.object_id("acct"),
-            currency=body.currency,
-            flags=apb.AccountFlags(debits_must_not_exceed_credits=True),
-            metadata=body.metadata or {},
-            code=body.type,
-        )
-        answer = await gw.accounts.create_accounts(
-            apb.CreateAccountsRequest(accounts=[account]), caller=caller
-        )
-        result = answer.results[0] if answer.results else apb.CREATE_ACCOUNT_RESULT_UNSPECIFIED
-        if result in _INVALID:
-            raise Unprocessable(
-                f"account refused: {_result_code(result)}", code=_result_code(result)
-            )
-        if result not in _OK:
-            raise Conflict(f"account refused: {_result_code(result)}", code=_result_code(result))
-        stored = answer.accounts[0] if answer.accounts and answer.accounts[0].id else None
-        if stored is None:
-            stored = await _account(request, caller, account.id)
-        return json_out(
-            account_view(stored), 201, headers={"Location": f"/v1/accounts/{stored.id}"}
-        )
-
-    return await req.run(run)
+    account = apb.Account(
+        id=keyed.object_id("acct"),
+        currency=body.currency,
+        flags=apb.AccountFlags(debits_must_not_exceed_credits=True),
+        metadata=body.metadata or {},
+        code=body.type,
+    )
+    answer = await accounts.call(
+        accounts.stub.CreateAccounts, apb.CreateAccountsRequest(accounts=[account]), caller
+    )
+    result = answer.results[0] if answer.results else apb.CREATE_ACCOUNT_RESULT_UNSPECIFIED
+    if result in _INVALID:
+        raise Unprocessable(f"account refused: {_result_code(result)}", code=_result_code(result))
+    if result not in _OK:
+        raise Conflict(f"account refused: {_result_code(result)}", code=_result_code(result))
+    stored = answer.accounts[0] if answer.accounts and answer.accounts[0].id else None
+    if stored is None:
+        stored = await _account(accounts, caller, account.id)
+    return json_out(account_view(stored), 201, headers={"Location": f"/v1/accounts/{stored.id}"})
 
 
-@router.get(
+@routes.get(
     "/v1/accounts",
+    scope=ACCOUNTS_READ,
     summary="List accounts",
     response_model=AccountList,
-    responses=problem_responses(401, 403, 422, 503),
+    problems=(401, 403, 422, 503),
 )
 async def list_accounts(
-    request: Request,
+    caller: Caller,
+    accounts: Accounts,
     limit: Limit = 10,
     starting_after: Annotated[
         str | None, Query(max_length=64, description="The last account id of the previous page.")
     ] = None,
-    caller: Caller = scoped("GET", "/v1/accounts"),
 ) -> Response:
     """The tenant's accounts with their balances, in ascending id order.
 
     Ids are opaque, so the order is stable from page to page but says nothing of age.
     """
-    page = await gateway(request).accounts.list_accounts(
-        apb.ListAccountsRequest(limit=limit, starting_after=starting_after or ""), caller=caller
+    page = await accounts.call(
+        accounts.stub.ListAccounts,
+        apb.ListAccountsRequest(limit=limit, starting_after=starting_after or ""),
+        caller,
     )
     return json_out(
         AccountList(data=[account_view(a) for a in page.accounts], has_more=page.has_more)
     )
 
 
-@router.get(
+@routes.get(
     "/v1/accounts/{account_id}",
+    scope=ACCOUNTS_READ,
     summary="Get an account and its balance",
     response_model=AccountOut,
-    responses=problem_responses(401, 403, 404, 503),
+    problems=(401, 403, 404, 503),
 )
-async def get_account(
-    account_id: str,
-    request: Request,
-    caller: Caller = scoped("GET", "/v1/accounts/{account_id}"),
-) -> Response:
+async def get_account(account_id: str, caller: Caller, accounts: Accounts) -> Response:
     """The account with `balance: {available, pending, posted}`.
 
     posted = credits_posted - debits_posted; available = posted - debits_pending;
     pending = credits_pending - debits_pending.
     """
-    return json_out(account_view(await _account(request, caller, account_id)))
+    return json_out(account_view(await _account(accounts, caller, account_id)))
 
 
-@router.get(
+@routes.get(
     "/v1/accounts/{account_id}/entries",
+    scope=ACCOUNTS_READ,
     summary="List an account's ledger entries",
     response_model=EntryList,
-    responses=problem_responses(401, 403, 404, 422, 503),
+    problems=(401, 403, 404, 422, 503),
 )
 async def list_entries(
     account_id: str,
-    request: Request,
+    caller: Caller,
+    accounts: Accounts,
     limit: Limit = 10,
     starting_after: StartingAfter = None,
-    caller: Caller = scoped("GET", "/v1/accounts/{account_id}/entries"),
 ) -> Response:
     """The account's entries, newest first; amounts are signed (credit > 0, debit < 0)."""
-    await _account(request, caller, account_id)
-    page = await gateway(request).accounts.list_entries(
+    await _account(accounts, caller, account_id)
+    page = await accounts.call(
+        accounts.stub.ListEntries,
         apb.ListEntriesRequest(
             account_id=account_id, limit=limit, starting_after=starting_after or ""
         ),
-        caller=caller,
+        caller,
     )
     return json_out(EntryList(data=[entry_view(e) for e in page.entries], has_more=page.has_more))

@@ -6,13 +6,14 @@ import base64
 import binascii
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import Form, Request
 from starlette.responses import JSONResponse, Response
 
 from paymesh.contracts.payments.v1 import payments_pb2 as ppb
 from paymesh.gateway import meters
 from paymesh.gateway.audit import Origin, record
-from paymesh.gateway.deps import IdempotencyKey, gateway, json_out, keyed, scoped
+from paymesh.gateway.deps import Audit, Parts, Payments, json_out
+from paymesh.gateway.domain import ADMIN
 from paymesh.gateway.errors import (
     BadRequest,
     Unauthenticated,
@@ -25,9 +26,10 @@ from paymesh.gateway.features.auth.schemas import (
     TokenOut,
 )
 from paymesh.gateway.features.auth.views import tenant_view
+from paymesh.gateway.idempotency import KeyedRequest
 from paymesh.gateway.limits import charge_failures, enforce
-from paymesh.gateway.problems import problem_responses
 from paymesh.gateway.requestlog import set_client_id
+from paymesh.gateway.routing import Routes
 from paymesh.gateway.service import (
     CreateClient,
     CreateTenant,
@@ -40,20 +42,21 @@ from paymesh.gateway.service import (
 from paymesh.gateway.text import Text, is_storable
 from paymesh.platform.identity import Caller
 
-__all__ = ["router"]
+__all__ = ["routes"]
 
-router = APIRouter()
+routes = Routes(tag="auth")
 
 
-@router.post(
+@routes.post(
     "/v1/oauth/token",
-    tags=["auth"],
+    scope=None,
     summary="Get an access token (client credentials)",
     response_model=TokenOut,
-    responses=problem_responses(400, 401),
+    problems=(400, 401),
 )
 async def token(
     request: Request,
+    gw: Parts,
     grant_type: Annotated[Text | None, Form(examples=["client_credentials"])] = None,
     client_id: Annotated[Text | None, Form()] = None,
     client_secret: Annotated[Text | None, Form()] = None,
@@ -63,7 +66,6 @@ async def token(
 
     An Idempotency-Key is accepted and ignored: asking again just issues another token.
     """
-    gw = gateway(request)
     basic = _basic_credentials(request.headers.get("authorization"))
     if basic is not None:
         client_id, client_secret = basic
@@ -120,26 +122,29 @@ def _basic_credentials(header: str | None) -> tuple[str, str] | None:
     return client_id, secret
 
 
-@router.get("/.well-known/jwks.json", tags=["auth"], summary="The token signing keys (JWKS)")
-async def jwks(request: Request) -> JSONResponse:
+@routes.get("/.well-known/jwks.json", scope=None, summary="The token signing keys (JWKS)")
+async def jwks(gw: Parts) -> JSONResponse:
     """The public keys that verify access tokens, by kid."""
-    keys = await gateway(request).keys.jwks()
+    keys = await gw.keys.jwks()
     return JSONResponse({"keys": keys}, headers={"Cache-Control": "public, max-age=300"})
 
 
-@router.post(
+@routes.post(
     "/v1/tenants",
-    tags=["admin"],
+    scope=ADMIN,
+    tag="admin",
     summary="Create a tenant",
     status_code=201,
     response_model=TenantOut,
-    responses=problem_responses(400, 401, 403, 409, 422, 503),
+    problems=(400, 401, 403, 409, 422, 503),
 )
 async def post_tenant(
     body: CreateTenantIn,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
-    caller: Caller = scoped("POST", "/v1/tenants"),
+    caller: Caller,
+    keyed: KeyedRequest,
+    gw: Parts,
+    audit: Audit,
+    payments: Payments,
 ) -> Response:
     """Create a tenant with its fee schedule (operators only).
 
@@ -148,105 +153,86 @@ async def post_tenant(
     call asks as the operator on the new tenant's behalf; without `fees`
     the tenant's payments are free. Fees are not returned on refunds.
     """
-    gw = gateway(request)
-    req = await keyed(request, caller, idempotency_key)
-
-    async def run() -> Response:
-        fees = body.fees
-        tenant = await create_tenant(
-            CreateTenant(
-                name=body.name,
-                fee_fixed=fees.fixed if fees else 0,
-                fee_basis_points=fees.basis_points if fees else 0,
-                id=req.object_id("ten") if req.key else None,
+    fees = body.fees
+    tenant = await create_tenant(
+        CreateTenant(
+            name=body.name,
+            fee_fixed=fees.fixed if fees else 0,
+            fee_basis_points=fees.basis_points if fees else 0,
+            id=keyed.object_id("ten") if keyed.key else None,
+        ),
+        store=gw.store,
+        clock=gw.clock,
+        origin=audit.origin(caller),
+    )
+    if fees is not None:  # without a schedule, payments charges nothing
+        await payments.call(
+            payments.stub.SetTenantFees,
+            ppb.SetTenantFeesRequest(
+                tenant_id=tenant.id,
+                fixed=tenant.fee_fixed,
+                basis_points=tenant.fee_basis_points,
             ),
-            store=gw.store,
-            clock=gw.clock,
-            origin=_origin(request, caller),
+            caller,
         )
-        if fees is not None:  # without a schedule, payments charges nothing
-            await gw.payments.set_tenant_fees(
-                ppb.SetTenantFeesRequest(
-                    tenant_id=tenant.id,
-                    fixed=tenant.fee_fixed,
-                    basis_points=tenant.fee_basis_points,
-                ),
-                caller=caller,
-            )
-        return json_out(tenant_view(tenant), 201)
-
-    return await req.run(run)
+    return json_out(tenant_view(tenant), 201)
 
 
-@router.post(
+@routes.post(
     "/v1/tenants/{tenant_id}/clients",
-    tags=["admin"],
+    scope=ADMIN,
+    tag="admin",
     summary="Create an API client for a tenant",
     status_code=201,
     response_model=ClientCredentialsOut,
-    responses=problem_responses(400, 401, 403, 404, 409, 422),
+    problems=(400, 401, 403, 404, 409, 422),
 )
 async def post_client(
     tenant_id: str,
     body: CreateClientIn,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
-    caller: Caller = scoped("POST", "/v1/tenants/{tenant_id}/clients"),
+    caller: Caller,
+    keyed: KeyedRequest,
+    gw: Parts,
+    audit: Audit,
 ) -> Response:
     """Create client credentials; the secret is shown in this answer only."""
-    gw = gateway(request)
-    req = await keyed(request, caller, idempotency_key)
-
-    async def run() -> Response:
-        client, secret = await create_client(
-            CreateClient(
-                tenant_id=tenant_id,
-                scopes=frozenset(body.scopes),
-                client_id=req.object_id("cli") if req.key else None,
-            ),
-            store=gw.store,
-            clock=gw.clock,
-            origin=_origin(request, caller),
-        )
-        out = ClientCredentialsOut(
-            client_id=client.client_id,
-            client_secret=secret,
-            tenant_id=client.tenant_id,
-            scopes=sorted(client.scopes),
-        )
-        return json_out(out, 201, headers={"Cache-Control": "no-store"})
-
-    return await req.run(run)
+    client, secret = await create_client(
+        CreateClient(
+            tenant_id=tenant_id,
+            scopes=frozenset(body.scopes),
+            client_id=keyed.object_id("cli") if keyed.key else None,
+        ),
+        store=gw.store,
+        clock=gw.clock,
+        origin=audit.origin(caller),
+    )
+    out = ClientCredentialsOut(
+        client_id=client.client_id,
+        client_secret=secret,
+        tenant_id=client.tenant_id,
+        scopes=sorted(client.scopes),
+    )
+    return json_out(out, 201, headers={"Cache-Control": "no-store"})
 
 
-@router.delete(
+@routes.delete(
     "/v1/tenants/{tenant_id}/clients/{client_id}",
-    tags=["admin"],
+    scope=ADMIN,
+    tag="admin",
     summary="Revoke an API client",
     status_code=204,
-    responses=problem_responses(401, 403, 404),
+    problems=(401, 403, 404),
 )
 async def delete_client(
-    tenant_id: str,
-    client_id: str,
-    request: Request,
-    caller: Caller = scoped("DELETE", "/v1/tenants/{tenant_id}/clients/{client_id}"),
+    tenant_id: str, client_id: str, caller: Caller, gw: Parts, audit: Audit
 ) -> Response:
     """Revoke a client: no new tokens, and its tokens stop working."""
-    gw = gateway(request)
     await revoke_client(
         tenant_id,
         client_id,
         store=gw.store,
         clients=gw.clients,
         clock=gw.clock,
-        origin=_origin(request, caller),
+        origin=audit.origin(caller),
     )
     return Response(status_code=204)
-
-
-def _origin(request: Request, caller: Caller) -> Origin:
-    """The audit origin of an API request: the calling client and its address."""
-    return Origin(
-        actor=caller.client_id, source=request.client.host if request.client else "unknown"
-    )

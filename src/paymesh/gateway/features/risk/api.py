@@ -2,7 +2,7 @@
 
 Every route needs the ``risk:admin`` scope and acts on the caller's tenant
 (from the token): lists and reviews of another tenant are never shown. The
-risk service is asked over gRPC (:class:`~paymesh.gateway.backends.RiskBackend`);
+risk service is asked over gRPC (:class:`~paymesh.gateway.clients.Client`);
 its stable error codes become problem responses (e.g. 409
 ``review_already_resolved``)."""
 
@@ -10,15 +10,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import Path, Query
 from starlette.responses import Response
 
 from paymesh.contracts.risk.v1 import risk_pb2 as rpb
-from paymesh.gateway.backends import RiskBackend
-from paymesh.gateway.deps import IdempotencyKey, audit, gateway, json_out, keyed, scoped
+from paymesh.gateway.deps import Audit, Risk, json_out
+from paymesh.gateway.domain import RISK_ADMIN
 from paymesh.gateway.errors import (
     NotFound,
-    ServiceUnavailable,
 )
 from paymesh.gateway.features.risk.schemas import (
     LIST_NAME,
@@ -34,17 +33,16 @@ from paymesh.gateway.features.risk.schemas import (
     RulesOut,
 )
 from paymesh.gateway.features.risk.views import STATUSES, list_entry_view, review_view, rules_view
-from paymesh.gateway.problems import problem_responses
+from paymesh.gateway.idempotency import KeyedRequest
+from paymesh.gateway.routing import Routes
 from paymesh.platform.identity import Caller
 
-__all__ = ["router"]
+__all__ = ["routes"]
 
-router = APIRouter()
+routes = Routes()
 
-
-_READ_ERRORS = problem_responses(401, 403, 404, 422, 503)
-
-_WRITE_ERRORS = problem_responses(400, 401, 403, 404, 409, 422, 503)
+_READ_ERRORS = (401, 403, 404, 422, 503)
+_WRITE_ERRORS = (400, 401, 403, 404, 409, 422, 503)
 
 ListName = Annotated[
     str,
@@ -53,124 +51,124 @@ ListName = Annotated[
         description="The list, as the rules file names it (e.g. `blocked_accounts`).",
     ),
 ]
-
 ListLimit = Annotated[int, Query(ge=1, le=100, description="Page size, 1-100.")]
 
 
-def _risk(request: Request) -> RiskBackend:
-    risk = gateway(request).risk
-    if risk is None:
-        raise ServiceUnavailable("the risk service is not configured")
-    return risk
-
-
-@router.get(
+@routes.get(
     "/v1/risk/rules",
-    tags=["risk"],
+    scope=RISK_ADMIN,
+    tag="risk",
     summary="Get the rules in force",
     response_model=RulesOut,
-    responses=problem_responses(401, 403, 503),
+    problems=(401, 403, 503),
 )
-async def get_rules(request: Request, caller: Caller = scoped("GET", "/v1/risk/rules")) -> Response:
+async def get_rules(
+    caller: Caller,
+    risk: Risk,
+) -> Response:
     """The rule set risk decides with now: its version, the checksum of the rules file, the
     rules, and the last reload that was rejected (`last_error`; the version shown stays in
     force). A change of the rules file takes effect without a restart once it validates:
     poll until `checksum` is the new file's sha256."""
-    info = await _risk(request).get_rules(rpb.GetRulesRequest(), caller=caller)
+    info = await risk.call(risk.stub.GetRules, rpb.GetRulesRequest(), caller)
     return json_out(rules_view(info))
 
 
-@router.get(
+@routes.get(
     "/v1/risk/lists/{list_name}/entries",
-    tags=["risk"],
+    scope=RISK_ADMIN,
+    tag="risk",
     summary="List a list's entries",
     response_model=ListEntryList,
-    responses=_READ_ERRORS,
+    problems=_READ_ERRORS,
 )
 async def list_entries(
     list_name: ListName,
-    request: Request,
+    caller: Caller,
+    risk: Risk,
     limit: ListLimit = 20,
     starting_after: Annotated[
         str | None, Query(max_length=256, description="The last value of the previous page.")
     ] = None,
-    caller: Caller = scoped("GET", "/v1/risk/lists/{list_name}/entries"),
 ) -> Response:
     """The tenant's entries of a block or allow list, by value."""
-    page = await _risk(request).list_list_entries(
+    page = await risk.call(
+        risk.stub.ListListEntries,
         rpb.ListListEntriesRequest(
             list=list_name, limit=limit, starting_after=starting_after or ""
         ),
-        caller=caller,
+        caller,
     )
     return json_out(
         ListEntryList(data=[list_entry_view(e) for e in page.data], has_more=page.has_more)
     )
 
 
-@router.post(
+@routes.post(
     "/v1/risk/lists/{list_name}/entries",
-    tags=["risk"],
+    scope=RISK_ADMIN,
+    tag="risk",
     summary="Add a value to a list",
     status_code=201,
     response_model=ListEntryOut,
-    responses=_WRITE_ERRORS,
+    problems=_WRITE_ERRORS,
 )
 async def post_list_entry(
     list_name: ListName,
     body: ListEntryIn,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
-    caller: Caller = scoped("POST", "/v1/risk/lists/{list_name}/entries"),
+    caller: Caller,
+    audit: Audit,
+    keyed: KeyedRequest,
+    risk: Risk,
 ) -> Response:
     """Add a value (an account id, IP address, device id or country) to one of the
     tenant's lists. It takes effect for the next decision."""
-    req = await keyed(request, caller, idempotency_key)
-
-    async def run() -> Response:
-        entry = await _risk(request).add_list_entry(
-            rpb.AddListEntryRequest(list=list_name, value=body.value, note=body.note or ""),
-            caller=caller,
-        )
-        await audit(request, caller, "risk.list_entry_added", target=f"{list_name}:{body.value}")
-        return json_out(list_entry_view(entry), 201)
-
-    return await req.run(run)
+    entry = await risk.call(
+        risk.stub.AddListEntry,
+        rpb.AddListEntryRequest(list=list_name, value=body.value, note=body.note or ""),
+        caller,
+    )
+    await audit(caller, "risk.list_entry_added", target=f"{list_name}:{body.value}")
+    return json_out(list_entry_view(entry), 201)
 
 
-@router.delete(
+@routes.delete(
     "/v1/risk/lists/{list_name}/entries/{value}",
-    tags=["risk"],
+    scope=RISK_ADMIN,
+    tag="risk",
     summary="Remove a value from a list",
     response_model=RemovedOut,
-    responses=problem_responses(401, 403, 404, 422, 503),
+    problems=(401, 403, 404, 422, 503),
 )
 async def delete_list_entry(
     list_name: ListName,
     value: Annotated[str, Path(pattern=LIST_VALUE, description="The value to remove.")],
-    request: Request,
-    caller: Caller = scoped("DELETE", "/v1/risk/lists/{list_name}/entries/{value}"),
+    caller: Caller,
+    audit: Audit,
+    risk: Risk,
 ) -> Response:
     """Remove a value from one of the tenant's lists (404 when it is not there). It takes
     effect for the next decision."""
-    out = await _risk(request).remove_list_entry(
-        rpb.RemoveListEntryRequest(list=list_name, value=value), caller=caller
+    out = await risk.call(
+        risk.stub.RemoveListEntry, rpb.RemoveListEntryRequest(list=list_name, value=value), caller
     )
     if not out.removed:
         raise NotFound(f"{value!r} is not in the list {list_name}")
-    await audit(request, caller, "risk.list_entry_removed", target=f"{list_name}:{value}")
+    await audit(caller, "risk.list_entry_removed", target=f"{list_name}:{value}")
     return json_out(RemovedOut(removed=True))
 
 
-@router.get(
+@routes.get(
     "/v1/reviews",
-    tags=["reviews"],
+    scope=RISK_ADMIN,
+    tag="reviews",
     summary="List reviews",
     response_model=ReviewList,
-    responses=problem_responses(401, 403, 422, 503),
+    problems=(401, 403, 422, 503),
 )
 async def list_reviews(
-    request: Request,
+    caller: Caller,
+    risk: Risk,
     status: Annotated[
         ReviewStatus, Query(description="open (the default), approved or declined.")
     ] = "open",
@@ -179,102 +177,100 @@ async def list_reviews(
         str | None,
         Query(max_length=64, description="The last payment id of the previous page."),
     ] = None,
-    caller: Caller = scoped("GET", "/v1/reviews"),
 ) -> Response:
     """The tenant's payments waiting for a human (or resolved ones), by payment id."""
-    page = await _risk(request).list_reviews(
+    page = await risk.call(
+        risk.stub.ListReviews,
         rpb.ListReviewsRequest(
             status=STATUSES[status], limit=limit, starting_after=starting_after or ""
         ),
-        caller=caller,
+        caller,
     )
     return json_out(ReviewList(data=[review_view(r) for r in page.data], has_more=page.has_more))
 
 
-@router.get(
+@routes.get(
     "/v1/reviews/{payment_id}",
-    tags=["reviews"],
+    scope=RISK_ADMIN,
+    tag="reviews",
     summary="Get a review",
     response_model=ReviewOut,
-    responses=problem_responses(401, 403, 404, 503),
+    problems=(401, 403, 404, 503),
 )
 async def get_review(
     payment_id: str,
-    request: Request,
-    caller: Caller = scoped("GET", "/v1/reviews/{payment_id}"),
+    caller: Caller,
+    audit: Audit,
+    risk: Risk,
 ) -> Response:
     """The review of a payment of the tenant (404 when it had none)."""
-    review = await _risk(request).get_review(
-        rpb.GetReviewRequest(payment_id=payment_id), caller=caller
+    review = await risk.call(
+        risk.stub.GetReview, rpb.GetReviewRequest(payment_id=payment_id), caller
     )
     return json_out(review_view(review))
 
 
 async def _resolve(
-    request: Request,
+    risk: Risk,
+    audit: Audit,
     caller: Caller,
     payment_id: str,
     body: ResolveReviewIn | None,
-    idempotency_key: str | None,
     resolution: rpb.Resolution.ValueType,
 ) -> Response:
-    req = await keyed(request, caller, idempotency_key)
-
-    async def run() -> Response:
-        review = await _risk(request).resolve_review(
-            rpb.ResolveReviewRequest(
-                payment_id=payment_id,
-                resolution=resolution,
-                note=(body.note or "") if body is not None else "",
-            ),
-            caller=caller,
-        )
-        action = "approved" if resolution == rpb.RESOLUTION_APPROVE else "declined"
-        await audit(request, caller, f"risk.review_{action}", target=payment_id)
-        return json_out(review_view(review))
-
-    return await req.run(run)
+    review = await risk.call(
+        risk.stub.ResolveReview,
+        rpb.ResolveReviewRequest(
+            payment_id=payment_id,
+            resolution=resolution,
+            note=(body.note or "") if body is not None else "",
+        ),
+        caller,
+    )
+    action = "approved" if resolution == rpb.RESOLUTION_APPROVE else "declined"
+    await audit(caller, f"risk.review_{action}", target=payment_id)
+    return json_out(review_view(review))
 
 
-@router.post(
+@routes.post(
     "/v1/reviews/{payment_id}/approve",
-    tags=["reviews"],
+    scope=RISK_ADMIN,
+    tag="reviews",
     summary="Approve a payment in review",
     response_model=ReviewOut,
-    responses=_WRITE_ERRORS,
+    problems=_WRITE_ERRORS,
 )
 async def approve_review(
     payment_id: str,
-    request: Request,
+    caller: Caller,
+    keyed: KeyedRequest,
+    risk: Risk,
+    audit: Audit,
     body: ResolveReviewIn | None = None,
-    idempotency_key: IdempotencyKey = None,
-    caller: Caller = scoped("POST", "/v1/reviews/{payment_id}/approve"),
 ) -> Response:
     """Approve: the payment continues (captured at once, or `requires_capture` for a manual
     capture) shortly after, when payments receives `review.approved`. Approving again
     answers the review as it is; a declined review is 409 `review_already_resolved`."""
-    return await _resolve(
-        request, caller, payment_id, body, idempotency_key, rpb.RESOLUTION_APPROVE
-    )
+    return await _resolve(risk, audit, caller, payment_id, body, rpb.RESOLUTION_APPROVE)
 
 
-@router.post(
+@routes.post(
     "/v1/reviews/{payment_id}/decline",
-    tags=["reviews"],
+    scope=RISK_ADMIN,
+    tag="reviews",
     summary="Decline a payment in review",
     response_model=ReviewOut,
-    responses=_WRITE_ERRORS,
+    problems=_WRITE_ERRORS,
 )
 async def decline_review(
     payment_id: str,
-    request: Request,
+    caller: Caller,
+    keyed: KeyedRequest,
+    risk: Risk,
+    audit: Audit,
     body: ResolveReviewIn | None = None,
-    idempotency_key: IdempotencyKey = None,
-    caller: Caller = scoped("POST", "/v1/reviews/{payment_id}/decline"),
 ) -> Response:
     """Decline: the payment's hold is released and it fails with `risk_declined`, shortly
     after, when payments receives `review.declined`. Declining again answers the review as
     it is; an approved review is 409 `review_already_resolved`."""
-    return await _resolve(
-        request, caller, payment_id, body, idempotency_key, rpb.RESOLUTION_DECLINE
-    )
+    return await _resolve(risk, audit, caller, payment_id, body, rpb.RESOLUTION_DECLINE)

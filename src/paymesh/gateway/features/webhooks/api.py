@@ -10,15 +10,12 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query
 from starlette.responses import Response
 
 from paymesh.contracts.webhooks.v1 import webhooks_pb2 as wpb
-from paymesh.gateway.backends import WebhooksBackend
-from paymesh.gateway.deps import IdempotencyKey, audit, gateway, json_out, keyed, scoped
-from paymesh.gateway.errors import (
-    ServiceUnavailable,
-)
+from paymesh.gateway.deps import Audit, Webhooks, json_out
+from paymesh.gateway.domain import WEBHOOKS_WRITE
 from paymesh.gateway.features.webhooks.schemas import (
     CreateWebhookEndpointIn,
     ResendEventIn,
@@ -30,43 +27,36 @@ from paymesh.gateway.features.webhooks.schemas import (
     WebhookEndpointWithSecretOut,
 )
 from paymesh.gateway.features.webhooks.views import delivery_view, endpoint_view, with_secret
-from paymesh.gateway.problems import problem_responses
+from paymesh.gateway.idempotency import KeyedRequest
+from paymesh.gateway.routing import Routes
 from paymesh.platform.identity import Caller
 
-__all__ = ["router"]
+__all__ = ["routes"]
 
-router = APIRouter()
+routes = Routes()
 
-
-_WRITE_ERRORS = problem_responses(400, 401, 403, 404, 409, 422, 429, 503)
-
-_READ_ERRORS = problem_responses(401, 403, 404, 422, 503)
-
+_WRITE_ERRORS = (400, 401, 403, 404, 409, 422, 429, 503)
+_READ_ERRORS = (401, 403, 404, 422, 503)
 _NO_STORE = {"Cache-Control": "no-store"}
 
 Limit = Annotated[int, Query(ge=1, le=100, description="Page size, 1-100.")]
 
 
-def _webhooks(request: Request) -> WebhooksBackend:
-    backend = gateway(request).webhooks
-    if backend is None:
-        raise ServiceUnavailable("the webhooks service is not configured")
-    return backend
-
-
-@router.post(
+@routes.post(
     "/v1/webhook_endpoints",
-    tags=["webhooks"],
+    scope=WEBHOOKS_WRITE,
+    tag="webhooks",
     summary="Create a webhook endpoint",
     status_code=201,
     response_model=WebhookEndpointWithSecretOut,
-    responses=_WRITE_ERRORS,
+    problems=_WRITE_ERRORS,
 )
 async def post_endpoint(
     body: CreateWebhookEndpointIn,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
-    caller: Caller = scoped("POST", "/v1/webhook_endpoints"),
+    caller: Caller,
+    audit: Audit,
+    keyed: KeyedRequest,
+    webhooks: Webhooks,
 ) -> Response:
     """Deliver the tenant's events of the given types (or `*`) to `url`.
 
@@ -76,107 +66,109 @@ async def post_endpoint(
     The URL must be `https` outside development and may not point at a
     private, loopback, link-local or metadata address.
     """
-    backend = _webhooks(request)
-    req = await keyed(request, caller, idempotency_key)
-
-    async def run() -> Response:
-        made = await backend.create_endpoint(
-            wpb.CreateEndpointRequest(
-                id=req.object_id("we"),
-                url=body.url,
-                events=body.events,
-                description=body.description or "",
-            ),
-            caller=caller,
-        )
-        # The host only: a URL's path or query string may carry a token.
-        host = urlsplit(body.url).hostname or ""
-        await audit(
-            request, caller, "webhook_endpoint.created", target=made.endpoint.id,
-            details={"host": host, "events": list(body.events)},
-        )  # fmt: skip
-        headers = {**_NO_STORE, "Location": f"/v1/webhook_endpoints/{made.endpoint.id}"}
-        return json_out(with_secret(made), 201, headers=headers)
-
-    return await req.run(run)
+    made = await webhooks.call(
+        webhooks.stub.CreateEndpoint,
+        wpb.CreateEndpointRequest(
+            id=keyed.object_id("we"),
+            url=body.url,
+            events=body.events,
+            description=body.description or "",
+        ),
+        caller,
+    )
+    # The host only: a URL's path or query string may carry a token.
+    host = urlsplit(body.url).hostname or ""
+    await audit(caller, "webhook_endpoint.created", target=made.endpoint.id,
+        details={"host": host, "events": list(body.events)},
+    )  # fmt: skip
+    headers = {**_NO_STORE, "Location": f"/v1/webhook_endpoints/{made.endpoint.id}"}
+    return json_out(with_secret(made), 201, headers=headers)
 
 
-@router.get(
+@routes.get(
     "/v1/webhook_endpoints",
-    tags=["webhooks"],
+    scope=WEBHOOKS_WRITE,
+    tag="webhooks",
     summary="List webhook endpoints",
     response_model=WebhookEndpointList,
-    responses=problem_responses(401, 403, 422, 503),
+    problems=(401, 403, 422, 503),
 )
 async def list_endpoints(
-    request: Request,
+    caller: Caller,
+    webhooks: Webhooks,
     limit: Limit = 10,
     starting_after: Annotated[
         str | None, Query(max_length=64, description="The last endpoint id of the previous page.")
     ] = None,
-    caller: Caller = scoped("GET", "/v1/webhook_endpoints"),
 ) -> Response:
     """The tenant's webhook endpoints, newest first (without their secrets)."""
-    page = await _webhooks(request).list_endpoints(
-        wpb.ListEndpointsRequest(limit=limit, starting_after=starting_after or ""), caller=caller
+    page = await webhooks.call(
+        webhooks.stub.ListEndpoints,
+        wpb.ListEndpointsRequest(limit=limit, starting_after=starting_after or ""),
+        caller,
     )
     return json_out(
         WebhookEndpointList(data=[endpoint_view(e) for e in page.data], has_more=page.has_more)
     )
 
 
-@router.get(
+@routes.get(
     "/v1/webhook_endpoints/{endpoint_id}",
-    tags=["webhooks"],
+    scope=WEBHOOKS_WRITE,
+    tag="webhooks",
     summary="Get a webhook endpoint",
     response_model=WebhookEndpointOut,
-    responses=_READ_ERRORS,
+    problems=_READ_ERRORS,
 )
 async def get_endpoint(
     endpoint_id: str,
-    request: Request,
-    caller: Caller = scoped("GET", "/v1/webhook_endpoints/{endpoint_id}"),
+    caller: Caller,
+    webhooks: Webhooks,
 ) -> Response:
     """An endpoint of the tenant (another tenant's is a 404), without its secret."""
-    endpoint = await _webhooks(request).get_endpoint(
-        wpb.GetEndpointRequest(id=endpoint_id), caller=caller
+    endpoint = await webhooks.call(
+        webhooks.stub.GetEndpoint, wpb.GetEndpointRequest(id=endpoint_id), caller
     )
     return json_out(endpoint_view(endpoint))
 
 
-@router.delete(
+@routes.delete(
     "/v1/webhook_endpoints/{endpoint_id}",
-    tags=["webhooks"],
+    scope=WEBHOOKS_WRITE,
+    tag="webhooks",
     summary="Delete a webhook endpoint",
     status_code=204,
-    responses=_READ_ERRORS,
+    problems=_READ_ERRORS,
 )
 async def delete_endpoint(
     endpoint_id: str,
-    request: Request,
-    caller: Caller = scoped("DELETE", "/v1/webhook_endpoints/{endpoint_id}"),
+    caller: Caller,
+    audit: Audit,
+    webhooks: Webhooks,
 ) -> Response:
     """Delete an endpoint: nothing more is delivered to it, pending deliveries stop."""
-    await _webhooks(request).delete_endpoint(
-        wpb.DeleteEndpointRequest(id=endpoint_id), caller=caller
+    await webhooks.call(
+        webhooks.stub.DeleteEndpoint, wpb.DeleteEndpointRequest(id=endpoint_id), caller
     )
-    await audit(request, caller, "webhook_endpoint.deleted", target=endpoint_id)
+    await audit(caller, "webhook_endpoint.deleted", target=endpoint_id)
     return Response(status_code=204)
 
 
-@router.post(
+@routes.post(
     "/v1/webhook_endpoints/{endpoint_id}/rotate_secret",
-    tags=["webhooks"],
+    scope=WEBHOOKS_WRITE,
+    tag="webhooks",
     summary="Rotate a webhook endpoint's signing secret",
     response_model=WebhookEndpointWithSecretOut,
-    responses=_WRITE_ERRORS,
+    problems=_WRITE_ERRORS,
 )
 async def rotate_secret(
     endpoint_id: str,
-    request: Request,
+    caller: Caller,
+    audit: Audit,
+    keyed: KeyedRequest,
+    webhooks: Webhooks,
     body: RotateSecretIn | None = None,
-    idempotency_key: IdempotencyKey = None,
-    caller: Caller = scoped("POST", "/v1/webhook_endpoints/{endpoint_id}/rotate_secret"),
 ) -> Response:
     """A new signing secret, **shown only here**.
 
@@ -184,99 +176,89 @@ async def rotate_secret(
     deliveries carry two `v1=` signatures, one per secret, so verifiers that
     still hold the old secret keep working until they switch.
     """
-    backend = _webhooks(request)
-    req = await keyed(request, caller, idempotency_key)
-
-    async def run() -> Response:
-        grace = body.grace_period_s if body is not None and body.grace_period_s else 0
-        made = await backend.rotate_secret(
-            wpb.RotateSecretRequest(id=endpoint_id, grace_period_s=grace), caller=caller
-        )
-        await audit(request, caller, "webhook_endpoint.secret_rotated", target=endpoint_id)
-        return json_out(with_secret(made), headers=dict(_NO_STORE))
-
-    return await req.run(run)
+    grace = body.grace_period_s if body is not None and body.grace_period_s else 0
+    made = await webhooks.call(
+        webhooks.stub.RotateSecret,
+        wpb.RotateSecretRequest(id=endpoint_id, grace_period_s=grace),
+        caller,
+    )
+    await audit(caller, "webhook_endpoint.secret_rotated", target=endpoint_id)
+    return json_out(with_secret(made), headers=dict(_NO_STORE))
 
 
-@router.post(
+@routes.post(
     "/v1/webhook_endpoints/{endpoint_id}/enable",
-    tags=["webhooks"],
+    scope=WEBHOOKS_WRITE,
+    tag="webhooks",
     summary="Re-enable a disabled webhook endpoint",
     response_model=WebhookEndpointOut,
-    responses=_WRITE_ERRORS,
+    problems=_WRITE_ERRORS,
 )
 async def enable_endpoint(
     endpoint_id: str,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
-    caller: Caller = scoped("POST", "/v1/webhook_endpoints/{endpoint_id}/enable"),
+    caller: Caller,
+    audit: Audit,
+    keyed: KeyedRequest,
+    webhooks: Webhooks,
 ) -> Response:
     """Deliver to an endpoint again after it was disabled for failing."""
-    backend = _webhooks(request)
-    req = await keyed(request, caller, idempotency_key)
-
-    async def run() -> Response:
-        endpoint = await backend.enable_endpoint(
-            wpb.EnableEndpointRequest(id=endpoint_id), caller=caller
-        )
-        await audit(request, caller, "webhook_endpoint.enabled", target=endpoint_id)
-        return json_out(endpoint_view(endpoint))
-
-    return await req.run(run)
+    endpoint = await webhooks.call(
+        webhooks.stub.EnableEndpoint, wpb.EnableEndpointRequest(id=endpoint_id), caller
+    )
+    await audit(caller, "webhook_endpoint.enabled", target=endpoint_id)
+    return json_out(endpoint_view(endpoint))
 
 
-@router.get(
+@routes.get(
     "/v1/webhook_endpoints/{endpoint_id}/deliveries",
-    tags=["webhooks"],
+    scope=WEBHOOKS_WRITE,
+    tag="webhooks",
     summary="List an endpoint's deliveries",
     response_model=WebhookDeliveryList,
-    responses=_READ_ERRORS,
+    problems=_READ_ERRORS,
 )
 async def list_deliveries(
     endpoint_id: str,
-    request: Request,
+    caller: Caller,
+    webhooks: Webhooks,
     limit: Limit = 10,
     starting_after: Annotated[
         str | None, Query(max_length=64, description="The last delivery id of the previous page.")
     ] = None,
-    caller: Caller = scoped("GET", "/v1/webhook_endpoints/{endpoint_id}/deliveries"),
 ) -> Response:
     """The endpoint's delivery log, newest first: each attempt's status code and latency."""
-    page = await _webhooks(request).list_deliveries(
+    page = await webhooks.call(
+        webhooks.stub.ListDeliveries,
         wpb.ListDeliveriesRequest(
             endpoint_id=endpoint_id, limit=limit, starting_after=starting_after or ""
         ),
-        caller=caller,
+        caller,
     )
     return json_out(
         WebhookDeliveryList(data=[delivery_view(d) for d in page.data], has_more=page.has_more)
     )
 
 
-@router.post(
+@routes.post(
     "/v1/webhook_endpoints/{endpoint_id}/deliveries/resend",
-    tags=["webhooks"],
+    scope=WEBHOOKS_WRITE,
+    tag="webhooks",
     summary="Deliver an event to the endpoint again",
     status_code=201,
     response_model=WebhookDeliveryOut,
-    responses=_WRITE_ERRORS,
+    problems=_WRITE_ERRORS,
 )
 async def resend_event(
     endpoint_id: str,
     body: ResendEventIn,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
-    caller: Caller = scoped("POST", "/v1/webhook_endpoints/{endpoint_id}/deliveries/resend"),
+    caller: Caller,
+    keyed: KeyedRequest,
+    webhooks: Webhooks,
 ) -> Response:
     """A new delivery of one of the tenant's events, with a fresh signature."""
-    backend = _webhooks(request)
-    req = await keyed(request, caller, idempotency_key)
-
-    async def run() -> Response:
-        delivery = await backend.resend_event(
-            wpb.ResendEventRequest(endpoint_id=endpoint_id, event_id=body.event_id),
-            caller=caller,
-        )
-        return json_out(delivery_view(delivery), 201)
-
-    return await req.run(run)
+    delivery = await webhooks.call(
+        webhooks.stub.ResendEvent,
+        wpb.ResendEventRequest(endpoint_id=endpoint_id, event_id=body.event_id),
+        caller,
+    )
+    return json_out(delivery_view(delivery), 201)
