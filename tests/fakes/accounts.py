@@ -15,6 +15,22 @@ def _not_found(what: str) -> grpc.aio.AioRpcError:
     return rpc_error(grpc.StatusCode.NOT_FOUND, "not_found", f"no {what}")
 
 
+def _answer(account: apb.Account) -> apb.Account:
+    """The account as the service answers it: with the balance it reads from the four sides
+    (tests set those sides on the stored accounts)."""
+    out = apb.Account()
+    out.CopyFrom(account)
+    posted = account.credits_posted - account.debits_posted
+    out.balance.CopyFrom(
+        apb.AccountBalance(
+            available=posted - account.debits_pending,
+            pending=account.credits_pending - account.debits_pending,
+            posted=posted,
+        )
+    )
+    return out
+
+
 class FakeAccounts:
     """The accounts service in memory, refusing other tenants' objects like the real one."""
 
@@ -23,31 +39,32 @@ class FakeAccounts:
         self.entries: dict[str, list[apb.Entry]] = {}
 
     @rpc
-    async def CreateAccounts(
-        self, request: apb.CreateAccountsRequest, *, caller: Caller
-    ) -> apb.CreateAccountsResponse:
-        out = apb.CreateAccountsResponse()
-        for account in request.accounts:
-            existing = self.accounts.get(account.id)
-            if existing is not None:
-                out.results.append(apb.CREATE_ACCOUNT_RESULT_EXISTS)
-                out.accounts.append(existing)
-                continue
-            stored = apb.Account()
-            stored.CopyFrom(account)
-            stored.tenant_id = caller.tenant_id
-            stored.created_at_us = 1_700_000_000_000_000
-            self.accounts[account.id] = stored
-            out.results.append(apb.CREATE_ACCOUNT_RESULT_OK)
-            out.accounts.append(stored)
-        return out
+    async def OpenAccount(self, request: apb.OpenAccountRequest, *, caller: Caller) -> apb.Account:
+        existing = self.accounts.get(request.id)
+        if existing is not None:
+            if existing.tenant_id != caller.tenant_id:
+                code = "exists_for_other_tenant"
+                raise rpc_error(
+                    grpc.StatusCode.FAILED_PRECONDITION, code, f"account refused: {code}"
+                )
+            return _answer(existing)
+        self.accounts[request.id] = apb.Account(
+            id=request.id,
+            tenant_id=caller.tenant_id,
+            currency=request.currency,
+            flags=apb.AccountFlags(debits_must_not_exceed_credits=True),
+            metadata=dict(request.metadata),
+            code=request.code,
+            created_at_us=1_700_000_000_000_000,
+        )
+        return _answer(self.accounts[request.id])
 
     @rpc
     async def LookupAccounts(
         self, request: apb.LookupAccountsRequest, *, caller: Caller
     ) -> apb.LookupAccountsResponse:
         found = [
-            a
+            _answer(a)
             for i in request.ids
             if (a := self.accounts.get(i)) is not None and a.tenant_id == caller.tenant_id
         ]

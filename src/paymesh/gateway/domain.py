@@ -1,5 +1,5 @@
 """The gateway's rules, pure: the scopes, token claims, idempotency
-decisions, balances and ids derived from an Idempotency-Key.
+decisions, entry signs and ids derived from an Idempotency-Key.
 
 No I/O, no clock, no randomness: callers pass the time and the random parts in.
 """
@@ -28,11 +28,9 @@ __all__ = [
     "TOKEN_TYPE",
     "UPSTREAM_STATUS",
     "WEBHOOKS_WRITE",
-    "Balance",
     "IdempotencyDecision",
     "IdempotencyRecord",
     "InvalidScope",
-    "balance",
     "build_claims",
     "decide_idempotency",
     "derive_id",
@@ -200,27 +198,6 @@ def derive_id(prefix: str, *, tenant_id: str, key: str, path: str) -> str:
 
 
 # --- accounts ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Balance:
-    """An account's balance as the API shows it, in minor units."""
-
-    available: int
-    pending: int
-    posted: int
-
-
-def balance(
-    *, debits_pending: int, debits_posted: int, credits_pending: int, credits_posted: int
-) -> Balance:
-    """posted = credits - debits posted; available = posted minus holds; pending = net pending."""
-    posted = credits_posted - debits_posted
-    return Balance(
-        available=posted - debits_pending,
-        pending=credits_pending - debits_pending,
-        posted=posted,
-    )
 
 
 def entry_amount(side: str, amount: int) -> int:

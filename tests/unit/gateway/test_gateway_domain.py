@@ -1,4 +1,4 @@
-"""The gateway's pure rules: scopes, token claims, idempotency, balances, derived ids."""
+"""The gateway's pure rules: scopes, token claims, idempotency, entry signs, derived ids."""
 
 from __future__ import annotations
 
@@ -107,18 +107,6 @@ def test_fingerprints_ignore_json_formatting_but_not_content_method_or_path() ->
     assert a != domain.fingerprint("POST", "/v1/payments", b'{"currency":"USD","amount":2}')
     assert a != domain.fingerprint("POST", "/v1/refunds", b'{"currency":"USD","amount":1}')
     assert domain.fingerprint("POST", "/x", b"not json") != domain.fingerprint("POST", "/x", b"")
-
-
-def test_balances_follow_posted_and_pending_sides() -> None:
-    b = domain.balance(
-        debits_pending=1_000, debits_posted=2_500, credits_pending=300, credits_posted=10_000
-    )
-    assert b == domain.Balance(available=6_500, pending=-700, posted=7_500)
-
-
-def test_an_empty_account_has_a_zero_balance() -> None:
-    zero = domain.balance(debits_pending=0, debits_posted=0, credits_pending=0, credits_posted=0)
-    assert zero == domain.Balance(0, 0, 0)
 
 
 def test_entries_are_signed_from_the_accounts_side() -> None:

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from paymesh.contracts.accounts.v1 import accounts_pb2 as apb
 from paymesh.gateway.deps import Accounts, json_out
 from paymesh.gateway.domain import ACCOUNTS_READ, ACCOUNTS_WRITE
-from paymesh.gateway.errors import Conflict, NotFound, Unprocessable
+from paymesh.gateway.errors import NotFound
 from paymesh.gateway.features.accounts.schemas import (
     AccountList,
     AccountOut,
@@ -26,17 +26,10 @@ __all__ = ["routes"]
 
 routes = Routes(tag="accounts")
 
-_OK = {apb.CREATE_ACCOUNT_RESULT_OK, apb.CREATE_ACCOUNT_RESULT_EXISTS}
-_INVALID = {apb.CREATE_ACCOUNT_RESULT_INVALID_CURRENCY, apb.CREATE_ACCOUNT_RESULT_INVALID_ID}
-
 Limit = Annotated[int, Query(ge=1, le=100, description="Page size, 1-100.")]
 StartingAfter = Annotated[
     str | None, Query(max_length=64, description="The id of the last item of the previous page.")
 ]
-
-
-def _result_code(result: apb.CreateAccountResult.ValueType) -> str:
-    return apb.CreateAccountResult.Name(result).removeprefix("CREATE_ACCOUNT_RESULT_").lower()
 
 
 async def _account(accounts: Accounts, caller: Caller, account_id: str) -> apb.Account:
@@ -61,25 +54,17 @@ async def post_account(
     body: CreateAccountIn, caller: Caller, keyed: KeyedRequest, accounts: Accounts
 ) -> Response:
     """Open a customer or merchant account; it may never be overdrawn."""
-    account = apb.Account(
-        id=keyed.object_id("acct"),
-        currency=body.currency,
-        flags=apb.AccountFlags(debits_must_not_exceed_credits=True),
-        metadata=body.metadata or {},
-        code=body.type,
+    account = await accounts.call(
+        accounts.stub.OpenAccount,
+        apb.OpenAccountRequest(
+            id=keyed.object_id("acct"),
+            currency=body.currency,
+            code=body.type,
+            metadata=body.metadata or {},
+        ),
+        caller,
     )
-    answer = await accounts.call(
-        accounts.stub.CreateAccounts, apb.CreateAccountsRequest(accounts=[account]), caller
-    )
-    result = answer.results[0] if answer.results else apb.CREATE_ACCOUNT_RESULT_UNSPECIFIED
-    if result in _INVALID:
-        raise Unprocessable(f"account refused: {_result_code(result)}", code=_result_code(result))
-    if result not in _OK:
-        raise Conflict(f"account refused: {_result_code(result)}", code=_result_code(result))
-    stored = answer.accounts[0] if answer.accounts and answer.accounts[0].id else None
-    if stored is None:
-        stored = await _account(accounts, caller, account.id)
-    return json_out(account_view(stored), 201, headers={"Location": f"/v1/accounts/{stored.id}"})
+    return json_out(account_view(account), 201, headers={"Location": f"/v1/accounts/{account.id}"})
 
 
 @routes.get(

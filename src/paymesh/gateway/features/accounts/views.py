@@ -10,12 +10,7 @@ from paymesh.gateway.features.accounts.schemas import AccountOut, BalanceOut, En
 
 def account_view(account: apb.Account) -> AccountOut:
     """An account with its balance."""
-    b = domain.balance(
-        debits_pending=account.debits_pending,
-        debits_posted=account.debits_posted,
-        credits_pending=account.credits_pending,
-        credits_posted=account.credits_posted,
-    )
+    b = account.balance  # the ledger's reading of its four balances
     return AccountOut(
         id=account.id,
         type=account.code,
