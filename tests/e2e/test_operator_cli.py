@@ -14,7 +14,8 @@ from paymesh.gateway.api import create_app
 from paymesh.gateway.store import GatewayStore
 from paymesh.platform.db import Database
 from paymesh.platform.settings import GatewaySettings, Settings
-from tests.integration.gateway.conftest import FakeAccounts, FakePayments
+from tests.fakes.accounts import FakeAccounts
+from tests.fakes.payments import FakePayments
 
 
 def _paymesh(env: dict[str, str], *args: str, ok: bool = True) -> str:

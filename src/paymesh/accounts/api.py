@@ -15,7 +15,7 @@ from paymesh.accounts.domain import (
     TransferFlags,
     TransferResult,
 )
-from paymesh.accounts.errors import AccountNotFound, InvalidRequest
+from paymesh.accounts.errors import AccountNotFound, AccountRefused, InvalidRequest
 from paymesh.accounts.store import AccountsStore
 from paymesh.contracts.accounts.v1 import accounts_pb2 as pb
 from paymesh.contracts.accounts.v1 import accounts_pb2_grpc as pb_grpc
@@ -88,6 +88,9 @@ def account_to_pb(a: Account) -> pb.Account:
         metadata=dict(a.metadata),
         code=a.code,
         created_at_us=a.created_at_us,
+        balance=pb.AccountBalance(
+            available=a.balance.available, pending=a.balance.pending, posted=a.balance.posted
+        ),
     )
 
 
@@ -158,6 +161,31 @@ class AccountsServicer(pb_grpc.AccountsServicer):
             results=[_ACCOUNT_RESULTS[r] for r in outcome.results],
             accounts=[pb.Account() if a is None else account_to_pb(a) for a in outcome.accounts],
         )
+
+    async def OpenAccount(self, request: pb.OpenAccountRequest, context: Context) -> pb.Account:
+        caller = await require_caller(context)
+        try:
+            account = account_from_pb(
+                pb.Account(
+                    id=request.id,
+                    currency=request.currency,
+                    code=request.code,
+                    metadata=request.metadata,
+                )
+            )
+            opened = await service.open_account(
+                account, caller=caller, store=self._store, clock=self._clock
+            )
+        except InvalidRequest as exc:
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, exc.code, str(exc))
+        except AccountRefused as exc:
+            status = (
+                grpc.StatusCode.INVALID_ARGUMENT
+                if exc.invalid
+                else grpc.StatusCode.FAILED_PRECONDITION
+            )
+            await abort(context, status, exc.code, str(exc))
+        return account_to_pb(opened)
 
     async def LookupAccounts(
         self, request: pb.LookupAccountsRequest, context: Context

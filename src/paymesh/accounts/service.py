@@ -5,9 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
-from paymesh.accounts.domain import Account, AccountsOutcome, Transfer, TransfersOutcome
-from paymesh.accounts.errors import AccountNotFound, InvalidRequest
+from paymesh.accounts.domain import (
+    OPENED_FLAGS,
+    REFUSED_AS_INVALID,
+    Account,
+    AccountResult,
+    AccountsOutcome,
+    Transfer,
+    TransfersOutcome,
+)
+from paymesh.accounts.errors import AccountNotFound, AccountRefused, InvalidRequest
 from paymesh.accounts.store import AccountsStore, Entry
 from paymesh.platform.clock import Clock
 from paymesh.platform.identity import Caller
@@ -26,6 +35,7 @@ __all__ = [
     "list_entries",
     "lookup_accounts",
     "lookup_transfers",
+    "open_account",
 ]
 
 log = get_logger(__name__)
@@ -46,6 +56,20 @@ async def create_accounts(
     """Open the accounts of `batch` for the caller's tenant."""
     _check_batch(len(batch))
     return await store.create_accounts(batch, caller.tenant_id, clock.now_us())
+
+
+async def open_account(
+    account: Account, *, caller: Caller, store: AccountsStore, clock: Clock
+) -> Account:
+    """Open `account` as the public API opens accounts (never overdrawn); the same
+    account again answers the stored one, anything else is :class:`AccountRefused`."""
+    outcome = await create_accounts(
+        [replace(account, flags=OPENED_FLAGS)], caller=caller, store=store, clock=clock
+    )
+    result, stored = outcome.results[0], outcome.accounts[0]
+    if result in (AccountResult.OK, AccountResult.EXISTS) and stored is not None:
+        return stored
+    raise AccountRefused(result.value, invalid=result in REFUSED_AS_INVALID)
 
 
 async def lookup_accounts(

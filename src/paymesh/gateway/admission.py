@@ -12,7 +12,7 @@ most `max_wait_s`, and at most `max_queue` of them; a request that cannot be
 admitted is refused with 429 `overloaded` and a Retry-After *before* it does
 anything: no Idempotency-Key claimed, no service called, so a retry with the
 same key is a first attempt. An admitted request's service calls may take
-what is left of the request's time (see :func:`paymesh.gateway.backends.calls_may_wait_until`):
+what is left of the request's time (see :func:`paymesh.gateway.clients.calls_may_wait_until`):
 they wait in the services' queues instead of failing at the shorter
 per-call deadline.
 """

@@ -10,8 +10,11 @@ from pathlib import Path
 import grpc
 import uvicorn
 
+from paymesh.contracts.accounts.v1.accounts_pb2_grpc import AccountsStub
+from paymesh.contracts.payments.v1.payments_pb2_grpc import PaymentsStub
+from paymesh.contracts.risk.v1.risk_pb2_grpc import RiskStub
+from paymesh.contracts.webhooks.v1.webhooks_pb2_grpc import WebhooksStub
 from paymesh.gateway.api import build_limiter, create_app
-from paymesh.gateway.backends import GrpcAccounts, GrpcPayments, GrpcRisk, GrpcWebhooks
 from paymesh.gateway.ratelimit import RateLimiter, RedisRateLimiter
 from paymesh.gateway.security import SecretHasher
 from paymesh.gateway.service import KeyRing
@@ -102,13 +105,13 @@ class GatewayRuntime:
         app = create_app(
             settings=settings,
             store=self.store,
-            accounts=GrpcAccounts(accounts_channel, deadline_s=settings.rpc_deadline_s),
-            payments=GrpcPayments(payments_channel, deadline_s=settings.rpc_deadline_s),
+            accounts=AccountsStub(accounts_channel),
+            payments=PaymentsStub(payments_channel),
             clock=self._clock,
             keys=keys,
             limiter=self._limiter,
-            risk=GrpcRisk(risk_channel, deadline_s=settings.rpc_deadline_s),
-            webhooks=GrpcWebhooks(webhooks_channel, deadline_s=settings.rpc_deadline_s),
+            risk=RiskStub(risk_channel),
+            webhooks=WebhooksStub(webhooks_channel),
             hasher=self._hasher,
         )
         self.tracing.instrument_app(app)

@@ -1,13 +1,14 @@
-"""What every route shares: the gateway's parts, the caller, keyed requests, JSON out."""
+"""What every route shares, as FastAPI dependencies: the gateway's parts, the services'
+clients, the caller, the audit log, keyed requests; and JSON out."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
-from fastapi import Header, Request, Security
+from fastapi import Depends, Header, Request, Security
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
 from fastapi.security import OAuth2, SecurityScopes
 from pydantic import BaseModel
@@ -16,13 +17,7 @@ from starlette.responses import Response
 from paymesh.gateway import domain, meters
 from paymesh.gateway.admission import Admission
 from paymesh.gateway.audit import Origin, record
-from paymesh.gateway.backends import (
-    AccountsBackend,
-    PaymentsBackend,
-    RiskBackend,
-    WebhooksBackend,
-    calls_may_wait_until,
-)
+from paymesh.gateway.clients import Client, calls_may_wait_until
 from paymesh.gateway.errors import Forbidden, Unauthenticated
 from paymesh.gateway.idempotency import KeyedRequest, check_key
 from paymesh.gateway.limits import DEADLINE_KEY, enforce
@@ -36,15 +31,25 @@ from paymesh.platform.clock import Clock
 from paymesh.platform.identity import Caller
 from paymesh.platform.settings import Settings
 
+if TYPE_CHECKING:
+    from paymesh.contracts.accounts.v1.accounts_pb2_grpc import AccountsAsyncStub
+    from paymesh.contracts.payments.v1.payments_pb2_grpc import PaymentsAsyncStub
+    from paymesh.contracts.risk.v1.risk_pb2_grpc import RiskAsyncStub
+    from paymesh.contracts.webhooks.v1.webhooks_pb2_grpc import WebhooksAsyncStub
+
 __all__ = [
+    "Accounts",
+    "Audit",
+    "Auditor",
     "Gateway",
     "IdempotencyKey",
-    "audit",
+    "Parts",
+    "Payments",
+    "Risk",
+    "Webhooks",
     "authorize",
-    "gateway",
     "json_out",
     "keyed",
-    "scoped",
 ]
 
 TOKEN_URL = "/v1/oauth/token"  # noqa: S105 - a path, not a secret
@@ -62,8 +67,8 @@ class Gateway:
     store: GatewayStore
     keys: KeyRing
     clients: ClientCache
-    accounts: AccountsBackend
-    payments: PaymentsBackend
+    accounts: Client[AccountsAsyncStub]
+    payments: Client[PaymentsAsyncStub]
     clock: Clock
     sealer: ResponseSealer
     limiter: RateLimiter
@@ -71,16 +76,44 @@ class Gateway:
     auth_failures: Policy
     hasher: SecretHasher
     admission: Admission
-    # The risk service (None: not wired, its routes answer 503).
-    risk: RiskBackend | None = None
-    # The webhooks service (None: not wired, its routes answer 503).
-    webhooks: WebhooksBackend | None = None
+    risk: Client[RiskAsyncStub]
+    webhooks: Client[WebhooksAsyncStub]
 
 
 def gateway(request: Request) -> Gateway:
     """The gateway serving this request."""
     gw: Gateway = request.app.state.gateway
     return gw
+
+
+def _accounts(request: Request) -> Client[AccountsAsyncStub]:
+    return gateway(request).accounts
+
+
+def _payments(request: Request) -> Client[PaymentsAsyncStub]:
+    return gateway(request).payments
+
+
+def _risk(request: Request) -> Client[RiskAsyncStub]:
+    return gateway(request).risk
+
+
+def _webhooks(request: Request) -> Client[WebhooksAsyncStub]:
+    return gateway(request).webhooks
+
+
+# What a handler asks for by its parameter's type.
+Parts = Annotated[Gateway, Depends(gateway)]
+if TYPE_CHECKING:
+    Accounts = Annotated[Client[AccountsAsyncStub], Depends(_accounts)]
+    Payments = Annotated[Client[PaymentsAsyncStub], Depends(_payments)]
+    Risk = Annotated[Client[RiskAsyncStub], Depends(_risk)]
+    Webhooks = Annotated[Client[WebhooksAsyncStub], Depends(_webhooks)]
+else:  # the async stubs' types exist for type checkers only
+    Accounts = Annotated[Client, Depends(_accounts)]
+    Payments = Annotated[Client, Depends(_payments)]
+    Risk = Annotated[Client, Depends(_risk)]
+    Webhooks = Annotated[Client, Depends(_webhooks)]
 
 
 oauth2 = OAuth2(
@@ -142,31 +175,42 @@ async def authorize(
     return caller
 
 
-async def audit(
-    request: Request,
-    caller: Caller,
-    action: str,
-    *,
-    target: str,
-    details: dict[str, object] | None = None,
-) -> None:
-    """Record what a caller changed through the API (never a secret) in the audit log."""
-    gw = gateway(request)
-    source = request.client.host if request.client else "unknown"
-    await record(
-        gw.store,
-        gw.clock,
-        Origin(actor=caller.client_id, source=source),
-        action,
-        tenant_id=caller.tenant_id,
-        target=target,
-        details=details,
-    )
+@dataclass(frozen=True)
+class Auditor:
+    """The audit log as a route writes to it: what a caller changed, from where."""
+
+    gw: Gateway
+    source: str  # the client's address
+
+    def origin(self, caller: Caller) -> Origin:
+        """The audit origin of the request: the calling client and its address."""
+        return Origin(actor=caller.client_id, source=self.source)
+
+    async def __call__(
+        self,
+        caller: Caller,
+        action: str,
+        *,
+        target: str,
+        details: dict[str, object] | None = None,
+    ) -> None:
+        """Record what a caller changed through the API (never a secret)."""
+        await record(
+            self.gw.store,
+            self.gw.clock,
+            self.origin(caller),
+            action,
+            tenant_id=caller.tenant_id,
+            target=target,
+            details=details,
+        )
 
 
-def scoped(method: str, path: str) -> Any:
-    """The dependency that authorises a route with the scope domain.ROUTE_SCOPES gives it."""
-    return Security(authorize, scopes=[domain.required_scope(method, path)])
+def _auditor(request: Request) -> Auditor:
+    return Auditor(gateway(request), request.client.host if request.client else "unknown")
+
+
+Audit = Annotated[Auditor, Depends(_auditor)]
 
 
 IdempotencyKey = Annotated[
@@ -181,11 +225,11 @@ IdempotencyKey = Annotated[
 ]
 
 
-async def keyed(request: Request, caller: Caller, key: str | None) -> KeyedRequest:
+async def keyed(
+    request: Request, caller: Caller, key: str | None, *, moves_money: bool
+) -> KeyedRequest:
     """The request as idempotency sees it (the key is required on money-moving routes)."""
     gw = gateway(request)
-    template: str = request.scope["route"].path
-    moves_money = template in domain.MONEY_MOVING
     key = check_key(key, required=moves_money)
     return KeyedRequest(
         store=gw.store,

@@ -1,5 +1,5 @@
-"""The gateway's rules, pure: scopes per route, token claims, idempotency
-decisions, balances and ids derived from an Idempotency-Key.
+"""The gateway's rules, pure: the scopes, token claims, idempotency
+decisions, entry signs and ids derived from an Idempotency-Key.
 
 No I/O, no clock, no randomness: callers pass the time and the random parts in.
 """
@@ -15,20 +15,22 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "ACCOUNTS_READ",
+    "ACCOUNTS_WRITE",
     "ADMIN",
     "ALGORITHMS",
     "ALL_SCOPES",
-    "MONEY_MOVING",
     "NON_ADMIN_SCOPES",
+    "PAYMENTS_READ",
+    "PAYMENTS_WRITE",
     "REQUIRED_CLAIMS",
-    "ROUTE_SCOPES",
+    "RISK_ADMIN",
     "TOKEN_TYPE",
     "UPSTREAM_STATUS",
-    "Balance",
+    "WEBHOOKS_WRITE",
     "IdempotencyDecision",
     "IdempotencyRecord",
     "InvalidScope",
-    "balance",
     "build_claims",
     "decide_idempotency",
     "derive_id",
@@ -38,7 +40,6 @@ __all__ = [
     "format_scope",
     "grant_scopes",
     "parse_scope",
-    "required_scope",
     "upstream_status",
 ]
 
@@ -63,75 +64,9 @@ ALL_SCOPES: Mapping[str, str] = {
 }
 NON_ADMIN_SCOPES = frozenset(s for s in ALL_SCOPES if s != ADMIN)
 
-# The scope each route needs, by (method, path template).
-ROUTE_SCOPES: Mapping[tuple[str, str], str] = {
-    ("POST", "/v1/accounts"): ACCOUNTS_WRITE,
-    ("GET", "/v1/accounts"): ACCOUNTS_READ,
-    ("GET", "/v1/accounts/{account_id}"): ACCOUNTS_READ,
-    ("GET", "/v1/accounts/{account_id}/entries"): ACCOUNTS_READ,
-    ("POST", "/v1/topups"): PAYMENTS_WRITE,
-    ("GET", "/v1/topups"): PAYMENTS_READ,
-    ("GET", "/v1/topups/{topup_id}"): PAYMENTS_READ,
-    ("POST", "/v1/payments"): PAYMENTS_WRITE,
-    ("GET", "/v1/payments"): PAYMENTS_READ,
-    ("GET", "/v1/payments/{payment_id}"): PAYMENTS_READ,
-    ("POST", "/v1/payments/{payment_id}/capture"): PAYMENTS_WRITE,
-    ("POST", "/v1/payments/{payment_id}/cancel"): PAYMENTS_WRITE,
-    ("POST", "/v1/refunds"): PAYMENTS_WRITE,
-    ("GET", "/v1/refunds"): PAYMENTS_READ,
-    ("GET", "/v1/refunds/{refund_id}"): PAYMENTS_READ,
-    ("POST", "/v1/payouts"): PAYMENTS_WRITE,
-    ("GET", "/v1/payouts"): PAYMENTS_READ,
-    ("GET", "/v1/payouts/{payout_id}"): PAYMENTS_READ,
-    ("POST", "/v1/transfers"): PAYMENTS_WRITE,
-    ("GET", "/v1/transfers"): PAYMENTS_READ,
-    ("GET", "/v1/transfers/{transfer_id}"): PAYMENTS_READ,
-    ("GET", "/v1/events"): PAYMENTS_READ,
-    ("GET", "/v1/events/{event_id}"): PAYMENTS_READ,
-    ("POST", "/v1/tenants"): ADMIN,
-    ("POST", "/v1/tenants/{tenant_id}/clients"): ADMIN,
-    ("DELETE", "/v1/tenants/{tenant_id}/clients/{client_id}"): ADMIN,
-    # Webhooks: endpoints, their secrets and their delivery log.
-    ("POST", "/v1/webhook_endpoints"): WEBHOOKS_WRITE,
-    ("GET", "/v1/webhook_endpoints"): WEBHOOKS_WRITE,
-    ("GET", "/v1/webhook_endpoints/{endpoint_id}"): WEBHOOKS_WRITE,
-    ("DELETE", "/v1/webhook_endpoints/{endpoint_id}"): WEBHOOKS_WRITE,
-    ("POST", "/v1/webhook_endpoints/{endpoint_id}/rotate_secret"): WEBHOOKS_WRITE,
-    ("POST", "/v1/webhook_endpoints/{endpoint_id}/enable"): WEBHOOKS_WRITE,
-    ("GET", "/v1/webhook_endpoints/{endpoint_id}/deliveries"): WEBHOOKS_WRITE,
-    ("POST", "/v1/webhook_endpoints/{endpoint_id}/deliveries/resend"): WEBHOOKS_WRITE,
-    # Risk: the rules in force, block/allow lists and the review queue.
-    ("GET", "/v1/risk/rules"): RISK_ADMIN,
-    ("GET", "/v1/risk/lists/{list_name}/entries"): RISK_ADMIN,
-    ("POST", "/v1/risk/lists/{list_name}/entries"): RISK_ADMIN,
-    ("DELETE", "/v1/risk/lists/{list_name}/entries/{value}"): RISK_ADMIN,
-    ("GET", "/v1/reviews"): RISK_ADMIN,
-    ("GET", "/v1/reviews/{payment_id}"): RISK_ADMIN,
-    ("POST", "/v1/reviews/{payment_id}/approve"): RISK_ADMIN,
-    ("POST", "/v1/reviews/{payment_id}/decline"): RISK_ADMIN,
-}
-
-# POSTs that move money: they refuse to run without an Idempotency-Key.
-MONEY_MOVING = frozenset(
-    {
-        "/v1/topups",
-        "/v1/payments",
-        "/v1/payments/{payment_id}/capture",
-        "/v1/payments/{payment_id}/cancel",
-        "/v1/refunds",
-        "/v1/payouts",
-        "/v1/transfers",
-    }
-)
-
 
 class InvalidScope(ValueError):
     """A requested scope is unknown or not granted to the client."""
-
-
-def required_scope(method: str, path_template: str) -> str:
-    """The scope a route needs (KeyError for a route with no rule: fail closed)."""
-    return ROUTE_SCOPES[(method.upper(), path_template)]
 
 
 def parse_scope(text: str | None) -> frozenset[str]:
@@ -263,27 +198,6 @@ def derive_id(prefix: str, *, tenant_id: str, key: str, path: str) -> str:
 
 
 # --- accounts ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Balance:
-    """An account's balance as the API shows it, in minor units."""
-
-    available: int
-    pending: int
-    posted: int
-
-
-def balance(
-    *, debits_pending: int, debits_posted: int, credits_pending: int, credits_posted: int
-) -> Balance:
-    """posted = credits - debits posted; available = posted minus holds; pending = net pending."""
-    posted = credits_posted - debits_posted
-    return Balance(
-        available=posted - debits_pending,
-        pending=credits_pending - debits_pending,
-        posted=posted,
-    )
 
 
 def entry_amount(side: str, amount: int) -> int:

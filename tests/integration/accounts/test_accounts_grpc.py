@@ -257,3 +257,74 @@ async def test_accounts_are_listed_in_pages_for_the_callers_tenant_only(svc: Run
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.ListAccounts(request, metadata=md(ALICE))
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_an_opened_account_may_never_be_overdrawn_and_reopening_it_answers_it(
+    svc: Running,
+) -> None:
+    opened = await svc.stub.OpenAccount(
+        pb.OpenAccountRequest(id="acct_1", currency="USD", code="customer", metadata={"u": "1"}),
+        metadata=md(ALICE),
+    )
+    assert opened.flags.debits_must_not_exceed_credits
+    assert (opened.code, dict(opened.metadata), opened.tenant_id) == (
+        "customer",
+        {"u": "1"},
+        "ten_alice",
+    )
+    assert opened.balance == pb.AccountBalance(available=0, pending=0, posted=0)
+    again = await svc.stub.OpenAccount(
+        pb.OpenAccountRequest(id="acct_1", currency="USD", code="customer", metadata={"u": "1"}),
+        metadata=md(ALICE),
+    )
+    assert again == opened
+
+
+@pytest.mark.parametrize(
+    ("request_", "status", "code"),
+    [
+        (
+            pb.OpenAccountRequest(id="acct_2", currency="XXX"),
+            "INVALID_ARGUMENT",
+            "invalid_currency",
+        ),
+        (pb.OpenAccountRequest(id="", currency="USD"), "INVALID_ARGUMENT", "invalid_id"),
+        (
+            pb.OpenAccountRequest(id="acct_1", currency="EUR", code="customer"),
+            "FAILED_PRECONDITION",
+            "exists_with_different_currency",
+        ),
+    ],
+)
+async def test_an_account_that_cannot_be_opened_is_refused_with_its_result_code(
+    svc: Running, request_: pb.OpenAccountRequest, status: str, code: str
+) -> None:
+    await svc.stub.OpenAccount(
+        pb.OpenAccountRequest(id="acct_1", currency="USD", code="customer"), metadata=md(ALICE)
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await svc.stub.OpenAccount(request_, metadata=md(ALICE))
+    assert err.value.code().name == status
+    assert error_code(err.value) == code
+    assert err.value.details() == f"account refused: {code}"
+
+
+async def test_an_account_reads_its_balance_as_the_ledger_computes_it(svc: Running) -> None:
+    await open_alice(svc.stub)
+    await svc.stub.CreateTransfers(
+        pb.CreateTransfersRequest(
+            transfers=[
+                transfer("t1", "bank", "wallet", 10_000),
+                transfer("t2", "wallet", "shop", 2_500),
+                transfer("h1", "wallet", "shop", 1_000, flags=pb.TransferFlags(pending=True)),
+                transfer("h2", "bank", "wallet", 300, flags=pb.TransferFlags(pending=True)),
+            ]
+        ),
+        metadata=md(ALICE),
+    )
+    found = await svc.stub.LookupAccounts(
+        pb.LookupAccountsRequest(ids=["wallet"]), metadata=md(ALICE)
+    )
+    assert found.accounts[0].balance == pb.AccountBalance(
+        available=6_500, pending=-700, posted=7_500
+    )

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from paymesh.contracts.accounts.v1 import accounts_pb2 as apb
-from paymesh.gateway.domain import MONEY_MOVING, ROUTE_SCOPES
+from paymesh.gateway import domain
+from paymesh.gateway.features import MONEY_MOVING, ROUTE_SCOPES
 
 ALL = {"accounts:read", "accounts:write", "payments:read", "payments:write"}
 
@@ -24,7 +25,7 @@ def _payment(**over: Any) -> dict[str, Any]:
     return body
 
 
-async def test_an_account_is_opened_with_no_overdraft_and_shows_its_balance(gw: Any) -> None:
+async def test_an_account_is_opened_and_shows_the_balance_the_ledger_reads(gw: Any) -> None:
     headers = await gw.auth(ALL)
     r = await gw.http.post(
         "/v1/accounts",
@@ -35,7 +36,6 @@ async def test_an_account_is_opened_with_no_overdraft_and_shows_its_balance(gw: 
     account = r.json()
     assert account["id"].startswith("acct_")
     stored = gw.accounts.accounts[account["id"]]
-    assert stored.flags.debits_must_not_exceed_credits
     assert stored.code == "merchant"
     stored.credits_posted, stored.debits_posted = 10_000, 2_500
     stored.debits_pending, stored.credits_pending = 1_000, 300
@@ -44,6 +44,31 @@ async def test_an_account_is_opened_with_no_overdraft_and_shows_its_balance(gw: 
     assert got["type"] == "merchant"
     assert got["metadata"] == {"shop": "42"}
     assert got["balance"] == {"posted": 7_500, "available": 6_500, "pending": -700}
+
+
+async def test_an_account_the_accounts_service_refuses_is_its_problem_with_its_code(
+    gw: Any,
+) -> None:
+    # The accounts service decides what a refusal means (invalid or conflicting) and
+    # says it as a gRPC status and a stable code; the gateway maps that like any other.
+    tenant, client_id, secret = await gw.new_client(ALL)
+    headers = {"Authorization": f"Bearer {await gw.token(client_id, secret)}"}
+    taken = domain.derive_id("acct", tenant_id=tenant, key="k-1", path="/v1/accounts")
+    gw.accounts.accounts[taken] = apb.Account(id=taken, tenant_id="ten_other", currency="USD")
+    r = await gw.http.post(
+        "/v1/accounts",
+        json={"currency": "USD", "type": "customer"},
+        headers={**headers, "Idempotency-Key": "k-1"},
+    )
+    assert r.status_code == 409
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json() == {
+        "type": "urn:paymesh:problem:exists_for_other_tenant",
+        "title": "Conflict",
+        "status": 409,
+        "detail": "account refused: exists_for_other_tenant",
+        "code": "exists_for_other_tenant",
+    }
 
 
 async def test_entries_are_signed_from_the_accounts_side(gw: Any) -> None:
@@ -229,7 +254,7 @@ async def test_an_unexpected_error_is_a_500_problem_without_a_trace(gw: Any) -> 
     async def boom(*_a: Any, **_k: Any) -> Any:
         raise RuntimeError("secret internals /etc/passwd")
 
-    gw.payments.get_payment = boom
+    gw.payments.GetPayment = boom
     r = await gw.http.get("/v1/payments/pay_1", headers=await gw.auth(ALL))
     assert r.status_code == 500
     assert r.json()["code"] == "internal_error"

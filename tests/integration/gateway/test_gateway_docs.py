@@ -17,7 +17,8 @@ from paymesh.gateway.store import GatewayStore
 from paymesh.platform.db import Database
 from paymesh.platform.migrations import upgrade
 from paymesh.platform.settings import GatewaySettings, Settings
-from tests.integration.gateway.conftest import FakeAccounts, FakePayments
+from tests.fakes.accounts import FakeAccounts
+from tests.fakes.payments import FakePayments
 
 BASE = "http://gateway.test"
 # Every URL a page makes the browser load: scripts, stylesheets, icons, the spec.

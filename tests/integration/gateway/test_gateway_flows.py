@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from paymesh.gateway.domain import MONEY_MOVING
+from paymesh.gateway.features import MONEY_MOVING
 
 ALL = {"accounts:read", "accounts:write", "payments:read", "payments:write"}
 

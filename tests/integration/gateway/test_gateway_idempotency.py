@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from paymesh.gateway.domain import IdempotencyRecord, derive_id, fingerprint
-from paymesh.gateway.errors import ServiceUnavailable
+from tests.fakes import unavailable
 
 PAY = {"payments:read", "payments:write"}
 
@@ -119,7 +119,7 @@ async def test_a_5xx_releases_the_key_and_the_retry_reaches_the_service_with_the
     gw: Any,
 ) -> None:
     headers = {**await gw.auth(PAY), "Idempotency-Key": "flaky-1"}
-    gw.payments.fail_next = ServiceUnavailable("payments is restarting")
+    gw.payments.fail_next = unavailable("payments is restarting")
     failed = await gw.http.post("/v1/payments", json=_payment(), headers=headers)
     assert failed.status_code == 503
     assert failed.json()["code"] == "service_unavailable"
@@ -225,7 +225,7 @@ async def test_a_capture_retried_after_a_lost_answer_carries_the_request_id_of_t
     pay_id = await _manual_payment(gw, auth, "pay-1")
     path = f"/v1/payments/{pay_id}/capture"
     # payments captured it and died before answering: the gateway answers 503, frees the key.
-    gw.payments.fail_next_action = ServiceUnavailable("payments is restarting")
+    gw.payments.fail_next_action = unavailable("payments is restarting")
     failed = await gw.http.post(path, json={}, headers={**auth, "Idempotency-Key": "cap-9"})
     assert failed.status_code == 503
     retry = await gw.http.post(path, json={}, headers={**auth, "Idempotency-Key": "cap-9"})
@@ -245,7 +245,7 @@ async def test_a_cancel_retried_after_a_lost_answer_carries_the_request_id_of_th
     auth = await gw.auth(PAY)
     pay_id = await _manual_payment(gw, auth, "pay-2")
     path = f"/v1/payments/{pay_id}/cancel"
-    gw.payments.fail_next_action = ServiceUnavailable("payments is restarting")
+    gw.payments.fail_next_action = unavailable("payments is restarting")
     failed = await gw.http.post(path, headers={**auth, "Idempotency-Key": "cancel-1"})
     assert failed.status_code == 503
     retry = await gw.http.post(path, headers={**auth, "Idempotency-Key": "cancel-1"})

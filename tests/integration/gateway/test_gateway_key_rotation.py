@@ -22,7 +22,9 @@ from paymesh.platform.clock import FixedClock
 from paymesh.platform.db import Database
 from paymesh.platform.migrations import upgrade
 from paymesh.platform.settings import GatewaySettings, Settings
-from tests.integration.gateway.conftest import FAST_SCRYPT, FakeAccounts, FakePayments
+from tests.fakes.accounts import FakeAccounts
+from tests.fakes.payments import FakePayments
+from tests.integration.gateway.conftest import FAST_SCRYPT
 
 OPERATOR = Origin(actor="cli:test", source="cli")
 

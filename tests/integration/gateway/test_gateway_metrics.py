@@ -23,7 +23,9 @@ from paymesh.platform.clock import FixedClock
 from paymesh.platform.db import Database
 from paymesh.platform.migrations import upgrade
 from paymesh.platform.settings import GatewaySettings, Settings
-from tests.integration.gateway.conftest import FakeAccounts, FakePayments, Harness
+from tests.fakes.accounts import FakeAccounts
+from tests.fakes.payments import FakePayments
+from tests.integration.gateway.conftest import Harness
 
 PAY = {"payments:read", "payments:write"}
 BODY = {

@@ -24,7 +24,9 @@ from paymesh.platform.clock import FixedClock, SystemClock
 from paymesh.platform.db import Database
 from paymesh.platform.migrations import upgrade
 from paymesh.platform.settings import GatewaySettings, Settings
-from tests.integration.gateway.conftest import FAST_SCRYPT, FakeAccounts, FakePayments
+from tests.fakes.accounts import FakeAccounts
+from tests.fakes.payments import FakePayments
+from tests.integration.gateway.conftest import FAST_SCRYPT
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 LIMIT = 5

@@ -8,7 +8,7 @@ import json
 import re
 from typing import Any
 
-from paymesh.gateway.errors import ServiceUnavailable
+from tests.fakes import unavailable
 from tests.integration.gateway.conftest import ALL, Harness
 from tests.loglines import captured, only
 
@@ -65,7 +65,7 @@ async def test_every_answer_carries_the_request_id_whatever_layer_answered(
         raise RuntimeError("unexpected")
 
     async def down(*_a: Any, **_k: Any) -> Any:
-        raise ServiceUnavailable("payments is down")
+        raise unavailable("payments is down")
 
     async def db_down(*_a: Any, **_k: Any) -> Any:
         raise ConnectionRefusedError("no database")
@@ -86,7 +86,7 @@ async def test_every_answer_carries_the_request_id_whatever_layer_answered(
         assert (r.status_code, r.headers.get("x-request-id")) == (status, rid), (path, r.text)
         answered.append(rid)
     for status, fake in ((500, boom), (503, down), (503, db_down)):
-        gw.payments.get_payment = fake  # type: ignore[method-assign]
+        gw.payments.GetPayment = fake  # type: ignore[method-assign]
         rid = f"failure-{status}-{fake.__name__}"
         r = await gw.http.get("/v1/payments/pay_1", headers={**auth, "X-Request-Id": rid})
         assert (r.status_code, r.headers.get("x-request-id")) == (status, rid), r.text

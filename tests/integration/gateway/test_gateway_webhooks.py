@@ -1,13 +1,11 @@
 """The webhook endpoint routes over a real store (SQLite and PostgreSQL), with a
-fake webhooks service behind the WebhooksBackend port."""
+fake webhooks service (tests/fakes, called like its stub) behind it."""
 
 from __future__ import annotations
 
-import itertools
 import json
-import secrets
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -17,143 +15,17 @@ from cryptography.exceptions import InvalidTag
 from paymesh.contracts.webhooks.v1 import webhooks_pb2 as wpb
 from paymesh.gateway.api import create_app
 from paymesh.gateway.app import MIGRATIONS
-from paymesh.gateway.errors import UpstreamError
 from paymesh.gateway.security import ResponseSealer
 from paymesh.gateway.store import GatewayStore
 from paymesh.platform.db import Database
-from paymesh.platform.identity import Caller
 from paymesh.platform.migrations import upgrade
 from paymesh.platform.settings import GatewaySettings, Settings
-from tests.integration.gateway.conftest import ALL, FakeAccounts, FakePayments, Harness
+from tests.fakes.accounts import FakeAccounts
+from tests.fakes.payments import FakePayments
+from tests.fakes.webhooks import T0, FakeWebhooks
+from tests.integration.gateway.conftest import ALL, Harness
 
 WRITE = {"webhooks:write"}
-T0 = 1_700_000_000_000_000
-
-
-@dataclass
-class _Stored:
-    tenant_id: str
-    endpoint: wpb.Endpoint
-    secret: str
-
-
-@dataclass
-class FakeWebhooks:
-    """The webhooks service in memory: per-tenant endpoints, secrets, a delivery log."""
-
-    endpoints: dict[str, _Stored] = field(default_factory=dict)
-    deliveries: dict[str, list[wpb.Delivery]] = field(default_factory=dict)
-    # (method name, request) of every call, in order.
-    calls: list[tuple[str, object]] = field(default_factory=list)
-    _seq: itertools.count[int] = field(default_factory=itertools.count)
-
-    def _mine(self, endpoint_id: str, caller: Caller) -> _Stored:
-        stored = self.endpoints.get(endpoint_id)
-        if stored is None or stored.tenant_id != caller.tenant_id:
-            raise UpstreamError(404, "webhook_endpoint_not_found", "no such webhook endpoint")
-        return stored
-
-    async def create_endpoint(
-        self, request: wpb.CreateEndpointRequest, *, caller: Caller
-    ) -> wpb.EndpointWithSecret:
-        self.calls.append(("create_endpoint", request))
-        if "127.0.0.1" in request.url:
-            raise UpstreamError(422, "invalid_request", "url points at a private address")
-        existing = self.endpoints.get(request.id)
-        if existing is not None:
-            if existing.tenant_id != caller.tenant_id:
-                raise UpstreamError(409, "id_taken", "id used by another tenant")
-            return wpb.EndpointWithSecret(endpoint=existing.endpoint, secret=existing.secret)
-        endpoint = wpb.Endpoint(
-            id=request.id,
-            tenant_id=caller.tenant_id,
-            url=request.url,
-            events=sorted(set(request.events)),
-            status=wpb.ENDPOINT_STATUS_ENABLED,
-            description=request.description,
-            created_at_us=T0 + next(self._seq),
-        )
-        secret = "whsec_" + secrets.token_urlsafe(24)
-        self.endpoints[request.id] = _Stored(caller.tenant_id, endpoint, secret)
-        return wpb.EndpointWithSecret(endpoint=endpoint, secret=secret)
-
-    async def get_endpoint(
-        self, request: wpb.GetEndpointRequest, *, caller: Caller
-    ) -> wpb.Endpoint:
-        self.calls.append(("get_endpoint", request))
-        return self._mine(request.id, caller).endpoint
-
-    async def list_endpoints(
-        self, request: wpb.ListEndpointsRequest, *, caller: Caller
-    ) -> wpb.ListEndpointsResponse:
-        self.calls.append(("list_endpoints", request))
-        mine = sorted(
-            (s.endpoint for s in self.endpoints.values() if s.tenant_id == caller.tenant_id),
-            key=lambda e: e.created_at_us,
-            reverse=True,
-        )
-        if request.starting_after:
-            ids = [e.id for e in mine]
-            mine = mine[ids.index(request.starting_after) + 1 :]
-        return wpb.ListEndpointsResponse(
-            data=mine[: request.limit], has_more=len(mine) > request.limit
-        )
-
-    async def delete_endpoint(
-        self, request: wpb.DeleteEndpointRequest, *, caller: Caller
-    ) -> wpb.Endpoint:
-        self.calls.append(("delete_endpoint", request))
-        stored = self._mine(request.id, caller)
-        del self.endpoints[request.id]
-        return stored.endpoint
-
-    async def rotate_secret(
-        self, request: wpb.RotateSecretRequest, *, caller: Caller
-    ) -> wpb.EndpointWithSecret:
-        self.calls.append(("rotate_secret", request))
-        stored = self._mine(request.id, caller)
-        grace_s = request.grace_period_s or 86_400  # the "configured default"
-        stored.endpoint.previous_secret_expires_at_us = T0 + grace_s * 1_000_000
-        stored.secret = "whsec_" + secrets.token_urlsafe(24)
-        return wpb.EndpointWithSecret(endpoint=stored.endpoint, secret=stored.secret)
-
-    async def enable_endpoint(
-        self, request: wpb.EnableEndpointRequest, *, caller: Caller
-    ) -> wpb.Endpoint:
-        self.calls.append(("enable_endpoint", request))
-        stored = self._mine(request.id, caller)
-        stored.endpoint.status = wpb.ENDPOINT_STATUS_ENABLED
-        stored.endpoint.disabled_reason = ""
-        return stored.endpoint
-
-    async def list_deliveries(
-        self, request: wpb.ListDeliveriesRequest, *, caller: Caller
-    ) -> wpb.ListDeliveriesResponse:
-        self.calls.append(("list_deliveries", request))
-        self._mine(request.endpoint_id, caller)
-        log = self.deliveries.get(request.endpoint_id, [])
-        return wpb.ListDeliveriesResponse(
-            data=log[: request.limit], has_more=len(log) > request.limit
-        )
-
-    async def resend_event(
-        self, request: wpb.ResendEventRequest, *, caller: Caller
-    ) -> wpb.Delivery:
-        self.calls.append(("resend_event", request))
-        self._mine(request.endpoint_id, caller)
-        if not request.event_id.startswith("evt_"):
-            raise UpstreamError(404, "event_not_found", "no such event")
-        delivery = wpb.Delivery(
-            id=f"dlv_{next(self._seq)}",
-            endpoint_id=request.endpoint_id,
-            event_id=request.event_id,
-            event_type="payment.succeeded",
-            status=wpb.DELIVERY_STATUS_PENDING,
-            created_at_us=T0,
-            next_attempt_at_us=T0,
-        )
-        self.deliveries.setdefault(request.endpoint_id, []).insert(0, delivery)
-        return delivery
 
 
 @dataclass

@@ -12,6 +12,7 @@ from paymesh.accounts.domain import (
     Account,
     AccountFlags,
     AccountResult,
+    Balance,
     LedgerState,
     Transfer,
     TransferFlags,
@@ -541,3 +542,15 @@ def test_a_transfer_id_of_another_tenant_answers_tenant_mismatch() -> None:
     led = Ledger(acct("a"), acct("b"), acct("c", tenant="t2"), acct("d", tenant="t2"))
     assert led.results(tr("t", "c", "d"), tenant="t2") == [R.OK]
     assert led.results(tr("t", "a", "b")) == [R.TENANT_MISMATCH]
+
+
+def test_an_accounts_balances_follow_its_posted_and_pending_sides() -> None:
+    a = Account(
+        id="a", currency="USD", debits_pending=1_000, debits_posted=2_500,
+        credits_pending=300, credits_posted=10_000,
+    )  # fmt: skip
+    assert a.balance == Balance(available=6_500, pending=-700, posted=7_500)
+
+
+def test_an_empty_account_has_a_zero_balance() -> None:
+    assert Account(id="a", currency="USD").balance == Balance(0, 0, 0)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import pkgutil
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from paymesh.gateway import schemas, schemas_risk, schemas_webhooks
+from paymesh.gateway import features, schemas
+from paymesh.gateway.features.accounts.schemas import CreateAccountIn
 from paymesh.gateway.text import is_storable, storable
 
 
@@ -29,7 +32,11 @@ def test_nul_and_surrogate_code_points_are_not_storable(value: str) -> None:
 
 def _request_models() -> list[type[BaseModel]]:
     found = []
-    for module in (schemas, schemas_risk, schemas_webhooks):
+    modules = [schemas] + [
+        importlib.import_module(f"{features.__name__}.{f.name}.schemas")
+        for f in pkgutil.iter_modules(features.__path__)
+    ]
+    for module in modules:
         for _, cls in inspect.getmembers(module, inspect.isclass):
             if (
                 issubclass(cls, BaseModel)
@@ -82,7 +89,7 @@ def test_every_string_of_every_request_body_is_checked_as_storable_text() -> Non
 def test_a_metadata_key_or_value_with_a_lone_surrogate_is_a_validation_error() -> None:
     for metadata in ({"k": "\udc00"}, {"\udc00": "v"}, {"k": "a\x00"}):
         with pytest.raises(ValidationError) as caught:
-            schemas.CreateAccountIn.model_validate(
+            CreateAccountIn.model_validate(
                 {"currency": "USD", "type": "customer", "metadata": metadata}
             )
         assert caught.value.errors()[0]["loc"][0] == "metadata"

@@ -22,7 +22,7 @@ Semantics follow TigerBeetle's, with these choices written down:
   ids may not end with ``:expired``.
 """
 
-from paymesh.accounts.domain.accounts import create_accounts
+from paymesh.accounts.domain.accounts import OPENED_FLAGS, REFUSED_AS_INVALID, create_accounts
 from paymesh.accounts.domain.audit import GENESIS_HASH, BatchDigest, batch_hash, encode_transfer
 from paymesh.accounts.domain.transfers import (
     create_transfers,
@@ -39,6 +39,7 @@ from paymesh.accounts.domain.types import (
     AccountFlags,
     AccountResult,
     AccountsOutcome,
+    Balance,
     LedgerState,
     Transfer,
     TransferFlags,
@@ -52,10 +53,13 @@ __all__ = [
     "GENESIS_HASH",
     "ID_MAX_LENGTH",
     "INT64_MAX",
+    "OPENED_FLAGS",
+    "REFUSED_AS_INVALID",
     "Account",
     "AccountFlags",
     "AccountResult",
     "AccountsOutcome",
+    "Balance",
     "BatchDigest",
     "LedgerState",
     "Transfer",

@@ -5,10 +5,23 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from paymesh.accounts.domain.types import Account, AccountResult, AccountsOutcome, valid_id
+from paymesh.accounts.domain.types import (
+    Account,
+    AccountFlags,
+    AccountResult,
+    AccountsOutcome,
+    valid_id,
+)
 from paymesh.platform.money import is_valid_currency
 
-__all__ = ["create_accounts"]
+__all__ = ["OPENED_FLAGS", "REFUSED_AS_INVALID", "create_accounts"]
+
+# An account opened through the public API may never be overdrawn.
+OPENED_FLAGS = AccountFlags(debits_must_not_exceed_credits=True)
+
+# The refusals that say the request itself is invalid; the others conflict with
+# an account that already has the id.
+REFUSED_AS_INVALID = frozenset({AccountResult.INVALID_CURRENCY, AccountResult.INVALID_ID})
 
 
 def create_accounts(

@@ -15,6 +15,7 @@ __all__ = [
     "AccountFlags",
     "AccountResult",
     "AccountsOutcome",
+    "Balance",
     "LedgerState",
     "Transfer",
     "TransferFlags",
@@ -110,6 +111,25 @@ class Account:
     code: str = ""
     metadata: Mapping[str, str] = field(default_factory=dict)
     created_at_us: int = 0
+
+    @property
+    def balance(self) -> Balance:
+        """posted = credits - debits posted; available = posted minus holds; pending = net."""
+        posted = self.credits_posted - self.debits_posted
+        return Balance(
+            available=posted - self.debits_pending,
+            pending=self.credits_pending - self.debits_pending,
+            posted=posted,
+        )
+
+
+@dataclass(frozen=True)
+class Balance:
+    """An account's balance as its holder sees it, in minor units."""
+
+    available: int
+    pending: int
+    posted: int
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,11 @@ class AccountsStub:
                 request_serializer=paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.ListAccountsRequest.SerializeToString,
                 response_deserializer=paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.ListAccountsResponse.FromString,
                 _registered_method=True)
+        self.OpenAccount = channel.unary_unary(
+                '/paymesh.accounts.v1.Accounts/OpenAccount',
+                request_serializer=paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.OpenAccountRequest.SerializeToString,
+                response_deserializer=paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.Account.FromString,
+                _registered_method=True)
 
 
 class AccountsServicer:
@@ -124,6 +129,18 @@ class AccountsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def OpenAccount(self, request, context):
+        """Open one account the way the public API opens them: it may never be
+        overdrawn. The same id with the same fields again answers the stored
+        account. A refusal is INVALID_ARGUMENT (invalid_currency, invalid_id,
+        invalid_argument) or FAILED_PRECONDITION (exists_with_different_currency,
+        exists_for_other_tenant, ...: the CreateAccountResult name in lower case),
+        with that code as the error code.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AccountsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -161,6 +178,11 @@ def add_AccountsServicer_to_server(servicer, server):
                     servicer.ListAccounts,
                     request_deserializer=paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.ListAccountsRequest.FromString,
                     response_serializer=paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.ListAccountsResponse.SerializeToString,
+            ),
+            'OpenAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.OpenAccount,
+                    request_deserializer=paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.OpenAccountRequest.FromString,
+                    response_serializer=paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.Account.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -352,6 +374,33 @@ class Accounts:
             '/paymesh.accounts.v1.Accounts/ListAccounts',
             paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.ListAccountsRequest.SerializeToString,
             paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.ListAccountsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OpenAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.accounts.v1.Accounts/OpenAccount',
+            paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.OpenAccountRequest.SerializeToString,
+            paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.Account.FromString,
             options,
             channel_credentials,
             insecure,

@@ -52,6 +52,14 @@ class AccountsStub:
     """
     ListAccounts: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.ListAccountsRequest, _accounts_pb2.ListAccountsResponse]
     """The caller tenant's accounts in ascending id order, paginated."""
+    OpenAccount: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.OpenAccountRequest, _accounts_pb2.Account]
+    """Open one account the way the public API opens them: it may never be
+    overdrawn. The same id with the same fields again answers the stored
+    account. A refusal is INVALID_ARGUMENT (invalid_currency, invalid_id,
+    invalid_argument) or FAILED_PRECONDITION (exists_with_different_currency,
+    exists_for_other_tenant, ...: the CreateAccountResult name in lower case),
+    with that code as the error code.
+    """
 
 @_typing.type_check_only
 class AccountsAsyncStub(AccountsStub):
@@ -72,6 +80,14 @@ class AccountsAsyncStub(AccountsStub):
     """
     ListAccounts: _aio.UnaryUnaryMultiCallable[_accounts_pb2.ListAccountsRequest, _accounts_pb2.ListAccountsResponse]  # type: ignore[assignment]
     """The caller tenant's accounts in ascending id order, paginated."""
+    OpenAccount: _aio.UnaryUnaryMultiCallable[_accounts_pb2.OpenAccountRequest, _accounts_pb2.Account]  # type: ignore[assignment]
+    """Open one account the way the public API opens them: it may never be
+    overdrawn. The same id with the same fields again answers the stored
+    account. A refusal is INVALID_ARGUMENT (invalid_currency, invalid_id,
+    invalid_argument) or FAILED_PRECONDITION (exists_with_different_currency,
+    exists_for_other_tenant, ...: the CreateAccountResult name in lower case),
+    with that code as the error code.
+    """
 
 class AccountsServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -131,5 +147,19 @@ class AccountsServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_accounts_pb2.ListAccountsResponse, _abc.Awaitable[_accounts_pb2.ListAccountsResponse]]:
         """The caller tenant's accounts in ascending id order, paginated."""
+
+    @_abc_1.abstractmethod
+    def OpenAccount(
+        self,
+        request: _accounts_pb2.OpenAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.Account, _abc.Awaitable[_accounts_pb2.Account]]:
+        """Open one account the way the public API opens them: it may never be
+        overdrawn. The same id with the same fields again answers the stored
+        account. A refusal is INVALID_ARGUMENT (invalid_currency, invalid_id,
+        invalid_argument) or FAILED_PRECONDITION (exists_with_different_currency,
+        exists_for_other_tenant, ...: the CreateAccountResult name in lower case),
+        with that code as the error code.
+        """
 
 def add_AccountsServicer_to_server(servicer: AccountsServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

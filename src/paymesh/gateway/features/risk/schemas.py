@@ -6,7 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from paymesh.gateway.schemas import RiskOut, _In, _Out
+from paymesh.gateway.features.payments.schemas import RiskOut
+from paymesh.gateway.schemas import _In, _Out
 from paymesh.gateway.text import Text
 
 __all__ = [

@@ -1,0 +1,1 @@
+"""Accounts: open, list and read accounts and their ledger entries."""

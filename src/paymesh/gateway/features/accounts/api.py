@@ -1,0 +1,138 @@
+"""REST routes for accounts and their ledger entries."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Query
+from starlette.responses import Response
+
+from paymesh.contracts.accounts.v1 import accounts_pb2 as apb
+from paymesh.gateway.deps import Accounts, json_out
+from paymesh.gateway.domain import ACCOUNTS_READ, ACCOUNTS_WRITE
+from paymesh.gateway.errors import NotFound
+from paymesh.gateway.features.accounts.schemas import (
+    AccountList,
+    AccountOut,
+    CreateAccountIn,
+    EntryList,
+)
+from paymesh.gateway.features.accounts.views import account_view, entry_view
+from paymesh.gateway.idempotency import KeyedRequest
+from paymesh.gateway.routing import Routes
+from paymesh.platform.identity import Caller
+
+__all__ = ["routes"]
+
+routes = Routes(tag="accounts")
+
+Limit = Annotated[int, Query(ge=1, le=100, description="Page size, 1-100.")]
+StartingAfter = Annotated[
+    str | None, Query(max_length=64, description="The id of the last item of the previous page.")
+]
+
+
+async def _account(accounts: Accounts, caller: Caller, account_id: str) -> apb.Account:
+    found = await accounts.call(
+        accounts.stub.LookupAccounts, apb.LookupAccountsRequest(ids=[account_id]), caller
+    )
+    for account in found.accounts:
+        if account.id == account_id:
+            return account
+    raise NotFound(f"no account {account_id}")
+
+
+@routes.post(
+    "/v1/accounts",
+    scope=ACCOUNTS_WRITE,
+    summary="Open an account",
+    status_code=201,
+    response_model=AccountOut,
+    problems=(400, 401, 403, 409, 422, 503),
+)
+async def post_account(
+    body: CreateAccountIn, caller: Caller, keyed: KeyedRequest, accounts: Accounts
+) -> Response:
+    """Open a customer or merchant account; it may never be overdrawn."""
+    account = await accounts.call(
+        accounts.stub.OpenAccount,
+        apb.OpenAccountRequest(
+            id=keyed.object_id("acct"),
+            currency=body.currency,
+            code=body.type,
+            metadata=body.metadata or {},
+        ),
+        caller,
+    )
+    return json_out(account_view(account), 201, headers={"Location": f"/v1/accounts/{account.id}"})
+
+
+@routes.get(
+    "/v1/accounts",
+    scope=ACCOUNTS_READ,
+    summary="List accounts",
+    response_model=AccountList,
+    problems=(401, 403, 422, 503),
+)
+async def list_accounts(
+    caller: Caller,
+    accounts: Accounts,
+    limit: Limit = 10,
+    starting_after: Annotated[
+        str | None, Query(max_length=64, description="The last account id of the previous page.")
+    ] = None,
+) -> Response:
+    """The tenant's accounts with their balances, in ascending id order.
+
+    Ids are opaque, so the order is stable from page to page but says nothing of age.
+    """
+    page = await accounts.call(
+        accounts.stub.ListAccounts,
+        apb.ListAccountsRequest(limit=limit, starting_after=starting_after or ""),
+        caller,
+    )
+    return json_out(
+        AccountList(data=[account_view(a) for a in page.accounts], has_more=page.has_more)
+    )
+
+
+@routes.get(
+    "/v1/accounts/{account_id}",
+    scope=ACCOUNTS_READ,
+    summary="Get an account and its balance",
+    response_model=AccountOut,
+    problems=(401, 403, 404, 503),
+)
+async def get_account(account_id: str, caller: Caller, accounts: Accounts) -> Response:
+    """The account with `balance: {available, pending, posted}`.
+
+    posted = credits_posted - debits_posted; available = posted - debits_pending;
+    pending = credits_pending - debits_pending.
+    """
+    return json_out(account_view(await _account(accounts, caller, account_id)))
+
+
+@routes.get(
+    "/v1/accounts/{account_id}/entries",
+    scope=ACCOUNTS_READ,
+    summary="List an account's ledger entries",
+    response_model=EntryList,
+    problems=(401, 403, 404, 422, 503),
+)
+async def list_entries(
+    account_id: str,
+    caller: Caller,
+    accounts: Accounts,
+    limit: Limit = 10,
+    starting_after: StartingAfter = None,
+) -> Response:
+    """The account's entries, newest first; amounts are signed (credit > 0, debit < 0)."""
+    await _account(accounts, caller, account_id)
+    page = await accounts.call(
+        accounts.stub.ListEntries,
+        apb.ListEntriesRequest(
+            account_id=account_id, limit=limit, starting_after=starting_after or ""
+        ),
+        caller,
+    )
+    return json_out(EntryList(data=[entry_view(e) for e in page.entries], has_more=page.has_more))

@@ -1,0 +1,1 @@
+"""Authentication and tenant administration: tokens, signing keys, tenants, clients."""

@@ -1,0 +1,1 @@
+"""The tenant's events, as webhooks deliver them."""

@@ -1,0 +1,1 @@
+"""Risk: the rules in force, block and allow lists, the review queue."""

@@ -1,0 +1,276 @@
+"""REST routes for risk: the rules in force, block and allow lists, and the review queue.
+
+Every route needs the ``risk:admin`` scope and acts on the caller's tenant
+(from the token): lists and reviews of another tenant are never shown. The
+risk service is asked over gRPC (:class:`~paymesh.gateway.clients.Client`);
+its stable error codes become problem responses (e.g. 409
+``review_already_resolved``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Path, Query
+from starlette.responses import Response
+
+from paymesh.contracts.risk.v1 import risk_pb2 as rpb
+from paymesh.gateway.deps import Audit, Risk, json_out
+from paymesh.gateway.domain import RISK_ADMIN
+from paymesh.gateway.errors import (
+    NotFound,
+)
+from paymesh.gateway.features.risk.schemas import (
+    LIST_NAME,
+    LIST_VALUE,
+    ListEntryIn,
+    ListEntryList,
+    ListEntryOut,
+    RemovedOut,
+    ResolveReviewIn,
+    ReviewList,
+    ReviewOut,
+    ReviewStatus,
+    RulesOut,
+)
+from paymesh.gateway.features.risk.views import STATUSES, list_entry_view, review_view, rules_view
+from paymesh.gateway.idempotency import KeyedRequest
+from paymesh.gateway.routing import Routes
+from paymesh.platform.identity import Caller
+
+__all__ = ["routes"]
+
+routes = Routes()
+
+_READ_ERRORS = (401, 403, 404, 422, 503)
+_WRITE_ERRORS = (400, 401, 403, 404, 409, 422, 503)
+
+ListName = Annotated[
+    str,
+    Path(
+        pattern=LIST_NAME,
+        description="The list, as the rules file names it (e.g. `blocked_accounts`).",
+    ),
+]
+ListLimit = Annotated[int, Query(ge=1, le=100, description="Page size, 1-100.")]
+
+
+@routes.get(
+    "/v1/risk/rules",
+    scope=RISK_ADMIN,
+    tag="risk",
+    summary="Get the rules in force",
+    response_model=RulesOut,
+    problems=(401, 403, 503),
+)
+async def get_rules(
+    caller: Caller,
+    risk: Risk,
+) -> Response:
+    """The rule set risk decides with now: its version, the checksum of the rules file, the
+    rules, and the last reload that was rejected (`last_error`; the version shown stays in
+    force). A change of the rules file takes effect without a restart once it validates:
+    poll until `checksum` is the new file's sha256."""
+    info = await risk.call(risk.stub.GetRules, rpb.GetRulesRequest(), caller)
+    return json_out(rules_view(info))
+
+
+@routes.get(
+    "/v1/risk/lists/{list_name}/entries",
+    scope=RISK_ADMIN,
+    tag="risk",
+    summary="List a list's entries",
+    response_model=ListEntryList,
+    problems=_READ_ERRORS,
+)
+async def list_entries(
+    list_name: ListName,
+    caller: Caller,
+    risk: Risk,
+    limit: ListLimit = 20,
+    starting_after: Annotated[
+        str | None, Query(max_length=256, description="The last value of the previous page.")
+    ] = None,
+) -> Response:
+    """The tenant's entries of a block or allow list, by value."""
+    page = await risk.call(
+        risk.stub.ListListEntries,
+        rpb.ListListEntriesRequest(
+            list=list_name, limit=limit, starting_after=starting_after or ""
+        ),
+        caller,
+    )
+    return json_out(
+        ListEntryList(data=[list_entry_view(e) for e in page.data], has_more=page.has_more)
+    )
+
+
+@routes.post(
+    "/v1/risk/lists/{list_name}/entries",
+    scope=RISK_ADMIN,
+    tag="risk",
+    summary="Add a value to a list",
+    status_code=201,
+    response_model=ListEntryOut,
+    problems=_WRITE_ERRORS,
+)
+async def post_list_entry(
+    list_name: ListName,
+    body: ListEntryIn,
+    caller: Caller,
+    audit: Audit,
+    keyed: KeyedRequest,
+    risk: Risk,
+) -> Response:
+    """Add a value (an account id, IP address, device id or country) to one of the
+    tenant's lists. It takes effect for the next decision."""
+    entry = await risk.call(
+        risk.stub.AddListEntry,
+        rpb.AddListEntryRequest(list=list_name, value=body.value, note=body.note or ""),
+        caller,
+    )
+    await audit(caller, "risk.list_entry_added", target=f"{list_name}:{body.value}")
+    return json_out(list_entry_view(entry), 201)
+
+
+@routes.delete(
+    "/v1/risk/lists/{list_name}/entries/{value}",
+    scope=RISK_ADMIN,
+    tag="risk",
+    summary="Remove a value from a list",
+    response_model=RemovedOut,
+    problems=(401, 403, 404, 422, 503),
+)
+async def delete_list_entry(
+    list_name: ListName,
+    value: Annotated[str, Path(pattern=LIST_VALUE, description="The value to remove.")],
+    caller: Caller,
+    audit: Audit,
+    risk: Risk,
+) -> Response:
+    """Remove a value from one of the tenant's lists (404 when it is not there). It takes
+    effect for the next decision."""
+    out = await risk.call(
+        risk.stub.RemoveListEntry, rpb.RemoveListEntryRequest(list=list_name, value=value), caller
+    )
+    if not out.removed:
+        raise NotFound(f"{value!r} is not in the list {list_name}")
+    await audit(caller, "risk.list_entry_removed", target=f"{list_name}:{value}")
+    return json_out(RemovedOut(removed=True))
+
+
+@routes.get(
+    "/v1/reviews",
+    scope=RISK_ADMIN,
+    tag="reviews",
+    summary="List reviews",
+    response_model=ReviewList,
+    problems=(401, 403, 422, 503),
+)
+async def list_reviews(
+    caller: Caller,
+    risk: Risk,
+    status: Annotated[
+        ReviewStatus, Query(description="open (the default), approved or declined.")
+    ] = "open",
+    limit: ListLimit = 20,
+    starting_after: Annotated[
+        str | None,
+        Query(max_length=64, description="The last payment id of the previous page."),
+    ] = None,
+) -> Response:
+    """The tenant's payments waiting for a human (or resolved ones), by payment id."""
+    page = await risk.call(
+        risk.stub.ListReviews,
+        rpb.ListReviewsRequest(
+            status=STATUSES[status], limit=limit, starting_after=starting_after or ""
+        ),
+        caller,
+    )
+    return json_out(ReviewList(data=[review_view(r) for r in page.data], has_more=page.has_more))
+
+
+@routes.get(
+    "/v1/reviews/{payment_id}",
+    scope=RISK_ADMIN,
+    tag="reviews",
+    summary="Get a review",
+    response_model=ReviewOut,
+    problems=(401, 403, 404, 503),
+)
+async def get_review(
+    payment_id: str,
+    caller: Caller,
+    audit: Audit,
+    risk: Risk,
+) -> Response:
+    """The review of a payment of the tenant (404 when it had none)."""
+    review = await risk.call(
+        risk.stub.GetReview, rpb.GetReviewRequest(payment_id=payment_id), caller
+    )
+    return json_out(review_view(review))
+
+
+async def _resolve(
+    risk: Risk,
+    audit: Audit,
+    caller: Caller,
+    payment_id: str,
+    body: ResolveReviewIn | None,
+    resolution: rpb.Resolution.ValueType,
+) -> Response:
+    review = await risk.call(
+        risk.stub.ResolveReview,
+        rpb.ResolveReviewRequest(
+            payment_id=payment_id,
+            resolution=resolution,
+            note=(body.note or "") if body is not None else "",
+        ),
+        caller,
+    )
+    action = "approved" if resolution == rpb.RESOLUTION_APPROVE else "declined"
+    await audit(caller, f"risk.review_{action}", target=payment_id)
+    return json_out(review_view(review))
+
+
+@routes.post(
+    "/v1/reviews/{payment_id}/approve",
+    scope=RISK_ADMIN,
+    tag="reviews",
+    summary="Approve a payment in review",
+    response_model=ReviewOut,
+    problems=_WRITE_ERRORS,
+)
+async def approve_review(
+    payment_id: str,
+    caller: Caller,
+    keyed: KeyedRequest,
+    risk: Risk,
+    audit: Audit,
+    body: ResolveReviewIn | None = None,
+) -> Response:
+    """Approve: the payment continues (captured at once, or `requires_capture` for a manual
+    capture) shortly after, when payments receives `review.approved`. Approving again
+    answers the review as it is; a declined review is 409 `review_already_resolved`."""
+    return await _resolve(risk, audit, caller, payment_id, body, rpb.RESOLUTION_APPROVE)
+
+
+@routes.post(
+    "/v1/reviews/{payment_id}/decline",
+    scope=RISK_ADMIN,
+    tag="reviews",
+    summary="Decline a payment in review",
+    response_model=ReviewOut,
+    problems=_WRITE_ERRORS,
+)
+async def decline_review(
+    payment_id: str,
+    caller: Caller,
+    keyed: KeyedRequest,
+    risk: Risk,
+    audit: Audit,
+    body: ResolveReviewIn | None = None,
+) -> Response:
+    """Decline: the payment's hold is released and it fails with `risk_declined`, shortly
+    after, when payments receives `review.declined`. Declining again answers the review as
+    it is; an approved review is 409 `review_already_resolved`."""
+    return await _resolve(risk, audit, caller, payment_id, body, rpb.RESOLUTION_DECLINE)

@@ -1,0 +1,1 @@
+"""Money in, out and between accounts: top-ups, payouts and transfers."""

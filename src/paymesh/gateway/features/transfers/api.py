@@ -1,0 +1,289 @@
+"""REST routes for top-ups, payouts and P2P transfers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Query
+from starlette.responses import Response
+
+from paymesh.contracts.payments.v1 import payments_pb2 as ppb
+from paymesh.gateway.deps import Payments, json_out
+from paymesh.gateway.domain import PAYMENTS_READ, PAYMENTS_WRITE
+from paymesh.gateway.features.transfers.schemas import (
+    CreatePayoutIn,
+    CreateTopupIn,
+    CreateTransferIn,
+    PayoutList,
+    PayoutOut,
+    TopupList,
+    TopupOut,
+    TransferList,
+    TransferOut,
+)
+from paymesh.gateway.features.transfers.views import payout_view, topup_view, transfer_view
+from paymesh.gateway.idempotency import KeyedRequest
+from paymesh.gateway.routing import Routes
+from paymesh.platform.identity import Caller
+
+__all__ = ["routes"]
+
+routes = Routes()
+
+_WRITE_ERRORS = (400, 401, 403, 404, 409, 422, 429, 503)
+
+_READ_ERRORS = (401, 403, 404, 503)
+
+
+@routes.post(
+    "/v1/topups",
+    scope=PAYMENTS_WRITE,
+    moves_money=True,
+    tag="topups",
+    summary="Fund an account",
+    status_code=201,
+    response_model=TopupOut,
+    problems=_WRITE_ERRORS,
+    account_problems=True,
+)
+async def post_topup(
+    body: CreateTopupIn,
+    caller: Caller,
+    keyed: KeyedRequest,
+    payments: Payments,
+) -> Response:
+    """Move money from the external funding source into an account.
+
+    An account that is not the tenant's (unknown, or another tenant's: the
+    same answer) is a 404 `account_not_found`, one in another currency a 422
+    `currency_mismatch`; then no top-up is created.
+    """
+    topup = await payments.call(
+        payments.stub.CreateTopup,
+        ppb.CreateTopupRequest(
+            id=keyed.object_id("tu"),
+            account_id=body.account_id,
+            amount=body.amount,
+            currency=body.currency,
+        ),
+        caller,
+    )
+    return json_out(topup_view(topup), 201, headers={"Location": f"/v1/topups/{topup.id}"})
+
+
+@routes.get(
+    "/v1/topups/{topup_id}",
+    scope=PAYMENTS_READ,
+    tag="topups",
+    summary="Get a top-up",
+    response_model=TopupOut,
+    problems=_READ_ERRORS,
+)
+async def get_topup(
+    topup_id: str,
+    caller: Caller,
+    payments: Payments,
+) -> Response:
+    """A top-up of the tenant."""
+    topup = await payments.call(payments.stub.GetTopup, ppb.GetTopupRequest(id=topup_id), caller)
+    return json_out(topup_view(topup))
+
+
+@routes.get(
+    "/v1/topups",
+    scope=PAYMENTS_READ,
+    tag="topups",
+    summary="List top-ups",
+    response_model=TopupList,
+    problems=(401, 403, 422, 503),
+)
+async def list_topups(
+    caller: Caller,
+    payments: Payments,
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size, 1-100.")] = 10,
+    starting_after: Annotated[
+        str | None, Query(max_length=64, description="The last top-up id of the previous page.")
+    ] = None,
+) -> Response:
+    """The tenant's top-ups, newest first."""
+    page = await payments.call(
+        payments.stub.ListTopups,
+        ppb.ListTopupsRequest(limit=limit, starting_after=starting_after or ""),
+        caller,
+    )
+    return json_out(TopupList(data=[topup_view(o) for o in page.topups], has_more=page.has_more))
+
+
+@routes.post(
+    "/v1/payouts",
+    scope=PAYMENTS_WRITE,
+    moves_money=True,
+    tag="payouts",
+    summary="Send money out of an account",
+    status_code=201,
+    response_model=PayoutOut,
+    problems=_WRITE_ERRORS,
+    account_problems=True,
+)
+async def post_payout(
+    body: CreatePayoutIn,
+    caller: Caller,
+    keyed: KeyedRequest,
+    payments: Payments,
+) -> Response:
+    """Move money from an account to the external funding source (the bank).
+
+    The money is held first, then the bank is asked to send it; the hold is
+    posted once the bank has paid, or released if the bank refuses. The
+    answer is 201 with the payout as it stands: `succeeded`, `failed` with a
+    `failure_code` (e.g. `insufficient_funds`, or the bank's code), or
+    `processing` while the bank's answer is awaited (poll `GET
+    /v1/payouts/{id}` or wait for the `payout.succeeded` / `payout.failed`
+    event). An account that is not the tenant's (unknown, or another
+    tenant's: the same answer) is a 404 `account_not_found`, one in another
+    currency a 422 `currency_mismatch`; then no payout is created.
+    """
+    payout = await payments.call(
+        payments.stub.CreatePayout,
+        ppb.CreatePayoutRequest(
+            id=keyed.object_id("po"),
+            account_id=body.account_id,
+            amount=body.amount,
+            currency=body.currency,
+        ),
+        caller,
+    )
+    return json_out(payout_view(payout), 201, headers={"Location": f"/v1/payouts/{payout.id}"})
+
+
+@routes.get(
+    "/v1/payouts/{payout_id}",
+    scope=PAYMENTS_READ,
+    tag="payouts",
+    summary="Get a payout",
+    response_model=PayoutOut,
+    problems=_READ_ERRORS,
+)
+async def get_payout(
+    payout_id: str,
+    caller: Caller,
+    payments: Payments,
+) -> Response:
+    """A payout of the tenant (another tenant's is a 404)."""
+    payout = await payments.call(
+        payments.stub.GetPayout, ppb.GetPayoutRequest(id=payout_id), caller
+    )
+    return json_out(payout_view(payout))
+
+
+@routes.get(
+    "/v1/payouts",
+    scope=PAYMENTS_READ,
+    tag="payouts",
+    summary="List payouts",
+    response_model=PayoutList,
+    problems=(401, 403, 422, 503),
+)
+async def list_payouts(
+    caller: Caller,
+    payments: Payments,
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size, 1-100.")] = 10,
+    starting_after: Annotated[
+        str | None, Query(max_length=64, description="The last payout id of the previous page.")
+    ] = None,
+) -> Response:
+    """The tenant's payouts, newest first."""
+    page = await payments.call(
+        payments.stub.ListPayouts,
+        ppb.ListPayoutsRequest(limit=limit, starting_after=starting_after or ""),
+        caller,
+    )
+    return json_out(PayoutList(data=[payout_view(o) for o in page.payouts], has_more=page.has_more))
+
+
+@routes.post(
+    "/v1/transfers",
+    scope=PAYMENTS_WRITE,
+    moves_money=True,
+    tag="transfers",
+    summary="Move money between two accounts",
+    status_code=201,
+    response_model=TransferOut,
+    problems=_WRITE_ERRORS,
+    account_problems=True,
+)
+async def post_transfer(
+    body: CreateTransferIn,
+    caller: Caller,
+    keyed: KeyedRequest,
+    payments: Payments,
+) -> Response:
+    """Move money from one account of the tenant to another, at once.
+
+    The answer is 201 with `succeeded`, or `failed` with a `failure_code`
+    (e.g. `insufficient_funds`); no fee is charged. Both accounts are
+    checked first: one that is not the tenant's (unknown, or another
+    tenant's: the same answer) is a 404 `account_not_found`, one in another
+    currency a 422 `currency_mismatch`; then no transfer is created.
+    """
+    transfer = await payments.call(
+        payments.stub.CreateTransfer,
+        ppb.CreateTransferRequest(
+            id=keyed.object_id("tr"),
+            from_account_id=body.from_account_id,
+            to_account_id=body.to_account_id,
+            amount=body.amount,
+            currency=body.currency,
+        ),
+        caller,
+    )
+    return json_out(
+        transfer_view(transfer), 201, headers={"Location": f"/v1/transfers/{transfer.id}"}
+    )
+
+
+@routes.get(
+    "/v1/transfers/{transfer_id}",
+    scope=PAYMENTS_READ,
+    tag="transfers",
+    summary="Get a transfer",
+    response_model=TransferOut,
+    problems=_READ_ERRORS,
+)
+async def get_transfer(
+    transfer_id: str,
+    caller: Caller,
+    payments: Payments,
+) -> Response:
+    """A transfer of the tenant (another tenant's is a 404)."""
+    transfer = await payments.call(
+        payments.stub.GetTransfer, ppb.GetTransferRequest(id=transfer_id), caller
+    )
+    return json_out(transfer_view(transfer))
+
+
+@routes.get(
+    "/v1/transfers",
+    scope=PAYMENTS_READ,
+    tag="transfers",
+    summary="List transfers",
+    response_model=TransferList,
+    problems=(401, 403, 422, 503),
+)
+async def list_transfers(
+    caller: Caller,
+    payments: Payments,
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size, 1-100.")] = 10,
+    starting_after: Annotated[
+        str | None, Query(max_length=64, description="The last transfer id of the previous page.")
+    ] = None,
+) -> Response:
+    """The tenant's transfers between accounts, newest first."""
+    page = await payments.call(
+        payments.stub.ListTransfers,
+        ppb.ListTransfersRequest(limit=limit, starting_after=starting_after or ""),
+        caller,
+    )
+    return json_out(
+        TransferList(data=[transfer_view(o) for o in page.transfers], has_more=page.has_more)
+    )

@@ -1,0 +1,264 @@
+"""REST routes for webhook endpoints: create, list, get, delete, rotate the
+secret, re-enable, the delivery log and resending an event.
+
+Every route needs `webhooks:write`; the tenant is the caller's. A secret is
+in two answers only (creation and rotation), marked `Cache-Control:
+no-store`; an idempotent replay of them comes from the sealed record."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from fastapi import Query
+from starlette.responses import Response
+
+from paymesh.contracts.webhooks.v1 import webhooks_pb2 as wpb
+from paymesh.gateway.deps import Audit, Webhooks, json_out
+from paymesh.gateway.domain import WEBHOOKS_WRITE
+from paymesh.gateway.features.webhooks.schemas import (
+    CreateWebhookEndpointIn,
+    ResendEventIn,
+    RotateSecretIn,
+    WebhookDeliveryList,
+    WebhookDeliveryOut,
+    WebhookEndpointList,
+    WebhookEndpointOut,
+    WebhookEndpointWithSecretOut,
+)
+from paymesh.gateway.features.webhooks.views import delivery_view, endpoint_view, with_secret
+from paymesh.gateway.idempotency import KeyedRequest
+from paymesh.gateway.routing import Routes
+from paymesh.platform.identity import Caller
+
+__all__ = ["routes"]
+
+routes = Routes()
+
+_WRITE_ERRORS = (400, 401, 403, 404, 409, 422, 429, 503)
+_READ_ERRORS = (401, 403, 404, 422, 503)
+_NO_STORE = {"Cache-Control": "no-store"}
+
+Limit = Annotated[int, Query(ge=1, le=100, description="Page size, 1-100.")]
+
+
+@routes.post(
+    "/v1/webhook_endpoints",
+    scope=WEBHOOKS_WRITE,
+    tag="webhooks",
+    summary="Create a webhook endpoint",
+    status_code=201,
+    response_model=WebhookEndpointWithSecretOut,
+    problems=_WRITE_ERRORS,
+)
+async def post_endpoint(
+    body: CreateWebhookEndpointIn,
+    caller: Caller,
+    audit: Audit,
+    keyed: KeyedRequest,
+    webhooks: Webhooks,
+) -> Response:
+    """Deliver the tenant's events of the given types (or `*`) to `url`.
+
+    The answer carries the endpoint's signing `secret`, **shown only here**:
+    keep it to verify the `Paymesh-Signature` header of each delivery
+    (HMAC-SHA256 over `timestamp + "." + body`, sent as `t=<unix>,v1=<hex>`).
+    The URL must be `https` outside development and may not point at a
+    private, loopback, link-local or metadata address.
+    """
+    made = await webhooks.call(
+        webhooks.stub.CreateEndpoint,
+        wpb.CreateEndpointRequest(
+            id=keyed.object_id("we"),
+            url=body.url,
+            events=body.events,
+            description=body.description or "",
+        ),
+        caller,
+    )
+    # The host only: a URL's path or query string may carry a token.
+    host = urlsplit(body.url).hostname or ""
+    await audit(caller, "webhook_endpoint.created", target=made.endpoint.id,
+        details={"host": host, "events": list(body.events)},
+    )  # fmt: skip
+    headers = {**_NO_STORE, "Location": f"/v1/webhook_endpoints/{made.endpoint.id}"}
+    return json_out(with_secret(made), 201, headers=headers)
+
+
+@routes.get(
+    "/v1/webhook_endpoints",
+    scope=WEBHOOKS_WRITE,
+    tag="webhooks",
+    summary="List webhook endpoints",
+    response_model=WebhookEndpointList,
+    problems=(401, 403, 422, 503),
+)
+async def list_endpoints(
+    caller: Caller,
+    webhooks: Webhooks,
+    limit: Limit = 10,
+    starting_after: Annotated[
+        str | None, Query(max_length=64, description="The last endpoint id of the previous page.")
+    ] = None,
+) -> Response:
+    """The tenant's webhook endpoints, newest first (without their secrets)."""
+    page = await webhooks.call(
+        webhooks.stub.ListEndpoints,
+        wpb.ListEndpointsRequest(limit=limit, starting_after=starting_after or ""),
+        caller,
+    )
+    return json_out(
+        WebhookEndpointList(data=[endpoint_view(e) for e in page.data], has_more=page.has_more)
+    )
+
+
+@routes.get(
+    "/v1/webhook_endpoints/{endpoint_id}",
+    scope=WEBHOOKS_WRITE,
+    tag="webhooks",
+    summary="Get a webhook endpoint",
+    response_model=WebhookEndpointOut,
+    problems=_READ_ERRORS,
+)
+async def get_endpoint(
+    endpoint_id: str,
+    caller: Caller,
+    webhooks: Webhooks,
+) -> Response:
+    """An endpoint of the tenant (another tenant's is a 404), without its secret."""
+    endpoint = await webhooks.call(
+        webhooks.stub.GetEndpoint, wpb.GetEndpointRequest(id=endpoint_id), caller
+    )
+    return json_out(endpoint_view(endpoint))
+
+
+@routes.delete(
+    "/v1/webhook_endpoints/{endpoint_id}",
+    scope=WEBHOOKS_WRITE,
+    tag="webhooks",
+    summary="Delete a webhook endpoint",
+    status_code=204,
+    problems=_READ_ERRORS,
+)
+async def delete_endpoint(
+    endpoint_id: str,
+    caller: Caller,
+    audit: Audit,
+    webhooks: Webhooks,
+) -> Response:
+    """Delete an endpoint: nothing more is delivered to it, pending deliveries stop."""
+    await webhooks.call(
+        webhooks.stub.DeleteEndpoint, wpb.DeleteEndpointRequest(id=endpoint_id), caller
+    )
+    await audit(caller, "webhook_endpoint.deleted", target=endpoint_id)
+    return Response(status_code=204)
+
+
+@routes.post(
+    "/v1/webhook_endpoints/{endpoint_id}/rotate_secret",
+    scope=WEBHOOKS_WRITE,
+    tag="webhooks",
+    summary="Rotate a webhook endpoint's signing secret",
+    response_model=WebhookEndpointWithSecretOut,
+    problems=_WRITE_ERRORS,
+)
+async def rotate_secret(
+    endpoint_id: str,
+    caller: Caller,
+    audit: Audit,
+    keyed: KeyedRequest,
+    webhooks: Webhooks,
+    body: RotateSecretIn | None = None,
+) -> Response:
+    """A new signing secret, **shown only here**.
+
+    During the grace period (`grace_period_s`, default the configured one)
+    deliveries carry two `v1=` signatures, one per secret, so verifiers that
+    still hold the old secret keep working until they switch.
+    """
+    grace = body.grace_period_s if body is not None and body.grace_period_s else 0
+    made = await webhooks.call(
+        webhooks.stub.RotateSecret,
+        wpb.RotateSecretRequest(id=endpoint_id, grace_period_s=grace),
+        caller,
+    )
+    await audit(caller, "webhook_endpoint.secret_rotated", target=endpoint_id)
+    return json_out(with_secret(made), headers=dict(_NO_STORE))
+
+
+@routes.post(
+    "/v1/webhook_endpoints/{endpoint_id}/enable",
+    scope=WEBHOOKS_WRITE,
+    tag="webhooks",
+    summary="Re-enable a disabled webhook endpoint",
+    response_model=WebhookEndpointOut,
+    problems=_WRITE_ERRORS,
+)
+async def enable_endpoint(
+    endpoint_id: str,
+    caller: Caller,
+    audit: Audit,
+    keyed: KeyedRequest,
+    webhooks: Webhooks,
+) -> Response:
+    """Deliver to an endpoint again after it was disabled for failing."""
+    endpoint = await webhooks.call(
+        webhooks.stub.EnableEndpoint, wpb.EnableEndpointRequest(id=endpoint_id), caller
+    )
+    await audit(caller, "webhook_endpoint.enabled", target=endpoint_id)
+    return json_out(endpoint_view(endpoint))
+
+
+@routes.get(
+    "/v1/webhook_endpoints/{endpoint_id}/deliveries",
+    scope=WEBHOOKS_WRITE,
+    tag="webhooks",
+    summary="List an endpoint's deliveries",
+    response_model=WebhookDeliveryList,
+    problems=_READ_ERRORS,
+)
+async def list_deliveries(
+    endpoint_id: str,
+    caller: Caller,
+    webhooks: Webhooks,
+    limit: Limit = 10,
+    starting_after: Annotated[
+        str | None, Query(max_length=64, description="The last delivery id of the previous page.")
+    ] = None,
+) -> Response:
+    """The endpoint's delivery log, newest first: each attempt's status code and latency."""
+    page = await webhooks.call(
+        webhooks.stub.ListDeliveries,
+        wpb.ListDeliveriesRequest(
+            endpoint_id=endpoint_id, limit=limit, starting_after=starting_after or ""
+        ),
+        caller,
+    )
+    return json_out(
+        WebhookDeliveryList(data=[delivery_view(d) for d in page.data], has_more=page.has_more)
+    )
+
+
+@routes.post(
+    "/v1/webhook_endpoints/{endpoint_id}/deliveries/resend",
+    scope=WEBHOOKS_WRITE,
+    tag="webhooks",
+    summary="Deliver an event to the endpoint again",
+    status_code=201,
+    response_model=WebhookDeliveryOut,
+    problems=_WRITE_ERRORS,
+)
+async def resend_event(
+    endpoint_id: str,
+    body: ResendEventIn,
+    caller: Caller,
+    keyed: KeyedRequest,
+    webhooks: Webhooks,
+) -> Response:
+    """A new delivery of one of the tenant's events, with a fresh signature."""
+    delivery = await webhooks.call(
+        webhooks.stub.ResendEvent,
+        wpb.ResendEventRequest(endpoint_id=endpoint_id, event_id=body.event_id),
+        caller,
+    )
+    return json_out(delivery_view(delivery), 201)
