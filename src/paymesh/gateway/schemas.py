@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
 
+from paymesh.contracts.events import PAYMENT_SUCCEEDED
 from paymesh.gateway import domain
 from paymesh.gateway.text import Text
 from paymesh.platform.money import CURRENCIES, MAX_AMOUNT
@@ -317,6 +318,12 @@ class RiskOut(_Out):
     reasons: list[str]
 
 
+class PaymentRiskOut(RiskOut):
+    """What risk decided on a payment, and under which rules."""
+
+    rules_version: str | None = Field(description="The version of the rules that decided.")
+
+
 class PaymentContextOut(_Out):
     """The context given with the payment."""
 
@@ -344,9 +351,11 @@ class PaymentOut(_Out):
     description: str | None
     metadata: dict[str, str]
     context: PaymentContextOut | None
-    risk: RiskOut | None
+    risk: PaymentRiskOut | None
     failure_code: str | None = Field(description="Why it failed or was canceled (stable code).")
+    failure_message: str | None = Field(description="What failed, in words (may change).")
     created: str
+    updated: str = Field(description="When the payment last changed.")
 
 
 class PaymentList(_Out):
@@ -515,9 +524,9 @@ class EventOut(BaseModel):
         json_schema_extra={
             "examples": [
                 {
-                    "id": "evt_pay_0a1b2c_payment.succeeded",
+                    "id": f"evt_pay_0a1b2c_{PAYMENT_SUCCEEDED}",
                     "source": "/paymesh/payments",
-                    "type": "payment.succeeded",
+                    "type": PAYMENT_SUCCEEDED,
                     "subject": "pay_0a1b2c",
                     "time": "2026-01-01T12:00:00Z",
                     "tenant": "ten_0a1b2c",
@@ -536,7 +545,9 @@ class EventOut(BaseModel):
     tenant: str
     specversion: str
     datacontenttype: str
-    data: dict[str, Any] = Field(description="The object as the REST API shows it.")
+    data: dict[str, Any] = Field(
+        description="The object as the REST API shows it (the same fields, the same names)."
+    )
 
 
 class EventList(_Out):

@@ -6,6 +6,7 @@ import json
 
 from paymesh.contracts.accounts.v1 import accounts_pb2 as apb
 from paymesh.contracts.events import format_time
+from paymesh.contracts.objects import to_json
 from paymesh.contracts.payments.v1 import payments_pb2 as ppb
 from paymesh.gateway import domain
 from paymesh.gateway.schemas import (
@@ -14,11 +15,9 @@ from paymesh.gateway.schemas import (
     EntryOut,
     EventOut,
     FeesOut,
-    PaymentContextOut,
     PaymentOut,
     PayoutOut,
     RefundOut,
-    RiskOut,
     TenantOut,
     TopupOut,
     TransferOut,
@@ -42,11 +41,6 @@ CAPTURE_METHODS = {
     "automatic": ppb.CAPTURE_METHOD_AUTOMATIC,
     "manual": ppb.CAPTURE_METHOD_MANUAL,
 }
-_CAPTURE_NAMES = {v: k for k, v in CAPTURE_METHODS.items()}
-
-
-def _opt(text: str) -> str | None:
-    return text or None
 
 
 def tenant_view(tenant: Tenant) -> TenantOut:
@@ -99,95 +93,28 @@ def entry_view(entry: apb.Entry) -> EntryOut:
 
 
 def payment_view(p: ppb.Payment) -> PaymentOut:
-    """A payment."""
-    ctx = p.context if p.HasField("context") else None
-    risk = p.risk if p.HasField("risk") else None
-    return PaymentOut(
-        id=p.id,
-        status=p.status,
-        amount=p.amount,
-        currency=p.currency,
-        amount_captured=p.amount_captured,
-        amount_refunded=p.amount_refunded,
-        fee=p.fee,
-        capture_method=_CAPTURE_NAMES.get(p.capture_method, "automatic"),
-        payer_account_id=p.payer_account_id,
-        payee_account_id=p.payee_account_id,
-        description=_opt(p.description),
-        metadata=dict(p.metadata),
-        context=(
-            PaymentContextOut(
-                ip=_opt(ctx.ip), device_id=_opt(ctx.device_id), country=_opt(ctx.country)
-            )
-            if ctx is not None
-            else None
-        ),
-        risk=(
-            RiskOut(
-                decision=_opt(risk.decision),
-                score=risk.score if risk.decision else None,
-                reasons=list(risk.reasons),
-            )
-            if risk is not None
-            else None
-        ),
-        failure_code=_opt(p.failure_code),
-        created=format_time(p.created_at_us),
-    )
+    """A payment: its public form, the one its events carry as data."""
+    return PaymentOut.model_validate(to_json(p))
 
 
 def refund_view(r: ppb.Refund) -> RefundOut:
-    """A refund."""
-    return RefundOut(
-        id=r.id,
-        payment_id=r.payment_id,
-        amount=r.amount,
-        currency=r.currency,
-        status=r.status,
-        reason=_opt(r.reason),
-        failure_code=_opt(r.failure_code),
-        created=format_time(r.created_at_us),
-    )
+    """A refund: its public form, the one its events carry as data."""
+    return RefundOut.model_validate(to_json(r))
 
 
 def topup_view(t: ppb.Topup) -> TopupOut:
-    """A top-up."""
-    return TopupOut(
-        id=t.id,
-        account_id=t.account_id,
-        amount=t.amount,
-        currency=t.currency,
-        status=t.status,
-        failure_code=_opt(t.failure_code),
-        created=format_time(t.created_at_us),
-    )
+    """A top-up: its public form, the one its events carry as data."""
+    return TopupOut.model_validate(to_json(t))
 
 
 def payout_view(p: ppb.Payout) -> PayoutOut:
-    """A payout."""
-    return PayoutOut(
-        id=p.id,
-        account_id=p.account_id,
-        amount=p.amount,
-        currency=p.currency,
-        status=p.status,
-        failure_code=_opt(p.failure_code),
-        created=format_time(p.created_at_us),
-    )
+    """A payout: its public form, the one its events carry as data."""
+    return PayoutOut.model_validate(to_json(p))
 
 
 def transfer_view(t: ppb.Transfer) -> TransferOut:
-    """A transfer between two accounts."""
-    return TransferOut(
-        id=t.id,
-        from_account_id=t.from_account_id,
-        to_account_id=t.to_account_id,
-        amount=t.amount,
-        currency=t.currency,
-        status=t.status,
-        failure_code=_opt(t.failure_code),
-        created=format_time(t.created_at_us),
-    )
+    """A transfer between two accounts: its public form, the one its events carry as data."""
+    return TransferOut.model_validate(to_json(t))
 
 
 def event_view(e: ppb.Event) -> EventOut:
