@@ -4,10 +4,16 @@ the events about them carry (rendered as their public JSON by
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+from google.protobuf.message import Message
+
 from paymesh.contracts.payments.v1 import payments_pb2 as pb
 from paymesh.payments.domain import CaptureMethod, P2PTransfer, Payment, Payout, Refund, Topup
 
 __all__ = ["payment_pb", "payout_pb", "refund_pb", "topup_pb", "transfer_pb"]
+
+M = TypeVar("M", bound=Message)
 
 _CAPTURE_METHODS_PB = {
     CaptureMethod.AUTOMATIC: pb.CAPTURE_METHOD_AUTOMATIC,
@@ -51,59 +57,28 @@ def payment_pb(p: Payment) -> pb.Payment:
     return message
 
 
+def _same_names(cls: type[M], obj: Refund | Topup | Payout | P2PTransfer) -> M:
+    """The message `cls` of a flow object whose fields have the message's names
+    (its status an enum of the message's strings)."""
+    values = {f.name: getattr(obj, f.name) for f in cls.DESCRIPTOR.fields}
+    return cls(**{**values, "status": obj.status.value})
+
+
 def refund_pb(r: Refund) -> pb.Refund:
     """The protobuf form of a refund."""
-    return pb.Refund(
-        id=r.id,
-        tenant_id=r.tenant_id,
-        payment_id=r.payment_id,
-        amount=r.amount,
-        currency=r.currency,
-        status=r.status.value,
-        reason=r.reason,
-        failure_code=r.failure_code,
-        created_at_us=r.created_at_us,
-    )
+    return _same_names(pb.Refund, r)
 
 
 def topup_pb(t: Topup) -> pb.Topup:
     """The protobuf form of a top-up."""
-    return pb.Topup(
-        id=t.id,
-        tenant_id=t.tenant_id,
-        account_id=t.account_id,
-        amount=t.amount,
-        currency=t.currency,
-        status=t.status.value,
-        failure_code=t.failure_code,
-        created_at_us=t.created_at_us,
-    )
+    return _same_names(pb.Topup, t)
 
 
 def payout_pb(p: Payout) -> pb.Payout:
     """The protobuf form of a payout."""
-    return pb.Payout(
-        id=p.id,
-        tenant_id=p.tenant_id,
-        account_id=p.account_id,
-        amount=p.amount,
-        currency=p.currency,
-        status=p.status.value,
-        failure_code=p.failure_code,
-        created_at_us=p.created_at_us,
-    )
+    return _same_names(pb.Payout, p)
 
 
 def transfer_pb(t: P2PTransfer) -> pb.Transfer:
     """The protobuf form of a P2P transfer."""
-    return pb.Transfer(
-        id=t.id,
-        tenant_id=t.tenant_id,
-        from_account_id=t.from_account_id,
-        to_account_id=t.to_account_id,
-        amount=t.amount,
-        currency=t.currency,
-        status=t.status.value,
-        failure_code=t.failure_code,
-        created_at_us=t.created_at_us,
-    )
+    return _same_names(pb.Transfer, t)

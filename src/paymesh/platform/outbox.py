@@ -83,10 +83,10 @@ async def append(
     """Write `event` to the outbox inside the caller's transaction, with the trace
     context it was produced in (when a span is active: tracing is on).
 
-    Raises :class:`~paymesh.contracts.events.UnknownEventType` for an event the
-    contract does not declare on `topic`: a producer bug, caught before it commits.
+    Raises :class:`~paymesh.contracts.events.UnknownEventType` for an event of a
+    type the contract does not declare: a producer bug, caught before it commits.
     """
-    check_publishable(topic, event)
+    check_publishable(event)
     if event.traceparent is None and (traceparent := current_traceparent()) is not None:
         event = dataclasses.replace(event, traceparent=traceparent)
     await conn.execute(
