@@ -138,6 +138,16 @@ async def money_flows(embedded: Gateway) -> None:
         ]
         assert all(e["tenant"] == tenant_id for e in events)
         assert events[4]["data"]["fee"] == 59
+        # An event's data is the object as the REST API returns it: the same fields, the
+        # same names. (The payment was refunded after its event: those two fields moved.)
+        for e in events:
+            data = e["data"]
+            body = await shop.get(f"/v1/{data['object']}s/{data['id']}")
+            assert set(data) == set(body), e["type"]
+            moved = {"amount_refunded", "updated"} if data["object"] == "payment" else set()
+            assert {k: v for k, v in data.items() if k not in moved} == {
+                k: v for k, v in body.items() if k not in moved
+            }, e["type"]
         one = await shop.get(f"/v1/events/{events[0]['id']}")
         assert one == events[0]
         await demo.get(f"/v1/events/{events[0]['id']}", status=404)

@@ -238,6 +238,7 @@ async def test_a_payment_in_review_is_approved_or_declined_by_an_operator(
                 "decision": "review",
                 "score": held["risk"]["score"],
                 "reasons": ["amount_needs_review"],
+                "rules_version": "review-1",
             }
             assert await balance(api, payer) == {
                 "available": 14_000,

@@ -80,7 +80,7 @@ async def test_a_published_event_carries_its_traceparent_in_the_envelope_and_a_h
     assert [e.traceparent for e in got] == [TRACEPARENT, None]
     headers = await asyncio.to_thread(_first_record_headers, kafka_bootstrap, topic)
     assert headers["traceparent"] == TRACEPARENT.encode()
-    assert headers["ce_id"] == b"evt_1"
+    assert headers["content-type"] == b"application/cloudevents+json"
 
 
 async def test_a_record_with_the_traceparent_only_in_its_header_gives_the_consumer_it(

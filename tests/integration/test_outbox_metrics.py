@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 from prometheus_client import REGISTRY
 
-from paymesh.contracts.events import Event
+from paymesh.contracts.events import PAYMENT_SUCCEEDED, Event
 from paymesh.platform.bus import InProcessBus
 from paymesh.platform.clock import FixedClock
 from paymesh.platform.db import Database
@@ -17,7 +17,7 @@ from paymesh.platform.outbox import OutboxRelay, append, outbox_table
 
 def _event(n: int) -> Event:
     return Event(
-        id=f"evt_{n}", source="test", type="thing.happened", subject=f"obj_{n}",
+        id=f"evt_{n}", source="test", type=PAYMENT_SUCCEEDED, subject=f"obj_{n}",
         time="2026-01-01T00:00:00Z", tenant="ten_1", data={"n": n},
     )  # fmt: skip
 

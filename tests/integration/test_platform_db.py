@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from paymesh.contracts.events import Event
+from paymesh.contracts.events import PAYMENT_SUCCEEDED, Event
 from paymesh.platform.bus import InProcessBus
 from paymesh.platform.db import Database
 from paymesh.platform.outbox import OutboxRelay, append, first_delivery, inbox_table, outbox_table
@@ -17,7 +17,7 @@ def _tables() -> tuple[sa.MetaData, sa.Table, sa.Table]:
 
 def _event(n: int) -> Event:
     return Event(
-        id=f"evt_{n}", source="test", type="thing.happened", subject=f"obj_{n % 2}",
+        id=f"evt_{n}", source="test", type=PAYMENT_SUCCEEDED, subject=f"obj_{n % 2}",
         time="2026-01-01T00:00:00Z", tenant="ten_1", data={"n": n},
     )  # fmt: skip
 

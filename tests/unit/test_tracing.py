@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
-from paymesh.contracts.events import Event
+from paymesh.contracts.events import TOPIC_PAYMENTS, Event
 from paymesh.platform.db import Database
 from paymesh.platform.delivery import parse_event
 from paymesh.platform.outbox import append, outbox_table
@@ -148,11 +148,11 @@ async def test_the_outbox_writes_the_active_spans_context_with_the_event(tmp_pat
             await conn.run_sync(metadata.create_all)
         assert current_traceparent() is None
         async with db.transaction() as conn:
-            await append(conn, outbox, "t", EVENT)
+            await append(conn, outbox, TOPIC_PAYMENTS, EVENT)
         with provider.get_tracer("t").start_as_current_span("work", kind=SpanKind.SERVER):
             produced = current_traceparent()
             async with db.transaction() as conn:
-                await append(conn, outbox, "t", dataclasses.replace(EVENT, id="evt_2"))
+                await append(conn, outbox, TOPIC_PAYMENTS, dataclasses.replace(EVENT, id="evt_2"))
         async with db.read() as conn:
             payloads = (await conn.execute(sa.select(outbox.c.payload))).scalars().all()
     finally:

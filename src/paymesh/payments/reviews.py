@@ -21,17 +21,25 @@ default. Payments consumes them in the consumer group :data:`GROUP`:
   review with nobody left to resolve it. The wait is bounded by the hold
   step's deadline, and holds back only the events behind it on its partition.
 
-Every other event type on the topic (``risk.decision_made``) is ignored
-without a trace. The payload is read by field name: payments imports
-nothing of risk.
+Every other event type on the topic (``risk.decision_made``, or a type added
+later) is ignored without a trace. The payload is the contract's typed message
+(``risk.v1.ReviewResolved``, see :mod:`paymesh.contracts.events`): payments
+imports nothing of risk, and fields it does not know are ignored.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
-from paymesh.contracts.events import TOPIC_RISK, Event
+from paymesh.contracts.events import (
+    REVIEW_APPROVED,
+    REVIEW_DECLINED,
+    TOPIC_RISK,
+    Event,
+    MalformedPayload,
+    payload_of,
+)
+from paymesh.contracts.risk.v1.risk_pb2 import ReviewResolved as ReviewResolvedData
 from paymesh.payments import domain
 from paymesh.payments.domain import Payment, Resolution, ReviewResolved
 from paymesh.payments.events import payment_events
@@ -42,8 +50,6 @@ from paymesh.platform.logging import get_logger
 __all__ = [
     "CONSUMER",
     "GROUP",
-    "REVIEW_APPROVED",
-    "REVIEW_DECLINED",
     "TOPIC",
     "apply_review_event",
     "review_resolved",
@@ -52,8 +58,6 @@ __all__ = [
 log = get_logger(__name__)
 
 TOPIC = TOPIC_RISK
-REVIEW_APPROVED = "review.approved"
-REVIEW_DECLINED = "review.declined"
 # The consumer group on the bus, and the consumer's name in the inbox.
 GROUP = "payments"
 CONSUMER = "payments.reviews"
@@ -74,11 +78,17 @@ def review_resolved(event: Event) -> ReviewResolved | None:
     resolution = _RESOLUTIONS.get(event.type)
     if resolution is None:
         return None
-    data: dict[str, Any] = event.data if isinstance(event.data, dict) else {}
-    payment_id = data.get("payment_id") or event.subject
-    tenant_id = data.get("tenant_id") or event.tenant
-    stated = data.get("resolution", resolution.value)
-    if not isinstance(payment_id, str) or not payment_id or not isinstance(tenant_id, str):
+    try:
+        data = payload_of(event, ReviewResolvedData)
+    except MalformedPayload as exc:
+        log.warning("review_event_malformed", event_id=event.id, error=str(exc))
+        return None
+    if data is None:
+        return None
+    payment_id = data.payment_id or event.subject
+    tenant_id = data.tenant_id or event.tenant
+    stated = data.resolution or resolution.value
+    if not payment_id:
         log.warning("review_event_malformed", event_id=event.id, error="no payment or tenant")
         return None
     if stated != resolution.value or (event.tenant and tenant_id != event.tenant):
@@ -88,8 +98,8 @@ def review_resolved(event: Event) -> ReviewResolved | None:
         payment_id=payment_id,
         tenant_id=tenant_id,
         resolution=resolution,
-        resolved_by=str(data.get("resolved_by") or ""),
-        note=str(data.get("note") or ""),
+        resolved_by=data.resolved_by,
+        note=data.note,
     )
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "dead_letter_topic",
     "describe_error",
     "is_infrastructure",
+    "parse_envelope",
     "parse_event",
 ]
 
@@ -75,6 +76,12 @@ def parse_event(raw: bytes | None) -> Event:
         obj: Any = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedEvent(f"not JSON: {exc}") from exc
+    return parse_envelope(obj)
+
+
+def parse_envelope(obj: Any) -> Event:
+    """The event the envelope `obj` (parsed JSON) is, or :class:`MalformedEvent`:
+    every attribute paymesh requires present and a string, ``data`` an object."""
     if not isinstance(obj, dict):
         raise MalformedEvent(f"not a JSON object but {type(obj).__name__}")
     missing = [name for name in _REQUIRED if name not in obj]
@@ -85,7 +92,7 @@ def parse_event(raw: bytes | None) -> Event:
         raise MalformedEvent(f"attributes that are not strings: {', '.join(wrong)}")
     if not isinstance(obj.get("data", {}), dict):
         raise MalformedEvent("data is not a JSON object")
-    return Event.from_json(raw)
+    return Event.from_dict(obj)
 
 
 @dataclass(frozen=True)

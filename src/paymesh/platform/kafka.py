@@ -7,6 +7,10 @@ an offset only after the handler's effect is done (at-least-once); the
 handler's inbox makes a redelivery harmless. confluent-kafka is a blocking
 client, so polling and committing run in worker threads.
 
+Records follow the CloudEvents Kafka protocol binding (structured mode written;
+structured, binary and paymesh's older records read: see
+:mod:`paymesh.platform.kafka_binding`).
+
 A record that cannot be parsed, or whose handler keeps failing, goes to the
 dead-letter topic ``<topic>.dlq`` (see :mod:`paymesh.platform.delivery` and
 docs/kafka-dlq.md); its offset is committed only once that topic has it. A
@@ -21,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,8 +50,8 @@ from paymesh.platform.delivery import (
     dead_letter_topic,
     describe_error,
     is_infrastructure,
-    parse_event,
 )
+from paymesh.platform.kafka_binding import from_record, to_record
 from paymesh.platform.logging import KAFKA_LOGGER, get_logger
 from paymesh.platform.metrics import (
     EVENT_CONSUMER_LAG,
@@ -55,7 +59,6 @@ from paymesh.platform.metrics import (
     EVENTS_HANDLED,
     KAFKA_DEAD_LETTERS,
 )
-from paymesh.platform.tracing import TRACEPARENT
 
 __all__ = ["REPLAY_GROUP", "KafkaBus", "KafkaOptions"]
 
@@ -211,16 +214,11 @@ class KafkaBus:
     async def publish(self, topic: str, event: Event) -> None:
         """Publish `event` keyed by its subject; return once Kafka acknowledged it.
 
-        The trace context it was produced in, if any, travels as a ``traceparent``
-        header too, for consumers that read headers and not the envelope."""
-        headers: list[tuple[str, str | bytes | None]] = [
-            ("ce_id", event.id),
-            ("ce_type", event.type),
-            ("ce_tenant", event.tenant),
-        ]
-        if event.traceparent is not None:
-            headers.append((TRACEPARENT, event.traceparent))
-        key, value = event.subject.encode(), event.to_json()
+        The record is in the CloudEvents Kafka binding's structured mode
+        (:mod:`paymesh.platform.kafka_binding`); the trace context it was produced
+        in, if any, travels as a ``traceparent`` header too, for consumers that read
+        headers and not the envelope."""
+        key, value, headers = to_record(event)
         await self._produce(self._physical(topic), key=key, value=value, headers=headers)
 
     async def _produce(
@@ -347,7 +345,7 @@ class KafkaBus:
                 failed = failures.get((topic, partition))
                 attempts = failed.attempts if failed is not None and failed.offset == offset else 0
                 try:
-                    event = _with_header_trace(parse_event(msg.value()), msg)
+                    event = from_record(msg.value(), _headers(msg))
                 except MalformedEvent as exc:
                     await self._dead_letter(group, logical[topic], msg, exc, "malformed", 1)
                 else:
@@ -550,19 +548,6 @@ def _measure_lag(consumer: Consumer, meters: dict[str, _Meters]) -> None:
         lag[tp.topic] += max(0, high - at)
     for topic, n in lag.items():
         meters[topic].lag.set(n)
-
-
-def _with_header_trace(event: Event, msg: Message) -> Event:
-    """`event`, with the record's ``traceparent`` header when its envelope has none
-    (another producer may put the context in the header only)."""
-    if event.traceparent is not None or not msg.headers():
-        return event
-    for key, value in _headers(msg):
-        if key == TRACEPARENT and value:
-            raw = value.decode(errors="replace") if isinstance(value, bytes) else value
-            # As Event.from_json would take it from the envelope: bounded, never refused.
-            return replace(event, traceparent=raw) if len(raw) <= 256 else event
-    return event
 
 
 def _headers(msg: Message) -> list[tuple[str, str | bytes | None]]:

@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from paymesh.contracts.events import Event
+from paymesh.contracts.events import Event, check_publishable
 from paymesh.platform.bus import EventBus
 from paymesh.platform.clock import Clock, SystemClock
 from paymesh.platform.db import Database
@@ -81,7 +81,12 @@ async def append(
     now_us: int | None = None,
 ) -> None:
     """Write `event` to the outbox inside the caller's transaction, with the trace
-    context it was produced in (when a span is active: tracing is on)."""
+    context it was produced in (when a span is active: tracing is on).
+
+    Raises :class:`~paymesh.contracts.events.UnknownEventType` for an event of a
+    type the contract does not declare: a producer bug, caught before it commits.
+    """
+    check_publishable(event)
     if event.traceparent is None and (traceparent := current_traceparent()) is not None:
         event = dataclasses.replace(event, traceparent=traceparent)
     await conn.execute(

@@ -18,20 +18,36 @@ in the consumer group :data:`GROUP` (see
 put the payment in the velocity windows (once per payment id);
 ``payment.succeeded`` also feeds the payer's history; ``payment.failed`` and
 ``payment.canceled`` take it out of the windows (the money did not move).
-Every other type is ignored. The payload is the payments service's public
-payment object (``id``, ``payer_account_id``, ``currency``,
-``amount_captured``, …), read here by field name so risk imports nothing of
-payments.
+Every other type is ignored. The payload is the contract's typed message
+``payments.v1.Payment`` (the public payment object; see
+:mod:`paymesh.contracts.events`), so risk imports nothing of payments, and
+fields it does not know are ignored.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from paymesh.contracts.events import TOPIC_PAYMENTS, TOPIC_RISK, Event, format_time
+from paymesh.contracts.events import (
+    DECISION_MADE,
+    PAYMENT_CANCELED,
+    PAYMENT_FAILED,
+    PAYMENT_IN_REVIEW,
+    PAYMENT_REQUIRES_CAPTURE,
+    PAYMENT_SUCCEEDED,
+    REVIEW_APPROVED,
+    REVIEW_DECLINED,
+    TOPIC_PAYMENTS,
+    TOPIC_RISK,
+    Event,
+    MalformedPayload,
+    new_event,
+    payload_of,
+)
+from paymesh.contracts.objects import parse_time
+from paymesh.contracts.payments.v1.payments_pb2 import Payment
+from paymesh.contracts.risk.v1 import risk_pb2 as rpb
 from paymesh.platform.clock import new_id
 from paymesh.platform.logging import get_logger
 from paymesh.risk.domain import (
@@ -44,13 +60,10 @@ from paymesh.risk.domain import (
 )
 
 __all__ = [
+    "CONSUMED_TYPES",
     "CONSUMER",
-    "DECISION_MADE",
     "GROUP",
     "PAYMENTS_TOPIC",
-    "PAYMENT_SUCCEEDED",
-    "REVIEW_APPROVED",
-    "REVIEW_DECLINED",
     "SOURCE",
     "TOPIC",
     "decision_made",
@@ -63,47 +76,44 @@ log = get_logger(__name__)
 
 TOPIC = TOPIC_RISK
 SOURCE = "paymesh.risk"
-DECISION_MADE = "risk.decision_made"
 
 PAYMENTS_TOPIC = TOPIC_PAYMENTS
-PAYMENT_SUCCEEDED = "payment.succeeded"
-REVIEW_APPROVED = "review.approved"
-REVIEW_DECLINED = "review.declined"
-_MOVED = frozenset({"payment.requires_capture", "payment.in_review"})
-_DROPPED = frozenset({"payment.failed", "payment.canceled"})
+_MOVED = frozenset({PAYMENT_REQUIRES_CAPTURE, PAYMENT_IN_REVIEW})
+_DROPPED = frozenset({PAYMENT_FAILED, PAYMENT_CANCELED})
+# The payment event types the features read; every other type is ignored.
+CONSUMED_TYPES = _MOVED | _DROPPED | {PAYMENT_SUCCEEDED}
 # The consumer group on the bus, and the consumer's name in the inbox.
 GROUP = "risk"
 CONSUMER = "risk.payer_stats"
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_EVENT_ID = 64
 
 
 def decision_made(decision: Decision, *, event_id: str | None = None) -> Event:
     """The CloudEvent announcing `decision`, keyed by its payment id."""
-    return Event(
-        id=event_id or new_id("evt"),
+    payload = rpb.DecisionMade(
+        payment_id=decision.payment_id,
+        payer_account_id=decision.payer_account_id,
+        payee_account_id=decision.payee_account_id,
+        amount=decision.amount,
+        currency=decision.currency,
+        outcome=decision.outcome.value,
+        score=decision.score,
+        reasons=[
+            rpb.Reason(code=r.code, rule_id=r.rule_id, message=r.message) for r in decision.reasons
+        ],
+        rules_version=decision.rules_version,
+        rules_checksum=decision.rules_checksum,
+        decided_at_us=decision.decided_at_us,
+    )
+    return new_event(
+        DECISION_MADE,
+        payload,
+        event_id=event_id or new_id("evt"),
         source=SOURCE,
-        type=DECISION_MADE,
         subject=decision.payment_id,
-        time=format_time(decision.decided_at_us),
+        time_us=decision.decided_at_us,
         tenant=decision.tenant_id,
-        data={
-            "payment_id": decision.payment_id,
-            "payer_account_id": decision.payer_account_id,
-            "payee_account_id": decision.payee_account_id,
-            "amount": decision.amount,
-            "currency": decision.currency,
-            "outcome": decision.outcome.value,
-            "score": decision.score,
-            "reasons": [
-                {"code": r.code, "rule_id": r.rule_id, "message": r.message}
-                for r in decision.reasons
-            ],
-            "rules_version": decision.rules_version,
-            "rules_checksum": decision.rules_checksum,
-            "decided_at_us": decision.decided_at_us,
-        },
     )
 
 
@@ -113,20 +123,21 @@ def review_resolved(review: Review) -> Event:
     if resolution is None:
         raise ValueError(f"review of {review.payment_id} is not resolved")
     kind = REVIEW_APPROVED if resolution.value == "approve" else REVIEW_DECLINED
-    return Event(
-        id=_event_id(review.payment_id, kind),
+    payload = rpb.ReviewResolved(
+        payment_id=review.payment_id,
+        tenant_id=review.tenant_id,
+        resolution=resolution.value,
+        resolved_by=review.resolved_by,
+        note=review.note,
+    )
+    return new_event(
+        kind,
+        payload,
+        event_id=_event_id(review.payment_id, kind),
         source=SOURCE,
-        type=kind,
         subject=review.payment_id,
-        time=format_time(review.resolved_at_us),
+        time_us=review.resolved_at_us,
         tenant=review.tenant_id,
-        data={
-            "payment_id": review.payment_id,
-            "tenant_id": review.tenant_id,
-            "resolution": resolution.value,
-            "resolved_by": review.resolved_by,
-            "note": review.note,
-        },
     )
 
 
@@ -145,25 +156,27 @@ def payment_update(event: Event, decision: Decision | None) -> PaymentUpdate | N
     made on it, since payment events do not carry it; its velocity entry is
     timed at the decision when there is one, else at the event.
     """
-    if event.type not in _MOVED | _DROPPED | {PAYMENT_SUCCEEDED}:
+    if event.type not in CONSUMED_TYPES:
         return None
-    data: dict[str, Any] = event.data
     try:
-        at_us = _time_us(event.time)
+        data = payload_of(event, Payment)
+        if data is None:
+            return None
+        at_us = parse_time(event.time)
         if decision is not None and decision.tenant_id == event.tenant:
             payment = decision.payment()
             at_us = decision.decided_at_us
         else:
             payment = DecidePayment(
-                payment_id=_text(data.get("id") or event.subject),
+                payment_id=_text(data.id or event.subject),
                 tenant_id=_text(event.tenant),
-                payer_account_id=_text(data["payer_account_id"]),
-                payee_account_id=str(data.get("payee_account_id") or ""),
-                amount=_amount(data.get("amount", data.get("amount_captured"))),
-                currency=_text(data["currency"]),
+                payer_account_id=_text(data.payer_account_id),
+                payee_account_id=data.payee_account_id,
+                amount=_amount(data.amount or data.amount_captured),
+                currency=_text(data.currency),
                 context=PaymentContext(),
             )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (MalformedPayload, TypeError, ValueError) as exc:
         log.warning("payment_event_malformed", event_id=event.id, error=str(exc))
         return None
     if event.type in _DROPPED:
@@ -194,17 +207,19 @@ def succeeded_payment(event: Event) -> SucceededPayment | None:
     """
     if event.type != PAYMENT_SUCCEEDED:
         return None
-    data: dict[str, Any] = event.data
     try:
+        data = payload_of(event, Payment)
+        if data is None:
+            return None
         payment = SucceededPayment(
-            payment_id=str(data.get("id") or event.subject),
+            payment_id=data.id or event.subject,
             tenant_id=event.tenant,
-            payer_account_id=_text(data["payer_account_id"]),
-            currency=_text(data["currency"]),
-            amount=_amount(data.get("amount_captured", data.get("amount"))),
-            at_us=_time_us(event.time),
+            payer_account_id=_text(data.payer_account_id),
+            currency=_text(data.currency),
+            amount=_amount(data.amount_captured or data.amount),
+            at_us=parse_time(event.time),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (MalformedPayload, TypeError, ValueError) as exc:
         log.warning("payment_event_malformed", event_id=event.id, error=str(exc))
         return None
     if not payment.tenant_id:
@@ -224,11 +239,3 @@ def _amount(value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ValueError(f"expected an amount in minor units, got {value!r}")
     return value
-
-
-def _time_us(value: str) -> int:
-    """Unix microseconds from an RFC 3339 time (``…Z`` or with an offset)."""
-    moment = datetime.fromisoformat(value)
-    if moment.tzinfo is None:
-        raise ValueError(f"time without a zone: {value!r}")
-    return (moment - _EPOCH) // timedelta(microseconds=1)

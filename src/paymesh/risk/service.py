@@ -30,7 +30,7 @@ from paymesh.risk.domain import (
     list_field_value,
 )
 from paymesh.risk.errors import DecisionNotFound, InvalidRequest, ReviewNotFound, ScopeRequired
-from paymesh.risk.events import decision_made, payment_update, review_resolved
+from paymesh.risk.events import CONSUMED_TYPES, decision_made, payment_update, review_resolved
 from paymesh.risk.features import FeatureStore
 from paymesh.risk.store import DecisionStore, ListStore, ReviewStore
 
@@ -215,7 +215,7 @@ async def record_payment_event(
 
     Types that mean nothing to the features are ignored without touching storage.
     """
-    if not event.type.startswith("payment."):
+    if event.type not in CONSUMED_TYPES:
         return False
     decision = await decisions.get(event.subject) if event.subject else None
     update = payment_update(event, decision)

@@ -14,16 +14,15 @@ from dataclasses import dataclass, field
 from enum import Enum
 from urllib.parse import urlsplit
 
+from paymesh.contracts.events import PUBLIC_EVENT_TYPES
 from paymesh.webhooks.errors import InvalidRequest
 
 __all__ = [
     "ALL_EVENTS",
     "ATTEMPT_OUTCOMES",
-    "ENDPOINT_DISABLED",
     "MAX_DESCRIPTION",
     "MAX_ROTATION_GRACE_S",
     "MAX_URL",
-    "PUBLIC_EVENT_TYPES",
     "AfterAttempt",
     "Attempt",
     "AttemptResult",
@@ -49,26 +48,6 @@ __all__ = [
 ]
 
 ALL_EVENTS = "*"
-ENDPOINT_DISABLED = "webhook_endpoint.disabled"
-# The public events: what the REST API documents and merchants may subscribe to.
-PUBLIC_EVENT_TYPES = frozenset(
-    {
-        "payment.requires_capture",
-        "payment.in_review",
-        "payment.succeeded",
-        "payment.canceled",
-        "payment.failed",
-        "refund.succeeded",
-        "refund.failed",
-        "topup.succeeded",
-        "topup.failed",
-        "payout.succeeded",
-        "payout.failed",
-        "transfer.succeeded",
-        "transfer.failed",
-        ENDPOINT_DISABLED,
-    }
-)
 MAX_URL = 2048
 MAX_DESCRIPTION = 500
 MAX_EVENTS = 50

@@ -3,25 +3,36 @@
 Consumed: :data:`~paymesh.contracts.events.TOPIC_PAYMENTS` and this service's own
 :data:`~paymesh.contracts.events.TOPIC_WEBHOOKS`, in the consumer group
 :data:`GROUP`; each event id is applied once (the inbox, consumer
-:data:`CONSUMER`). Only the types in
-:data:`~paymesh.webhooks.domain.PUBLIC_EVENT_TYPES` are delivered; others
-(internal ones, or types added later and not yet public) are skipped.
+:data:`CONSUMER`). Only the contract's public types
+(:data:`~paymesh.contracts.events.PUBLIC_EVENT_TYPES`) are delivered; others
+(internal ones, or types added later and not yet in this contract) are
+skipped. The envelope is delivered as it came, fields this version does not
+know included.
 
 Published: ``webhook_endpoint.disabled`` on TOPIC_WEBHOOKS, keyed by the
-endpoint id, when an endpoint has failed for ``webhooks.disable_after_s``;
-``data`` is ``{"id", "object": "webhook_endpoint", "url", "reason", "disabled_at"}``.
+endpoint id, when an endpoint has failed for ``webhooks.disable_after_s``; its
+payload is ``webhooks.v1.EndpointDisabled``: ``data`` is
+``{"id", "object": "webhook_endpoint", "url", "reason", "disabled_at"}``.
 """
 
 from __future__ import annotations
 
-from paymesh.contracts.events import TOPIC_PAYMENTS, TOPIC_WEBHOOKS, Event, format_time
+from paymesh.contracts.events import (
+    ENDPOINT_DISABLED,
+    PUBLIC_EVENT_TYPES,
+    TOPIC_PAYMENTS,
+    TOPIC_WEBHOOKS,
+    Event,
+    format_time,
+    new_event,
+)
+from paymesh.contracts.webhooks.v1.webhooks_pb2 import EndpointDisabled
 from paymesh.platform.clock import new_id
-from paymesh.webhooks.domain import ENDPOINT_DISABLED, PUBLIC_EVENT_TYPES, Endpoint
+from paymesh.webhooks.domain import Endpoint
 
 __all__ = [
     "CONSUMED_TOPICS",
     "CONSUMER",
-    "ENDPOINT_DISABLED",
     "GROUP",
     "SOURCE",
     "TOPIC",
@@ -50,18 +61,19 @@ def reason_failing_since(since_us: int) -> str:
 
 def endpoint_disabled(endpoint: Endpoint, reason: str, *, now_us: int) -> Event:
     """The CloudEvent saying `endpoint` was disabled, keyed by its id."""
-    return Event(
-        id=new_id("evt"),
+    payload = EndpointDisabled(
+        id=endpoint.id,
+        object="webhook_endpoint",
+        url=endpoint.url,
+        reason=reason,
+        disabled_at=format_time(now_us),
+    )
+    return new_event(
+        ENDPOINT_DISABLED,
+        payload,
+        event_id=new_id("evt"),
         source=SOURCE,
-        type=ENDPOINT_DISABLED,
         subject=endpoint.id,
-        time=format_time(now_us),
+        time_us=now_us,
         tenant=endpoint.tenant_id,
-        data={
-            "id": endpoint.id,
-            "object": "webhook_endpoint",
-            "url": endpoint.url,
-            "reason": reason,
-            "disabled_at": format_time(now_us),
-        },
     )

@@ -124,3 +124,20 @@ def test_only_a_payment_still_deciding_or_holding_is_before_its_review(
 ) -> None:
     p = dataclasses.replace(_in_review(), **changes)  # type: ignore[arg-type]
     assert domain.before_review(p) is waiting
+
+
+def test_a_review_event_with_fields_payments_does_not_know_is_read_all_the_same() -> None:
+    from paymesh.contracts.events import Event
+    from paymesh.payments.reviews import review_resolved
+
+    def review(type: str, **extra: object) -> Event:
+        data = {"payment_id": "pay_1", "tenant_id": "ten_1", "resolution": "approve", **extra}
+        return Event(
+            id="evt_1", source="paymesh.risk", type=type, subject="pay_1",
+            time="2026-01-01T00:00:00Z", tenant="ten_1", data=data,
+        )  # fmt: skip
+
+    plain = review_resolved(review("review.approved"))
+    assert plain is not None
+    assert review_resolved(review("review.approved", escalated_to="team-b")) == plain
+    assert review_resolved(review("review.escalated")) is None

@@ -93,3 +93,13 @@ def test_a_review_event_id_fits_the_outbox_even_for_a_long_payment_id() -> None:
     assert event.type == "review.declined"
     short = replace(review, decision=replace(decision, payment_id="pay_1"))
     assert review_resolved(short).id == "evt_pay_1_review.declined"
+
+
+def test_a_payment_event_with_fields_risk_does_not_know_is_read_all_the_same() -> None:
+    future = event(surcharge={"amount": 5}, created_at="2026-01-01T00:00:00Z")
+    assert succeeded_payment(future) == succeeded_payment(event())
+    assert payment_update(future, None) == payment_update(event(), None)
+
+
+def test_a_payment_event_of_a_type_risk_does_not_know_means_nothing() -> None:
+    assert payment_update(event(type="payment.partially_refunded"), None) is None

@@ -22,6 +22,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from paymesh.contracts.events import (
+    PAYMENT_CANCELED,
+    PAYMENT_FAILED,
+    PAYMENT_IN_REVIEW,
+    PAYMENT_REQUIRES_CAPTURE,
+    PAYMENT_SUCCEEDED,
+)
 from paymesh.payments.domain.common import (
     TIMEOUT,
     Step,
@@ -323,7 +330,7 @@ def give_up_step(p: Payment, now_us: int) -> Transition:
             failure_code=TIMEOUT,
             failure_message=message,
         )
-        return failed, ("payment.failed",)
+        return failed, (PAYMENT_FAILED,)
     if p.step is Step.HOLD:
         voiding = _update(p, now_us, step=Step.VOID, failure_code=TIMEOUT, failure_message=message)
         return voiding, ()
@@ -356,7 +363,7 @@ def apply_capture_lookup(p: Payment, found: Sequence[Transfer], now_us: int) -> 
             step_amount=amount,
             failure_message="",
         )
-        return succeeded, ("payment.succeeded",)
+        return succeeded, (PAYMENT_SUCCEEDED,)
     voiding = _update(p, now_us, step=Step.VOID, step_amount=0, failure_code=TIMEOUT)
     return voiding, ()
 
@@ -397,7 +404,7 @@ def apply_risk(p: Payment, risk: RiskAssessment, now_us: int) -> Transition:
             failure_code="risk_declined",
             failure_message=f"declined by risk: {reasons}",
         )
-        return failed, ("payment.failed",)
+        return failed, (PAYMENT_FAILED,)
     return _update(p, now_us, risk=risk, step=Step.HOLD), ()
 
 
@@ -417,12 +424,12 @@ def complete_step(p: Payment, now_us: int) -> Transition:
     if p.step is Step.HOLD:
         if p.risk is not None and p.risk.decision == "review":
             return _update(p, now_us, status=PaymentStatus.IN_REVIEW, step=None), (
-                "payment.in_review",
+                PAYMENT_IN_REVIEW,
             )
         if p.capture_method is CaptureMethod.AUTOMATIC:
             return _update(p, now_us, step=Step.CAPTURE, step_amount=p.amount), ()
         return _update(p, now_us, status=PaymentStatus.REQUIRES_CAPTURE, step=None), (
-            "payment.requires_capture",
+            PAYMENT_REQUIRES_CAPTURE,
         )
     if p.step is Step.CAPTURE:
         succeeded = _update(
@@ -433,12 +440,12 @@ def complete_step(p: Payment, now_us: int) -> Transition:
             fee=_fee(p, p.step_amount),
             step=None,
         )
-        return succeeded, ("payment.succeeded",)
+        return succeeded, (PAYMENT_SUCCEEDED,)
     if p.step is Step.VOID:
         if p.failure_code and p.failure_code != AUTHORIZATION_EXPIRED:
             # The compensation of a refused capture: the money is back, the payment failed.
-            return _update(p, now_us, status=PaymentStatus.FAILED, step=None), ("payment.failed",)
-        return _update(p, now_us, status=PaymentStatus.CANCELED, step=None), ("payment.canceled",)
+            return _update(p, now_us, status=PaymentStatus.FAILED, step=None), (PAYMENT_FAILED,)
+        return _update(p, now_us, status=PaymentStatus.CANCELED, step=None), (PAYMENT_CANCELED,)
     raise ValueError(f"payment {p.id} has no ledger step in progress")
 
 
@@ -465,7 +472,7 @@ def fail_step(p: Payment, code: str, message: str, now_us: int) -> Transition:
         failure_code=code,
         failure_message=message,
     )
-    return failed, ("payment.failed",)
+    return failed, (PAYMENT_FAILED,)
 
 
 def _expect_step(p: Payment, step: Step) -> None:

@@ -15,6 +15,7 @@ import dataclasses
 from dataclasses import dataclass
 from enum import StrEnum
 
+from paymesh.contracts.events import PAYOUT_FAILED, PAYOUT_SUCCEEDED
 from paymesh.payments.domain.common import (
     TIMEOUT,
     BankOutcome,
@@ -145,7 +146,7 @@ def apply_payout_ledger(p: Payout, result: str, now_us: int) -> PayoutTransition
     if p.step is Step.POST:
         if done:
             succeeded = dataclasses.replace(_next(p, None, now_us), status=PayoutStatus.SUCCEEDED)
-            return succeeded, ("payout.succeeded",)
+            return succeeded, (PAYOUT_SUCCEEDED,)
         return _fail(p, failure_code(result), now_us)
     if p.step is Step.VOID:
         # The hold is gone either way; the payout fails with the bank's code.
@@ -187,4 +188,4 @@ def _fail(p: Payout, code: str, now_us: int) -> PayoutTransition:
     failed = dataclasses.replace(
         _next(p, None, now_us), status=PayoutStatus.FAILED, failure_code=code
     )
-    return failed, ("payout.failed",)
+    return failed, (PAYOUT_FAILED,)

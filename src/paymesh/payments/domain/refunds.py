@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from enum import StrEnum
 
+from paymesh.contracts.events import REFUND_FAILED, REFUND_SUCCEEDED
 from paymesh.payments.domain.common import Step, Transfer, failure_code, validate_id
 from paymesh.payments.domain.payments import Payment, PaymentStatus
 from paymesh.payments.errors import AmountExceedsRefundable, InvalidRequest, InvalidState
@@ -127,7 +128,7 @@ def settle_refund(r: Refund, result: str, now_us: int) -> tuple[Refund, tuple[st
         done = dataclasses.replace(
             r, status=RefundStatus.SUCCEEDED, step=None, updated_at_us=now_us, attempts=0
         )
-        return done, ("refund.succeeded",)
+        return done, (REFUND_SUCCEEDED,)
     failed = dataclasses.replace(
         r,
         status=RefundStatus.FAILED,
@@ -136,4 +137,4 @@ def settle_refund(r: Refund, result: str, now_us: int) -> tuple[Refund, tuple[st
         updated_at_us=now_us,
         attempts=0,
     )
-    return failed, ("refund.failed",)
+    return failed, (REFUND_FAILED,)

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from paymesh.contracts.events import PAYMENT_REQUIRES_CAPTURE
 from paymesh.payments.domain.common import Step
 from paymesh.payments.domain.payments import (
     CaptureMethod,
@@ -80,4 +81,4 @@ def resolve_review(p: Payment, resolved: ReviewResolved, now_us: int) -> Transit
             p, now_us, status=PaymentStatus.PROCESSING, step=Step.CAPTURE, step_amount=p.amount
         )
         return capturing, ()
-    return _update(p, now_us, status=PaymentStatus.REQUIRES_CAPTURE), ("payment.requires_capture",)
+    return _update(p, now_us, status=PaymentStatus.REQUIRES_CAPTURE), (PAYMENT_REQUIRES_CAPTURE,)

@@ -13,6 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 from enum import StrEnum
 
+from paymesh.contracts.events import TOPUP_FAILED, TOPUP_SUCCEEDED
 from paymesh.payments.domain.common import (
     BankOutcome,
     BankResult,
@@ -123,7 +124,7 @@ def settle_topup(t: Topup, result: str, now_us: int) -> tuple[Topup, tuple[str, 
         done = dataclasses.replace(
             t, status=TopupStatus.SUCCEEDED, step=None, updated_at_us=now_us, attempts=0
         )
-        return done, ("topup.succeeded",)
+        return done, (TOPUP_SUCCEEDED,)
     failed = dataclasses.replace(
         t,
         status=TopupStatus.FAILED,
@@ -132,7 +133,7 @@ def settle_topup(t: Topup, result: str, now_us: int) -> tuple[Topup, tuple[str, 
         updated_at_us=now_us,
         attempts=0,
     )
-    return failed, ("topup.failed",)
+    return failed, (TOPUP_FAILED,)
 
 
 def apply_topup_bank(t: Topup, answer: BankResult, now_us: int) -> tuple[Topup, tuple[str, ...]]:
@@ -151,7 +152,7 @@ def fail_topup(t: Topup, code: str, now_us: int) -> tuple[Topup, tuple[str, ...]
     failed = dataclasses.replace(
         t, status=TopupStatus.FAILED, failure_code=code, step=None, updated_at_us=now_us, attempts=0
     )
-    return failed, ("topup.failed",)
+    return failed, (TOPUP_FAILED,)
 
 
 def _next(t: Topup, step: Step, now_us: int) -> Topup:

@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from enum import StrEnum
 
+from paymesh.contracts.events import TRANSFER_FAILED, TRANSFER_SUCCEEDED
 from paymesh.payments.domain.common import (
     Step,
     Transfer,
@@ -117,10 +118,8 @@ def settle_p2p_transfer(
     """Apply the ledger's answer (ok/exists: succeeded; anything else: failed)."""
     done = dataclasses.replace(t, step=None, updated_at_us=now_us, attempts=0)
     if result in ("ok", "exists"):
-        return dataclasses.replace(done, status=P2PTransferStatus.SUCCEEDED), (
-            "transfer.succeeded",
-        )
+        return dataclasses.replace(done, status=P2PTransferStatus.SUCCEEDED), (TRANSFER_SUCCEEDED,)
     failed = dataclasses.replace(
         done, status=P2PTransferStatus.FAILED, failure_code=failure_code(result)
     )
-    return failed, ("transfer.failed",)
+    return failed, (TRANSFER_FAILED,)

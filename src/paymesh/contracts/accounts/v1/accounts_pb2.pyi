@@ -798,3 +798,47 @@ class ListAccountsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListAccountsResponse: _TypeAlias = ListAccountsResponse  # noqa: Y015
+
+@_typing.final
+class TransferExpired(_message.Message):
+    """Event payloads (data of the CloudEvents accounts publishes; the event types
+    are declared in paymesh.contracts.events). The JSON data has these field names.
+
+    transfer.expired: a hold ran out and was voided; keyed by the pending transfer's id.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PENDING_ID_FIELD_NUMBER: _builtins.int
+    TRANSFER_ID_FIELD_NUMBER: _builtins.int
+    DEBIT_ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    CREDIT_ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    REFERENCE_FIELD_NUMBER: _builtins.int
+    pending_id: _builtins.str
+    transfer_id: _builtins.str
+    """The id of the void transfer."""
+    debit_account_id: _builtins.str
+    credit_account_id: _builtins.str
+    amount: _builtins.int
+    currency: _builtins.str
+    reference: _builtins.str
+    def __init__(
+        self,
+        *,
+        pending_id: _builtins.str = ...,
+        transfer_id: _builtins.str = ...,
+        debit_account_id: _builtins.str = ...,
+        credit_account_id: _builtins.str = ...,
+        amount: _builtins.int = ...,
+        currency: _builtins.str = ...,
+        reference: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "credit_account_id", b"credit_account_id", "currency", b"currency", "debit_account_id", b"debit_account_id", "pending_id", b"pending_id", "reference", b"reference", "transfer_id", b"transfer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TransferExpired: _TypeAlias = TransferExpired  # noqa: Y015

@@ -617,3 +617,95 @@ class ResolveReviewRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ResolveReviewRequest: _TypeAlias = ResolveReviewRequest  # noqa: Y015
+
+@_typing.final
+class DecisionMade(_message.Message):
+    """Event payloads (data of the CloudEvents risk publishes; the event types are
+    declared in paymesh.contracts.events). The JSON data has these field names.
+
+    risk.decision_made: keyed by the payment id, once per payment.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYMENT_ID_FIELD_NUMBER: _builtins.int
+    PAYER_ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    PAYEE_ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    REASONS_FIELD_NUMBER: _builtins.int
+    RULES_VERSION_FIELD_NUMBER: _builtins.int
+    RULES_CHECKSUM_FIELD_NUMBER: _builtins.int
+    DECIDED_AT_US_FIELD_NUMBER: _builtins.int
+    payment_id: _builtins.str
+    payer_account_id: _builtins.str
+    payee_account_id: _builtins.str
+    amount: _builtins.int
+    currency: _builtins.str
+    outcome: _builtins.str
+    """"approve", "review" or "decline"."""
+    score: _builtins.int
+    rules_version: _builtins.str
+    rules_checksum: _builtins.str
+    decided_at_us: _builtins.int
+    @_builtins.property
+    def reasons(self) -> _containers.RepeatedCompositeFieldContainer[Global___Reason]: ...
+    def __init__(
+        self,
+        *,
+        payment_id: _builtins.str = ...,
+        payer_account_id: _builtins.str = ...,
+        payee_account_id: _builtins.str = ...,
+        amount: _builtins.int = ...,
+        currency: _builtins.str = ...,
+        outcome: _builtins.str = ...,
+        score: _builtins.int = ...,
+        reasons: _abc.Iterable[Global___Reason] | None = ...,
+        rules_version: _builtins.str = ...,
+        rules_checksum: _builtins.str = ...,
+        decided_at_us: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "currency", b"currency", "decided_at_us", b"decided_at_us", "outcome", b"outcome", "payee_account_id", b"payee_account_id", "payer_account_id", b"payer_account_id", "payment_id", b"payment_id", "reasons", b"reasons", "rules_checksum", b"rules_checksum", "rules_version", b"rules_version", "score", b"score"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecisionMade: _TypeAlias = DecisionMade  # noqa: Y015
+
+@_typing.final
+class ReviewResolved(_message.Message):
+    """review.approved and review.declined: keyed by the payment id, once per review."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYMENT_ID_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    RESOLUTION_FIELD_NUMBER: _builtins.int
+    RESOLVED_BY_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    payment_id: _builtins.str
+    tenant_id: _builtins.str
+    resolution: _builtins.str
+    """"approve" or "decline"."""
+    resolved_by: _builtins.str
+    """The operator's client id, or "timeout" when the default applied."""
+    note: _builtins.str
+    def __init__(
+        self,
+        *,
+        payment_id: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+        resolution: _builtins.str = ...,
+        resolved_by: _builtins.str = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["note", b"note", "payment_id", b"payment_id", "resolution", b"resolution", "resolved_by", b"resolved_by", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReviewResolved: _TypeAlias = ReviewResolved  # noqa: Y015

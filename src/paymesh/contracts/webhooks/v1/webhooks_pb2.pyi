@@ -442,3 +442,42 @@ class ResendEventRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ResendEventRequest: _TypeAlias = ResendEventRequest  # noqa: Y015
+
+@_typing.final
+class EndpointDisabled(_message.Message):
+    """Event payloads (data of the CloudEvents webhooks publishes; the event types
+    are declared in paymesh.contracts.events). The JSON data has these field names.
+
+    webhook_endpoint.disabled: keyed by the endpoint id.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    OBJECT_FIELD_NUMBER: _builtins.int
+    URL_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    DISABLED_AT_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    object: _builtins.str
+    """Always "webhook_endpoint"."""
+    url: _builtins.str
+    reason: _builtins.str
+    disabled_at: _builtins.str
+    """RFC 3339 UTC."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        object: _builtins.str = ...,
+        url: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        disabled_at: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["disabled_at", b"disabled_at", "id", b"id", "object", b"object", "reason", b"reason", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EndpointDisabled: _TypeAlias = EndpointDisabled  # noqa: Y015

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from paymesh.contracts.events import PAYMENT_SUCCEEDED
 from paymesh.gateway.schemas import _Out
 
 
@@ -18,9 +19,9 @@ class EventOut(BaseModel):
         json_schema_extra={
             "examples": [
                 {
-                    "id": "evt_pay_0a1b2c_payment.succeeded",
+                    "id": f"evt_pay_0a1b2c_{PAYMENT_SUCCEEDED}",
                     "source": "/paymesh/payments",
-                    "type": "payment.succeeded",
+                    "type": PAYMENT_SUCCEEDED,
                     "subject": "pay_0a1b2c",
                     "time": "2026-01-01T12:00:00Z",
                     "tenant": "ten_0a1b2c",
@@ -39,7 +40,9 @@ class EventOut(BaseModel):
     tenant: str
     specversion: str
     datacontenttype: str
-    data: dict[str, Any] = Field(description="The object as the REST API shows it.")
+    data: dict[str, Any] = Field(
+        description="The object as the REST API shows it (the same fields, the same names)."
+    )
 
 
 class EventList(_Out):

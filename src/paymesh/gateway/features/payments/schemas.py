@@ -61,6 +61,12 @@ class RiskOut(_Out):
     reasons: list[str]
 
 
+class PaymentRiskOut(RiskOut):
+    """What risk decided on a payment, and under which rules."""
+
+    rules_version: str | None = Field(description="The version of the rules that decided.")
+
+
 class PaymentContextOut(_Out):
     """The context given with the payment."""
 
@@ -88,9 +94,11 @@ class PaymentOut(_Out):
     description: str | None
     metadata: dict[str, str]
     context: PaymentContextOut | None
-    risk: RiskOut | None
+    risk: PaymentRiskOut | None
     failure_code: str | None = Field(description="Why it failed or was canceled (stable code).")
+    failure_message: str | None = Field(description="What failed, in words (may change).")
     created: str
+    updated: str = Field(description="When the payment last changed.")
 
 
 class PaymentList(_Out):

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
+from paymesh.contracts.events import PAYMENT_SUCCEEDED, REFUND_SUCCEEDED
 from paymesh.gateway.text import Text
 
 __all__ = [
@@ -35,7 +36,7 @@ EventType = Annotated[
         max_length=100,
         pattern=r"^(\*|[a-z][a-z_]*\.[a-z][a-z_]*)$",
         description="An event type such as payment.succeeded, or * for every event.",
-        examples=["payment.succeeded"],
+        examples=[PAYMENT_SUCCEEDED],
     ),
 ]
 
@@ -56,7 +57,7 @@ class CreateWebhookEndpointIn(_In):
             "examples": [
                 {
                     "url": "https://merchant.example/webhooks/paymesh",
-                    "events": ["payment.succeeded", "refund.succeeded"],
+                    "events": [PAYMENT_SUCCEEDED, REFUND_SUCCEEDED],
                     "description": "orders service",
                 }
             ]
