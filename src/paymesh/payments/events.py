@@ -20,6 +20,7 @@ from paymesh.payments.domain import P2PTransfer, Payment, Payout, Refund, Topup
 __all__ = [
     "SOURCE",
     "event_id",
+    "object_events",
     "payment_data",
     "payment_events",
     "payout_data",
@@ -135,9 +136,10 @@ def transfer_data(t: P2PTransfer) -> dict[str, Any]:
     }
 
 
-def _events(
+def object_events(
     object_id: str, tenant_id: str, data: dict[str, Any], types: Iterable[str], now_us: int
 ) -> list[Event]:
+    """The events `types` about `object_id`, each carrying `data` (its public form)."""
     return [
         Event(
             id=event_id(object_id, t),
@@ -154,24 +156,24 @@ def _events(
 
 def payment_events(p: Payment, types: Iterable[str], now_us: int) -> list[Event]:
     """The events of a payment transition."""
-    return _events(p.id, p.tenant_id, payment_data(p), types, now_us)
+    return object_events(p.id, p.tenant_id, payment_data(p), types, now_us)
 
 
 def refund_events(r: Refund, types: Iterable[str], now_us: int) -> list[Event]:
     """The events of a refund transition."""
-    return _events(r.id, r.tenant_id, refund_data(r), types, now_us)
+    return object_events(r.id, r.tenant_id, refund_data(r), types, now_us)
 
 
 def topup_events(t: Topup, types: Iterable[str], now_us: int) -> list[Event]:
     """The events of a top-up transition."""
-    return _events(t.id, t.tenant_id, topup_data(t), types, now_us)
+    return object_events(t.id, t.tenant_id, topup_data(t), types, now_us)
 
 
 def payout_events(p: Payout, types: Iterable[str], now_us: int) -> list[Event]:
     """The events of a payout transition."""
-    return _events(p.id, p.tenant_id, payout_data(p), types, now_us)
+    return object_events(p.id, p.tenant_id, payout_data(p), types, now_us)
 
 
 def transfer_events(t: P2PTransfer, types: Iterable[str], now_us: int) -> list[Event]:
     """The events of a P2P transfer transition."""
-    return _events(t.id, t.tenant_id, transfer_data(t), types, now_us)
+    return object_events(t.id, t.tenant_id, transfer_data(t), types, now_us)

@@ -53,8 +53,8 @@ from paymesh.payments.saga import (
     run_refund,
     run_topup,
     run_transfer,
+    with_retries,
 )
-from paymesh.payments.saga_base import with_retries
 from paymesh.payments.store import StoredEvent
 from paymesh.platform.identity import Caller
 
