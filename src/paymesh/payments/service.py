@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from paymesh.payments import domain
 from paymesh.payments.domain import (
@@ -48,6 +48,7 @@ from paymesh.payments.saga import (
     Lease,
     RetryPolicy,
     leased,
+    run,
     run_payment,
     run_payout,
     run_refund,
@@ -84,6 +85,7 @@ __all__ = [
     "list_topups",
     "list_transfers",
     "set_tenant_fees",
+    "start",
 ]
 
 ADMIN_SCOPE = "admin"
@@ -401,6 +403,19 @@ async def _check_accounts(
     ids = list(dict.fromkeys(named.values()))
     found = await with_retries(deps.retry, partial(deps.ledger.lookup_accounts, caller, ids))
     domain.check_accounts(named, currency, {a.id: a.currency for a in found})
+
+
+async def start(kind: str, obj: T, same: Callable[[T], bool], *, caller: Caller, deps: Deps) -> T:
+    """Record a new object of flow `kind` and run its saga; or, when its id is taken,
+    answer the stored one if `same` says this request is its retry (else ``id_reused``)."""
+    new: Any = obj  # any flow's object: a frozen dataclass with an id and the saga columns
+    existing: T | None = await deps.store.add(kind, leased(obj, deps))
+    if existing is not None:
+        if not same(existing):
+            raise IdReused(f"{kind} id {new.id} is already used with other fields")
+        return existing
+    found: T | None = await run(kind, new.id, caller=caller, deps=deps, lease="held")
+    return _finished(found)
 
 
 def _finished(obj: T | None) -> T:

@@ -62,12 +62,13 @@ def never_given_up(_obj: Any, _now_us: int) -> Outcome:
 @dataclass(frozen=True)
 class CreateRpc:
     """A gRPC method of the Payments service that creates a flow's object, served from
-    the flow's own module (``PaymentsApi`` binds it by `name`).
+    the flow's own module (:func:`paymesh.payments.api.servicer` binds it by `name`).
 
     `begin` makes the new object from the request (raising a
-    :class:`~paymesh.payments.errors.PaymentsError` to refuse); the service
-    inserts it and runs its saga, or answers the one stored under its id when
-    `same` says the request is that one's retry (else ``id_reused``).
+    :class:`~paymesh.payments.errors.PaymentsError` to refuse);
+    :func:`paymesh.payments.service.start` inserts it and runs its saga, or
+    answers the one stored under its id when ``same(new, stored)`` says the
+    request is that one's retry (else ``id_reused``). `to_pb` is the answer.
     """
 
     name: str
