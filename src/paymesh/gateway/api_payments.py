@@ -21,8 +21,15 @@ from paymesh.gateway.schemas import (
     RefundOut,
     TopupList,
     TopupOut,
+    TopupReversalOut,
 )
-from paymesh.gateway.views import CAPTURE_METHODS, payment_view, refund_view, topup_view
+from paymesh.gateway.views import (
+    CAPTURE_METHODS,
+    payment_view,
+    refund_view,
+    topup_reversal_view,
+    topup_view,
+)
 from paymesh.platform.identity import Caller
 
 __all__ = ["router"]
@@ -323,6 +330,38 @@ async def get_topup(
         ppb.GetTopupRequest(id=topup_id), caller=caller
     )
     return json_out(topup_view(topup))
+
+
+@router.post(
+    "/v1/topups/{topup_id}/reverse",
+    tags=["topups"],
+    summary="Reverse a top-up",
+    response_model=TopupReversalOut,
+    responses=_WRITE_ERRORS,
+)
+async def reverse_topup(
+    topup_id: str,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
+    caller: Caller = scoped("POST", "/v1/topups/{topup_id}/reverse"),
+) -> Response:
+    """Send a succeeded top-up's money back from its account to the external funding source.
+
+    A top-up is reversed at most once: asking again answers the same
+    reversal, in whatever state it reached. An account that no longer has
+    the money fails the reversal with `insufficient_funds` (nothing moves).
+    A top-up not `succeeded` is a 409 `invalid_state`.
+    """
+    gw = gateway(request)
+    req = await keyed(request, caller, idempotency_key)
+
+    async def run() -> Response:
+        reversal = await gw.payments.reverse_topup(
+            ppb.ReverseTopupRequest(topup_id=topup_id), caller=caller
+        )
+        return json_out(topup_reversal_view(reversal))
+
+    return await req.run(run)
 
 
 @router.get(

@@ -120,6 +120,10 @@ class PaymentsBackend(Protocol):
         self, request: ppb.ListTopupsRequest, *, caller: Caller
     ) -> ppb.ListTopupsResponse: ...
 
+    async def reverse_topup(
+        self, request: ppb.ReverseTopupRequest, *, caller: Caller
+    ) -> ppb.TopupReversal: ...
+
     async def create_payout(
         self, request: ppb.CreatePayoutRequest, *, caller: Caller
     ) -> ppb.Payout: ...
@@ -338,6 +342,11 @@ class GrpcPayments:
         self, request: ppb.ListTopupsRequest, *, caller: Caller
     ) -> ppb.ListTopupsResponse:
         return await _call(self._stub.ListTopups, request, caller, self._deadline_s)
+
+    async def reverse_topup(
+        self, request: ppb.ReverseTopupRequest, *, caller: Caller
+    ) -> ppb.TopupReversal:
+        return await _call(self._stub.ReverseTopup, request, caller, self._deadline_s)
 
     async def create_payout(
         self, request: ppb.CreatePayoutRequest, *, caller: Caller

@@ -72,6 +72,7 @@ ROUTE_SCOPES: Mapping[tuple[str, str], str] = {
     ("POST", "/v1/topups"): PAYMENTS_WRITE,
     ("GET", "/v1/topups"): PAYMENTS_READ,
     ("GET", "/v1/topups/{topup_id}"): PAYMENTS_READ,
+    ("POST", "/v1/topups/{topup_id}/reverse"): PAYMENTS_WRITE,
     ("POST", "/v1/payments"): PAYMENTS_WRITE,
     ("GET", "/v1/payments"): PAYMENTS_READ,
     ("GET", "/v1/payments/{payment_id}"): PAYMENTS_READ,
@@ -115,6 +116,7 @@ ROUTE_SCOPES: Mapping[tuple[str, str], str] = {
 MONEY_MOVING = frozenset(
     {
         "/v1/topups",
+        "/v1/topups/{topup_id}/reverse",
         "/v1/payments",
         "/v1/payments/{payment_id}/capture",
         "/v1/payments/{payment_id}/cancel",

@@ -46,6 +46,7 @@ __all__ = [
     "TokenOut",
     "TopupList",
     "TopupOut",
+    "TopupReversalOut",
     "TransferList",
     "TransferOut",
 ]
@@ -412,6 +413,20 @@ class TopupOut(_Out):
 
     id: str
     object: Literal["topup"] = "topup"
+    account_id: str
+    amount: int
+    currency: str
+    status: str = Field(description="processing, succeeded or failed.")
+    failure_code: str | None
+    created: str
+
+
+class TopupReversalOut(_Out):
+    """A top-up's reversal: its money back to the external funding source."""
+
+    id: str = Field(description="The reversed top-up's id: a top-up is reversed at most once.")
+    object: Literal["topup_reversal"] = "topup_reversal"
+    topup_id: str
     account_id: str
     amount: int
     currency: str

@@ -21,6 +21,7 @@ from paymesh.gateway.schemas import (
     RiskOut,
     TenantOut,
     TopupOut,
+    TopupReversalOut,
     TransferOut,
 )
 from paymesh.gateway.store import Tenant
@@ -34,6 +35,7 @@ __all__ = [
     "payout_view",
     "refund_view",
     "tenant_view",
+    "topup_reversal_view",
     "topup_view",
     "transfer_view",
 ]
@@ -160,6 +162,20 @@ def topup_view(t: ppb.Topup) -> TopupOut:
         status=t.status,
         failure_code=_opt(t.failure_code),
         created=format_time(t.created_at_us),
+    )
+
+
+def topup_reversal_view(r: ppb.TopupReversal) -> TopupReversalOut:
+    """A top-up's reversal."""
+    return TopupReversalOut(
+        id=r.id,
+        topup_id=r.topup_id,
+        account_id=r.account_id,
+        amount=r.amount,
+        currency=r.currency,
+        status=r.status,
+        failure_code=_opt(r.failure_code),
+        created=format_time(r.created_at_us),
     )
 
 

@@ -62,6 +62,8 @@ PUBLIC_EVENT_TYPES = frozenset(
         "refund.failed",
         "topup.succeeded",
         "topup.failed",
+        "topup_reversal.succeeded",
+        "topup_reversal.failed",
         "payout.succeeded",
         "payout.failed",
         "transfer.succeeded",

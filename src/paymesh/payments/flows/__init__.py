@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from paymesh.payments.flows import payment, payout, refund, topup, transfer
+from paymesh.payments.flows import payment, payout, refund, topup, topup_reversal, transfer
 from paymesh.payments.flows.base import Flow, by_kind
 from paymesh.payments.tables import metadata
 
 __all__ = ["FLOWS", "Flow", "flow", "metadata"]
 
-FLOWS: Mapping[str, Flow] = by_kind(m.FLOW for m in (payment, refund, topup, payout, transfer))
+FLOWS: Mapping[str, Flow] = by_kind(
+    m.FLOW for m in (payment, refund, topup, payout, transfer, topup_reversal)
+)
 
 
 def flow(kind: str) -> Flow:
