@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from paymesh.platform.outbox import inbox_table, outbox_table
 
-__all__ = ["inbox", "metadata", "outbox", "saga_columns", "tenant_fees"]
+__all__ = ["inbox", "metadata", "outbox", "saga_columns", "saga_table", "tenant_fees"]
 
 metadata = sa.MetaData()
 
@@ -34,6 +34,28 @@ def saga_columns() -> list[sa.Column[Any]]:
         # liveness lock); a step whose owner is gone is resumed at once, whatever its lease.
         sa.Column("lease_owner", sa.BigInteger, nullable=True),
     ]
+
+
+def saga_table(name: str, *own: sa.Column[Any] | sa.Index, listed: bool = True) -> sa.Table:
+    """A flow's table: its id and tenant, its `own` columns, its status and failure code,
+    the saga columns; indexed by step (the Resumer's scan) and, when `listed`, by
+    (tenant, created) for the tenant's list, newest first (0006)."""
+    columns = [c for c in own if isinstance(c, sa.Column)]
+    indexes = [i for i in own if isinstance(i, sa.Index)]
+    indexes.append(sa.Index(f"ix_{name}_step", "step", "next_attempt_at_us"))
+    if listed:
+        indexes.append(sa.Index(f"ix_{name}_tenant_created", "tenant_id", "created_at_us", "id"))
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("id", sa.String(64), primary_key=True),
+        sa.Column("tenant_id", sa.String(64), nullable=False),
+        *columns,
+        sa.Column("status", sa.String(32), nullable=False),
+        sa.Column("failure_code", sa.String(64), nullable=False, server_default=""),
+        *saga_columns(),
+        *indexes,
+    )
 
 
 tenant_fees = sa.Table(

@@ -26,7 +26,7 @@ from paymesh.payments.errors import RemoteRefusal
 from paymesh.payments.events import payment_events
 from paymesh.payments.flows.base import Flow, Outcome, open_account
 from paymesh.payments.ports import LedgerAccount
-from paymesh.payments.tables import metadata, saga_columns
+from paymesh.payments.tables import saga_table
 from paymesh.platform.identity import Caller
 
 if TYPE_CHECKING:
@@ -34,17 +34,13 @@ if TYPE_CHECKING:
 
 __all__ = ["FLOW", "payment_from_row", "payment_row", "payments"]
 
-payments = sa.Table(
+payments = saga_table(
     "payments",
-    metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("tenant_id", sa.String(64), nullable=False),
     sa.Column("payer_account_id", sa.Text, nullable=False),
     sa.Column("payee_account_id", sa.Text, nullable=False),
     sa.Column("amount", sa.BigInteger, nullable=False),
     sa.Column("currency", sa.String(3), nullable=False),
     sa.Column("capture_method", sa.String(16), nullable=False),
-    sa.Column("status", sa.String(32), nullable=False),
     sa.Column("amount_captured", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("amount_refunded", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("fee", sa.BigInteger, nullable=False, server_default="0"),
@@ -52,10 +48,8 @@ payments = sa.Table(
     sa.Column("metadata", sa.Text, nullable=False, server_default="{}"),
     sa.Column("context", sa.Text, nullable=False, server_default="{}"),
     sa.Column("risk", sa.Text, nullable=True),
-    sa.Column("failure_code", sa.String(64), nullable=False, server_default=""),
     sa.Column("failure_message", sa.Text, nullable=False, server_default=""),
     sa.Column("step_amount", sa.BigInteger, nullable=False, server_default="0"),
-    *saga_columns(),
     # 0002: the fee schedule the payment was made under, and its authorisation's end.
     sa.Column("fee_fixed", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("fee_basis_points", sa.Integer, nullable=False, server_default="0"),
@@ -63,8 +57,6 @@ payments = sa.Table(
     # 0003: the caller's request id of the capture or cancel that began (a retry repeats it).
     sa.Column("capture_request_id", sa.String(64), nullable=False, server_default=""),
     sa.Column("cancel_request_id", sa.String(64), nullable=False, server_default=""),
-    sa.Index("ix_payments_tenant_created", "tenant_id", "created_at_us", "id"),
-    sa.Index("ix_payments_step", "step", "next_attempt_at_us"),
     sa.Index("ix_payments_status_expires", "status", "expires_at_us"),
 )
 

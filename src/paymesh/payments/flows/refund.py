@@ -16,7 +16,7 @@ from paymesh.payments.domain import Refund, RefundStatus, Step
 from paymesh.payments.events import refund_events
 from paymesh.payments.flows.base import Flow, Outcome, ledger_results
 from paymesh.payments.flows.payment import payments
-from paymesh.payments.tables import metadata, saga_columns
+from paymesh.payments.tables import saga_table
 from paymesh.platform.identity import Caller
 
 if TYPE_CHECKING:
@@ -24,25 +24,16 @@ if TYPE_CHECKING:
 
 __all__ = ["FLOW", "refunds"]
 
-refunds = sa.Table(
+refunds = saga_table(
     "refunds",
-    metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("tenant_id", sa.String(64), nullable=False),
     sa.Column("payment_id", sa.String(64), nullable=False),
     sa.Column("amount", sa.BigInteger, nullable=False),
     sa.Column("requested_amount", sa.BigInteger, nullable=False),
     sa.Column("currency", sa.String(3), nullable=False),
-    sa.Column("status", sa.String(32), nullable=False),
     sa.Column("reason", sa.Text, nullable=False, server_default=""),
-    sa.Column("failure_code", sa.String(64), nullable=False, server_default=""),
     sa.Column("payer_account_id", sa.Text, nullable=False),
     sa.Column("payee_account_id", sa.Text, nullable=False),
-    *saga_columns(),
     sa.Index("ix_refunds_payment", "payment_id"),
-    sa.Index("ix_refunds_step", "step", "next_attempt_at_us"),
-    # 0006: the tenant's list, newest first.
-    sa.Index("ix_refunds_tenant_created", "tenant_id", "created_at_us", "id"),
 )
 
 

@@ -20,7 +20,7 @@ from paymesh.payments.flows.base import (
     ledger_results,
     open_account,
 )
-from paymesh.payments.tables import metadata, saga_columns
+from paymesh.payments.tables import saga_table
 from paymesh.platform.identity import Caller
 from paymesh.platform.logging import get_logger
 
@@ -31,20 +31,11 @@ __all__ = ["FLOW", "topups"]
 
 log = get_logger(__name__)
 
-topups = sa.Table(
+topups = saga_table(
     "topups",
-    metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("tenant_id", sa.String(64), nullable=False),
     sa.Column("account_id", sa.Text, nullable=False),
     sa.Column("amount", sa.BigInteger, nullable=False),
     sa.Column("currency", sa.String(3), nullable=False),
-    sa.Column("status", sa.String(32), nullable=False),
-    sa.Column("failure_code", sa.String(64), nullable=False, server_default=""),
-    *saga_columns(),
-    sa.Index("ix_topups_step", "step", "next_attempt_at_us"),
-    # 0006: the tenant's list, newest first.
-    sa.Index("ix_topups_tenant_created", "tenant_id", "created_at_us", "id"),
 )
 
 

@@ -40,7 +40,7 @@ from paymesh.payments.flows.base import (
     ledger_results,
     open_account,
 )
-from paymesh.payments.tables import metadata, saga_columns
+from paymesh.payments.tables import saga_table
 from paymesh.platform.identity import Caller
 
 if TYPE_CHECKING:
@@ -74,18 +74,12 @@ class TopupReversal:
     step_started_at_us: int = 0
 
 
-topup_reversals = sa.Table(
+topup_reversals = saga_table(
     "topup_reversals",
-    metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("tenant_id", sa.String(64), nullable=False),
     sa.Column("account_id", sa.Text, nullable=False),
     sa.Column("amount", sa.BigInteger, nullable=False),
     sa.Column("currency", sa.String(3), nullable=False),
-    sa.Column("status", sa.String(32), nullable=False),
-    sa.Column("failure_code", sa.String(64), nullable=False, server_default=""),
-    *saga_columns(),
-    sa.Index("ix_topup_reversals_step", "step", "next_attempt_at_us"),
+    listed=False,
 )
 
 # -- the state machine (pure) ------------------------------------------------------

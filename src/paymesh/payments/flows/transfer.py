@@ -13,7 +13,7 @@ from paymesh.payments import domain
 from paymesh.payments.domain import P2PTransfer, P2PTransferStatus, Step
 from paymesh.payments.events import transfer_events
 from paymesh.payments.flows.base import Flow, Outcome, ledger_results
-from paymesh.payments.tables import metadata, saga_columns
+from paymesh.payments.tables import saga_table
 from paymesh.platform.identity import Caller
 
 if TYPE_CHECKING:
@@ -21,21 +21,12 @@ if TYPE_CHECKING:
 
 __all__ = ["FLOW", "transfers"]
 
-transfers = sa.Table(
+transfers = saga_table(
     "transfers",
-    metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("tenant_id", sa.String(64), nullable=False),
     sa.Column("from_account_id", sa.Text, nullable=False),
     sa.Column("to_account_id", sa.Text, nullable=False),
     sa.Column("amount", sa.BigInteger, nullable=False),
     sa.Column("currency", sa.String(3), nullable=False),
-    sa.Column("status", sa.String(32), nullable=False),
-    sa.Column("failure_code", sa.String(64), nullable=False, server_default=""),
-    *saga_columns(),
-    sa.Index("ix_transfers_step", "step", "next_attempt_at_us"),
-    # 0006: the tenant's list, newest first.
-    sa.Index("ix_transfers_tenant_created", "tenant_id", "created_at_us", "id"),
 )
 
 

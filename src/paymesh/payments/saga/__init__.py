@@ -73,10 +73,6 @@ from paymesh.payments.saga.runner import (
     expire_authorizations,
     run,
     run_payment,
-    run_payout,
-    run_refund,
-    run_topup,
-    run_transfer,
 )
 
 __all__ = [
@@ -91,9 +87,5 @@ __all__ = [
     "leased",
     "run",
     "run_payment",
-    "run_payout",
-    "run_refund",
-    "run_topup",
-    "run_transfer",
     "with_retries",
 ]

@@ -10,7 +10,7 @@ from functools import partial
 from typing import Any
 
 from paymesh.payments import domain, flows
-from paymesh.payments.domain import P2PTransfer, Payment, Payout, Refund, Step, Topup
+from paymesh.payments.domain import Payment, Step
 from paymesh.payments.errors import InvalidState, PaymentBusy
 from paymesh.payments.saga.deps import Deps
 from paymesh.payments.saga.leases import Lease, claim, leased
@@ -23,10 +23,6 @@ __all__ = [
     "expire_authorizations",
     "run",
     "run_payment",
-    "run_payout",
-    "run_refund",
-    "run_topup",
-    "run_transfer",
 ]
 
 log = get_logger(__name__)
@@ -91,40 +87,6 @@ async def run_payment(
 ) -> Payment | None:
     """Risk, hold, capture or void: the payment's recorded steps (see :func:`run`)."""
     found: Payment | None = await run("payment", payment_id, caller=caller, deps=deps, lease=lease)
-    return found
-
-
-async def run_refund(
-    refund_id: str, *, caller: Caller, deps: Deps, lease: Lease = "claim"
-) -> Refund | None:
-    """Move the refund's money back if it is still to be done (or, late, find it)."""
-    found: Refund | None = await run("refund", refund_id, caller=caller, deps=deps, lease=lease)
-    return found
-
-
-async def run_topup(
-    topup_id: str, *, caller: Caller, deps: Deps, lease: Lease = "claim"
-) -> Topup | None:
-    """Pull the money from the bank, then credit it from the tenant's funding account."""
-    found: Topup | None = await run("topup", topup_id, caller=caller, deps=deps, lease=lease)
-    return found
-
-
-async def run_payout(
-    payout_id: str, *, caller: Caller, deps: Deps, lease: Lease = "claim"
-) -> Payout | None:
-    """Hold the money, have the bank send it, then post (or void) the hold."""
-    found: Payout | None = await run("payout", payout_id, caller=caller, deps=deps, lease=lease)
-    return found
-
-
-async def run_transfer(
-    transfer_id: str, *, caller: Caller, deps: Deps, lease: Lease = "claim"
-) -> P2PTransfer | None:
-    """Move the money between the two accounts if it is still to be done."""
-    found: P2PTransfer | None = await run(
-        "transfer", transfer_id, caller=caller, deps=deps, lease=lease
-    )
     return found
 
 
