@@ -61,6 +61,8 @@ __all__ = [
     "TOPIC_RISK",
     "TOPIC_WEBHOOKS",
     "TOPUP_FAILED",
+    "TOPUP_REVERSAL_FAILED",
+    "TOPUP_REVERSAL_SUCCEEDED",
     "TOPUP_SUCCEEDED",
     "TRANSFER_EXPIRED",
     "TRANSFER_FAILED",
@@ -90,6 +92,8 @@ REFUND_SUCCEEDED: Final = "refund.succeeded"
 REFUND_FAILED: Final = "refund.failed"
 TOPUP_SUCCEEDED: Final = "topup.succeeded"
 TOPUP_FAILED: Final = "topup.failed"
+TOPUP_REVERSAL_SUCCEEDED: Final = "topup_reversal.succeeded"
+TOPUP_REVERSAL_FAILED: Final = "topup_reversal.failed"
 PAYOUT_SUCCEEDED: Final = "payout.succeeded"
 PAYOUT_FAILED: Final = "payout.failed"
 TRANSFER_SUCCEEDED: Final = "transfer.succeeded"
@@ -128,6 +132,8 @@ CONTRACT: Final[Mapping[str, EventSpec]] = _specs(
     EventSpec(REFUND_FAILED, TOPIC_PAYMENTS, ppb.Refund, public=True),
     EventSpec(TOPUP_SUCCEEDED, TOPIC_PAYMENTS, ppb.Topup, public=True),
     EventSpec(TOPUP_FAILED, TOPIC_PAYMENTS, ppb.Topup, public=True),
+    EventSpec(TOPUP_REVERSAL_SUCCEEDED, TOPIC_PAYMENTS, ppb.TopupReversal, public=True),
+    EventSpec(TOPUP_REVERSAL_FAILED, TOPIC_PAYMENTS, ppb.TopupReversal, public=True),
     EventSpec(PAYOUT_SUCCEEDED, TOPIC_PAYMENTS, ppb.Payout, public=True),
     EventSpec(PAYOUT_FAILED, TOPIC_PAYMENTS, ppb.Payout, public=True),
     EventSpec(TRANSFER_SUCCEEDED, TOPIC_PAYMENTS, ppb.Transfer, public=True),

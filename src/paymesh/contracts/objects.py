@@ -226,6 +226,17 @@ _PUBLIC: dict[type[Message], tuple[_Field, ...]] = {
         _text_or_null("failure_code"),
         _time("created", "created_at_us"),
     ),
+    ppb.TopupReversal: (
+        _same("id"),
+        _constant("object", "topup_reversal"),
+        _same("topup_id"),
+        _same("account_id"),
+        _same("status"),
+        _same("amount", kind=int),
+        _same("currency"),
+        _text_or_null("failure_code"),
+        _time("created", "created_at_us"),
+    ),
     ppb.Payout: (
         _same("id"),
         _constant("object", "payout"),

@@ -7,6 +7,7 @@ tenant's object is answered NOT_FOUND, like an unknown one.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, TypeVar
 
 import grpc
@@ -15,6 +16,8 @@ from paymesh.contracts.payments.v1 import payments_pb2 as pb
 from paymesh.contracts.payments.v1.payments_pb2_grpc import PaymentsServicer
 from paymesh.payments import domain, errors, service
 from paymesh.payments.domain import CaptureMethod, TenantFees
+from paymesh.payments.flows import FLOWS
+from paymesh.payments.flows.base import CreateRpc
 from paymesh.payments.messages import payment_pb, payout_pb, refund_pb, topup_pb, transfer_pb
 from paymesh.payments.saga import Deps
 from paymesh.payments.store import StoredEvent
@@ -26,6 +29,7 @@ __all__ = [
     "PaymentsApi",
     "event_pb",
     "fees_pb",
+    "servicer",
 ]
 
 SERVICE_NAME = "paymesh.payments.v1.Payments"
@@ -58,8 +62,33 @@ def _status(exc: errors.PaymentsError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
+def servicer(deps: Deps) -> PaymentsServicer:
+    """paymesh.payments.v1.Payments: :class:`PaymentsApi` and the methods each flow
+    serves from its own module (:attr:`~paymesh.payments.flows.base.Flow.rpcs`), by name."""
+    methods = {
+        rpc.name: _create_method(flow.kind, rpc) for flow in FLOWS.values() for rpc in flow.rpcs
+    }
+    api: PaymentsServicer = type("PaymentsApi", (PaymentsApi,), methods)(deps)
+    return api
+
+
+def _create_method(kind: str, rpc: CreateRpc) -> Callable[..., Awaitable[Any]]:
+    async def create(self: PaymentsApi, request: Any, context: Context) -> Any:
+        """A flow's create method: make the object from the request, record it, run it."""
+
+        async def use(caller: Caller) -> Any:
+            obj = await rpc.begin(request, caller, self._deps)
+            return await service.start(
+                kind, obj, partial(rpc.same, obj), caller=caller, deps=self._deps
+            )
+
+        return rpc.to_pb(await self._run(context, use))
+
+    return create
+
+
 class PaymentsApi(PaymentsServicer):
-    """paymesh.payments.v1.Payments over the use cases."""
+    """paymesh.payments.v1.Payments over the use cases (see :func:`servicer`)."""
 
     def __init__(self, deps: Deps) -> None:
         self._deps = deps

@@ -27,7 +27,7 @@ import grpc
 from paymesh.contracts.events import Event
 from paymesh.contracts.payments.v1.payments_pb2_grpc import add_PaymentsServicer_to_server
 from paymesh.payments.adapters import GrpcLedgerClient, GrpcRiskClient
-from paymesh.payments.api import SERVICE_NAME, PaymentsApi
+from paymesh.payments.api import SERVICE_NAME, servicer
 from paymesh.payments.bank import SimulatedBank
 from paymesh.payments.reviews import GROUP, TOPIC, apply_review_event
 from paymesh.payments.saga import Deps, Resumer, RetryPolicy
@@ -129,7 +129,7 @@ class PaymentsRuntime:
         # Alive before the first step is recorded under this owner id.
         if self._liveness is not None and not await self._liveness.held():
             raise RuntimeError("another payments process holds this one's liveness lock")
-        api = PaymentsApi(deps)
+        api = servicer(deps)
         await self.readiness.start(
             [database_check(self.db), event_bus_check(self._bus), consumers_check(self._bus, GROUP)]
         )

@@ -25,6 +25,7 @@ from paymesh.payments.messages import payment_pb, payout_pb, refund_pb, topup_pb
 __all__ = [
     "SOURCE",
     "event_id",
+    "object_events",
     "payment_events",
     "payout_events",
     "refund_events",
@@ -46,9 +47,11 @@ def event_id(object_id: str, event_type: str) -> str:
     return f"evt_{hashlib.sha256(raw.encode()).hexdigest()[:40]}"
 
 
-def _events(
+def object_events(
     object_id: str, tenant_id: str, payload: Message, types: Iterable[str], now_us: int
 ) -> list[Event]:
+    """The events of `types` about the object, `payload` its protobuf message (a flow's
+    module builds its events with this)."""
     return [
         new_event(
             t,
@@ -65,24 +68,24 @@ def _events(
 
 def payment_events(p: Payment, types: Iterable[str], now_us: int) -> list[Event]:
     """The events of a payment transition."""
-    return _events(p.id, p.tenant_id, payment_pb(p), types, now_us)
+    return object_events(p.id, p.tenant_id, payment_pb(p), types, now_us)
 
 
 def refund_events(r: Refund, types: Iterable[str], now_us: int) -> list[Event]:
     """The events of a refund transition."""
-    return _events(r.id, r.tenant_id, refund_pb(r), types, now_us)
+    return object_events(r.id, r.tenant_id, refund_pb(r), types, now_us)
 
 
 def topup_events(t: Topup, types: Iterable[str], now_us: int) -> list[Event]:
     """The events of a top-up transition."""
-    return _events(t.id, t.tenant_id, topup_pb(t), types, now_us)
+    return object_events(t.id, t.tenant_id, topup_pb(t), types, now_us)
 
 
 def payout_events(p: Payout, types: Iterable[str], now_us: int) -> list[Event]:
     """The events of a payout transition."""
-    return _events(p.id, p.tenant_id, payout_pb(p), types, now_us)
+    return object_events(p.id, p.tenant_id, payout_pb(p), types, now_us)
 
 
 def transfer_events(t: P2PTransfer, types: Iterable[str], now_us: int) -> list[Event]:
     """The events of a P2P transfer transition."""
-    return _events(t.id, t.tenant_id, transfer_pb(t), types, now_us)
+    return object_events(t.id, t.tenant_id, transfer_pb(t), types, now_us)

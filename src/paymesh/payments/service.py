@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from paymesh.payments import domain
 from paymesh.payments.domain import (
@@ -48,13 +48,10 @@ from paymesh.payments.saga import (
     Lease,
     RetryPolicy,
     leased,
+    run,
     run_payment,
-    run_payout,
-    run_refund,
-    run_topup,
-    run_transfer,
+    with_retries,
 )
-from paymesh.payments.saga_base import with_retries
 from paymesh.payments.store import StoredEvent
 from paymesh.platform.identity import Caller
 
@@ -84,6 +81,7 @@ __all__ = [
     "list_topups",
     "list_transfers",
     "set_tenant_fees",
+    "start",
 ]
 
 ADMIN_SCOPE = "admin"
@@ -112,12 +110,11 @@ async def create_payment(cmd: CreatePayment, *, caller: Caller, deps: Deps) -> P
         "payee_account_id": cmd.payee_account_id,
     }
     await _check_accounts(accounts, cmd.currency, caller=caller, deps=deps)
-    existing = await deps.store.add_payment(leased(payment, deps))
-    if existing is not None:
-        if not domain.same_payment_request(existing, cmd, caller.tenant_id):
-            raise IdReused(f"payment id {cmd.id} is already used with other fields")
-        return existing
-    return _finished(await run_payment(payment.id, caller=caller, deps=deps, lease="held"))
+
+    def same(stored: Payment) -> bool:
+        return domain.same_payment_request(stored, cmd, caller.tenant_id)
+
+    return await start("payment", payment, same, caller=caller, deps=deps)
 
 
 async def get_payment(payment_id: str, *, caller: Caller, deps: Deps) -> Payment:
@@ -209,7 +206,8 @@ async def create_refund(cmd: CreateRefund, *, caller: Caller, deps: Deps) -> Ref
         if not domain.same_refund_request(refund, cmd, caller.tenant_id):
             raise IdReused(f"refund id {cmd.id} is already used with other fields")
         return refund
-    return _finished(await run_refund(refund.id, caller=caller, deps=deps, lease="held"))
+    found: Refund | None = await run("refund", refund.id, caller=caller, deps=deps, lease="held")
+    return _finished(found)
 
 
 async def get_refund(refund_id: str, *, caller: Caller, deps: Deps) -> Refund:
@@ -233,12 +231,11 @@ async def create_topup(cmd: CreateTopup, *, caller: Caller, deps: Deps) -> Topup
     """Record a top-up, then fund the account from the tenant's funding account."""
     topup = domain.new_topup(cmd, caller.tenant_id, deps.clock.now_us())
     await _check_accounts({"account_id": cmd.account_id}, cmd.currency, caller=caller, deps=deps)
-    existing = await deps.store.add_topup(leased(topup, deps))
-    if existing is not None:
-        if not domain.same_topup_request(existing, cmd, caller.tenant_id):
-            raise IdReused(f"top-up id {cmd.id} is already used with other fields")
-        return existing
-    return _finished(await run_topup(topup.id, caller=caller, deps=deps, lease="held"))
+
+    def same(stored: Topup) -> bool:
+        return domain.same_topup_request(stored, cmd, caller.tenant_id)
+
+    return await start("topup", topup, same, caller=caller, deps=deps, noun="top-up")
 
 
 async def get_topup(topup_id: str, *, caller: Caller, deps: Deps) -> Topup:
@@ -262,12 +259,11 @@ async def create_payout(cmd: CreatePayout, *, caller: Caller, deps: Deps) -> Pay
     """Record a payout, then hold the money, have the bank send it and post the hold."""
     payout = domain.new_payout(cmd, caller.tenant_id, deps.clock.now_us())
     await _check_accounts({"account_id": cmd.account_id}, cmd.currency, caller=caller, deps=deps)
-    existing: Payout | None = await deps.store.add("payout", leased(payout, deps))
-    if existing is not None:
-        if not domain.same_payout_request(existing, cmd, caller.tenant_id):
-            raise IdReused(f"payout id {cmd.id} is already used with other fields")
-        return existing
-    return _finished(await run_payout(payout.id, caller=caller, deps=deps, lease="held"))
+
+    def same(stored: Payout) -> bool:
+        return domain.same_payout_request(stored, cmd, caller.tenant_id)
+
+    return await start("payout", payout, same, caller=caller, deps=deps)
 
 
 async def get_payout(payout_id: str, *, caller: Caller, deps: Deps) -> Payout:
@@ -292,12 +288,11 @@ async def create_transfer(cmd: CreateP2PTransfer, *, caller: Caller, deps: Deps)
     transfer = domain.new_p2p_transfer(cmd, caller.tenant_id, deps.clock.now_us())
     accounts = {"from_account_id": cmd.from_account_id, "to_account_id": cmd.to_account_id}
     await _check_accounts(accounts, cmd.currency, caller=caller, deps=deps)
-    existing: P2PTransfer | None = await deps.store.add("transfer", leased(transfer, deps))
-    if existing is not None:
-        if not domain.same_p2p_request(existing, cmd, caller.tenant_id):
-            raise IdReused(f"transfer id {cmd.id} is already used with other fields")
-        return existing
-    return _finished(await run_transfer(transfer.id, caller=caller, deps=deps, lease="held"))
+
+    def same(stored: P2PTransfer) -> bool:
+        return domain.same_p2p_request(stored, cmd, caller.tenant_id)
+
+    return await start("transfer", transfer, same, caller=caller, deps=deps)
 
 
 async def get_transfer(transfer_id: str, *, caller: Caller, deps: Deps) -> P2PTransfer:
@@ -401,6 +396,22 @@ async def _check_accounts(
     ids = list(dict.fromkeys(named.values()))
     found = await with_retries(deps.retry, partial(deps.ledger.lookup_accounts, caller, ids))
     domain.check_accounts(named, currency, {a.id: a.currency for a in found})
+
+
+async def start(
+    kind: str, obj: T, same: Callable[[T], bool], *, caller: Caller, deps: Deps, noun: str = ""
+) -> T:
+    """Record a new object of flow `kind` and run its saga; or, when its id is taken,
+    answer the stored one if `same` says this request is its retry (else ``id_reused``,
+    naming it `noun`, by default its kind)."""
+    new: Any = obj  # any flow's object: a frozen dataclass with an id and the saga columns
+    existing: T | None = await deps.store.add(kind, leased(obj, deps))
+    if existing is not None:
+        if not same(existing):
+            raise IdReused(f"{noun or kind} id {new.id} is already used with other fields")
+        return existing
+    found: T | None = await run(kind, new.id, caller=caller, deps=deps, lease="held")
+    return _finished(found)
 
 
 def _finished(obj: T | None) -> T:

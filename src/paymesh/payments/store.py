@@ -48,19 +48,10 @@ from paymesh.payments.domain import (
     TopupStatus,
     failure_label,
 )
-from paymesh.payments.rows import from_row, payment_from_row, to_row
-from paymesh.payments.tables import (
-    SAGA_TABLES,
-    inbox,
-    metadata,
-    outbox,
-    payments,
-    payouts,
-    refunds,
-    tenant_fees,
-    topups,
-    transfers,
-)
+from paymesh.payments.flows import FLOWS, Flow, flow, metadata
+from paymesh.payments.flows.payment import payment_from_row, payments
+from paymesh.payments.flows.refund import refunds
+from paymesh.payments.tables import inbox, outbox, tenant_fees
 from paymesh.platform.db import Database
 from paymesh.platform.locks import lock_key
 from paymesh.platform.metrics import PAYMENTS_AMOUNT, PAYMENTS_COMPLETED
@@ -75,12 +66,7 @@ __all__ = [
     "inbox",
     "metadata",
     "outbox",
-    "payments",
-    "payouts",
-    "refunds",
     "tenant_fees",
-    "topups",
-    "transfers",
 ]
 
 S = TypeVar("S")
@@ -101,9 +87,6 @@ _LIVE_OWNERS = (
 # Columns a transition never rewrites.
 _FIXED = ("id", "tenant_id", "created_at_us")
 
-# The statuses an object never leaves (requires_capture and in_review are not final).
-_FINAL = frozenset({"succeeded", "failed", "canceled"})
-_KIND_OF_TABLE = {table.name: kind for kind, table in SAGA_TABLES.items()}
 SERVICE = "payments"
 
 
@@ -119,19 +102,19 @@ def _amount(kind: str, currency: str) -> Any:
     return PAYMENTS_AMOUNT.labels(service=SERVICE, kind=kind, currency=currency)
 
 
-def _count_final(kind: str, before: str, values: dict[str, Any]) -> None:
+def _count_final(flow: Flow, before: str, values: dict[str, Any]) -> None:
     """Count an object that a committed transition took from `before` to a final status.
 
     Called only after the conditional UPDATE won and its transaction committed,
     so a retry or a runner that lost the race counts nothing.
     """
     status = str(values["status"])
-    if status not in _FINAL or str(before) in _FINAL:
+    if status not in flow.final or str(before) in flow.final:
         return
+    kind = flow.kind
     _completed(kind, status, failure_label(str(values.get("failure_code") or ""))).inc()
     if status == "succeeded":
-        amount = values["amount_captured"] if kind == "payment" else values["amount"]
-        _amount(kind, str(values["currency"])).inc(int(amount))
+        _amount(kind, str(values["currency"])).inc(int(values[flow.counted]))
 
 
 @dataclass(frozen=True)
@@ -192,15 +175,15 @@ class PaymentStore:
 
     async def add(self, kind: str, obj: S) -> S | None:
         """Insert `obj`; if its id is taken, return the object stored under it instead."""
-        table = SAGA_TABLES[kind]
+        f = flow(kind)
         object_id: str = getattr(obj, "id")  # noqa: B009 - every saga object has one
         try:
             async with self.db.transaction() as conn:
-                existing = await _one(conn, table, object_id)
+                existing = await _one(conn, f.table, object_id)
                 if existing is not None:
-                    found: S = from_row(kind, existing)
+                    found: S = f.load(existing)
                     return found
-                await conn.execute(table.insert().values(self._owned(to_row(obj))))
+                await conn.execute(f.table.insert().values(self._owned(f.row(obj))))
                 return None
         except IntegrityError:  # a concurrent insert of the same id won
             again: S | None = await self.get(kind, object_id)
@@ -210,18 +193,19 @@ class PaymentStore:
 
     async def get(self, kind: str, object_id: str) -> Any:
         """The object of `kind` stored under `object_id`, or None."""
+        f = flow(kind)
         async with self.db.read() as conn:
-            row = await _one(conn, SAGA_TABLES[kind], object_id)
-        return None if row is None else from_row(kind, row)
+            row = await _one(conn, f.table, object_id)
+        return None if row is None else f.load(row)
 
     async def list_objects(
         self, kind: str, tenant_id: str, *, limit: int, starting_after: Any = None
     ) -> tuple[list[Any], bool]:
         """A tenant's objects of `kind`, newest first, after `starting_after`; and whether
         more follow (the same keyset on (created_at_us, id) as :meth:`list_payments`)."""
-        table = SAGA_TABLES[kind]
-        t = table.c
-        query = sa.select(table).where(t.tenant_id == tenant_id)
+        f = flow(kind)
+        t = f.table.c
+        query = sa.select(f.table).where(t.tenant_id == tenant_id)
         if starting_after is not None:
             c = starting_after
             query = query.where(
@@ -233,7 +217,7 @@ class PaymentStore:
         query = query.order_by(t.created_at_us.desc(), t.id.desc()).limit(limit + 1)
         async with self.db.read() as conn:
             rows = (await conn.execute(query)).all()
-        return [from_row(kind, r) for r in rows[:limit]], len(rows) > limit
+        return [f.load(r) for r in rows[:limit]], len(rows) > limit
 
     async def save(
         self,
@@ -244,11 +228,14 @@ class PaymentStore:
         step: Step | None,
         events: Sequence[Event] = (),
     ) -> bool:
-        """Write `new` if the object is still at (`status`, `step`), with its events."""
-        values = to_row(new)
-        for fixed in _FIXED:
+        """Write `new` if the object is still at (`status`, `step`), with its events and
+        what its flow writes with the transition (:attr:`Flow.also`)."""
+        f = flow(kind)
+        values = f.row(new)
+        for fixed in (*_FIXED, *f.fixed):
             values.pop(fixed)
-        return await self._transition(SAGA_TABLES[kind], new.id, status, step, values, events)
+        also = None if f.also is None else f.also(new)
+        return await self._transition(f, new.id, status, step, values, events, also)
 
     # -- payments ------------------------------------------------------------
 
@@ -265,20 +252,10 @@ class PaymentStore:
         self, tenant_id: str, *, limit: int, starting_after: Payment | None = None
     ) -> tuple[list[Payment], bool]:
         """A tenant's payments, newest first, after `starting_after`; and whether more follow."""
-        t = payments.c
-        query = sa.select(payments).where(t.tenant_id == tenant_id)
-        if starting_after is not None:
-            c = starting_after
-            query = query.where(
-                sa.or_(
-                    t.created_at_us < c.created_at_us,
-                    sa.and_(t.created_at_us == c.created_at_us, t.id < c.id),
-                )
-            )
-        query = query.order_by(t.created_at_us.desc(), t.id.desc()).limit(limit + 1)
-        async with self.db.read() as conn:
-            rows = (await conn.execute(query)).all()
-        return [payment_from_row(r) for r in rows[:limit]], len(rows) > limit
+        found, more = await self.list_objects(
+            "payment", tenant_id, limit=limit, starting_after=starting_after
+        )
+        return found, more
 
     async def save_payment(
         self,
@@ -289,10 +266,7 @@ class PaymentStore:
         events: Sequence[Event] = (),
     ) -> bool:
         """Write `new` if the payment is still at (`status`, `step`), with its events."""
-        values = to_row(new)
-        for fixed in (*_FIXED, "amount_refunded"):
-            values.pop(fixed)
-        return await self._transition(payments, new.id, status, step, values, events)
+        return await self.save("payment", new, status=status, step=step, events=events)
 
     async def apply_event(
         self,
@@ -318,8 +292,9 @@ class PaymentStore:
             if before is None or outcome is None:
                 return None
             new, events = outcome
-            values = to_row(new)
-            for fixed in (*_FIXED, "amount_refunded"):
+            payment = flow("payment")
+            values = payment.row(new)
+            for fixed in (*_FIXED, *payment.fixed):
                 values.pop(fixed)
             c = payments.c
             at_step = c.step.is_(None) if before.step is None else c.step == before.step.value
@@ -332,7 +307,7 @@ class PaymentStore:
                 raise RuntimeError(f"payment {payment_id} changed under its lock")
             for event in events:
                 await append(conn, outbox, TOPIC_PAYMENTS, event)
-        _count_final("payment", before.status.value, values)
+        _count_final(payment, before.status.value, values)
         if events and self._on_commit is not None:
             self._on_commit()
         return new
@@ -370,7 +345,7 @@ class PaymentStore:
                 payment = await _one(conn, payments, payment_id, for_update=True)
                 existing = await _one(conn, refunds, refund_id)
                 if existing is not None:
-                    return from_row("refund", existing), False
+                    return flow("refund").load(existing), False
                 reserved = await conn.scalar(
                     sa.select(sa.func.coalesce(sa.func.sum(refunds.c.amount), 0)).where(
                         refunds.c.payment_id == payment_id,
@@ -380,7 +355,7 @@ class PaymentStore:
                 refund = make(
                     None if payment is None else payment_from_row(payment), int(reserved or 0)
                 )
-                await conn.execute(refunds.insert().values(self._owned(to_row(refund))))
+                await conn.execute(refunds.insert().values(self._owned(flow("refund").row(refund))))
                 return refund, True
         except IntegrityError:
             found = await self.get_refund(refund_id)
@@ -398,20 +373,8 @@ class PaymentStore:
     ) -> bool:
         """Finish the refund's `step` (its transfer, or the lookup of it after its deadline);
         a success adds to the payment's refunded amount, once."""
-        values = to_row(new)
-        for fixed in (*_FIXED, "payment_id"):
-            values.pop(fixed)
-
-        async def also(conn: AsyncConnection) -> None:
-            if new.status is RefundStatus.SUCCEEDED:
-                await conn.execute(
-                    payments.update()
-                    .where(payments.c.id == new.payment_id)
-                    .values(amount_refunded=payments.c.amount_refunded + new.amount)
-                )
-
-        return await self._transition(
-            refunds, new.id, RefundStatus.PROCESSING, step, values, events, also
+        return await self.save(
+            "refund", new, status=RefundStatus.PROCESSING, step=step, events=events
         )
 
     # -- top-ups, payouts, transfers -------------------------------------------
@@ -501,7 +464,7 @@ class PaymentStore:
         self, kind: str, object_id: str, step: Step, *, attempts: int, next_attempt_at_us: int
     ) -> bool:
         """Record a failed run of `step`: try again at `next_attempt_at_us`."""
-        table = SAGA_TABLES[kind]
+        table = flow(kind).table
         async with self.db.transaction() as conn:
             result = await conn.execute(
                 table.update()
@@ -522,7 +485,7 @@ class PaymentStore:
         embedded shape's first pass after a restart). One conditional UPDATE: of
         two replicas claiming at once, the second finds the lease taken.
         """
-        table = SAGA_TABLES[kind]
+        table = flow(kind).table
         c = table.c
         free: list[Any] = [c.next_attempt_at_us <= now_us, c.lease_owner == self.owner]
         if self.orphans and not self.db.is_sqlite:
@@ -545,7 +508,8 @@ class PaymentStore:
         """
         found: list[Due] = []
         async with self.db.read() as conn:
-            for kind, table in SAGA_TABLES.items():
+            for kind, f in FLOWS.items():
+                table = f.table
                 query = sa.select(table.c.id, table.c.tenant_id).where(table.c.step.is_not(None))
                 if now_us is not None:
                     ready = table.c.next_attempt_at_us <= now_us
@@ -567,8 +531,8 @@ class PaymentStore:
         """Every (flow, step) with objects in progress: one GROUP BY per saga table, sent
         as one statement (the Resumer's gauges)."""
         parts = []
-        for kind, table in SAGA_TABLES.items():
-            c = table.c
+        for kind, f in FLOWS.items():
+            c = f.table.c
             # A row recorded before step_started_at_us was kept counts from its last update.
             started = sa.case(
                 (c.step_started_at_us > 0, c.step_started_at_us), else_=c.updated_at_us
@@ -589,14 +553,15 @@ class PaymentStore:
 
     async def _transition(
         self,
-        table: sa.Table,
+        f: Flow,
         object_id: str,
         status: str,
         step: Step | None,
         values: dict[str, Any],
         events: Sequence[Event],
-        also: Callable[[AsyncConnection], Any] | None = None,
+        also: sa.Executable | None = None,
     ) -> bool:
+        table = f.table
         c = table.c
         at_step = c.step.is_(None) if step is None else c.step == step.value
         async with self.db.transaction() as conn:
@@ -608,10 +573,10 @@ class PaymentStore:
             if result.rowcount != 1:
                 return False
             if also is not None:
-                await also(conn)
+                await conn.execute(also)
             for event in events:
                 await append(conn, outbox, TOPIC_PAYMENTS, event)
-        _count_final(_KIND_OF_TABLE[table.name], status, values)
+        _count_final(f, status, values)
         if events and self._on_commit is not None:
             self._on_commit()
         return True

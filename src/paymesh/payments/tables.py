@@ -1,8 +1,10 @@
 """The payments service's tables (SQLAlchemy Core), declared on one ``metadata``.
 
-Every saga row carries its status and the step in progress (``step``,
-``attempts``, ``next_attempt_at_us``, ``step_started_at_us``); money is BigInteger minor units and
-times are BigInteger unix microseconds. Migrations create exactly these.
+Each flow declares its own table in its module (:mod:`paymesh.payments.flows`)
+with :func:`saga_columns`; this module holds the rest. Every saga row carries
+its status and the step in progress (``step``, ``attempts``,
+``next_attempt_at_us``, ``step_started_at_us``); money is BigInteger minor
+units and times are BigInteger unix microseconds. Migrations create exactly these.
 """
 
 from __future__ import annotations
@@ -13,23 +15,13 @@ import sqlalchemy as sa
 
 from paymesh.platform.outbox import inbox_table, outbox_table
 
-__all__ = [
-    "SAGA_TABLES",
-    "inbox",
-    "metadata",
-    "outbox",
-    "payments",
-    "payouts",
-    "refunds",
-    "tenant_fees",
-    "topups",
-    "transfers",
-]
+__all__ = ["inbox", "metadata", "outbox", "saga_columns", "saga_table", "tenant_fees"]
 
 metadata = sa.MetaData()
 
 
-def _saga_columns() -> list[sa.Column[Any]]:
+def saga_columns() -> list[sa.Column[Any]]:
+    """The columns every saga table has: its times, its step in progress and the step's lease."""
     return [
         sa.Column("created_at_us", sa.BigInteger, nullable=False),
         sa.Column("updated_at_us", sa.BigInteger, nullable=False),
@@ -44,109 +36,27 @@ def _saga_columns() -> list[sa.Column[Any]]:
     ]
 
 
-payments = sa.Table(
-    "payments",
-    metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("tenant_id", sa.String(64), nullable=False),
-    sa.Column("payer_account_id", sa.Text, nullable=False),
-    sa.Column("payee_account_id", sa.Text, nullable=False),
-    sa.Column("amount", sa.BigInteger, nullable=False),
-    sa.Column("currency", sa.String(3), nullable=False),
-    sa.Column("capture_method", sa.String(16), nullable=False),
-    sa.Column("status", sa.String(32), nullable=False),
-    sa.Column("amount_captured", sa.BigInteger, nullable=False, server_default="0"),
-    sa.Column("amount_refunded", sa.BigInteger, nullable=False, server_default="0"),
-    sa.Column("fee", sa.BigInteger, nullable=False, server_default="0"),
-    sa.Column("description", sa.Text, nullable=False, server_default=""),
-    sa.Column("metadata", sa.Text, nullable=False, server_default="{}"),
-    sa.Column("context", sa.Text, nullable=False, server_default="{}"),
-    sa.Column("risk", sa.Text, nullable=True),
-    sa.Column("failure_code", sa.String(64), nullable=False, server_default=""),
-    sa.Column("failure_message", sa.Text, nullable=False, server_default=""),
-    sa.Column("step_amount", sa.BigInteger, nullable=False, server_default="0"),
-    *_saga_columns(),
-    # 0002: the fee schedule the payment was made under, and its authorisation's end.
-    sa.Column("fee_fixed", sa.BigInteger, nullable=False, server_default="0"),
-    sa.Column("fee_basis_points", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("expires_at_us", sa.BigInteger, nullable=False, server_default="0"),
-    # 0003: the caller's request id of the capture or cancel that began (a retry repeats it).
-    sa.Column("capture_request_id", sa.String(64), nullable=False, server_default=""),
-    sa.Column("cancel_request_id", sa.String(64), nullable=False, server_default=""),
-    sa.Index("ix_payments_tenant_created", "tenant_id", "created_at_us", "id"),
-    sa.Index("ix_payments_step", "step", "next_attempt_at_us"),
-    sa.Index("ix_payments_status_expires", "status", "expires_at_us"),
-)
+def saga_table(name: str, *own: sa.Column[Any] | sa.Index, listed: bool = True) -> sa.Table:
+    """A flow's table: its id and tenant, its `own` columns, its status and failure code,
+    the saga columns; indexed by step (the Resumer's scan) and, when `listed`, by
+    (tenant, created) for the tenant's list, newest first (0006)."""
+    columns = [c for c in own if isinstance(c, sa.Column)]
+    indexes = [i for i in own if isinstance(i, sa.Index)]
+    indexes.append(sa.Index(f"ix_{name}_step", "step", "next_attempt_at_us"))
+    if listed:
+        indexes.append(sa.Index(f"ix_{name}_tenant_created", "tenant_id", "created_at_us", "id"))
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("id", sa.String(64), primary_key=True),
+        sa.Column("tenant_id", sa.String(64), nullable=False),
+        *columns,
+        sa.Column("status", sa.String(32), nullable=False),
+        sa.Column("failure_code", sa.String(64), nullable=False, server_default=""),
+        *saga_columns(),
+        *indexes,
+    )
 
-refunds = sa.Table(
-    "refunds",
-    metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("tenant_id", sa.String(64), nullable=False),
-    sa.Column("payment_id", sa.String(64), nullable=False),
-    sa.Column("amount", sa.BigInteger, nullable=False),
-    sa.Column("requested_amount", sa.BigInteger, nullable=False),
-    sa.Column("currency", sa.String(3), nullable=False),
-    sa.Column("status", sa.String(32), nullable=False),
-    sa.Column("reason", sa.Text, nullable=False, server_default=""),
-    sa.Column("failure_code", sa.String(64), nullable=False, server_default=""),
-    sa.Column("payer_account_id", sa.Text, nullable=False),
-    sa.Column("payee_account_id", sa.Text, nullable=False),
-    *_saga_columns(),
-    sa.Index("ix_refunds_payment", "payment_id"),
-    sa.Index("ix_refunds_step", "step", "next_attempt_at_us"),
-    # 0006: the tenant's list, newest first.
-    sa.Index("ix_refunds_tenant_created", "tenant_id", "created_at_us", "id"),
-)
-
-topups = sa.Table(
-    "topups",
-    metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("tenant_id", sa.String(64), nullable=False),
-    sa.Column("account_id", sa.Text, nullable=False),
-    sa.Column("amount", sa.BigInteger, nullable=False),
-    sa.Column("currency", sa.String(3), nullable=False),
-    sa.Column("status", sa.String(32), nullable=False),
-    sa.Column("failure_code", sa.String(64), nullable=False, server_default=""),
-    *_saga_columns(),
-    sa.Index("ix_topups_step", "step", "next_attempt_at_us"),
-    # 0006: the tenant's list, newest first.
-    sa.Index("ix_topups_tenant_created", "tenant_id", "created_at_us", "id"),
-)
-
-payouts = sa.Table(
-    "payouts",
-    metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("tenant_id", sa.String(64), nullable=False),
-    sa.Column("account_id", sa.Text, nullable=False),
-    sa.Column("amount", sa.BigInteger, nullable=False),
-    sa.Column("currency", sa.String(3), nullable=False),
-    sa.Column("status", sa.String(32), nullable=False),
-    sa.Column("failure_code", sa.String(64), nullable=False, server_default=""),
-    *_saga_columns(),
-    sa.Index("ix_payouts_step", "step", "next_attempt_at_us"),
-    # 0006: the tenant's list, newest first.
-    sa.Index("ix_payouts_tenant_created", "tenant_id", "created_at_us", "id"),
-)
-
-transfers = sa.Table(
-    "transfers",
-    metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("tenant_id", sa.String(64), nullable=False),
-    sa.Column("from_account_id", sa.Text, nullable=False),
-    sa.Column("to_account_id", sa.Text, nullable=False),
-    sa.Column("amount", sa.BigInteger, nullable=False),
-    sa.Column("currency", sa.String(3), nullable=False),
-    sa.Column("status", sa.String(32), nullable=False),
-    sa.Column("failure_code", sa.String(64), nullable=False, server_default=""),
-    *_saga_columns(),
-    sa.Index("ix_transfers_step", "step", "next_attempt_at_us"),
-    # 0006: the tenant's list, newest first.
-    sa.Index("ix_transfers_tenant_created", "tenant_id", "created_at_us", "id"),
-)
 
 tenant_fees = sa.Table(
     "tenant_fees",
@@ -161,12 +71,3 @@ outbox = outbox_table(metadata)
 
 # 0005: the events consumed (risk's review resolutions), once per event id.
 inbox = inbox_table(metadata)
-
-# The tables whose rows are sagas, by the kind of object they hold.
-SAGA_TABLES = {
-    "payment": payments,
-    "refund": refunds,
-    "topup": topups,
-    "payout": payouts,
-    "transfer": transfers,
-}

@@ -26,7 +26,7 @@ from paymesh.payments.domain import (
     TopupStatus,
 )
 from paymesh.payments.errors import AccountNotFound, CurrencyMismatch, TransientError
-from paymesh.payments.saga import Deps, leased, run_payment, run_topup
+from paymesh.payments.saga import Deps, leased, run, run_payment
 from paymesh.payments.testing import FakeLedger, FakeRisk
 from paymesh.platform.identity import Caller
 
@@ -215,7 +215,7 @@ async def test_a_topup_whose_account_is_gone_by_the_time_its_saga_runs_never_rea
     cmd = _COMMANDS["topup"][0](account_id="acct_gone")
     topup = domain.new_topup(cmd, "ten_a", flow.clock.now_us())
     assert await flow.store.add_topup(leased(topup, flow)) is None
-    t = await run_topup("obj_1", caller=ALICE, deps=flow)
+    t = await run("topup", "obj_1", caller=ALICE, deps=flow)
     assert t is not None
     assert (t.status, t.failure_code) == (TopupStatus.FAILED, "account_not_found")
     assert bank.calls == []

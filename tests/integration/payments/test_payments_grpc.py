@@ -169,6 +169,40 @@ async def test_top_up_pay_capture_and_refund_over_grpc(platform: Platform) -> No
     assert all(e.tenant == "ten_alice" for e in platform.events)
 
 
+async def test_a_top_up_is_reversed_once_over_grpc_and_the_ledger_pays_it_back(
+    platform: Platform,
+) -> None:
+    payments, accounts = platform.payments, platform.accounts
+    await _open(accounts, "acct_payer")
+    await payments.CreateTopup(
+        pb.CreateTopupRequest(id="tu_1", account_id="acct_payer", amount=3_000, currency="USD"),
+        metadata=ALICE,
+    )
+    reverse = pb.ReverseTopupRequest(topup_id="tu_1")
+    reversal = await payments.ReverseTopup(reverse, metadata=ALICE)
+    assert (reversal.status, reversal.topup_id, reversal.amount, reversal.tenant_id) == (
+        "succeeded",
+        "tu_1",
+        3_000,
+        "ten_alice",
+    )
+    assert await payments.ReverseTopup(reverse, metadata=ALICE) == reversal
+    assert await _posted(accounts, "acct_payer") == 0
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await payments.ReverseTopup(reverse, metadata=MALLORY)
+    assert (info.value.code(), error_code(info.value)) == (grpc.StatusCode.NOT_FOUND, "not_found")
+    for _ in range(200):  # the relay publishes soon after commit
+        if "topup_reversal.succeeded" in {e.type for e in platform.events}:
+            break
+        await asyncio.sleep(0.02)
+    [event] = [e for e in platform.events if e.type == "topup_reversal.succeeded"]
+    assert (event.subject, event.data["object"], event.data["amount"]) == (
+        "tu_1",
+        "topup_reversal",
+        3_000,
+    )
+
+
 async def test_another_tenant_gets_not_found(platform: Platform) -> None:
     payments, accounts = platform.payments, platform.accounts
     await _open(accounts, "acct_payer", "acct_payee")

@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from paymesh.payments.tables import metadata
+from paymesh.payments.flows import metadata
 from paymesh.platform.migrations import run_env
 
 run_env(context, metadata)

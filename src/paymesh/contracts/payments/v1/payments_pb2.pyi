@@ -654,6 +654,70 @@ class ListTopupsResponse(_message.Message):
 Global___ListTopupsResponse: _TypeAlias = ListTopupsResponse  # noqa: Y015
 
 @_typing.final
+class TopupReversal(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    TOPUP_ID_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    FAILURE_CODE_FIELD_NUMBER: _builtins.int
+    CREATED_AT_US_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """The reversed top-up's id: a top-up is reversed at most once."""
+    tenant_id: _builtins.str
+    topup_id: _builtins.str
+    account_id: _builtins.str
+    amount: _builtins.int
+    currency: _builtins.str
+    status: _builtins.str
+    """processing, succeeded, failed."""
+    failure_code: _builtins.str
+    created_at_us: _builtins.int
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+        topup_id: _builtins.str = ...,
+        account_id: _builtins.str = ...,
+        amount: _builtins.int = ...,
+        currency: _builtins.str = ...,
+        status: _builtins.str = ...,
+        failure_code: _builtins.str = ...,
+        created_at_us: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "amount", b"amount", "created_at_us", b"created_at_us", "currency", b"currency", "failure_code", b"failure_code", "id", b"id", "status", b"status", "tenant_id", b"tenant_id", "topup_id", b"topup_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TopupReversal: _TypeAlias = TopupReversal  # noqa: Y015
+
+@_typing.final
+class ReverseTopupRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOPUP_ID_FIELD_NUMBER: _builtins.int
+    topup_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        topup_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["topup_id", b"topup_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReverseTopupRequest: _TypeAlias = ReverseTopupRequest  # noqa: Y015
+
+@_typing.final
 class Payout(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

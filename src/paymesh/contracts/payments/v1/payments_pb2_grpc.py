@@ -89,6 +89,11 @@ class PaymentsStub:
                 request_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListTopupsRequest.SerializeToString,
                 response_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListTopupsResponse.FromString,
                 _registered_method=True)
+        self.ReverseTopup = channel.unary_unary(
+                '/paymesh.payments.v1.Payments/ReverseTopup',
+                request_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ReverseTopupRequest.SerializeToString,
+                response_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.TopupReversal.FromString,
+                _registered_method=True)
         self.CreatePayout = channel.unary_unary(
                 '/paymesh.payments.v1.Payments/CreatePayout',
                 request_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.CreatePayoutRequest.SerializeToString,
@@ -210,6 +215,14 @@ class PaymentsServicer:
 
     def ListTopups(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReverseTopup(self, request, context):
+        """Send a succeeded top-up's money back from its account to the external funding
+        source. Once per top-up: asking again answers the same reversal.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -336,6 +349,11 @@ def add_PaymentsServicer_to_server(servicer, server):
                     servicer.ListTopups,
                     request_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListTopupsRequest.FromString,
                     response_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListTopupsResponse.SerializeToString,
+            ),
+            'ReverseTopup': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReverseTopup,
+                    request_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ReverseTopupRequest.FromString,
+                    response_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.TopupReversal.SerializeToString,
             ),
             'CreatePayout': grpc.unary_unary_rpc_method_handler(
                     servicer.CreatePayout,
@@ -685,6 +703,33 @@ class Payments:
             '/paymesh.payments.v1.Payments/ListTopups',
             paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListTopupsRequest.SerializeToString,
             paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListTopupsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReverseTopup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.payments.v1.Payments/ReverseTopup',
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ReverseTopupRequest.SerializeToString,
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.TopupReversal.FromString,
             options,
             channel_credentials,
             insecure,

@@ -52,6 +52,10 @@ class PaymentsStub:
     """Fund an account from the external funding source."""
     GetTopup: _grpc.UnaryUnaryMultiCallable[_payments_pb2.GetTopupRequest, _payments_pb2.Topup]
     ListTopups: _grpc.UnaryUnaryMultiCallable[_payments_pb2.ListTopupsRequest, _payments_pb2.ListTopupsResponse]
+    ReverseTopup: _grpc.UnaryUnaryMultiCallable[_payments_pb2.ReverseTopupRequest, _payments_pb2.TopupReversal]
+    """Send a succeeded top-up's money back from its account to the external funding
+    source. Once per top-up: asking again answers the same reversal.
+    """
     CreatePayout: _grpc.UnaryUnaryMultiCallable[_payments_pb2.CreatePayoutRequest, _payments_pb2.Payout]
     """Send money out of an account to the external funding source."""
     GetPayout: _grpc.UnaryUnaryMultiCallable[_payments_pb2.GetPayoutRequest, _payments_pb2.Payout]
@@ -86,6 +90,10 @@ class PaymentsAsyncStub(PaymentsStub):
     """Fund an account from the external funding source."""
     GetTopup: _aio.UnaryUnaryMultiCallable[_payments_pb2.GetTopupRequest, _payments_pb2.Topup]  # type: ignore[assignment]
     ListTopups: _aio.UnaryUnaryMultiCallable[_payments_pb2.ListTopupsRequest, _payments_pb2.ListTopupsResponse]  # type: ignore[assignment]
+    ReverseTopup: _aio.UnaryUnaryMultiCallable[_payments_pb2.ReverseTopupRequest, _payments_pb2.TopupReversal]  # type: ignore[assignment]
+    """Send a succeeded top-up's money back from its account to the external funding
+    source. Once per top-up: asking again answers the same reversal.
+    """
     CreatePayout: _aio.UnaryUnaryMultiCallable[_payments_pb2.CreatePayoutRequest, _payments_pb2.Payout]  # type: ignore[assignment]
     """Send money out of an account to the external funding source."""
     GetPayout: _aio.UnaryUnaryMultiCallable[_payments_pb2.GetPayoutRequest, _payments_pb2.Payout]  # type: ignore[assignment]
@@ -183,6 +191,16 @@ class PaymentsServicer(metaclass=_abc_1.ABCMeta):
         request: _payments_pb2.ListTopupsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_payments_pb2.ListTopupsResponse, _abc.Awaitable[_payments_pb2.ListTopupsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ReverseTopup(
+        self,
+        request: _payments_pb2.ReverseTopupRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payments_pb2.TopupReversal, _abc.Awaitable[_payments_pb2.TopupReversal]]:
+        """Send a succeeded top-up's money back from its account to the external funding
+        source. Once per top-up: asking again answers the same reversal.
+        """
 
     @_abc_1.abstractmethod
     def CreatePayout(

@@ -18,10 +18,16 @@ from paymesh.gateway.features.transfers.schemas import (
     PayoutOut,
     TopupList,
     TopupOut,
+    TopupReversalOut,
     TransferList,
     TransferOut,
 )
-from paymesh.gateway.features.transfers.views import payout_view, topup_view, transfer_view
+from paymesh.gateway.features.transfers.views import (
+    payout_view,
+    topup_reversal_view,
+    topup_view,
+    transfer_view,
+)
 from paymesh.gateway.idempotency import KeyedRequest
 from paymesh.gateway.routing import Routes
 from paymesh.platform.identity import Caller
@@ -87,6 +93,34 @@ async def get_topup(
     """A top-up of the tenant."""
     topup = await payments.call(payments.stub.GetTopup, ppb.GetTopupRequest(id=topup_id), caller)
     return json_out(topup_view(topup))
+
+
+@routes.post(
+    "/v1/topups/{topup_id}/reverse",
+    scope=PAYMENTS_WRITE,
+    moves_money=True,
+    tag="topups",
+    summary="Reverse a top-up",
+    response_model=TopupReversalOut,
+    problems=_WRITE_ERRORS,
+)
+async def reverse_topup(
+    topup_id: str,
+    caller: Caller,
+    keyed: KeyedRequest,
+    payments: Payments,
+) -> Response:
+    """Send a succeeded top-up's money back from its account to the external funding source.
+
+    A top-up is reversed at most once: asking again answers the same
+    reversal, in whatever state it reached. An account that no longer has
+    the money fails the reversal with `insufficient_funds` (nothing moves).
+    A top-up not `succeeded` is a 409 `invalid_state`.
+    """
+    reversal = await payments.call(
+        payments.stub.ReverseTopup, ppb.ReverseTopupRequest(topup_id=topup_id), caller
+    )
+    return json_out(topup_reversal_view(reversal))
 
 
 @routes.get(

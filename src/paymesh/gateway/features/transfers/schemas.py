@@ -35,6 +35,20 @@ class TopupOut(_Out):
     created: str
 
 
+class TopupReversalOut(_Out):
+    """A top-up's reversal: its money back to the external funding source."""
+
+    id: str = Field(description="The reversed top-up's id: a top-up is reversed at most once.")
+    object: Literal["topup_reversal"] = "topup_reversal"
+    topup_id: str
+    account_id: str
+    amount: int
+    currency: str
+    status: str = Field(description="processing, succeeded or failed.")
+    failure_code: str | None
+    created: str
+
+
 class TopupList(_Out):
     """A page of top-ups, newest first."""
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from paymesh.contracts.objects import to_json
 from paymesh.contracts.payments.v1 import payments_pb2 as ppb
-from paymesh.gateway.features.transfers.schemas import PayoutOut, TopupOut, TransferOut
+from paymesh.gateway.features.transfers.schemas import (
+    PayoutOut,
+    TopupOut,
+    TopupReversalOut,
+    TransferOut,
+)
 
 
 def topup_view(t: ppb.Topup) -> TopupOut:
@@ -20,3 +25,8 @@ def payout_view(p: ppb.Payout) -> PayoutOut:
 def transfer_view(t: ppb.Transfer) -> TransferOut:
     """A transfer between two accounts: its public form, the one its events carry as data."""
     return TransferOut.model_validate(to_json(t))
+
+
+def topup_reversal_view(r: ppb.TopupReversal) -> TopupReversalOut:
+    """A top-up's reversal: its public form, the one its events carry as data."""
+    return TopupReversalOut.model_validate(to_json(r))
