@@ -41,7 +41,7 @@ def test_every_route_the_app_serves_has_exactly_one_declaration(tmp_path: Path) 
     declared = Counter((r.method, r.path) for r in ROUTES)
     assert max(declared.values()) == 1, [k for k, n in declared.items() if n > 1]
     assert _operations(tmp_path) == set(declared)
-    assert len(declared) == 44
+    assert len(declared) == 45
 
 
 def test_routes_are_declared_only_in_the_features_decorators() -> None:
@@ -69,6 +69,7 @@ def test_every_scoped_route_names_a_known_scope_and_only_two_are_open() -> None:
 def test_money_moving_routes_are_the_payments_write_posts_that_move_money() -> None:
     assert {
         "/v1/topups",
+        "/v1/topups/{topup_id}/reverse",
         "/v1/payments",
         "/v1/payments/{payment_id}/capture",
         "/v1/payments/{payment_id}/cancel",
