@@ -21,6 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import Histogram
 
+from paymesh.platform.errors import ServiceError
 from paymesh.platform.identity import Caller
 from paymesh.platform.logging import (
     bind_request_id,
@@ -94,9 +95,10 @@ _SERVER_OPTIONS: list[tuple[str, object]] = [
 
 
 class UnavailableInterceptor(grpc.aio.ServerInterceptor):
-    """Answer UNAVAILABLE (which callers retry) when a unary call fails because a
-    dependency is down (:func:`~paymesh.platform.unavailable.is_unavailable`), not
-    UNKNOWN as for a bug."""
+    """How a unary call's failure reaches the caller: a service's own error
+    (:class:`~paymesh.platform.errors.ServiceError`) as its status and code; UNAVAILABLE
+    (which callers retry) when a dependency is down
+    (:func:`~paymesh.platform.unavailable.is_unavailable`), not UNKNOWN as for a bug."""
 
     async def intercept_service(
         self,
@@ -116,6 +118,9 @@ class UnavailableInterceptor(grpc.aio.ServerInterceptor):
                 return await inner(request, context)  # type: ignore[arg-type]
             except grpc.aio.AbortError:
                 raise
+            except ServiceError as exc:
+                status = grpc.StatusCode[exc.grpc_status()]
+                await abort(context, status, exc.code, exc.message)
             except Exception as exc:
                 if not is_unavailable(exc):
                     raise
