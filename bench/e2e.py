@@ -218,7 +218,7 @@ async def _with_embedded(args: argparse.Namespace, *, metrics: bool = True) -> d
     from paymesh.cli import bootstrap
     from paymesh.launcher import Platform
     from paymesh.platform.logging import configure_logging
-    from paymesh.platform.settings import Settings
+    from paymesh.settings import Settings
 
     configure_logging("WARNING")
     with tempfile.TemporaryDirectory(prefix="paymesh-bench-") as var:

@@ -29,7 +29,7 @@ from paymesh.contracts.events import TOPIC_PAYMENTS, Event
 from paymesh.platform.bus import InProcessBus
 from paymesh.platform.clock import SystemClock
 from paymesh.platform.logging import configure_logging
-from paymesh.platform.settings import Settings
+from paymesh.settings import Settings
 from paymesh.webhooks import app
 from paymesh.webhooks.domain import CreateEndpoint
 from paymesh.webhooks.sealing import SecretBox

@@ -22,7 +22,7 @@ from rich.console import Console
 
 from paymesh.launcher import SERVICES, Platform, credentials_path
 from paymesh.platform.logging import configure_logging
-from paymesh.platform.settings import Settings, load_settings
+from paymesh.settings import Settings, load_settings
 
 
 def _group(help: str) -> typer.Typer:

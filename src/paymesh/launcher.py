@@ -22,7 +22,7 @@ from paymesh.platform.clock import Clock
 from paymesh.platform.delivery import DeliveryPolicy
 from paymesh.platform.logging import get_logger
 from paymesh.platform.runtime import Runtime
-from paymesh.platform.settings import Settings
+from paymesh.settings import Settings
 
 if TYPE_CHECKING:
     from paymesh.platform.kafka import KafkaBus

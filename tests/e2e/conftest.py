@@ -15,7 +15,7 @@ from paymesh.accounts.audit import verify
 from paymesh.cli import bootstrap
 from paymesh.launcher import Platform
 from paymesh.platform.db import Database
-from paymesh.platform.settings import Settings
+from paymesh.settings import Settings
 from tests.conftest import pg_database
 
 

@@ -11,9 +11,10 @@ from pathlib import Path
 import httpx
 
 from paymesh.gateway.api import create_app
+from paymesh.gateway.settings import GatewaySettings
 from paymesh.gateway.store import GatewayStore
 from paymesh.platform.db import Database
-from paymesh.platform.settings import GatewaySettings, Settings
+from paymesh.settings import Settings
 from tests.fakes.accounts import FakeAccounts
 from tests.fakes.payments import FakePayments
 

@@ -17,7 +17,7 @@ from paymesh.launcher import Platform
 from paymesh.platform.admin import AdminServer
 from paymesh.platform.bus import InProcessBus
 from paymesh.platform.health import Check, NotReady, Readiness
-from paymesh.platform.settings import Settings
+from paymesh.settings import Settings
 from tests.conftest import free_port
 
 

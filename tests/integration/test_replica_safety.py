@@ -23,9 +23,9 @@ from paymesh.platform.bus import InProcessBus
 from paymesh.platform.db import Database
 from paymesh.platform.migrations import upgrade
 from paymesh.platform.rpc import METADATA_ERROR_CODE, GrpcServer, open_channel
-from paymesh.platform.settings import Settings
 from paymesh.platform.unavailable import is_unavailable
 from paymesh.risk import app as risk_app
+from paymesh.settings import Settings
 from tests.conftest import free_port
 
 

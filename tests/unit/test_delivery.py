@@ -20,7 +20,7 @@ from paymesh.platform.delivery import (
     is_infrastructure,
     parse_event,
 )
-from paymesh.platform.settings import Settings
+from paymesh.settings import Settings
 from tests.conftest import free_port
 
 GOOD = Event(

@@ -8,7 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from paymesh.launcher import Platform
-from paymesh.platform.settings import DEFAULT_SECRET, Settings
+from paymesh.platform.settings import DEFAULT_SECRET
+from paymesh.settings import Settings
 
 
 def test_a_gateway_refuses_to_start_in_production_with_the_default_secret(
@@ -87,3 +88,51 @@ def test_every_service_defaults_to_one_admin_listener_and_a_bad_address_is_refus
         monkeypatch.setenv("PAYMESH_RISK__ADMIN_LISTEN", bad)
         with pytest.raises(ValidationError, match="admin_listen"):
             Settings()
+
+
+def test_each_service_owns_its_section_and_the_platform_fills_its_defaults(
+    tmp_path: Path,
+) -> None:
+    from paymesh.accounts.settings import AccountsSettings
+    from paymesh.gateway.settings import GatewaySettings
+    from paymesh.risk.settings import RiskSettings
+
+    settings = Settings(var_dir=tmp_path, risk={"listen": "127.0.0.1:6000"})
+    accounts = settings.section(AccountsSettings)
+    assert accounts is settings.accounts
+    assert accounts.database_url == f"sqlite+aiosqlite:///{tmp_path / 'accounts.db'}"
+    assert accounts.listen == accounts.target == "127.0.0.1:50051"
+    assert settings.section(GatewaySettings).database_url.endswith("gateway.db")
+    # A listen address set by hand is also how peers reach the service, unless told.
+    assert settings.peer("risk").target == "127.0.0.1:6000"
+    assert settings.section(RiskSettings).default_amount_limit == 1_000_000
+    with pytest.raises(LookupError):
+        settings.peer("gateway")  # the gateway is no gRPC peer
+    with pytest.raises(LookupError):
+        settings.peer("ledger")
+
+
+def test_the_platform_defines_no_service_section() -> None:
+    import paymesh.platform.settings as platform_settings
+
+    own = {
+        name
+        for name, value in vars(platform_settings).items()
+        if isinstance(value, type) and value.__module__ == platform_settings.__name__
+    }
+    services = {"Accounts", "Payments", "Risk", "Webhooks", "Gateway"}
+    assert not {f"{s}Settings" for s in services} & own
+    for service in services:
+        module = __import__(f"paymesh.{service.lower()}.settings", fromlist=["x"])
+        section = getattr(module, f"{service}Settings")
+        assert section.name == service.lower()
+        assert issubclass(section, platform_settings.SectionSettings)
+
+
+def test_a_default_secret_in_any_section_is_refused_in_production(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = Settings(environment="production", gateway={"secret_key": "a-real-one"})
+    settings.check_production(["gateway", "accounts", "payments", "risk"])
+    with pytest.raises(RuntimeError, match=r"default webhooks\.secret_key"):
+        settings.check_production(["webhooks"])

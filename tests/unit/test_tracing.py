@@ -19,8 +19,8 @@ from paymesh.contracts.events import TOPIC_PAYMENTS, Event
 from paymesh.platform.db import Database
 from paymesh.platform.delivery import parse_event
 from paymesh.platform.outbox import append, outbox_table
-from paymesh.platform.settings import Settings
 from paymesh.platform.tracing import OFF, Tracing, current_traceparent, traceparent_context
+from paymesh.settings import Settings
 
 EVENT = Event(
     id="evt_1", source="test", type="payment.succeeded", subject="pay_1",

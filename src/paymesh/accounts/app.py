@@ -10,6 +10,7 @@ from paymesh.accounts.api import SERVICE_NAME, AccountsServicer
 from paymesh.accounts.audit import PeriodicVerify
 from paymesh.accounts.groupcommit import GroupCommitStore
 from paymesh.accounts.service import ExpirySweeper
+from paymesh.accounts.settings import AccountsSettings
 from paymesh.accounts.store import SqlAccountsStore
 from paymesh.accounts.tables import outbox
 from paymesh.contracts.accounts.v1 import accounts_pb2_grpc as pb_grpc
@@ -20,7 +21,7 @@ from paymesh.platform.health import Readiness, database_check, event_bus_check
 from paymesh.platform.migrations import upgrade
 from paymesh.platform.outbox import OutboxRelay
 from paymesh.platform.rpc import GrpcServer
-from paymesh.platform.settings import Settings
+from paymesh.platform.settings import PlatformSettings
 from paymesh.platform.tracing import Tracing
 
 __all__ = ["MIGRATIONS", "AccountsRuntime", "create", "migrate"]
@@ -28,9 +29,9 @@ __all__ = ["MIGRATIONS", "AccountsRuntime", "create", "migrate"]
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-async def migrate(settings: Settings) -> None:
+async def migrate(settings: PlatformSettings) -> None:
     """Bring the accounts database to the latest schema."""
-    db = Database(settings.accounts.database_url, service="accounts")
+    db = Database(settings.section(AccountsSettings).database_url, service="accounts")
     try:
         await upgrade(db, MIGRATIONS)
     finally:
@@ -44,9 +45,9 @@ class AccountsRuntime:
     name = "accounts"
 
     def __init__(
-        self, settings: Settings, *, bus: EventBus, clock: Clock, expiry_interval_s: float
+        self, settings: PlatformSettings, *, bus: EventBus, clock: Clock, expiry_interval_s: float
     ) -> None:
-        self.db = Database(settings.accounts.database_url, service=self.name)
+        self.db = Database(settings.section(AccountsSettings).database_url, service=self.name)
         self._bus = bus
         self.readiness = Readiness(self.name)
         self.tracing = Tracing.of(settings, self.name)
@@ -60,7 +61,7 @@ class AccountsRuntime:
             pb_grpc.add_AccountsServicer_to_server(servicer, server)
 
         self.server = GrpcServer(
-            settings.accounts.listen,
+            settings.section(AccountsSettings).listen,
             register,
             [SERVICE_NAME],
             tls=settings.tls,
@@ -74,7 +75,7 @@ class AccountsRuntime:
         )
         self.verifier = PeriodicVerify(
             self.db,
-            interval_s=settings.accounts.verify_interval_s,
+            interval_s=settings.section(AccountsSettings).verify_interval_s,
             service=self.name,
             on_head=ledger.chain_head,
         )
@@ -102,7 +103,7 @@ class AccountsRuntime:
 
 
 def create(
-    settings: Settings,
+    settings: PlatformSettings,
     *,
     bus: EventBus,
     clock: Clock | None = None,

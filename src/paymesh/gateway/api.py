@@ -24,9 +24,10 @@ from paymesh.gateway.requestlog import RequestLogMiddleware
 from paymesh.gateway.schemas import Problem
 from paymesh.gateway.security import ResponseSealer, SecretHasher
 from paymesh.gateway.service import ClientCache, KeyRing
+from paymesh.gateway.settings import GatewaySettings
 from paymesh.gateway.store import GatewayStore
 from paymesh.platform.clock import Clock, SystemClock
-from paymesh.platform.settings import Settings
+from paymesh.platform.settings import PlatformSettings
 
 if TYPE_CHECKING:
     from paymesh.contracts.accounts.v1.accounts_pb2_grpc import AccountsAsyncStub
@@ -108,7 +109,7 @@ retried with backoff; the delivery log shows every attempt.
 
 def create_app(
     *,
-    settings: Settings,
+    settings: PlatformSettings,
     store: GatewayStore,
     accounts: AccountsAsyncStub,
     payments: PaymentsAsyncStub,
@@ -128,7 +129,7 @@ def create_app(
     """
     clock = clock or SystemClock()
     limiter = limiter or build_limiter(settings, clock=clock)
-    g = settings.gateway
+    g = settings.section(GatewaySettings)
     app = FastAPI(
         title="paymesh API",
         version="1.0.0",
@@ -143,15 +144,15 @@ def create_app(
         keys=keys
         or KeyRing(
             store,
-            passphrase=settings.gateway.secret_key.get_secret_value().encode(),
+            passphrase=g.secret_key.get_secret_value().encode(),
             clock=clock,
-            token_ttl_s=settings.gateway.token_ttl_s,
+            token_ttl_s=g.token_ttl_s,
         ),
         clients=ClientCache(store, clock=clock),
         accounts=Client(accounts, service="accounts", deadline_s=settings.rpc_deadline_s),
         payments=Client(payments, service="payments", deadline_s=settings.rpc_deadline_s),
         clock=clock,
-        sealer=ResponseSealer(settings.gateway.secret_key.get_secret_value().encode()),
+        sealer=ResponseSealer(g.secret_key.get_secret_value().encode()),
         limiter=limiter,
         auth_failures=Policy(
             capacity=g.auth_failure_burst, rate_per_s=g.auth_failure_per_s, name="auth-failures"
@@ -167,8 +168,8 @@ def create_app(
     )
     app.add_middleware(
         LimitsMiddleware,
-        max_body_bytes=settings.gateway.max_body_bytes,
-        timeout_s=settings.gateway.request_timeout_s,
+        max_body_bytes=g.max_body_bytes,
+        timeout_s=g.request_timeout_s,
     )
     install_problem_handlers(app)  # its ProblemMiddleware wraps LimitsMiddleware
     # Outermost of ours: times every answer as the client gets it, the inner ones' too.
@@ -212,9 +213,9 @@ _RETRY_AFTER = {
 }
 
 
-def build_limiter(settings: Settings, *, clock: Clock | None = None) -> RateLimiter:
+def build_limiter(settings: PlatformSettings, *, clock: Clock | None = None) -> RateLimiter:
     """The rate limiter the settings ask for: Redis when `gateway.redis_url` is set."""
-    g = settings.gateway
+    g = settings.section(GatewaySettings)
     policy = Policy(capacity=g.rate_limit_burst, rate_per_s=g.rate_limit_per_s, name="client")
     if g.redis_url:
         return RedisRateLimiter.from_url(g.redis_url, policy, clock=clock)

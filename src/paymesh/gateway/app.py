@@ -18,6 +18,7 @@ from paymesh.gateway.api import build_limiter, create_app
 from paymesh.gateway.ratelimit import RateLimiter, RedisRateLimiter
 from paymesh.gateway.security import SecretHasher
 from paymesh.gateway.service import KeyRing
+from paymesh.gateway.settings import GatewaySettings
 from paymesh.gateway.store import GatewayStore
 from paymesh.platform.bus import EventBus
 from paymesh.platform.clock import Clock, SystemClock
@@ -26,7 +27,7 @@ from paymesh.platform.health import Check, Readiness, database_check
 from paymesh.platform.logging import get_logger
 from paymesh.platform.migrations import upgrade
 from paymesh.platform.rpc import open_channel
-from paymesh.platform.settings import Settings
+from paymesh.platform.settings import PlatformSettings
 from paymesh.platform.tracing import Tracing
 
 __all__ = ["MIGRATIONS", "GatewayRuntime", "create", "migrate"]
@@ -39,9 +40,9 @@ log = get_logger(__name__)
 PURGE_INTERVAL_S = 600.0
 
 
-async def migrate(settings: Settings) -> None:
+async def migrate(settings: PlatformSettings) -> None:
     """Bring the gateway's database to the latest schema."""
-    db = Database(settings.gateway.database_url, service="gateway")
+    db = Database(settings.section(GatewaySettings).database_url, service="gateway")
     try:
         await upgrade(db, MIGRATIONS)
     finally:
@@ -61,7 +62,9 @@ class GatewayRuntime:
 
     name = "gateway"
 
-    def __init__(self, settings: Settings, *, bus: EventBus, clock: Clock | None = None) -> None:
+    def __init__(
+        self, settings: PlatformSettings, *, bus: EventBus, clock: Clock | None = None
+    ) -> None:
         self._settings = settings
         self._bus = bus  # the gateway publishes nothing yet
         self.tracing = Tracing.of(settings, self.name)
@@ -80,19 +83,26 @@ class GatewayRuntime:
     async def start(self) -> None:
         """Open the database, load or create the signing key, start serving HTTP."""
         settings = self._settings
-        self._db = Database(settings.gateway.database_url, service=self.name)
+        g = settings.section(GatewaySettings)
+        self._db = Database(g.database_url, service=self.name)
         self.store = GatewayStore(self._db)
         keys = KeyRing(
             self.store,
-            passphrase=settings.gateway.secret_key.get_secret_value().encode(),
+            passphrase=g.secret_key.get_secret_value().encode(),
             clock=self._clock,
-            token_ttl_s=settings.gateway.token_ttl_s,
+            token_ttl_s=g.token_ttl_s,
         )
         await keys.ensure()
-        accounts_channel = open_channel(settings.accounts.target, settings.tls, service=self.name)
-        payments_channel = open_channel(settings.payments.target, settings.tls, service=self.name)
-        risk_channel = open_channel(settings.risk.target, settings.tls, service=self.name)
-        webhooks_channel = open_channel(settings.webhooks.target, settings.tls, service=self.name)
+        accounts_channel = open_channel(
+            settings.peer("accounts").target, settings.tls, service=self.name
+        )
+        payments_channel = open_channel(
+            settings.peer("payments").target, settings.tls, service=self.name
+        )
+        risk_channel = open_channel(settings.peer("risk").target, settings.tls, service=self.name)
+        webhooks_channel = open_channel(
+            settings.peer("webhooks").target, settings.tls, service=self.name
+        )
         self._channels = [accounts_channel, payments_channel, risk_channel, webhooks_channel]
         self._limiter = build_limiter(settings, clock=self._clock)
         checks = [database_check(self._db)]
@@ -100,7 +110,8 @@ class GatewayRuntime:
             checks.append(Check("redis", self._limiter.ping))
         await self.readiness.start(checks)
         self._hasher = SecretHasher(
-            threads=settings.gateway.hash_threads, max_waiting=settings.gateway.hash_queue
+            threads=g.hash_threads,
+            max_waiting=g.hash_queue,
         )
         app = create_app(
             settings=settings,
@@ -117,29 +128,27 @@ class GatewayRuntime:
         self.tracing.instrument_app(app)
         config = uvicorn.Config(
             app,
-            host=settings.gateway.host,
-            port=settings.gateway.port,
+            host=g.host,
+            port=g.port,
             lifespan="off",
             log_config=None,
             access_log=False,
             server_header=False,
             # HTTPS when given a certificate and key; plain HTTP otherwise.
-            ssl_certfile=settings.gateway.tls_cert_file or None,
-            ssl_keyfile=settings.gateway.tls_key_file or None,
+            ssl_certfile=g.tls_cert_file or None,
+            ssl_keyfile=g.tls_key_file or None,
         )
         self._server = _Server(config)
         self._serve_task = asyncio.create_task(self._server.serve(), name="gateway-http")
         while not self._server.started:
             if self._serve_task.done():
                 await self.stop()
-                raise RuntimeError(
-                    f"gateway cannot listen on {settings.gateway.host}:{settings.gateway.port}"
-                )
+                raise RuntimeError(f"gateway cannot listen on {g.host}:{g.port}")
             await asyncio.sleep(0.01)
         sockets = self._server.servers[0].sockets
         self.port = int(sockets[0].getsockname()[1])
         self._purge_task = asyncio.create_task(self._purge(), name="gateway-idempotency-purge")
-        log.info("gateway_started", host=settings.gateway.host, port=self.port)
+        log.info("gateway_started", host=g.host, port=self.port)
 
     async def _purge(self) -> None:
         while True:
@@ -178,6 +187,8 @@ class GatewayRuntime:
         await self.tracing.shutdown()
 
 
-def create(settings: Settings, *, bus: EventBus, clock: Clock | None = None) -> GatewayRuntime:
+def create(
+    settings: PlatformSettings, *, bus: EventBus, clock: Clock | None = None
+) -> GatewayRuntime:
     """The gateway runtime (no I/O until start)."""
     return GatewayRuntime(settings, bus=bus, clock=clock)

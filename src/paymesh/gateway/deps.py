@@ -25,11 +25,12 @@ from paymesh.gateway.ratelimit import Policy, RateLimiter
 from paymesh.gateway.requestlog import set_client_id
 from paymesh.gateway.security import ResponseSealer, SecretHasher
 from paymesh.gateway.service import ClientCache, KeyRing, verify_token
+from paymesh.gateway.settings import GatewaySettings
 from paymesh.gateway.store import GatewayStore
 from paymesh.gateway.text import check_params
 from paymesh.platform.clock import Clock
 from paymesh.platform.identity import Caller
-from paymesh.platform.settings import Settings
+from paymesh.platform.settings import PlatformSettings
 
 if TYPE_CHECKING:
     from paymesh.contracts.accounts.v1.accounts_pb2_grpc import AccountsAsyncStub
@@ -63,7 +64,7 @@ CALL_MARGIN_S = 1.0
 class Gateway:
     """The parts the routes use, built once per app."""
 
-    settings: Settings
+    settings: PlatformSettings
     store: GatewayStore
     keys: KeyRing
     clients: ClientCache
@@ -150,7 +151,7 @@ async def authorize(
         token.strip(),
         keys=gw.keys,
         clients=gw.clients,
-        settings=gw.settings.gateway,
+        settings=gw.settings.section(GatewaySettings),
         clock=gw.clock,
         store=gw.store,
         source=source,
@@ -235,7 +236,7 @@ async def keyed(
         store=gw.store,
         clock=gw.clock,
         sealer=gw.sealer,
-        ttl_s=gw.settings.gateway.idempotency_ttl_s,
+        ttl_s=gw.settings.section(GatewaySettings).idempotency_ttl_s,
         stale_after_s=max(60.0, 6 * gw.settings.rpc_deadline_s),
         tenant_id=caller.tenant_id,
         key=key,

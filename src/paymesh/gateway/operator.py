@@ -16,10 +16,11 @@ from paymesh.gateway.audit import cli_origin
 from paymesh.gateway.keyring import KeyState, key_states, rotate_signing_key
 from paymesh.gateway.service import CreateClient, CreateTenant, create_client, create_tenant
 from paymesh.gateway.service import revoke_client as _revoke_client
+from paymesh.gateway.settings import GatewaySettings
 from paymesh.gateway.store import ApiClient, AuditEntry, GatewayStore, SigningKey, Tenant
 from paymesh.platform.clock import Clock, SystemClock
 from paymesh.platform.db import Database
-from paymesh.platform.settings import Settings
+from paymesh.platform.settings import PlatformSettings
 
 __all__ = [
     "add_client",
@@ -32,9 +33,9 @@ __all__ = [
 
 
 @asynccontextmanager
-async def _store(settings: Settings) -> AsyncIterator[GatewayStore]:
+async def _store(settings: PlatformSettings) -> AsyncIterator[GatewayStore]:
     await migrate(settings)
-    db = Database(settings.gateway.database_url, service="gateway")
+    db = Database(settings.section(GatewaySettings).database_url, service="gateway")
     try:
         yield GatewayStore(db)
     finally:
@@ -42,33 +43,33 @@ async def _store(settings: Settings) -> AsyncIterator[GatewayStore]:
 
 
 async def rotate_key(
-    settings: Settings, *, clock: Clock | None = None
+    settings: PlatformSettings, *, clock: Clock | None = None
 ) -> tuple[SigningKey, list[str]]:
     """A new active signing key; the previous one retired (it verifies while its tokens live)."""
     async with _store(settings) as store:
         return await rotate_signing_key(
             store=store,
-            passphrase=settings.gateway.secret_key.get_secret_value().encode(),
+            passphrase=settings.section(GatewaySettings).secret_key.get_secret_value().encode(),
             clock=clock or SystemClock(),
             origin=cli_origin(),
         )
 
 
-async def list_keys(settings: Settings, *, clock: Clock | None = None) -> list[KeyState]:
+async def list_keys(settings: PlatformSettings, *, clock: Clock | None = None) -> list[KeyState]:
     """Every signing key with its status, newest first."""
     async with _store(settings) as store:
         keys = await store.signing_keys()
     now = (clock or SystemClock()).now_us()
-    return key_states(keys, now_us=now, token_ttl_s=settings.gateway.token_ttl_s)
+    return key_states(keys, now_us=now, token_ttl_s=settings.section(GatewaySettings).token_ttl_s)
 
 
-async def recent_audit(settings: Settings, *, limit: int = 20) -> list[AuditEntry]:
+async def recent_audit(settings: PlatformSettings, *, limit: int = 20) -> list[AuditEntry]:
     """The newest audit entries, newest first."""
     async with _store(settings) as store:
         return await store.recent_audit(limit)
 
 
-async def add_tenant(settings: Settings, name: str) -> Tenant:
+async def add_tenant(settings: PlatformSettings, name: str) -> Tenant:
     """Create a tenant in the gateway (no fee schedule: see the module docstring)."""
     async with _store(settings) as store:
         return await create_tenant(
@@ -77,7 +78,7 @@ async def add_tenant(settings: Settings, name: str) -> Tenant:
 
 
 async def add_client(
-    settings: Settings, tenant_id: str, scopes: frozenset[str]
+    settings: PlatformSettings, tenant_id: str, scopes: frozenset[str]
 ) -> tuple[ApiClient, str]:
     """Create an API client; return it and its secret (shown once)."""
     async with _store(settings) as store:
@@ -89,7 +90,7 @@ async def add_client(
         )
 
 
-async def revoke_client(settings: Settings, tenant_id: str, client_id: str) -> None:
+async def revoke_client(settings: PlatformSettings, tenant_id: str, client_id: str) -> None:
     """Revoke a tenant's API client (running gateways notice within their cache's 2 s)."""
     async with _store(settings) as store:
         await _revoke_client(

@@ -19,10 +19,10 @@ from paymesh.gateway.security import (
     new_client_secret,
     sign,
 )
+from paymesh.gateway.settings import GatewaySettings
 from paymesh.gateway.store import ApiClient, GatewayStore, Tenant
 from paymesh.platform.clock import Clock, SystemClock, new_id
 from paymesh.platform.identity import Caller
-from paymesh.platform.settings import GatewaySettings
 
 __all__ = [
     "LEEWAY_S",

@@ -6,7 +6,7 @@ binds the gRPC server, and starts the outbox relay and the saga Resumer
 soon as the crashed process's liveness lock is gone on PostgreSQL, where
 replicas run side by side — and whose every pass cancels authorisations
 that expired uncaptured; a step failing
-past ``settings.payments.step_deadline_s`` is given up safely, see
+past ``settings.section(PaymentsSettings).step_deadline_s`` is given up safely, see
 :mod:`paymesh.payments.saga`). The bank behind
 top-ups and payouts is the simulated bank, configured by
 ``settings.payments.bank_*``.
@@ -31,6 +31,7 @@ from paymesh.payments.api import SERVICE_NAME, servicer
 from paymesh.payments.bank import SimulatedBank
 from paymesh.payments.reviews import GROUP, TOPIC, apply_review_event
 from paymesh.payments.saga import Deps, Resumer, RetryPolicy
+from paymesh.payments.settings import PaymentsSettings
 from paymesh.payments.store import LIVENESS_LOCK, PaymentStore, outbox
 from paymesh.platform.bus import EventBus
 from paymesh.platform.clock import Clock, SystemClock
@@ -41,7 +42,7 @@ from paymesh.platform.logging import get_logger
 from paymesh.platform.migrations import upgrade
 from paymesh.platform.outbox import OutboxRelay
 from paymesh.platform.rpc import GrpcServer, open_channel
-from paymesh.platform.settings import Settings
+from paymesh.platform.settings import PlatformSettings
 from paymesh.platform.tracing import Tracing
 
 __all__ = ["MIGRATIONS", "PaymentsRuntime", "create", "migrate"]
@@ -51,9 +52,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 log = get_logger(__name__)
 
 
-async def migrate(settings: Settings) -> None:
+async def migrate(settings: PlatformSettings) -> None:
     """Bring the payments database to the latest schema."""
-    db = Database(settings.payments.database_url, service="payments")
+    db = Database(settings.section(PaymentsSettings).database_url, service="payments")
     try:
         await upgrade(db, MIGRATIONS)
     finally:
@@ -67,7 +68,7 @@ class PaymentsRuntime:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: PlatformSettings,
         bus: EventBus,
         clock: Clock,
         retry: RetryPolicy | None = None,
@@ -75,7 +76,7 @@ class PaymentsRuntime:
         self._settings = settings
         self._clock = clock
         self._retry = retry or RetryPolicy()
-        self.db = Database(settings.payments.database_url, service=self.name)
+        self.db = Database(settings.section(PaymentsSettings).database_url, service=self.name)
         self.readiness = Readiness(self.name)
         self.relay = OutboxRelay(self.db, outbox, bus, service=self.name, clock=clock)
         # PostgreSQL: replicas may run side by side; this one's steps carry its owner id,
@@ -109,8 +110,9 @@ class PaymentsRuntime:
     async def start(self) -> None:
         """Open the channels, serve, relay the outbox and resume unfinished sagas."""
         s = self._settings
-        accounts = open_channel(s.accounts.target, s.tls, service=self.name)
-        risk = open_channel(s.risk.target, s.tls, service=self.name)
+        own = s.section(PaymentsSettings)
+        accounts = open_channel(s.peer("accounts").target, s.tls, service=self.name)
+        risk = open_channel(s.peer("risk").target, s.tls, service=self.name)
         self._channels = [accounts, risk]
         deps = Deps(
             store=self.store,
@@ -119,11 +121,11 @@ class PaymentsRuntime:
             clock=self._clock,
             retry=_retry_policy(self._retry, s),
             bank=SimulatedBank(
-                latency_s=s.payments.bank_latency_s,
-                failure_rate=s.payments.bank_failure_rate,
-                timeout_rate=s.payments.bank_timeout_rate,
+                latency_s=own.bank_latency_s,
+                failure_rate=own.bank_failure_rate,
+                timeout_rate=own.bank_timeout_rate,
             ),
-            authorization_ttl_s=s.payments.authorization_ttl_s,
+            authorization_ttl_s=own.authorization_ttl_s,
         )
         self._deps = deps
         # Alive before the first step is recorded under this owner id.
@@ -134,7 +136,7 @@ class PaymentsRuntime:
             [database_check(self.db), event_bus_check(self._bus), consumers_check(self._bus, GROUP)]
         )
         self._server = GrpcServer(
-            s.payments.listen,
+            own.listen,
             lambda server: add_PaymentsServicer_to_server(api, server),
             [SERVICE_NAME],
             tls=s.tls,
@@ -144,9 +146,7 @@ class PaymentsRuntime:
         )
         self.port = await self._server.start()
         self.relay.start()
-        self.resumer = Resumer(
-            deps, interval_s=s.payments.resume_interval_s, liveness=self._liveness
-        )
+        self.resumer = Resumer(deps, interval_s=own.resume_interval_s, liveness=self._liveness)
         self.resumer.start()
         self._running.set()
         log.info("payments_started", port=self.port)
@@ -171,17 +171,19 @@ class PaymentsRuntime:
         await self.tracing.shutdown()
 
 
-def _retry_policy(retry: RetryPolicy, s: Settings) -> RetryPolicy:
+def _retry_policy(retry: RetryPolicy, s: PlatformSettings) -> RetryPolicy:
     """`retry` with the settings' step deadline, and a settle time longer than one inline
     run of a step can last (every attempt bounded by the gRPC deadline)."""
     inline_run_s = retry.inline_attempts * (s.rpc_deadline_s + retry.inline_wait_max_s)
     return dataclasses.replace(
         retry,
-        step_deadline_s=s.payments.step_deadline_s,
+        step_deadline_s=s.section(PaymentsSettings).step_deadline_s,
         settle_s=max(retry.settle_s, inline_run_s + s.rpc_deadline_s),
     )
 
 
-def create(settings: Settings, *, bus: EventBus, clock: Clock | None = None) -> PaymentsRuntime:
+def create(
+    settings: PlatformSettings, *, bus: EventBus, clock: Clock | None = None
+) -> PaymentsRuntime:
     """The payments service, ready to start."""
     return PaymentsRuntime(settings, bus, clock or SystemClock())

@@ -1,7 +1,7 @@
 """OpenTelemetry tracing of one service: its TracerProvider and what plugs it in.
 
 Tracing is configured by the standard variables (see :class:`~paymesh.platform.
-settings.Settings` and docs/operations.md, "Tracing"). Off (the default),
+settings.PlatformSettings` and docs/operations.md, "Tracing"). Off (the default),
 :meth:`Tracing.of` returns :data:`OFF`, which builds no provider, imports no SDK,
 adds no interceptor or middleware and wraps no handler: a request allocates no
 span of any kind. On, every service gets a TracerProvider of its own, whose
@@ -47,7 +47,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from paymesh.contracts.events import Event
 from paymesh.platform.bus import Handler
 from paymesh.platform.logging import get_logger
-from paymesh.platform.settings import Settings
+from paymesh.platform.settings import PlatformSettings
 
 if TYPE_CHECKING:
     import grpc
@@ -131,7 +131,7 @@ class Tracing:
             self.tracer = provider.get_tracer("paymesh")
 
     @classmethod
-    def of(cls, settings: Settings, service: str) -> Tracing:
+    def of(cls, settings: PlatformSettings, service: str) -> Tracing:
         """`service`'s tracing as `settings` configure it: :data:`OFF`, or a new provider."""
         if not settings.tracing:
             return OFF

@@ -34,7 +34,7 @@ from paymesh.platform.migrations import upgrade
 from paymesh.platform.outbox import OutboxRelay
 from paymesh.platform.rpc import GrpcServer
 from paymesh.platform.runtime import Runtime
-from paymesh.platform.settings import RiskSettings, Settings
+from paymesh.platform.settings import PlatformSettings
 from paymesh.platform.tracing import Tracing
 from paymesh.risk import service
 from paymesh.risk.api import SERVICE_NAME, RiskServicer
@@ -43,6 +43,7 @@ from paymesh.risk.errors import RulesInvalid
 from paymesh.risk.events import CONSUMER, GROUP, PAYMENTS_TOPIC
 from paymesh.risk.features import FeatureStore, SqlFeatureStore
 from paymesh.risk.rules import RulesHolder
+from paymesh.risk.settings import RiskSettings
 from paymesh.risk.store import SqlDecisionStore, outbox
 
 __all__ = ["MIGRATIONS", "RiskRuntime", "create", "migrate", "rules_from_settings"]
@@ -52,9 +53,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 log = get_logger(__name__)
 
 
-async def migrate(settings: Settings) -> None:
+async def migrate(settings: PlatformSettings) -> None:
     """Bring the risk database to the latest schema."""
-    db = Database(settings.risk.database_url, service="risk")
+    db = Database(settings.section(RiskSettings).database_url, service="risk")
     try:
         await upgrade(db, MIGRATIONS)
     finally:
@@ -85,8 +86,8 @@ class RiskRuntime:
 
     name = "risk"
 
-    def __init__(self, settings: Settings, *, bus: EventBus, clock: Clock) -> None:
-        risk = settings.risk
+    def __init__(self, settings: PlatformSettings, *, bus: EventBus, clock: Clock) -> None:
+        risk = settings.section(RiskSettings)
         self._settings = risk
         self._listen = risk.listen
         self._tls = settings.tls
@@ -238,7 +239,7 @@ class RiskRuntime:
         await self.tracing.shutdown()
 
 
-def create(settings: Settings, *, bus: EventBus, clock: Clock | None = None) -> RiskRuntime:
+def create(settings: PlatformSettings, *, bus: EventBus, clock: Clock | None = None) -> RiskRuntime:
     """Build the risk service from settings (no I/O until start)."""
     return RiskRuntime(settings, bus=bus, clock=clock or SystemClock())
 

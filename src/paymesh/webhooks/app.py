@@ -25,7 +25,7 @@ from paymesh.platform.migrations import upgrade
 from paymesh.platform.outbox import OutboxRelay
 from paymesh.platform.rpc import GrpcServer
 from paymesh.platform.runtime import Runtime
-from paymesh.platform.settings import Settings
+from paymesh.platform.settings import PlatformSettings
 from paymesh.platform.tracing import Tracing
 from paymesh.webhooks import service
 from paymesh.webhooks.api import SERVICE_NAME, WebhooksServicer
@@ -33,6 +33,7 @@ from paymesh.webhooks.domain import RetryPolicy
 from paymesh.webhooks.events import CONSUMED_TOPICS, CONSUMER, GROUP
 from paymesh.webhooks.sealing import SecretBox
 from paymesh.webhooks.service import EndpointPolicy
+from paymesh.webhooks.settings import WebhooksSettings
 from paymesh.webhooks.store import SqlWebhookStore
 from paymesh.webhooks.tables import outbox
 from paymesh.webhooks.transport import Resolver, new_client, system_resolver
@@ -45,9 +46,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 log = get_logger(__name__)
 
 
-async def migrate(settings: Settings) -> None:
+async def migrate(settings: PlatformSettings) -> None:
     """Bring the webhooks database to the latest schema."""
-    db = Database(settings.webhooks.database_url, service="webhooks")
+    db = Database(settings.section(WebhooksSettings).database_url, service="webhooks")
     try:
         await upgrade(db, MIGRATIONS)
     finally:
@@ -61,14 +62,14 @@ class WebhooksRuntime:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: PlatformSettings,
         *,
         bus: EventBus,
         clock: Clock,
         resolver: Resolver | None = None,
         jitter: Callable[[], float] = random.random,
     ) -> None:
-        cfg = settings.webhooks
+        cfg = settings.section(WebhooksSettings)
         self._listen = cfg.listen
         self._allow_private = cfg.allow_private_addresses
         self._tls = settings.tls
@@ -188,7 +189,7 @@ class WebhooksRuntime:
 
 
 def create(
-    settings: Settings,
+    settings: PlatformSettings,
     *,
     bus: EventBus,
     clock: Clock | None = None,

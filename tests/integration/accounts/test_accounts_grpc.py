@@ -19,7 +19,7 @@ from paymesh.platform.bus import InProcessBus
 from paymesh.platform.clock import FixedClock
 from paymesh.platform.identity import Caller
 from paymesh.platform.rpc import error_code, open_channel
-from paymesh.platform.settings import Settings
+from paymesh.settings import Settings
 
 ALICE = Caller(tenant_id="ten_alice", client_id="cli_a", scopes=frozenset({"accounts:write"}))
 MALLORY = Caller(tenant_id="ten_mallory", client_id="cli_m")

@@ -14,11 +14,12 @@ from paymesh.gateway.api import create_app
 from paymesh.gateway.app import MIGRATIONS
 from paymesh.gateway.security import ScryptParams
 from paymesh.gateway.service import CreateClient, CreateTenant, create_client, create_tenant
+from paymesh.gateway.settings import GatewaySettings
 from paymesh.gateway.store import GatewayStore
 from paymesh.platform.clock import SystemClock
 from paymesh.platform.db import Database
 from paymesh.platform.migrations import upgrade
-from paymesh.platform.settings import GatewaySettings, Settings
+from paymesh.settings import Settings
 from tests.fakes.accounts import FakeAccounts
 from tests.fakes.payments import FakePayments
 

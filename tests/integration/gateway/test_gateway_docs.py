@@ -13,10 +13,11 @@ import pytest
 
 from paymesh.gateway.api import create_app
 from paymesh.gateway.app import MIGRATIONS
+from paymesh.gateway.settings import GatewaySettings
 from paymesh.gateway.store import GatewayStore
 from paymesh.platform.db import Database
 from paymesh.platform.migrations import upgrade
-from paymesh.platform.settings import GatewaySettings, Settings
+from paymesh.settings import Settings
 from tests.fakes.accounts import FakeAccounts
 from tests.fakes.payments import FakePayments
 

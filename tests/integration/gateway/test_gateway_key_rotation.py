@@ -17,11 +17,12 @@ from paymesh.gateway.audit import Origin
 from paymesh.gateway.keyring import LEEWAY_S, REFRESH_S, rotate_signing_key
 from paymesh.gateway.security import load_private_key, sign
 from paymesh.gateway.service import CreateClient, CreateTenant, create_client, create_tenant
+from paymesh.gateway.settings import GatewaySettings
 from paymesh.gateway.store import GatewayStore
 from paymesh.platform.clock import FixedClock
 from paymesh.platform.db import Database
 from paymesh.platform.migrations import upgrade
-from paymesh.platform.settings import GatewaySettings, Settings
+from paymesh.settings import Settings
 from tests.fakes.accounts import FakeAccounts
 from tests.fakes.payments import FakePayments
 from tests.integration.gateway.conftest import FAST_SCRYPT

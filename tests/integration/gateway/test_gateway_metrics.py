@@ -18,11 +18,12 @@ from paymesh.gateway.api import create_app
 from paymesh.gateway.app import MIGRATIONS
 from paymesh.gateway.ratelimit import MemoryRateLimiter, Policy
 from paymesh.gateway.security import load_private_key
+from paymesh.gateway.settings import GatewaySettings
 from paymesh.gateway.store import GatewayStore
 from paymesh.platform.clock import FixedClock
 from paymesh.platform.db import Database
 from paymesh.platform.migrations import upgrade
-from paymesh.platform.settings import GatewaySettings, Settings
+from paymesh.settings import Settings
 from tests.fakes.accounts import FakeAccounts
 from tests.fakes.payments import FakePayments
 from tests.integration.gateway.conftest import Harness

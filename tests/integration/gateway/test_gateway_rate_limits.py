@@ -19,11 +19,12 @@ from paymesh.gateway.app import MIGRATIONS
 from paymesh.gateway.ratelimit import MemoryRateLimiter, Policy, RateLimiter, RedisRateLimiter
 from paymesh.gateway.security import SecretHasher
 from paymesh.gateway.service import CreateClient, CreateTenant, create_client, create_tenant
+from paymesh.gateway.settings import GatewaySettings
 from paymesh.gateway.store import GatewayStore
 from paymesh.platform.clock import FixedClock, SystemClock
 from paymesh.platform.db import Database
 from paymesh.platform.migrations import upgrade
-from paymesh.platform.settings import GatewaySettings, Settings
+from paymesh.settings import Settings
 from tests.fakes.accounts import FakeAccounts
 from tests.fakes.payments import FakePayments
 from tests.integration.gateway.conftest import FAST_SCRYPT

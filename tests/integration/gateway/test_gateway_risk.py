@@ -19,10 +19,11 @@ from paymesh.contracts.risk.v1 import risk_pb2 as rpb
 from paymesh.gateway.api import create_app
 from paymesh.gateway.app import MIGRATIONS
 from paymesh.gateway.features import ROUTE_SCOPES
+from paymesh.gateway.settings import GatewaySettings
 from paymesh.gateway.store import GatewayStore
 from paymesh.platform.db import Database
 from paymesh.platform.migrations import upgrade
-from paymesh.platform.settings import GatewaySettings, Settings
+from paymesh.settings import Settings
 from tests.fakes.accounts import FakeAccounts
 from tests.fakes.payments import FakePayments
 from tests.fakes.risk import FakeRisk

@@ -10,10 +10,11 @@ from alembic.migration import MigrationContext
 
 from paymesh.gateway.app import create, migrate
 from paymesh.gateway.service import bootstrap_demo
+from paymesh.gateway.settings import GatewaySettings
 from paymesh.gateway.store import metadata
 from paymesh.platform.bus import InProcessBus
 from paymesh.platform.db import Database
-from paymesh.platform.settings import GatewaySettings, Settings
+from paymesh.settings import Settings
 
 
 def _settings(db_url: str, tmp_path: Path) -> Settings:

@@ -16,10 +16,11 @@ from paymesh.contracts.webhooks.v1 import webhooks_pb2 as wpb
 from paymesh.gateway.api import create_app
 from paymesh.gateway.app import MIGRATIONS
 from paymesh.gateway.security import ResponseSealer
+from paymesh.gateway.settings import GatewaySettings
 from paymesh.gateway.store import GatewayStore
 from paymesh.platform.db import Database
 from paymesh.platform.migrations import upgrade
-from paymesh.platform.settings import GatewaySettings, Settings
+from paymesh.settings import Settings
 from tests.fakes.accounts import FakeAccounts
 from tests.fakes.payments import FakePayments
 from tests.fakes.webhooks import T0, FakeWebhooks

@@ -20,8 +20,8 @@ from paymesh.payments import app as payments_app
 from paymesh.platform.bus import InProcessBus
 from paymesh.platform.identity import Caller
 from paymesh.platform.rpc import error_code, open_channel
-from paymesh.platform.settings import Settings
 from paymesh.risk import app as risk_app
+from paymesh.settings import Settings
 
 ALICE = Caller(tenant_id="ten_alice", client_id="cli_alice").metadata()
 MALLORY = Caller(tenant_id="ten_mallory", client_id="cli_mallory").metadata()

@@ -23,11 +23,11 @@ from paymesh.platform.clock import FixedClock
 from paymesh.platform.db import Database
 from paymesh.platform.identity import Caller
 from paymesh.platform.rpc import caller_options, error_code, open_channel
-from paymesh.platform.settings import Settings
 from paymesh.risk import app
 from paymesh.risk.app import RiskRuntime
 from paymesh.risk.errors import RulesInvalid
 from paymesh.risk.tables import outbox
+from paymesh.settings import Settings
 from tests.conftest import free_port
 
 ADMIN = Caller(tenant_id="ten_alice", client_id="cli_ops", scopes=frozenset({"risk:admin"}))

@@ -16,8 +16,8 @@ from paymesh.contracts.risk.v1 import risk_pb2, risk_pb2_grpc
 from paymesh.platform.bus import InProcessBus
 from paymesh.platform.identity import Caller
 from paymesh.platform.rpc import caller_options, error_code, open_channel
-from paymesh.platform.settings import Settings
 from paymesh.risk import app
+from paymesh.settings import Settings
 
 ALICE = Caller(tenant_id="ten_alice", client_id="cli_a", scopes=frozenset({"payments:write"}))
 BOB = Caller(tenant_id="ten_bob", client_id="cli_b")

@@ -15,7 +15,6 @@ from paymesh.platform.bus import InProcessBus
 from paymesh.platform.clock import FixedClock
 from paymesh.platform.db import Database
 from paymesh.platform.migrations import upgrade
-from paymesh.platform.settings import Settings
 from paymesh.risk import app
 from paymesh.risk.app import MIGRATIONS
 from paymesh.risk.domain import PayerStats
@@ -24,6 +23,7 @@ from paymesh.risk.features import SqlFeatureStore
 from paymesh.risk.service import record_payment_event
 from paymesh.risk.store import SqlDecisionStore
 from paymesh.risk.tables import inbox
+from paymesh.settings import Settings
 from tests.conftest import free_port
 
 T0 = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z

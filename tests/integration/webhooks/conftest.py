@@ -20,7 +20,7 @@ from paymesh.platform.bus import InProcessBus
 from paymesh.platform.clock import Clock
 from paymesh.platform.identity import Caller
 from paymesh.platform.rpc import caller_options, open_channel
-from paymesh.platform.settings import Settings
+from paymesh.settings import Settings
 from paymesh.webhooks import app
 from paymesh.webhooks.app import WebhooksRuntime
 from tests.conftest import free_port

@@ -22,7 +22,7 @@ from confluent_kafka import Producer
 from paymesh.contracts.events import PAYMENT_SUCCEEDED, TOPIC_PAYMENTS, TOPIC_WEBHOOKS, Event
 from paymesh.platform.clock import SystemClock
 from paymesh.platform.kafka import KafkaBus, KafkaOptions
-from paymesh.platform.settings import Settings
+from paymesh.settings import Settings
 from paymesh.webhooks import app
 from paymesh.webhooks.domain import CreateEndpoint
 from paymesh.webhooks.sealing import SecretBox

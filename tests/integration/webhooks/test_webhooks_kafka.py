@@ -13,7 +13,7 @@ import pytest
 from paymesh.contracts.events import TOPIC_PAYMENTS, TOPIC_WEBHOOKS
 from paymesh.platform.clock import SystemClock
 from paymesh.platform.kafka import KafkaBus, KafkaOptions
-from paymesh.platform.settings import Settings
+from paymesh.settings import Settings
 from paymesh.webhooks import app
 from paymesh.webhooks.domain import CreateEndpoint
 from paymesh.webhooks.sealing import SecretBox

@@ -14,10 +14,11 @@ from paymesh.gateway.api import create_app
 from paymesh.gateway.features import FEATURES, MONEY_MOVING, ROUTE_SCOPES, ROUTES
 from paymesh.gateway.idempotency import KeyedRequest
 from paymesh.gateway.routing import Routes
+from paymesh.gateway.settings import GatewaySettings
 from paymesh.gateway.store import GatewayStore
 from paymesh.platform.db import Database
 from paymesh.platform.identity import Caller
-from paymesh.platform.settings import GatewaySettings, Settings
+from paymesh.settings import Settings
 from tests.fakes.accounts import FakeAccounts
 from tests.fakes.payments import FakePayments
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from paymesh.platform.settings import Settings
+from paymesh.settings import Settings
 
 
 def test_the_defaults_are_the_documented_ones() -> None:

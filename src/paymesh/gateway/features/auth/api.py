@@ -39,6 +39,7 @@ from paymesh.gateway.service import (
     issue_token,
     revoke_client,
 )
+from paymesh.gateway.settings import GatewaySettings
 from paymesh.gateway.text import Text, is_storable
 from paymesh.platform.identity import Caller
 
@@ -95,7 +96,7 @@ async def token(
             IssueToken(client_id=client_id, client_secret=client_secret, scope=scope),
             store=gw.store,
             keys=gw.keys,
-            settings=gw.settings.gateway,
+            settings=gw.settings.section(GatewaySettings),
             clock=gw.clock,
             hasher=gw.hasher,
             source=remote,
