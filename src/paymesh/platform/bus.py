@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from paymesh.contracts.events import Event
 from paymesh.platform.delivery import ConsumerHealth, DeliveryPolicy, describe_error
 from paymesh.platform.logging import get_logger
+from paymesh.platform.loops import Background
 from paymesh.platform.metrics import EVENT_CONSUMER_LAG, EVENT_HANDLER_ERRORS, EVENTS_HANDLED
 
 __all__ = ["DeadLetter", "EventBus", "Handler", "InProcessBus"]
@@ -124,7 +125,7 @@ class InProcessBus:
             )
         self._policy = policy
         self._subs: dict[str, list[_Subscription]] = {}
-        self._tasks: list[asyncio.Task[None]] = []
+        self._consumers = Background("bus-consumer")
         self._started = False
         self._health = ConsumerHealth()
         self._dead_letter_file = dead_letters
@@ -171,7 +172,7 @@ class InProcessBus:
         await self._replay_dead_letters()
 
     def _start_consumer(self, sub: _Subscription) -> None:
-        self._tasks.append(asyncio.create_task(self._supervise(sub)))
+        self._consumers.spawn(self._supervise(sub))
 
     async def _supervise(self, sub: _Subscription) -> None:
         """Run the consumer of `sub`; start it again, after a backoff, whenever it dies."""
@@ -278,9 +279,4 @@ class InProcessBus:
     async def stop(self) -> None:
         """Stop every consumer (events still queued are dropped; the outbox has them)."""
         self._started = False
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await self._consumers.stop()

@@ -9,7 +9,6 @@ clients read it back with :func:`error_code`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -29,6 +28,7 @@ from paymesh.platform.logging import (
     get_logger,
     valid_request_id,
 )
+from paymesh.platform.loops import Periodic
 from paymesh.platform.metrics import GRPC_CLIENT_DURATION, GRPC_SERVER_DURATION
 from paymesh.platform.settings import TlsSettings
 from paymesh.platform.tracing import TRACEPARENT, current_traceparent
@@ -291,8 +291,11 @@ class GrpcServer:
     ) -> None:
         self._listen = listen
         self._ready = ready
-        self._ready_interval_s = ready_interval_s
-        self._watcher: asyncio.Task[None] | None = None
+        self._serving = False
+        # start() reports the first answer; the watcher looks again every interval.
+        self._watcher = Periodic(
+            "grpc-health-watch", self._watch, interval_s=ready_interval_s, wait_first=True
+        )
         self._credentials = server_credentials(tls) if tls is not None and tls.enabled else None
         # The metrics see what the caller gets, UNAVAILABLE for a dependency down included.
         self._server = grpc.aio.server(
@@ -322,11 +325,10 @@ class GrpcServer:
         if self.port == 0:
             raise RuntimeError(f"cannot listen on {self._listen}")
         await self._server.start()
-        if self._ready is None:
-            await self._report(serving=True)
-        else:
-            await self._report(serving=self._ready())
-            self._watcher = asyncio.create_task(self._watch(self._ready))
+        self._serving = self._ready is None or self._ready()
+        await self._report(serving=self._serving)
+        if self._ready is not None:
+            self._watcher.start()
         return self.port
 
     async def _report(self, *, serving: bool) -> None:
@@ -336,23 +338,17 @@ class GrpcServer:
         for name in ["", *self._names]:
             await self._health.set(name, status)
 
-    async def _watch(self, ready: Callable[[], bool]) -> None:
-        serving = ready()
-        while True:
-            await asyncio.sleep(self._ready_interval_s)
-            now = ready()
-            if now != serving:
-                serving = now
-                await self._report(serving=serving)
-                log.warning("grpc_health_changed", services=self._names, serving=serving)
+    async def _watch(self) -> None:
+        """Report a change of readiness to gRPC health."""
+        serving = self._ready is None or self._ready()
+        if serving != self._serving:
+            self._serving = serving
+            await self._report(serving=serving)
+            log.warning("grpc_health_changed", services=self._names, serving=serving)
 
     async def stop(self, grace_s: float = 5.0) -> None:
         """Report NOT_SERVING, finish calls in flight, stop."""
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
-            self._watcher = None
+        await self._watcher.stop()
         await self._health.enter_graceful_shutdown()
         await self._server.stop(grace_s)
 
