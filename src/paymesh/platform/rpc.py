@@ -94,11 +94,16 @@ _SERVER_OPTIONS: list[tuple[str, object]] = [
 ]
 
 
-class UnavailableInterceptor(grpc.aio.ServerInterceptor):
-    """How a unary call's failure reaches the caller: a service's own error
-    (:class:`~paymesh.platform.errors.ServiceError`) as its status and code; UNAVAILABLE
-    (which callers retry) when a dependency is down
-    (:func:`~paymesh.platform.unavailable.is_unavailable`), not UNKNOWN as for a bug."""
+# A unary-unary method's behaviour: (request, context) -> response.
+Unary = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+
+
+class _UnaryInterceptor(grpc.aio.ServerInterceptor):
+    """A server interceptor that wraps every unary-unary method (others pass as they are)."""
+
+    def wrap(self, inner: Unary, method: str | bytes) -> Unary:
+        """The behaviour that replaces `inner`, the behaviour of `method`."""
+        raise NotImplementedError
 
     async def intercept_service(
         self,
@@ -110,12 +115,23 @@ class UnavailableInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
-        inner = handler.unary_unary
-        method = handler_call_details.method
+        return grpc.unary_unary_rpc_method_handler(
+            self.wrap(handler.unary_unary, handler_call_details.method),  # type: ignore[arg-type]
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
 
+
+class UnavailableInterceptor(_UnaryInterceptor):
+    """How a unary call's failure reaches the caller: a service's own error
+    (:class:`~paymesh.platform.errors.ServiceError`) as its status and code; UNAVAILABLE
+    (which callers retry) when a dependency is down
+    (:func:`~paymesh.platform.unavailable.is_unavailable`), not UNKNOWN as for a bug."""
+
+    def wrap(self, inner: Unary, method: str | bytes) -> Unary:
         async def unary_unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             try:
-                return await inner(request, context)  # type: ignore[arg-type]
+                return await inner(request, context)
             except grpc.aio.AbortError:
                 raise
             except ServiceError as exc:
@@ -129,11 +145,7 @@ class UnavailableInterceptor(grpc.aio.ServerInterceptor):
                     context, grpc.StatusCode.UNAVAILABLE, "unavailable", "a dependency is down"
                 )
 
-        return grpc.unary_unary_rpc_method_handler(
-            unary_unary,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return unary_unary
 
 
 class RequestIdInterceptor(grpc.aio.ServerInterceptor):
@@ -173,7 +185,7 @@ class _CallTimes:
         child.observe(seconds)
 
 
-class ServerMetricsInterceptor(grpc.aio.ServerInterceptor):
+class ServerMetricsInterceptor(_UnaryInterceptor):
     """Time every unary call a service handles, by method and status code
     (``paymesh_grpc_server_handled_seconds``). Only methods the server has are
     observed, so a caller cannot make up label values."""
@@ -181,25 +193,14 @@ class ServerMetricsInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, service: str) -> None:
         self._times = _CallTimes(GRPC_SERVER_DURATION, service)
 
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        inner = handler.unary_unary
-        method = handler_call_details.method
+    def wrap(self, inner: Unary, method: str | bytes) -> Unary:
         observe = self._times.observe
 
         async def unary_unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             started = perf_counter()
             code = grpc.StatusCode.UNKNOWN  # an exception that is not an abort
             try:
-                response = await inner(request, context)  # type: ignore[arg-type]
+                response = await inner(request, context)
                 code = grpc.StatusCode.OK
                 return response
             except asyncio.CancelledError:
@@ -209,11 +210,7 @@ class ServerMetricsInterceptor(grpc.aio.ServerInterceptor):
                 # A handler that aborted, or set a code itself, says which.
                 observe(method, context.code() or code, perf_counter() - started)
 
-        return grpc.unary_unary_rpc_method_handler(
-            unary_unary,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return unary_unary
 
 
 class ClientMetricsInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
