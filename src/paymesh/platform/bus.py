@@ -102,6 +102,10 @@ class _Subscription:
         """Events published to the group and not yet handled."""
         return self.queue.qsize() + (self.current is not None)
 
+    def log_fields(self, event: Event) -> dict[str, str]:
+        """What a log line about delivering `event` here says."""
+        return {"group": self.group, "topic": self.topic, "event_id": event.id}
+
 
 class InProcessBus:
     """An at-least-once bus inside one process."""
@@ -216,9 +220,7 @@ class InProcessBus:
                     delay = self._policy.backoff(attempts)
                     log.warning(
                         "event_handler_failed",
-                        group=sub.group,
-                        topic=sub.topic,
-                        event_id=event.id,
+                        **sub.log_fields(event),
                         attempt=attempts,
                         retry_in_s=delay,
                         exc_info=exc,
@@ -248,9 +250,7 @@ class InProcessBus:
         self.dead_letters.append(letter)
         log.error(
             "event_dead_lettered",
-            group=sub.group,
-            topic=sub.topic,
-            event_id=event.id,
+            **sub.log_fields(event),
             exception=kind,
             error=message,
             attempts=attempts,

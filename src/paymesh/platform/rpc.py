@@ -13,7 +13,7 @@ import json
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from time import perf_counter
-from typing import Any, NoReturn, TypedDict
+from typing import Any, NoReturn, TypeAlias, TypedDict
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -94,6 +94,11 @@ _SERVER_OPTIONS: list[tuple[str, object]] = [
 ]
 
 
+# A method's handler (None: the server has no such method), and how an interceptor
+# asks the next one for it.
+# (Quoted: grpc's classes are generic only to type checkers.)
+MethodHandler: TypeAlias = "grpc.RpcMethodHandler[Any, Any] | None"
+Continuation: TypeAlias = Callable[[grpc.HandlerCallDetails], Awaitable[MethodHandler]]
 # A unary-unary method's behaviour: (request, context) -> response.
 Unary = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 
@@ -106,12 +111,8 @@ class _UnaryInterceptor(grpc.aio.ServerInterceptor):
         raise NotImplementedError
 
     async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> MethodHandler:
         handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
@@ -153,12 +154,8 @@ class RequestIdInterceptor(grpc.aio.ServerInterceptor):
     it makes in turn: :func:`caller_options` passes it on)."""
 
     async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> MethodHandler:
         # grpc.aio runs each call, this included, in a task of its own: the binding
         # is the call's only.
         for key, value in handler_call_details.invocation_metadata or ():
