@@ -156,7 +156,7 @@ async def test_one_group_reading_two_topics_is_one_consumer_that_gets_both(
     bus.subscribe(second, group, on_second)
     await bus.start()
     try:
-        assert len(bus._tasks) == 1  # one member of the group, not one per topic
+        assert len(bus._consumers) == 1  # one member of the group, not one per topic
         for n in range(3):
             await bus.publish(first, _event(n))
             await bus.publish(second, _event(10 + n))

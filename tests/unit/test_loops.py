@@ -77,3 +77,24 @@ async def test_cancel_and_wait_tolerates_none_and_ended_tasks() -> None:
     await cancel_and_wait(task)
     assert task.cancelled()
     await cancel_and_wait(task)
+
+
+async def test_a_periodic_that_waits_first_steps_only_after_one_interval() -> None:
+    calls: list[float] = []
+    loop_time = asyncio.get_running_loop().time
+
+    async def step() -> None:
+        calls.append(loop_time())
+
+    began = loop_time()
+    loop = Periodic("late-loop", step, interval_s=0.05, wait_first=True)
+    loop.start()
+    await asyncio.sleep(0.01)
+    assert calls == []
+    for _ in range(200):
+        if calls:
+            break
+        await asyncio.sleep(0.01)
+    await loop.stop()
+    assert calls
+    assert calls[0] - began >= 0.04

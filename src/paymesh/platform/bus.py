@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from paymesh.contracts.events import Event
 from paymesh.platform.delivery import ConsumerHealth, DeliveryPolicy, describe_error
 from paymesh.platform.logging import get_logger
+from paymesh.platform.loops import Background
 from paymesh.platform.metrics import EVENT_CONSUMER_LAG, EVENT_HANDLER_ERRORS, EVENTS_HANDLED
 
 __all__ = ["DeadLetter", "EventBus", "Handler", "InProcessBus"]
@@ -101,6 +102,10 @@ class _Subscription:
         """Events published to the group and not yet handled."""
         return self.queue.qsize() + (self.current is not None)
 
+    def log_fields(self, event: Event) -> dict[str, str]:
+        """What a log line about delivering `event` here says."""
+        return {"group": self.group, "topic": self.topic, "event_id": event.id}
+
 
 class InProcessBus:
     """An at-least-once bus inside one process."""
@@ -124,7 +129,7 @@ class InProcessBus:
             )
         self._policy = policy
         self._subs: dict[str, list[_Subscription]] = {}
-        self._tasks: list[asyncio.Task[None]] = []
+        self._consumers = Background("bus-consumer")
         self._started = False
         self._health = ConsumerHealth()
         self._dead_letter_file = dead_letters
@@ -171,7 +176,7 @@ class InProcessBus:
         await self._replay_dead_letters()
 
     def _start_consumer(self, sub: _Subscription) -> None:
-        self._tasks.append(asyncio.create_task(self._supervise(sub)))
+        self._consumers.spawn(self._supervise(sub))
 
     async def _supervise(self, sub: _Subscription) -> None:
         """Run the consumer of `sub`; start it again, after a backoff, whenever it dies."""
@@ -215,9 +220,7 @@ class InProcessBus:
                     delay = self._policy.backoff(attempts)
                     log.warning(
                         "event_handler_failed",
-                        group=sub.group,
-                        topic=sub.topic,
-                        event_id=event.id,
+                        **sub.log_fields(event),
                         attempt=attempts,
                         retry_in_s=delay,
                         exc_info=exc,
@@ -247,9 +250,7 @@ class InProcessBus:
         self.dead_letters.append(letter)
         log.error(
             "event_dead_lettered",
-            group=sub.group,
-            topic=sub.topic,
-            event_id=event.id,
+            **sub.log_fields(event),
             exception=kind,
             error=message,
             attempts=attempts,
@@ -278,9 +279,4 @@ class InProcessBus:
     async def stop(self) -> None:
         """Stop every consumer (events still queued are dropped; the outbox has them)."""
         self._started = False
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await self._consumers.stop()

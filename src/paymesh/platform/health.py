@@ -10,7 +10,6 @@ request never costs a query, and a flood of probes cannot load the database.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -18,6 +17,7 @@ from paymesh.platform.bus import EventBus
 from paymesh.platform.db import Database
 from paymesh.platform.delivery import describe_error
 from paymesh.platform.logging import get_logger
+from paymesh.platform.loops import Periodic
 from paymesh.platform.metrics import READY
 
 __all__ = [
@@ -83,10 +83,12 @@ class Readiness:
     ) -> None:
         self.service = service
         self._checks: list[Check] = []
-        self._interval_s = interval_s
         self._timeout_s = timeout_s
         self._failures: dict[str, str] = {"started": "the service is not started"}
-        self._task: asyncio.Task[None] | None = None
+        # start() runs the checks once itself; the loop takes over one interval later.
+        self._loop = Periodic(
+            f"{service}-readiness", self._refresh_logged, interval_s=interval_s, wait_first=True
+        )
         self._gauge = READY.labels(service)
         self._gauge.set(0)
 
@@ -133,22 +135,16 @@ class Readiness:
         """Check `checks` once (so the first answer is a real one), then keep checking."""
         self._checks = list(checks)
         await self.refresh()
-        self._task = asyncio.create_task(self._loop(), name=f"{self.service}-readiness")
+        self._loop.start()
 
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval_s)
-            try:
-                await self.refresh()
-            except Exception:  # a check that cannot even fail cleanly must not end the loop
-                log.exception("readiness_check_failed", service=self.service)
+    async def _refresh_logged(self) -> None:
+        try:
+            await self.refresh()
+        except Exception:  # a check that cannot even fail cleanly must not end the loop
+            log.exception("readiness_check_failed", service=self.service)
 
     async def stop(self) -> None:
         """Stop checking; from now on the service says it is not ready (it is stopping)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
         self._failures = {"started": "the service is stopping"}
         self._gauge.set(0)

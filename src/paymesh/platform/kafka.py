@@ -53,6 +53,7 @@ from paymesh.platform.delivery import (
 )
 from paymesh.platform.kafka_binding import from_record, to_record
 from paymesh.platform.logging import KAFKA_LOGGER, get_logger
+from paymesh.platform.loops import Background, Periodic
 from paymesh.platform.metrics import (
     EVENT_CONSUMER_LAG,
     EVENT_HANDLER_ERRORS,
@@ -105,7 +106,8 @@ class KafkaBus:
         self._options = options
         self._producer: Producer | None = None
         self._subs: list[tuple[str, str, Handler]] = []
-        self._tasks: list[asyncio.Task[None]] = []
+        # One supervised consumer per group.
+        self._consumers = Background("kafka-consumer")
         self._stopping = threading.Event()
         self._poller: threading.Thread | None = None
         self._health = ConsumerHealth()
@@ -150,7 +152,7 @@ class KafkaBus:
         self._subs.append((topic, group, handler))
         if self._producer is not None:
             consume = self._supervise(group, {topic: [handler]}, ensure_topic=True)
-            self._tasks.append(asyncio.create_task(consume))
+            self._consumers.spawn(consume)
 
     def _physical(self, name: str) -> str:
         """The name of a topic or group on the broker: namespaced when configured."""
@@ -204,7 +206,7 @@ class KafkaBus:
         for topic, group, handler in self._subs:
             groups.setdefault(group, {}).setdefault(topic, []).append(handler)
         for group, routes in groups.items():
-            self._tasks.append(asyncio.create_task(self._supervise(group, routes)))
+            self._consumers.spawn(self._supervise(group, routes))
 
     def _poll_producer(self) -> None:
         while not self._stopping.is_set():
@@ -327,7 +329,10 @@ class KafkaBus:
         failures: dict[tuple[str, int], _Failure] = {}
         consumer.subscribe(sorted(handlers), on_assign=assigned, on_revoke=revoked)
         # Beside the loop, not in it: a handler that is stuck shows as a rising lag.
-        watch = asyncio.create_task(_watch_lag(consumer, meters), name=f"kafka-lag-{group}")
+        watch = Periodic(
+            "kafka-lag", lambda: _refresh_lag(consumer, meters), interval_s=_LAG_EVERY_S
+        )
+        watch.start()
         try:
             while True:
                 msg = await asyncio.to_thread(consumer.poll, 0.5)
@@ -370,9 +375,7 @@ class KafkaBus:
                 # a crash before this line redelivers.
                 await asyncio.to_thread(consumer.commit, message=msg, asynchronous=False)
         finally:
-            watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watch
+            await watch.stop()
             await asyncio.to_thread(consumer.close)
 
     async def _retry_later(
@@ -496,12 +499,7 @@ class KafkaBus:
 
     async def stop(self) -> None:
         """Stop consumers, flush the producer."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await self._consumers.stop()
         if self._producer is not None:
             await asyncio.to_thread(self._producer.flush, 10)
         self._stopping.set()
@@ -520,14 +518,12 @@ class _Meters:
         self.lag = EVENT_CONSUMER_LAG.labels(**labels)
 
 
-async def _watch_lag(consumer: Consumer, meters: dict[str, _Meters]) -> None:
-    """Refresh the consumer's lag gauges every :data:`_LAG_EVERY_S` until cancelled."""
-    while True:
-        try:
-            await asyncio.to_thread(_measure_lag, consumer, meters)
-        except (KafkaException, RuntimeError) as exc:  # e.g. the consumer is closing
-            log.debug("kafka_lag_unknown", error=str(exc))
-        await asyncio.sleep(_LAG_EVERY_S)
+async def _refresh_lag(consumer: Consumer, meters: dict[str, _Meters]) -> None:
+    """Refresh the consumer's lag gauges (every :data:`_LAG_EVERY_S`, beside its loop)."""
+    try:
+        await asyncio.to_thread(_measure_lag, consumer, meters)
+    except (KafkaException, RuntimeError) as exc:  # e.g. the consumer is closing
+        log.debug("kafka_lag_unknown", error=str(exc))
 
 
 def _measure_lag(consumer: Consumer, meters: dict[str, _Meters]) -> None:

@@ -73,7 +73,9 @@ class Periodic:
     """Runs `step` now and then every `interval_s` seconds, until stopped.
 
     A step that raises is logged (`<name>_failed`) and the loop goes on; `wake()`
-    runs the next step at once instead of at the end of the interval.
+    runs the next step at once instead of at the end of the interval. With
+    `wait_first`, the first step comes after one interval (for an owner that has
+    just run it itself).
     """
 
     def __init__(
@@ -82,10 +84,12 @@ class Periodic:
         step: Callable[[], Awaitable[object]],
         *,
         interval_s: float,
+        wait_first: bool = False,
     ) -> None:
         self.name = name
         self._step = step
         self.interval_s = interval_s
+        self._wait_first = wait_first
         self._wake = asyncio.Event()
         self._background = Background(name)
 
@@ -100,6 +104,8 @@ class Periodic:
 
     async def run(self) -> None:
         """Step until cancelled."""
+        if self._wait_first:
+            await self._pause()
         while True:
             try:
                 await self._step()
@@ -107,9 +113,13 @@ class Periodic:
                 raise
             except Exception:
                 log.exception(f"{self.name.replace('-', '_')}_failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.interval_s)
-            self._wake.clear()
+            await self._pause()
+
+    async def _pause(self) -> None:
+        """Wait out the interval, or less if woken."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=self.interval_s)
+        self._wake.clear()
 
     def start(self) -> None:
         """Start the loop in the background (once; a second call does nothing)."""

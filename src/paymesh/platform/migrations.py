@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from paymesh.platform.db import Database
 from paymesh.platform.locks import lock_key
 
-__all__ = ["run_env", "upgrade"]
+__all__ = ["migrate_database", "run_env", "upgrade"]
 
 
 def _config(script_location: Path) -> Config:
@@ -45,6 +45,15 @@ async def upgrade(db: Database, script_location: Path, revision: str = "head") -
             key = lock_key(f"migrate:{script_location.parent.name}")
             await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
         await conn.run_sync(_run)
+
+
+async def migrate_database(url: str, script_location: Path, *, service: str) -> None:
+    """Bring the database at `url` of `service` to the latest schema, then close it."""
+    db = Database(url, service=service)
+    try:
+        await upgrade(db, script_location)
+    finally:
+        await db.dispose()
 
 
 def run_env(context: EnvironmentContext | ModuleType, target_metadata: MetaData) -> None:

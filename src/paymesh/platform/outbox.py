@@ -9,8 +9,6 @@ redelivered event changes nothing.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import hashlib
 import time
@@ -28,6 +26,7 @@ from paymesh.platform.clock import Clock, SystemClock
 from paymesh.platform.db import Database
 from paymesh.platform.locks import SessionLock, lock_key
 from paymesh.platform.logging import get_logger
+from paymesh.platform.loops import Periodic
 from paymesh.platform.metrics import OUTBOX_OLDEST_PENDING_AGE, OUTBOX_PENDING
 from paymesh.platform.tracing import current_traceparent
 
@@ -164,17 +163,15 @@ class OutboxRelay:
         self._outbox = outbox
         self._bus = bus
         self._batch_size = batch_size
-        self._poll_interval_s = poll_interval_s
         self._clock = clock or SystemClock()
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Periodic("outbox-relay", self._relay_all, interval_s=poll_interval_s)
         self._pending = OUTBOX_PENDING.labels(service=service)
         self._oldest = OUTBOX_OLDEST_PENDING_AGE.labels(service=service)
         self._counted_at = 0.0
 
     def notify(self) -> None:
         """Tell the relay that rows were committed, so it publishes without waiting."""
-        self._wake.set()
+        self._loop.wake()
 
     async def relay_once(self) -> int:
         """Publish one batch; return how many rows were published."""
@@ -236,33 +233,22 @@ class OutboxRelay:
         """Hold (or try to take) the publishing lead; always True on SQLite."""
         return await self._lead.held()
 
+    async def _relay_all(self) -> None:
+        """While leader, publish batch after batch until the backlog is out."""
+        while (leader := await self.is_leader()) and (await self.relay_once() == self._batch_size):
+            pass
+        if not leader:
+            self._standby()
+
     async def run(self) -> None:
         """Relay until cancelled (publishing only while leader)."""
-        while True:
-            try:
-                while (leader := await self.is_leader()) and (
-                    await self.relay_once() == self._batch_size
-                ):
-                    pass
-                if not leader:
-                    self._standby()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("outbox_relay_failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
-            self._wake.clear()
+        await self._loop.run()
 
     def start(self) -> None:
         """Run the relay in the background."""
-        self._task = asyncio.create_task(self.run(), name="outbox-relay")
+        self._loop.start()
 
     async def stop(self) -> None:
         """Stop the background relay and give up the lead."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
         await self._lead.release()

@@ -9,12 +9,11 @@ clients read it back with :func:`error_code`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from time import perf_counter
-from typing import Any, NoReturn, TypedDict
+from typing import Any, NoReturn, TypeAlias, TypedDict
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -29,6 +28,7 @@ from paymesh.platform.logging import (
     get_logger,
     valid_request_id,
 )
+from paymesh.platform.loops import Periodic
 from paymesh.platform.metrics import GRPC_CLIENT_DURATION, GRPC_SERVER_DURATION
 from paymesh.platform.settings import TlsSettings
 from paymesh.platform.tracing import TRACEPARENT, current_traceparent
@@ -94,28 +94,45 @@ _SERVER_OPTIONS: list[tuple[str, object]] = [
 ]
 
 
-class UnavailableInterceptor(grpc.aio.ServerInterceptor):
+# A method's handler (None: the server has no such method), and how an interceptor
+# asks the next one for it.
+# (Quoted: grpc's classes are generic only to type checkers.)
+MethodHandler: TypeAlias = "grpc.RpcMethodHandler[Any, Any] | None"
+Continuation: TypeAlias = Callable[[grpc.HandlerCallDetails], Awaitable[MethodHandler]]
+# A unary-unary method's behaviour: (request, context) -> response.
+Unary = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+
+
+class _UnaryInterceptor(grpc.aio.ServerInterceptor):
+    """A server interceptor that wraps every unary-unary method (others pass as they are)."""
+
+    def wrap(self, inner: Unary, method: str | bytes) -> Unary:
+        """The behaviour that replaces `inner`, the behaviour of `method`."""
+        raise NotImplementedError
+
+    async def intercept_service(
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> MethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        return grpc.unary_unary_rpc_method_handler(
+            self.wrap(handler.unary_unary, handler_call_details.method),  # type: ignore[arg-type]
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+class UnavailableInterceptor(_UnaryInterceptor):
     """How a unary call's failure reaches the caller: a service's own error
     (:class:`~paymesh.platform.errors.ServiceError`) as its status and code; UNAVAILABLE
     (which callers retry) when a dependency is down
     (:func:`~paymesh.platform.unavailable.is_unavailable`), not UNKNOWN as for a bug."""
 
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        inner = handler.unary_unary
-        method = handler_call_details.method
-
+    def wrap(self, inner: Unary, method: str | bytes) -> Unary:
         async def unary_unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             try:
-                return await inner(request, context)  # type: ignore[arg-type]
+                return await inner(request, context)
             except grpc.aio.AbortError:
                 raise
             except ServiceError as exc:
@@ -129,11 +146,7 @@ class UnavailableInterceptor(grpc.aio.ServerInterceptor):
                     context, grpc.StatusCode.UNAVAILABLE, "unavailable", "a dependency is down"
                 )
 
-        return grpc.unary_unary_rpc_method_handler(
-            unary_unary,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return unary_unary
 
 
 class RequestIdInterceptor(grpc.aio.ServerInterceptor):
@@ -141,12 +154,8 @@ class RequestIdInterceptor(grpc.aio.ServerInterceptor):
     it makes in turn: :func:`caller_options` passes it on)."""
 
     async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    ) -> MethodHandler:
         # grpc.aio runs each call, this included, in a task of its own: the binding
         # is the call's only.
         for key, value in handler_call_details.invocation_metadata or ():
@@ -173,7 +182,7 @@ class _CallTimes:
         child.observe(seconds)
 
 
-class ServerMetricsInterceptor(grpc.aio.ServerInterceptor):
+class ServerMetricsInterceptor(_UnaryInterceptor):
     """Time every unary call a service handles, by method and status code
     (``paymesh_grpc_server_handled_seconds``). Only methods the server has are
     observed, so a caller cannot make up label values."""
@@ -181,25 +190,14 @@ class ServerMetricsInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, service: str) -> None:
         self._times = _CallTimes(GRPC_SERVER_DURATION, service)
 
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        inner = handler.unary_unary
-        method = handler_call_details.method
+    def wrap(self, inner: Unary, method: str | bytes) -> Unary:
         observe = self._times.observe
 
         async def unary_unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             started = perf_counter()
             code = grpc.StatusCode.UNKNOWN  # an exception that is not an abort
             try:
-                response = await inner(request, context)  # type: ignore[arg-type]
+                response = await inner(request, context)
                 code = grpc.StatusCode.OK
                 return response
             except asyncio.CancelledError:
@@ -209,11 +207,7 @@ class ServerMetricsInterceptor(grpc.aio.ServerInterceptor):
                 # A handler that aborted, or set a code itself, says which.
                 observe(method, context.code() or code, perf_counter() - started)
 
-        return grpc.unary_unary_rpc_method_handler(
-            unary_unary,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return unary_unary
 
 
 class ClientMetricsInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
@@ -291,8 +285,11 @@ class GrpcServer:
     ) -> None:
         self._listen = listen
         self._ready = ready
-        self._ready_interval_s = ready_interval_s
-        self._watcher: asyncio.Task[None] | None = None
+        self._serving = False
+        # start() reports the first answer; the watcher looks again every interval.
+        self._watcher = Periodic(
+            "grpc-health-watch", self._watch, interval_s=ready_interval_s, wait_first=True
+        )
         self._credentials = server_credentials(tls) if tls is not None and tls.enabled else None
         # The metrics see what the caller gets, UNAVAILABLE for a dependency down included.
         self._server = grpc.aio.server(
@@ -322,11 +319,10 @@ class GrpcServer:
         if self.port == 0:
             raise RuntimeError(f"cannot listen on {self._listen}")
         await self._server.start()
-        if self._ready is None:
-            await self._report(serving=True)
-        else:
-            await self._report(serving=self._ready())
-            self._watcher = asyncio.create_task(self._watch(self._ready))
+        self._serving = self._ready is None or self._ready()
+        await self._report(serving=self._serving)
+        if self._ready is not None:
+            self._watcher.start()
         return self.port
 
     async def _report(self, *, serving: bool) -> None:
@@ -336,23 +332,17 @@ class GrpcServer:
         for name in ["", *self._names]:
             await self._health.set(name, status)
 
-    async def _watch(self, ready: Callable[[], bool]) -> None:
-        serving = ready()
-        while True:
-            await asyncio.sleep(self._ready_interval_s)
-            now = ready()
-            if now != serving:
-                serving = now
-                await self._report(serving=serving)
-                log.warning("grpc_health_changed", services=self._names, serving=serving)
+    async def _watch(self) -> None:
+        """Report a change of readiness to gRPC health."""
+        serving = self._ready is None or self._ready()
+        if serving != self._serving:
+            self._serving = serving
+            await self._report(serving=serving)
+            log.warning("grpc_health_changed", services=self._names, serving=serving)
 
     async def stop(self, grace_s: float = 5.0) -> None:
         """Report NOT_SERVING, finish calls in flight, stop."""
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
-            self._watcher = None
+        await self._watcher.stop()
         await self._health.enter_graceful_shutdown()
         await self._server.stop(grace_s)
 

@@ -1,16 +1,14 @@
-"""The gRPC servicer ``paymesh.webhooks.v1.Webhooks``: protobuf in and out, errors to
-statuses. The tenant is always the caller's (metadata); another tenant's endpoint
-or event answers NOT_FOUND."""
+"""The gRPC servicer ``paymesh.webhooks.v1.Webhooks``: protobuf in and out. The tenant
+is always the caller's (metadata); another tenant's endpoint or event answers
+NOT_FOUND. A :class:`~paymesh.webhooks.errors.WebhooksError` ends the call with its
+status (the server maps it)."""
 
 from __future__ import annotations
-
-from typing import NoReturn
 
 import grpc
 
 from paymesh.contracts.webhooks.v1 import webhooks_pb2, webhooks_pb2_grpc
-from paymesh.platform.clock import Clock
-from paymesh.platform.rpc import abort, require_caller
+from paymesh.platform.rpc import require_caller
 from paymesh.webhooks import service
 from paymesh.webhooks.domain import (
     CreateEndpoint,
@@ -19,30 +17,11 @@ from paymesh.webhooks.domain import (
     Endpoint,
     EndpointStatus,
 )
-from paymesh.webhooks.errors import (
-    EndpointConflict,
-    EndpointDisabled,
-    EndpointNotFound,
-    EventNotFound,
-    InvalidRequest,
-    WebhooksError,
-)
-from paymesh.webhooks.sealing import SecretBox
-from paymesh.webhooks.service import EndpointPolicy
-from paymesh.webhooks.store import SqlWebhookStore
-from paymesh.webhooks.transport import Resolver, system_resolver
+from paymesh.webhooks.ports import Deps
 
 __all__ = ["SERVICE_NAME", "WebhooksServicer", "delivery_to_proto", "endpoint_to_proto"]
 
 SERVICE_NAME = webhooks_pb2.DESCRIPTOR.services_by_name["Webhooks"].full_name
-
-_STATUSES: dict[type[WebhooksError], grpc.StatusCode] = {
-    InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
-    EndpointNotFound: grpc.StatusCode.NOT_FOUND,
-    EventNotFound: grpc.StatusCode.NOT_FOUND,
-    EndpointConflict: grpc.StatusCode.ALREADY_EXISTS,
-    EndpointDisabled: grpc.StatusCode.FAILED_PRECONDITION,
-}
 
 _ENDPOINT_STATUS = {
     EndpointStatus.ENABLED: webhooks_pb2.ENDPOINT_STATUS_ENABLED,
@@ -58,22 +37,16 @@ Context = grpc.aio.ServicerContext[object, object]
 
 
 class WebhooksServicer(webhooks_pb2_grpc.WebhooksServicer):
-    """Endpoint management and the delivery log over the webhooks store."""
+    """Endpoint management and the delivery log: the use cases, for the caller."""
 
-    def __init__(
-        self,
-        *,
-        store: SqlWebhookStore,
-        box: SecretBox,
-        policy: EndpointPolicy,
-        clock: Clock,
-        resolver: Resolver = system_resolver,
-    ) -> None:
-        self._store = store
-        self._box = box
-        self._policy = policy
-        self._clock = clock
-        self._resolver = resolver
+    def __init__(self, deps: Deps) -> None:
+        self._deps = deps
+
+    def _endpoint(self, endpoint: Endpoint) -> webhooks_pb2.Endpoint:
+        return endpoint_to_proto(endpoint, self._deps.clock.now_us())
+
+    def _with_secret(self, endpoint: Endpoint, secret: str) -> webhooks_pb2.EndpointWithSecret:
+        return webhooks_pb2.EndpointWithSecret(endpoint=self._endpoint(endpoint), secret=secret)
 
     async def CreateEndpoint(
         self, request: webhooks_pb2.CreateEndpointRequest, context: Context
@@ -87,19 +60,8 @@ class WebhooksServicer(webhooks_pb2_grpc.WebhooksServicer):
             events=tuple(request.events),
             description=request.description,
         )
-        try:
-            endpoint, secret = await service.create_endpoint(
-                cmd,
-                store=self._store,
-                box=self._box,
-                policy=self._policy,
-                clock=self._clock,
-                resolver=self._resolver,
-            )
-        except WebhooksError as exc:
-            await _abort(context, exc)
-        return webhooks_pb2.EndpointWithSecret(
-            endpoint=endpoint_to_proto(endpoint, self._clock.now_us()), secret=secret
+        return self._with_secret(
+            *await service.create_endpoint(cmd, caller=caller, deps=self._deps)
         )
 
     async def GetEndpoint(
@@ -107,30 +69,20 @@ class WebhooksServicer(webhooks_pb2_grpc.WebhooksServicer):
     ) -> webhooks_pb2.Endpoint:
         """One of the caller's endpoints."""
         caller = await require_caller(context)
-        try:
-            endpoint = await service.get_endpoint(
-                request.id, tenant_id=caller.tenant_id, store=self._store
-            )
-        except WebhooksError as exc:
-            await _abort(context, exc)
-        return endpoint_to_proto(endpoint, self._clock.now_us())
+        return self._endpoint(
+            await service.get_endpoint(request.id, caller=caller, deps=self._deps)
+        )
 
     async def ListEndpoints(
         self, request: webhooks_pb2.ListEndpointsRequest, context: Context
     ) -> webhooks_pb2.ListEndpointsResponse:
         """The caller's endpoints, newest first."""
         caller = await require_caller(context)
-        try:
-            found, more = await service.list_endpoints(
-                tenant_id=caller.tenant_id,
-                limit=request.limit,
-                starting_after=request.starting_after,
-                store=self._store,
-            )
-        except WebhooksError as exc:
-            await _abort(context, exc)
+        found, more = await service.list_endpoints(
+            request.limit, request.starting_after, caller=caller, deps=self._deps
+        )
         return webhooks_pb2.ListEndpointsResponse(
-            data=[endpoint_to_proto(e, self._clock.now_us()) for e in found], has_more=more
+            data=[self._endpoint(e) for e in found], has_more=more
         )
 
     async def DeleteEndpoint(
@@ -138,33 +90,19 @@ class WebhooksServicer(webhooks_pb2_grpc.WebhooksServicer):
     ) -> webhooks_pb2.Endpoint:
         """Delete one of the caller's endpoints; its pending deliveries stop."""
         caller = await require_caller(context)
-        try:
-            endpoint = await service.delete_endpoint(
-                request.id, tenant_id=caller.tenant_id, store=self._store, clock=self._clock
-            )
-        except WebhooksError as exc:
-            await _abort(context, exc)
-        return endpoint_to_proto(endpoint, self._clock.now_us())
+        return self._endpoint(
+            await service.delete_endpoint(request.id, caller=caller, deps=self._deps)
+        )
 
     async def RotateSecret(
         self, request: webhooks_pb2.RotateSecretRequest, context: Context
     ) -> webhooks_pb2.EndpointWithSecret:
         """A new secret for one of the caller's endpoints; the old one signs for the grace."""
         caller = await require_caller(context)
-        try:
-            endpoint, secret = await service.rotate_secret(
-                request.id,
-                tenant_id=caller.tenant_id,
-                grace_period_s=request.grace_period_s,
-                store=self._store,
-                box=self._box,
-                policy=self._policy,
-                clock=self._clock,
+        return self._with_secret(
+            *await service.rotate_secret(
+                request.id, request.grace_period_s, caller=caller, deps=self._deps
             )
-        except WebhooksError as exc:
-            await _abort(context, exc)
-        return webhooks_pb2.EndpointWithSecret(
-            endpoint=endpoint_to_proto(endpoint, self._clock.now_us()), secret=secret
         )
 
     async def EnableEndpoint(
@@ -172,29 +110,22 @@ class WebhooksServicer(webhooks_pb2_grpc.WebhooksServicer):
     ) -> webhooks_pb2.Endpoint:
         """Enable one of the caller's endpoints again."""
         caller = await require_caller(context)
-        try:
-            endpoint = await service.enable_endpoint(
-                request.id, tenant_id=caller.tenant_id, store=self._store
-            )
-        except WebhooksError as exc:
-            await _abort(context, exc)
-        return endpoint_to_proto(endpoint, self._clock.now_us())
+        return self._endpoint(
+            await service.enable_endpoint(request.id, caller=caller, deps=self._deps)
+        )
 
     async def ListDeliveries(
         self, request: webhooks_pb2.ListDeliveriesRequest, context: Context
     ) -> webhooks_pb2.ListDeliveriesResponse:
         """The delivery log of one of the caller's endpoints, newest first."""
         caller = await require_caller(context)
-        try:
-            found, more = await service.list_deliveries(
-                request.endpoint_id,
-                tenant_id=caller.tenant_id,
-                limit=request.limit,
-                starting_after=request.starting_after,
-                store=self._store,
-            )
-        except WebhooksError as exc:
-            await _abort(context, exc)
+        found, more = await service.list_deliveries(
+            request.endpoint_id,
+            request.limit,
+            request.starting_after,
+            caller=caller,
+            deps=self._deps,
+        )
         return webhooks_pb2.ListDeliveriesResponse(
             data=[delivery_to_proto(d) for d in found], has_more=more
         )
@@ -204,17 +135,11 @@ class WebhooksServicer(webhooks_pb2_grpc.WebhooksServicer):
     ) -> webhooks_pb2.Delivery:
         """Deliver one of the caller's events to one of its endpoints again."""
         caller = await require_caller(context)
-        try:
-            delivery = await service.resend_event(
-                request.endpoint_id,
-                request.event_id,
-                tenant_id=caller.tenant_id,
-                store=self._store,
-                clock=self._clock,
+        return delivery_to_proto(
+            await service.resend_event(
+                request.endpoint_id, request.event_id, caller=caller, deps=self._deps
             )
-        except WebhooksError as exc:
-            await _abort(context, exc)
-        return delivery_to_proto(delivery)
+        )
 
 
 def endpoint_to_proto(endpoint: Endpoint, now_us: int) -> webhooks_pb2.Endpoint:
@@ -256,8 +181,3 @@ def delivery_to_proto(delivery: Delivery) -> webhooks_pb2.Delivery:
             for a in delivery.attempts
         ],
     )
-
-
-async def _abort(context: Context, exc: WebhooksError) -> NoReturn:
-    status = _STATUSES.get(type(exc), grpc.StatusCode.INTERNAL)
-    await abort(context, status, exc.code, str(exc))

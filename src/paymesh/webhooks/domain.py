@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from urllib.parse import urlsplit
 
-from paymesh.contracts.events import PUBLIC_EVENT_TYPES
+from paymesh.contracts.events import PUBLIC_EVENT_TYPES, Event
 from paymesh.webhooks.errors import InvalidRequest
 
 __all__ = [
@@ -40,8 +40,10 @@ __all__ = [
     "canonical_host",
     "delivery_id",
     "host_refusal",
+    "is_public",
     "normalise_events",
     "numeric_ipv4",
+    "pending_delivery",
     "validate_create",
     "validate_url",
     "wants",
@@ -356,6 +358,28 @@ def delivery_id(endpoint_id: str, event_id: str) -> str:
     """The id of the one delivery of `event_id` to `endpoint_id` (a redelivery finds it)."""
     digest = hashlib.sha256(f"{endpoint_id}\x00{event_id}".encode()).hexdigest()
     return f"dlv_{digest[:40]}"
+
+
+def is_public(event: Event) -> bool:
+    """Whether merchants may receive `event` (a public type of a known tenant)."""
+    return event.type in PUBLIC_EVENT_TYPES and bool(event.tenant)
+
+
+def pending_delivery(
+    id_: str, endpoint_id: str, event_id: str, event_type: str, tenant_id: str, now_us: int
+) -> Delivery:
+    """A new delivery, not attempted yet, due at `now_us`."""
+    return Delivery(
+        id=id_,
+        endpoint_id=endpoint_id,
+        event_id=event_id,
+        event_type=event_type,
+        tenant_id=tenant_id,
+        status=DeliveryStatus.PENDING,
+        attempts_count=0,
+        created_at_us=now_us,
+        next_attempt_at_us=now_us,
+    )
 
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")

@@ -9,6 +9,8 @@ Consumed: :data:`~paymesh.contracts.events.TOPIC_PAYMENTS` and this service's ow
 skipped. The envelope is delivered as it came, fields this version does not
 know included.
 
+:class:`Consumer` takes them in (:func:`~paymesh.webhooks.service.record_event`).
+
 Published: ``webhook_endpoint.disabled`` on TOPIC_WEBHOOKS, keyed by the
 endpoint id, when an endpoint has failed for ``webhooks.disable_after_s``; its
 payload is ``webhooks.v1.EndpointDisabled``: ``data`` is
@@ -17,9 +19,10 @@ payload is ``webhooks.v1.EndpointDisabled``: ``data`` is
 
 from __future__ import annotations
 
+import asyncio
+
 from paymesh.contracts.events import (
     ENDPOINT_DISABLED,
-    PUBLIC_EVENT_TYPES,
     TOPIC_PAYMENTS,
     TOPIC_WEBHOOKS,
     Event,
@@ -28,7 +31,9 @@ from paymesh.contracts.events import (
 )
 from paymesh.contracts.webhooks.v1.webhooks_pb2 import EndpointDisabled
 from paymesh.platform.clock import new_id
+from paymesh.webhooks import service
 from paymesh.webhooks.domain import Endpoint
+from paymesh.webhooks.ports import Deps
 
 __all__ = [
     "CONSUMED_TOPICS",
@@ -36,8 +41,8 @@ __all__ = [
     "GROUP",
     "SOURCE",
     "TOPIC",
+    "Consumer",
     "endpoint_disabled",
-    "is_public",
     "reason_failing_since",
 ]
 
@@ -49,9 +54,31 @@ GROUP = "webhooks"
 CONSUMER = "webhooks.deliveries"
 
 
-def is_public(event: Event) -> bool:
-    """Whether merchants may receive `event` (a public type of a known tenant)."""
-    return event.type in PUBLIC_EVENT_TYPES and bool(event.tenant)
+class Consumer:
+    """The consumer of :data:`CONSUMED_TOPICS`: each event recorded for its endpoints.
+
+    Subscribed before the bus starts; it takes events in only between :meth:`start`
+    and :meth:`stop`. An event delivered meanwhile waits (it is delivered from the
+    bus's own task, which the bus cancels when it stops): a stopped service never
+    acknowledges one, so it is delivered again.
+    """
+
+    def __init__(self, deps: Deps) -> None:
+        self._deps = deps
+        self._running = asyncio.Event()
+
+    async def handle(self, event: Event) -> None:
+        """Record `event` (once per id), when the service runs."""
+        await self._running.wait()
+        await service.record_event(event, deps=self._deps)
+
+    def start(self) -> None:
+        """Take events in from now on."""
+        self._running.set()
+
+    def stop(self) -> None:
+        """Hold the events delivered from now on, unacknowledged."""
+        self._running.clear()
 
 
 def reason_failing_since(since_us: int) -> str:

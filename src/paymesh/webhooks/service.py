@@ -1,25 +1,27 @@
 """The webhooks use cases: manage the tenant's endpoints, take in events, resend.
 
-Every use case takes the caller's tenant; an endpoint or event of another
+Every use case acts for the caller's tenant; an endpoint or event of another
 tenant is reported as not found. The plain secret leaves only through
 :func:`create_endpoint` and :func:`rotate_secret`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from paymesh.contracts.events import Event
-from paymesh.platform.clock import Clock, new_id
+from paymesh.platform.clock import new_id
+from paymesh.platform.identity import Caller
 from paymesh.platform.logging import get_logger
 from paymesh.webhooks import domain
 from paymesh.webhooks.domain import (
     MAX_ROTATION_GRACE_S,
     CreateEndpoint,
     Delivery,
-    DeliveryStatus,
     Endpoint,
     EndpointStatus,
+    is_public,
+    pending_delivery,
 )
 from paymesh.webhooks.errors import (
     EndpointConflict,
@@ -28,13 +30,12 @@ from paymesh.webhooks.errors import (
     EventNotFound,
     InvalidRequest,
 )
-from paymesh.webhooks.events import is_public
-from paymesh.webhooks.sealing import SecretBox, new_secret
-from paymesh.webhooks.store import DELETED, EndpointRecord, SqlWebhookStore
-from paymesh.webhooks.transport import Resolver, check_url, system_resolver
+from paymesh.webhooks.ports import Deps, EndpointRecord
+from paymesh.webhooks.sealing import new_secret
+from paymesh.webhooks.store import DELETED
+from paymesh.webhooks.transport import check_url
 
 __all__ = [
-    "EndpointPolicy",
     "create_endpoint",
     "delete_endpoint",
     "enable_endpoint",
@@ -51,35 +52,23 @@ log = get_logger(__name__)
 MAX_PAGE = 100
 
 
-@dataclass(frozen=True)
-class EndpointPolicy:
-    """What endpoints may be made: the environment's URL rules, the default grace."""
-
-    environment: str
-    allow_private: bool
-    rotation_grace_s: float
-
-
 async def create_endpoint(
-    cmd: CreateEndpoint,
-    *,
-    store: SqlWebhookStore,
-    box: SecretBox,
-    policy: EndpointPolicy,
-    clock: Clock,
-    resolver: Resolver = system_resolver,
+    cmd: CreateEndpoint, *, caller: Caller, deps: Deps
 ) -> tuple[Endpoint, str]:
-    """Make an endpoint with a new secret; the same id and fields again answer the same one.
+    """Make an endpoint of the caller's with a new secret; the same id and fields again
+    answer the same one.
 
-    A new endpoint's URL is checked as a delivery would check it, its host
-    resolved with `resolver` (see :func:`paymesh.webhooks.transport.check_url`).
-    Returns the endpoint and its current secret (shown to the caller, never logged).
+    The endpoint is the caller's, whatever tenant `cmd` names. A new endpoint's URL
+    is checked as a delivery would check it, its host resolved with ``deps.resolver``
+    (see :func:`paymesh.webhooks.transport.check_url`). Returns the endpoint and its
+    current secret (shown to the caller, never logged).
     """
-    cmd = replace(cmd, events=domain.normalise_events(cmd.events))
+    store, box, policy = deps.store, deps.box, deps.policy
+    cmd = replace(cmd, tenant_id=caller.tenant_id, events=domain.normalise_events(cmd.events))
     domain.validate_create(cmd, environment=policy.environment, allow_private=policy.allow_private)
     existing = await store.get_endpoint(cmd.id)
     if existing is None:
-        await check_url(cmd.url, allow_private=policy.allow_private, resolver=resolver)
+        await check_url(cmd.url, allow_private=policy.allow_private, resolver=deps.resolver)
         secret = new_secret()
         endpoint = Endpoint(
             id=cmd.id,
@@ -88,7 +77,7 @@ async def create_endpoint(
             events=cmd.events,
             description=cmd.description,
             status=EndpointStatus.ENABLED,
-            created_at_us=clock.now_us(),
+            created_at_us=deps.clock.now_us(),
         )
         existing, created = await store.create_endpoint(
             EndpointRecord(endpoint, box.seal(secret, cmd.id), None)
@@ -102,20 +91,20 @@ async def create_endpoint(
     return ep, box.open(existing.secret_sealed, ep.id)
 
 
-async def _live(store: SqlWebhookStore, endpoint_id: str, tenant_id: str) -> EndpointRecord:
-    record = await store.get_endpoint(endpoint_id) if endpoint_id else None
+async def _live(endpoint_id: str, caller: Caller, deps: Deps) -> EndpointRecord:
+    record = await deps.store.get_endpoint(endpoint_id) if endpoint_id else None
     if (
         record is None
-        or record.endpoint.tenant_id != tenant_id
+        or record.endpoint.tenant_id != caller.tenant_id
         or record.endpoint.deleted_at_us is not None
     ):
         raise EndpointNotFound(endpoint_id)
     return record
 
 
-async def get_endpoint(endpoint_id: str, *, tenant_id: str, store: SqlWebhookStore) -> Endpoint:
-    """One of the tenant's endpoints."""
-    return (await _live(store, endpoint_id, tenant_id)).endpoint
+async def get_endpoint(endpoint_id: str, *, caller: Caller, deps: Deps) -> Endpoint:
+    """One of the caller's endpoints."""
+    return (await _live(endpoint_id, caller, deps)).endpoint
 
 
 def _page(limit: int) -> int:
@@ -125,59 +114,52 @@ def _page(limit: int) -> int:
 
 
 async def list_endpoints(
-    *, tenant_id: str, limit: int, starting_after: str, store: SqlWebhookStore
+    limit: int, starting_after: str, *, caller: Caller, deps: Deps
 ) -> tuple[list[Endpoint], bool]:
-    """The tenant's endpoints, newest first."""
-    return await store.list_endpoints(tenant_id, limit=_page(limit), starting_after=starting_after)
+    """The caller's endpoints, newest first; and whether more follow."""
+    return await deps.store.list_endpoints(
+        caller.tenant_id, limit=_page(limit), starting_after=starting_after
+    )
 
 
-async def delete_endpoint(
-    endpoint_id: str, *, tenant_id: str, store: SqlWebhookStore, clock: Clock
-) -> Endpoint:
+async def delete_endpoint(endpoint_id: str, *, caller: Caller, deps: Deps) -> Endpoint:
     """Delete the endpoint: it receives nothing more, its pending deliveries fail."""
-    await _live(store, endpoint_id, tenant_id)
-    record = await store.update_endpoint(
+    await _live(endpoint_id, caller, deps)
+    record = await deps.store.update_endpoint(
         endpoint_id,
         fail_pending=True,
-        deleted_at_us=clock.now_us(),
+        deleted_at_us=deps.clock.now_us(),
         status=EndpointStatus.DISABLED.value,
         disabled_reason=DELETED,
         previous_secret_sealed=None,
     )
-    log.info("webhook_endpoint_deleted", endpoint_id=endpoint_id, tenant_id=tenant_id)
+    log.info("webhook_endpoint_deleted", endpoint_id=endpoint_id, tenant_id=caller.tenant_id)
     return record.endpoint
 
 
 async def rotate_secret(
-    endpoint_id: str,
-    *,
-    tenant_id: str,
-    grace_period_s: int,
-    store: SqlWebhookStore,
-    box: SecretBox,
-    policy: EndpointPolicy,
-    clock: Clock,
+    endpoint_id: str, grace_period_s: int, *, caller: Caller, deps: Deps
 ) -> tuple[Endpoint, str]:
     """A new secret; the current one keeps signing beside it for the grace period."""
     if grace_period_s < 0 or grace_period_s > MAX_ROTATION_GRACE_S:
         raise InvalidRequest(f"grace_period_s must be 0-{MAX_ROTATION_GRACE_S}")
-    record = await _live(store, endpoint_id, tenant_id)
-    grace_s = grace_period_s or policy.rotation_grace_s
+    record = await _live(endpoint_id, caller, deps)
+    grace_s = grace_period_s or deps.policy.rotation_grace_s
     secret = new_secret()
-    record = await store.update_endpoint(
+    record = await deps.store.update_endpoint(
         endpoint_id,
-        secret_sealed=box.seal(secret, endpoint_id),
+        secret_sealed=deps.box.seal(secret, endpoint_id),
         previous_secret_sealed=record.secret_sealed,
-        previous_secret_expires_at_us=clock.now_us() + int(grace_s * 1_000_000),
+        previous_secret_expires_at_us=deps.clock.now_us() + int(grace_s * 1_000_000),
     )
     log.info("webhook_secret_rotated", endpoint_id=endpoint_id, grace_s=grace_s)
     return record.endpoint, secret
 
 
-async def enable_endpoint(endpoint_id: str, *, tenant_id: str, store: SqlWebhookStore) -> Endpoint:
+async def enable_endpoint(endpoint_id: str, *, caller: Caller, deps: Deps) -> Endpoint:
     """Enable a disabled endpoint again, with a clean failure record."""
-    await _live(store, endpoint_id, tenant_id)
-    record = await store.update_endpoint(
+    await _live(endpoint_id, caller, deps)
+    record = await deps.store.update_endpoint(
         endpoint_id,
         status=EndpointStatus.ENABLED.value,
         disabled_reason="",
@@ -188,50 +170,34 @@ async def enable_endpoint(endpoint_id: str, *, tenant_id: str, store: SqlWebhook
 
 
 async def list_deliveries(
-    endpoint_id: str,
-    *,
-    tenant_id: str,
-    limit: int,
-    starting_after: str,
-    store: SqlWebhookStore,
+    endpoint_id: str, limit: int, starting_after: str, *, caller: Caller, deps: Deps
 ) -> tuple[list[Delivery], bool]:
     """The endpoint's delivery log, newest first, attempts included."""
-    await _live(store, endpoint_id, tenant_id)
-    return await store.list_deliveries(
+    await _live(endpoint_id, caller, deps)
+    return await deps.store.list_deliveries(
         endpoint_id, limit=_page(limit), starting_after=starting_after
     )
 
 
-async def resend_event(
-    endpoint_id: str, event_id: str, *, tenant_id: str, store: SqlWebhookStore, clock: Clock
-) -> Delivery:
-    """Deliver a stored event of the tenant to the endpoint again, as a new delivery."""
-    record = await _live(store, endpoint_id, tenant_id)
+async def resend_event(endpoint_id: str, event_id: str, *, caller: Caller, deps: Deps) -> Delivery:
+    """Deliver a stored event of the caller's to the endpoint again, as a new delivery."""
+    record = await _live(endpoint_id, caller, deps)
     if record.endpoint.status is not EndpointStatus.ENABLED:
         raise EndpointDisabled(endpoint_id)
-    event = await store.get_event(event_id) if event_id else None
-    if event is None or event.tenant_id != tenant_id:
+    event = await deps.store.get_event(event_id) if event_id else None
+    if event is None or event.tenant_id != caller.tenant_id:
         raise EventNotFound(event_id)
-    now = clock.now_us()
-    delivery = Delivery(
-        id=new_id("dlv"),
-        endpoint_id=endpoint_id,
-        event_id=event.id,
-        event_type=event.type,
-        tenant_id=tenant_id,
-        status=DeliveryStatus.PENDING,
-        attempts_count=0,
-        created_at_us=now,
-        next_attempt_at_us=now,
+    delivery = pending_delivery(
+        new_id("dlv"), endpoint_id, event.id, event.type, caller.tenant_id, deps.clock.now_us()
     )
-    return await store.add_delivery(delivery)
+    return await deps.store.add_delivery(delivery)
 
 
-async def record_event(event: Event, *, store: SqlWebhookStore, clock: Clock) -> int | None:
+async def record_event(event: Event, *, deps: Deps) -> int | None:
     """Take in one event from the bus: stored and queued for its endpoints, once per id.
 
     Returns how many deliveries it made; None when skipped (not public, or seen before).
     """
     if not is_public(event):
         return None
-    return await store.record_event(event, now_us=clock.now_us())
+    return await deps.store.record_event(event, now_us=deps.clock.now_us())

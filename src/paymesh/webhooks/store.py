@@ -1,7 +1,7 @@
 """Where webhooks keeps its data (SQLAlchemy Core, SQLite and PostgreSQL): endpoints
 with their sealed secrets, the events received, deliveries and their attempts.
 
-Consuming an event (:meth:`SqlWebhookStore.record_event`) records its id in the
+Consuming an event (:meth:`SqlWebhooksStore.record_event`) records its id in the
 inbox, stores it and creates one delivery per matching endpoint, all in one
 transaction; a delivery's id is derived from (endpoint, event), so a
 redelivered event finds its deliveries made and adds none.
@@ -37,31 +37,27 @@ from paymesh.webhooks.domain import (
     Endpoint,
     EndpointStatus,
     delivery_id,
+    pending_delivery,
     wants,
 )
-from paymesh.webhooks.rows import (
-    EndpointRecord,
+from paymesh.webhooks.ports import EndpointRecord, StoredEvent
+from paymesh.webhooks.tables import (
+    attempts,
+    deliveries,
     delivery_from_row,
     delivery_row,
     endpoint_from_row,
     endpoint_row,
+    endpoints,
+    events,
+    inbox,
+    outbox,
     record_from_row,
 )
-from paymesh.webhooks.tables import attempts, deliveries, endpoints, events, inbox, outbox
 
-__all__ = ["Claimed", "EndpointRecord", "SqlWebhookStore", "StoredEvent"]
+__all__ = ["DELETED", "Claimed", "SqlWebhooksStore"]
 
 DELETED = "deleted"
-
-
-@dataclass(frozen=True)
-class StoredEvent:
-    """An event as received, to deliver (again)."""
-
-    id: str
-    tenant_id: str
-    type: str
-    payload: bytes
 
 
 @dataclass(frozen=True)
@@ -77,7 +73,7 @@ Decide = Callable[[Delivery, bool, int | None], AfterAttempt]
 DisabledEvent = Callable[[Endpoint, str], Event]
 
 
-class SqlWebhookStore:
+class SqlWebhooksStore:
     """Endpoints, events, deliveries and attempts on a SQLite or PostgreSQL database."""
 
     def __init__(
@@ -125,31 +121,16 @@ class SqlWebhookStore:
     ) -> tuple[list[Endpoint], bool]:
         """The tenant's live endpoints, newest first, after the cursor's id."""
         e = endpoints.c
-        query = sa.select(endpoints).where(e.tenant_id == tenant_id, e.deleted_at_us.is_(None))
         async with self._db.read() as conn:
-            if starting_after:
-                cursor = (
-                    await conn.execute(
-                        sa.select(e.created_at_us).where(
-                            e.id == starting_after, e.tenant_id == tenant_id
-                        )
-                    )
-                ).scalar_one_or_none()
-                if cursor is None:
-                    return [], False
-                query = query.where(
-                    sa.or_(
-                        e.created_at_us < cursor,
-                        sa.and_(e.created_at_us == cursor, e.id < starting_after),
-                    )
-                )
-            rows = (
-                await conn.execute(
-                    query.order_by(e.created_at_us.desc(), e.id.desc()).limit(limit + 1)
-                )
-            ).all()
-        found = [endpoint_from_row(r._mapping) for r in rows[:limit]]
-        return found, len(rows) > limit
+            rows, more = await _newest_first(
+                conn,
+                endpoints,
+                e.tenant_id == tenant_id,
+                live=e.deleted_at_us.is_(None),
+                limit=limit,
+                starting_after=starting_after,
+            )
+        return [endpoint_from_row(r._mapping) for r in rows], more
 
     async def update_endpoint(
         self, endpoint_id: str, *, fail_pending: bool = False, **values: Any
@@ -202,16 +183,12 @@ class SqlWebhookStore:
                 ep for ep in (endpoint_from_row(r._mapping) for r in rows) if wants(ep, event.type)
             ]
             for ep in targets:
+                delivery = pending_delivery(
+                    delivery_id(ep.id, event.id), ep.id, event.id, event.type, event.tenant, now_us
+                )
                 await conn.execute(
-                    insert(deliveries)
-                    .values(
-                        delivery_row(
-                            delivery_id(ep.id, event.id), ep.id, event.id, event.type,
-                            event.tenant, now_us,
-                        )
-                    )
-                    .on_conflict_do_nothing()
-                )  # fmt: skip
+                    insert(deliveries).values(delivery_row(delivery)).on_conflict_do_nothing()
+                )
         if targets:
             self._deliveries_added()
         return len(targets)
@@ -226,16 +203,8 @@ class SqlWebhookStore:
 
     async def add_delivery(self, delivery: Delivery) -> Delivery:
         """Add a new delivery (a resend)."""
-        d = delivery
         async with self._db.transaction() as conn:
-            await conn.execute(
-                deliveries.insert().values(
-                    delivery_row(
-                        d.id, d.endpoint_id, d.event_id, d.event_type, d.tenant_id,
-                        d.created_at_us,
-                    )
-                )
-            )  # fmt: skip
+            await conn.execute(deliveries.insert().values(delivery_row(delivery)))
         self._deliveries_added()
         return delivery
 
@@ -253,32 +222,16 @@ class SqlWebhookStore:
         self, endpoint_id: str, *, limit: int, starting_after: str
     ) -> tuple[list[Delivery], bool]:
         """The endpoint's deliveries with their attempts, newest first, after the cursor."""
-        d = deliveries.c
-        query = sa.select(deliveries).where(d.endpoint_id == endpoint_id)
         async with self._db.read() as conn:
-            if starting_after:
-                cursor = (
-                    await conn.execute(
-                        sa.select(d.created_at_us).where(
-                            d.id == starting_after, d.endpoint_id == endpoint_id
-                        )
-                    )
-                ).scalar_one_or_none()
-                if cursor is None:
-                    return [], False
-                query = query.where(
-                    sa.or_(
-                        d.created_at_us < cursor,
-                        sa.and_(d.created_at_us == cursor, d.id < starting_after),
-                    )
-                )
-            rows = (
-                await conn.execute(
-                    query.order_by(d.created_at_us.desc(), d.id.desc()).limit(limit + 1)
-                )
-            ).all()
+            rows, more = await _newest_first(
+                conn,
+                deliveries,
+                deliveries.c.endpoint_id == endpoint_id,
+                limit=limit,
+                starting_after=starting_after,
+            )
             found = await _with_attempts(conn, [delivery_from_row(r._mapping) for r in rows])
-        return found[:limit], len(rows) > limit
+        return found, more
 
     # -- the worker's side ------------------------------------------------
 
@@ -520,6 +473,37 @@ async def _fail_pending(conn: AsyncConnection, endpoint_id: str) -> None:
         .where(d.endpoint_id == endpoint_id, d.status == DeliveryStatus.PENDING.value)
         .values(status=DeliveryStatus.FAILED.value)
     )
+
+
+async def _newest_first(
+    conn: AsyncConnection,
+    table: sa.Table,
+    scope: sa.ColumnElement[bool],
+    *,
+    live: sa.ColumnElement[bool] | None = None,
+    limit: int,
+    starting_after: str,
+) -> tuple[list[sa.Row[Any]], bool]:
+    """A page of `table`'s rows in `scope` (and `live`), newest first, after the row
+    `starting_after` (of `scope`; none when it is not); and whether more follow."""
+    c = table.c
+    query = sa.select(table).where(scope, *([] if live is None else [live]))
+    if starting_after:
+        cursor = (
+            await conn.execute(sa.select(c.created_at_us).where(c.id == starting_after, scope))
+        ).scalar_one_or_none()
+        if cursor is None:
+            return [], False
+        query = query.where(
+            sa.or_(
+                c.created_at_us < cursor,
+                sa.and_(c.created_at_us == cursor, c.id < starting_after),
+            )
+        )
+    rows = (
+        await conn.execute(query.order_by(c.created_at_us.desc(), c.id.desc()).limit(limit + 1))
+    ).all()
+    return list(rows[:limit]), len(rows) > limit
 
 
 async def _select_endpoint(conn: AsyncConnection, endpoint_id: str) -> EndpointRecord | None:

@@ -1,12 +1,31 @@
-"""The webhooks service's tables (SQLAlchemy Core), shared by the store and migrations."""
+"""The webhooks service's tables (SQLAlchemy Core), shared by the store and migrations,
+and their rows to and from domain objects."""
 
 from __future__ import annotations
+
+import json
+from typing import Any
 
 import sqlalchemy as sa
 
 from paymesh.platform.outbox import inbox_table, outbox_table
+from paymesh.webhooks.domain import Delivery, DeliveryStatus, Endpoint, EndpointStatus
+from paymesh.webhooks.ports import EndpointRecord
 
-__all__ = ["attempts", "deliveries", "endpoints", "events", "inbox", "metadata", "outbox"]
+__all__ = [
+    "attempts",
+    "deliveries",
+    "delivery_from_row",
+    "delivery_row",
+    "endpoint_from_row",
+    "endpoint_row",
+    "endpoints",
+    "events",
+    "inbox",
+    "metadata",
+    "outbox",
+    "record_from_row",
+]
 
 metadata = sa.MetaData()
 
@@ -75,3 +94,71 @@ attempts = sa.Table(
 
 outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)
+
+# -- rows to and from domain objects -----------------------------------------
+
+# Columns that hold a field of the same name, as it is.
+_ENDPOINT_FIELDS = (
+    "id",
+    "tenant_id",
+    "url",
+    "description",
+    "disabled_reason",
+    "previous_secret_expires_at_us",
+    "failing_since_us",
+    "created_at_us",
+    "deleted_at_us",
+)
+_DELIVERY_FIELDS = (
+    "id",
+    "endpoint_id",
+    "event_id",
+    "event_type",
+    "tenant_id",
+    "attempts_count",
+    "created_at_us",
+    "next_attempt_at_us",
+    "first_attempt_at_us",
+)
+
+
+def endpoint_row(record: EndpointRecord) -> dict[str, Any]:
+    """The endpoints row of `record`."""
+    ep = record.endpoint
+    return {name: getattr(ep, name) for name in _ENDPOINT_FIELDS} | {
+        "events": json.dumps(list(ep.events)),
+        "status": ep.status.value,
+        "secret_sealed": record.secret_sealed,
+        "previous_secret_sealed": record.previous_secret_sealed,
+    }
+
+
+def endpoint_from_row(row: Any) -> Endpoint:
+    """The endpoint of an endpoints row."""
+    return Endpoint(
+        **{name: row[name] for name in _ENDPOINT_FIELDS},
+        events=tuple(json.loads(row["events"])),
+        status=EndpointStatus(row["status"]),
+    )
+
+
+def record_from_row(row: Any) -> EndpointRecord:
+    """The endpoint of an endpoints row, with its sealed secrets."""
+    return EndpointRecord(
+        endpoint_from_row(row), row["secret_sealed"], row["previous_secret_sealed"]
+    )
+
+
+def delivery_row(delivery: Delivery) -> dict[str, Any]:
+    """The deliveries row of `delivery` (its attempts are rows of their own), not leased."""
+    return {name: getattr(delivery, name) for name in _DELIVERY_FIELDS} | {
+        "status": delivery.status.value,
+        "lease_until_us": None,
+    }
+
+
+def delivery_from_row(row: Any) -> Delivery:
+    """The delivery of a deliveries row (without its attempts)."""
+    return Delivery(
+        **{name: row[name] for name in _DELIVERY_FIELDS}, status=DeliveryStatus(row["status"])
+    )

@@ -4,7 +4,7 @@ Each attempt is a task; at most ``max_in_flight`` run in this process and at
 most ``max_in_flight_per_endpoint`` per endpoint across every replica (the
 store counts leases). The outcome, the next attempt's time and any
 disabling of the endpoint are recorded in one transaction
-(:meth:`~paymesh.webhooks.store.SqlWebhookStore.finish`). A replica that dies
+(:meth:`~paymesh.webhooks.store.SqlWebhooksStore.finish`). A replica that dies
 mid-attempt leaves a lease that expires; the delivery is then attempted again
 (at least once: merchants deduplicate by ``Paymesh-Event-Id``).
 
@@ -15,8 +15,6 @@ attempt's ``traceparent`` header.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import json
 import random
@@ -32,6 +30,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from paymesh import __version__
 from paymesh.platform.clock import Clock
 from paymesh.platform.logging import get_logger
+from paymesh.platform.loops import Background, Periodic
 from paymesh.platform.metrics import (
     WEBHOOK_ATTEMPT_DURATION,
     WEBHOOK_ATTEMPTS,
@@ -49,7 +48,7 @@ from paymesh.webhooks.domain import (
 from paymesh.webhooks.events import endpoint_disabled, reason_failing_since
 from paymesh.webhooks.sealing import SecretBox
 from paymesh.webhooks.signature import signature_header
-from paymesh.webhooks.store import Claimed, SqlWebhookStore
+from paymesh.webhooks.store import Claimed, SqlWebhooksStore
 from paymesh.webhooks.transport import post
 
 __all__ = ["USER_AGENT", "DeliveryWorker", "WorkerConfig"]
@@ -93,7 +92,7 @@ class DeliveryWorker:
 
     def __init__(
         self,
-        store: SqlWebhookStore,
+        store: SqlWebhooksStore,
         *,
         box: SecretBox,
         client: httpx.AsyncClient,
@@ -109,9 +108,8 @@ class DeliveryWorker:
         self._config = config
         self._clock = clock
         self._jitter = jitter
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._loop = Periodic("webhooks-worker", self._step, interval_s=config.poll_interval_s)
+        self._in_flight = Background("webhook-attempt")
         self._next_prune_us = 0
 
     @property
@@ -121,26 +119,16 @@ class DeliveryWorker:
 
     def notify(self) -> None:
         """New deliveries are due: look at once."""
-        self._wake.set()
+        self._loop.wake()
 
     def start(self) -> None:
         """Run the worker in the background."""
-        self._task = asyncio.create_task(self._run(), name="webhooks-worker")
+        self._loop.start()
 
     async def stop(self, grace_s: float = 5.0) -> None:
         """Stop claiming; give attempts in flight `grace_s` to finish, then cancel them."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        if self._in_flight:
-            await asyncio.wait(set(self._in_flight), timeout=grace_s)
-        for task in list(self._in_flight):
-            task.cancel()
-        for task in list(self._in_flight):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._loop.stop()
+        await self._in_flight.stop(grace_s)
 
     async def run_once(self) -> int:
         """Claim what is due and start its attempts; return how many started."""
@@ -152,27 +140,14 @@ class DeliveryWorker:
             lease_us=self._config.lease_us,
         )
         for item in claimed:
-            task = asyncio.create_task(self._attempt(item), name=f"webhook-{item.delivery.id}")
-            self._in_flight.add(task)
-            task.add_done_callback(self._done)
+            task = self._in_flight.spawn(self._attempt(item), name=f"webhook-{item.delivery.id}")
+            # A finished attempt frees a place: look for more at once.
+            task.add_done_callback(lambda _: self._loop.wake())
         return len(claimed)
 
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
-        self._wake.set()
-
-    async def _run(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                await self.run_once()
-                await self._prune()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("webhooks_worker_failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._config.poll_interval_s)
+    async def _step(self) -> None:
+        await self.run_once()
+        await self._prune()
 
     async def _prune(self) -> None:
         """Once an hour, forget deliveries, events and inbox entries past retention."""

@@ -20,13 +20,12 @@ from cloudevents.core.v1.event import CloudEvent
 from confluent_kafka import Producer
 
 from paymesh.contracts.events import PAYMENT_SUCCEEDED, TOPIC_PAYMENTS, TOPIC_WEBHOOKS, Event
-from paymesh.platform.clock import SystemClock
+from paymesh.platform.identity import Caller
 from paymesh.platform.kafka import KafkaBus, KafkaOptions
 from paymesh.settings import Settings
 from paymesh.webhooks import app
 from paymesh.webhooks.domain import CreateEndpoint
-from paymesh.webhooks.sealing import SecretBox
-from paymesh.webhooks.service import EndpointPolicy, create_endpoint
+from paymesh.webhooks.service import create_endpoint
 from tests.conftest import free_port
 from tests.integration.webhooks.conftest import Receiver, StartWebhooks, payment_event
 
@@ -101,10 +100,8 @@ async def test_on_kafka_old_structured_and_binary_records_are_delivered_and_unkn
         tenant = f"ten_{secrets.token_hex(4)}"
         await create_endpoint(
             CreateEndpoint(id="we_c", tenant_id=tenant, url=receiver.url, events=("*",)),
-            store=runtime.store,
-            box=SecretBox(settings.webhooks.secret_key.get_secret_value()),
-            policy=EndpointPolicy("development", True, 60),
-            clock=SystemClock(),
+            caller=Caller(tenant_id=tenant, client_id="test"),
+            deps=runtime.deps,
         )
         # All about one payment: one partition, so they arrive in this order.
         old = payment_event(1, tenant=tenant)

@@ -11,13 +11,12 @@ from pathlib import Path
 import pytest
 
 from paymesh.contracts.events import TOPIC_PAYMENTS, TOPIC_WEBHOOKS
-from paymesh.platform.clock import SystemClock
+from paymesh.platform.identity import Caller
 from paymesh.platform.kafka import KafkaBus, KafkaOptions
 from paymesh.settings import Settings
 from paymesh.webhooks import app
 from paymesh.webhooks.domain import CreateEndpoint
-from paymesh.webhooks.sealing import SecretBox
-from paymesh.webhooks.service import EndpointPolicy, create_endpoint
+from paymesh.webhooks.service import create_endpoint
 from paymesh.webhooks.signature import verify
 from tests.conftest import free_port
 from tests.integration.webhooks.conftest import Receiver, payment_event, until
@@ -60,10 +59,8 @@ async def test_a_payment_event_redelivered_by_kafka_is_delivered_to_the_merchant
         tenant = f"ten_{secrets.token_hex(4)}"
         _, secret = await create_endpoint(
             CreateEndpoint(id="we_k", tenant_id=tenant, url=receiver.url, events=("*",)),
-            store=runtime.store,
-            box=SecretBox(settings.webhooks.secret_key.get_secret_value()),
-            policy=EndpointPolicy("development", True, 60),
-            clock=SystemClock(),
+            caller=Caller(tenant_id=tenant, client_id="test"),
+            deps=runtime.deps,
         )
         first, barrier = payment_event(1, tenant=tenant), payment_event(2, tenant=tenant)
         # Same subject: one partition, so the barrier comes after both copies.

@@ -12,7 +12,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from paymesh.contracts.events import Event
-from paymesh.platform.clock import FixedClock
+from paymesh.platform.clock import Clock, FixedClock
 from paymesh.platform.db import Database
 from paymesh.platform.migrations import upgrade
 from paymesh.webhooks.app import MIGRATIONS
@@ -26,9 +26,10 @@ from paymesh.webhooks.domain import (
     delivery_id,
 )
 from paymesh.webhooks.events import CONSUMER, endpoint_disabled, reason_failing_since
+from paymesh.webhooks.ports import Deps, EndpointPolicy, EndpointRecord
 from paymesh.webhooks.sealing import SecretBox
 from paymesh.webhooks.service import record_event
-from paymesh.webhooks.store import EndpointRecord, SqlWebhookStore
+from paymesh.webhooks.store import SqlWebhooksStore
 from paymesh.webhooks.tables import deliveries, endpoints, inbox, metadata, outbox
 from tests.integration.webhooks.conftest import payment_event
 
@@ -46,7 +47,7 @@ async def db(db_url: str) -> AsyncIterator[Database]:
 
 
 async def _endpoint(
-    store: SqlWebhookStore, id: str = "we_1", *, tenant: str = "ten_alice", events=("*",)
+    store: SqlWebhooksStore, id: str = "we_1", *, tenant: str = "ten_alice", events=("*",)
 ) -> None:  # type: ignore[no-untyped-def]
     box = SecretBox("test-key")
     ep = Endpoint(
@@ -54,6 +55,15 @@ async def _endpoint(
         description="", status=EndpointStatus.ENABLED, created_at_us=T0,
     )  # fmt: skip
     await store.create_endpoint(EndpointRecord(ep, box.seal("whsec_x", id), None))
+
+
+def _deps(store: SqlWebhooksStore, clock: Clock) -> Deps:
+    return Deps(
+        store=store,
+        box=SecretBox("test-key"),
+        policy=EndpointPolicy("development", allow_private=True, rotation_grace_s=60),
+        clock=clock,
+    )
 
 
 async def _count(db: Database, table: sa.Table) -> int:
@@ -64,12 +74,12 @@ async def _count(db: Database, table: sa.Table) -> int:
 async def test_an_event_makes_one_delivery_per_matching_endpoint_once_however_often_it_comes(
     db: Database,
 ) -> None:
-    store, clock = SqlWebhookStore(db, consumer=CONSUMER), FixedClock(T0)
+    store, clock = SqlWebhooksStore(db, consumer=CONSUMER), FixedClock(T0)
     await _endpoint(store, "we_all")
     await _endpoint(store, "we_refunds", events=("refund.succeeded",))
     await _endpoint(store, "we_other_tenant", tenant="ten_bob")
     event = payment_event(1)
-    results = [await record_event(event, store=store, clock=clock) for _ in range(3)]
+    results = [await record_event(event, deps=_deps(store, clock)) for _ in range(3)]
     assert results == [1, None, None]
     page, more = await store.list_deliveries("we_all", limit=10, starting_after="")
     assert [d.id for d in page] == [delivery_id("we_all", event.id)]
@@ -79,34 +89,34 @@ async def test_an_event_makes_one_delivery_per_matching_endpoint_once_however_of
 
 
 async def test_internal_event_types_are_skipped_without_a_trace(db: Database) -> None:
-    store, clock = SqlWebhookStore(db, consumer=CONSUMER), FixedClock(T0)
+    store, clock = SqlWebhooksStore(db, consumer=CONSUMER), FixedClock(T0)
     await _endpoint(store)
     internal = Event(
         id="evt_r1", source="paymesh.risk", type="risk.decision_made", subject="pay_1",
         time="2026-01-01T00:00:00Z", tenant="ten_alice",
     )  # fmt: skip
-    assert await record_event(internal, store=store, clock=clock) is None
+    assert await record_event(internal, deps=_deps(store, clock)) is None
     assert await _count(db, deliveries) == 0
     assert await _count(db, inbox) == 0
 
 
 async def test_concurrent_deliveries_of_one_event_make_one_delivery(db: Database) -> None:
-    store, clock = SqlWebhookStore(db, consumer=CONSUMER), FixedClock(T0)
+    store, clock = SqlWebhooksStore(db, consumer=CONSUMER), FixedClock(T0)
     await _endpoint(store)
     event = payment_event(1)
     results = await asyncio.gather(
-        *(record_event(event, store=store, clock=clock) for _ in range(6))
+        *(record_event(event, deps=_deps(store, clock)) for _ in range(6))
     )
     assert sorted(results, key=lambda r: r is None) == [1] + [None] * 5
     assert await _count(db, deliveries) == 1
 
 
 async def test_claims_respect_the_per_endpoint_cap_and_leases(db: Database) -> None:
-    store, clock = SqlWebhookStore(db, consumer=CONSUMER), FixedClock(T0)
+    store, clock = SqlWebhooksStore(db, consumer=CONSUMER), FixedClock(T0)
     await _endpoint(store, "we_1")
     await _endpoint(store, "we_2")
     for n in range(5):
-        await record_event(payment_event(n), store=store, clock=clock)
+        await record_event(payment_event(n), deps=_deps(store, clock))
     first = await store.claim(now_us=T0, limit=10, max_per_endpoint=2, lease_us=LEASE)
     per_endpoint = sorted(c.delivery.endpoint_id for c in first)
     assert per_endpoint == ["we_1", "we_1", "we_2", "we_2"]
@@ -121,14 +131,14 @@ async def test_claims_respect_the_per_endpoint_cap_and_leases(db: Database) -> N
 
 
 async def test_deliveries_not_yet_due_are_not_claimed(db: Database) -> None:
-    store, clock = SqlWebhookStore(db, consumer=CONSUMER), FixedClock(T0)
+    store, clock = SqlWebhooksStore(db, consumer=CONSUMER), FixedClock(T0)
     await _endpoint(store)
-    await record_event(payment_event(1), store=store, clock=clock)
+    await record_event(payment_event(1), deps=_deps(store, clock))
     assert await store.claim(now_us=T0 - 1, limit=10, max_per_endpoint=5, lease_us=LEASE) == []
     assert await store.next_due_at() == T0
 
 
-async def _finish(store: SqlWebhookStore, claimed, result: AttemptResult, now: int):  # type: ignore[no-untyped-def]
+async def _finish(store: SqlWebhooksStore, claimed, result: AttemptResult, now: int):  # type: ignore[no-untyped-def]
     def decide(d, enabled, since):  # type: ignore[no-untyped-def]
         return after_attempt(
             d, result, started_at_us=now, now_us=now, endpoint_enabled=enabled,
@@ -145,10 +155,10 @@ async def _finish(store: SqlWebhookStore, claimed, result: AttemptResult, now: i
 async def test_an_endpoint_failing_long_enough_is_disabled_with_its_event_in_the_same_commit(
     db: Database,
 ) -> None:
-    store, clock = SqlWebhookStore(db, consumer=CONSUMER), FixedClock(T0)
+    store, clock = SqlWebhooksStore(db, consumer=CONSUMER), FixedClock(T0)
     await _endpoint(store)
-    await record_event(payment_event(1), store=store, clock=clock)
-    await record_event(payment_event(2), store=store, clock=clock)
+    await record_event(payment_event(1), deps=_deps(store, clock))
+    await record_event(payment_event(2), deps=_deps(store, clock))
     fail = AttemptResult(status_code=500, error="http_500", latency_ms=3)
     [a, b] = await store.claim(now_us=T0, limit=10, max_per_endpoint=5, lease_us=LEASE)
     updated, _after, disabled = await _finish(store, a, fail, T0)
@@ -167,14 +177,14 @@ async def test_an_endpoint_failing_long_enough_is_disabled_with_its_event_in_the
     assert statuses == {"failed"}
     assert [(r.type, r.key) for r in rows] == [("webhook_endpoint.disabled", "we_1")]
     # A disabled endpoint gets no new deliveries.
-    assert await record_event(payment_event(3), store=store, clock=clock) == 0
+    assert await record_event(payment_event(3), deps=_deps(store, clock)) == 0
 
 
 async def test_a_success_heals_the_endpoint(db: Database) -> None:
-    store, clock = SqlWebhookStore(db, consumer=CONSUMER), FixedClock(T0)
+    store, clock = SqlWebhooksStore(db, consumer=CONSUMER), FixedClock(T0)
     await _endpoint(store)
-    await record_event(payment_event(1), store=store, clock=clock)
-    await record_event(payment_event(2), store=store, clock=clock)
+    await record_event(payment_event(1), deps=_deps(store, clock))
+    await record_event(payment_event(2), deps=_deps(store, clock))
     [a, b] = await store.claim(now_us=T0, limit=10, max_per_endpoint=5, lease_us=LEASE)
     await _finish(store, a, AttemptResult(500, "http_500", 1), T0)
     assert (await store.get_endpoint("we_1")).endpoint.failing_since_us == T0  # type: ignore[union-attr]
@@ -192,11 +202,11 @@ async def test_concurrent_claimers_on_postgresql_share_out_deliveries_within_the
     dbs = [Database(pg_url) for _ in range(4)]
     await upgrade(dbs[0], MIGRATIONS)
     try:
-        stores = [SqlWebhookStore(d, consumer=CONSUMER) for d in dbs]
+        stores = [SqlWebhooksStore(d, consumer=CONSUMER) for d in dbs]
         clock = FixedClock(T0)
         await _endpoint(stores[0])
         for n in range(20):
-            await record_event(payment_event(n), store=stores[0], clock=clock)
+            await record_event(payment_event(n), deps=_deps(stores[0], clock))
         for _round in range(5):
             claims = await asyncio.gather(
                 *(s.claim(now_us=T0, limit=10, max_per_endpoint=3, lease_us=LEASE) for s in stores)
@@ -228,15 +238,15 @@ async def test_the_migrations_create_exactly_the_tables_the_store_declares(db: D
 async def test_pruning_forgets_old_finished_deliveries_and_events_but_keeps_pending_ones(
     db: Database,
 ) -> None:
-    store, clock = SqlWebhookStore(db, consumer=CONSUMER), FixedClock(T0)
+    store, clock = SqlWebhooksStore(db, consumer=CONSUMER), FixedClock(T0)
     await _endpoint(store)
-    await record_event(payment_event(1), store=store, clock=clock)
-    await record_event(payment_event(2), store=store, clock=clock)
+    await record_event(payment_event(1), deps=_deps(store, clock))
+    await record_event(payment_event(2), deps=_deps(store, clock))
     [done, waiting] = await store.claim(now_us=T0, limit=10, max_per_endpoint=5, lease_us=LEASE)
     await _finish(store, done, AttemptResult(200, "", 1), T0)
     await _finish(store, waiting, AttemptResult(500, "http_500", 1), T0)
     clock.advance(10)
-    await record_event(payment_event(3), store=store, clock=clock)  # young: kept
+    await record_event(payment_event(3), deps=_deps(store, clock))  # young: kept
 
     gone = await store.prune(before_us=T0 + 1)
     # The finished delivery (its attempt goes with it), its event, two inbox rows.
