@@ -13,7 +13,7 @@ that is over 64 characters), so it is one event per review.
 
 Consumed: payment events on :data:`~paymesh.contracts.events.TOPIC_PAYMENTS`
 in the consumer group :data:`GROUP` (see
-:func:`paymesh.risk.service.record_payment_event`):
+:func:`record_payment_event`):
 ``payment.requires_capture``, ``payment.in_review`` and ``payment.succeeded``
 put the payment in the velocity windows (once per payment id);
 ``payment.succeeded`` also feeds the payer's history; ``payment.failed`` and
@@ -26,6 +26,7 @@ fields it does not know are ignored.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from dataclasses import replace
 
@@ -48,8 +49,10 @@ from paymesh.contracts.events import (
 from paymesh.contracts.objects import parse_time
 from paymesh.contracts.payments.v1.payments_pb2 import Payment
 from paymesh.contracts.risk.v1 import risk_pb2 as rpb
+from paymesh.platform.bus import EventBus
 from paymesh.platform.clock import new_id
 from paymesh.platform.logging import get_logger
+from paymesh.platform.tracing import Tracing
 from paymesh.risk.domain import (
     DecidePayment,
     Decision,
@@ -58,6 +61,7 @@ from paymesh.risk.domain import (
     Review,
     SucceededPayment,
 )
+from paymesh.risk.ports import Deps
 
 __all__ = [
     "CONSUMED_TYPES",
@@ -66,8 +70,10 @@ __all__ = [
     "PAYMENTS_TOPIC",
     "SOURCE",
     "TOPIC",
+    "consume_payment_events",
     "decision_made",
     "payment_update",
+    "record_payment_event",
     "review_resolved",
     "succeeded_payment",
 ]
@@ -239,3 +245,35 @@ def _amount(value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ValueError(f"expected an amount in minor units, got {value!r}")
     return value
+
+
+async def record_payment_event(event: Event, *, deps: Deps) -> bool:
+    """Apply a payment event to the features once per event id; False if nothing changed.
+
+    Types that mean nothing to the features are ignored without touching storage.
+    """
+    if deps.features is None or event.type not in CONSUMED_TYPES:
+        return False
+    decision = await deps.store.get(event.subject) if event.subject else None
+    update = payment_update(event, decision)
+    if update is None:
+        return False
+    return await deps.features.apply(event.id, update, now_us=deps.clock.now_us())
+
+
+def consume_payment_events(
+    bus: EventBus, deps: Deps, *, tracing: Tracing, running: asyncio.Event, service: str
+) -> None:
+    """Subscribe risk to the payment events (no I/O); each waits until `running` is set.
+
+    Events are delivered from the bus's own task; a stopped service never acks (the
+    bus cancels the wait when it stops, so the event is delivered again).
+    """
+
+    async def handle(event: Event) -> None:
+        await running.wait()
+        await record_payment_event(event, deps=deps)
+
+    bus.subscribe(
+        PAYMENTS_TOPIC, GROUP, tracing.consumer(PAYMENTS_TOPIC, GROUP, handle), service=service
+    )

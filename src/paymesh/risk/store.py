@@ -1,13 +1,13 @@
 """Where risk keeps its decisions, reviews and lists, SQLAlchemy Core on SQLite or
 PostgreSQL (the features live in :mod:`paymesh.risk.features`).
 
-One decision per payment id (the primary key). :meth:`SqlDecisionStore.add`
+One decision per payment id (the primary key). :meth:`SqlRiskStore.add`
 inserts with ON CONFLICT DO NOTHING and, when another caller won the race,
 reads the winner back in the same transaction: on PostgreSQL the conflicting
 insert waits for the winner to commit and READ COMMITTED lets the next
 statement see it; on SQLite writers are serialised by BEGIN IMMEDIATE. The
 ``risk.decision_made`` event, and the review a ``review`` decision opens, are
-written only by the winner, in its transaction. Once :meth:`SqlDecisionStore.start`
+written only by the winner, in its transaction. Once :meth:`SqlRiskStore.start`
 ran, concurrent adds are group-committed (one worker, many decisions per
 transaction; each caller answered after its decision committed).
 
@@ -19,12 +19,11 @@ its event is appended only when that update changed the row, so two replicas
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -34,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from paymesh.contracts.events import TOPIC_RISK, Event
 from paymesh.platform.db import Database
 from paymesh.platform.logging import get_logger
+from paymesh.platform.loops import Background
 from paymesh.platform.outbox import append
 from paymesh.risk.domain import (
     Decision,
@@ -45,87 +45,12 @@ from paymesh.risk.domain import (
     ReviewStatus,
 )
 from paymesh.risk.features import list_matches, record_entry
-from paymesh.risk.tables import decisions, list_entries, metadata, outbox, reviews
+from paymesh.risk.tables import decisions, list_entries, outbox, reviews
 
-__all__ = [
-    "DecisionStore",
-    "ListStore",
-    "ReviewStore",
-    "SqlDecisionStore",
-    "decisions",
-    "metadata",
-    "outbox",
-]
+__all__ = ["SqlRiskStore"]
 
 
 log = get_logger(__name__)
-
-
-class DecisionStore(Protocol):
-    """Decisions by payment id; the first one stored for a payment is final."""
-
-    async def get(self, payment_id: str) -> Decision | None:
-        """The decision for `payment_id`, whoever's it is, or None."""
-        ...
-
-    async def add(
-        self,
-        decision: Decision,
-        event: Event,
-        review: Review | None = None,
-        *,
-        velocity_at_us: int | None = None,
-    ) -> Decision:
-        """Store `decision` with `event` (and the review it opens) unless one exists;
-        return the stored decision. With `velocity_at_us`, also put the payment in the
-        velocity windows (stores whose database holds them)."""
-        ...
-
-
-class ReviewStore(Protocol):
-    """The review queue."""
-
-    async def get_review(self, payment_id: str) -> Review | None:
-        """The review of `payment_id`, whoever's it is, or None."""
-        ...
-
-    async def list_reviews(
-        self, tenant_id: str, status: ReviewStatus, *, limit: int, starting_after: str
-    ) -> tuple[list[Review], bool]:
-        """A page of the tenant's reviews in `status`, by payment id; and whether more follow."""
-        ...
-
-    async def resolve_review(self, resolved: Review, event: Event) -> bool:
-        """Store `resolved` with `event` if the review is still open; False otherwise."""
-        ...
-
-    async def due_reviews(self, now_us: int, *, limit: int) -> list[Review]:
-        """Open reviews due at or before `now_us`, oldest first."""
-        ...
-
-
-class ListStore(Protocol):
-    """The tenants' block and allow lists."""
-
-    async def add_entry(self, entry: ListEntry) -> ListEntry:
-        """Add `entry`; an existing entry is kept as it is and returned."""
-        ...
-
-    async def remove_entry(self, tenant_id: str, list_name: str, value: str) -> bool:
-        """Remove an entry; False when there was none."""
-        ...
-
-    async def list_entries(
-        self, tenant_id: str, list_name: str, *, limit: int, starting_after: str
-    ) -> tuple[list[ListEntry], bool]:
-        """A page of one list (every list when `list_name` is empty), by list and value."""
-        ...
-
-    async def matches(
-        self, tenant_id: str, pairs: Iterable[tuple[str, str]]
-    ) -> frozenset[tuple[str, str]]:
-        """Which (list, value) `pairs` are entries of the tenant's lists (one query)."""
-        ...
 
 
 _MAX_GROUP = 256
@@ -144,7 +69,7 @@ def _insert(conn: AsyncConnection) -> Any:
     return sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
 
 
-class SqlDecisionStore:
+class SqlRiskStore:
     """Decisions, reviews and lists on a SQLite or PostgreSQL database."""
 
     def __init__(self, db: Database, *, committed: Callable[[], None] | None = None) -> None:
@@ -154,7 +79,7 @@ class SqlDecisionStore:
         self._committed = committed
         self._queue: deque[_Pending] = deque()
         self._wake = asyncio.Event()
-        self._worker: asyncio.Task[None] | None = None
+        self._worker = Background("risk-decisions-group-commit")
 
     def _notify(self) -> None:
         if self._committed is not None:
@@ -175,7 +100,7 @@ class SqlDecisionStore:
         velocity_at_us: int | None = None,
     ) -> Decision:
         item = _Pending(decision, event, review, velocity_at_us)
-        if self._worker is None:
+        if not self._worker.running:
             [stored] = await self._write([item])
             return stored
         item.done = asyncio.get_running_loop().create_future()
@@ -190,15 +115,11 @@ class SqlDecisionStore:
         transaction runs goes into the next one: batches grow with load and stay at
         one when idle. Each caller is answered once its decision has committed.
         """
-        self._worker = asyncio.create_task(self._work(), name="risk-decisions-group-commit")
+        self._worker.spawn(self._work())
 
     async def stop(self) -> None:
         """Stop the worker; adds still queued fail (Decide is idempotent: retry)."""
-        if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
-            self._worker = None
+        await self._worker.stop()
         while self._queue:
             item = self._queue.popleft()
             if item.done is not None and not item.done.done():
