@@ -19,10 +19,9 @@ its event is appended only when that update changed the row, so two replicas
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -38,14 +37,20 @@ from paymesh.platform.outbox import append
 from paymesh.risk.domain import (
     Decision,
     ListEntry,
-    Outcome,
-    PaymentContext,
-    Reason,
     Review,
     ReviewStatus,
 )
 from paymesh.risk.features import list_matches, record_entry
-from paymesh.risk.tables import decisions, list_entries, outbox, reviews
+from paymesh.risk.tables import (
+    decision_from_row,
+    decision_values,
+    decisions,
+    list_entries,
+    outbox,
+    review_from_row,
+    review_values,
+    reviews,
+)
 
 __all__ = ["SqlRiskStore"]
 
@@ -161,14 +166,16 @@ class SqlRiskStore:
             for item in items:
                 decision = item.decision
                 result = await conn.execute(
-                    _insert(conn)(decisions).values(_to_row(decision)).on_conflict_do_nothing()
+                    _insert(conn)(decisions)
+                    .values(decision_values(decision))
+                    .on_conflict_do_nothing()
                 )
                 if result.rowcount == 1:
                     await append(
                         conn, outbox, TOPIC_RISK, item.event, now_us=decision.decided_at_us
                     )
                     if item.review is not None:
-                        await conn.execute(reviews.insert().values(_review_row(item.review)))
+                        await conn.execute(reviews.insert().values(review_values(item.review)))
                     if item.velocity_at_us is not None:
                         await record_entry(conn, decision.payment(), item.velocity_at_us)
                     stored.append(decision)
@@ -230,16 +237,7 @@ class SqlRiskStore:
     async def add_entry(self, entry: ListEntry) -> ListEntry:
         async with self._db.transaction() as conn:
             await conn.execute(
-                _insert(conn)(list_entries)
-                .values(
-                    tenant_id=entry.tenant_id,
-                    list=entry.list,
-                    value=entry.value,
-                    note=entry.note,
-                    created_at_us=entry.created_at_us,
-                    created_by=entry.created_by,
-                )
-                .on_conflict_do_nothing()
+                _insert(conn)(list_entries).values(asdict(entry)).on_conflict_do_nothing()
             )
             l = list_entries.c  # noqa: E741
             row = (
@@ -293,64 +291,7 @@ async def _select(conn: AsyncConnection, payment_id: str) -> Decision | None:
     row = (
         await conn.execute(sa.select(decisions).where(decisions.c.payment_id == payment_id))
     ).first()
-    return None if row is None else _from_row(row._mapping)
-
-
-def _to_row(d: Decision) -> dict[str, Any]:
-    return {
-        "payment_id": d.payment_id,
-        "tenant_id": d.tenant_id,
-        "payer_account_id": d.payer_account_id,
-        "payee_account_id": d.payee_account_id,
-        "amount": d.amount,
-        "currency": d.currency,
-        "outcome": d.outcome.value,
-        "score": d.score,
-        "reasons": json.dumps(
-            [{"code": r.code, "rule_id": r.rule_id, "message": r.message} for r in d.reasons]
-        ),
-        "rules_version": d.rules_version,
-        "decided_at_us": d.decided_at_us,
-        "rules_checksum": d.rules_checksum,
-        "ip": d.context.ip,
-        "device_id": d.context.device_id,
-        "country": d.context.country,
-    }
-
-
-def _from_row(row: Any, prefix: str = "") -> Decision:
-    return Decision(
-        payment_id=row[f"{prefix}payment_id"],
-        tenant_id=row[f"{prefix}tenant_id"],
-        payer_account_id=row[f"{prefix}payer_account_id"],
-        payee_account_id=row[f"{prefix}payee_account_id"],
-        amount=row[f"{prefix}amount"],
-        currency=row[f"{prefix}currency"],
-        outcome=Outcome(row[f"{prefix}outcome"]),
-        score=row[f"{prefix}score"],
-        reasons=tuple(Reason(**r) for r in json.loads(row[f"{prefix}reasons"])),
-        rules_version=row[f"{prefix}rules_version"],
-        decided_at_us=row[f"{prefix}decided_at_us"],
-        rules_checksum=row[f"{prefix}rules_checksum"],
-        context=PaymentContext(
-            ip=row[f"{prefix}ip"],
-            device_id=row[f"{prefix}device_id"],
-            country=row[f"{prefix}country"],
-        ),
-    )
-
-
-def _review_row(review: Review) -> dict[str, Any]:
-    return {
-        "payment_id": review.payment_id,
-        "tenant_id": review.tenant_id,
-        "status": review.status.value,
-        "created_at_us": review.created_at_us,
-        "due_at_us": review.due_at_us,
-        "resolved_at_us": review.resolved_at_us,
-        "resolved_by": review.resolved_by,
-        "note": review.note,
-    }
+    return None if row is None else decision_from_row(row._mapping)
 
 
 async def _reviews(
@@ -379,16 +320,4 @@ async def _reviews(
         query = query.order_by(order)
     if limit is not None:
         query = query.limit(limit)
-    rows = (await conn.execute(query)).all()
-    return [
-        Review(
-            decision=_from_row(row._mapping, "d_"),
-            status=ReviewStatus(row.status),
-            created_at_us=row.created_at_us,
-            due_at_us=row.due_at_us,
-            resolved_at_us=row.resolved_at_us,
-            resolved_by=row.resolved_by,
-            note=row.note,
-        )
-        for row in rows
-    ]
+    return [review_from_row(row._mapping) for row in (await conn.execute(query)).all()]
