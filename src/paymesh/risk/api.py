@@ -30,6 +30,7 @@ from paymesh.risk.domain import (
     Resolution,
     Review,
     ReviewStatus,
+    payment_facts,
 )
 from paymesh.risk.errors import InvalidRequest
 from paymesh.risk.ports import Deps
@@ -175,15 +176,8 @@ class RiskServicer(risk_pb2_grpc.RiskServicer):
 
 def _command(request: risk_pb2.DecideRequest) -> DecidePayment:
     ctx = request.context
-    return DecidePayment(
-        payment_id=request.payment_id,
-        tenant_id=request.tenant_id,
-        payer_account_id=request.payer_account_id,
-        payee_account_id=request.payee_account_id,
-        amount=request.amount,
-        currency=request.currency,
-        context=PaymentContext(ip=ctx.ip, device_id=ctx.device_id, country=ctx.country),
-    )
+    context = PaymentContext(ip=ctx.ip, device_id=ctx.device_id, country=ctx.country)
+    return DecidePayment(**{**payment_facts(request), "context": context})
 
 
 def to_proto(decision: Decision) -> risk_pb2.Decision:

@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from dataclasses import replace
+from dataclasses import asdict, replace
+
+from google.protobuf.message import Message
 
 from paymesh.contracts.events import (
     DECISION_MADE,
@@ -95,32 +97,28 @@ CONSUMER = "risk.payer_stats"
 _MAX_EVENT_ID = 64
 
 
+# The fields of a decision its announcement carries as they are.
+_ANNOUNCED = (
+    "payment_id",
+    "payer_account_id",
+    "payee_account_id",
+    "amount",
+    "currency",
+    "score",
+    "rules_version",
+    "rules_checksum",
+    "decided_at_us",
+)
+
+
 def decision_made(decision: Decision, *, event_id: str | None = None) -> Event:
     """The CloudEvent announcing `decision`, keyed by its payment id."""
     payload = rpb.DecisionMade(
-        payment_id=decision.payment_id,
-        payer_account_id=decision.payer_account_id,
-        payee_account_id=decision.payee_account_id,
-        amount=decision.amount,
-        currency=decision.currency,
+        **{name: getattr(decision, name) for name in _ANNOUNCED},
         outcome=decision.outcome.value,
-        score=decision.score,
-        reasons=[
-            rpb.Reason(code=r.code, rule_id=r.rule_id, message=r.message) for r in decision.reasons
-        ],
-        rules_version=decision.rules_version,
-        rules_checksum=decision.rules_checksum,
-        decided_at_us=decision.decided_at_us,
+        reasons=[rpb.Reason(**asdict(r)) for r in decision.reasons],
     )
-    return new_event(
-        DECISION_MADE,
-        payload,
-        event_id=event_id or new_id("evt"),
-        source=SOURCE,
-        subject=decision.payment_id,
-        time_us=decision.decided_at_us,
-        tenant=decision.tenant_id,
-    )
+    return _event(DECISION_MADE, payload, decision, event_id or new_id("evt"))
 
 
 def review_resolved(review: Review) -> Event:
@@ -136,14 +134,21 @@ def review_resolved(review: Review) -> Event:
         resolved_by=review.resolved_by,
         note=review.note,
     )
+    return _event(kind, payload, review, _event_id(review.payment_id, kind))
+
+
+def _event(kind: str, payload: Message, about: Decision | Review, event_id: str) -> Event:
+    """An event of risk about one payment's decision or review: keyed by the payment
+    id, in its tenant, at the time the decision was made or the review resolved."""
+    at_us = about.decided_at_us if isinstance(about, Decision) else about.resolved_at_us
     return new_event(
         kind,
         payload,
-        event_id=_event_id(review.payment_id, kind),
+        event_id=event_id,
         source=SOURCE,
-        subject=review.payment_id,
-        time_us=review.resolved_at_us,
-        tenant=review.tenant_id,
+        subject=about.payment_id,
+        time_us=at_us,
+        tenant=about.tenant_id,
     )
 
 

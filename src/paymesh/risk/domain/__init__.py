@@ -25,6 +25,7 @@ from paymesh.risk.domain.model import (
     PaymentContext,
     Reason,
     Verdict,
+    payment_facts,
     validate,
 )
 from paymesh.risk.domain.reviews import (
@@ -96,6 +97,7 @@ __all__ = [
     "evaluate",
     "list_field_value",
     "open_review",
+    "payment_facts",
     "resolve",
     "validate",
     "validate_entry",
