@@ -56,6 +56,7 @@ from paymesh.platform.clock import new_id
 from paymesh.platform.logging import get_logger
 from paymesh.platform.tracing import Tracing
 from paymesh.risk.domain import (
+    DECISION_VALUES,
     DecidePayment,
     Decision,
     PaymentContext,
@@ -97,18 +98,9 @@ CONSUMER = "risk.payer_stats"
 _MAX_EVENT_ID = 64
 
 
-# The fields of a decision its announcement carries as they are.
-_ANNOUNCED = (
-    "payment_id",
-    "payer_account_id",
-    "payee_account_id",
-    "amount",
-    "currency",
-    "score",
-    "rules_version",
-    "rules_checksum",
-    "decided_at_us",
-)
+# The fields of a decision its announcement carries as they are (its tenant is the
+# event's).
+_ANNOUNCED = tuple(name for name in DECISION_VALUES if name != "tenant_id")
 
 
 def decision_made(decision: Decision, *, event_id: str | None = None) -> Event:

@@ -11,7 +11,15 @@ from typing import Any
 import sqlalchemy as sa
 
 from paymesh.platform.outbox import inbox_table, outbox_table
-from paymesh.risk.domain import Decision, Outcome, PaymentContext, Reason, Review, ReviewStatus
+from paymesh.risk.domain import (
+    DECISION_VALUES,
+    Decision,
+    Outcome,
+    PaymentContext,
+    Reason,
+    Review,
+    ReviewStatus,
+)
 
 __all__ = [
     "decision_from_row",
@@ -135,18 +143,6 @@ reviews = sa.Table(
 )
 
 # The columns that hold a domain field of the same name as it is.
-_DECISION_FIELDS = (
-    "payment_id",
-    "tenant_id",
-    "payer_account_id",
-    "payee_account_id",
-    "amount",
-    "currency",
-    "score",
-    "rules_version",
-    "decided_at_us",
-    "rules_checksum",
-)
 _CONTEXT_FIELDS = ("ip", "device_id", "country")
 _REVIEW_FIELDS = ("created_at_us", "due_at_us", "resolved_at_us", "resolved_by", "note")
 
@@ -158,7 +154,7 @@ def _fields(source: object, names: Iterable[str]) -> dict[str, Any]:
 def decision_values(d: Decision) -> dict[str, Any]:
     """The row of decision `d`."""
     return {
-        **_fields(d, _DECISION_FIELDS),
+        **_fields(d, DECISION_VALUES),
         **_fields(d.context, _CONTEXT_FIELDS),
         "outcome": d.outcome.value,
         "reasons": json.dumps([asdict(r) for r in d.reasons]),
@@ -172,7 +168,7 @@ def decision_from_row(row: Mapping[Any, Any], prefix: str = "") -> Decision:
         return {name: row[prefix + name] for name in names}
 
     return Decision(
-        **columns(_DECISION_FIELDS),
+        **columns(DECISION_VALUES),
         outcome=Outcome(row[f"{prefix}outcome"]),
         reasons=tuple(Reason(**r) for r in json.loads(row[f"{prefix}reasons"])),
         context=PaymentContext(**columns(_CONTEXT_FIELDS)),

@@ -18,6 +18,7 @@ from paymesh.risk.domain.features import (
     welford,
 )
 from paymesh.risk.domain.model import (
+    DECISION_VALUES,
     MAX_SCORE,
     DecidePayment,
     Decision,
@@ -57,6 +58,7 @@ from paymesh.risk.domain.rules import (
 )
 
 __all__ = [
+    "DECISION_VALUES",
     "DEFAULT_SCORES",
     "MAX_SCORE",
     "TIMEOUT_RESOLVER",

@@ -10,6 +10,7 @@ from paymesh.platform.money import is_valid_amount, is_valid_currency
 from paymesh.risk.errors import InvalidRequest
 
 __all__ = [
+    "DECISION_VALUES",
     "MAX_SCORE",
     "DecidePayment",
     "Decision",
@@ -97,6 +98,12 @@ class Decision:
     def payment(self) -> DecidePayment:
         """The facts the decision was made on."""
         return DecidePayment(**payment_facts(self))
+
+
+# The fields of a decision that hold plain values (rows and messages copy them as they are).
+DECISION_VALUES = tuple(
+    f.name for f in fields(Decision) if f.name not in ("outcome", "reasons", "context")
+)
 
 
 def payment_facts(source: object) -> dict[str, Any]:
