@@ -7,10 +7,13 @@ from dataclasses import dataclass, field
 import grpc
 
 from paymesh.contracts.risk.v1 import risk_pb2 as rpb
+from paymesh.platform.clock import Clock
 from paymesh.platform.identity import Caller
+from paymesh.risk.domain import RuleSet
+from paymesh.risk.ports import Deps, FeatureStore, RiskStore
 from tests.fakes import rpc, rpc_error
 
-__all__ = ["T0", "FakeRisk"]
+__all__ = ["T0", "FakeRisk", "risk_caller", "risk_deps"]
 
 T0 = 1_764_168_000_000_000  # 2025-11-26T14:40:00Z
 
@@ -152,3 +155,15 @@ class FakeRisk:
         r.resolved_by = caller.client_id
         r.note = request.note
         return r
+
+
+def risk_caller(tenant_id: str = "ten_1") -> Caller:
+    """A caller of `tenant_id` with no scopes, as a use case test asks."""
+    return Caller(tenant_id=tenant_id, client_id="cli_test")
+
+
+def risk_deps(
+    store: RiskStore, clock: Clock, rules: RuleSet, features: FeatureStore | None = None
+) -> Deps:
+    """The dependencies of the risk use cases, with fixed `rules`."""
+    return Deps(store=store, rules=lambda: rules, clock=clock, features=features)

@@ -9,6 +9,7 @@ import grpc
 from paymesh.accounts.api import SERVICE_NAME, AccountsServicer
 from paymesh.accounts.audit import PeriodicVerify
 from paymesh.accounts.groupcommit import GroupCommitStore
+from paymesh.accounts.ports import Deps
 from paymesh.accounts.service import ExpirySweeper
 from paymesh.accounts.settings import AccountsSettings
 from paymesh.accounts.store import SqlAccountsStore
@@ -55,7 +56,8 @@ class AccountsRuntime:
         # decides the next batch while the first waits for its commit.
         ledger = SqlAccountsStore(self.db)
         self.store = GroupCommitStore(ledger, clock, workers=1 if self.db.is_sqlite else 2)
-        servicer = AccountsServicer(self.store, clock)
+        deps = Deps(self.store, clock)
+        servicer = AccountsServicer(deps)
 
         def register(server: grpc.aio.Server) -> None:
             pb_grpc.add_AccountsServicer_to_server(servicer, server)
@@ -71,7 +73,7 @@ class AccountsRuntime:
         )
         self.relay = OutboxRelay(self.db, outbox, bus, service=self.name, clock=clock)
         self.sweeper = ExpirySweeper(
-            self.store, clock, interval_s=expiry_interval_s, on_expired=self.relay.notify
+            deps, interval_s=expiry_interval_s, on_expired=self.relay.notify
         )
         self.verifier = PeriodicVerify(
             self.db,

@@ -30,8 +30,6 @@ before; ``paymesh ledger verify`` does the whole audit.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -52,6 +50,7 @@ from paymesh.accounts.tables import (
 )
 from paymesh.platform.db import Database
 from paymesh.platform.logging import get_logger
+from paymesh.platform.loops import Periodic
 from paymesh.platform.metrics import LEDGER_VERIFY_PROBLEMS
 
 __all__ = ["Audit", "PeriodicVerify", "Problem", "verify", "verify_since"]
@@ -139,11 +138,10 @@ class PeriodicVerify:
         on_head: Callable[[int], None] | None = None,
     ) -> None:
         self._db = db
-        self._interval_s = interval_s
         self._on_head = on_head
         self._problems = LEDGER_VERIFY_PROBLEMS.labels(service=service)
         self._seq, self._hash = 0, GENESIS_HASH
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Periodic("ledger-verify", self._step, interval_s=interval_s)
 
     async def run_once(self) -> Audit:
         """Verify what was appended since the last clean pass; set the problems gauge."""
@@ -158,27 +156,19 @@ class PeriodicVerify:
             self._on_head(audit.head_seq)
         return audit
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the database is away: try again next time
-                log.warning("ledger_verify_failed", error=type(exc).__name__)
-            await asyncio.sleep(self._interval_s)
+    async def _step(self) -> None:
+        try:
+            await self.run_once()
+        except Exception as exc:  # the database is away: try again next time
+            log.warning("ledger_verify_failed", error=type(exc).__name__)
 
     def start(self) -> None:
         """Verify in the background, starting now."""
-        self._task = asyncio.create_task(self._run(), name="ledger-verify")
+        self._loop.start()
 
     async def stop(self) -> None:
         """Stop verifying."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
 
 
 @asynccontextmanager
@@ -228,20 +218,19 @@ def _legs() -> sa.Subquery:
     open_hold = sa.and_(is_pending(t), ~sa.exists().where(r.c.pending_id == t.c.id))
     pending = sa.case((open_hold, t.c.amount), else_=0)
     zero = sa.literal(0, sa.BigInteger)
-    debit = sa.select(
-        t.c.debit_account_id.label("account_id"),
-        pending.label("debits_pending"),
-        posted.label("debits_posted"),
-        zero.label("credits_pending"),
-        zero.label("credits_posted"),
-    )
-    credit = sa.select(
-        t.c.credit_account_id.label("account_id"),
-        zero.label("debits_pending"),
-        zero.label("debits_posted"),
-        pending.label("credits_pending"),
-        posted.label("credits_posted"),
-    )
+    adds = {"pending": pending, "posted": posted}
+
+    def leg(account_id: sa.Column[str], side: str) -> sa.Select[Any]:
+        """One side's leg: what it adds to that side's balances, zero to the other's."""
+        return sa.select(
+            account_id.label("account_id"),
+            *(
+                (adds[name.split("_")[1]] if name.startswith(side) else zero).label(name)
+                for name in _BALANCES
+            ),
+        )
+
+    debit, credit = leg(t.c.debit_account_id, "debits"), leg(t.c.credit_account_id, "credits")
     return sa.union_all(debit, credit).subquery("legs")
 
 

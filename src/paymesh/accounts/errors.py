@@ -2,15 +2,19 @@
 
 ::
 
-    AccountsError                      code
-    ├── InvalidRequest                 invalid_argument   (a malformed request)
-    │   └── InvalidCursor              invalid_cursor     (starting_after names no entry or account)
-    ├── AccountNotFound                account_not_found  (unknown or another tenant's)
-    └── AccountRefused                 the result's name  (open_account: invalid_currency,
-                                                           exists_with_different_flags, ...)
+    AccountsError                      code               gRPC status
+    ├── InvalidRequest                 invalid_argument   INVALID_ARGUMENT (a malformed request)
+    │   └── InvalidCursor              invalid_cursor     INVALID_ARGUMENT (starting_after names
+    │                                                     no entry or account)
+    ├── AccountNotFound                account_not_found  NOT_FOUND (unknown or another tenant's)
+    └── AccountRefused                 the result's name  INVALID_ARGUMENT or FAILED_PRECONDITION
+                                                          (open_account: invalid_currency,
+                                                          exists_with_different_flags, ...)
 """
 
 from __future__ import annotations
+
+from paymesh.platform.errors import ServiceError, Status
 
 __all__ = [
     "AccountNotFound",
@@ -21,7 +25,7 @@ __all__ = [
 ]
 
 
-class AccountsError(Exception):
+class AccountsError(ServiceError):
     """The root of the accounts service's errors."""
 
     code = "accounts_error"
@@ -31,6 +35,7 @@ class InvalidRequest(AccountsError):
     """The request is malformed as a whole."""
 
     code = "invalid_argument"
+    status = "INVALID_ARGUMENT"
 
 
 class InvalidCursor(InvalidRequest):
@@ -43,13 +48,26 @@ class AccountNotFound(AccountsError):
     """No such account for the caller's tenant."""
 
     code = "account_not_found"
+    status = "NOT_FOUND"
+
+    @property
+    def message(self) -> str:
+        """The same words whichever account was asked for."""
+        return "no such account"
 
 
 class AccountRefused(AccountsError):
     """An account could not be opened: its result code says why, and whether the
     request was invalid (else it conflicts with the account that has the id)."""
 
+    status = "FAILED_PRECONDITION"
+
     def __init__(self, result: str, *, invalid: bool) -> None:
         super().__init__(f"account refused: {result}")
-        self.code = result
+        # The code is the refusing result's name, so it is set per instance.
+        self.code = result  # type: ignore[misc]
         self.invalid = invalid
+
+    def grpc_status(self) -> Status:
+        """INVALID_ARGUMENT for an invalid request, else FAILED_PRECONDITION (a conflict)."""
+        return "INVALID_ARGUMENT" if self.invalid else self.status

@@ -16,17 +16,21 @@ __all__ = ["SOURCE", "TOPIC", "transfer_expired"]
 SOURCE = "paymesh.accounts"
 TOPIC = TOPIC_ACCOUNTS
 
+# The fields of the void its announcement carries as they are.
+_ANNOUNCED = (
+    "pending_id",
+    "debit_account_id",
+    "credit_account_id",
+    "amount",
+    "currency",
+    "reference",
+)
+
 
 def transfer_expired(void: Transfer) -> Event:
     """A hold ran out and was voided by `void`; keyed by the pending transfer's id."""
     payload = TransferExpired(
-        pending_id=void.pending_id,
-        transfer_id=void.id,
-        debit_account_id=void.debit_account_id,
-        credit_account_id=void.credit_account_id,
-        amount=void.amount,
-        currency=void.currency,
-        reference=void.reference,
+        transfer_id=void.id, **{name: getattr(void, name) for name in _ANNOUNCED}
     )
     return new_event(
         TRANSFER_EXPIRED,

@@ -22,7 +22,6 @@ nothing it asked for commits after it stopped waiting.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -34,9 +33,10 @@ from paymesh.accounts.domain import (
     TransferResult,
     TransfersOutcome,
 )
-from paymesh.accounts.store import AccountsStore, Entry
+from paymesh.accounts.ports import AccountsStore, Entry
 from paymesh.platform.clock import Clock
 from paymesh.platform.logging import get_logger
+from paymesh.platform.loops import Background
 
 __all__ = ["GroupCommitStore"]
 
@@ -66,7 +66,7 @@ class GroupCommitStore:
         self._workers = workers
         self._queue: deque[_Pending] = deque()
         self._ready = asyncio.Condition()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._background = Background("group-commit")
         # Sizes of the merged batches, for the benchmark and the logs.
         self.batches = 0
         self.merged_transfers = 0
@@ -74,16 +74,11 @@ class GroupCommitStore:
     def start(self) -> None:
         """Start the commit workers (PostgreSQL gains from two overlapping; SQLite from one)."""
         for n in range(self._workers):
-            self._tasks.append(asyncio.create_task(self._work(), name=f"group-commit-{n}"))
+            self._background.spawn(self._work(), name=f"group-commit-{n}")
 
     async def stop(self) -> None:
         """Stop the workers; calls still queued fail and may be retried."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await self._background.stop()
         while self._queue:
             item = self._queue.popleft()
             if not item.done.done():
@@ -96,7 +91,7 @@ class GroupCommitStore:
         items = (
             list(batch) if tenant_id is None else [replace(t, tenant_id=tenant_id) for t in batch]
         )
-        if not self._tasks or not items or items[-1].flags.linked:
+        if not self._background.running or not items or items[-1].flags.linked:
             return await self._store.create_transfers(items, None, now_us)
         pending = _Pending(items, asyncio.get_running_loop().create_future())
         async with self._ready:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
@@ -17,10 +15,10 @@ from paymesh.accounts.domain import (
     TransfersOutcome,
 )
 from paymesh.accounts.errors import AccountNotFound, AccountRefused, InvalidRequest
-from paymesh.accounts.store import AccountsStore, Entry
-from paymesh.platform.clock import Clock
+from paymesh.accounts.ports import Deps, Entry
 from paymesh.platform.identity import Caller
 from paymesh.platform.logging import get_logger
+from paymesh.platform.loops import Periodic
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -51,20 +49,18 @@ def _check_batch(size: int) -> None:
 
 
 async def create_accounts(
-    batch: Sequence[Account], *, caller: Caller, store: AccountsStore, clock: Clock
+    batch: Sequence[Account], *, caller: Caller, deps: Deps
 ) -> AccountsOutcome:
     """Open the accounts of `batch` for the caller's tenant."""
     _check_batch(len(batch))
-    return await store.create_accounts(batch, caller.tenant_id, clock.now_us())
+    return await deps.store.create_accounts(batch, caller.tenant_id, deps.clock.now_us())
 
 
-async def open_account(
-    account: Account, *, caller: Caller, store: AccountsStore, clock: Clock
-) -> Account:
+async def open_account(account: Account, *, caller: Caller, deps: Deps) -> Account:
     """Open `account` as the public API opens accounts (never overdrawn); the same
     account again answers the stored one, anything else is :class:`AccountRefused`."""
     outcome = await create_accounts(
-        [replace(account, flags=OPENED_FLAGS)], caller=caller, store=store, clock=clock
+        [replace(account, flags=OPENED_FLAGS)], caller=caller, deps=deps
     )
     result, stored = outcome.results[0], outcome.accounts[0]
     if result in (AccountResult.OK, AccountResult.EXISTS) and stored is not None:
@@ -72,35 +68,31 @@ async def open_account(
     raise AccountRefused(result.value, invalid=result in REFUSED_AS_INVALID)
 
 
-async def lookup_accounts(
-    ids: Sequence[str], *, caller: Caller, store: AccountsStore
-) -> list[Account]:
+async def lookup_accounts(ids: Sequence[str], *, caller: Caller, deps: Deps) -> list[Account]:
     """The caller's accounts among `ids`."""
     _check_batch(len(ids))
-    return await store.lookup_accounts(ids, caller.tenant_id)
+    return await deps.store.lookup_accounts(ids, caller.tenant_id)
 
 
 async def create_transfers(
-    batch: Sequence[Transfer], *, caller: Caller, store: AccountsStore, clock: Clock
+    batch: Sequence[Transfer], *, caller: Caller, deps: Deps
 ) -> TransfersOutcome:
     """Apply the transfers of `batch` as the caller's tenant."""
     _check_batch(len(batch))
-    return await store.create_transfers(batch, caller.tenant_id, clock.now_us())
+    return await deps.store.create_transfers(batch, caller.tenant_id, deps.clock.now_us())
 
 
-async def lookup_transfers(
-    ids: Sequence[str], *, caller: Caller, store: AccountsStore
-) -> list[Transfer]:
+async def lookup_transfers(ids: Sequence[str], *, caller: Caller, deps: Deps) -> list[Transfer]:
     """The caller's transfers among `ids`."""
     _check_batch(len(ids))
-    return await store.lookup_transfers(ids, caller.tenant_id)
+    return await deps.store.lookup_transfers(ids, caller.tenant_id)
 
 
 async def list_entries(
-    account_id: str, limit: int, starting_after: str, *, caller: Caller, store: AccountsStore
+    account_id: str, limit: int, starting_after: str, *, caller: Caller, deps: Deps
 ) -> tuple[list[Entry], bool]:
     """One page of the account's entries, newest first, and whether more follow."""
-    return await store.list_entries(
+    return await deps.store.list_entries(
         account_id, caller.tenant_id, _check_limit(limit), starting_after
     )
 
@@ -114,7 +106,7 @@ def _check_limit(limit: int) -> int:
 
 
 async def get_account_balances(
-    account_id: str, as_of_us: int, *, caller: Caller, store: AccountsStore
+    account_id: str, as_of_us: int, *, caller: Caller, deps: Deps
 ) -> Account:
     """The caller's account with its balances after every transfer created by `as_of_us`.
 
@@ -123,25 +115,25 @@ async def get_account_balances(
     if as_of_us < 0:
         raise InvalidRequest("as_of_us must not be negative")
     if as_of_us == 0:
-        found = await store.lookup_accounts([account_id], caller.tenant_id)
+        found = await deps.store.lookup_accounts([account_id], caller.tenant_id)
         if not found:
             raise AccountNotFound(account_id)
         return found[0]
-    return await store.balances_as_of(account_id, caller.tenant_id, as_of_us)
+    return await deps.store.balances_as_of(account_id, caller.tenant_id, as_of_us)
 
 
 async def list_accounts(
-    limit: int, starting_after: str, *, caller: Caller, store: AccountsStore
+    limit: int, starting_after: str, *, caller: Caller, deps: Deps
 ) -> tuple[list[Account], bool]:
     """One page of the caller's accounts by ascending id, and whether more follow."""
-    return await store.list_accounts(caller.tenant_id, _check_limit(limit), starting_after)
+    return await deps.store.list_accounts(caller.tenant_id, _check_limit(limit), starting_after)
 
 
-async def expire_transfers(*, store: AccountsStore, clock: Clock, limit: int = 500) -> int:
+async def expire_transfers(limit: int = 500, *, deps: Deps) -> int:
     """Void every hold that has expired by now; return how many were voided."""
     total = 0
     while True:
-        voided = await store.expire_due(clock.now_us(), limit)
+        voided = await deps.store.expire_due(deps.clock.now_us(), limit)
         total += len(voided)
         if len(voided) < limit:
             return total
@@ -152,46 +144,31 @@ class ExpirySweeper:
 
     def __init__(
         self,
-        store: AccountsStore,
-        clock: Clock,
+        deps: Deps,
         *,
         interval_s: float = 1.0,
         on_expired: Callable[[], None] | None = None,
     ) -> None:
-        self._store = store
-        self._clock = clock
-        self._interval_s = interval_s
+        self._deps = deps
         self._on_expired = on_expired
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Periodic("expiry-sweep", self._step, interval_s=interval_s)
 
     async def sweep_once(self) -> int:
         """Void what has expired now; return how many holds were voided."""
-        count = await expire_transfers(store=self._store, clock=self._clock)
+        count = await expire_transfers(deps=self._deps)
         if count and self._on_expired is not None:
             self._on_expired()
         return count
 
-    async def run(self) -> None:
-        """Sweep until cancelled."""
-        while True:
-            try:
-                count = await self.sweep_once()
-                if count:
-                    log.info("holds_expired", count=count)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("expiry_sweep_failed")
-            await asyncio.sleep(self._interval_s)
+    async def _step(self) -> None:
+        count = await self.sweep_once()
+        if count:
+            log.info("holds_expired", count=count)
 
     def start(self) -> None:
         """Sweep in the background."""
-        self._task = asyncio.create_task(self.run(), name="accounts-expiry-sweeper")
+        self._loop.start()
 
     async def stop(self) -> None:
         """Stop sweeping."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()

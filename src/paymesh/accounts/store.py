@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -49,6 +49,7 @@ from paymesh.accounts.domain import (
     batch_hash,
 )
 from paymesh.accounts.errors import AccountNotFound, InvalidCursor
+from paymesh.accounts.ports import Entry
 from paymesh.accounts.tables import (
     account_from_row,
     account_values,
@@ -64,48 +65,12 @@ from paymesh.platform.db import Database
 from paymesh.platform.metrics import LEDGER_BATCH_TRANSFERS, LEDGER_CHAIN_HEAD_SEQ, LEDGER_TRANSFERS
 from paymesh.platform.outbox import append
 
-__all__ = ["AccountsStore", "Entry", "SqlAccountsStore"]
+__all__ = ["SqlAccountsStore"]
 
 _T = TypeVar("_T")
 _CHUNK = 1000  # ids per IN (...) list, far below every driver's parameter limit
 _ATTEMPTS = 5
 _RETRY_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
-
-
-class Entry(NamedTuple):
-    """A transfer seen from one account: its side and what it amounts to now."""
-
-    transfer: Transfer
-    side: str  # "debit" or "credit"
-    status: str  # domain.transfer_status: pending, posted, voided or expired
-
-
-class AccountsStore(Protocol):
-    """Where accounts and transfers live."""
-
-    async def create_accounts(
-        self, batch: Sequence[Account], tenant_id: str, now_us: int
-    ) -> AccountsOutcome: ...
-
-    async def lookup_accounts(self, ids: Sequence[str], tenant_id: str) -> list[Account]: ...
-
-    async def create_transfers(
-        self, batch: Sequence[Transfer], tenant_id: str | None, now_us: int
-    ) -> TransfersOutcome: ...
-
-    async def lookup_transfers(self, ids: Sequence[str], tenant_id: str) -> list[Transfer]: ...
-
-    async def list_entries(
-        self, account_id: str, tenant_id: str, limit: int, starting_after: str
-    ) -> tuple[list[Entry], bool]: ...
-
-    async def expire_due(self, now_us: int, limit: int) -> list[Transfer]: ...
-
-    async def balances_as_of(self, account_id: str, tenant_id: str, as_of_us: int) -> Account: ...
-
-    async def list_accounts(
-        self, tenant_id: str, limit: int, starting_after: str
-    ) -> tuple[list[Account], bool]: ...
 
 
 def _chunks(values: Iterable[str]) -> list[list[str]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -111,24 +111,16 @@ outbox = outbox_table(metadata)
 inbox = inbox_table(metadata)
 
 _LINKED, _PENDING, _POST, _VOID = 1, 2, 4, 8
+# The bit of the flags column that holds each transfer flag.
+_FLAG_BITS = {"linked": _LINKED, "pending": _PENDING, "post_pending": _POST, "void_pending": _VOID}
 
 
 def _flags_int(f: TransferFlags) -> int:
-    return (
-        (_LINKED if f.linked else 0)
-        | (_PENDING if f.pending else 0)
-        | (_POST if f.post_pending else 0)
-        | (_VOID if f.void_pending else 0)
-    )
+    return sum(bit for name, bit in _FLAG_BITS.items() if getattr(f, name))
 
 
 def _flags(n: int) -> TransferFlags:
-    return TransferFlags(
-        linked=bool(n & _LINKED),
-        pending=bool(n & _PENDING),
-        post_pending=bool(n & _POST),
-        void_pending=bool(n & _VOID),
-    )
+    return TransferFlags(**{name: bool(n & bit) for name, bit in _FLAG_BITS.items()})
 
 
 def posts_amount(t: sa.FromClause) -> sa.ColumnElement[bool]:
@@ -142,60 +134,55 @@ def is_pending(t: sa.FromClause) -> sa.ColumnElement[bool]:
     return t.c.flags.bitwise_and(_PENDING) != 0
 
 
+# The columns that hold a domain field of the same name as it is.
+_ACCOUNT_FLAGS = ("debits_must_not_exceed_credits", "credits_must_not_exceed_debits")
+_ACCOUNT_TEXT = ("id", "tenant_id", "currency", "code")
+_ACCOUNT_INTS = ("debits_pending", "debits_posted", "credits_pending", "credits_posted")
+_TRANSFER_TEXT = (
+    "id",
+    "tenant_id",
+    "debit_account_id",
+    "credit_account_id",
+    "currency",
+    "code",
+    "reference",
+)
+_TRANSFER_INTS = ("amount", "timeout_seconds", "created_at_us")
+
+
+def _fields(source: object, names: Iterable[str]) -> dict[str, Any]:
+    return {name: getattr(source, name) for name in names}
+
+
+def _ints(row: Mapping[Any, Any], names: Iterable[str]) -> dict[str, Any]:
+    return {name: int(row[name]) for name in names}
+
+
 def account_values(a: Account) -> dict[str, Any]:
     """The row of account `a`."""
     return {
-        "id": a.id,
-        "tenant_id": a.tenant_id,
-        "currency": a.currency,
-        "debits_must_not_exceed_credits": a.flags.debits_must_not_exceed_credits,
-        "credits_must_not_exceed_debits": a.flags.credits_must_not_exceed_debits,
-        "debits_pending": a.debits_pending,
-        "debits_posted": a.debits_posted,
-        "credits_pending": a.credits_pending,
-        "credits_posted": a.credits_posted,
-        "code": a.code,
+        **_fields(a, (*_ACCOUNT_TEXT, *_ACCOUNT_INTS, "created_at_us")),
+        **_fields(a.flags, _ACCOUNT_FLAGS),
         "metadata": json.dumps(dict(a.metadata), sort_keys=True, separators=(",", ":")),
-        "created_at_us": a.created_at_us,
     }
 
 
 def account_from_row(row: Mapping[Any, Any]) -> Account:
     """The account in `row` (with empty metadata when the row was read without it)."""
     return Account(
-        id=row["id"],
-        tenant_id=row["tenant_id"],
-        currency=row["currency"],
-        flags=AccountFlags(
-            debits_must_not_exceed_credits=bool(row["debits_must_not_exceed_credits"]),
-            credits_must_not_exceed_debits=bool(row["credits_must_not_exceed_debits"]),
-        ),
-        debits_pending=int(row["debits_pending"]),
-        debits_posted=int(row["debits_posted"]),
-        credits_pending=int(row["credits_pending"]),
-        credits_posted=int(row["credits_posted"]),
-        code=row["code"],
+        **{name: row[name] for name in _ACCOUNT_TEXT},
+        **_ints(row, (*_ACCOUNT_INTS, "created_at_us")),
+        flags=AccountFlags(**{name: bool(row[name]) for name in _ACCOUNT_FLAGS}),
         metadata=json.loads(row["metadata"]) if "metadata" in row else {},
-        created_at_us=int(row["created_at_us"]),
     )
 
 
 def transfer_values(t: Transfer, batch_seq: int | None = None) -> dict[str, Any]:
     """The row of transfer `t` in batch `batch_seq` (without its seq)."""
     return {
-        "id": t.id,
-        "tenant_id": t.tenant_id,
-        "debit_account_id": t.debit_account_id,
-        "credit_account_id": t.credit_account_id,
-        "amount": t.amount,
-        "currency": t.currency,
+        **_fields(t, (*_TRANSFER_TEXT, *_TRANSFER_INTS, "expires_at_us")),
         "flags": _flags_int(t.flags),
         "pending_id": t.pending_id or None,
-        "timeout_seconds": t.timeout_seconds,
-        "expires_at_us": t.expires_at_us,
-        "code": t.code,
-        "reference": t.reference,
-        "created_at_us": t.created_at_us,
         "batch_seq": batch_seq,
     }
 
@@ -204,17 +191,9 @@ def transfer_from_row(row: Mapping[Any, Any]) -> Transfer:
     """The transfer in `row`."""
     expires = row["expires_at_us"]
     return Transfer(
-        id=row["id"],
-        tenant_id=row["tenant_id"],
-        debit_account_id=row["debit_account_id"],
-        credit_account_id=row["credit_account_id"],
-        amount=int(row["amount"]),
-        currency=row["currency"],
+        **{name: row[name] for name in _TRANSFER_TEXT},
+        **_ints(row, _TRANSFER_INTS),
         flags=_flags(int(row["flags"])),
         pending_id=row["pending_id"] or "",
-        timeout_seconds=int(row["timeout_seconds"]),
         expires_at_us=None if expires is None else int(expires),
-        code=row["code"],
-        reference=row["reference"],
-        created_at_us=int(row["created_at_us"]),
     )

@@ -1,4 +1,5 @@
-"""The gRPC servicer ``paymesh.risk.v1.Risk``: protobuf in and out, errors to statuses.
+"""The gRPC servicer ``paymesh.risk.v1.Risk``: protobuf in and out (the server maps
+the use cases' errors to statuses).
 
 Tenancy: the caller's tenant (from metadata) is the only one that counts. A
 DecideRequest whose ``tenant_id`` is set and differs from the caller's is
@@ -14,13 +15,11 @@ GetRules and ListListEntries need only a caller of the tenant.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NoReturn
 
 import grpc
 
 from paymesh.contracts.risk.v1 import risk_pb2, risk_pb2_grpc
-from paymesh.platform.clock import Clock
-from paymesh.platform.rpc import abort, require_caller
+from paymesh.platform.rpc import require_caller
 from paymesh.risk import service
 from paymesh.risk.domain import (
     DecidePayment,
@@ -31,19 +30,11 @@ from paymesh.risk.domain import (
     Resolution,
     Review,
     ReviewStatus,
+    payment_facts,
 )
-from paymesh.risk.errors import (
-    DecisionNotFound,
-    InvalidRequest,
-    ReviewAlreadyResolved,
-    ReviewNotFound,
-    RiskError,
-    ScopeRequired,
-    TenantMismatch,
-)
-from paymesh.risk.features import FeatureStore
+from paymesh.risk.errors import InvalidRequest
+from paymesh.risk.ports import Deps
 from paymesh.risk.rules import LoadedRules
-from paymesh.risk.store import SqlDecisionStore
 
 __all__ = ["SERVICE_NAME", "RiskServicer", "review_to_proto", "to_proto"]
 
@@ -65,37 +56,16 @@ _RESOLUTIONS = {
     risk_pb2.RESOLUTION_DECLINE: Resolution.DECLINE,
 }
 
-_STATUSES: dict[type[RiskError], grpc.StatusCode] = {
-    InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
-    TenantMismatch: grpc.StatusCode.PERMISSION_DENIED,
-    ScopeRequired: grpc.StatusCode.PERMISSION_DENIED,
-    DecisionNotFound: grpc.StatusCode.NOT_FOUND,
-    ReviewNotFound: grpc.StatusCode.NOT_FOUND,
-    ReviewAlreadyResolved: grpc.StatusCode.FAILED_PRECONDITION,
-}
-
 Context = grpc.aio.ServicerContext[object, object]
 
 
 class RiskServicer(risk_pb2_grpc.RiskServicer):
-    """The risk RPCs over the stores, the features and the rules in force."""
+    """The risk RPCs over the use cases; the server turns their errors into statuses."""
 
-    def __init__(
-        self,
-        *,
-        store: SqlDecisionStore,
-        rules: Callable[[], LoadedRules],
-        clock: Clock,
-        features: FeatureStore | None = None,
-        review_timeout_s: float = 24 * 3600,
-    ) -> None:
-        # `rules` is asked on every call, so a reloaded rule set takes effect at once.
-        self._store = store
-        self._rules = rules
-        self._clock = clock
-        self._features = features
-        self._review_timeout_s = review_timeout_s
-        self._locks = service.VelocityLocks()
+    def __init__(self, deps: Deps, *, loaded: Callable[[], LoadedRules]) -> None:
+        # `loaded` is asked on every GetRules, so a reloaded rule set shows at once.
+        self._deps = deps
+        self._loaded = loaded
 
     async def Decide(self, request: risk_pb2.DecideRequest, context: Context) -> risk_pb2.Decision:
         """Decide on a payment for the caller's tenant (idempotent by payment id).
@@ -104,21 +74,7 @@ class RiskServicer(risk_pb2_grpc.RiskServicer):
         PERMISSION_DENIED (``tenant_mismatch``); an empty one means the caller's.
         """
         caller = await require_caller(context)
-        try:
-            if request.tenant_id and request.tenant_id != caller.tenant_id:
-                raise TenantMismatch("tenant_id is not the caller's tenant")
-            decision = await service.decide_payment(
-                _command(request, caller.tenant_id),
-                store=self._store,
-                rules=self._rules().rules,
-                clock=self._clock,
-                features=self._features,
-                lists=self._store,
-                review_timeout_s=self._review_timeout_s,
-                locks=self._locks,
-            )
-        except RiskError as exc:
-            await _abort(context, exc)
+        decision = await service.decide_payment(_command(request), caller=caller, deps=self._deps)
         return to_proto(decision)
 
     async def GetDecision(
@@ -126,12 +82,7 @@ class RiskServicer(risk_pb2_grpc.RiskServicer):
     ) -> risk_pb2.Decision:
         """The decision for one of the caller's payments, or NOT_FOUND."""
         caller = await require_caller(context)
-        try:
-            decision = await service.get_decision(
-                request.payment_id, tenant_id=caller.tenant_id, store=self._store
-            )
-        except RiskError as exc:
-            await _abort(context, exc)
+        decision = await service.get_decision(request.payment_id, caller=caller, deps=self._deps)
         return to_proto(decision)
 
     async def GetRules(
@@ -139,7 +90,7 @@ class RiskServicer(risk_pb2_grpc.RiskServicer):
     ) -> risk_pb2.RulesInfo:
         """The rules in force and the last rejected reload."""
         await require_caller(context)
-        loaded = self._rules()
+        loaded = self._loaded()
         return risk_pb2.RulesInfo(
             version=loaded.rules.version,
             checksum=loaded.rules.checksum,
@@ -165,17 +116,9 @@ class RiskServicer(risk_pb2_grpc.RiskServicer):
     ) -> risk_pb2.ListEntry:
         """Add a list entry (risk:admin); adding an existing one answers it unchanged."""
         caller = await require_caller(context)
-        try:
-            entry = await service.add_list_entry(
-                caller,
-                request.list,
-                request.value,
-                request.note,
-                store=self._store,
-                clock=self._clock,
-            )
-        except RiskError as exc:
-            await _abort(context, exc)
+        entry = await service.add_list_entry(
+            request.list, request.value, request.note, caller=caller, deps=self._deps
+        )
         return _entry(entry)
 
     async def RemoveListEntry(
@@ -183,12 +126,9 @@ class RiskServicer(risk_pb2_grpc.RiskServicer):
     ) -> risk_pb2.RemoveListEntryResponse:
         """Remove a list entry (risk:admin)."""
         caller = await require_caller(context)
-        try:
-            removed = await service.remove_list_entry(
-                caller, request.list, request.value, store=self._store
-            )
-        except RiskError as exc:
-            await _abort(context, exc)
+        removed = await service.remove_list_entry(
+            request.list, request.value, caller=caller, deps=self._deps
+        )
         return risk_pb2.RemoveListEntryResponse(removed=removed)
 
     async def ListListEntries(
@@ -196,16 +136,9 @@ class RiskServicer(risk_pb2_grpc.RiskServicer):
     ) -> risk_pb2.ListListEntriesResponse:
         """A page of the tenant's list entries."""
         caller = await require_caller(context)
-        try:
-            entries, more = await service.list_list_entries(
-                caller,
-                request.list,
-                limit=request.limit,
-                starting_after=request.starting_after,
-                store=self._store,
-            )
-        except RiskError as exc:
-            await _abort(context, exc)
+        entries, more = await service.list_list_entries(
+            request.list, request.limit, request.starting_after, caller=caller, deps=self._deps
+        )
         return risk_pb2.ListListEntriesResponse(data=[_entry(e) for e in entries], has_more=more)
 
     async def ListReviews(
@@ -213,17 +146,10 @@ class RiskServicer(risk_pb2_grpc.RiskServicer):
     ) -> risk_pb2.ListReviewsResponse:
         """A page of the tenant's reviews (open ones by default; risk:admin)."""
         caller = await require_caller(context)
-        try:
-            status = _FROM_REVIEW_STATUS.get(request.status, ReviewStatus.OPEN)
-            reviews, more = await service.list_reviews(
-                caller,
-                status,
-                limit=request.limit,
-                starting_after=request.starting_after,
-                store=self._store,
-            )
-        except RiskError as exc:
-            await _abort(context, exc)
+        status = _FROM_REVIEW_STATUS.get(request.status, ReviewStatus.OPEN)
+        reviews, more = await service.list_reviews(
+            status, request.limit, request.starting_after, caller=caller, deps=self._deps
+        )
         return risk_pb2.ListReviewsResponse(
             data=[review_to_proto(r) for r in reviews], has_more=more
         )
@@ -233,10 +159,7 @@ class RiskServicer(risk_pb2_grpc.RiskServicer):
     ) -> risk_pb2.Review:
         """One of the tenant's reviews (risk:admin), or NOT_FOUND."""
         caller = await require_caller(context)
-        try:
-            review = await service.get_review(caller, request.payment_id, store=self._store)
-        except RiskError as exc:
-            await _abort(context, exc)
+        review = await service.get_review(request.payment_id, caller=caller, deps=self._deps)
         return review_to_proto(review)
 
     async def ResolveReview(
@@ -244,32 +167,17 @@ class RiskServicer(risk_pb2_grpc.RiskServicer):
     ) -> risk_pb2.Review:
         """Approve or decline a review (risk:admin)."""
         caller = await require_caller(context)
-        try:
-            resolution = _RESOLUTIONS.get(request.resolution)
-            if resolution is None:
-                raise InvalidRequest("resolution must be RESOLUTION_APPROVE or RESOLUTION_DECLINE")
-            review = await service.resolve_review(
-                caller,
-                service.ResolveReview(request.payment_id, resolution, request.note),
-                store=self._store,
-                clock=self._clock,
-            )
-        except RiskError as exc:
-            await _abort(context, exc)
-        return review_to_proto(review)
+        resolution = _RESOLUTIONS.get(request.resolution)
+        if resolution is None:
+            raise InvalidRequest("resolution must be RESOLUTION_APPROVE or RESOLUTION_DECLINE")
+        cmd = service.ResolveReview(request.payment_id, resolution, request.note)
+        return review_to_proto(await service.resolve_review(cmd, caller=caller, deps=self._deps))
 
 
-def _command(request: risk_pb2.DecideRequest, tenant_id: str) -> DecidePayment:
+def _command(request: risk_pb2.DecideRequest) -> DecidePayment:
     ctx = request.context
-    return DecidePayment(
-        payment_id=request.payment_id,
-        tenant_id=tenant_id,
-        payer_account_id=request.payer_account_id,
-        payee_account_id=request.payee_account_id,
-        amount=request.amount,
-        currency=request.currency,
-        context=PaymentContext(ip=ctx.ip, device_id=ctx.device_id, country=ctx.country),
-    )
+    context = PaymentContext(ip=ctx.ip, device_id=ctx.device_id, country=ctx.country)
+    return DecidePayment(**{**payment_facts(request), "context": context})
 
 
 def to_proto(decision: Decision) -> risk_pb2.Decision:
@@ -316,8 +224,3 @@ def _entry(entry: ListEntry) -> risk_pb2.ListEntry:
         created_at_us=entry.created_at_us,
         created_by=entry.created_by,
     )
-
-
-async def _abort(context: Context, exc: RiskError) -> NoReturn:
-    status = _STATUSES.get(type(exc), grpc.StatusCode.INTERNAL)
-    await abort(context, status, exc.code, str(exc))

@@ -11,12 +11,10 @@ A rules file that is missing or invalid at start stops :meth:`start` with
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from pathlib import Path
 
 import grpc
 
-from paymesh.contracts.events import Event
 from paymesh.contracts.risk.v1 import risk_pb2_grpc
 from paymesh.platform.bus import EventBus
 from paymesh.platform.clock import Clock, SystemClock
@@ -30,6 +28,7 @@ from paymesh.platform.health import (
 )
 from paymesh.platform.locks import SessionLock, lock_key
 from paymesh.platform.logging import get_logger
+from paymesh.platform.loops import Periodic
 from paymesh.platform.migrations import upgrade
 from paymesh.platform.outbox import OutboxRelay
 from paymesh.platform.rpc import GrpcServer
@@ -40,11 +39,13 @@ from paymesh.risk import service
 from paymesh.risk.api import SERVICE_NAME, RiskServicer
 from paymesh.risk.domain import Resolution, RuleSet, amount_limit_rules
 from paymesh.risk.errors import RulesInvalid
-from paymesh.risk.events import CONSUMER, GROUP, PAYMENTS_TOPIC
-from paymesh.risk.features import FeatureStore, SqlFeatureStore
+from paymesh.risk.events import CONSUMER, GROUP, consume_payment_events
+from paymesh.risk.features import SqlFeatureStore
+from paymesh.risk.ports import Deps, FeatureStore
 from paymesh.risk.rules import RulesHolder
 from paymesh.risk.settings import RiskSettings
-from paymesh.risk.store import SqlDecisionStore, outbox
+from paymesh.risk.store import SqlRiskStore
+from paymesh.risk.tables import outbox
 
 __all__ = ["MIGRATIONS", "RiskRuntime", "create", "migrate", "rules_from_settings"]
 
@@ -100,72 +101,52 @@ class RiskRuntime:
             clock=clock,
             interval_s=risk.rules_reload_interval_s,
         )
-        self.store = SqlDecisionStore(self._db, committed=self._relay.notify)
+        self.store = SqlRiskStore(self._db, committed=self._relay.notify)
         self.features = _features(risk, self._db)
         # SQL velocity windows are read, then written, under in-process locks
-        # (service.VelocityLocks): on PostgreSQL, a second process must not share them.
+        # (locks.VelocityLocks): on PostgreSQL, a second process must not share them.
         self._sole: SessionLock | None = None
         if not risk.redis_url and not self._db.is_sqlite:
             self._sole = SessionLock(self._db, lock_key("risk:sql-velocity"))
         # The SQL features (also when Redis holds the live ones: the payer stats table).
         self.payer_stats = SqlFeatureStore(self._db, consumer=CONSUMER)
-        self._servicer = RiskServicer(
+        self.deps = Deps(
             store=self.store,
-            rules=lambda: self.rules.loaded,
+            rules=lambda: self.rules.rules,
             clock=clock,
             features=self.features,
             review_timeout_s=risk.review_timeout_s,
         )
-        self._clock = clock
+        self._servicer = RiskServicer(self.deps, loaded=lambda: self.rules.loaded)
         self._running = asyncio.Event()
         self._bus = bus
         self.tracing = Tracing.of(settings, self.name)
-        bus.subscribe(
-            PAYMENTS_TOPIC,
-            GROUP,
-            self.tracing.consumer(PAYMENTS_TOPIC, GROUP, self._on_payment_event),
-            service=self.name,
+        consume_payment_events(
+            bus, self.deps, tracing=self.tracing, running=self._running, service=self.name
         )
         self._server: GrpcServer | None = None
-        self._sweeper: asyncio.Task[None] | None = None
+        self._sweeper = Periodic("risk-sweep", self._sweep, interval_s=risk.review_sweep_interval_s)
         self.port = 0
-
-    async def _on_payment_event(self, event: Event) -> None:
-        # Delivered from the bus's own task; a stopped service never acks (the
-        # bus cancels the wait when it stops, so the event is delivered again).
-        await self._running.wait()
-        await service.record_payment_event(
-            event, features=self.features, decisions=self.store, clock=self._clock
-        )
 
     def _register(self, server: grpc.aio.Server) -> None:
         risk_pb2_grpc.add_RiskServicer_to_server(self._servicer, server)
 
     async def sweep_once(self) -> int:
         """Resolve overdue reviews with the default and prune old velocity entries."""
-        done = await service.expire_reviews(
-            store=self.store,
-            clock=self._clock,
-            resolution=Resolution(self._settings.review_timeout_resolution),
-        )
+        resolution = Resolution(self._settings.review_timeout_resolution)
+        done = await service.expire_reviews(resolution, deps=self.deps)
         retention_s = max(
             [self._settings.velocity_retention_s, *(w for _, w in self.rules.rules.needs.windows)]
         )
-        await self.features.prune(before_us=self._clock.now_us() - retention_s * 1_000_000)
+        clock = self.deps.clock
+        await self.features.prune(before_us=clock.now_us() - retention_s * 1_000_000)
         return done
 
     async def _sweep(self) -> None:
-        while True:
-            try:
-                if self._sole is not None and not await self._sole.held():
-                    # Lost with a database restart, and taken by another process since.
-                    log.error("risk_sql_velocity_shared_with_another_process")
-                await self.sweep_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("risk_sweep_failed")
-            await asyncio.sleep(self._settings.review_sweep_interval_s)
+        if self._sole is not None and not await self._sole.held():
+            # Lost with a database restart, and taken by another process since.
+            log.error("risk_sql_velocity_shared_with_another_process")
+        await self.sweep_once()
 
     async def start(self) -> None:
         """Load the rules (refusing a bad file), bind the gRPC server, start the
@@ -194,7 +175,7 @@ class RiskRuntime:
         self._relay.start()
         self.store.start()
         self.rules.start()
-        self._sweeper = asyncio.create_task(self._sweep(), name="risk-sweeper")
+        self._sweeper.start()
         self._running.set()
         loaded = self.rules.loaded
         log.info(
@@ -222,11 +203,7 @@ class RiskRuntime:
         if self._server is not None:
             await self._server.stop()
             self._server = None
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
+        await self._sweeper.stop()
         await self.rules.stop()
         await self.store.stop()
         await self._relay.stop()

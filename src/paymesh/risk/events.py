@@ -13,7 +13,7 @@ that is over 64 characters), so it is one event per review.
 
 Consumed: payment events on :data:`~paymesh.contracts.events.TOPIC_PAYMENTS`
 in the consumer group :data:`GROUP` (see
-:func:`paymesh.risk.service.record_payment_event`):
+:func:`record_payment_event`):
 ``payment.requires_capture``, ``payment.in_review`` and ``payment.succeeded``
 put the payment in the velocity windows (once per payment id);
 ``payment.succeeded`` also feeds the payer's history; ``payment.failed`` and
@@ -26,8 +26,11 @@ fields it does not know are ignored.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from dataclasses import replace
+from dataclasses import asdict, replace
+
+from google.protobuf.message import Message
 
 from paymesh.contracts.events import (
     DECISION_MADE,
@@ -48,9 +51,12 @@ from paymesh.contracts.events import (
 from paymesh.contracts.objects import parse_time
 from paymesh.contracts.payments.v1.payments_pb2 import Payment
 from paymesh.contracts.risk.v1 import risk_pb2 as rpb
+from paymesh.platform.bus import EventBus
 from paymesh.platform.clock import new_id
 from paymesh.platform.logging import get_logger
+from paymesh.platform.tracing import Tracing
 from paymesh.risk.domain import (
+    DECISION_VALUES,
     DecidePayment,
     Decision,
     PaymentContext,
@@ -58,6 +64,7 @@ from paymesh.risk.domain import (
     Review,
     SucceededPayment,
 )
+from paymesh.risk.ports import Deps
 
 __all__ = [
     "CONSUMED_TYPES",
@@ -66,8 +73,10 @@ __all__ = [
     "PAYMENTS_TOPIC",
     "SOURCE",
     "TOPIC",
+    "consume_payment_events",
     "decision_made",
     "payment_update",
+    "record_payment_event",
     "review_resolved",
     "succeeded_payment",
 ]
@@ -89,32 +98,19 @@ CONSUMER = "risk.payer_stats"
 _MAX_EVENT_ID = 64
 
 
+# The fields of a decision its announcement carries as they are (its tenant is the
+# event's).
+_ANNOUNCED = tuple(name for name in DECISION_VALUES if name != "tenant_id")
+
+
 def decision_made(decision: Decision, *, event_id: str | None = None) -> Event:
     """The CloudEvent announcing `decision`, keyed by its payment id."""
     payload = rpb.DecisionMade(
-        payment_id=decision.payment_id,
-        payer_account_id=decision.payer_account_id,
-        payee_account_id=decision.payee_account_id,
-        amount=decision.amount,
-        currency=decision.currency,
+        **{name: getattr(decision, name) for name in _ANNOUNCED},
         outcome=decision.outcome.value,
-        score=decision.score,
-        reasons=[
-            rpb.Reason(code=r.code, rule_id=r.rule_id, message=r.message) for r in decision.reasons
-        ],
-        rules_version=decision.rules_version,
-        rules_checksum=decision.rules_checksum,
-        decided_at_us=decision.decided_at_us,
+        reasons=[rpb.Reason(**asdict(r)) for r in decision.reasons],
     )
-    return new_event(
-        DECISION_MADE,
-        payload,
-        event_id=event_id or new_id("evt"),
-        source=SOURCE,
-        subject=decision.payment_id,
-        time_us=decision.decided_at_us,
-        tenant=decision.tenant_id,
-    )
+    return _event(DECISION_MADE, payload, decision, event_id or new_id("evt"))
 
 
 def review_resolved(review: Review) -> Event:
@@ -130,14 +126,21 @@ def review_resolved(review: Review) -> Event:
         resolved_by=review.resolved_by,
         note=review.note,
     )
+    return _event(kind, payload, review, _event_id(review.payment_id, kind))
+
+
+def _event(kind: str, payload: Message, about: Decision | Review, event_id: str) -> Event:
+    """An event of risk about one payment's decision or review: keyed by the payment
+    id, in its tenant, at the time the decision was made or the review resolved."""
+    at_us = about.decided_at_us if isinstance(about, Decision) else about.resolved_at_us
     return new_event(
         kind,
         payload,
-        event_id=_event_id(review.payment_id, kind),
+        event_id=event_id,
         source=SOURCE,
-        subject=review.payment_id,
-        time_us=review.resolved_at_us,
-        tenant=review.tenant_id,
+        subject=about.payment_id,
+        time_us=at_us,
+        tenant=about.tenant_id,
     )
 
 
@@ -239,3 +242,35 @@ def _amount(value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ValueError(f"expected an amount in minor units, got {value!r}")
     return value
+
+
+async def record_payment_event(event: Event, *, deps: Deps) -> bool:
+    """Apply a payment event to the features once per event id; False if nothing changed.
+
+    Types that mean nothing to the features are ignored without touching storage.
+    """
+    if deps.features is None or event.type not in CONSUMED_TYPES:
+        return False
+    decision = await deps.store.get(event.subject) if event.subject else None
+    update = payment_update(event, decision)
+    if update is None:
+        return False
+    return await deps.features.apply(event.id, update, now_us=deps.clock.now_us())
+
+
+def consume_payment_events(
+    bus: EventBus, deps: Deps, *, tracing: Tracing, running: asyncio.Event, service: str
+) -> None:
+    """Subscribe risk to the payment events (no I/O); each waits until `running` is set.
+
+    Events are delivered from the bus's own task; a stopped service never acks (the
+    bus cancels the wait when it stops, so the event is delivered again).
+    """
+
+    async def handle(event: Event) -> None:
+        await running.wait()
+        await record_payment_event(event, deps=deps)
+
+    bus.subscribe(
+        PAYMENTS_TOPIC, GROUP, tracing.consumer(PAYMENTS_TOPIC, GROUP, handle), service=service
+    )

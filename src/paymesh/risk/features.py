@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -48,7 +48,6 @@ from paymesh.risk.tables import (
 
 __all__ = [
     "MATCHES",
-    "FeatureStore",
     "SqlFeatureStore",
     "list_matches",
     "record_entry",
@@ -56,54 +55,6 @@ __all__ = [
 ]
 
 _US = 1_000_000
-
-
-class FeatureStore(Protocol):
-    """Velocity windows and payer history, for the rules and from the events."""
-
-    # True when the decision store writes the velocity entry in the decision's own
-    # transaction (the features live in the same database): one commit, not two.
-    @property
-    def records_with_decisions(self) -> bool: ...
-
-    @property
-    def records_with_reads(self) -> bool: ...
-
-    # True when :meth:`read` also reads the list entries (the lists live in the
-    # same database): one read transaction per decision, not two.
-    @property
-    def reads_lists(self) -> bool: ...
-
-    async def read(
-        self,
-        payment: DecidePayment,
-        needs: FeatureNeeds,
-        *,
-        now_us: int,
-        record: bool = False,
-        lists: Sequence[tuple[str, str]] = (),
-    ) -> Features:
-        """The windows and history `needs` asks for; with `record` (stores that
-        record with reads), also put the payment in its windows in the same atomic
-        step; with `lists` (stores that read lists), which (list, value) pairs are
-        entries of the payment's tenant's lists."""
-        ...
-
-    async def forget(self, payment: DecidePayment) -> None:
-        """Take the payment out of its windows (recorded with the read, then declined)."""
-        ...
-
-    async def record(self, payment: DecidePayment, *, at_us: int) -> None:
-        """Put the payment in its velocity windows unless it is there already."""
-        ...
-
-    async def apply(self, event_id: str, update: PaymentUpdate, *, now_us: int) -> bool:
-        """Apply a payment event's effect unless `event_id` was applied; True if applied."""
-        ...
-
-    async def prune(self, *, before_us: int) -> int:
-        """Forget velocity entries older than `before_us`; how many were dropped."""
-        ...
 
 
 def windows_by_dimension(needs: FeatureNeeds) -> dict[Dimension, list[int]]:

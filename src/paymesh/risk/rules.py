@@ -14,8 +14,6 @@ too); reading a small file once a second is cheap and always right.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from paymesh.platform.clock import Clock
 from paymesh.platform.logging import get_logger
+from paymesh.platform.loops import Periodic
 from paymesh.platform.money import MAX_AMOUNT, is_valid_currency
 from paymesh.risk.domain import (
     DEFAULT_SCORES,
@@ -287,9 +286,9 @@ class RulesHolder:
     ) -> None:
         self._path = path
         self._clock = clock
-        self._interval_s = interval_s
         self._rejected = ""  # checksum of the last rejected content: logged once
-        self._task: asyncio.Task[None] | None = None
+        # A surprise in a check is logged (risk_rules_check_failed) and polling goes on.
+        self._reloader = Periodic("risk-rules-check", self._check, interval_s=interval_s)
         self.loaded = LoadedRules(fallback, SETTINGS_SOURCE, clock.now_us())
 
     @property
@@ -344,24 +343,14 @@ class RulesHolder:
         )
         return False
 
-    async def run(self) -> None:
-        """Poll the file until cancelled."""
-        while True:
-            await asyncio.sleep(self._interval_s)
-            try:
-                self.check()
-            except Exception:  # never let a surprise stop the polling
-                log.exception("risk_rules_check_failed", path=self._path)
+    async def _check(self) -> None:
+        self.check()
 
     def start(self) -> None:
         """Poll in the background (only with a file)."""
         if self._path:
-            self._task = asyncio.create_task(self.run(), name="risk-rules-reload")
+            self._reloader.start()
 
     async def stop(self) -> None:
         """Stop polling."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._reloader.stop()

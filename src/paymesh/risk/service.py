@@ -4,15 +4,11 @@ payment events, manage lists, and work the review queue."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-import weakref
-from collections.abc import AsyncIterator, Awaitable, Iterable
+from collections.abc import Awaitable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from paymesh.contracts.events import Event
-from paymesh.platform.clock import Clock
 from paymesh.platform.identity import Caller
 from paymesh.platform.logging import get_logger
 from paymesh.platform.metrics import RISK_DECISIONS, RISK_RULE_HITS
@@ -29,15 +25,19 @@ from paymesh.risk.domain import (
     RuleSet,
     list_field_value,
 )
-from paymesh.risk.errors import DecisionNotFound, InvalidRequest, ReviewNotFound, ScopeRequired
-from paymesh.risk.events import CONSUMED_TYPES, decision_made, payment_update, review_resolved
-from paymesh.risk.features import FeatureStore
-from paymesh.risk.store import DecisionStore, ListStore, ReviewStore
+from paymesh.risk.errors import (
+    DecisionNotFound,
+    InvalidRequest,
+    ReviewNotFound,
+    ScopeRequired,
+    TenantMismatch,
+)
+from paymesh.risk.events import decision_made, review_resolved
+from paymesh.risk.ports import Deps
 
 __all__ = [
     "RISK_ADMIN",
     "ResolveReview",
-    "VelocityLocks",
     "add_list_entry",
     "decide_payment",
     "expire_reviews",
@@ -45,7 +45,6 @@ __all__ = [
     "get_review",
     "list_list_entries",
     "list_reviews",
-    "record_payment_event",
     "remove_list_entry",
     "require_admin",
     "resolve_review",
@@ -56,35 +55,6 @@ SERVICE = "risk"
 
 RISK_ADMIN = "risk:admin"
 MAX_PAGE = 100
-
-
-class VelocityLocks:
-    """Serialise, in this process, the decisions that share a velocity window.
-
-    With SQL features a decision reads its windows, then records itself in the
-    decision's write: two decisions for one payer at the same instant could
-    both read "2 of 3" and both pass. The embedded shape is one process, so a
-    lock per window key (taken in sorted order, so two decisions never wait on
-    each other crosswise) makes read-then-record atomic there. Redis does the
-    check and the add in one script instead and needs none of this. Locks live
-    only while someone holds or awaits them (a weak dictionary).
-    """
-
-    def __init__(self) -> None:
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-
-    @contextlib.asynccontextmanager
-    async def hold(self, keys: Iterable[str]) -> AsyncIterator[None]:
-        """Hold the lock of every key until the block ends."""
-        async with contextlib.AsyncExitStack() as stack:
-            for key in sorted(set(keys)):
-                lock = self._locks.get(key)
-                if lock is None:
-                    lock = asyncio.Lock()
-                    self._locks[key] = lock
-                # The stack keeps a reference to the lock, so it stays in the dict.
-                await stack.enter_async_context(lock)
-            yield
 
 
 def _window_keys(cmd: DecidePayment, rules: RuleSet) -> list[str]:
@@ -103,42 +73,30 @@ def require_admin(caller: Caller) -> None:
         raise ScopeRequired(RISK_ADMIN)
 
 
-async def decide_payment(
-    cmd: DecidePayment,
-    *,
-    store: DecisionStore,
-    rules: RuleSet,
-    clock: Clock,
-    features: FeatureStore | None = None,
-    lists: ListStore | None = None,
-    review_timeout_s: float = 24 * 3600,
-    locks: VelocityLocks | None = None,
-) -> Decision:
-    """Decide on a payment; asking again answers the stored decision, unchanged.
+async def decide_payment(cmd: DecidePayment, *, caller: Caller, deps: Deps) -> Decision:
+    """Decide on a payment for the caller's tenant; asking again answers the stored
+    decision, unchanged.
 
-    The stored decision wins even when the rules or the request changed since;
-    a payment id decided for another tenant is reported as not found. An
-    approved or reviewed payment goes into the velocity windows at once (events
-    come later; without this a burst would slip through before they arrive).
+    A `cmd` naming another tenant than the caller's is refused (TenantMismatch); an
+    empty tenant means the caller's. The stored decision wins even when the rules or
+    the request changed since; a payment id decided for another tenant is reported as
+    not found. An approved or reviewed payment goes into the velocity windows at once
+    (events come later; without this a burst would slip through before they arrive).
     """
+    if cmd.tenant_id and cmd.tenant_id != caller.tenant_id:
+        raise TenantMismatch("tenant_id is not the caller's tenant")
+    cmd = replace(cmd, tenant_id=caller.tenant_id)
     domain.validate(cmd)
-    serial = locks is not None and features is not None and features.records_with_decisions
-    if not serial or locks is None:
-        return await _decide(cmd, store, rules, clock, features, lists, review_timeout_s)
-    async with locks.hold(_window_keys(cmd, rules)):
-        return await _decide(cmd, store, rules, clock, features, lists, review_timeout_s)
+    rules = deps.rules()
+    if deps.features is None or not deps.features.records_with_decisions:
+        return await _decide(cmd, rules, deps)
+    async with deps.locks.hold(_window_keys(cmd, rules)):
+        return await _decide(cmd, rules, deps)
 
 
-async def _decide(
-    cmd: DecidePayment,
-    store: DecisionStore,
-    rules: RuleSet,
-    clock: Clock,
-    features: FeatureStore | None,
-    lists: ListStore | None,
-    review_timeout_s: float,
-) -> Decision:
-    now_us = clock.now_us()
+async def _decide(cmd: DecidePayment, rules: RuleSet, deps: Deps) -> Decision:
+    store, features = deps.store, deps.features
+    now_us = deps.clock.now_us()
     needs = rules.needs
     # No lookup first: the insert itself finds a decision already made (and then
     # answers it), so a first Decide costs the feature reads and one write; a
@@ -150,8 +108,8 @@ async def _decide(
     if features is not None and (needs.windows or needs.payer or early or with_lists):
         on_read = pairs if with_lists else []
         reads.append(features.read(cmd, needs, now_us=now_us, record=early, lists=on_read))
-    if lists is not None and pairs and not with_lists:
-        reads.append(lists.matches(cmd.tenant_id, pairs))
+    if pairs and not with_lists:
+        reads.append(store.matches(cmd.tenant_id, pairs))
     found = domain.Features(now_us=now_us)
     for result in await asyncio.gather(*reads):
         if isinstance(result, domain.Features):
@@ -161,7 +119,7 @@ async def _decide(
     decision = domain.decide(rules, cmd, now_us=now_us, features=found)
     review = None
     if decision.outcome is Outcome.REVIEW:
-        review = domain.open_review(decision, timeout_s=review_timeout_s)
+        review = domain.open_review(decision, timeout_s=deps.review_timeout_s)
     counts = features is not None and decision.outcome is not Outcome.DECLINE
     together = counts and features is not None and features.records_with_decisions
     stored = await store.add(
@@ -200,35 +158,19 @@ def _rule_hits(rule_id: str) -> Any:
     return RISK_RULE_HITS.labels(service=SERVICE, rule=rule_id)
 
 
-async def get_decision(payment_id: str, *, tenant_id: str, store: DecisionStore) -> Decision:
-    """The decision made for one of the tenant's payments."""
-    decision = await store.get(payment_id) if payment_id else None
-    if decision is None or decision.tenant_id != tenant_id:
+async def get_decision(payment_id: str, *, caller: Caller, deps: Deps) -> Decision:
+    """The decision made for one of the caller's tenant's payments."""
+    decision = await deps.store.get(payment_id) if payment_id else None
+    if decision is None or decision.tenant_id != caller.tenant_id:
         raise DecisionNotFound(payment_id)
     return decision
-
-
-async def record_payment_event(
-    event: Event, *, features: FeatureStore, decisions: DecisionStore, clock: Clock
-) -> bool:
-    """Apply a payment event to the features once per event id; False if nothing changed.
-
-    Types that mean nothing to the features are ignored without touching storage.
-    """
-    if event.type not in CONSUMED_TYPES:
-        return False
-    decision = await decisions.get(event.subject) if event.subject else None
-    update = payment_update(event, decision)
-    if update is None:
-        return False
-    return await features.apply(event.id, update, now_us=clock.now_us())
 
 
 # --- lists -------------------------------------------------------------------
 
 
 async def add_list_entry(
-    caller: Caller, list_name: str, value: str, note: str, *, store: ListStore, clock: Clock
+    list_name: str, value: str, note: str, *, caller: Caller, deps: Deps
 ) -> ListEntry:
     """Add a value to one of the caller's tenant's lists (risk:admin)."""
     require_admin(caller)
@@ -238,32 +180,30 @@ async def add_list_entry(
         list=list_name,
         value=value,
         note=note[:1000],
-        created_at_us=clock.now_us(),
+        created_at_us=deps.clock.now_us(),
         created_by=caller.client_id,
     )
-    added = await store.add_entry(entry)
+    added = await deps.store.add_entry(entry)
     log.info("risk_list_entry_added", tenant=caller.tenant_id, list=list_name, by=caller.client_id)
     return added
 
 
-async def remove_list_entry(
-    caller: Caller, list_name: str, value: str, *, store: ListStore
-) -> bool:
+async def remove_list_entry(list_name: str, value: str, *, caller: Caller, deps: Deps) -> bool:
     """Remove a value from one of the caller's tenant's lists (risk:admin)."""
     require_admin(caller)
     domain.validate_entry(list_name, value)
-    removed = await store.remove_entry(caller.tenant_id, list_name, value)
+    removed = await deps.store.remove_entry(caller.tenant_id, list_name, value)
     log.info("risk_list_entry_removed", tenant=caller.tenant_id, list=list_name, removed=removed)
     return removed
 
 
 async def list_list_entries(
-    caller: Caller, list_name: str, *, limit: int, starting_after: str, store: ListStore
+    list_name: str, limit: int, starting_after: str, *, caller: Caller, deps: Deps
 ) -> tuple[list[ListEntry], bool]:
     """A page of the caller's tenant's list entries (one list, or all when empty)."""
     if list_name:
         domain.validate_entry(list_name, "x")
-    return await store.list_entries(
+    return await deps.store.list_entries(
         caller.tenant_id, list_name, limit=_page(limit), starting_after=starting_after
     )
 
@@ -287,48 +227,41 @@ class ResolveReview:
 
 
 async def list_reviews(
-    caller: Caller, status: ReviewStatus, *, limit: int, starting_after: str, store: ReviewStore
+    status: ReviewStatus, limit: int, starting_after: str, *, caller: Caller, deps: Deps
 ) -> tuple[list[Review], bool]:
     """A page of the caller's tenant's reviews in `status` (risk:admin)."""
     require_admin(caller)
-    return await store.list_reviews(
+    return await deps.store.list_reviews(
         caller.tenant_id, status, limit=_page(limit), starting_after=starting_after
     )
 
 
-async def get_review(caller: Caller, payment_id: str, *, store: ReviewStore) -> Review:
+async def get_review(payment_id: str, *, caller: Caller, deps: Deps) -> Review:
     """One of the caller's tenant's reviews (risk:admin)."""
     require_admin(caller)
-    review = await store.get_review(payment_id) if payment_id else None
-    if review is None or review.tenant_id != caller.tenant_id:
+    return await _tenant_review(payment_id, caller.tenant_id, deps)
+
+
+async def _tenant_review(payment_id: str, tenant_id: str, deps: Deps) -> Review:
+    review = await deps.store.get_review(payment_id) if payment_id else None
+    if review is None or review.tenant_id != tenant_id:
         raise ReviewNotFound(payment_id)
     return review
 
 
-async def resolve_review(
-    caller: Caller, cmd: ResolveReview, *, store: ReviewStore, clock: Clock
-) -> Review:
+async def resolve_review(cmd: ResolveReview, *, caller: Caller, deps: Deps) -> Review:
     """Approve or decline a review once (risk:admin); the same resolution again
     answers the review as it is, the other one is refused."""
     require_admin(caller)
-    return await _resolve(
-        caller.tenant_id, cmd, by=caller.client_id or caller.tenant_id, store=store, clock=clock
-    )
-
-
-async def _resolve(
-    tenant_id: str, cmd: ResolveReview, *, by: str, store: ReviewStore, clock: Clock
-) -> Review:
+    by = caller.client_id or caller.tenant_id
     for _ in range(3):
-        review = await store.get_review(cmd.payment_id) if cmd.payment_id else None
-        if review is None or review.tenant_id != tenant_id:
-            raise ReviewNotFound(cmd.payment_id)
+        review = await _tenant_review(cmd.payment_id, caller.tenant_id, deps)
         resolved = domain.resolve(
-            review, cmd.resolution, by=by, note=cmd.note[:1000], now_us=clock.now_us()
+            review, cmd.resolution, by=by, note=cmd.note[:1000], now_us=deps.clock.now_us()
         )
         if resolved is None:
             return review
-        if await store.resolve_review(resolved, review_resolved(resolved)):
+        if await deps.store.resolve_review(resolved, review_resolved(resolved)):
             log.info(
                 "risk_review_resolved",
                 payment_id=cmd.payment_id,
@@ -340,9 +273,7 @@ async def _resolve(
     raise RuntimeError(f"review of {cmd.payment_id} keeps changing")  # pragma: no cover
 
 
-async def expire_reviews(
-    *, store: ReviewStore, clock: Clock, resolution: Resolution, batch: int = 100
-) -> int:
+async def expire_reviews(resolution: Resolution, batch: int = 100, *, deps: Deps) -> int:
     """Give every overdue open review the default resolution; how many were resolved.
 
     Safe with several replicas: each resolution is a conditional update, and a
@@ -350,12 +281,12 @@ async def expire_reviews(
     """
     done = 0
     while True:
-        due = await store.due_reviews(clock.now_us(), limit=batch)
+        due = await deps.store.due_reviews(deps.clock.now_us(), limit=batch)
         for review in due:
             resolved = domain.resolve(
-                review, resolution, by=TIMEOUT_RESOLVER, note="", now_us=clock.now_us()
+                review, resolution, by=TIMEOUT_RESOLVER, note="", now_us=deps.clock.now_us()
             )
-            if resolved is not None and await store.resolve_review(
+            if resolved is not None and await deps.store.resolve_review(
                 resolved, review_resolved(resolved)
             ):
                 done += 1

@@ -1,13 +1,13 @@
 """Where risk keeps its decisions, reviews and lists, SQLAlchemy Core on SQLite or
 PostgreSQL (the features live in :mod:`paymesh.risk.features`).
 
-One decision per payment id (the primary key). :meth:`SqlDecisionStore.add`
+One decision per payment id (the primary key). :meth:`SqlRiskStore.add`
 inserts with ON CONFLICT DO NOTHING and, when another caller won the race,
 reads the winner back in the same transaction: on PostgreSQL the conflicting
 insert waits for the winner to commit and READ COMMITTED lets the next
 statement see it; on SQLite writers are serialised by BEGIN IMMEDIATE. The
 ``risk.decision_made`` event, and the review a ``review`` decision opens, are
-written only by the winner, in its transaction. Once :meth:`SqlDecisionStore.start`
+written only by the winner, in its transaction. Once :meth:`SqlRiskStore.start`
 ran, concurrent adds are group-committed (one worker, many decisions per
 transaction; each caller answered after its decision committed).
 
@@ -19,12 +19,10 @@ its event is appended only when that update changed the row, so two replicas
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -34,98 +32,30 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from paymesh.contracts.events import TOPIC_RISK, Event
 from paymesh.platform.db import Database
 from paymesh.platform.logging import get_logger
+from paymesh.platform.loops import Background
 from paymesh.platform.outbox import append
 from paymesh.risk.domain import (
     Decision,
     ListEntry,
-    Outcome,
-    PaymentContext,
-    Reason,
     Review,
     ReviewStatus,
 )
 from paymesh.risk.features import list_matches, record_entry
-from paymesh.risk.tables import decisions, list_entries, metadata, outbox, reviews
+from paymesh.risk.tables import (
+    decision_from_row,
+    decision_values,
+    decisions,
+    list_entries,
+    outbox,
+    review_from_row,
+    review_values,
+    reviews,
+)
 
-__all__ = [
-    "DecisionStore",
-    "ListStore",
-    "ReviewStore",
-    "SqlDecisionStore",
-    "decisions",
-    "metadata",
-    "outbox",
-]
+__all__ = ["SqlRiskStore"]
 
 
 log = get_logger(__name__)
-
-
-class DecisionStore(Protocol):
-    """Decisions by payment id; the first one stored for a payment is final."""
-
-    async def get(self, payment_id: str) -> Decision | None:
-        """The decision for `payment_id`, whoever's it is, or None."""
-        ...
-
-    async def add(
-        self,
-        decision: Decision,
-        event: Event,
-        review: Review | None = None,
-        *,
-        velocity_at_us: int | None = None,
-    ) -> Decision:
-        """Store `decision` with `event` (and the review it opens) unless one exists;
-        return the stored decision. With `velocity_at_us`, also put the payment in the
-        velocity windows (stores whose database holds them)."""
-        ...
-
-
-class ReviewStore(Protocol):
-    """The review queue."""
-
-    async def get_review(self, payment_id: str) -> Review | None:
-        """The review of `payment_id`, whoever's it is, or None."""
-        ...
-
-    async def list_reviews(
-        self, tenant_id: str, status: ReviewStatus, *, limit: int, starting_after: str
-    ) -> tuple[list[Review], bool]:
-        """A page of the tenant's reviews in `status`, by payment id; and whether more follow."""
-        ...
-
-    async def resolve_review(self, resolved: Review, event: Event) -> bool:
-        """Store `resolved` with `event` if the review is still open; False otherwise."""
-        ...
-
-    async def due_reviews(self, now_us: int, *, limit: int) -> list[Review]:
-        """Open reviews due at or before `now_us`, oldest first."""
-        ...
-
-
-class ListStore(Protocol):
-    """The tenants' block and allow lists."""
-
-    async def add_entry(self, entry: ListEntry) -> ListEntry:
-        """Add `entry`; an existing entry is kept as it is and returned."""
-        ...
-
-    async def remove_entry(self, tenant_id: str, list_name: str, value: str) -> bool:
-        """Remove an entry; False when there was none."""
-        ...
-
-    async def list_entries(
-        self, tenant_id: str, list_name: str, *, limit: int, starting_after: str
-    ) -> tuple[list[ListEntry], bool]:
-        """A page of one list (every list when `list_name` is empty), by list and value."""
-        ...
-
-    async def matches(
-        self, tenant_id: str, pairs: Iterable[tuple[str, str]]
-    ) -> frozenset[tuple[str, str]]:
-        """Which (list, value) `pairs` are entries of the tenant's lists (one query)."""
-        ...
 
 
 _MAX_GROUP = 256
@@ -144,7 +74,7 @@ def _insert(conn: AsyncConnection) -> Any:
     return sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
 
 
-class SqlDecisionStore:
+class SqlRiskStore:
     """Decisions, reviews and lists on a SQLite or PostgreSQL database."""
 
     def __init__(self, db: Database, *, committed: Callable[[], None] | None = None) -> None:
@@ -154,7 +84,7 @@ class SqlDecisionStore:
         self._committed = committed
         self._queue: deque[_Pending] = deque()
         self._wake = asyncio.Event()
-        self._worker: asyncio.Task[None] | None = None
+        self._worker = Background("risk-decisions-group-commit")
 
     def _notify(self) -> None:
         if self._committed is not None:
@@ -175,7 +105,7 @@ class SqlDecisionStore:
         velocity_at_us: int | None = None,
     ) -> Decision:
         item = _Pending(decision, event, review, velocity_at_us)
-        if self._worker is None:
+        if not self._worker.running:
             [stored] = await self._write([item])
             return stored
         item.done = asyncio.get_running_loop().create_future()
@@ -190,15 +120,11 @@ class SqlDecisionStore:
         transaction runs goes into the next one: batches grow with load and stay at
         one when idle. Each caller is answered once its decision has committed.
         """
-        self._worker = asyncio.create_task(self._work(), name="risk-decisions-group-commit")
+        self._worker.spawn(self._work())
 
     async def stop(self) -> None:
         """Stop the worker; adds still queued fail (Decide is idempotent: retry)."""
-        if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
-            self._worker = None
+        await self._worker.stop()
         while self._queue:
             item = self._queue.popleft()
             if item.done is not None and not item.done.done():
@@ -240,14 +166,16 @@ class SqlDecisionStore:
             for item in items:
                 decision = item.decision
                 result = await conn.execute(
-                    _insert(conn)(decisions).values(_to_row(decision)).on_conflict_do_nothing()
+                    _insert(conn)(decisions)
+                    .values(decision_values(decision))
+                    .on_conflict_do_nothing()
                 )
                 if result.rowcount == 1:
                     await append(
                         conn, outbox, TOPIC_RISK, item.event, now_us=decision.decided_at_us
                     )
                     if item.review is not None:
-                        await conn.execute(reviews.insert().values(_review_row(item.review)))
+                        await conn.execute(reviews.insert().values(review_values(item.review)))
                     if item.velocity_at_us is not None:
                         await record_entry(conn, decision.payment(), item.velocity_at_us)
                     stored.append(decision)
@@ -309,16 +237,7 @@ class SqlDecisionStore:
     async def add_entry(self, entry: ListEntry) -> ListEntry:
         async with self._db.transaction() as conn:
             await conn.execute(
-                _insert(conn)(list_entries)
-                .values(
-                    tenant_id=entry.tenant_id,
-                    list=entry.list,
-                    value=entry.value,
-                    note=entry.note,
-                    created_at_us=entry.created_at_us,
-                    created_by=entry.created_by,
-                )
-                .on_conflict_do_nothing()
+                _insert(conn)(list_entries).values(asdict(entry)).on_conflict_do_nothing()
             )
             l = list_entries.c  # noqa: E741
             row = (
@@ -372,64 +291,7 @@ async def _select(conn: AsyncConnection, payment_id: str) -> Decision | None:
     row = (
         await conn.execute(sa.select(decisions).where(decisions.c.payment_id == payment_id))
     ).first()
-    return None if row is None else _from_row(row._mapping)
-
-
-def _to_row(d: Decision) -> dict[str, Any]:
-    return {
-        "payment_id": d.payment_id,
-        "tenant_id": d.tenant_id,
-        "payer_account_id": d.payer_account_id,
-        "payee_account_id": d.payee_account_id,
-        "amount": d.amount,
-        "currency": d.currency,
-        "outcome": d.outcome.value,
-        "score": d.score,
-        "reasons": json.dumps(
-            [{"code": r.code, "rule_id": r.rule_id, "message": r.message} for r in d.reasons]
-        ),
-        "rules_version": d.rules_version,
-        "decided_at_us": d.decided_at_us,
-        "rules_checksum": d.rules_checksum,
-        "ip": d.context.ip,
-        "device_id": d.context.device_id,
-        "country": d.context.country,
-    }
-
-
-def _from_row(row: Any, prefix: str = "") -> Decision:
-    return Decision(
-        payment_id=row[f"{prefix}payment_id"],
-        tenant_id=row[f"{prefix}tenant_id"],
-        payer_account_id=row[f"{prefix}payer_account_id"],
-        payee_account_id=row[f"{prefix}payee_account_id"],
-        amount=row[f"{prefix}amount"],
-        currency=row[f"{prefix}currency"],
-        outcome=Outcome(row[f"{prefix}outcome"]),
-        score=row[f"{prefix}score"],
-        reasons=tuple(Reason(**r) for r in json.loads(row[f"{prefix}reasons"])),
-        rules_version=row[f"{prefix}rules_version"],
-        decided_at_us=row[f"{prefix}decided_at_us"],
-        rules_checksum=row[f"{prefix}rules_checksum"],
-        context=PaymentContext(
-            ip=row[f"{prefix}ip"],
-            device_id=row[f"{prefix}device_id"],
-            country=row[f"{prefix}country"],
-        ),
-    )
-
-
-def _review_row(review: Review) -> dict[str, Any]:
-    return {
-        "payment_id": review.payment_id,
-        "tenant_id": review.tenant_id,
-        "status": review.status.value,
-        "created_at_us": review.created_at_us,
-        "due_at_us": review.due_at_us,
-        "resolved_at_us": review.resolved_at_us,
-        "resolved_by": review.resolved_by,
-        "note": review.note,
-    }
+    return None if row is None else decision_from_row(row._mapping)
 
 
 async def _reviews(
@@ -458,16 +320,4 @@ async def _reviews(
         query = query.order_by(order)
     if limit is not None:
         query = query.limit(limit)
-    rows = (await conn.execute(query)).all()
-    return [
-        Review(
-            decision=_from_row(row._mapping, "d_"),
-            status=ReviewStatus(row.status),
-            created_at_us=row.created_at_us,
-            due_at_us=row.due_at_us,
-            resolved_at_us=row.resolved_at_us,
-            resolved_by=row.resolved_by,
-            note=row.note,
-        )
-        for row in rows
-    ]
+    return [review_from_row(row._mapping) for row in (await conn.execute(query)).all()]

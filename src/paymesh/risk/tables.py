@@ -1,13 +1,29 @@
 """The risk database's tables (SQLAlchemy Core), declared once for the stores and
-the migrations' check."""
+the migrations' check, and row <-> domain mapping."""
 
 from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict
+from typing import Any
 
 import sqlalchemy as sa
 
 from paymesh.platform.outbox import inbox_table, outbox_table
+from paymesh.risk.domain import (
+    DECISION_VALUES,
+    Decision,
+    Outcome,
+    PaymentContext,
+    Reason,
+    Review,
+    ReviewStatus,
+)
 
 __all__ = [
+    "decision_from_row",
+    "decision_values",
     "decisions",
     "inbox",
     "list_entries",
@@ -16,6 +32,8 @@ __all__ = [
     "payer_countries",
     "payer_stats",
     "payers",
+    "review_from_row",
+    "review_values",
     "reviews",
     "velocity",
 ]
@@ -123,3 +141,52 @@ reviews = sa.Table(
     sa.Index("ix_reviews_tenant_status", "tenant_id", "status", "payment_id"),
     sa.Index("ix_reviews_status_due", "status", "due_at_us"),
 )
+
+# The columns that hold a domain field of the same name as it is.
+_CONTEXT_FIELDS = ("ip", "device_id", "country")
+_REVIEW_FIELDS = ("created_at_us", "due_at_us", "resolved_at_us", "resolved_by", "note")
+
+
+def _fields(source: object, names: Iterable[str]) -> dict[str, Any]:
+    return {name: getattr(source, name) for name in names}
+
+
+def decision_values(d: Decision) -> dict[str, Any]:
+    """The row of decision `d`."""
+    return {
+        **_fields(d, DECISION_VALUES),
+        **_fields(d.context, _CONTEXT_FIELDS),
+        "outcome": d.outcome.value,
+        "reasons": json.dumps([asdict(r) for r in d.reasons]),
+    }
+
+
+def decision_from_row(row: Mapping[Any, Any], prefix: str = "") -> Decision:
+    """The decision in `row`, its columns named with `prefix`."""
+
+    def columns(names: Iterable[str]) -> dict[str, Any]:
+        return {name: row[prefix + name] for name in names}
+
+    return Decision(
+        **columns(DECISION_VALUES),
+        outcome=Outcome(row[f"{prefix}outcome"]),
+        reasons=tuple(Reason(**r) for r in json.loads(row[f"{prefix}reasons"])),
+        context=PaymentContext(**columns(_CONTEXT_FIELDS)),
+    )
+
+
+def review_values(review: Review) -> dict[str, Any]:
+    """The row of `review` (its decision is a row of its own)."""
+    return {
+        **_fields(review, ("payment_id", "tenant_id", *_REVIEW_FIELDS)),
+        "status": review.status.value,
+    }
+
+
+def review_from_row(row: Mapping[Any, Any]) -> Review:
+    """The review in `row`, joined with its decision's columns prefixed ``d_``."""
+    return Review(
+        decision=decision_from_row(row, "d_"),
+        status=ReviewStatus(row["status"]),
+        **{name: row[name] for name in _REVIEW_FIELDS},
+    )

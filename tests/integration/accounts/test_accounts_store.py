@@ -21,6 +21,7 @@ from paymesh.accounts.domain import (
     TransferResult,
 )
 from paymesh.accounts.errors import AccountNotFound, InvalidCursor
+from paymesh.accounts.ports import Deps
 from paymesh.accounts.service import ExpirySweeper
 from paymesh.accounts.store import SqlAccountsStore
 from paymesh.accounts.tables import metadata, outbox, transfers
@@ -254,7 +255,9 @@ async def test_the_sweeper_voids_an_expired_hold_and_records_an_event(
     )
     clock = FixedClock(NOW)
     notified: list[bool] = []
-    sweeper = ExpirySweeper(store, clock, interval_s=0.01, on_expired=lambda: notified.append(True))
+    sweeper = ExpirySweeper(
+        Deps(store, clock), interval_s=0.01, on_expired=lambda: notified.append(True)
+    )
     clock.advance(29)
     assert await sweeper.sweep_once() == 0
     clock.advance(1)

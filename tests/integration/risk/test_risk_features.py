@@ -27,12 +27,15 @@ from paymesh.risk.domain import (
     amount_limit_rules,
     welford,
 )
-from paymesh.risk.events import CONSUMER
-from paymesh.risk.features import FeatureStore, SqlFeatureStore
+from paymesh.risk.events import CONSUMER, record_payment_event
+from paymesh.risk.features import SqlFeatureStore
+from paymesh.risk.ports import FeatureStore
 from paymesh.risk.redis_features import RedisFeatureStore
-from paymesh.risk.service import decide_payment, record_payment_event
-from paymesh.risk.store import SqlDecisionStore
+from paymesh.risk.service import decide_payment
+from paymesh.risk.store import SqlRiskStore
+from tests.fakes.risk import risk_caller, risk_deps
 
+NO_RULES = amount_limit_rules({}, 10**9)
 REDIS_URL = "redis://127.0.0.1:6379/0"
 T0 = 1_800_000_000_000_000
 SECOND = 1_000_000
@@ -41,12 +44,12 @@ SECOND = 1_000_000
 @dataclass
 class Backend:
     features: FeatureStore
-    decisions: SqlDecisionStore
+    decisions: SqlRiskStore
     clock: FixedClock
 
     async def deliver(self, event: Event) -> bool:
         return await record_payment_event(
-            event, features=self.features, decisions=self.decisions, clock=self.clock
+            event, deps=risk_deps(self.decisions, self.clock, NO_RULES, self.features)
         )
 
     async def stats(
@@ -68,7 +71,7 @@ async def backend(request: pytest.FixtureRequest, db_url: str) -> AsyncIterator[
     else:
         features = SqlFeatureStore(db, consumer=CONSUMER)
     try:
-        yield Backend(features, SqlDecisionStore(db), FixedClock(T0))
+        yield Backend(features, SqlRiskStore(db), FixedClock(T0))
     finally:
         if isinstance(features, RedisFeatureStore):
             await features.close()
@@ -205,10 +208,8 @@ async def test_the_usual_country_is_the_most_frequent_of_the_decided_succeeded_p
         cmd = replace(pay(f"pay_{n}"), context=PaymentContext(country=country))
         await decide_payment(
             cmd,
-            store=backend.decisions,
-            rules=rules,
-            clock=backend.clock,
-            features=backend.features,
+            caller=risk_caller(),
+            deps=risk_deps(backend.decisions, backend.clock, rules, backend.features),
         )
         await backend.deliver(event(f"pay_{n}", "payment.succeeded"))
     features = await backend.features.read(pay("pay_9"), FeatureNeeds(payer=True), now_us=T0)
@@ -224,7 +225,7 @@ async def sql_backend(db_url: str) -> AsyncIterator[Backend]:
     db = Database(db_url)
     await upgrade(db, MIGRATIONS)
     try:
-        yield Backend(SqlFeatureStore(db, consumer=CONSUMER), SqlDecisionStore(db), FixedClock(T0))
+        yield Backend(SqlFeatureStore(db, consumer=CONSUMER), SqlRiskStore(db), FixedClock(T0))
     finally:
         await db.dispose()
 

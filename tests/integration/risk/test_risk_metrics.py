@@ -15,7 +15,8 @@ from paymesh.risk.app import MIGRATIONS
 from paymesh.risk.domain import DecidePayment, Outcome
 from paymesh.risk.rules import parse_rules
 from paymesh.risk.service import decide_payment
-from paymesh.risk.store import SqlDecisionStore
+from paymesh.risk.store import SqlRiskStore
+from tests.fakes.risk import risk_caller, risk_deps
 
 RULES = parse_rules(b"""
 version: "metrics-1"
@@ -34,11 +35,11 @@ rules:
 
 
 @pytest.fixture
-async def store(db_url: str) -> AsyncIterator[SqlDecisionStore]:
+async def store(db_url: str) -> AsyncIterator[SqlRiskStore]:
     db = Database(db_url)
     await upgrade(db, MIGRATIONS)
     try:
-        yield SqlDecisionStore(db)
+        yield SqlRiskStore(db)
     finally:
         await db.dispose()
 
@@ -65,13 +66,17 @@ def _cmd(payment_id: str, amount: int) -> DecidePayment:
 
 
 async def test_a_new_decision_is_counted_by_outcome_with_each_rule_that_fired(
-    store: SqlDecisionStore,
+    store: SqlRiskStore,
 ) -> None:
     before = {o: _decisions(o) for o in ("approve", "review", "decline")}
     big, huge = _hits("big-usd"), _hits("huge-usd")
     clock = FixedClock()
     outcomes = [
-        (await decide_payment(_cmd(pid, amount), store=store, rules=RULES, clock=clock)).outcome
+        (
+            await decide_payment(
+                _cmd(pid, amount), caller=risk_caller(), deps=risk_deps(store, clock, RULES)
+            )
+        ).outcome
         for pid, amount in (("pay_a", 10), ("pay_r", 2_000), ("pay_d", 9_000))
     ]
     assert outcomes == [Outcome.APPROVE, Outcome.REVIEW, Outcome.DECLINE]
@@ -81,11 +86,15 @@ async def test_a_new_decision_is_counted_by_outcome_with_each_rule_that_fired(
 
 
 async def test_asking_again_answers_the_stored_decision_without_counting_it_again(
-    store: SqlDecisionStore,
+    store: SqlRiskStore,
 ) -> None:
     clock = FixedClock()
-    first = await decide_payment(_cmd("pay_x", 2_000), store=store, rules=RULES, clock=clock)
+    first = await decide_payment(
+        _cmd("pay_x", 2_000), caller=risk_caller(), deps=risk_deps(store, clock, RULES)
+    )
     reviews, big = _decisions("review"), _hits("big-usd")
-    again = await decide_payment(_cmd("pay_x", 2_000), store=store, rules=RULES, clock=clock)
+    again = await decide_payment(
+        _cmd("pay_x", 2_000), caller=risk_caller(), deps=risk_deps(store, clock, RULES)
+    )
     assert again == first
     assert (_decisions("review"), _hits("big-usd")) == (reviews, big)

@@ -17,14 +17,16 @@ from paymesh.platform.db import Database
 from paymesh.platform.migrations import upgrade
 from paymesh.risk import app
 from paymesh.risk.app import MIGRATIONS
-from paymesh.risk.domain import PayerStats
-from paymesh.risk.events import CONSUMER
+from paymesh.risk.domain import PayerStats, amount_limit_rules
+from paymesh.risk.events import CONSUMER, record_payment_event
 from paymesh.risk.features import SqlFeatureStore
-from paymesh.risk.service import record_payment_event
-from paymesh.risk.store import SqlDecisionStore
+from paymesh.risk.store import SqlRiskStore
 from paymesh.risk.tables import inbox
 from paymesh.settings import Settings
 from tests.conftest import free_port
+from tests.fakes.risk import risk_deps
+
+RULES = amount_limit_rules({}, 1_000_000)
 
 T0 = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
 
@@ -69,11 +71,11 @@ async def test_a_succeeded_payment_counts_once_for_its_payer_however_often_it_ar
     db: Database,
 ) -> None:
     store, clock = SqlFeatureStore(db, consumer=CONSUMER), FixedClock()
-    decisions = SqlDecisionStore(db)
+    decisions = SqlRiskStore(db)
     first = payment_event("pay_1", captured=700, time="2026-01-01T00:00:01Z")
     second = payment_event("pay_2", captured=300, time="2026-01-01T00:00:00Z")
     applied = [
-        await record_payment_event(e, features=store, decisions=decisions, clock=clock)
+        await record_payment_event(e, deps=risk_deps(decisions, clock, RULES, store))
         for e in (first, first, second, first, second)
     ]
     assert applied == [True, False, True, False, False]
@@ -90,16 +92,16 @@ async def test_a_succeeded_payment_counts_once_for_its_payer_however_often_it_ar
 
 async def test_events_other_than_payment_succeeded_change_no_history(db: Database) -> None:
     store, clock = SqlFeatureStore(db, consumer=CONSUMER), FixedClock()
-    decisions = SqlDecisionStore(db)
+    decisions = SqlRiskStore(db)
     for kind in ("payment.requires_capture", "payment.failed", "payment.canceled"):
         await record_payment_event(
-            payment_event("pay_1", type=kind), features=store, decisions=decisions, clock=clock
+            payment_event("pay_1", type=kind), deps=risk_deps(decisions, clock, RULES, store)
         )
     for ignored in (payment_event("pay_3", type="refund.succeeded"), payment_event("pay_4")):
         if ignored.type == "payment.succeeded":
             del ignored.data["payer_account_id"]  # malformed
         assert not await record_payment_event(
-            ignored, features=store, decisions=decisions, clock=clock
+            ignored, deps=risk_deps(decisions, clock, RULES, store)
         )
     assert await store.get("ten_1", "acct_payer", "USD") is None
     assert await store.history("ten_1", "acct_payer", "USD") is None
@@ -109,11 +111,11 @@ async def test_events_other_than_payment_succeeded_change_no_history(db: Databas
 
 async def test_concurrent_deliveries_of_one_event_count_it_once(db: Database) -> None:
     store, clock = SqlFeatureStore(db, consumer=CONSUMER), FixedClock()
-    decisions = SqlDecisionStore(db)
+    decisions = SqlRiskStore(db)
     event = payment_event("pay_1")
     results = await asyncio.gather(
         *(
-            record_payment_event(event, features=store, decisions=decisions, clock=clock)
+            record_payment_event(event, deps=risk_deps(decisions, clock, RULES, store))
             for _ in range(8)
         )
     )

@@ -26,8 +26,9 @@ from paymesh.risk.domain import (
     RuleSet,
 )
 from paymesh.risk.errors import ReviewAlreadyResolved
+from paymesh.risk.ports import Deps
 from paymesh.risk.service import ResolveReview, decide_payment, expire_reviews, resolve_review
-from paymesh.risk.store import SqlDecisionStore
+from paymesh.risk.store import SqlRiskStore
 from paymesh.risk.tables import outbox
 
 REVIEW_ALL = RuleSet(
@@ -52,11 +53,13 @@ async def db(db_url: str) -> AsyncIterator[Database]:
     await database.dispose()
 
 
-async def open_reviews(store: SqlDecisionStore, clock: FixedClock, n: int) -> None:
+async def open_reviews(store: SqlRiskStore, clock: FixedClock, n: int) -> None:
     for i in range(n):
         cmd = DecidePayment(f"pay_{i}", "ten_1", "acct_a", "acct_b", 100, "USD")
         decision = await decide_payment(
-            cmd, store=store, rules=REVIEW_ALL, clock=clock, review_timeout_s=60
+            cmd,
+            caller=OPS,
+            deps=Deps(store, lambda: REVIEW_ALL, clock, review_timeout_s=60),
         )
         assert decision.outcome is Outcome.REVIEW
 
@@ -71,12 +74,12 @@ async def review_events(db: Database) -> list[tuple[str, str]]:
 
 async def test_two_sweepers_resolve_each_overdue_review_once(db: Database) -> None:
     clock = FixedClock()
-    await open_reviews(SqlDecisionStore(db), clock, 12)
+    await open_reviews(SqlRiskStore(db), clock, 12)
     clock.advance(60)
-    replicas = [SqlDecisionStore(db), SqlDecisionStore(db)]
+    replicas = [SqlRiskStore(db), SqlRiskStore(db)]
     done = await asyncio.gather(
         *(
-            expire_reviews(store=r, clock=clock, resolution=Resolution.DECLINE, batch=5)
+            expire_reviews(Resolution.DECLINE, batch=5, deps=Deps(r, lambda: REVIEW_ALL, clock))
             for r in replicas
         )
     )
@@ -93,13 +96,17 @@ async def test_an_operator_racing_the_sweeper_gets_one_resolution_and_one_event(
     db: Database,
 ) -> None:
     clock = FixedClock()
-    store = SqlDecisionStore(db)
+    store = SqlRiskStore(db)
     await open_reviews(store, clock, 1)
     clock.advance(60)
     operator = resolve_review(
-        OPS, ResolveReview("pay_0", Resolution.APPROVE), store=store, clock=clock
+        ResolveReview("pay_0", Resolution.APPROVE),
+        caller=OPS,
+        deps=Deps(store, lambda: REVIEW_ALL, clock),
     )
-    sweeper = expire_reviews(store=SqlDecisionStore(db), clock=clock, resolution=Resolution.DECLINE)
+    sweeper = expire_reviews(
+        Resolution.DECLINE, deps=Deps(SqlRiskStore(db), lambda: REVIEW_ALL, clock)
+    )
     results = await asyncio.gather(operator, sweeper, return_exceptions=True)
     events = await review_events(db)
     assert len(events) == 1
@@ -115,10 +122,14 @@ async def test_an_operator_racing_the_sweeper_gets_one_resolution_and_one_event(
 
 async def test_the_timeout_default_can_be_approve(db: Database) -> None:
     clock = FixedClock()
-    store = SqlDecisionStore(db)
+    store = SqlRiskStore(db)
     await open_reviews(store, clock, 2)
     clock.advance(59)
-    assert await expire_reviews(store=store, clock=clock, resolution=Resolution.APPROVE) == 0
+    assert (
+        await expire_reviews(Resolution.APPROVE, deps=Deps(store, lambda: REVIEW_ALL, clock)) == 0
+    )
     clock.advance(1)
-    assert await expire_reviews(store=store, clock=clock, resolution=Resolution.APPROVE) == 2
+    assert (
+        await expire_reviews(Resolution.APPROVE, deps=Deps(store, lambda: REVIEW_ALL, clock)) == 2
+    )
     assert await review_events(db) == [("pay_0", "review.approved"), ("pay_1", "review.approved")]

@@ -19,7 +19,9 @@ from paymesh.risk.app import MIGRATIONS
 from paymesh.risk.domain import DecidePayment, Outcome, amount_limit_rules, decide
 from paymesh.risk.events import decision_made
 from paymesh.risk.service import decide_payment
-from paymesh.risk.store import SqlDecisionStore, decisions, metadata, outbox
+from paymesh.risk.store import SqlRiskStore
+from paymesh.risk.tables import decisions, metadata, outbox
+from tests.fakes.risk import risk_caller, risk_deps
 
 RULES = amount_limit_rules({"USD": 1_000}, 1_000)
 
@@ -49,8 +51,10 @@ async def count(db: Database, table: sa.Table) -> int:
 
 
 async def test_a_decision_is_stored_once_with_its_event_in_the_outbox(db: Database) -> None:
-    store = SqlDecisionStore(db)
-    decision = await decide_payment(cmd(1_001), store=store, rules=RULES, clock=FixedClock())
+    store = SqlRiskStore(db)
+    decision = await decide_payment(
+        cmd(1_001), caller=risk_caller(), deps=risk_deps(store, FixedClock(), RULES)
+    )
     assert await store.get("pay_1") == decision
     assert decision.outcome is Outcome.DECLINE
     assert decision.reasons[0].code == "amount_over_limit"
@@ -70,10 +74,12 @@ async def test_a_decision_is_stored_once_with_its_event_in_the_outbox(db: Databa
 async def test_deciding_again_returns_the_first_decision_and_writes_nothing(
     db: Database,
 ) -> None:
-    store, clock = SqlDecisionStore(db), FixedClock()
-    first = await decide_payment(cmd(10), store=store, rules=RULES, clock=clock)
+    store, clock = SqlRiskStore(db), FixedClock()
+    first = await decide_payment(cmd(10), caller=risk_caller(), deps=risk_deps(store, clock, RULES))
     clock.advance(5)
-    again = await decide_payment(cmd(10), store=store, rules=amount_limit_rules({}, 1), clock=clock)
+    again = await decide_payment(
+        cmd(10), caller=risk_caller(), deps=risk_deps(store, clock, amount_limit_rules({}, 1))
+    )
     assert again == first
     assert again.outcome is Outcome.APPROVE
     assert await count(db, decisions) == 1
@@ -84,7 +90,7 @@ async def test_concurrent_decisions_for_one_payment_leave_one_row_and_one_event(
     db: Database,
 ) -> None:
     committed: list[None] = []
-    store = SqlDecisionStore(db, committed=lambda: committed.append(None))
+    store = SqlRiskStore(db, committed=lambda: committed.append(None))
     # Every racer goes straight to the insert, with a decision of its own.
     racers = [decide(RULES, cmd(995 + n), now_us=n) for n in range(10)]
     results = await asyncio.gather(*(store.add(d, decision_made(d)) for d in racers))
@@ -99,10 +105,12 @@ async def test_concurrent_decisions_for_one_payment_leave_one_row_and_one_event(
 async def test_concurrent_decide_calls_for_one_payment_all_answer_the_stored_decision(
     db: Database,
 ) -> None:
-    store = SqlDecisionStore(db)
+    store = SqlRiskStore(db)
     results = await asyncio.gather(
         *(
-            decide_payment(cmd(995 + n), store=store, rules=RULES, clock=FixedClock())
+            decide_payment(
+                cmd(995 + n), caller=risk_caller(), deps=risk_deps(store, FixedClock(), RULES)
+            )
             for n in range(10)
         )
     )

@@ -9,6 +9,7 @@ from paymesh.platform.clock import FixedClock
 from paymesh.risk.domain import DecidePayment, Decision, Outcome, amount_limit_rules
 from paymesh.risk.errors import DecisionNotFound
 from paymesh.risk.service import decide_payment, get_decision
+from tests.fakes.risk import risk_caller, risk_deps
 
 
 class FakeDecisionStore:
@@ -50,9 +51,13 @@ async def test_asking_again_answers_the_first_decision_even_after_the_rules_chan
     store, clock = FakeDecisionStore(), FixedClock()
     strict = amount_limit_rules({"USD": 100}, 100)
     lenient = amount_limit_rules({"USD": 1_000}, 1_000)
-    first = await decide_payment(cmd(500), store=store, rules=strict, clock=clock)
+    first = await decide_payment(
+        cmd(500), caller=risk_caller(), deps=risk_deps(store, clock, strict)
+    )
     clock.advance(60)
-    again = await decide_payment(cmd(500), store=store, rules=lenient, clock=clock)
+    again = await decide_payment(
+        cmd(500), caller=risk_caller(), deps=risk_deps(store, clock, lenient)
+    )
     assert first.outcome is Outcome.DECLINE
     assert again == first
     assert [e.type for e in store.events] == ["risk.decision_made"]
@@ -63,9 +68,17 @@ async def test_asking_again_answers_the_first_decision_even_after_the_rules_chan
 async def test_another_tenant_cannot_decide_or_read_a_decided_payment() -> None:
     store, clock = FakeDecisionStore(), FixedClock()
     rules = amount_limit_rules({}, 1_000)
-    await decide_payment(cmd(10), store=store, rules=rules, clock=clock)
+    await decide_payment(cmd(10), caller=risk_caller(), deps=risk_deps(store, clock, rules))
     with pytest.raises(DecisionNotFound):
-        await decide_payment(cmd(10, "ten_2"), store=store, rules=rules, clock=clock)
+        await decide_payment(
+            cmd(10, "ten_2"), caller=risk_caller("ten_2"), deps=risk_deps(store, clock, rules)
+        )
     with pytest.raises(DecisionNotFound):
-        await get_decision("pay_1", tenant_id="ten_2", store=store)
-    assert (await get_decision("pay_1", tenant_id="ten_1", store=store)).amount == 10
+        await get_decision(
+            "pay_1", caller=risk_caller("ten_2"), deps=risk_deps(store, clock, rules)
+        )
+    assert (
+        await get_decision(
+            "pay_1", caller=risk_caller("ten_1"), deps=risk_deps(store, clock, rules)
+        )
+    ).amount == 10

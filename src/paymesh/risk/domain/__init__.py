@@ -18,6 +18,7 @@ from paymesh.risk.domain.features import (
     welford,
 )
 from paymesh.risk.domain.model import (
+    DECISION_VALUES,
     MAX_SCORE,
     DecidePayment,
     Decision,
@@ -25,6 +26,7 @@ from paymesh.risk.domain.model import (
     PaymentContext,
     Reason,
     Verdict,
+    payment_facts,
     validate,
 )
 from paymesh.risk.domain.reviews import (
@@ -56,6 +58,7 @@ from paymesh.risk.domain.rules import (
 )
 
 __all__ = [
+    "DECISION_VALUES",
     "DEFAULT_SCORES",
     "MAX_SCORE",
     "TIMEOUT_RESOLVER",
@@ -96,6 +99,7 @@ __all__ = [
     "evaluate",
     "list_field_value",
     "open_review",
+    "payment_facts",
     "resolve",
     "validate",
     "validate_entry",

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
+from typing import Any
 
 from paymesh.platform.money import is_valid_amount, is_valid_currency
 from paymesh.risk.errors import InvalidRequest
 
 __all__ = [
+    "DECISION_VALUES",
     "MAX_SCORE",
     "DecidePayment",
     "Decision",
@@ -16,6 +18,7 @@ __all__ = [
     "PaymentContext",
     "Reason",
     "Verdict",
+    "payment_facts",
     "validate",
 ]
 
@@ -94,15 +97,19 @@ class Decision:
 
     def payment(self) -> DecidePayment:
         """The facts the decision was made on."""
-        return DecidePayment(
-            payment_id=self.payment_id,
-            tenant_id=self.tenant_id,
-            payer_account_id=self.payer_account_id,
-            payee_account_id=self.payee_account_id,
-            amount=self.amount,
-            currency=self.currency,
-            context=self.context,
-        )
+        return DecidePayment(**payment_facts(self))
+
+
+# The fields of a decision that hold plain values (rows and messages copy them as they are).
+DECISION_VALUES = tuple(
+    f.name for f in fields(Decision) if f.name not in ("outcome", "reasons", "context")
+)
+
+
+def payment_facts(source: object) -> dict[str, Any]:
+    """The facts a payment is decided on (the fields of :class:`DecidePayment`), read by
+    name from `source`: a command, a decision, or anything else that carries them."""
+    return {f.name: getattr(source, f.name) for f in fields(DecidePayment)}
 
 
 def validate(payment: DecidePayment) -> None:

@@ -43,6 +43,7 @@ from paymesh.risk.domain.model import (
     Outcome,
     Reason,
     Verdict,
+    payment_facts,
     validate,
 )
 
@@ -449,19 +450,13 @@ def decide(
     validate(payment)
     verdict = evaluate(rules, payment, features)
     return Decision(
-        payment_id=payment.payment_id,
-        tenant_id=payment.tenant_id,
-        payer_account_id=payment.payer_account_id,
-        payee_account_id=payment.payee_account_id,
-        amount=payment.amount,
-        currency=payment.currency,
+        **payment_facts(payment),
         outcome=verdict.outcome,
         score=verdict.score,
         reasons=verdict.reasons,
         rules_version=rules.version,
         decided_at_us=now_us,
         rules_checksum=rules.checksum,
-        context=payment.context,
     )
 
 
