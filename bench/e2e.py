@@ -24,9 +24,10 @@ default one per 16 clients, at most 2), never in the platform's event loop.
 Per run it prints payments/s, p50/p95/p99 of the payment call, errors by
 "operation:status", the payments' statuses, CPU ms per payment (the platform processes'
 user+system CPU, their descendants included, during the load window, ÷ payments; and
-"drained": until the platform went idle after it, which charges the events consumed
-behind the load), the same per process and for PostgreSQL's backends and the broker
-(distributed), the load processes' own CPU, the machine's busy share, the baseline's
+"drained": until the platform is back to what it spends at rest, less that, which
+charges the events consumed behind the load), the same per process, and apart from
+those the CPU of PostgreSQL's backends of its databases and of the broker
+(distributed: "infra"), the load processes' own CPU, the machine's busy share, the baseline's
 req/s and CPU per request, and payments/s ÷ baseline req/s; then the same as one JSON
 line. With --url, CPU is counted only for --pids (processes on this machine).
 
@@ -63,7 +64,8 @@ import httpx
 from loadgen import Job, Tally, work
 from shapes import CPU_SOURCE, CpuTable, Running, distributed, embedded, free_port, machine_busy
 
-# After the load: the platform counts as idle once it spends under this share of a core.
+# After the load: the platform has drained once it spends no more than at rest plus this
+# share of a core (bounded by DRAIN_MAX_S).
 IDLE_SHARE = 0.05
 DRAIN_MAX_S = 15.0
 
@@ -137,22 +139,35 @@ def _platform_cpu(cpu: dict[str, float]) -> float:
     return sum(v for k, v in cpu.items() if not k.startswith("infra:"))
 
 
-def _drain(running: Running, start: CpuTable) -> tuple[CpuTable, float]:
-    """Wait (bounded) until the platform spends under IDLE_SHARE of a core; the table then."""
+def idle_cores(running: Running, seconds: float = 3.0) -> dict[str, float]:
+    """What each process group spends at rest (pollers, consumers), in cores."""
+    before = CpuTable.now()
+    time.sleep(seconds)
+    after = CpuTable.now()
+    groups = running.groups(after)
+    return {
+        k: after.since(before, pids & before.procs.keys()) / seconds for k, pids in groups.items()
+    }
+
+
+def _drain(running: Running, idle: dict[str, float]) -> tuple[CpuTable, float]:
+    """Wait (bounded) until the platform spends no more than at rest (+ IDLE_SHARE of a
+    core); the table then, and how long it took."""
+    at_rest = _platform_cpu(idle) + IDLE_SHARE
     began = last_at = time.perf_counter()
     last = CpuTable.now()
     while time.perf_counter() - began < DRAIN_MAX_S:
         time.sleep(0.5)
         now, at = CpuTable.now(), time.perf_counter()
-        groups = {k: v for k, v in running.groups(now).items() if not k.startswith("infra:")}
-        spent = sum(now.since(last, pids) for pids in groups.values())
-        last, last_at = now, at
-        if spent < IDLE_SHARE * 0.5:
+        groups = running.groups(now)
+        spent = _platform_cpu({k: now.since(last, pids) for k, pids in groups.items()})
+        step, last, last_at = at - last_at, now, at
+        if spent <= at_rest * step:
             break
     return last, last_at - began
 
 
-def run_phase(running: Running, jobs: list[Job]) -> Phase:
+def run_phase(running: Running, jobs: list[Job], idle: dict[str, float]) -> Phase:
     """Start a load process per job, let them go at once, and measure around them."""
     ctx = multiprocessing.get_context("spawn")
     ready, out, go = ctx.Queue(), ctx.Queue(), ctx.Event()
@@ -167,7 +182,7 @@ def run_phase(running: Running, jobs: list[Job]) -> Phase:
         tallies = [out.get(timeout=max(j.seconds for j in jobs) + 180) for _ in jobs]
         elapsed = time.perf_counter() - started
         after, busy1 = CpuTable.now(), machine_busy()
-        drained, drain_s = _drain(running, before)
+        drained, drain_s = _drain(running, idle)
     finally:
         for proc in procs:
             proc.join(timeout=30)
@@ -178,7 +193,12 @@ def run_phase(running: Running, jobs: list[Job]) -> Phase:
         tallies=tallies,
         elapsed_s=max(elapsed, max(t.elapsed_s for t in tallies)),
         cpu_s={k: after.since(before, pids & after.procs.keys()) for k, pids in groups.items()},
-        drained_cpu_s={k: drained.since(before, pids) for k, pids in groups.items()},
+        # The drain charges what the load left behind, not what the platform spends at rest.
+        drained_cpu_s={
+            k: after.since(before, pids & after.procs.keys())
+            + max(0.0, drained.since(after, pids) - idle.get(k, 0.0) * drain_s)
+            for k, pids in groups.items()
+        },
         drain_s=drain_s,
         busy_share=(busy1[0] - busy0[0]) / max(1.0, busy1[1] - busy0[1]),
     )
@@ -202,9 +222,14 @@ def _ms_per(cpu_s: float | None, n: int) -> float | None:
 
 
 def run_once(
-    running: Running, args: argparse.Namespace, clients: int, merchant: str, payers: list[str]
+    running: Running,
+    args: argparse.Namespace,
+    clients: int,
+    accounts: tuple[str, list[str]],
+    idle: dict[str, float],
 ) -> dict[str, Any]:
     """Payments then the baseline at `clients` clients; the measurements as a dict."""
+    merchant, payers = accounts
     procs = args.load_procs or min(2, max(1, clients // 16))
     groups = _split(payers[:clients], procs)
 
@@ -224,7 +249,7 @@ def run_once(
             for group in groups
         ]
 
-    pay = run_phase(running, jobs("payments", args.seconds))
+    pay = run_phase(running, jobs("payments", args.seconds), idle)
     payments = pay.count("payment", "payment_manual")
     latencies = pay.latencies("payment")
     counted = bool(running.pids)
@@ -247,6 +272,9 @@ def run_once(
         "cpu_ms_per_payment_drained": (
             _ms_per(_platform_cpu(pay.drained_cpu_s), payments) if counted else None
         ),
+        "infra_cpu_ms_per_payment_drained": _ms_per(
+            sum(v for k, v in pay.drained_cpu_s.items() if k.startswith("infra:")), payments
+        ),
         "drain_s": round(pay.drain_s, 1),
         "cpu_ms_per_payment_by_process": {
             k: _ms_per(v, payments) for k, v in pay.drained_cpu_s.items()
@@ -259,7 +287,7 @@ def run_once(
             op: [_pct(pay.latencies(op), 0.5), _pct(pay.latencies(op), 0.99)] for op in _OPS
         }
     if args.baseline_seconds > 0:
-        base = run_phase(running, jobs("baseline", args.baseline_seconds))
+        base = run_phase(running, jobs("baseline", args.baseline_seconds), idle)
         gets = base.count("get")
         base_latencies = base.latencies("get")
         per_s = round(gets / base.elapsed_s, 1)
@@ -340,7 +368,7 @@ def _platform(args: argparse.Namespace) -> Iterator[Running]:
 
 def run_all(args: argparse.Namespace) -> None:
     """Every client count on one platform; each run printed as it ends."""
-    context = {
+    context: dict[str, Any] = {
         "commit": _commit(),
         "nproc": os.cpu_count(),
         "log_level": args.log_level,
@@ -354,9 +382,12 @@ def run_all(args: argparse.Namespace) -> None:
     )
     sys.stdout.flush()
     with _platform(args) as running:
-        merchant, payers = prepare(running.url, running.creds, max(args.clients))
+        accounts = prepare(running.url, running.creds, max(args.clients))
+        idle = idle_cores(running)
+        context["at_rest_cores"] = {k: round(v, 3) for k, v in idle.items()}
+        print(f"at rest (cores): {context['at_rest_cores']}")
         for clients in args.clients:
-            _emit(run_once(running, args, clients, merchant, payers), context)
+            _emit(run_once(running, args, clients, accounts, idle), context)
 
 
 # --- observability on and off -----------------------------------------------------------
@@ -385,14 +416,15 @@ def _observed_run(args: argparse.Namespace, on: bool, sink: str) -> list[dict[st
     results = []
     env = _observability_env(on, sink)
     with embedded(log_level=args.log_level, env=env, metrics=on) as running:
-        merchant, payers = prepare(running.url, running.creds, max(args.clients))
+        accounts = prepare(running.url, running.creds, max(args.clients))
         stop = threading.Event()
         if on:
             url = f"http://{running.admin}/metrics"
             threading.Thread(target=_scrape_every, args=(url, 5.0, stop), daemon=True).start()
         try:
+            idle = idle_cores(running)
             for clients in args.clients:
-                results.append(run_once(running, args, clients, merchant, payers))
+                results.append(run_once(running, args, clients, accounts, idle))
         finally:
             stop.set()
     return results
