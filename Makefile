@@ -41,7 +41,8 @@ proto: install
 ## Benchmarks print numbers; they never assert on time.
 bench: install services
 	$(BIN)/python bench/ledger.py
-	$(BIN)/python bench/e2e.py
+	$(BIN)/python bench/e2e.py --shape embedded
+	$(BIN)/python bench/e2e.py --shape distributed
 	$(BIN)/python bench/risk.py
 	$(BIN)/python bench/webhooks.py
 
