@@ -16,7 +16,7 @@ The outbox doubles as the tenant's event log: ``list_events`` reads it by
 (tenant_id, seq), newest first.
 
 Consumed events (risk's review resolutions) are applied by
-:meth:`PaymentStore.apply_event`: the event id goes into ``inbox`` in the
+:meth:`SqlPaymentsStore.apply_event`: the event id goes into ``inbox`` in the
 same transaction as the payment's transition and its events, so a
 redelivered event changes nothing. The payment row is locked first (``FOR
 UPDATE`` on PostgreSQL) so the transition is decided on the row it updates.
@@ -61,7 +61,7 @@ __all__ = [
     "LIVENESS_LOCK",
     "Due",
     "OpenSteps",
-    "PaymentStore",
+    "SqlPaymentsStore",
     "StoredEvent",
     "inbox",
     "metadata",
@@ -149,7 +149,7 @@ class StoredEvent:
     json: str
 
 
-class PaymentStore:
+class SqlPaymentsStore:
     """Persistence of the saga objects, tenants' fees, and the outbox."""
 
     def __init__(

@@ -27,8 +27,8 @@ from paymesh.payments.domain import (
 )
 from paymesh.payments.errors import AccountNotFound, CurrencyMismatch, TransientError
 from paymesh.payments.saga import Deps, leased, run, run_payment
-from paymesh.payments.testing import FakeLedger, FakeRisk
 from paymesh.platform.identity import Caller
+from tests.fakes.payments_ports import FakeLedger, FakeRisk
 
 ALICE = Caller(tenant_id="ten_a", client_id="cli_a")
 

@@ -30,9 +30,9 @@ from paymesh.payments.domain import (
 )
 from paymesh.payments.errors import AccountNotFound, Forbidden, InvalidRequest, NotFound
 from paymesh.payments.saga import Deps, Resumer
-from paymesh.payments.testing import FakeLedger
 from paymesh.platform.clock import FixedClock
 from paymesh.platform.identity import Caller
+from tests.fakes.payments_ports import FakeLedger
 
 ALICE = Caller(tenant_id="ten_a", client_id="cli_a")
 MALLORY = Caller(tenant_id="ten_m", client_id="cli_m")

@@ -28,11 +28,11 @@ from paymesh.payments.errors import (
     NotFound,
 )
 from paymesh.payments.saga import Deps, Resumer
-from paymesh.payments.store import PaymentStore
-from paymesh.payments.testing import FakeLedger, FakeRisk
+from paymesh.payments.store import SqlPaymentsStore
 from paymesh.platform.clock import FixedClock
 from paymesh.platform.db import Database
 from paymesh.platform.identity import Caller
+from tests.fakes.payments_ports import FakeLedger, FakeRisk
 
 ALICE = Caller(tenant_id="ten_a", client_id="cli_a")
 MALLORY = Caller(tenant_id="ten_m", client_id="cli_m")
@@ -239,7 +239,7 @@ async def test_a_lost_ledger_reply_moves_the_money_once(deps: Deps, accounts: Fa
 
 
 async def test_a_restarted_service_finishes_the_saga_a_crash_left(
-    deps: Deps, accounts: FakeLedger, store: PaymentStore, event_types: Any
+    deps: Deps, accounts: FakeLedger, store: SqlPaymentsStore, event_types: Any
 ) -> None:
     accounts.fail_next(3)
     _risk(deps).failures = 0
@@ -248,7 +248,7 @@ async def test_a_restarted_service_finishes_the_saga_a_crash_left(
     db = Database(store.db.url)
     try:
         restarted = Deps(
-            store=PaymentStore(db),
+            store=SqlPaymentsStore(db),
             ledger=accounts,
             risk=deps.risk,
             clock=deps.clock,

@@ -32,12 +32,12 @@ from paymesh.payments.domain import (
 from paymesh.payments.errors import AmountExceedsRefundable, InvalidRequest
 from paymesh.payments.events import payment_events, topup_events
 from paymesh.payments.saga import Deps
-from paymesh.payments.store import PaymentStore, metadata
-from paymesh.payments.testing import FakeLedger, FakeRisk
+from paymesh.payments.store import SqlPaymentsStore, metadata
 from paymesh.platform.clock import FixedClock
 from paymesh.platform.db import Database
 from paymesh.platform.identity import Caller
 from paymesh.platform.migrations import upgrade
+from tests.fakes.payments_ports import FakeLedger, FakeRisk
 
 NOW = 1_700_000_000_000_000
 ALICE = Caller(tenant_id="ten_a", client_id="cli_a")
@@ -61,7 +61,7 @@ def _payment_cmd() -> CreatePayment:
     )
 
 
-async def test_the_migrations_build_exactly_the_stores_tables(store: PaymentStore) -> None:
+async def test_the_migrations_build_exactly_the_stores_tables(store: SqlPaymentsStore) -> None:
     def diff(conn: Any) -> list[Any]:
         return list(compare_metadata(MigrationContext.configure(conn), metadata))
 
@@ -69,7 +69,7 @@ async def test_the_migrations_build_exactly_the_stores_tables(store: PaymentStor
         assert await conn.run_sync(diff) == []
 
 
-async def test_a_payment_round_trips_with_every_field(store: PaymentStore) -> None:
+async def test_a_payment_round_trips_with_every_field(store: SqlPaymentsStore) -> None:
     p = dataclasses.replace(
         _payment(), risk=RiskAssessment("review", 61, ("new_device", "velocity"), "rules-7")
     )
@@ -78,14 +78,14 @@ async def test_a_payment_round_trips_with_every_field(store: PaymentStore) -> No
     assert await store.get_payment("pay_nope") is None
 
 
-async def test_adding_a_taken_id_answers_the_stored_payment(store: PaymentStore) -> None:
+async def test_adding_a_taken_id_answers_the_stored_payment(store: SqlPaymentsStore) -> None:
     p = _payment()
     await store.add_payment(p)
     assert await store.add_payment(dataclasses.replace(p, amount=5)) == p
 
 
 async def test_two_completions_of_one_step_make_one_transition_and_one_event(
-    store: PaymentStore, event_types: Any
+    store: SqlPaymentsStore, event_types: Any
 ) -> None:
     p, _ = domain.apply_risk(_payment(), RiskAssessment("approve"), NOW)
     await store.add_payment(p)
@@ -102,7 +102,7 @@ async def test_two_completions_of_one_step_make_one_transition_and_one_event(
 
 
 async def test_a_step_starts_only_from_the_expected_status_and_no_step(
-    store: PaymentStore,
+    store: SqlPaymentsStore,
 ) -> None:
     p = _payment()
     await store.add_payment(p)
@@ -116,7 +116,7 @@ async def test_a_step_starts_only_from_the_expected_status_and_no_step(
     assert stored.step is Step.RISK
 
 
-async def test_a_postponed_step_is_due_only_when_its_time_comes(store: PaymentStore) -> None:
+async def test_a_postponed_step_is_due_only_when_its_time_comes(store: SqlPaymentsStore) -> None:
     p = dataclasses.replace(_payment(), next_attempt_at_us=NOW)
     await store.add_payment(p)
     assert await store.postpone(
@@ -129,7 +129,7 @@ async def test_a_postponed_step_is_due_only_when_its_time_comes(store: PaymentSt
     assert not await store.postpone("payment", "pay_1", Step.HOLD, attempts=1, next_attempt_at_us=0)
 
 
-async def test_a_topup_round_trips(store: PaymentStore) -> None:
+async def test_a_topup_round_trips(store: SqlPaymentsStore) -> None:
     t = domain.new_topup(CreateTopup("tu_1", "acct_1", 700, "JPY"), "ten_a", NOW)
     assert await store.add_topup(t) is None
     assert await store.get_topup("tu_1") == t
@@ -144,7 +144,7 @@ async def pg_deps(pg_url: str) -> AsyncIterator[Deps]:
     ledger.open("acct_payer", "EUR", tenant_id="ten_a", balance=10_000)
     ledger.open("acct_payee", "EUR", tenant_id="ten_a", balance=10_000)
     try:
-        yield Deps(store=PaymentStore(db), ledger=ledger, risk=FakeRisk(), clock=FixedClock())
+        yield Deps(store=SqlPaymentsStore(db), ledger=ledger, risk=FakeRisk(), clock=FixedClock())
     finally:
         await db.dispose()
 
@@ -182,7 +182,7 @@ async def test_concurrent_refunds_cannot_exceed_what_was_captured(pg_deps: Deps)
 
 
 async def test_a_payout_and_a_transfer_round_trip_and_step_conditionally(
-    store: PaymentStore,
+    store: SqlPaymentsStore,
 ) -> None:
     payout = domain.new_payout(CreatePayout("po_1", "acct_1", 700, "JPY"), "ten_a", NOW)
     assert await store.add("payout", payout) is None
@@ -199,14 +199,14 @@ async def test_a_payout_and_a_transfer_round_trip_and_step_conditionally(
     assert {d.kind for d in await store.due(None)} == {"payout", "transfer"}
 
 
-async def test_a_tenants_fees_are_replaced_and_read_back(store: PaymentStore) -> None:
+async def test_a_tenants_fees_are_replaced_and_read_back(store: SqlPaymentsStore) -> None:
     assert await store.get_fees("ten_a") is None
     await store.set_fees(TenantFees("ten_a", 30, 290, NOW))
     await store.set_fees(TenantFees("ten_a", 10, 0, NOW + 1))
     assert await store.get_fees("ten_a") == TenantFees("ten_a", 10, 0, NOW + 1)
 
 
-async def test_a_payment_keeps_its_fee_schedule_and_expiry(store: PaymentStore) -> None:
+async def test_a_payment_keeps_its_fee_schedule_and_expiry(store: SqlPaymentsStore) -> None:
     cmd = dataclasses.replace(_payment_cmd(), id="pay_9")
     p = domain.new_payment(
         cmd, "ten_a", NOW, fees=TenantFees("ten_a", 3, 40), authorization_ttl_us=10
@@ -218,7 +218,7 @@ async def test_a_payment_keeps_its_fee_schedule_and_expiry(store: PaymentStore) 
 
 
 async def test_expired_authorizations_are_found_only_when_due_and_idle(
-    store: PaymentStore,
+    store: SqlPaymentsStore,
 ) -> None:
     p = dataclasses.replace(
         _payment(), status=PaymentStatus.REQUIRES_CAPTURE, step=None, expires_at_us=NOW + 10
@@ -231,7 +231,7 @@ async def test_expired_authorizations_are_found_only_when_due_and_idle(
     assert await store.expired_authorizations(NOW + 10) == []
 
 
-async def test_events_are_listed_per_tenant_newest_first(store: PaymentStore) -> None:
+async def test_events_are_listed_per_tenant_newest_first(store: SqlPaymentsStore) -> None:
     for n, tenant in enumerate(("ten_a", "ten_b", "ten_a", "ten_a")):
         t = domain.new_topup(CreateTopup(f"tu_{n}", "acct_1", 1, "USD"), tenant, NOW)
         await store.add_topup(t)

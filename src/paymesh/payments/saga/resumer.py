@@ -64,7 +64,7 @@ class Resumer:
     async def measure(self) -> None:
         """Set the saga gauges: objects in progress by flow and step, the oldest's age.
 
-        One query per pass (:meth:`~paymesh.payments.store.PaymentStore.open_steps`).
+        One query per pass (:meth:`~paymesh.payments.store.SqlPaymentsStore.open_steps`).
         Every replica reads the same database, so each reports the same numbers.
         """
         found = await self._deps.store.open_steps()
