@@ -302,7 +302,7 @@ async def test_another_tenant_sees_nothing(deps: Deps, accounts: FakeLedger) -> 
         await service.cancel_payment(CancelPayment("pay_1"), caller=MALLORY, deps=deps)
     with pytest.raises(NotFound):
         await service.create_refund(CreateRefund("re_1", "pay_1"), caller=MALLORY, deps=deps)
-    assert await service.list_payments(caller=MALLORY, deps=deps) == ([], False)
+    assert await service.list_objects("payment", caller=MALLORY, deps=deps) == ([], False)
 
 
 async def test_payments_are_listed_newest_first_page_by_page(
@@ -311,14 +311,14 @@ async def test_payments_are_listed_newest_first_page_by_page(
     for n in range(5):
         await service.create_payment(_pay(f"pay_{n}", amount=10), caller=ALICE, deps=deps)
         _clock(deps).advance(1)
-    page, more = await service.list_payments(caller=ALICE, deps=deps, limit=2)
+    page, more = await service.list_objects("payment", caller=ALICE, deps=deps, limit=2)
     assert ([p.id for p in page], more) == (["pay_4", "pay_3"], True)
-    page, more = await service.list_payments(
-        caller=ALICE, deps=deps, limit=2, starting_after="pay_3"
+    page, more = await service.list_objects(
+        "payment", caller=ALICE, deps=deps, limit=2, starting_after="pay_3"
     )
     assert ([p.id for p in page], more) == (["pay_2", "pay_1"], True)
-    page, more = await service.list_payments(
-        caller=ALICE, deps=deps, limit=2, starting_after="pay_1"
+    page, more = await service.list_objects(
+        "payment", caller=ALICE, deps=deps, limit=2, starting_after="pay_1"
     )
     assert ([p.id for p in page], more) == (["pay_0"], False)
 
@@ -339,7 +339,7 @@ async def test_a_topup_opens_the_funding_account_and_credits_the_account(
     assert accounts.balance("acct_payee") == 3_000
     assert await event_types("tu_1") == ["topup.succeeded"]
     with pytest.raises(NotFound):
-        await service.get_topup("tu_1", caller=MALLORY, deps=deps)
+        await service.get_object("topup", "tu_1", caller=MALLORY, deps=deps)
 
 
 async def test_a_topup_of_an_unknown_account_is_refused_and_not_recorded(
