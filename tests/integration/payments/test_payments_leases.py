@@ -63,7 +63,7 @@ async def test_of_two_replicas_claiming_a_due_step_at_once_one_gets_it(
     clock = FixedClock(NOW)
     first, second = SqlPaymentsStore(database), SqlPaymentsStore(database)
     payment = _payment(clock)  # its risk step is due now: no lease
-    assert await first.add_payment(payment) is None
+    assert await first.add("payment", payment) is None
     lease = dict(now_us=clock.now_us(), until_us=clock.now_us() + 30_000_000, take=False)
 
     assert await first.claim("payment", payment.id, Step.RISK, **lease)
@@ -83,7 +83,7 @@ async def test_a_runner_leaves_a_step_another_runner_holds_the_lease_of(
     holder, other = SqlPaymentsStore(database), SqlPaymentsStore(database)
     deps = _deps(holder, clock)
     payment = leased(_payment(clock), deps)  # recorded by `holder`, leased for 30 s
-    assert await holder.add_payment(payment) is None
+    assert await holder.add("payment", payment) is None
 
     left = await run_payment(payment.id, caller=ALICE, deps=dataclasses.replace(deps, store=other))
     assert left is not None
@@ -110,7 +110,7 @@ async def test_a_step_of_a_live_replica_is_left_alone_and_a_dead_ones_is_resumed
         assert await survivor_alive.held()
         deps = _deps(dying, clock)
         payment = leased(_payment(clock), deps)  # leased to `dying` for 30 s
-        assert await dying.add_payment(payment) is None
+        assert await dying.add("payment", payment) is None
 
         resumer = Resumer(
             dataclasses.replace(deps, store=survivor),

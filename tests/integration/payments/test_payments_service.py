@@ -349,4 +349,4 @@ async def test_a_topup_of_an_unknown_account_is_refused_and_not_recorded(
         await service.create_topup(
             CreateTopup("tu_1", "acct_nobody", 100, "USD"), caller=ALICE, deps=deps
         )
-    assert await deps.store.get_topup("tu_1") is None
+    assert await deps.store.get("topup", "tu_1") is None

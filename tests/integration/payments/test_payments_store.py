@@ -74,22 +74,22 @@ async def test_a_payment_round_trips_with_every_field(store: SqlPaymentsStore) -
     p = dataclasses.replace(
         _payment(), risk=RiskAssessment("review", 61, ("new_device", "velocity"), "rules-7")
     )
-    assert await store.add_payment(p) is None
+    assert await store.add("payment", p) is None
     assert await store.get_payment("pay_1") == p
     assert await store.get_payment("pay_nope") is None
 
 
 async def test_adding_a_taken_id_answers_the_stored_payment(store: SqlPaymentsStore) -> None:
     p = _payment()
-    await store.add_payment(p)
-    assert await store.add_payment(dataclasses.replace(p, amount=5)) == p
+    await store.add("payment", p)
+    assert await store.add("payment", dataclasses.replace(p, amount=5)) == p
 
 
 async def test_two_completions_of_one_step_make_one_transition_and_one_event(
     store: SqlPaymentsStore, event_types: Any
 ) -> None:
     p, _ = domain.apply_risk(_payment(), RiskAssessment("approve"), NOW)
-    await store.add_payment(p)
+    await store.add("payment", p)
     done, types = domain.complete_step(p, NOW + 1)
     events = payment_events(done, types, NOW + 1)
     results = await asyncio.gather(
@@ -106,7 +106,7 @@ async def test_a_step_starts_only_from_the_expected_status_and_no_step(
     store: SqlPaymentsStore,
 ) -> None:
     p = _payment()
-    await store.add_payment(p)
+    await store.add("payment", p)
     # The payment is still at the risk step: starting a capture must not overwrite it.
     capturing = dataclasses.replace(
         p, status=PaymentStatus.REQUIRES_CAPTURE, step=Step.CAPTURE, step_amount=10
@@ -119,7 +119,7 @@ async def test_a_step_starts_only_from_the_expected_status_and_no_step(
 
 async def test_a_postponed_step_is_due_only_when_its_time_comes(store: SqlPaymentsStore) -> None:
     p = dataclasses.replace(_payment(), next_attempt_at_us=NOW)
-    await store.add_payment(p)
+    await store.add("payment", p)
     assert await store.postpone(
         "payment", "pay_1", Step.RISK, attempts=1, next_attempt_at_us=NOW + 10
     )
@@ -132,9 +132,9 @@ async def test_a_postponed_step_is_due_only_when_its_time_comes(store: SqlPaymen
 
 async def test_a_topup_round_trips(store: SqlPaymentsStore) -> None:
     t = domain.new_topup(CreateTopup("tu_1", "acct_1", 700, "JPY"), "ten_a", NOW)
-    assert await store.add_topup(t) is None
-    assert await store.get_topup("tu_1") == t
-    assert await store.add_topup(dataclasses.replace(t, amount=1)) == t
+    assert await store.add("topup", t) is None
+    assert await store.get("topup", "tu_1") == t
+    assert await store.add("topup", dataclasses.replace(t, amount=1)) == t
 
 
 @pytest.fixture
@@ -187,16 +187,16 @@ async def test_a_payout_and_a_transfer_round_trip_and_step_conditionally(
 ) -> None:
     payout = domain.new_payout(CreatePayout("po_1", "acct_1", 700, "JPY"), "ten_a", NOW)
     assert await store.add("payout", payout) is None
-    assert await store.get_payout("po_1") == payout
+    assert await store.get("payout", "po_1") == payout
     assert await store.add("payout", dataclasses.replace(payout, amount=1)) == payout
     held, _ = domain.apply_payout_ledger(payout, "ok", NOW + 1)
     assert await store.save("payout", held, status=payout.status, step=Step.HOLD)
     assert not await store.save("payout", held, status=payout.status, step=Step.HOLD)
-    assert await store.get_payout("po_1") == held
+    assert await store.get("payout", "po_1") == held
     cmd = CreateP2PTransfer("tr_1", "acct_1", "acct_2", 5, "EUR")
     transfer = domain.new_p2p_transfer(cmd, "ten_a", NOW)
     assert await store.add("transfer", transfer) is None
-    assert await store.get_transfer("tr_1") == transfer
+    assert await store.get("transfer", "tr_1") == transfer
     assert {d.kind for d in await store.due(None)} == {"payout", "transfer"}
 
 
@@ -212,7 +212,7 @@ async def test_a_payment_keeps_its_fee_schedule_and_expiry(store: SqlPaymentsSto
     p = domain.new_payment(
         cmd, "ten_a", NOW, fees=TenantFees("ten_a", 3, 40), authorization_ttl_us=10
     )
-    await store.add_payment(p)
+    await store.add("payment", p)
     stored = await store.get_payment("pay_9")
     assert stored is not None
     assert (stored.fee_fixed, stored.fee_basis_points, stored.expires_at_us) == (3, 40, NOW + 10)
@@ -224,7 +224,7 @@ async def test_expired_authorizations_are_found_only_when_due_and_idle(
     p = dataclasses.replace(
         _payment(), status=PaymentStatus.REQUIRES_CAPTURE, step=None, expires_at_us=NOW + 10
     )
-    await store.add_payment(p)
+    await store.add("payment", p)
     assert await store.expired_authorizations(NOW + 9) == []
     assert [d.id for d in await store.expired_authorizations(NOW + 10)] == ["pay_1"]
     busy = dataclasses.replace(p, step=Step.CAPTURE)
@@ -235,7 +235,7 @@ async def test_expired_authorizations_are_found_only_when_due_and_idle(
 async def test_events_are_listed_per_tenant_newest_first(store: SqlPaymentsStore) -> None:
     for n, tenant in enumerate(("ten_a", "ten_b", "ten_a", "ten_a")):
         t = domain.new_topup(CreateTopup(f"tu_{n}", "acct_1", 1, "USD"), tenant, NOW)
-        await store.add_topup(t)
+        await store.add("topup", t)
         done, types = domain.settle_topup(dataclasses.replace(t, step=Step.TRANSFER), "ok", NOW)
         await store.save(
             "topup", done, status=t.status, step=Step.BANK, events=topup_events(done, types, NOW)
