@@ -20,6 +20,7 @@ from paymesh.contracts.risk.v1 import risk_pb2 as rpb
 from paymesh.contracts.risk.v1.risk_pb2_grpc import RiskStub
 from paymesh.payments.domain import Payment, RiskAssessment, Transfer, TransferKind
 from paymesh.payments.errors import RemoteRefusal, TransientError
+from paymesh.payments.messages import message_of
 from paymesh.payments.ports import LedgerAccount
 from paymesh.platform.identity import Caller
 from paymesh.platform.rpc import caller_options, error_code
@@ -159,18 +160,8 @@ class GrpcRiskClient(_Remote):
 
     async def decide(self, caller: Caller, payment: Payment) -> RiskAssessment:
         """Risk's decision on `payment` (the same one if asked again)."""
-        p = payment
-        request = rpb.DecideRequest(
-            payment_id=p.id,
-            tenant_id=p.tenant_id,
-            payer_account_id=p.payer_account_id,
-            payee_account_id=p.payee_account_id,
-            amount=p.amount,
-            currency=p.currency,
-            context=rpb.PaymentContext(
-                ip=p.context.ip, device_id=p.context.device_id, country=p.context.country
-            ),
-        )
+        context = message_of(rpb.PaymentContext, payment.context)
+        request = message_of(rpb.DecideRequest, payment, payment_id=payment.id, context=context)
         decision = await self._call(self._stub.Decide, request, caller)
         return RiskAssessment(
             # An outcome this version does not know asks for a human.

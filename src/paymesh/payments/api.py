@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from operator import attrgetter
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.message import Message
@@ -31,7 +31,14 @@ from paymesh.payments import domain, service
 from paymesh.payments.domain import CaptureMethod, TenantFees
 from paymesh.payments.flows import FLOWS
 from paymesh.payments.flows.base import CreateRpc
-from paymesh.payments.messages import payment_pb, payout_pb, refund_pb, topup_pb, transfer_pb
+from paymesh.payments.messages import (
+    message_of,
+    payment_pb,
+    payout_pb,
+    refund_pb,
+    topup_pb,
+    transfer_pb,
+)
 from paymesh.payments.saga import Deps
 from paymesh.payments.store import StoredEvent
 from paymesh.platform.rpc import require_caller
@@ -48,6 +55,7 @@ SERVICE_NAME = "paymesh.payments.v1.Payments"
 
 Context = grpc.aio.ServicerContext[Any, Any]
 Method = Callable[..., Awaitable[Any]]
+T = TypeVar("T")
 
 _CAPTURE_METHODS = {
     pb.CAPTURE_METHOD_AUTOMATIC: CaptureMethod.AUTOMATIC,
@@ -134,54 +142,42 @@ def _create(kind: str, rpc: CreateRpc) -> Method:
     return create
 
 
+def _command(cls: type[T], request: Message, **overrides: Any) -> T:
+    """The dataclass `cls` of the request's fields named like its own (the others keep
+    their defaults), and `overrides`."""
+    given = request.DESCRIPTOR.fields_by_name
+    names = [f.name for f in dataclasses.fields(cls) if f.name in given]  # type: ignore[arg-type]
+    return cls(**{**{name: getattr(request, name) for name in names}, **overrides})
+
+
 def _same_names(cls: type[Any]) -> Callable[[Message], Any]:
-    """The dataclass `cls` made of a request's fields of the same names (the others
-    keep their defaults)."""
-
-    def make(request: Message) -> Any:
-        given = request.DESCRIPTOR.fields_by_name
-        names = [f.name for f in dataclasses.fields(cls) if f.name in given]
-        return cls(**{name: getattr(request, name) for name in names})
-
-    return make
+    """A request's :func:`_command` of class `cls`, as it is."""
+    return partial(_command, cls)
 
 
 def _create_payment(request: pb.CreatePaymentRequest) -> domain.CreatePayment:
-    ctx = request.context
-    return domain.CreatePayment(
-        id=request.id,
-        payer_account_id=request.payer_account_id,
-        payee_account_id=request.payee_account_id,
-        amount=request.amount,
-        currency=request.currency,
+    return _command(
+        domain.CreatePayment,
+        request,
         capture_method=_CAPTURE_METHODS.get(request.capture_method),
-        description=request.description,
         metadata=dict(request.metadata),
-        context=domain.PaymentContext(ip=ctx.ip, device_id=ctx.device_id, country=ctx.country),
+        context=_command(domain.PaymentContext, request.context),
     )
 
 
 def _capture_payment(request: pb.CapturePaymentRequest) -> domain.CapturePayment:
     # 0: the whole authorised amount.
-    amount = request.amount or None
-    return domain.CapturePayment(id=request.id, amount=amount, request_id=request.request_id)
+    return _command(domain.CapturePayment, request, amount=request.amount or None)
 
 
 def fees_pb(f: TenantFees) -> pb.TenantFees:
     """The protobuf form of a fee schedule."""
-    return pb.TenantFees(
-        tenant_id=f.tenant_id,
-        fixed=f.fixed,
-        basis_points=f.basis_points,
-        updated_at_us=f.updated_at_us,
-    )
+    return message_of(pb.TenantFees, f)
 
 
 def event_pb(e: StoredEvent) -> pb.Event:
     """The protobuf form of a stored event (its envelope as JSON)."""
-    return pb.Event(
-        id=e.id, type=e.type, subject=e.subject, created_at_us=e.created_at_us, json=e.json
-    )
+    return message_of(pb.Event, e)
 
 
 def _flow_read(kind: str, to_pb: Callable[[Any], Message]) -> _Read:
