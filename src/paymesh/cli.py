@@ -36,20 +36,22 @@ def _group(help: str) -> typer.Typer:
 
 
 app = _group("paymesh: an open-source payment platform.")
-ledger = _group("Audit the accounts ledger.")
-app.add_typer(ledger, name="ledger")
-keys = _group("The gateway's token signing keys.")
-app.add_typer(keys, name="keys")
-audit = _group("The gateway's append-only audit log.")
-app.add_typer(audit, name="audit")
-tenants = _group("Tenants (in the gateway database).")
-app.add_typer(tenants, name="tenants")
-clients = _group("Tenants' API clients (in the gateway database).")
-app.add_typer(clients, name="clients")
-risk = _group("The risk service's rules.")
-app.add_typer(risk, name="risk")
-kafka = _group("The distributed shape's Kafka topics.")
-app.add_typer(kafka, name="kafka")
+
+
+def _subcommands(name: str, help: str) -> typer.Typer:
+    """A group of subcommands, ``paymesh <name> ...``."""
+    group = _group(help)
+    app.add_typer(group, name=name)
+    return group
+
+
+ledger = _subcommands("ledger", "Audit the accounts ledger.")
+keys = _subcommands("keys", "The gateway's token signing keys.")
+audit = _subcommands("audit", "The gateway's append-only audit log.")
+tenants = _subcommands("tenants", "Tenants (in the gateway database).")
+clients = _subcommands("clients", "Tenants' API clients (in the gateway database).")
+risk = _subcommands("risk", "The risk service's rules.")
+kafka = _subcommands("kafka", "The distributed shape's Kafka topics.")
 console = Console(stderr=True, soft_wrap=True)
 # What `paymesh up` tells the person who started it goes to stdout: stderr is the
 # log, one JSON object per line.

@@ -6,6 +6,9 @@ gateway's one call helper (:class:`paymesh.gateway.clients.Client`) works on it
 unchanged: it reads the caller from the call's metadata like the real service
 does, and fails with a real :class:`grpc.aio.AioRpcError` carrying the service's
 stable error code, which the gateway maps to a problem like any other.
+
+:mod:`tests.fakes.payments_ports` is the exception: the ports the payments
+service calls (the accounts ledger, risk), for the payments service's own tests.
 """
 
 from __future__ import annotations

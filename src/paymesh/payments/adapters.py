@@ -7,10 +7,12 @@ A failed call becomes :class:`TransientError` when trying again may help
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+import dataclasses
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.message import Message
 
 from paymesh.contracts.accounts.v1 import accounts_pb2 as apb
 from paymesh.contracts.accounts.v1.accounts_pb2_grpc import AccountsStub
@@ -18,9 +20,10 @@ from paymesh.contracts.risk.v1 import risk_pb2 as rpb
 from paymesh.contracts.risk.v1.risk_pb2_grpc import RiskStub
 from paymesh.payments.domain import Payment, RiskAssessment, Transfer, TransferKind
 from paymesh.payments.errors import RemoteRefusal, TransientError
+from paymesh.payments.messages import message_of
 from paymesh.payments.ports import LedgerAccount
 from paymesh.platform.identity import Caller
-from paymesh.platform.rpc import CallOptions, caller_options, error_code
+from paymesh.platform.rpc import caller_options, error_code
 
 __all__ = ["GrpcLedgerClient", "GrpcRiskClient", "result_name"]
 
@@ -50,158 +53,116 @@ def result_name(enum_name: str, prefix: str) -> str:
     return enum_name.removeprefix(prefix).lower()
 
 
-def _options(caller: Caller, deadline_s: float) -> CallOptions:
-    return caller_options(caller, deadline_s)
+class _Remote:
+    """Calls to one service as the caller, each within the deadline; a failed call raised
+    as :class:`TransientError` or :class:`RemoteRefusal` (see the module docstring)."""
+
+    def __init__(self, deadline_s: float) -> None:
+        self._deadline_s = deadline_s
+
+    async def _call(
+        self, method: Callable[..., Awaitable[T]], request: Message, caller: Caller
+    ) -> T:
+        try:
+            return await method(request, **caller_options(caller, self._deadline_s))
+        except grpc.aio.AioRpcError as exc:
+            status = exc.code()
+            message = f"{status.name}: {exc.details()}"
+            if status in _TRANSIENT:
+                raise TransientError(message) from exc
+            raise RemoteRefusal(error_code(exc) or status.name.lower(), message) from exc
 
 
-async def _call(call: Callable[[], Awaitable[T]]) -> T:
-    try:
-        return await call()
-    except grpc.aio.AioRpcError as exc:
-        status = exc.code()
-        message = f"{status.name}: {exc.details()}"
-        if status in _TRANSIENT:
-            raise TransientError(message) from exc
-        raise RemoteRefusal(error_code(exc) or status.name.lower(), message) from exc
-
-
-class GrpcLedgerClient:
+class GrpcLedgerClient(_Remote):
     """The ledger port over the accounts service's gRPC API."""
 
     def __init__(self, channel: grpc.aio.Channel, *, deadline_s: float) -> None:
+        super().__init__(deadline_s)
         self._stub = AccountsStub(channel)
-        self._deadline_s = deadline_s
 
     async def create_accounts(self, caller: Caller, accounts: Sequence[LedgerAccount]) -> list[str]:
         """Open accounts; one result name per account."""
-        request = apb.CreateAccountsRequest(
-            accounts=[
-                apb.Account(
-                    id=a.id,
-                    tenant_id=caller.tenant_id,
-                    currency=a.currency,
-                    code=a.code,
-                    flags=apb.AccountFlags(debits_must_not_exceed_credits=a.no_overdraft),
-                )
-                for a in accounts
-            ]
+        request = apb.CreateAccountsRequest(accounts=[_account_pb(caller, a) for a in accounts])
+        response = await self._call(self._stub.CreateAccounts, request, caller)
+        return _result_names(
+            apb.CreateAccountResult.Name, "CREATE_ACCOUNT_RESULT_", response.results
         )
-        response = await _call(
-            lambda: self._stub.CreateAccounts(request, **_options(caller, self._deadline_s))
-        )
-        return [
-            result_name(apb.CreateAccountResult.Name(r), "CREATE_ACCOUNT_RESULT_")
-            for r in response.results
-        ]
 
     async def create_transfers(self, caller: Caller, transfers: Sequence[Transfer]) -> list[str]:
         """Create transfers; one result name per transfer."""
         request = apb.CreateTransfersRequest(transfers=[_transfer_pb(caller, t) for t in transfers])
-        response = await _call(
-            lambda: self._stub.CreateTransfers(request, **_options(caller, self._deadline_s))
+        response = await self._call(self._stub.CreateTransfers, request, caller)
+        return _result_names(
+            apb.CreateTransferResult.Name, "CREATE_TRANSFER_RESULT_", response.results
         )
-        return [
-            result_name(apb.CreateTransferResult.Name(r), "CREATE_TRANSFER_RESULT_")
-            for r in response.results
-        ]
 
     async def lookup_transfers(self, caller: Caller, ids: Sequence[str]) -> list[Transfer]:
         """The caller's transfers among `ids`."""
-        response = await _call(
-            lambda: self._stub.LookupTransfers(
-                apb.LookupTransfersRequest(ids=list(ids)),
-                **_options(caller, self._deadline_s),
-            )
-        )
+        request = apb.LookupTransfersRequest(ids=list(ids))
+        response = await self._call(self._stub.LookupTransfers, request, caller)
         return [_transfer(t) for t in response.transfers]
 
     async def lookup_accounts(self, caller: Caller, ids: Sequence[str]) -> list[LedgerAccount]:
         """The caller's accounts among `ids`."""
-        response = await _call(
-            lambda: self._stub.LookupAccounts(
-                apb.LookupAccountsRequest(ids=list(ids)),
-                **_options(caller, self._deadline_s),
-            )
-        )
-        return [
-            LedgerAccount(
-                id=a.id,
-                currency=a.currency,
-                code=a.code,
-                no_overdraft=a.flags.debits_must_not_exceed_credits,
-            )
-            for a in response.accounts
-        ]
+        request = apb.LookupAccountsRequest(ids=list(ids))
+        response = await self._call(self._stub.LookupAccounts, request, caller)
+        return [_account(a) for a in response.accounts]
+
+
+def _result_names(name: Callable[[Any], str], prefix: str, results: Iterable[int]) -> list[str]:
+    """The result name of each of `results`, an enum of names ``<prefix><RESULT>``."""
+    return [result_name(name(r), prefix) for r in results]
+
+
+def _account_pb(caller: Caller, a: LedgerAccount) -> apb.Account:
+    return apb.Account(
+        id=a.id,
+        tenant_id=caller.tenant_id,
+        currency=a.currency,
+        code=a.code,
+        flags=apb.AccountFlags(debits_must_not_exceed_credits=a.no_overdraft),
+    )
+
+
+def _account(a: apb.Account) -> LedgerAccount:
+    no_overdraft = a.flags.debits_must_not_exceed_credits
+    return LedgerAccount(id=a.id, currency=a.currency, code=a.code, no_overdraft=no_overdraft)
+
+
+# The kinds of transfer the ledger marks with a flag of the kind's name.
+_FLAGGED_KINDS = (TransferKind.PENDING, TransferKind.POST_PENDING, TransferKind.VOID_PENDING)
+# The fields a transfer and its message share by name.
+_TRANSFER_FIELDS = tuple(
+    f.name for f in dataclasses.fields(Transfer) if f.name not in ("kind", "linked")
+)
 
 
 def _transfer_pb(caller: Caller, t: Transfer) -> apb.Transfer:
-    return apb.Transfer(
-        id=t.id,
-        debit_account_id=t.debit_account_id,
-        credit_account_id=t.credit_account_id,
-        amount=t.amount,
-        currency=t.currency,
-        flags=apb.TransferFlags(
-            linked=t.linked,
-            pending=t.kind is TransferKind.PENDING,
-            post_pending=t.kind is TransferKind.POST_PENDING,
-            void_pending=t.kind is TransferKind.VOID_PENDING,
-        ),
-        pending_id=t.pending_id,
-        timeout_seconds=t.timeout_seconds,
-        tenant_id=caller.tenant_id,
-        code=t.code,
-        reference=t.reference,
+    flags = apb.TransferFlags(
+        linked=t.linked, **{kind.value: t.kind is kind for kind in _FLAGGED_KINDS}
     )
+    fields = {name: getattr(t, name) for name in _TRANSFER_FIELDS}
+    return apb.Transfer(**fields, flags=flags, tenant_id=caller.tenant_id)
 
 
 def _transfer(t: apb.Transfer) -> Transfer:
-    kind = TransferKind.SINGLE
-    if t.flags.pending:
-        kind = TransferKind.PENDING
-    elif t.flags.post_pending:
-        kind = TransferKind.POST_PENDING
-    elif t.flags.void_pending:
-        kind = TransferKind.VOID_PENDING
-    return Transfer(
-        id=t.id,
-        debit_account_id=t.debit_account_id,
-        credit_account_id=t.credit_account_id,
-        amount=t.amount,
-        currency=t.currency,
-        code=t.code,
-        reference=t.reference,
-        kind=kind,
-        pending_id=t.pending_id,
-        linked=t.flags.linked,
-        timeout_seconds=t.timeout_seconds,
-    )
+    flagged = (kind for kind in _FLAGGED_KINDS if getattr(t.flags, kind.value))
+    fields = {name: getattr(t, name) for name in _TRANSFER_FIELDS}
+    return Transfer(**fields, kind=next(flagged, TransferKind.SINGLE), linked=t.flags.linked)
 
 
-class GrpcRiskClient:
+class GrpcRiskClient(_Remote):
     """The risk port over the risk service's gRPC API."""
 
     def __init__(self, channel: grpc.aio.Channel, *, deadline_s: float) -> None:
+        super().__init__(deadline_s)
         self._stub = RiskStub(channel)
-        self._deadline_s = deadline_s
 
     async def decide(self, caller: Caller, payment: Payment) -> RiskAssessment:
         """Risk's decision on `payment` (the same one if asked again)."""
-        p = payment
-        request = rpb.DecideRequest(
-            payment_id=p.id,
-            tenant_id=p.tenant_id,
-            payer_account_id=p.payer_account_id,
-            payee_account_id=p.payee_account_id,
-            amount=p.amount,
-            currency=p.currency,
-            context=rpb.PaymentContext(
-                ip=p.context.ip, device_id=p.context.device_id, country=p.context.country
-            ),
-        )
-        decision = await _call(
-            lambda: self._stub.Decide(request, **_options(caller, self._deadline_s))
-        )
+        context = message_of(rpb.PaymentContext, payment.context)
+        request = message_of(rpb.DecideRequest, payment, payment_id=payment.id, context=context)
+        decision = await self._call(self._stub.Decide, request, caller)
         return RiskAssessment(
             # An outcome this version does not know asks for a human.
             decision=_OUTCOMES.get(decision.outcome, "review"),

@@ -1,32 +1,51 @@
-"""The gRPC servicer: protobuf in and out, errors mapped to status codes.
+"""The gRPC servicer: protobuf in and out over the use cases.
 
 Every RPC first reads the caller (UNAUTHENTICATED without one); another
-tenant's object is answered NOT_FOUND, like an unknown one.
+tenant's object is answered NOT_FOUND, like an unknown one. A use case's
+:class:`~paymesh.payments.errors.PaymentsError` ends the call with the error's
+status and code (the server maps it: see :mod:`paymesh.platform.errors`).
+
+Most methods have one of three shapes, so they are written once and bound by
+name from tables: a *unary* RPC turns the request into the use case's
+argument and answers the result as protobuf (:data:`_UNARY`, and ``Get<Object>``
+for every object kind); a *list* RPC answers one page of a kind of object
+(``List<Object>s``); a flow's *create* RPC is declared in the flow's own module
+(:attr:`~paymesh.payments.flows.base.Flow.rpcs`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from functools import partial
+from operator import attrgetter
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.message import Message
 
 from paymesh.contracts.payments.v1 import payments_pb2 as pb
-from paymesh.contracts.payments.v1.payments_pb2_grpc import PaymentsServicer
-from paymesh.payments import domain, errors, service
+from paymesh.contracts.payments.v1 import payments_pb2_grpc as pb_grpc
+from paymesh.payments import domain, service
 from paymesh.payments.domain import CaptureMethod, TenantFees
 from paymesh.payments.flows import FLOWS
 from paymesh.payments.flows.base import CreateRpc
-from paymesh.payments.messages import payment_pb, payout_pb, refund_pb, topup_pb, transfer_pb
+from paymesh.payments.messages import (
+    message_of,
+    payment_pb,
+    payout_pb,
+    refund_pb,
+    topup_pb,
+    transfer_pb,
+)
 from paymesh.payments.saga import Deps
 from paymesh.payments.store import StoredEvent
-from paymesh.platform.identity import Caller
-from paymesh.platform.rpc import abort, require_caller
+from paymesh.platform.rpc import require_caller
 
 __all__ = [
     "SERVICE_NAME",
-    "PaymentsApi",
+    "PaymentsServicer",
     "event_pb",
     "fees_pb",
     "servicer",
@@ -35,19 +54,8 @@ __all__ = [
 SERVICE_NAME = "paymesh.payments.v1.Payments"
 
 Context = grpc.aio.ServicerContext[Any, Any]
+Method = Callable[..., Awaitable[Any]]
 T = TypeVar("T")
-
-_STATUS: dict[type[errors.PaymentsError], grpc.StatusCode] = {
-    errors.InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
-    errors.NotFound: grpc.StatusCode.NOT_FOUND,
-    errors.Forbidden: grpc.StatusCode.PERMISSION_DENIED,
-    errors.IdReused: grpc.StatusCode.ALREADY_EXISTS,
-    errors.InvalidState: grpc.StatusCode.FAILED_PRECONDITION,
-    errors.PaymentBusy: grpc.StatusCode.FAILED_PRECONDITION,
-    errors.AmountExceedsAuthorized: grpc.StatusCode.FAILED_PRECONDITION,
-    errors.AmountExceedsRefundable: grpc.StatusCode.FAILED_PRECONDITION,
-    errors.RemoteError: grpc.StatusCode.UNAVAILABLE,
-}
 
 _CAPTURE_METHODS = {
     pb.CAPTURE_METHOD_AUTOMATIC: CaptureMethod.AUTOMATIC,
@@ -55,295 +63,148 @@ _CAPTURE_METHODS = {
 }
 
 
-def _status(exc: errors.PaymentsError) -> grpc.StatusCode:
-    for cls in type(exc).__mro__:
-        if cls in _STATUS:
-            return _STATUS[cls]
-    return grpc.StatusCode.INTERNAL
+class PaymentsServicer(pb_grpc.PaymentsServicer):
+    """paymesh.payments.v1.Payments over the use cases; its methods are bound by
+    :func:`servicer` from the tables below."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
 
 
 def servicer(deps: Deps) -> PaymentsServicer:
-    """paymesh.payments.v1.Payments: :class:`PaymentsApi` and the methods each flow
-    serves from its own module (:attr:`~paymesh.payments.flows.base.Flow.rpcs`), by name."""
-    methods = {
-        rpc.name: _create_method(flow.kind, rpc) for flow in FLOWS.values() for rpc in flow.rpcs
-    }
-    api: PaymentsServicer = type("PaymentsApi", (PaymentsApi,), methods)(deps)
-    return api
+    """paymesh.payments.v1.Payments: :class:`PaymentsServicer` with every method bound."""
+    methods: dict[str, Method] = {name: _unary(rpc) for name, rpc in _UNARY.items()}
+    for name, read in _OBJECTS.items():
+        methods[f"Get{name}"] = _unary(_Unary(attrgetter("id"), read.get, read.to_pb))
+        methods[f"List{name}s"] = _list(name, read)
+    for flow in FLOWS.values():
+        methods.update({rpc.name: _create(flow.kind, rpc) for rpc in flow.rpcs})
+    bound: PaymentsServicer = type("PaymentsServicer", (PaymentsServicer,), methods)(deps)
+    return bound
 
 
-def _create_method(kind: str, rpc: CreateRpc) -> Callable[..., Awaitable[Any]]:
-    async def create(self: PaymentsApi, request: Any, context: Context) -> Any:
+@dataclass(frozen=True)
+class _Unary:
+    """An RPC that answers ``to_pb(use(argument(request)))``, the use case called as the
+    caller."""
+
+    argument: Callable[[Any], Any]
+    use: Method
+    to_pb: Callable[[Any], Message]
+
+
+@dataclass(frozen=True)
+class _Read:
+    """How one kind of object is read by id and listed a page at a time."""
+
+    get: Method
+    list: Method
+    to_pb: Callable[[Any], Message]
+
+
+def _unary(rpc: _Unary) -> Method:
+    async def method(self: PaymentsServicer, request: Any, context: Context) -> Any:
+        caller = await require_caller(context)
+        return rpc.to_pb(await rpc.use(rpc.argument(request), caller=caller, deps=self.deps))
+
+    return method
+
+
+def _list(name: str, read: _Read) -> Method:
+    """``List<name>s``: one page of the caller's objects, in the response's field
+    ``<name>s`` (lower case)."""
+    response = getattr(pb, f"List{name}sResponse")
+    field = f"{name.lower()}s"
+
+    async def method(self: PaymentsServicer, request: Any, context: Context) -> Any:
+        caller = await require_caller(context)
+        found, has_more = await read.list(
+            caller=caller,
+            deps=self.deps,
+            limit=request.limit,
+            starting_after=request.starting_after,
+        )
+        return response(**{field: [read.to_pb(o) for o in found]}, has_more=has_more)
+
+    return method
+
+
+def _create(kind: str, rpc: CreateRpc) -> Method:
+    async def create(self: PaymentsServicer, request: Any, context: Context) -> Any:
         """A flow's create method: make the object from the request, record it, run it."""
-
-        async def use(caller: Caller) -> Any:
-            obj = await rpc.begin(request, caller, self._deps)
-            return await service.start(
-                kind, obj, partial(rpc.same, obj), caller=caller, deps=self._deps
-            )
-
-        return rpc.to_pb(await self._run(context, use))
+        caller = await require_caller(context)
+        obj = await rpc.begin(request, caller, self.deps)
+        started = await service.start(
+            kind, obj, partial(rpc.same, obj), caller=caller, deps=self.deps
+        )
+        return rpc.to_pb(started)
 
     return create
 
 
-class PaymentsApi(PaymentsServicer):
-    """paymesh.payments.v1.Payments over the use cases (see :func:`servicer`)."""
+def _command(cls: type[T], request: Message, **overrides: Any) -> T:
+    """The dataclass `cls` of the request's fields named like its own (the others keep
+    their defaults), and `overrides`."""
+    given = request.DESCRIPTOR.fields_by_name
+    names = [f.name for f in dataclasses.fields(cls) if f.name in given]  # type: ignore[arg-type]
+    return cls(**{**{name: getattr(request, name) for name in names}, **overrides})
 
-    def __init__(self, deps: Deps) -> None:
-        self._deps = deps
 
-    async def _run(self, context: Context, use: Callable[[Caller], Awaitable[T]]) -> T:
-        caller = await require_caller(context)
-        try:
-            return await use(caller)
-        except errors.PaymentsError as exc:
-            await abort(context, _status(exc), exc.code, exc.message)
+def _same_names(cls: type[Any]) -> Callable[[Message], Any]:
+    """A request's :func:`_command` of class `cls`, as it is."""
+    return partial(_command, cls)
 
-    async def CreatePayment(self, request: pb.CreatePaymentRequest, context: Context) -> pb.Payment:
-        ctx = request.context
-        cmd = domain.CreatePayment(
-            id=request.id,
-            payer_account_id=request.payer_account_id,
-            payee_account_id=request.payee_account_id,
-            amount=request.amount,
-            currency=request.currency,
-            capture_method=_CAPTURE_METHODS.get(request.capture_method),
-            description=request.description,
-            metadata=dict(request.metadata),
-            context=domain.PaymentContext(ip=ctx.ip, device_id=ctx.device_id, country=ctx.country),
-        )
-        p = await self._run(
-            context, lambda caller: service.create_payment(cmd, caller=caller, deps=self._deps)
-        )
-        return payment_pb(p)
 
-    async def GetPayment(self, request: pb.GetPaymentRequest, context: Context) -> pb.Payment:
-        p = await self._run(
-            context,
-            lambda caller: service.get_payment(request.id, caller=caller, deps=self._deps),
-        )
-        return payment_pb(p)
+def _create_payment(request: pb.CreatePaymentRequest) -> domain.CreatePayment:
+    return _command(
+        domain.CreatePayment,
+        request,
+        capture_method=_CAPTURE_METHODS.get(request.capture_method),
+        metadata=dict(request.metadata),
+        context=_command(domain.PaymentContext, request.context),
+    )
 
-    async def ListPayments(
-        self, request: pb.ListPaymentsRequest, context: Context
-    ) -> pb.ListPaymentsResponse:
-        found, has_more = await self._run(
-            context,
-            lambda caller: service.list_payments(
-                caller=caller,
-                deps=self._deps,
-                limit=request.limit,
-                starting_after=request.starting_after,
-            ),
-        )
-        return pb.ListPaymentsResponse(payments=[payment_pb(p) for p in found], has_more=has_more)
 
-    async def CapturePayment(
-        self, request: pb.CapturePaymentRequest, context: Context
-    ) -> pb.Payment:
-        cmd = domain.CapturePayment(
-            id=request.id, amount=request.amount or None, request_id=request.request_id
-        )
-        p = await self._run(
-            context, lambda caller: service.capture_payment(cmd, caller=caller, deps=self._deps)
-        )
-        return payment_pb(p)
-
-    async def CancelPayment(self, request: pb.CancelPaymentRequest, context: Context) -> pb.Payment:
-        cmd = domain.CancelPayment(id=request.id, request_id=request.request_id)
-        p = await self._run(
-            context, lambda caller: service.cancel_payment(cmd, caller=caller, deps=self._deps)
-        )
-        return payment_pb(p)
-
-    async def CreateRefund(self, request: pb.CreateRefundRequest, context: Context) -> pb.Refund:
-        cmd = domain.CreateRefund(
-            id=request.id,
-            payment_id=request.payment_id,
-            amount=request.amount,
-            reason=request.reason,
-        )
-        r = await self._run(
-            context, lambda caller: service.create_refund(cmd, caller=caller, deps=self._deps)
-        )
-        return refund_pb(r)
-
-    async def GetRefund(self, request: pb.GetRefundRequest, context: Context) -> pb.Refund:
-        r = await self._run(
-            context, lambda caller: service.get_refund(request.id, caller=caller, deps=self._deps)
-        )
-        return refund_pb(r)
-
-    async def ListRefunds(
-        self, request: pb.ListRefundsRequest, context: Context
-    ) -> pb.ListRefundsResponse:
-        found, has_more = await self._run(
-            context,
-            lambda caller: service.list_refunds(
-                caller=caller,
-                deps=self._deps,
-                limit=request.limit,
-                starting_after=request.starting_after,
-            ),
-        )
-        return pb.ListRefundsResponse(refunds=[refund_pb(o) for o in found], has_more=has_more)
-
-    async def CreateTopup(self, request: pb.CreateTopupRequest, context: Context) -> pb.Topup:
-        cmd = domain.CreateTopup(
-            id=request.id,
-            account_id=request.account_id,
-            amount=request.amount,
-            currency=request.currency,
-        )
-        t = await self._run(
-            context, lambda caller: service.create_topup(cmd, caller=caller, deps=self._deps)
-        )
-        return topup_pb(t)
-
-    async def GetTopup(self, request: pb.GetTopupRequest, context: Context) -> pb.Topup:
-        t = await self._run(
-            context, lambda caller: service.get_topup(request.id, caller=caller, deps=self._deps)
-        )
-        return topup_pb(t)
-
-    async def ListTopups(
-        self, request: pb.ListTopupsRequest, context: Context
-    ) -> pb.ListTopupsResponse:
-        found, has_more = await self._run(
-            context,
-            lambda caller: service.list_topups(
-                caller=caller,
-                deps=self._deps,
-                limit=request.limit,
-                starting_after=request.starting_after,
-            ),
-        )
-        return pb.ListTopupsResponse(topups=[topup_pb(o) for o in found], has_more=has_more)
-
-    async def CreatePayout(self, request: pb.CreatePayoutRequest, context: Context) -> pb.Payout:
-        cmd = domain.CreatePayout(
-            id=request.id,
-            account_id=request.account_id,
-            amount=request.amount,
-            currency=request.currency,
-        )
-        p = await self._run(
-            context, lambda caller: service.create_payout(cmd, caller=caller, deps=self._deps)
-        )
-        return payout_pb(p)
-
-    async def GetPayout(self, request: pb.GetPayoutRequest, context: Context) -> pb.Payout:
-        p = await self._run(
-            context, lambda caller: service.get_payout(request.id, caller=caller, deps=self._deps)
-        )
-        return payout_pb(p)
-
-    async def ListPayouts(
-        self, request: pb.ListPayoutsRequest, context: Context
-    ) -> pb.ListPayoutsResponse:
-        found, has_more = await self._run(
-            context,
-            lambda caller: service.list_payouts(
-                caller=caller,
-                deps=self._deps,
-                limit=request.limit,
-                starting_after=request.starting_after,
-            ),
-        )
-        return pb.ListPayoutsResponse(payouts=[payout_pb(o) for o in found], has_more=has_more)
-
-    async def CreateTransfer(
-        self, request: pb.CreateTransferRequest, context: Context
-    ) -> pb.Transfer:
-        cmd = domain.CreateP2PTransfer(
-            id=request.id,
-            from_account_id=request.from_account_id,
-            to_account_id=request.to_account_id,
-            amount=request.amount,
-            currency=request.currency,
-        )
-        t = await self._run(
-            context, lambda caller: service.create_transfer(cmd, caller=caller, deps=self._deps)
-        )
-        return transfer_pb(t)
-
-    async def GetTransfer(self, request: pb.GetTransferRequest, context: Context) -> pb.Transfer:
-        t = await self._run(
-            context,
-            lambda caller: service.get_transfer(request.id, caller=caller, deps=self._deps),
-        )
-        return transfer_pb(t)
-
-    async def ListTransfers(
-        self, request: pb.ListTransfersRequest, context: Context
-    ) -> pb.ListTransfersResponse:
-        found, has_more = await self._run(
-            context,
-            lambda caller: service.list_transfers(
-                caller=caller,
-                deps=self._deps,
-                limit=request.limit,
-                starting_after=request.starting_after,
-            ),
-        )
-        return pb.ListTransfersResponse(
-            transfers=[transfer_pb(o) for o in found], has_more=has_more
-        )
-
-    async def SetTenantFees(
-        self, request: pb.SetTenantFeesRequest, context: Context
-    ) -> pb.TenantFees:
-        fees = TenantFees(request.tenant_id, request.fixed, request.basis_points)
-        stored = await self._run(
-            context, lambda caller: service.set_tenant_fees(fees, caller=caller, deps=self._deps)
-        )
-        return fees_pb(stored)
-
-    async def GetTenantFees(
-        self, request: pb.GetTenantFeesRequest, context: Context
-    ) -> pb.TenantFees:
-        fees = await self._run(
-            context,
-            lambda caller: service.get_tenant_fees(
-                request.tenant_id, caller=caller, deps=self._deps
-            ),
-        )
-        return fees_pb(fees)
-
-    async def ListEvents(
-        self, request: pb.ListEventsRequest, context: Context
-    ) -> pb.ListEventsResponse:
-        found, has_more = await self._run(
-            context,
-            lambda caller: service.list_events(
-                caller=caller,
-                deps=self._deps,
-                limit=request.limit,
-                starting_after=request.starting_after,
-            ),
-        )
-        return pb.ListEventsResponse(events=[event_pb(e) for e in found], has_more=has_more)
-
-    async def GetEvent(self, request: pb.GetEventRequest, context: Context) -> pb.Event:
-        event = await self._run(
-            context, lambda caller: service.get_event(request.id, caller=caller, deps=self._deps)
-        )
-        return event_pb(event)
+def _capture_payment(request: pb.CapturePaymentRequest) -> domain.CapturePayment:
+    # 0: the whole authorised amount.
+    return _command(domain.CapturePayment, request, amount=request.amount or None)
 
 
 def fees_pb(f: TenantFees) -> pb.TenantFees:
     """The protobuf form of a fee schedule."""
-    return pb.TenantFees(
-        tenant_id=f.tenant_id,
-        fixed=f.fixed,
-        basis_points=f.basis_points,
-        updated_at_us=f.updated_at_us,
-    )
+    return message_of(pb.TenantFees, f)
 
 
 def event_pb(e: StoredEvent) -> pb.Event:
     """The protobuf form of a stored event (its envelope as JSON)."""
-    return pb.Event(
-        id=e.id, type=e.type, subject=e.subject, created_at_us=e.created_at_us, json=e.json
-    )
+    return message_of(pb.Event, e)
+
+
+def _flow_read(kind: str, to_pb: Callable[[Any], Message]) -> _Read:
+    return _Read(partial(service.get_object, kind), partial(service.list_objects, kind), to_pb)
+
+
+# The unary RPCs that are not an object's Get: the request's argument, the use case, the answer.
+_UNARY: dict[str, _Unary] = {
+    "CreatePayment": _Unary(_create_payment, service.create_payment, payment_pb),
+    "CapturePayment": _Unary(_capture_payment, service.capture_payment, payment_pb),
+    "CancelPayment": _Unary(_same_names(domain.CancelPayment), service.cancel_payment, payment_pb),
+    "CreateRefund": _Unary(_same_names(domain.CreateRefund), service.create_refund, refund_pb),
+    "CreateTopup": _Unary(_same_names(domain.CreateTopup), service.create_topup, topup_pb),
+    "CreatePayout": _Unary(_same_names(domain.CreatePayout), service.create_payout, payout_pb),
+    "CreateTransfer": _Unary(
+        _same_names(domain.CreateP2PTransfer), service.create_transfer, transfer_pb
+    ),
+    "SetTenantFees": _Unary(_same_names(TenantFees), service.set_tenant_fees, fees_pb),
+    "GetTenantFees": _Unary(attrgetter("tenant_id"), service.get_tenant_fees, fees_pb),
+}
+
+# The kinds of object read by id (Get<name>) and listed (List<name>s), by name.
+_OBJECTS: dict[str, _Read] = {
+    "Payment": _flow_read("payment", payment_pb),
+    "Refund": _flow_read("refund", refund_pb),
+    "Topup": _flow_read("topup", topup_pb),
+    "Payout": _flow_read("payout", payout_pb),
+    "Transfer": _flow_read("transfer", transfer_pb),
+    "Event": _Read(service.get_event, service.list_events, event_pb),
+}

@@ -32,7 +32,7 @@ from paymesh.payments.bank import SimulatedBank
 from paymesh.payments.reviews import GROUP, TOPIC, apply_review_event
 from paymesh.payments.saga import Deps, Resumer, RetryPolicy
 from paymesh.payments.settings import PaymentsSettings
-from paymesh.payments.store import LIVENESS_LOCK, PaymentStore, outbox
+from paymesh.payments.store import LIVENESS_LOCK, SqlPaymentsStore, outbox
 from paymesh.platform.bus import EventBus
 from paymesh.platform.clock import Clock, SystemClock
 from paymesh.platform.db import Database
@@ -82,7 +82,7 @@ class PaymentsRuntime:
         # PostgreSQL: replicas may run side by side; this one's steps carry its owner id,
         # and its liveness lock tells the others it is alive (see Resumer).
         self._liveness: SessionLock | None = None
-        self.store = PaymentStore(self.db, on_commit=self.relay.notify)
+        self.store = SqlPaymentsStore(self.db, on_commit=self.relay.notify)
         if not self.db.is_sqlite:
             self._liveness = SessionLock(self.db, LIVENESS_LOCK, self.store.owner)
         self._channels: list[grpc.aio.Channel] = []

@@ -1,8 +1,9 @@
-"""The payments service's errors; each carries a stable snake_case ``code``.
+"""The payments service's errors; each carries a stable snake_case ``code`` and the
+gRPC ``status`` a call raising it ends with (:class:`~paymesh.platform.errors.ServiceError`).
 
 ::
 
-    PaymentsError
+    PaymentsError                payments_error             (INTERNAL)
     ├── InvalidRequest           invalid_request            (INVALID_ARGUMENT)
     │   └── CurrencyMismatch     currency_mismatch          (INVALID_ARGUMENT)
     ├── NotFound                 not_found                  (NOT_FOUND)
@@ -13,12 +14,18 @@
     ├── PaymentBusy              payment_busy               (FAILED_PRECONDITION)
     ├── AmountExceedsAuthorized  amount_exceeds_authorized  (FAILED_PRECONDITION)
     ├── AmountExceedsRefundable  amount_exceeds_refundable  (FAILED_PRECONDITION)
-    └── RemoteError              a call to accounts or risk went wrong
-        ├── TransientError       transient: retried, the saga step stays recorded
-        └── RemoteRefusal        the remote said no for good (its own code); fails the step
+    └── RemoteError              remote_error               (UNAVAILABLE)
+        ├── TransientError       transient                  (UNAVAILABLE)
+        └── RemoteRefusal        the remote's own code      (UNAVAILABLE)
+
+A :class:`RemoteError` is a call to accounts or risk gone wrong: a
+:class:`TransientError` is retried (the saga step stays recorded), a
+:class:`RemoteRefusal` (the remote said no for good) fails the step.
 """
 
 from __future__ import annotations
+
+from paymesh.platform.errors import ServiceError
 
 __all__ = [
     "AccountNotFound",
@@ -38,91 +45,102 @@ __all__ = [
 ]
 
 
-class PaymentsError(Exception):
+class PaymentsError(ServiceError):
     """The root of every error the payments service raises on purpose."""
 
     code = "payments_error"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class InvalidRequest(PaymentsError):
     """A command is malformed: bad amount, unknown currency, missing field."""
 
     code = "invalid_request"
+    status = "INVALID_ARGUMENT"
 
 
 class NotFound(PaymentsError):
     """No such object for this tenant (another tenant's object looks the same)."""
 
     code = "not_found"
+    status = "NOT_FOUND"
 
 
 class CurrencyMismatch(InvalidRequest):
     """A command names an account whose currency is not the command's."""
 
     code = "currency_mismatch"
+    status = "INVALID_ARGUMENT"
 
 
 class AccountNotFound(NotFound):
     """A command names an account the tenant does not have (another tenant's looks the same)."""
 
     code = "account_not_found"
+    status = "NOT_FOUND"
 
 
 class Forbidden(PaymentsError):
     """The caller may not do this (e.g. set fees without the admin scope)."""
 
     code = "forbidden"
+    status = "PERMISSION_DENIED"
 
 
 class IdReused(PaymentsError):
     """An id chosen by the caller already names an object with other fields."""
 
     code = "id_reused"
+    status = "ALREADY_EXISTS"
 
 
 class InvalidState(PaymentsError):
     """The object's status does not allow this command."""
 
     code = "invalid_state"
+    status = "FAILED_PRECONDITION"
 
 
 class PaymentBusy(PaymentsError):
     """Another step of this payment is in progress."""
 
     code = "payment_busy"
+    status = "FAILED_PRECONDITION"
 
 
 class AmountExceedsAuthorized(PaymentsError):
     """A capture asks for more than the hold reserved."""
 
     code = "amount_exceeds_authorized"
+    status = "FAILED_PRECONDITION"
 
 
 class AmountExceedsRefundable(PaymentsError):
     """A refund asks for more than was captured and not yet refunded."""
 
     code = "amount_exceeds_refundable"
+    status = "FAILED_PRECONDITION"
 
 
 class RemoteError(PaymentsError):
     """A call to another service failed."""
 
     code = "remote_error"
+    status = "UNAVAILABLE"
 
 
 class TransientError(RemoteError):
     """The call may succeed if tried again (unavailable, deadline, overloaded)."""
 
     code = "transient"
+    status = "UNAVAILABLE"
 
 
 class RemoteRefusal(RemoteError):
     """The other service refused the call for good; `code` is its stable error code."""
 
+    status = "UNAVAILABLE"
+
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
-        self.code = code
+        # The one error whose code is not its class's: the remote chose it.
+        self.code = code  # type: ignore[misc]

@@ -4,14 +4,14 @@ the events about them carry (rendered as their public JSON by
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
 from paymesh.contracts.payments.v1 import payments_pb2 as pb
 from paymesh.payments.domain import CaptureMethod, P2PTransfer, Payment, Payout, Refund, Topup
 
-__all__ = ["payment_pb", "payout_pb", "refund_pb", "topup_pb", "transfer_pb"]
+__all__ = ["message_of", "payment_pb", "payout_pb", "refund_pb", "topup_pb", "transfer_pb"]
 
 M = TypeVar("M", bound=Message)
 
@@ -21,47 +21,31 @@ _CAPTURE_METHODS_PB = {
 }
 
 
+def message_of(cls: type[M], obj: object, **overrides: Any) -> M:
+    """The message `cls` of `obj`'s attributes named like the message's fields (the
+    fields `obj` has not keep their defaults), and `overrides`."""
+    names = [f.name for f in cls.DESCRIPTOR.fields if hasattr(obj, f.name)]
+    return cls(**{**{name: getattr(obj, name) for name in names}, **overrides})
+
+
 def payment_pb(p: Payment) -> pb.Payment:
     """The protobuf form of a payment."""
-    message = pb.Payment(
-        id=p.id,
-        tenant_id=p.tenant_id,
-        payer_account_id=p.payer_account_id,
-        payee_account_id=p.payee_account_id,
-        amount=p.amount,
-        currency=p.currency,
+    risk = None if p.risk is None else message_of(pb.RiskAssessment, p.risk)
+    return message_of(
+        pb.Payment,
+        p,
         capture_method=_CAPTURE_METHODS_PB[p.capture_method],
         status=p.status.value,
-        amount_captured=p.amount_captured,
-        amount_refunded=p.amount_refunded,
-        fee=p.fee,
-        description=p.description,
         metadata=dict(p.metadata),
-        context=pb.PaymentContext(
-            ip=p.context.ip, device_id=p.context.device_id, country=p.context.country
-        ),
-        failure_code=p.failure_code,
-        failure_message=p.failure_message,
-        created_at_us=p.created_at_us,
-        updated_at_us=p.updated_at_us,
+        context=message_of(pb.PaymentContext, p.context),
+        risk=risk,
     )
-    if p.risk is not None:
-        message.risk.CopyFrom(
-            pb.RiskAssessment(
-                decision=p.risk.decision,
-                score=p.risk.score,
-                reasons=list(p.risk.reasons),
-                rules_version=p.risk.rules_version,
-            )
-        )
-    return message
 
 
 def _same_names(cls: type[M], obj: Refund | Topup | Payout | P2PTransfer) -> M:
     """The message `cls` of a flow object whose fields have the message's names
     (its status an enum of the message's strings)."""
-    values = {f.name: getattr(obj, f.name) for f in cls.DESCRIPTOR.fields}
-    return cls(**{**values, "status": obj.status.value})
+    return message_of(cls, obj, status=obj.status.value)
 
 
 def refund_pb(r: Refund) -> pb.Refund:

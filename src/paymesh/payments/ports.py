@@ -1,6 +1,6 @@
 """The ports payments talks to the world through: the ledger, risk and the bank.
 
-Adapters (``adapters.py``) speak gRPC; fakes (``testing.py``) keep the same
+Adapters (``adapters.py``) speak gRPC; fakes (``tests/fakes/payments_ports.py``) keep the same
 semantics in memory. Ledger results are the contract's result names,
 lower-cased, without their prefix: ``"ok"``, ``"exists"``,
 ``"exceeds_credits"``, ... A call that may succeed if retried raises

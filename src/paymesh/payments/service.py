@@ -14,7 +14,7 @@ runs what is left of its saga and answers the payment as it is.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any, TypeVar
 
@@ -68,18 +68,11 @@ __all__ = [
     "create_topup",
     "create_transfer",
     "get_event",
+    "get_object",
     "get_payment",
-    "get_payout",
-    "get_refund",
     "get_tenant_fees",
-    "get_topup",
-    "get_transfer",
     "list_events",
-    "list_payments",
-    "list_payouts",
-    "list_refunds",
-    "list_topups",
-    "list_transfers",
+    "list_objects",
     "set_tenant_fees",
     "start",
 ]
@@ -90,6 +83,9 @@ T = TypeVar("T")
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
+
+# What an error message calls a flow's object, where not its kind.
+_NOUNS = {"topup": "top-up"}
 
 
 async def create_payment(cmd: CreatePayment, *, caller: Caller, deps: Deps) -> Payment:
@@ -105,40 +101,16 @@ async def create_payment(cmd: CreatePayment, *, caller: Caller, deps: Deps) -> P
         fees=fees,
         authorization_ttl_us=int(deps.authorization_ttl_s * 1_000_000),
     )
-    accounts = {
-        "payer_account_id": cmd.payer_account_id,
-        "payee_account_id": cmd.payee_account_id,
-    }
-    await _check_accounts(accounts, cmd.currency, caller=caller, deps=deps)
-
-    def same(stored: Payment) -> bool:
-        return domain.same_payment_request(stored, cmd, caller.tenant_id)
-
-    return await start("payment", payment, same, caller=caller, deps=deps)
+    accounts = {"payer_account_id": cmd.payer_account_id, "payee_account_id": cmd.payee_account_id}
+    return await _create(
+        "payment", payment, cmd, accounts, domain.same_payment_request, caller=caller, deps=deps
+    )
 
 
 async def get_payment(payment_id: str, *, caller: Caller, deps: Deps) -> Payment:
     """The caller's payment."""
-    p = await deps.store.get_payment(payment_id)
-    if p is None or p.tenant_id != caller.tenant_id:
-        raise NotFound(f"no payment {payment_id}")
-    return p
-
-
-async def list_payments(
-    *, caller: Caller, deps: Deps, limit: int = 0, starting_after: str = ""
-) -> tuple[list[Payment], bool]:
-    """The caller's payments, newest first; and whether more follow."""
-    limit = limit or DEFAULT_LIMIT
-    if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidRequest(f"limit must be between 1 and {MAX_LIMIT}")
-    cursor = None
-    if starting_after:
-        try:
-            cursor = await get_payment(starting_after, caller=caller, deps=deps)
-        except NotFound:
-            raise InvalidRequest(f"starting_after: no payment {starting_after}") from None
-    return await deps.store.list_payments(caller.tenant_id, limit=limit, starting_after=cursor)
+    found: Payment = await get_object("payment", payment_id, caller=caller, deps=deps)
+    return found
 
 
 async def capture_payment(cmd: CapturePayment, *, caller: Caller, deps: Deps) -> Payment:
@@ -210,76 +182,21 @@ async def create_refund(cmd: CreateRefund, *, caller: Caller, deps: Deps) -> Ref
     return _finished(found)
 
 
-async def get_refund(refund_id: str, *, caller: Caller, deps: Deps) -> Refund:
-    """The caller's refund."""
-    r = await deps.store.get_refund(refund_id)
-    if r is None or r.tenant_id != caller.tenant_id:
-        raise NotFound(f"no refund {refund_id}")
-    return r
-
-
-async def list_refunds(
-    *, caller: Caller, deps: Deps, limit: int = 0, starting_after: str = ""
-) -> tuple[list[Refund], bool]:
-    """The caller's refunds, newest first; and whether more follow."""
-    return await _list(
-        "refund", get_refund, caller=caller, deps=deps, limit=limit, after=starting_after
-    )
-
-
 async def create_topup(cmd: CreateTopup, *, caller: Caller, deps: Deps) -> Topup:
     """Record a top-up, then fund the account from the tenant's funding account."""
     topup = domain.new_topup(cmd, caller.tenant_id, deps.clock.now_us())
-    await _check_accounts({"account_id": cmd.account_id}, cmd.currency, caller=caller, deps=deps)
-
-    def same(stored: Topup) -> bool:
-        return domain.same_topup_request(stored, cmd, caller.tenant_id)
-
-    return await start("topup", topup, same, caller=caller, deps=deps, noun="top-up")
-
-
-async def get_topup(topup_id: str, *, caller: Caller, deps: Deps) -> Topup:
-    """The caller's top-up."""
-    t = await deps.store.get_topup(topup_id)
-    if t is None or t.tenant_id != caller.tenant_id:
-        raise NotFound(f"no top-up {topup_id}")
-    return t
-
-
-async def list_topups(
-    *, caller: Caller, deps: Deps, limit: int = 0, starting_after: str = ""
-) -> tuple[list[Topup], bool]:
-    """The caller's top-ups, newest first; and whether more follow."""
-    return await _list(
-        "topup", get_topup, caller=caller, deps=deps, limit=limit, after=starting_after
+    accounts = {"account_id": cmd.account_id}
+    return await _create(
+        "topup", topup, cmd, accounts, domain.same_topup_request, caller=caller, deps=deps
     )
 
 
 async def create_payout(cmd: CreatePayout, *, caller: Caller, deps: Deps) -> Payout:
     """Record a payout, then hold the money, have the bank send it and post the hold."""
     payout = domain.new_payout(cmd, caller.tenant_id, deps.clock.now_us())
-    await _check_accounts({"account_id": cmd.account_id}, cmd.currency, caller=caller, deps=deps)
-
-    def same(stored: Payout) -> bool:
-        return domain.same_payout_request(stored, cmd, caller.tenant_id)
-
-    return await start("payout", payout, same, caller=caller, deps=deps)
-
-
-async def get_payout(payout_id: str, *, caller: Caller, deps: Deps) -> Payout:
-    """The caller's payout."""
-    p = await deps.store.get_payout(payout_id)
-    if p is None or p.tenant_id != caller.tenant_id:
-        raise NotFound(f"no payout {payout_id}")
-    return p
-
-
-async def list_payouts(
-    *, caller: Caller, deps: Deps, limit: int = 0, starting_after: str = ""
-) -> tuple[list[Payout], bool]:
-    """The caller's payouts, newest first; and whether more follow."""
-    return await _list(
-        "payout", get_payout, caller=caller, deps=deps, limit=limit, after=starting_after
+    accounts = {"account_id": cmd.account_id}
+    return await _create(
+        "payout", payout, cmd, accounts, domain.same_payout_request, caller=caller, deps=deps
     )
 
 
@@ -287,54 +204,64 @@ async def create_transfer(cmd: CreateP2PTransfer, *, caller: Caller, deps: Deps)
     """Record a transfer between two of the tenant's accounts, then move the money."""
     transfer = domain.new_p2p_transfer(cmd, caller.tenant_id, deps.clock.now_us())
     accounts = {"from_account_id": cmd.from_account_id, "to_account_id": cmd.to_account_id}
-    await _check_accounts(accounts, cmd.currency, caller=caller, deps=deps)
-
-    def same(stored: P2PTransfer) -> bool:
-        return domain.same_p2p_request(stored, cmd, caller.tenant_id)
-
-    return await start("transfer", transfer, same, caller=caller, deps=deps)
-
-
-async def get_transfer(transfer_id: str, *, caller: Caller, deps: Deps) -> P2PTransfer:
-    """The caller's transfer."""
-    t = await deps.store.get_transfer(transfer_id)
-    if t is None or t.tenant_id != caller.tenant_id:
-        raise NotFound(f"no transfer {transfer_id}")
-    return t
-
-
-async def list_transfers(
-    *, caller: Caller, deps: Deps, limit: int = 0, starting_after: str = ""
-) -> tuple[list[P2PTransfer], bool]:
-    """The caller's P2P transfers, newest first; and whether more follow."""
-    return await _list(
-        "transfer", get_transfer, caller=caller, deps=deps, limit=limit, after=starting_after
+    return await _create(
+        "transfer", transfer, cmd, accounts, domain.same_p2p_request, caller=caller, deps=deps
     )
 
 
-async def _list(
+async def _create(
     kind: str,
-    get: Callable[..., Awaitable[T]],
+    obj: T,
+    cmd: Any,
+    accounts: Mapping[str, str],
+    same_request: Callable[[T, Any, str], bool],
     *,
     caller: Caller,
     deps: Deps,
-    limit: int,
-    after: str,
-) -> tuple[list[T], bool]:
-    """One page of the caller's objects of `kind` after the one `after` names (found by `get`)."""
-    limit = limit or DEFAULT_LIMIT
-    if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidRequest(f"limit must be between 1 and {MAX_LIMIT}")
+) -> T:
+    """Refuse `cmd` when the `accounts` it names are not the caller's or hold another
+    currency; else record its new object `obj` and run its saga (see :func:`start`;
+    a stored object is this request's retry when ``same_request(stored, cmd, tenant)``)."""
+    await _check_accounts(accounts, cmd.currency, caller=caller, deps=deps)
+
+    def same(stored: T) -> bool:
+        return same_request(stored, cmd, caller.tenant_id)
+
+    return await start(kind, obj, same, caller=caller, deps=deps, noun=_NOUNS.get(kind, ""))
+
+
+async def get_object(kind: str, object_id: str, *, caller: Caller, deps: Deps) -> Any:
+    """The caller's object of flow `kind` (another tenant's is not found, like an unknown one)."""
+    found = await deps.store.get(kind, object_id)
+    if found is None or found.tenant_id != caller.tenant_id:
+        raise NotFound(f"no {_NOUNS.get(kind, kind)} {object_id}")
+    return found
+
+
+async def list_objects(
+    kind: str, *, caller: Caller, deps: Deps, limit: int = 0, starting_after: str = ""
+) -> tuple[list[Any], bool]:
+    """One page of the caller's objects of flow `kind`, newest first, after the one
+    `starting_after` names; and whether more follow."""
+    limit = _page_limit(limit)
     cursor = None
-    if after:
+    if starting_after:
         try:
-            cursor = await get(after, caller=caller, deps=deps)
+            cursor = await get_object(kind, starting_after, caller=caller, deps=deps)
         except NotFound:
-            raise InvalidRequest(f"starting_after: no {kind} {after}") from None
+            raise InvalidRequest(f"starting_after: no {kind} {starting_after}") from None
     found, more = await deps.store.list_objects(
         kind, caller.tenant_id, limit=limit, starting_after=cursor
     )
     return found, more
+
+
+def _page_limit(limit: int) -> int:
+    """The page size asked for (0: the default), refused outside 1..MAX_LIMIT."""
+    limit = limit or DEFAULT_LIMIT
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidRequest(f"limit must be between 1 and {MAX_LIMIT}")
+    return limit
 
 
 async def set_tenant_fees(fees: TenantFees, *, caller: Caller, deps: Deps) -> TenantFees:
@@ -364,9 +291,7 @@ async def list_events(
     *, caller: Caller, deps: Deps, limit: int = 0, starting_after: str = ""
 ) -> tuple[list[StoredEvent], bool]:
     """The caller's events, newest first; and whether more follow."""
-    limit = limit or DEFAULT_LIMIT
-    if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidRequest(f"limit must be between 1 and {MAX_LIMIT}")
+    limit = _page_limit(limit)
     before = None
     if starting_after:
         cursor = await deps.store.get_event(caller.tenant_id, starting_after)

@@ -16,7 +16,7 @@ The outbox doubles as the tenant's event log: ``list_events`` reads it by
 (tenant_id, seq), newest first.
 
 Consumed events (risk's review resolutions) are applied by
-:meth:`PaymentStore.apply_event`: the event id goes into ``inbox`` in the
+:meth:`SqlPaymentsStore.apply_event`: the event id goes into ``inbox`` in the
 same transaction as the payment's transition and its events, so a
 redelivered event changes nothing. The payment row is locked first (``FOR
 UPDATE`` on PostgreSQL) so the transition is decided on the row it updates.
@@ -36,10 +36,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paymesh.contracts.events import TOPIC_PAYMENTS, Event
 from paymesh.payments.domain import (
-    P2PTransfer,
     Payment,
     PaymentStatus,
-    Payout,
     Refund,
     RefundStatus,
     Step,
@@ -51,7 +49,16 @@ from paymesh.payments.domain import (
 from paymesh.payments.flows import FLOWS, Flow, flow, metadata
 from paymesh.payments.flows.payment import payment_from_row, payments
 from paymesh.payments.flows.refund import refunds
-from paymesh.payments.tables import inbox, outbox, tenant_fees
+from paymesh.payments.tables import (
+    StoredEvent,
+    event_columns,
+    event_from_row,
+    fees_from_row,
+    fees_row,
+    inbox,
+    outbox,
+    tenant_fees,
+)
 from paymesh.platform.db import Database
 from paymesh.platform.locks import lock_key
 from paymesh.platform.metrics import PAYMENTS_AMOUNT, PAYMENTS_COMPLETED
@@ -61,7 +68,7 @@ __all__ = [
     "LIVENESS_LOCK",
     "Due",
     "OpenSteps",
-    "PaymentStore",
+    "SqlPaymentsStore",
     "StoredEvent",
     "inbox",
     "metadata",
@@ -136,20 +143,7 @@ class OpenSteps:
     oldest_started_at_us: int
 
 
-@dataclass(frozen=True)
-class StoredEvent:
-    """An event as the outbox keeps it: its envelope JSON and where it sits."""
-
-    seq: int
-    id: str
-    type: str
-    subject: str
-    tenant_id: str
-    created_at_us: int
-    json: str
-
-
-class PaymentStore:
+class SqlPaymentsStore:
     """Persistence of the saga objects, tenants' fees, and the outbox."""
 
     def __init__(
@@ -202,7 +196,7 @@ class PaymentStore:
         self, kind: str, tenant_id: str, *, limit: int, starting_after: Any = None
     ) -> tuple[list[Any], bool]:
         """A tenant's objects of `kind`, newest first, after `starting_after`; and whether
-        more follow (the same keyset on (created_at_us, id) as :meth:`list_payments`)."""
+        more follow (keyset pagination on (created_at_us, id): the id breaks ties)."""
         f = flow(kind)
         t = f.table.c
         query = sa.select(f.table).where(t.tenant_id == tenant_id)
@@ -239,23 +233,10 @@ class PaymentStore:
 
     # -- payments ------------------------------------------------------------
 
-    async def add_payment(self, p: Payment) -> Payment | None:
-        """Insert `p`; if its id is taken, return the payment stored under it instead."""
-        return await self.add("payment", p)
-
     async def get_payment(self, payment_id: str) -> Payment | None:
         """The payment, or None."""
         found: Payment | None = await self.get("payment", payment_id)
         return found
-
-    async def list_payments(
-        self, tenant_id: str, *, limit: int, starting_after: Payment | None = None
-    ) -> tuple[list[Payment], bool]:
-        """A tenant's payments, newest first, after `starting_after`; and whether more follow."""
-        found, more = await self.list_objects(
-            "payment", tenant_id, limit=limit, starting_after=starting_after
-        )
-        return found, more
 
     async def save_payment(
         self,
@@ -358,15 +339,10 @@ class PaymentStore:
                 await conn.execute(refunds.insert().values(self._owned(flow("refund").row(refund))))
                 return refund, True
         except IntegrityError:
-            found = await self.get_refund(refund_id)
+            found: Refund | None = await self.get("refund", refund_id)
             if found is None:
                 raise
             return found, False
-
-    async def get_refund(self, refund_id: str) -> Refund | None:
-        """The refund, or None."""
-        found: Refund | None = await self.get("refund", refund_id)
-        return found
 
     async def settle_refund(
         self, new: Refund, events: Sequence[Event] = (), *, step: Step = Step.TRANSFER
@@ -377,16 +353,7 @@ class PaymentStore:
             "refund", new, status=RefundStatus.PROCESSING, step=step, events=events
         )
 
-    # -- top-ups, payouts, transfers -------------------------------------------
-
-    async def add_topup(self, t: Topup) -> Topup | None:
-        """Insert `t`; if its id is taken, return the top-up stored under it instead."""
-        return await self.add("topup", t)
-
-    async def get_topup(self, topup_id: str) -> Topup | None:
-        """The top-up, or None."""
-        found: Topup | None = await self.get("topup", topup_id)
-        return found
+    # -- top-ups --------------------------------------------------------------
 
     async def settle_topup(self, new: Topup, events: Sequence[Event] = ()) -> bool:
         """Finish the top-up's credit step."""
@@ -394,31 +361,17 @@ class PaymentStore:
             "topup", new, status=TopupStatus.PROCESSING, step=Step.TRANSFER, events=events
         )
 
-    async def get_payout(self, payout_id: str) -> Payout | None:
-        """The payout, or None."""
-        found: Payout | None = await self.get("payout", payout_id)
-        return found
-
-    async def get_transfer(self, transfer_id: str) -> P2PTransfer | None:
-        """The P2P transfer, or None."""
-        found: P2PTransfer | None = await self.get("transfer", transfer_id)
-        return found
-
     # -- fees ----------------------------------------------------------------
 
     async def set_fees(self, fees: TenantFees) -> None:
         """Store the tenant's fee schedule (replacing the one before)."""
-        values = {
-            "fixed": fees.fixed,
-            "basis_points": fees.basis_points,
-            "updated_at_us": fees.updated_at_us,
-        }
+        row = fees_row(fees)
         async with self.db.transaction() as conn:
             updated = await conn.execute(
-                tenant_fees.update().where(tenant_fees.c.tenant_id == fees.tenant_id).values(values)
+                tenant_fees.update().where(tenant_fees.c.tenant_id == fees.tenant_id).values(row)
             )
             if updated.rowcount == 0:
-                await conn.execute(tenant_fees.insert().values(tenant_id=fees.tenant_id, **values))
+                await conn.execute(tenant_fees.insert().values(row))
 
     async def get_fees(self, tenant_id: str) -> TenantFees | None:
         """The tenant's fee schedule, or None when none was set."""
@@ -428,9 +381,7 @@ class PaymentStore:
                     sa.select(tenant_fees).where(tenant_fees.c.tenant_id == tenant_id)
                 )
             ).first()
-        if row is None:
-            return None
-        return TenantFees(row.tenant_id, row.fixed, row.basis_points, row.updated_at_us)
+        return None if row is None else fees_from_row(row)
 
     # -- events --------------------------------------------------------------
 
@@ -440,23 +391,25 @@ class PaymentStore:
         async with self.db.read() as conn:
             row = (
                 await conn.execute(
-                    sa.select(outbox).where(o.event_id == event_id, o.tenant_id == tenant_id)
+                    sa.select(*event_columns).where(
+                        o.event_id == event_id, o.tenant_id == tenant_id
+                    )
                 )
             ).first()
-        return None if row is None else _event(row)
+        return None if row is None else event_from_row(row)
 
     async def list_events(
         self, tenant_id: str, *, limit: int, before_seq: int | None = None
     ) -> tuple[list[StoredEvent], bool]:
         """The tenant's events, newest first, older than `before_seq`; and whether more follow."""
         o = outbox.c
-        query = sa.select(outbox).where(o.tenant_id == tenant_id)
+        query = sa.select(*event_columns).where(o.tenant_id == tenant_id)
         if before_seq is not None:
             query = query.where(o.seq < before_seq)
         query = query.order_by(o.seq.desc()).limit(limit + 1)
         async with self.db.read() as conn:
             rows = (await conn.execute(query)).all()
-        return [_event(r) for r in rows[:limit]], len(rows) > limit
+        return [event_from_row(r) for r in rows[:limit]], len(rows) > limit
 
     # -- the saga ------------------------------------------------------------
 
@@ -589,15 +542,3 @@ async def _one(
     if for_update:
         query = query.with_for_update()
     return (await conn.execute(query)).first()
-
-
-def _event(r: sa.Row[Any]) -> StoredEvent:
-    return StoredEvent(
-        seq=r.seq,
-        id=r.event_id,
-        type=r.type,
-        subject=r.key,
-        tenant_id=r.tenant_id,
-        created_at_us=r.created_at_us,
-        json=r.payload,
-    )

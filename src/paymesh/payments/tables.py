@@ -5,17 +5,35 @@ with :func:`saga_columns`; this module holds the rest. Every saga row carries
 its status and the step in progress (``step``, ``attempts``,
 ``next_attempt_at_us``, ``step_started_at_us``); money is BigInteger minor
 units and times are BigInteger unix microseconds. Migrations create exactly these.
+
+The row mapping of what is not a flow's object lives here too: a tenant's fee
+schedule, and an outbox row read as the tenant's :class:`StoredEvent`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
+from paymesh.payments.domain import TenantFees
 from paymesh.platform.outbox import inbox_table, outbox_table
 
-__all__ = ["inbox", "metadata", "outbox", "saga_columns", "saga_table", "tenant_fees"]
+__all__ = [
+    "StoredEvent",
+    "event_columns",
+    "event_from_row",
+    "fees_from_row",
+    "fees_row",
+    "inbox",
+    "metadata",
+    "outbox",
+    "saga_columns",
+    "saga_table",
+    "tenant_fees",
+]
 
 metadata = sa.MetaData()
 
@@ -71,3 +89,43 @@ outbox = outbox_table(metadata)
 
 # 0005: the events consumed (risk's review resolutions), once per event id.
 inbox = inbox_table(metadata)
+
+
+def fees_row(fees: TenantFees) -> dict[str, Any]:
+    """The ``tenant_fees`` row of a fee schedule."""
+    return dataclasses.asdict(fees)
+
+
+def fees_from_row(row: sa.Row[Any]) -> TenantFees:
+    """The fee schedule in a ``tenant_fees`` row."""
+    return TenantFees(**row._mapping)
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event as the outbox keeps it: its envelope JSON and where it sits."""
+
+    seq: int
+    id: str
+    type: str
+    subject: str
+    tenant_id: str
+    created_at_us: int
+    json: str
+
+
+# The outbox columns a StoredEvent is read from, each labelled with its field's name.
+event_columns: tuple[sa.ColumnElement[Any], ...] = (
+    outbox.c.seq,
+    outbox.c.event_id.label("id"),
+    outbox.c.type,
+    outbox.c.key.label("subject"),
+    outbox.c.tenant_id,
+    outbox.c.created_at_us,
+    outbox.c.payload.label("json"),
+)
+
+
+def event_from_row(row: sa.Row[Any]) -> StoredEvent:
+    """The event in a row selected as :data:`event_columns`."""
+    return StoredEvent(**row._mapping)

@@ -9,29 +9,29 @@ import sqlalchemy as sa
 
 from paymesh.payments.app import MIGRATIONS
 from paymesh.payments.saga import Deps, RetryPolicy
-from paymesh.payments.store import PaymentStore, outbox
-from paymesh.payments.testing import FakeLedger, FakeRisk
+from paymesh.payments.store import SqlPaymentsStore, outbox
 from paymesh.platform.clock import FixedClock
 from paymesh.platform.db import Database
 from paymesh.platform.migrations import upgrade
+from tests.fakes.payments_ports import FakeLedger, FakeRisk
 
 # No sleeping between inline retries in tests; the Resumer is driven by hand.
 FAST = RetryPolicy(inline_attempts=3, inline_wait_s=0, inline_wait_max_s=0)
 
 
 @pytest.fixture
-async def store(db_url: str) -> AsyncIterator[PaymentStore]:
+async def store(db_url: str) -> AsyncIterator[SqlPaymentsStore]:
     """A payments store on a freshly migrated database (SQLite and PostgreSQL)."""
     db = Database(db_url)
     await upgrade(db, MIGRATIONS)
     try:
-        yield PaymentStore(db)
+        yield SqlPaymentsStore(db)
     finally:
         await db.dispose()
 
 
 @pytest.fixture
-def deps(store: PaymentStore) -> Deps:
+def deps(store: SqlPaymentsStore) -> Deps:
     """The use cases' dependencies: the real store, a fake ledger and risk, a fixed clock."""
     return Deps(store=store, ledger=FakeLedger(), risk=FakeRisk(), clock=FixedClock(), retry=FAST)
 
@@ -40,7 +40,7 @@ EventTypes = Callable[..., Awaitable[list[str]]]
 
 
 @pytest.fixture
-def event_types(store: PaymentStore) -> EventTypes:
+def event_types(store: SqlPaymentsStore) -> EventTypes:
     """Read the types of the outbox's events (about one subject), in order."""
 
     async def read(subject: str | None = None) -> list[str]:

@@ -27,8 +27,8 @@ from paymesh.payments.domain import (
 )
 from paymesh.payments.errors import AccountNotFound, CurrencyMismatch, TransientError
 from paymesh.payments.saga import Deps, leased, run, run_payment
-from paymesh.payments.testing import FakeLedger, FakeRisk
 from paymesh.platform.identity import Caller
+from tests.fakes.payments_ports import FakeLedger, FakeRisk
 
 ALICE = Caller(tenant_id="ten_a", client_id="cli_a")
 
@@ -112,14 +112,8 @@ async def _refused(deps: Deps, kind: str, error: type[Exception], **fields: Any)
 
 
 async def _assert_nothing_recorded(deps: Deps, ledger: FakeLedger, event_types: Any) -> None:
-    kind_get = (
-        deps.store.get_payment,
-        deps.store.get_topup,
-        deps.store.get_payout,
-        deps.store.get_transfer,
-    )
-    for get in kind_get:
-        assert await get("obj_1") is None
+    for kind in ("payment", "topup", "payout", "transfer"):
+        assert await deps.store.get(kind, "obj_1") is None
     assert await event_types() == []
     assert ledger.calls == []
     assert sorted(ledger.accounts) == ["acct_euro", "acct_mallory", "acct_payee", "acct_payer"]
@@ -198,7 +192,7 @@ async def test_a_payment_whose_payee_is_gone_by_the_time_its_saga_runs_fails_the
     cmd = _COMMANDS["payment"][0](payee_account_id="acct_gone")
     # Recorded as if the account had passed the check and vanished since.
     payment = domain.new_payment(cmd, "ten_a", deps.clock.now_us())
-    assert await deps.store.add_payment(leased(payment, deps)) is None
+    assert await deps.store.add("payment", leased(payment, deps)) is None
     p = await run_payment("obj_1", caller=ALICE, deps=deps)
     assert p is not None
     assert (p.status, p.failure_code) == (PaymentStatus.FAILED, "account_not_found")
@@ -214,7 +208,7 @@ async def test_a_topup_whose_account_is_gone_by_the_time_its_saga_runs_never_rea
     flow = dataclasses.replace(deps, bank=bank)
     cmd = _COMMANDS["topup"][0](account_id="acct_gone")
     topup = domain.new_topup(cmd, "ten_a", flow.clock.now_us())
-    assert await flow.store.add_topup(leased(topup, flow)) is None
+    assert await flow.store.add("topup", leased(topup, flow)) is None
     t = await run("topup", "obj_1", caller=ALICE, deps=flow)
     assert t is not None
     assert (t.status, t.failure_code) == (TopupStatus.FAILED, "account_not_found")

@@ -23,9 +23,9 @@ from paymesh.payments.domain import (
     Step,
 )
 from paymesh.payments.saga import Deps, Resumer
-from paymesh.payments.testing import FakeLedger, FakeRisk
 from paymesh.platform.clock import FixedClock
 from paymesh.platform.identity import Caller
+from tests.fakes.payments_ports import FakeLedger, FakeRisk
 
 ALICE = Caller(tenant_id="ten_a", client_id="cli_a")
 DEADLINE_S = 60.0
@@ -194,13 +194,15 @@ async def test_a_refund_applied_but_unanswered_is_found_after_the_deadline_and_c
     assert (r.status, r.step) == (RefundStatus.PROCESSING, Step.TRANSFER)
 
     await _resume_after(timed, DEADLINE_S + 1)
-    assert (await service.get_refund("re_1", caller=ALICE, deps=timed)).step is Step.LOOKUP
+    assert (
+        await service.get_object("refund", "re_1", caller=ALICE, deps=timed)
+    ).step is Step.LOOKUP
     sent = ledger.calls.count("re_1")
     ledger.down = False
     await _resume_after(timed, SETTLE_S)
     await _resume_after(timed, 3_600)
 
-    r = await service.get_refund("re_1", caller=ALICE, deps=timed)
+    r = await service.get_object("refund", "re_1", caller=ALICE, deps=timed)
     assert (r.status, r.step) == (RefundStatus.SUCCEEDED, None)
     p = await service.get_payment("pay_1", caller=ALICE, deps=timed)
     assert p.amount_refunded == 1_000
@@ -220,7 +222,7 @@ async def test_a_refund_never_applied_fails_with_timeout_and_frees_the_refundabl
     ledger.down = False
     await _resume_after(timed, SETTLE_S)
 
-    r = await service.get_refund("re_1", caller=ALICE, deps=timed)
+    r = await service.get_object("refund", "re_1", caller=ALICE, deps=timed)
     assert (r.status, r.failure_code) == (RefundStatus.FAILED, "timeout")
     assert ledger.calls.count("re_1") == sent
     again = await service.create_refund(CreateRefund("re_2", "pay_1"), caller=ALICE, deps=timed)
@@ -241,7 +243,7 @@ async def test_a_p2p_transfer_applied_but_unanswered_is_found_after_the_deadline
     ledger.down = False
     await _resume_after(timed, SETTLE_S)
 
-    t = await service.get_transfer("tr_1", caller=ALICE, deps=timed)
+    t = await service.get_object("transfer", "tr_1", caller=ALICE, deps=timed)
     assert (t.status, t.step) == (P2PTransferStatus.SUCCEEDED, None)
     assert (ledger.balance("acct_payer"), ledger.balance("acct_payee")) == (9_750, 250)
 
@@ -256,12 +258,12 @@ async def test_a_payout_hold_unanswered_past_the_deadline_is_voided_and_fails_wi
     po = await service.create_payout(cmd, caller=ALICE, deps=timed)
     assert po.step is Step.HOLD
     await _resume_after(timed, DEADLINE_S + 1)
-    assert (await service.get_payout("po_1", caller=ALICE, deps=timed)).step is Step.VOID
+    assert (await service.get_object("payout", "po_1", caller=ALICE, deps=timed)).step is Step.VOID
     holds_sent = ledger.calls.count("po_1:hold")
     ledger.down = False
     await _resume_after(timed, SETTLE_S)
 
-    po = await service.get_payout("po_1", caller=ALICE, deps=timed)
+    po = await service.get_object("payout", "po_1", caller=ALICE, deps=timed)
     assert (po.status, po.failure_code) == (PayoutStatus.FAILED, "timeout")
     assert ledger.calls.count("po_1:hold") == holds_sent
     assert ledger.accounts["acct_payer"].debits_pending == 0

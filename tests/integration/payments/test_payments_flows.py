@@ -30,9 +30,9 @@ from paymesh.payments.domain import (
 )
 from paymesh.payments.errors import AccountNotFound, Forbidden, InvalidRequest, NotFound
 from paymesh.payments.saga import Deps, Resumer
-from paymesh.payments.testing import FakeLedger
 from paymesh.platform.clock import FixedClock
 from paymesh.platform.identity import Caller
+from tests.fakes.payments_ports import FakeLedger
 
 ALICE = Caller(tenant_id="ten_a", client_id="cli_a")
 MALLORY = Caller(tenant_id="ten_m", client_id="cli_m")
@@ -216,7 +216,7 @@ async def test_a_bank_timeout_is_resolved_by_status_with_exactly_one_credit(
     assert await resumer.run_once() == 0  # backing off before asking the bank
     _clock(flow).advance(5)
     assert await resumer.run_once() == 1
-    t = await service.get_topup("tu_1", caller=ALICE, deps=flow)
+    t = await service.get_object("topup", "tu_1", caller=ALICE, deps=flow)
     assert t.status is TopupStatus.SUCCEEDED
     assert bank.calls == [("pull", "tu_1"), ("status", "tu_1")]
     assert ledger.calls.count("tu_1:credit") == 1
@@ -264,7 +264,7 @@ async def test_a_payout_moves_the_money_out_through_the_bank(
         == p
     )
     with pytest.raises(NotFound):
-        await service.get_payout("po_1", caller=MALLORY, deps=flow)
+        await service.get_object("payout", "po_1", caller=MALLORY, deps=flow)
 
 
 async def test_a_payout_the_bank_refuses_voids_the_hold_and_restores_the_balance(
@@ -303,7 +303,7 @@ async def test_a_payout_whose_bank_answer_is_lost_waits_then_posts_once(
     assert _ledger(flow).accounts["acct_payer"].available == 9_000  # still held
     _clock(flow).advance(5)
     await Resumer(flow, interval_s=1).run_once()
-    p = await service.get_payout("po_1", caller=ALICE, deps=flow)
+    p = await service.get_object("payout", "po_1", caller=ALICE, deps=flow)
     assert p.status is PayoutStatus.SUCCEEDED
     assert bank.calls.count(("push", "po_1")) == 1
     assert _ledger(flow).balance("acct_payer") == 9_000
@@ -320,7 +320,9 @@ async def test_many_bank_requests_with_random_failures_and_timeouts_all_settle_t
         )
     _clock(deps).advance(10)
     await Resumer(deps, interval_s=1).run_once()
-    tops = [await service.get_topup(f"tu_{n}", caller=ALICE, deps=deps) for n in range(20)]
+    tops = [
+        await service.get_object("topup", f"tu_{n}", caller=ALICE, deps=deps) for n in range(20)
+    ]
     assert all(t.step is None for t in tops)
     succeeded = sum(t.status is TopupStatus.SUCCEEDED for t in tops)
     assert 0 < succeeded < 20
@@ -338,7 +340,7 @@ async def test_a_transfer_moves_money_between_two_accounts(flow: Deps, event_typ
     assert ledger.calls == ["tr_1:move"]
     assert await event_types("tr_1") == ["transfer.succeeded"]
     with pytest.raises(NotFound):
-        await service.get_transfer("tr_1", caller=MALLORY, deps=flow)
+        await service.get_object("transfer", "tr_1", caller=MALLORY, deps=flow)
 
 
 async def test_a_transfer_beyond_the_balance_fails_with_insufficient_funds(

@@ -13,13 +13,13 @@ from paymesh.payments import domain
 from paymesh.payments.app import MIGRATIONS
 from paymesh.payments.domain import CaptureMethod, CreatePayment, Payment, Step
 from paymesh.payments.saga import Deps, Resumer, RetryPolicy, leased, run_payment
-from paymesh.payments.store import LIVENESS_LOCK, PaymentStore
-from paymesh.payments.testing import FakeLedger, FakeRisk
+from paymesh.payments.store import LIVENESS_LOCK, SqlPaymentsStore
 from paymesh.platform.clock import FixedClock
 from paymesh.platform.db import Database
 from paymesh.platform.identity import Caller
 from paymesh.platform.locks import SessionLock
 from paymesh.platform.migrations import upgrade
+from tests.fakes.payments_ports import FakeLedger, FakeRisk
 
 FAST = RetryPolicy(inline_attempts=3, inline_wait_s=0, inline_wait_max_s=0)
 
@@ -49,7 +49,7 @@ async def database(db_url: str) -> AsyncIterator[Database]:
         await db.dispose()
 
 
-def _deps(store: PaymentStore, clock: FixedClock, ledger: FakeLedger | None = None) -> Deps:
+def _deps(store: SqlPaymentsStore, clock: FixedClock, ledger: FakeLedger | None = None) -> Deps:
     if ledger is None:
         ledger = FakeLedger()
         ledger.open("acct_payer", "USD", tenant_id="ten_a", balance=10_000)
@@ -61,9 +61,9 @@ async def test_of_two_replicas_claiming_a_due_step_at_once_one_gets_it(
     database: Database,
 ) -> None:
     clock = FixedClock(NOW)
-    first, second = PaymentStore(database), PaymentStore(database)
+    first, second = SqlPaymentsStore(database), SqlPaymentsStore(database)
     payment = _payment(clock)  # its risk step is due now: no lease
-    assert await first.add_payment(payment) is None
+    assert await first.add("payment", payment) is None
     lease = dict(now_us=clock.now_us(), until_us=clock.now_us() + 30_000_000, take=False)
 
     assert await first.claim("payment", payment.id, Step.RISK, **lease)
@@ -80,10 +80,10 @@ async def test_a_runner_leaves_a_step_another_runner_holds_the_lease_of(
     database: Database,
 ) -> None:
     clock = FixedClock(NOW)
-    holder, other = PaymentStore(database), PaymentStore(database)
+    holder, other = SqlPaymentsStore(database), SqlPaymentsStore(database)
     deps = _deps(holder, clock)
     payment = leased(_payment(clock), deps)  # recorded by `holder`, leased for 30 s
-    assert await holder.add_payment(payment) is None
+    assert await holder.add("payment", payment) is None
 
     left = await run_payment(payment.id, caller=ALICE, deps=dataclasses.replace(deps, store=other))
     assert left is not None
@@ -103,14 +103,14 @@ async def test_a_step_of_a_live_replica_is_left_alone_and_a_dead_ones_is_resumed
     await upgrade(database, MIGRATIONS)
     clock = FixedClock(NOW)
     try:
-        dying, survivor = PaymentStore(database), PaymentStore(database)
+        dying, survivor = SqlPaymentsStore(database), SqlPaymentsStore(database)
         dying_alive = SessionLock(database, LIVENESS_LOCK, dying.owner)
         survivor_alive = SessionLock(database, LIVENESS_LOCK, survivor.owner)
         assert await dying_alive.held()
         assert await survivor_alive.held()
         deps = _deps(dying, clock)
         payment = leased(_payment(clock), deps)  # leased to `dying` for 30 s
-        assert await dying.add_payment(payment) is None
+        assert await dying.add("payment", payment) is None
 
         resumer = Resumer(
             dataclasses.replace(deps, store=survivor),

@@ -23,9 +23,9 @@ from paymesh.payments.domain import (
     Step,
 )
 from paymesh.payments.saga import Deps, Resumer
-from paymesh.payments.testing import FakeLedger, FakeRisk
 from paymesh.platform.clock import FixedClock
 from paymesh.platform.identity import Caller
+from tests.fakes.payments_ports import FakeLedger, FakeRisk
 
 ALICE = Caller(tenant_id="ten_a", client_id="cli_a")
 

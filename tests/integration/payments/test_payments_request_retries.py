@@ -26,8 +26,8 @@ from paymesh.payments.domain import (
 )
 from paymesh.payments.errors import InvalidState, PaymentBusy
 from paymesh.payments.saga import Deps, Resumer
-from paymesh.payments.testing import FakeLedger
 from paymesh.platform.identity import Caller
+from tests.fakes.payments_ports import FakeLedger
 
 ALICE = Caller(tenant_id="ten_a", client_id="cli_a")
 

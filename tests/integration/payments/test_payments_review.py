@@ -19,8 +19,8 @@ from paymesh.payments.errors import InvalidState, PaymentBusy
 from paymesh.payments.reviews import CONSUMER, apply_review_event
 from paymesh.payments.saga import Deps, Resumer
 from paymesh.payments.store import inbox
-from paymesh.payments.testing import FakeLedger, FakeRisk
 from paymesh.platform.identity import Caller
+from tests.fakes.payments_ports import FakeLedger, FakeRisk
 
 ALICE = Caller(tenant_id="ten_a", client_id="cli_a")
 

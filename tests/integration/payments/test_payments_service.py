@@ -28,11 +28,11 @@ from paymesh.payments.errors import (
     NotFound,
 )
 from paymesh.payments.saga import Deps, Resumer
-from paymesh.payments.store import PaymentStore
-from paymesh.payments.testing import FakeLedger, FakeRisk
+from paymesh.payments.store import SqlPaymentsStore
 from paymesh.platform.clock import FixedClock
 from paymesh.platform.db import Database
 from paymesh.platform.identity import Caller
+from tests.fakes.payments_ports import FakeLedger, FakeRisk
 
 ALICE = Caller(tenant_id="ten_a", client_id="cli_a")
 MALLORY = Caller(tenant_id="ten_m", client_id="cli_m")
@@ -239,7 +239,7 @@ async def test_a_lost_ledger_reply_moves_the_money_once(deps: Deps, accounts: Fa
 
 
 async def test_a_restarted_service_finishes_the_saga_a_crash_left(
-    deps: Deps, accounts: FakeLedger, store: PaymentStore, event_types: Any
+    deps: Deps, accounts: FakeLedger, store: SqlPaymentsStore, event_types: Any
 ) -> None:
     accounts.fail_next(3)
     _risk(deps).failures = 0
@@ -248,7 +248,7 @@ async def test_a_restarted_service_finishes_the_saga_a_crash_left(
     db = Database(store.db.url)
     try:
         restarted = Deps(
-            store=PaymentStore(db),
+            store=SqlPaymentsStore(db),
             ledger=accounts,
             risk=deps.risk,
             clock=deps.clock,
@@ -302,7 +302,7 @@ async def test_another_tenant_sees_nothing(deps: Deps, accounts: FakeLedger) -> 
         await service.cancel_payment(CancelPayment("pay_1"), caller=MALLORY, deps=deps)
     with pytest.raises(NotFound):
         await service.create_refund(CreateRefund("re_1", "pay_1"), caller=MALLORY, deps=deps)
-    assert await service.list_payments(caller=MALLORY, deps=deps) == ([], False)
+    assert await service.list_objects("payment", caller=MALLORY, deps=deps) == ([], False)
 
 
 async def test_payments_are_listed_newest_first_page_by_page(
@@ -311,14 +311,14 @@ async def test_payments_are_listed_newest_first_page_by_page(
     for n in range(5):
         await service.create_payment(_pay(f"pay_{n}", amount=10), caller=ALICE, deps=deps)
         _clock(deps).advance(1)
-    page, more = await service.list_payments(caller=ALICE, deps=deps, limit=2)
+    page, more = await service.list_objects("payment", caller=ALICE, deps=deps, limit=2)
     assert ([p.id for p in page], more) == (["pay_4", "pay_3"], True)
-    page, more = await service.list_payments(
-        caller=ALICE, deps=deps, limit=2, starting_after="pay_3"
+    page, more = await service.list_objects(
+        "payment", caller=ALICE, deps=deps, limit=2, starting_after="pay_3"
     )
     assert ([p.id for p in page], more) == (["pay_2", "pay_1"], True)
-    page, more = await service.list_payments(
-        caller=ALICE, deps=deps, limit=2, starting_after="pay_1"
+    page, more = await service.list_objects(
+        "payment", caller=ALICE, deps=deps, limit=2, starting_after="pay_1"
     )
     assert ([p.id for p in page], more) == (["pay_0"], False)
 
@@ -339,7 +339,7 @@ async def test_a_topup_opens_the_funding_account_and_credits_the_account(
     assert accounts.balance("acct_payee") == 3_000
     assert await event_types("tu_1") == ["topup.succeeded"]
     with pytest.raises(NotFound):
-        await service.get_topup("tu_1", caller=MALLORY, deps=deps)
+        await service.get_object("topup", "tu_1", caller=MALLORY, deps=deps)
 
 
 async def test_a_topup_of_an_unknown_account_is_refused_and_not_recorded(
@@ -349,4 +349,4 @@ async def test_a_topup_of_an_unknown_account_is_refused_and_not_recorded(
         await service.create_topup(
             CreateTopup("tu_1", "acct_nobody", 100, "USD"), caller=ALICE, deps=deps
         )
-    assert await deps.store.get_topup("tu_1") is None
+    assert await deps.store.get("topup", "tu_1") is None

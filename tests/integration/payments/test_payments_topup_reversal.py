@@ -18,9 +18,9 @@ from paymesh.payments.errors import InvalidState, NotFound
 from paymesh.payments.flows import FLOWS
 from paymesh.payments.flows.topup_reversal import TopupReversal, TopupReversalStatus
 from paymesh.payments.saga import Deps, Resumer, leased
-from paymesh.payments.testing import FakeLedger
 from paymesh.platform.clock import FixedClock
 from paymesh.platform.identity import Caller
+from tests.fakes.payments_ports import FakeLedger
 
 ALICE = Caller(tenant_id="ten_a", client_id="cli_a")
 MALLORY = Caller(tenant_id="ten_m", client_id="cli_m")

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from paymesh.payments.bank import SimulatedBank
 from paymesh.payments.ports import Connector, LedgerClient, RiskClient
-from paymesh.payments.store import PaymentStore
+from paymesh.payments.store import SqlPaymentsStore
 from paymesh.platform.clock import Clock
 
 __all__ = ["DEFAULT_AUTHORIZATION_TTL_S", "Deps", "RetryPolicy"]
@@ -36,7 +36,7 @@ class RetryPolicy:
 class Deps:
     """What the use cases and the saga runner need."""
 
-    store: PaymentStore
+    store: SqlPaymentsStore
     ledger: LedgerClient
     risk: RiskClient
     clock: Clock

@@ -2,8 +2,8 @@
 
 A step just recorded is leased to its runner for ``RetryPolicy.lease_s``
 (``next_attempt_at_us``, with the runner's owner id in ``lease_owner``), so
-the Resumer does not run it beside it; see :meth:`PaymentStore.claim
-<paymesh.payments.store.PaymentStore.claim>` for when a lease is free.
+the Resumer does not run it beside it; see :meth:`SqlPaymentsStore.claim
+<paymesh.payments.store.SqlPaymentsStore.claim>` for when a lease is free.
 """
 
 from __future__ import annotations

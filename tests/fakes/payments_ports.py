@@ -1,4 +1,7 @@
-"""In-memory fakes of the ledger and risk, with their real semantics, for tests.
+"""The payments service's ports in memory: the ledger and risk, with their real semantics.
+
+Unlike the other fakes here (the services as the gateway calls them), these
+stand behind :mod:`paymesh.payments.ports` for the payments service's own tests.
 
 :class:`FakeLedger` keeps TigerBeetle's rules that payments relies on:
 caller-chosen ids (same id and fields: ``exists``), pending / post / void,
