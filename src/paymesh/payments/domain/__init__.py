@@ -23,6 +23,7 @@ from paymesh.payments.domain.common import (
     check_accounts,
     failure_code,
     failure_label,
+    new_saga_object,
     retry_delay_s,
     same_request,
     step_deadline_passed,
@@ -39,17 +40,39 @@ from paymesh.payments.domain.fees import (
     revenue_account_id,
     validate_fees,
 )
-from paymesh.payments.domain.movements import (
+from paymesh.payments.domain.funding import (
+    PAYOUTS,
+    TOPUPS,
     AccountMovement,
+    CreatePayout,
+    CreateTopup,
+    MoveMoney,
+    Payout,
+    PayoutStatus,
+    Topup,
+    TopupStatus,
+    apply_payout_bank,
+    apply_payout_ledger,
+    apply_topup_bank,
+    fail_topup,
+    from_funding,
+    funding_account_id,
+    give_up_payout,
+    into_funding,
+    new_account_movement,
+    new_payout,
+    new_topup,
+    payout_transfer,
+    same_payout_request,
+    same_topup_request,
+    settle_topup,
+    topup_transfer,
+)
+from paymesh.payments.domain.movements import (
     Leg,
     Movement,
     MovementStatus,
-    MoveMoney,
-    from_funding,
-    funding_account_id,
     hold_legs,
-    into_funding,
-    new_account_movement,
 )
 from paymesh.payments.domain.payments import (
     AUTHORIZATION_EXPIRED,
@@ -78,18 +101,6 @@ from paymesh.payments.domain.payments import (
     void_found_posted,
     void_settled,
 )
-from paymesh.payments.domain.payouts import (
-    PAYOUTS,
-    CreatePayout,
-    Payout,
-    PayoutStatus,
-    apply_payout_bank,
-    apply_payout_ledger,
-    give_up_payout,
-    new_payout,
-    payout_transfer,
-    same_payout_request,
-)
 from paymesh.payments.domain.refunds import (
     REFUNDS,
     CreateRefund,
@@ -114,18 +125,6 @@ from paymesh.payments.domain.reviews import (
     ReviewResolved,
     before_review,
     resolve_review,
-)
-from paymesh.payments.domain.topups import (
-    TOPUPS,
-    CreateTopup,
-    Topup,
-    TopupStatus,
-    apply_topup_bank,
-    fail_topup,
-    new_topup,
-    same_topup_request,
-    settle_topup,
-    topup_transfer,
 )
 from paymesh.payments.domain.transfers import (
     TRANSFERS,
@@ -217,6 +216,7 @@ __all__ = [
     "new_payment",
     "new_payout",
     "new_refund",
+    "new_saga_object",
     "new_topup",
     "payout_transfer",
     "refund_transfer",

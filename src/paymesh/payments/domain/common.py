@@ -29,6 +29,7 @@ __all__ = [
     "check_accounts",
     "failure_code",
     "failure_label",
+    "new_saga_object",
     "retry_delay_s",
     "same_request",
     "step_deadline_passed",
@@ -94,6 +95,20 @@ def advance(obj: S, now_us: int, **changes: Any) -> S:
     """`obj` after a transition made `changes`: the retry bookkeeping starts afresh."""
     return dataclasses.replace(
         obj, updated_at_us=now_us, attempts=0, next_attempt_at_us=0, **changes
+    )
+
+
+def new_saga_object(
+    cls: type[S], cmd: DataclassInstance, tenant_id: str, now_us: int, first: Step, **more: Any
+) -> S:
+    """A new `cls` of the tenant from `cmd` (its fields, by name) and `more`, at step `first`."""
+    fields = {f.name: getattr(cmd, f.name) for f in dataclasses.fields(cmd)}
+    return cls(
+        **(fields | more),
+        tenant_id=tenant_id,
+        created_at_us=now_us,
+        updated_at_us=now_us,
+        step=first,
     )
 
 

@@ -40,23 +40,9 @@ from paymesh.payments.domain.common import (
     TransferKind,
     advance,
     failure_code,
-    validate_id,
-    validate_money,
 )
-from paymesh.payments.errors import InvalidRequest
 
-__all__ = [
-    "AccountMovement",
-    "Leg",
-    "MoveMoney",
-    "Movement",
-    "MovementStatus",
-    "from_funding",
-    "funding_account_id",
-    "hold_legs",
-    "into_funding",
-    "new_account_movement",
-]
+__all__ = ["Leg", "Movement", "MovementStatus", "hold_legs"]
 
 
 class MovementStatus(StrEnum):
@@ -208,63 +194,3 @@ class Movement(Generic[M]):
         if step is Step.LOOKUP:
             return next((s for s, then in self.given_up.items() if then is step), step)
         return step
-
-
-# -- money between one of the tenant's accounts and the world outside ----------------
-
-
-def funding_account_id(tenant_id: str, currency: str) -> str:
-    """The tenant's account standing for money outside the platform, per currency."""
-    return f"acct_funding_{tenant_id}_{currency.lower()}"
-
-
-@dataclass(frozen=True)
-class MoveMoney:
-    """A command moving money between the world outside and one of the tenant's accounts."""
-
-    id: str
-    account_id: str
-    amount: int
-    currency: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class AccountMovement(SagaObject):
-    """Money between one of the tenant's accounts and the world outside (its funding account)."""
-
-    account_id: str
-    status: MovementStatus
-
-
-A = TypeVar("A", bound=AccountMovement)
-
-
-def new_account_movement(
-    cls: type[A], cmd: MoveMoney, tenant_id: str, now_us: int, first: Step
-) -> A:
-    """A valid new `cls`, ``processing``, with step `first` to run."""
-    validate_id(cmd.id, "id")
-    validate_money(cmd.amount, cmd.currency)
-    if not cmd.account_id:
-        raise InvalidRequest("account_id is required")
-    return cls(
-        id=cmd.id,
-        tenant_id=tenant_id,
-        account_id=cmd.account_id,
-        amount=cmd.amount,
-        currency=cmd.currency,
-        status=MovementStatus.PROCESSING,
-        created_at_us=now_us,
-        updated_at_us=now_us,
-        step=first,
-    )
-
-
-def into_funding(obj: AccountMovement) -> tuple[str, str]:
-    """Money out: the account → the tenant's funding account."""
-    return obj.account_id, funding_account_id(obj.tenant_id, obj.currency)
-
-
-def from_funding(obj: AccountMovement) -> tuple[str, str]:
-    """Money in: the tenant's funding account → the account."""
-    return funding_account_id(obj.tenant_id, obj.currency), obj.account_id

@@ -32,6 +32,8 @@ from paymesh.payments.domain.common import (
     Transfer,
     TransferKind,
     advance,
+    new_saga_object,
+    same_request,
     validate_id,
     validate_money,
     validate_pair,
@@ -181,40 +183,22 @@ def new_payment(
     validate_pair(("payer", "payee"), (cmd.payer_account_id, cmd.payee_account_id))
     if cmd.capture_method is None:
         raise InvalidRequest("capture_method must be automatic or manual")
-    return Payment(
-        id=cmd.id,
-        tenant_id=tenant_id,
-        payer_account_id=cmd.payer_account_id,
-        payee_account_id=cmd.payee_account_id,
-        amount=cmd.amount,
-        currency=cmd.currency,
-        capture_method=cmd.capture_method,
+    return new_saga_object(
+        Payment,
+        cmd,
+        tenant_id,
+        now_us,
+        Step.RISK,
         status=PaymentStatus.PROCESSING,
-        description=cmd.description,
         metadata=dict(cmd.metadata),
-        context=cmd.context,
-        created_at_us=now_us,
-        updated_at_us=now_us,
-        step=Step.RISK,
         fee_fixed=fees.fixed,
         fee_basis_points=fees.basis_points,
         expires_at_us=now_us + authorization_ttl_us if authorization_ttl_us > 0 else 0,
     )
 
 
-def same_payment_request(payment: Payment, cmd: CreatePayment, tenant_id: str) -> bool:
-    """True when `cmd` asks for exactly the payment already stored under its id."""
-    return (
-        payment.tenant_id == tenant_id
-        and payment.payer_account_id == cmd.payer_account_id
-        and payment.payee_account_id == cmd.payee_account_id
-        and payment.amount == cmd.amount
-        and payment.currency == cmd.currency
-        and payment.capture_method == cmd.capture_method
-        and payment.description == cmd.description
-        and dict(payment.metadata) == dict(cmd.metadata)
-        and payment.context == cmd.context
-    )
+# The same fields, the same tenant: the same request.
+same_payment_request = same_request
 
 
 def hold_timeout_s(p: Payment) -> int:

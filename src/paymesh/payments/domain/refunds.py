@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from paymesh.contracts.events import REFUND_FAILED, REFUND_SUCCEEDED
-from paymesh.payments.domain.common import SagaObject, Step, validate_id
+from paymesh.payments.domain.common import SagaObject, Step, new_saga_object, validate_id
 from paymesh.payments.domain.movements import Leg, Movement, MovementStatus
 from paymesh.payments.domain.payments import Payment, PaymentStatus
 from paymesh.payments.errors import AmountExceedsRefundable, InvalidRequest, InvalidState
@@ -95,20 +95,18 @@ def new_refund(cmd: CreateRefund, payment: Payment, reserved: int, now_us: int) 
         raise AmountExceedsRefundable(
             f"cannot refund {amount or 'anything'}: {max(refundable, 0)} is refundable"
         )
-    return Refund(
-        id=cmd.id,
-        tenant_id=payment.tenant_id,
-        payment_id=payment.id,
-        amount=amount,
-        currency=payment.currency,
+    return new_saga_object(
+        Refund,
+        cmd,
+        payment.tenant_id,
+        now_us,
+        Step.TRANSFER,
         status=MovementStatus.PROCESSING,
-        created_at_us=now_us,
-        updated_at_us=now_us,
+        amount=amount,
         requested_amount=cmd.amount,
-        reason=cmd.reason,
+        currency=payment.currency,
         payer_account_id=payment.payer_account_id,
         payee_account_id=payment.payee_account_id,
-        step=Step.TRANSFER,
     )
 
 

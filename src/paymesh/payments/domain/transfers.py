@@ -14,6 +14,7 @@ from paymesh.contracts.events import TRANSFER_FAILED, TRANSFER_SUCCEEDED
 from paymesh.payments.domain.common import (
     SagaObject,
     Step,
+    new_saga_object,
     same_request,
     validate_id,
     validate_money,
@@ -69,17 +70,8 @@ def new_p2p_transfer(cmd: CreateP2PTransfer, tenant_id: str, now_us: int) -> P2P
     validate_id(cmd.id, "id")
     validate_money(cmd.amount, cmd.currency)
     validate_pair(("from", "to"), (cmd.from_account_id, cmd.to_account_id))
-    return P2PTransfer(
-        id=cmd.id,
-        tenant_id=tenant_id,
-        from_account_id=cmd.from_account_id,
-        to_account_id=cmd.to_account_id,
-        amount=cmd.amount,
-        currency=cmd.currency,
-        status=MovementStatus.PROCESSING,
-        created_at_us=now_us,
-        updated_at_us=now_us,
-        step=Step.TRANSFER,
+    return new_saga_object(
+        P2PTransfer, cmd, tenant_id, now_us, Step.TRANSFER, status=MovementStatus.PROCESSING
     )
 
 

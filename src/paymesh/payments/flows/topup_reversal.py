@@ -18,7 +18,6 @@ succeeded top-up of the caller's tenant may be reversed.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -30,10 +29,12 @@ from paymesh.payments.domain import (
     AccountMovement,
     Movement,
     MovementStatus,
+    MoveMoney,
     Step,
     Topup,
     hold_legs,
     into_funding,
+    new_saga_object,
 )
 from paymesh.payments.errors import InvalidState, NotFound
 from paymesh.payments.events import object_events
@@ -51,7 +52,6 @@ KIND = "topup_reversal"
 TopupReversalStatus = MovementStatus
 
 
-@dataclass(frozen=True, kw_only=True)
 class TopupReversal(AccountMovement):
     """A succeeded top-up's money back to the funding source; its id is the top-up's."""
 
@@ -82,16 +82,9 @@ def new_reversal(t: Topup, now_us: int) -> TopupReversal:
     """The reversal of succeeded top-up `t`, ``processing``, with the hold to make first."""
     if t.status is not MovementStatus.SUCCEEDED:
         raise InvalidState(f"top-up {t.id} is {t.status.value}: only a succeeded one is reversed")
-    return TopupReversal(
-        id=t.id,
-        tenant_id=t.tenant_id,
-        account_id=t.account_id,
-        amount=t.amount,
-        currency=t.currency,
-        status=MovementStatus.PROCESSING,
-        created_at_us=now_us,
-        updated_at_us=now_us,
-        step=Step.HOLD,
+    money = MoveMoney(t.id, t.account_id, t.amount, t.currency)
+    return new_saga_object(
+        TopupReversal, money, t.tenant_id, now_us, Step.HOLD, status=MovementStatus.PROCESSING
     )
 
 
