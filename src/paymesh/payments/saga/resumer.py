@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 
 from paymesh.payments import flows
@@ -14,6 +12,7 @@ from paymesh.payments.store import Due
 from paymesh.platform.identity import Caller
 from paymesh.platform.locks import SessionLock
 from paymesh.platform.logging import get_logger
+from paymesh.platform.loops import Periodic
 from paymesh.platform.metrics import SAGA_OLDEST_OPEN_AGE, SAGAS_OPEN
 
 __all__ = ["Resumer"]
@@ -49,8 +48,12 @@ class Resumer:
         self._interval_s = interval_s
         self._liveness = liveness
         self._grace_s = max(3 * interval_s, 2.0) if grace_s is None else grace_s
-        self._background: set[asyncio.Task[None]] = set()
-        self._task: asyncio.Task[None] | None = None
+        # The embedded shape's first pass takes every step in progress (see above).
+        self._first = liveness is None
+        self._loop = Periodic("saga-resumer", self._pass, interval_s=interval_s)
+        self._alive = Periodic(
+            "payments-liveness", self._hold_liveness, interval_s=min(interval_s, 1.0)
+        )
         # The (flow, step) series the last pass set, so a step that emptied reads 0.
         self._open: set[tuple[str, str]] = set()
 
@@ -110,46 +113,27 @@ class Resumer:
         except Exception:
             log.exception("saga_resume_failed", kind=item.kind, id=item.id)
 
-    async def _keep_alive(self) -> None:
+    async def _pass(self) -> None:
+        """One pass of the loop: every step in progress the first time, if so; then the due."""
+        await self.run_once(everything=self._first)
+        self._first = False
+
+    async def _hold_liveness(self) -> None:
         """Hold the liveness lock, taking it again soon after the database comes back,
         whatever a (possibly long) pass of resuming is doing."""
         assert self._liveness is not None
-        while True:
-            try:
-                await self._liveness.held()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("payments_liveness_unreachable", error=type(exc).__name__)
-            await asyncio.sleep(min(self._interval_s, 1.0))
-
-    async def run(self) -> None:
-        """Resume until cancelled."""
-        everything = self._liveness is None
-        if self._liveness is not None:
-            alive = asyncio.create_task(self._keep_alive(), name="payments-liveness")
-            self._background.add(alive)
-            alive.add_done_callback(self._background.discard)
-        while True:
-            try:
-                await self.run_once(everything=everything)
-                everything = False
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("saga_resumer_failed")
-            await asyncio.sleep(self._interval_s)
+        try:
+            await self._liveness.held()
+        except Exception as exc:
+            log.warning("payments_liveness_unreachable", error=type(exc).__name__)
 
     def start(self) -> None:
         """Resume in the background, starting now."""
-        self._task = asyncio.create_task(self.run(), name="payments-resumer")
+        if self._liveness is not None:
+            self._alive.start()
+        self._loop.start()
 
     async def stop(self) -> None:
         """Stop resuming."""
-        for task in [*self._background, self._task]:
-            if task is None:
-                continue
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._task = None
+        await self._alive.stop()
+        await self._loop.stop()
