@@ -253,7 +253,16 @@ async def test_events_are_listed_per_tenant_newest_first(store: SqlPaymentsStore
 def _saga_object(kind: str, n: int, tenant: str, at: int) -> Any:
     """A new refund, top-up, payout or transfer numbered `n`, made at `at`."""
     if kind == "refund":
-        return Refund(f"re_{n}", tenant, "pay_1", 1, "USD", RefundStatus.SUCCEEDED, at, at)
+        return Refund(
+            id=f"re_{n}",
+            tenant_id=tenant,
+            payment_id="pay_1",
+            amount=1,
+            currency="USD",
+            status=RefundStatus.SUCCEEDED,
+            created_at_us=at,
+            updated_at_us=at,
+        )
     if kind == "topup":
         return domain.new_topup(CreateTopup(f"tu_{n}", "acct_1", 1, "USD"), tenant, at)
     if kind == "payout":

@@ -151,8 +151,11 @@ def test_a_refund_past_its_deadline_only_looks_its_transfer_up_then_settles_on_w
         _payment(Step.CAPTURE), status=PaymentStatus.SUCCEEDED, step=None, amount_captured=1_000
     )
     r = domain.new_refund(CreateRefund("ref_1", "pay_1"), p, 0, NOW)
-    looking = domain.find_by_lookup(r, NOW)
-    assert looking.step is Step.LOOKUP
+    given_up = domain.REFUNDS.give_up(r, NOW)
+    assert given_up is not None
+    looking, events = given_up
+    assert (looking.step, events) == (Step.LOOKUP, ())
+    assert domain.refund_transfer(looking).id == "ref_1"
     found, _ = domain.settle_refund(looking, "exists", NOW)
     assert found.status is RefundStatus.SUCCEEDED
     missing, events = domain.settle_refund(looking, domain.TIMEOUT, NOW)

@@ -1,4 +1,5 @@
-"""What every saga shares: steps, ledger transfers, validation, failure codes, backoff."""
+"""What every saga shares: steps, the saga object, ledger transfers, validation, failure codes,
+backoff."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from paymesh.payments.errors import AccountNotFound, CurrencyMismatch, InvalidRequest
 from paymesh.platform.money import MAX_AMOUNT, is_valid_amount, is_valid_currency
@@ -20,17 +21,21 @@ __all__ = [
     "TIMEOUT",
     "BankOutcome",
     "BankResult",
+    "SagaObject",
     "Step",
     "Transfer",
     "TransferKind",
+    "advance",
     "check_accounts",
     "failure_code",
     "failure_label",
-    "find_by_lookup",
+    "new_saga_object",
     "retry_delay_s",
+    "same_request",
     "step_deadline_passed",
     "validate_id",
     "validate_money",
+    "validate_pair",
 ]
 
 # Ids travel into ledger transfer ids (``<id>:capture``) and event ids.
@@ -59,6 +64,61 @@ class Step(StrEnum):
 
 # The failure code of a step given up after its deadline.
 TIMEOUT = "timeout"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SagaObject:
+    """What every flow's object carries: its ids, its money, its times and its saga step.
+
+    Each flow's object adds its own fields and its ``status``.
+    """
+
+    id: str
+    tenant_id: str
+    amount: int
+    currency: str
+    created_at_us: int
+    updated_at_us: int
+    failure_code: str = ""
+    # The saga: the step in progress (None: nothing to do) and its retry bookkeeping.
+    step: Step | None = None
+    attempts: int = 0
+    next_attempt_at_us: int = 0
+    # When the step in progress was first recorded: its deadline counts from here.
+    step_started_at_us: int = 0
+
+
+S = TypeVar("S", bound=SagaObject)
+
+
+def advance(obj: S, now_us: int, **changes: Any) -> S:
+    """`obj` after a transition made `changes`: the retry bookkeeping starts afresh."""
+    return dataclasses.replace(
+        obj, updated_at_us=now_us, attempts=0, next_attempt_at_us=0, **changes
+    )
+
+
+def new_saga_object(
+    cls: type[S], cmd: DataclassInstance, tenant_id: str, now_us: int, first: Step, **more: Any
+) -> S:
+    """A new `cls` of the tenant from `cmd` (its fields, by name) and `more`, at step `first`."""
+    fields = {f.name: getattr(cmd, f.name) for f in dataclasses.fields(cmd)}
+    return cls(
+        **(fields | more),
+        tenant_id=tenant_id,
+        created_at_us=now_us,
+        updated_at_us=now_us,
+        step=first,
+    )
+
+
+def same_request(obj: SagaObject, cmd: DataclassInstance, tenant_id: str) -> bool:
+    """True when `cmd` asks for exactly `obj`: the tenant's, every field but the id as stored."""
+    return obj.tenant_id == tenant_id and all(
+        getattr(obj, f.name) == getattr(cmd, f.name)
+        for f in dataclasses.fields(cmd)
+        if f.name != "id"
+    )
 
 
 class TransferKind(StrEnum):
@@ -116,6 +176,18 @@ def validate_money(amount: int, currency: str) -> None:
         raise InvalidRequest(f"amount must be between 1 and {MAX_AMOUNT}")
     if not is_valid_currency(currency):
         raise InvalidRequest(f"unknown currency {currency!r}")
+
+
+def validate_pair(roles: tuple[str, str], account_ids: tuple[str, str]) -> None:
+    """Refuse a command missing one of its two accounts, or naming one account twice.
+
+    `roles` name the accounts in the answer ("payer", "payee").
+    """
+    first, second = roles
+    if not all(account_ids):
+        raise InvalidRequest(f"{first}_account_id and {second}_account_id are required")
+    if account_ids[0] == account_ids[1]:
+        raise InvalidRequest(f"{first} and {second} must be different accounts")
 
 
 def check_accounts(named: Mapping[str, str], currency: str, found: Mapping[str, str]) -> None:
@@ -182,19 +254,7 @@ def retry_delay_s(attempts: int, base_s: float, max_s: float) -> float:
     return float(min(max_s, base_s * 2 ** max(0, attempts - 1)))
 
 
-class _Saga(Protocol):
-    @property
-    def step(self) -> Step | None: ...
-    @property
-    def step_started_at_us(self) -> int: ...
-    @property
-    def updated_at_us(self) -> int: ...
-
-
-SagaT = TypeVar("SagaT", bound="DataclassInstance")
-
-
-def step_deadline_passed(obj: _Saga, now_us: int, deadline_s: float) -> bool:
+def step_deadline_passed(obj: SagaObject, now_us: int, deadline_s: float) -> bool:
     """True when the step in progress was first recorded `deadline_s` or more ago.
 
     A row recorded before the step's start was kept (``step_started_at_us``
@@ -204,10 +264,3 @@ def step_deadline_passed(obj: _Saga, now_us: int, deadline_s: float) -> bool:
         return False
     started = obj.step_started_at_us or obj.updated_at_us
     return now_us >= started + int(deadline_s * 1_000_000)
-
-
-def find_by_lookup(obj: SagaT, now_us: int) -> SagaT:
-    """`obj` giving up its single-phase transfer: from now on it only asks whether it happened."""
-    return dataclasses.replace(
-        obj, step=Step.LOOKUP, updated_at_us=now_us, attempts=0, next_attempt_at_us=0
-    )

@@ -5,13 +5,9 @@ ends ``canceled`` or ``failed``; ``in_review`` waits for a human. The step in
 progress is recorded on the payment (``step``, with its parameter
 ``step_amount``), so a crash between the record and the remote call is
 resumed by re-running the step; every ledger transfer id is derived from
-the payment id and the step, so money moves once.
-
-A capture or cancel carries a ``request_id`` chosen by its caller, recorded
-on the payment when the step begins. The same request sent again (its answer
-was lost in a crash) is recognised by that id: it finishes what is left of
-its saga and answers the payment as it is, instead of being refused as a
-second capture. Another request_id is another request: refused as before.
+the payment id and the step, so money moves once. The commands on an
+existing payment (capture, cancel, expiry, each with its caller's
+``request_id``) are in :mod:`.requests`.
 """
 
 from __future__ import annotations
@@ -31,11 +27,16 @@ from paymesh.contracts.events import (
 )
 from paymesh.payments.domain.common import (
     TIMEOUT,
+    SagaObject,
     Step,
     Transfer,
     TransferKind,
+    advance,
+    new_saga_object,
+    same_request,
     validate_id,
     validate_money,
+    validate_pair,
 )
 from paymesh.payments.domain.fees import NO_FEES, TenantFees, capture_fee, fee_transfer
 from paymesh.payments.errors import (
@@ -133,18 +134,14 @@ class CancelPayment:
     request_id: str = ""
 
 
-@dataclass(frozen=True)
-class Payment:
-    id: str
-    tenant_id: str
+@dataclass(frozen=True, kw_only=True)
+class Payment(SagaObject):
+    """Money from a payer to a payee: authorised (held), then captured or released."""
+
     payer_account_id: str
     payee_account_id: str
-    amount: int
-    currency: str
     capture_method: CaptureMethod
     status: PaymentStatus
-    created_at_us: int
-    updated_at_us: int
     amount_captured: int = 0
     amount_refunded: int = 0
     fee: int = 0
@@ -152,15 +149,9 @@ class Payment:
     metadata: Mapping[str, str] = field(default_factory=dict)
     context: PaymentContext = PaymentContext()
     risk: RiskAssessment | None = None
-    failure_code: str = ""
     failure_message: str = ""
-    # The saga: the step in progress (None: nothing to do) and its parameter.
-    step: Step | None = None
+    # The parameter of the saga's step in progress (the amount to capture).
     step_amount: int = 0
-    attempts: int = 0
-    next_attempt_at_us: int = 0
-    # When the step in progress was first recorded: its deadline counts from here.
-    step_started_at_us: int = 0
     # The tenant's fee schedule when the payment was made: it prices every capture.
     fee_fixed: int = 0
     fee_basis_points: int = 0
@@ -189,46 +180,25 @@ def new_payment(
     """
     validate_id(cmd.id, "id")
     validate_money(cmd.amount, cmd.currency)
-    if not cmd.payer_account_id or not cmd.payee_account_id:
-        raise InvalidRequest("payer_account_id and payee_account_id are required")
-    if cmd.payer_account_id == cmd.payee_account_id:
-        raise InvalidRequest("payer and payee must be different accounts")
+    validate_pair(("payer", "payee"), (cmd.payer_account_id, cmd.payee_account_id))
     if cmd.capture_method is None:
         raise InvalidRequest("capture_method must be automatic or manual")
-    return Payment(
-        id=cmd.id,
-        tenant_id=tenant_id,
-        payer_account_id=cmd.payer_account_id,
-        payee_account_id=cmd.payee_account_id,
-        amount=cmd.amount,
-        currency=cmd.currency,
-        capture_method=cmd.capture_method,
+    return new_saga_object(
+        Payment,
+        cmd,
+        tenant_id,
+        now_us,
+        Step.RISK,
         status=PaymentStatus.PROCESSING,
-        description=cmd.description,
         metadata=dict(cmd.metadata),
-        context=cmd.context,
-        created_at_us=now_us,
-        updated_at_us=now_us,
-        step=Step.RISK,
         fee_fixed=fees.fixed,
         fee_basis_points=fees.basis_points,
         expires_at_us=now_us + authorization_ttl_us if authorization_ttl_us > 0 else 0,
     )
 
 
-def same_payment_request(payment: Payment, cmd: CreatePayment, tenant_id: str) -> bool:
-    """True when `cmd` asks for exactly the payment already stored under its id."""
-    return (
-        payment.tenant_id == tenant_id
-        and payment.payer_account_id == cmd.payer_account_id
-        and payment.payee_account_id == cmd.payee_account_id
-        and payment.amount == cmd.amount
-        and payment.currency == cmd.currency
-        and payment.capture_method == cmd.capture_method
-        and payment.description == cmd.description
-        and dict(payment.metadata) == dict(cmd.metadata)
-        and payment.context == cmd.context
-    )
+# The same fields, the same tenant: the same request.
+same_payment_request = same_request
 
 
 def hold_timeout_s(p: Payment) -> int:
@@ -306,9 +276,18 @@ def batch_result(results: list[str]) -> str:
     return (causes or refusals)[0]
 
 
-def _update(p: Payment, now_us: int, **changes: Any) -> Payment:
-    """`p` after a completed step: the retry bookkeeping starts afresh."""
-    return dataclasses.replace(p, updated_at_us=now_us, attempts=0, next_attempt_at_us=0, **changes)
+def _fail(p: Payment, code: str, message: str, now_us: int, **changes: Any) -> Transition:
+    """The payment fails for good with a stable code and why."""
+    failed = advance(
+        p,
+        now_us,
+        status=PaymentStatus.FAILED,
+        step=None,
+        failure_code=code,
+        failure_message=message,
+        **changes,
+    )
+    return failed, (PAYMENT_FAILED,)
 
 
 def give_up_step(p: Payment, now_us: int) -> Transition:
@@ -322,20 +301,12 @@ def give_up_step(p: Payment, now_us: int) -> Transition:
     """
     message = f"the {p.step} step did not get an answer before its deadline"
     if p.step is Step.RISK:
-        failed = _update(
-            p,
-            now_us,
-            status=PaymentStatus.FAILED,
-            step=None,
-            failure_code=TIMEOUT,
-            failure_message=message,
-        )
-        return failed, (PAYMENT_FAILED,)
+        return _fail(p, TIMEOUT, message, now_us)
     if p.step is Step.HOLD:
-        voiding = _update(p, now_us, step=Step.VOID, failure_code=TIMEOUT, failure_message=message)
+        voiding = advance(p, now_us, step=Step.VOID, failure_code=TIMEOUT, failure_message=message)
         return voiding, ()
     if p.step is Step.CAPTURE:
-        return _update(p, now_us, step=Step.LOOKUP, failure_message=message), ()
+        return advance(p, now_us, step=Step.LOOKUP, failure_message=message), ()
     raise ValueError(f"the {p.step} step of payment {p.id} is never given up")
 
 
@@ -353,7 +324,7 @@ def apply_capture_lookup(p: Payment, found: Sequence[Transfer], now_us: int) -> 
     posted = [t for t in found if t.id == f"{p.id}:capture"]
     if posted:
         amount = posted[0].amount
-        succeeded = _update(
+        succeeded = advance(
             p,
             now_us,
             status=PaymentStatus.SUCCEEDED,
@@ -364,7 +335,7 @@ def apply_capture_lookup(p: Payment, found: Sequence[Transfer], now_us: int) -> 
             failure_message="",
         )
         return succeeded, (PAYMENT_SUCCEEDED,)
-    voiding = _update(p, now_us, step=Step.VOID, step_amount=0, failure_code=TIMEOUT)
+    voiding = advance(p, now_us, step=Step.VOID, step_amount=0, failure_code=TIMEOUT)
     return voiding, ()
 
 
@@ -386,7 +357,7 @@ def void_found_posted(p: Payment, result: str, now_us: int) -> Transition | None
     """
     posted = result == "pending_transfer_already_posted"
     if p.step is Step.VOID and p.failure_code == TIMEOUT and posted:
-        return _update(p, now_us, step=Step.LOOKUP), ()
+        return advance(p, now_us, step=Step.LOOKUP), ()
     return None
 
 
@@ -395,17 +366,8 @@ def apply_risk(p: Payment, risk: RiskAssessment, now_us: int) -> Transition:
     _expect_step(p, Step.RISK)
     if risk.decision == "decline":
         reasons = ", ".join(risk.reasons) or "declined"
-        failed = _update(
-            p,
-            now_us,
-            risk=risk,
-            status=PaymentStatus.FAILED,
-            step=None,
-            failure_code="risk_declined",
-            failure_message=f"declined by risk: {reasons}",
-        )
-        return failed, (PAYMENT_FAILED,)
-    return _update(p, now_us, risk=risk, step=Step.HOLD), ()
+        return _fail(p, "risk_declined", f"declined by risk: {reasons}", now_us, risk=risk)
+    return advance(p, now_us, risk=risk, step=Step.HOLD), ()
 
 
 def step_settled(step: Step, result: str) -> bool:
@@ -423,16 +385,16 @@ def complete_step(p: Payment, now_us: int) -> Transition:
     """Apply a successful ledger step: the next step, or the next status."""
     if p.step is Step.HOLD:
         if p.risk is not None and p.risk.decision == "review":
-            return _update(p, now_us, status=PaymentStatus.IN_REVIEW, step=None), (
+            return advance(p, now_us, status=PaymentStatus.IN_REVIEW, step=None), (
                 PAYMENT_IN_REVIEW,
             )
         if p.capture_method is CaptureMethod.AUTOMATIC:
-            return _update(p, now_us, step=Step.CAPTURE, step_amount=p.amount), ()
-        return _update(p, now_us, status=PaymentStatus.REQUIRES_CAPTURE, step=None), (
+            return advance(p, now_us, step=Step.CAPTURE, step_amount=p.amount), ()
+        return advance(p, now_us, status=PaymentStatus.REQUIRES_CAPTURE, step=None), (
             PAYMENT_REQUIRES_CAPTURE,
         )
     if p.step is Step.CAPTURE:
-        succeeded = _update(
+        succeeded = advance(
             p,
             now_us,
             status=PaymentStatus.SUCCEEDED,
@@ -444,8 +406,8 @@ def complete_step(p: Payment, now_us: int) -> Transition:
     if p.step is Step.VOID:
         if p.failure_code and p.failure_code != AUTHORIZATION_EXPIRED:
             # The compensation of a refused capture: the money is back, the payment failed.
-            return _update(p, now_us, status=PaymentStatus.FAILED, step=None), (PAYMENT_FAILED,)
-        return _update(p, now_us, status=PaymentStatus.CANCELED, step=None), (PAYMENT_CANCELED,)
+            return advance(p, now_us, status=PaymentStatus.FAILED, step=None), (PAYMENT_FAILED,)
+        return advance(p, now_us, status=PaymentStatus.CANCELED, step=None), (PAYMENT_CANCELED,)
     raise ValueError(f"payment {p.id} has no ledger step in progress")
 
 
@@ -458,21 +420,13 @@ def fail_step(p: Payment, code: str, message: str, now_us: int) -> Transition:
     if p.step is None:
         raise ValueError(f"payment {p.id} has no step in progress")
     if p.step is Step.CAPTURE:
-        voiding = _update(
+        voiding = advance(
             p, now_us, step=Step.VOID, step_amount=0, failure_code=code, failure_message=message
         )
         return voiding, ()
     if p.step is Step.VOID and p.failure_code:
         code, message = p.failure_code, f"{p.failure_message}; then the void failed: {message}"
-    failed = _update(
-        p,
-        now_us,
-        status=PaymentStatus.FAILED,
-        step=None,
-        failure_code=code,
-        failure_message=message,
-    )
-    return failed, (PAYMENT_FAILED,)
+    return _fail(p, code, message, now_us)
 
 
 def _expect_step(p: Payment, step: Step) -> None:

@@ -1,18 +1,22 @@
-"""The refund state machine: a single-phase transfer back from payee to payer."""
+"""The refund state machine: a single-phase transfer back from payee to payer.
+
+The transfer's id is the refund's id. Past its deadline it is never sent
+again: the ledger is asked whether it happened (``lookup``).
+"""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from enum import StrEnum
 
 from paymesh.contracts.events import REFUND_FAILED, REFUND_SUCCEEDED
-from paymesh.payments.domain.common import Step, Transfer, failure_code, validate_id
+from paymesh.payments.domain.common import SagaObject, Step, new_saga_object, validate_id
+from paymesh.payments.domain.movements import Leg, Movement, MovementStatus
 from paymesh.payments.domain.payments import Payment, PaymentStatus
 from paymesh.payments.errors import AmountExceedsRefundable, InvalidRequest, InvalidState
 from paymesh.platform.money import MAX_AMOUNT
 
 __all__ = [
+    "REFUNDS",
     "CreateRefund",
     "Refund",
     "RefundStatus",
@@ -24,10 +28,7 @@ __all__ = [
 ]
 
 
-class RefundStatus(StrEnum):
-    PROCESSING = "processing"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
+RefundStatus = MovementStatus
 
 
 @dataclass(frozen=True)
@@ -39,28 +40,30 @@ class CreateRefund:
     reason: str = ""
 
 
-@dataclass(frozen=True)
-class Refund:
-    id: str
-    tenant_id: str
+@dataclass(frozen=True, kw_only=True)
+class Refund(SagaObject):
+    """Money of a payment back to its payer."""
+
     payment_id: str
-    amount: int
-    currency: str
-    status: RefundStatus
-    created_at_us: int
-    updated_at_us: int
+    status: MovementStatus
     # What the caller asked for (0: all that remained), to recognise a retry.
     requested_amount: int = 0
     reason: str = ""
-    failure_code: str = ""
     # The payment's accounts, copied so the step needs nothing else.
     payer_account_id: str = ""
     payee_account_id: str = ""
-    step: Step | None = None
-    attempts: int = 0
-    next_attempt_at_us: int = 0
-    # When the step in progress was first recorded: its deadline counts from here.
-    step_started_at_us: int = 0
+
+
+REFUNDS: Movement[Refund] = Movement(
+    name="refund",
+    path=(Step.TRANSFER,),
+    legs={Step.TRANSFER: Leg("{id}", "refund")},
+    accounts=lambda r: (r.payee_account_id, r.payer_account_id),
+    reference=lambda r: r.payment_id,
+    succeeded=REFUND_SUCCEEDED,
+    failed=REFUND_FAILED,
+    given_up={Step.TRANSFER: Step.LOOKUP},
+)
 
 
 def same_refund_request(refund: Refund, cmd: CreateRefund, tenant_id: str) -> bool:
@@ -92,49 +95,21 @@ def new_refund(cmd: CreateRefund, payment: Payment, reserved: int, now_us: int) 
         raise AmountExceedsRefundable(
             f"cannot refund {amount or 'anything'}: {max(refundable, 0)} is refundable"
         )
-    return Refund(
-        id=cmd.id,
-        tenant_id=payment.tenant_id,
-        payment_id=payment.id,
+    return new_saga_object(
+        Refund,
+        cmd,
+        payment.tenant_id,
+        now_us,
+        Step.TRANSFER,
+        status=MovementStatus.PROCESSING,
         amount=amount,
-        currency=payment.currency,
-        status=RefundStatus.PROCESSING,
-        created_at_us=now_us,
-        updated_at_us=now_us,
         requested_amount=cmd.amount,
-        reason=cmd.reason,
+        currency=payment.currency,
         payer_account_id=payment.payer_account_id,
         payee_account_id=payment.payee_account_id,
-        step=Step.TRANSFER,
     )
 
 
-def refund_transfer(r: Refund) -> Transfer:
-    """The single-phase transfer that gives the money back: payee → payer."""
-    return Transfer(
-        id=r.id,
-        debit_account_id=r.payee_account_id,
-        credit_account_id=r.payer_account_id,
-        amount=r.amount,
-        currency=r.currency,
-        code="refund",
-        reference=r.payment_id,
-    )
-
-
-def settle_refund(r: Refund, result: str, now_us: int) -> tuple[Refund, tuple[str, ...]]:
-    """Apply the ledger's answer to the refund transfer (ok/exists: succeeded)."""
-    if result in ("ok", "exists"):
-        done = dataclasses.replace(
-            r, status=RefundStatus.SUCCEEDED, step=None, updated_at_us=now_us, attempts=0
-        )
-        return done, (REFUND_SUCCEEDED,)
-    failed = dataclasses.replace(
-        r,
-        status=RefundStatus.FAILED,
-        failure_code=failure_code(result),
-        step=None,
-        updated_at_us=now_us,
-        attempts=0,
-    )
-    return failed, (REFUND_FAILED,)
+# The refund's transitions, by the names its callers know.
+refund_transfer = REFUNDS.transfer
+settle_refund = REFUNDS.apply_ledger

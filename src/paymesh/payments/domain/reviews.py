@@ -21,13 +21,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from paymesh.contracts.events import PAYMENT_REQUIRES_CAPTURE
-from paymesh.payments.domain.common import Step
+from paymesh.payments.domain.common import Step, advance
 from paymesh.payments.domain.payments import (
     CaptureMethod,
     Payment,
     PaymentStatus,
     Transition,
-    _update,
 )
 
 __all__ = ["RISK_DECLINED", "Resolution", "ReviewResolved", "before_review", "resolve_review"]
@@ -67,7 +66,7 @@ def resolve_review(p: Payment, resolved: ReviewResolved, now_us: int) -> Transit
         return None
     if resolved.resolution is Resolution.DECLINE:
         by = f" by {resolved.resolved_by}" if resolved.resolved_by else ""
-        voiding = _update(
+        voiding = advance(
             p,
             now_us,
             step=Step.VOID,
@@ -77,8 +76,8 @@ def resolve_review(p: Payment, resolved: ReviewResolved, now_us: int) -> Transit
         )
         return voiding, ()
     if p.capture_method is CaptureMethod.AUTOMATIC:
-        capturing = _update(
+        capturing = advance(
             p, now_us, status=PaymentStatus.PROCESSING, step=Step.CAPTURE, step_amount=p.amount
         )
         return capturing, ()
-    return _update(p, now_us, status=PaymentStatus.REQUIRES_CAPTURE), (PAYMENT_REQUIRES_CAPTURE,)
+    return advance(p, now_us, status=PaymentStatus.REQUIRES_CAPTURE), (PAYMENT_REQUIRES_CAPTURE,)

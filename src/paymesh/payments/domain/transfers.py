@@ -2,26 +2,28 @@
 
 A transfer moves money between two accounts of the tenant with one ledger
 transfer ``{transfer_id}:move``; not enough money (or an unknown account)
-fails it with a stable code.
+fails it with a stable code. Past its deadline the transfer is never sent
+again: the ledger is asked whether it happened (``lookup``).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from enum import StrEnum
 
 from paymesh.contracts.events import TRANSFER_FAILED, TRANSFER_SUCCEEDED
 from paymesh.payments.domain.common import (
+    SagaObject,
     Step,
-    Transfer,
-    failure_code,
+    new_saga_object,
+    same_request,
     validate_id,
     validate_money,
+    validate_pair,
 )
-from paymesh.payments.errors import InvalidRequest
+from paymesh.payments.domain.movements import Leg, Movement, MovementStatus
 
 __all__ = [
+    "TRANSFERS",
     "CreateP2PTransfer",
     "P2PTransfer",
     "P2PTransferStatus",
@@ -31,11 +33,7 @@ __all__ = [
     "settle_p2p_transfer",
 ]
 
-
-class P2PTransferStatus(StrEnum):
-    PROCESSING = "processing"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
+P2PTransferStatus = MovementStatus
 
 
 @dataclass(frozen=True)
@@ -47,79 +45,37 @@ class CreateP2PTransfer:
     currency: str
 
 
-@dataclass(frozen=True)
-class P2PTransfer:
-    id: str
-    tenant_id: str
+@dataclass(frozen=True, kw_only=True)
+class P2PTransfer(SagaObject):
+    """Money between two of the tenant's accounts."""
+
     from_account_id: str
     to_account_id: str
-    amount: int
-    currency: str
-    status: P2PTransferStatus
-    created_at_us: int
-    updated_at_us: int
-    failure_code: str = ""
-    step: Step | None = None
-    attempts: int = 0
-    next_attempt_at_us: int = 0
-    # When the step in progress was first recorded: its deadline counts from here.
-    step_started_at_us: int = 0
+    status: MovementStatus
+
+
+TRANSFERS: Movement[P2PTransfer] = Movement(
+    name="transfer",
+    path=(Step.TRANSFER,),
+    legs={Step.TRANSFER: Leg("{id}:move", "transfer")},
+    accounts=lambda t: (t.from_account_id, t.to_account_id),
+    succeeded=TRANSFER_SUCCEEDED,
+    failed=TRANSFER_FAILED,
+    given_up={Step.TRANSFER: Step.LOOKUP},
+)
 
 
 def new_p2p_transfer(cmd: CreateP2PTransfer, tenant_id: str, now_us: int) -> P2PTransfer:
     """A valid new transfer, ``processing``, with its ledger transfer to run."""
     validate_id(cmd.id, "id")
     validate_money(cmd.amount, cmd.currency)
-    if not cmd.from_account_id or not cmd.to_account_id:
-        raise InvalidRequest("from_account_id and to_account_id are required")
-    if cmd.from_account_id == cmd.to_account_id:
-        raise InvalidRequest("from and to must be different accounts")
-    return P2PTransfer(
-        id=cmd.id,
-        tenant_id=tenant_id,
-        from_account_id=cmd.from_account_id,
-        to_account_id=cmd.to_account_id,
-        amount=cmd.amount,
-        currency=cmd.currency,
-        status=P2PTransferStatus.PROCESSING,
-        created_at_us=now_us,
-        updated_at_us=now_us,
-        step=Step.TRANSFER,
+    validate_pair(("from", "to"), (cmd.from_account_id, cmd.to_account_id))
+    return new_saga_object(
+        P2PTransfer, cmd, tenant_id, now_us, Step.TRANSFER, status=MovementStatus.PROCESSING
     )
 
 
-def same_p2p_request(t: P2PTransfer, cmd: CreateP2PTransfer, tenant_id: str) -> bool:
-    """True when `cmd` asks for exactly the transfer already stored under its id."""
-    return (
-        t.tenant_id == tenant_id
-        and t.from_account_id == cmd.from_account_id
-        and t.to_account_id == cmd.to_account_id
-        and t.amount == cmd.amount
-        and t.currency == cmd.currency
-    )
-
-
-def move_transfer(t: P2PTransfer) -> Transfer:
-    """The single-phase ledger transfer that moves the money: from → to."""
-    return Transfer(
-        id=f"{t.id}:move",
-        debit_account_id=t.from_account_id,
-        credit_account_id=t.to_account_id,
-        amount=t.amount,
-        currency=t.currency,
-        code="transfer",
-        reference=t.id,
-    )
-
-
-def settle_p2p_transfer(
-    t: P2PTransfer, result: str, now_us: int
-) -> tuple[P2PTransfer, tuple[str, ...]]:
-    """Apply the ledger's answer (ok/exists: succeeded; anything else: failed)."""
-    done = dataclasses.replace(t, step=None, updated_at_us=now_us, attempts=0)
-    if result in ("ok", "exists"):
-        return dataclasses.replace(done, status=P2PTransferStatus.SUCCEEDED), (TRANSFER_SUCCEEDED,)
-    failed = dataclasses.replace(
-        done, status=P2PTransferStatus.FAILED, failure_code=failure_code(result)
-    )
-    return failed, (TRANSFER_FAILED,)
+# The transfer's transitions, by the names its callers know.
+same_p2p_request = same_request
+move_transfer = TRANSFERS.transfer
+settle_p2p_transfer = TRANSFERS.apply_ledger

@@ -15,13 +15,24 @@ import dataclasses
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 
 from paymesh.contracts.events import Event
 from paymesh.payments import domain
-from paymesh.payments.domain import Step, Transfer
+from paymesh.payments.domain import (
+    TIMEOUT,
+    AccountMovement,
+    BankOutcome,
+    BankResult,
+    Movement,
+    MovementStatus,
+    SagaObject,
+    Step,
+    Transfer,
+    TransferKind,
+)
 from paymesh.payments.errors import RemoteRefusal
 from paymesh.payments.ports import LedgerAccount
 from paymesh.platform.identity import Caller
@@ -35,10 +46,15 @@ __all__ = [
     "Flow",
     "Outcome",
     "account_problem",
+    "ask_bank",
     "flat_object",
     "flat_row",
     "funding",
+    "funding_transfer_result",
+    "hold_push_post",
     "ledger_results",
+    "move_or_look_up",
+    "movement_flow",
     "never_given_up",
     "open_account",
 ]
@@ -164,6 +180,84 @@ async def account_problem(deps: Deps, caller: Caller, account_id: str, currency:
     if found[0].currency != currency:
         return "currency_mismatch"
     return ""
+
+
+# -- the steps of a money movement (:class:`~paymesh.payments.domain.Movement`) ------
+
+M = TypeVar("M", bound=SagaObject)
+A = TypeVar("A", bound=AccountMovement)
+BankRequest = Callable[[str, str, int, str], Awaitable[BankResult]]
+
+
+async def move_or_look_up(movement: Movement[M], obj: M, caller: Caller, deps: Deps) -> Outcome:
+    """Make the object's single-phase transfer (or, past its deadline, ask whether it moved)."""
+    transfer = movement.transfer(obj)
+    if obj.step is Step.LOOKUP:
+        found = await deps.ledger.lookup_transfers(caller, [transfer.id])
+        result = "exists" if found else TIMEOUT
+    else:
+        [result] = await ledger_results(deps, caller, [transfer])
+    return movement.apply_ledger(obj, result, deps.clock.now_us())
+
+
+async def ask_bank(movement: Movement[A], obj: A, deps: Deps, request: BankRequest) -> Outcome:
+    """Send the object's request to the bank (step ``bank``), or ask what became of it
+    (``bank_status``: None while the bank does not know)."""
+    ref = movement.bank_reference(obj)
+    if obj.step is Step.BANK:
+        answer = await request(ref, obj.account_id, obj.amount, obj.currency)
+    else:
+        answer = await deps.bank.status(ref)
+        if answer.outcome is BankOutcome.UNKNOWN:
+            return None
+    return movement.apply_bank(obj, answer, deps.clock.now_us())
+
+
+async def funding_transfer_result(movement: Movement[A], obj: A, caller: Caller, deps: Deps) -> str:
+    """The ledger's result for the object's transfer to or from the tenant's funding account,
+    opened on demand by the first transfer (a hold or a credit; its post or void finds it)."""
+    transfer = movement.transfer(obj)
+    if transfer.kind in (TransferKind.SINGLE, TransferKind.PENDING):
+        problem = await open_account(deps, caller, funding(obj.tenant_id, obj.currency))
+        if problem:
+            return problem
+    [result] = await ledger_results(deps, caller, [transfer])
+    return result
+
+
+async def hold_push_post(movement: Movement[A], obj: A, caller: Caller, deps: Deps) -> Outcome:
+    """Hold the money, have the bank send it (or ask what became of it), then post or void
+    the hold: the step of money out of an account."""
+    if obj.step in (Step.BANK, Step.BANK_STATUS):
+        return await ask_bank(movement, obj, deps, deps.bank.push)
+    result = await funding_transfer_result(movement, obj, caller, deps)
+    return movement.apply_ledger(obj, result, deps.clock.now_us())
+
+
+def movement_flow(
+    kind: str,
+    cls: type[Any],
+    table: sa.Table,
+    movement: Movement[Any],
+    *,
+    step: StepFn,
+    events: EventsFn,
+    **more: Any,
+) -> Flow:
+    """The record of flow `kind`, whose state machine is `movement`: its statuses, its
+    ledger ids and what a step past its deadline becomes come from it; `more` are the
+    record's other fields."""
+    return Flow(
+        kind=kind,
+        cls=cls,
+        status=MovementStatus,
+        table=table,
+        step=step,
+        events=events,
+        ledger_ids=movement.ledger_ids,
+        give_up=movement.give_up,
+        **more,
+    )
 
 
 def by_kind(flows: Iterable[Flow]) -> Mapping[str, Flow]:

@@ -7,20 +7,16 @@ transaction (:attr:`Flow.also`), once.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import Any
 
 import sqlalchemy as sa
 
-from paymesh.payments import domain
-from paymesh.payments.domain import Refund, RefundStatus, Step
+from paymesh.payments.domain import REFUNDS, Refund, RefundStatus
 from paymesh.payments.events import refund_events
-from paymesh.payments.flows.base import Flow, Outcome, ledger_results
+from paymesh.payments.flows.base import move_or_look_up, movement_flow
 from paymesh.payments.flows.payment import payments
 from paymesh.payments.tables import saga_table
-from paymesh.platform.identity import Caller
-
-if TYPE_CHECKING:
-    from paymesh.payments.saga import Deps
 
 __all__ = ["FLOW", "refunds"]
 
@@ -37,24 +33,6 @@ refunds = saga_table(
 )
 
 
-async def _step(r: Refund, caller: Caller, deps: Deps) -> Outcome:
-    """Move the money back (or, past the transfer's deadline, ask whether it moved)."""
-    transfer = domain.refund_transfer(r)
-    if r.step is Step.LOOKUP:
-        found = await deps.ledger.lookup_transfers(caller, [transfer.id])
-        result = "exists" if found else domain.TIMEOUT
-    else:
-        [result] = await ledger_results(deps, caller, [transfer])
-    return domain.settle_refund(r, result, deps.clock.now_us())
-
-
-def _give_up(r: Refund, now_us: int) -> Outcome:
-    """A transfer past its deadline is never sent again: the ledger is asked instead."""
-    if r.step is not Step.TRANSFER:
-        return None
-    return domain.find_by_lookup(r, now_us), ()
-
-
 def _add_refunded(r: Refund) -> Any:
     """A success adds to the payment's refunded amount (the transition wins once)."""
     if r.status is not RefundStatus.SUCCEEDED:
@@ -66,15 +44,13 @@ def _add_refunded(r: Refund) -> Any:
     )
 
 
-FLOW = Flow(
-    kind="refund",
-    cls=Refund,
-    status=RefundStatus,
-    table=refunds,
-    step=_step,
+FLOW = movement_flow(
+    "refund",
+    Refund,
+    refunds,
+    REFUNDS,
+    step=partial(move_or_look_up, REFUNDS),
     events=refund_events,
-    ledger_ids=lambda refund_id: (refund_id,),
-    give_up=_give_up,
     fixed=("payment_id",),
     also=_add_refunded,
 )

@@ -9,16 +9,14 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from paymesh.payments import domain
-from paymesh.payments.domain import BankOutcome, Step, Topup, TopupStatus
+from paymesh.payments.domain import TOPUPS, Step, Topup
 from paymesh.payments.events import topup_events
 from paymesh.payments.flows.base import (
-    Flow,
     Outcome,
     account_problem,
-    funding,
-    ledger_results,
-    open_account,
+    ask_bank,
+    funding_transfer_result,
+    movement_flow,
 )
 from paymesh.payments.tables import saga_table
 from paymesh.platform.identity import Caller
@@ -41,35 +39,17 @@ topups = saga_table(
 
 async def _step(t: Topup, caller: Caller, deps: Deps) -> Outcome:
     """Ask the bank for the money (or what became of the request), or credit the account."""
-    now = deps.clock.now_us
     if t.step is Step.BANK:
         problem = await account_problem(deps, caller, t.account_id, t.currency)
         if problem:
-            return domain.fail_topup(t, problem, now())
-        answer = await deps.bank.pull(t.id, t.account_id, t.amount, t.currency)
-        return domain.apply_topup_bank(t, answer, now())
-    if t.step is Step.BANK_STATUS:
-        answer = await deps.bank.status(t.id)
-        if answer.outcome is BankOutcome.UNKNOWN:
-            return None
-        return domain.apply_topup_bank(t, answer, now())
-    problem = await open_account(deps, caller, funding(t.tenant_id, t.currency))
-    if problem:
-        return domain.settle_topup(t, problem, now())
-    [result] = await ledger_results(deps, caller, [domain.topup_transfer(t)])
+            return TOPUPS.fail(t, problem, deps.clock.now_us())
+    if t.step in (Step.BANK, Step.BANK_STATUS):
+        return await ask_bank(TOPUPS, t, deps, deps.bank.pull)
+    result = await funding_transfer_result(TOPUPS, t, caller, deps)
     if result not in ("ok", "exists"):
         # The bank took the money and the ledger refused it: a human must look.
         log.error("topup_credit_refused_after_pull", topup_id=t.id, result=result)
-    return domain.settle_topup(t, result, now())
+    return TOPUPS.apply_ledger(t, result, deps.clock.now_us())
 
 
-# Never given up: the bank may have taken the money, so the credit must arrive.
-FLOW = Flow(
-    kind="topup",
-    cls=Topup,
-    status=TopupStatus,
-    table=topups,
-    step=_step,
-    events=topup_events,
-    ledger_ids=lambda topup_id: (f"{topup_id}:credit",),
-)
+FLOW = movement_flow("topup", Topup, topups, TOPUPS, step=_step, events=topup_events)
