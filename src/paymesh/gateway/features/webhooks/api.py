@@ -22,12 +22,13 @@ from paymesh.gateway.features.webhooks.schemas import (
     RotateSecretIn,
     WebhookDeliveryList,
     WebhookDeliveryOut,
-    WebhookEndpointList,
     WebhookEndpointOut,
     WebhookEndpointWithSecretOut,
 )
 from paymesh.gateway.features.webhooks.views import delivery_view, endpoint_view, with_secret
 from paymesh.gateway.idempotency import KeyedRequest
+from paymesh.gateway.pages import declare_reads
+from paymesh.gateway.reads import ENDPOINTS
 from paymesh.gateway.routing import Routes
 from paymesh.platform.identity import Caller
 
@@ -85,51 +86,7 @@ async def post_endpoint(
     return json_out(with_secret(made), 201, headers=headers)
 
 
-@routes.get(
-    "/v1/webhook_endpoints",
-    scope=WEBHOOKS_WRITE,
-    tag="webhooks",
-    summary="List webhook endpoints",
-    response_model=WebhookEndpointList,
-    problems=(401, 403, 422, 503),
-)
-async def list_endpoints(
-    caller: Caller,
-    webhooks: Webhooks,
-    limit: Limit = 10,
-    starting_after: Annotated[
-        str | None, Query(max_length=64, description="The last endpoint id of the previous page.")
-    ] = None,
-) -> Response:
-    """The tenant's webhook endpoints, newest first (without their secrets)."""
-    page = await webhooks.call(
-        webhooks.stub.ListEndpoints,
-        wpb.ListEndpointsRequest(limit=limit, starting_after=starting_after or ""),
-        caller,
-    )
-    return json_out(
-        WebhookEndpointList(data=[endpoint_view(e) for e in page.data], has_more=page.has_more)
-    )
-
-
-@routes.get(
-    "/v1/webhook_endpoints/{endpoint_id}",
-    scope=WEBHOOKS_WRITE,
-    tag="webhooks",
-    summary="Get a webhook endpoint",
-    response_model=WebhookEndpointOut,
-    problems=_READ_ERRORS,
-)
-async def get_endpoint(
-    endpoint_id: str,
-    caller: Caller,
-    webhooks: Webhooks,
-) -> Response:
-    """An endpoint of the tenant (another tenant's is a 404), without its secret."""
-    endpoint = await webhooks.call(
-        webhooks.stub.GetEndpoint, wpb.GetEndpointRequest(id=endpoint_id), caller
-    )
-    return json_out(endpoint_view(endpoint))
+declare_reads(routes, ENDPOINTS)
 
 
 @routes.delete(
