@@ -18,13 +18,13 @@ from paymesh.gateway.docs import install_docs
 from paymesh.gateway.features import FEATURES, MONEY_MOVING
 from paymesh.gateway.http_metrics import HttpMetricsMiddleware
 from paymesh.gateway.limits import LimitsMiddleware
+from paymesh.gateway.ports import GatewayStore
 from paymesh.gateway.problems import install_problem_handlers, problem_responses
 from paymesh.gateway.ratelimit import MemoryRateLimiter, Policy, RateLimiter, RedisRateLimiter
 from paymesh.gateway.requestlog import RequestLogMiddleware
 from paymesh.gateway.schemas import Problem
 from paymesh.gateway.security import ResponseSealer, SecretHasher
 from paymesh.gateway.service import ClientCache, KeyRing
-from paymesh.gateway.store import GatewayStore
 from paymesh.platform.clock import Clock, SystemClock
 from paymesh.platform.settings import Settings
 

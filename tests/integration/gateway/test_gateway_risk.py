@@ -19,7 +19,7 @@ from paymesh.contracts.risk.v1 import risk_pb2 as rpb
 from paymesh.gateway.api import create_app
 from paymesh.gateway.app import MIGRATIONS
 from paymesh.gateway.features import ROUTE_SCOPES
-from paymesh.gateway.store import GatewayStore
+from paymesh.gateway.store import SqlGatewayStore
 from paymesh.platform.db import Database
 from paymesh.platform.migrations import upgrade
 from paymesh.platform.settings import GatewaySettings, Settings
@@ -42,7 +42,7 @@ async def rgw(db_url: str, tmp_path: Path) -> AsyncIterator[RiskHarness]:
     db = Database(db_url)
     await upgrade(db, MIGRATIONS)
     settings = Settings(var_dir=tmp_path, gateway=GatewaySettings(database_url=db_url))
-    store = GatewayStore(db)
+    store = SqlGatewayStore(db)
     accounts, payments, risk = FakeAccounts(), FakePayments(), FakeRisk()
     app = create_app(
         settings=settings, store=store, accounts=accounts, payments=payments, risk=risk
