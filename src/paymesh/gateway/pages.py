@@ -39,8 +39,9 @@ class PageArgs:
 
 
 def page_args(cursor: str, *, limit: int = 10, max_length: int = 64) -> Any:
-    """The `limit` and `starting_after` query parameters as one dependency: `limit`
-    1-100 (`limit` by default), `starting_after` described as `cursor`."""
+    """The `limit` and `starting_after` query parameters as one dependency (use it as
+    ``Annotated[PageArgs, page_args(...)]``): `limit` 1-100 (`limit` by default),
+    `starting_after` described as `cursor`."""
 
     async def args(
         limit: Annotated[int, Query(ge=1, le=100, description="Page size, 1-100.")] = limit,
@@ -50,7 +51,7 @@ def page_args(cursor: str, *, limit: int = 10, max_length: int = 64) -> Any:
     ) -> PageArgs:
         return PageArgs(limit=limit, starting_after=starting_after or "")
 
-    return Annotated[PageArgs, Depends(args)]
+    return Depends(args)
 
 
 def page_out(
@@ -101,7 +102,13 @@ def declare_reads(routes: Routes, r: Reads) -> None:
         one = await client.call(r.get(client.stub), r.get_request(id=path[r.param]), caller)
         return json_out(r.view(one))
 
-    _sign(list_handler, r.names[0], r.docs[0], _param("page", page_args(r.cursor)), r.client)
+    _sign(
+        list_handler,
+        r.names[0],
+        r.docs[0],
+        _param("page", Annotated[PageArgs, page_args(r.cursor)]),
+        r.client,
+    )
     _sign(get_handler, r.names[1], r.docs[1], _param(r.param, str), r.client, first=True)
     routes.get(
         r.path,
