@@ -83,10 +83,13 @@ def write_credentials(path: Path, creds: dict[str, str]) -> None:
 
 async def bootstrap(platform: Platform) -> dict[str, str]:
     """Create the demo tenant and operator on first start; return their credentials."""
+    from paymesh.gateway.ports import Deps
     from paymesh.gateway.service import bootstrap_demo
+    from paymesh.platform.clock import SystemClock
 
     path = credentials_path(platform.settings)
-    created = await bootstrap_demo(store=platform.runtime("gateway").store)
+    store = platform.runtime("gateway").store
+    created = await bootstrap_demo(deps=Deps(store=store, clock=SystemClock()))
     if created is not None:
         creds = created.as_dict()
         write_credentials(path, creds)
@@ -171,24 +174,12 @@ def bootstrap_command(
 
     The first-run step of the distributed shape (`paymesh up` does it by itself).
     """
-    from paymesh.gateway.app import migrate as migrate_gateway
-    from paymesh.gateway.service import bootstrap_demo
-    from paymesh.gateway.store import GatewayStore
-    from paymesh.platform.db import Database
+    from paymesh.gateway.operator import bootstrap as bootstrap_gateway
 
     settings = _settings()
     path = credentials or credentials_path(settings)
-
-    async def _bootstrap() -> dict[str, str] | None:
-        await migrate_gateway(settings)
-        db = Database(settings.gateway.database_url, service="gateway")
-        try:
-            created = await bootstrap_demo(store=GatewayStore(db))
-        finally:
-            await db.dispose()
-        return None if created is None else created.as_dict()
-
-    creds = asyncio.run(_bootstrap())
+    created = asyncio.run(bootstrap_gateway(settings))
+    creds = None if created is None else created.as_dict()
     if creds is None:
         where = f"in {path}" if path.exists() else f"not in {path}: the first run wrote them"
         console.print(f"the demo tenant and operator exist already; their credentials are {where}")

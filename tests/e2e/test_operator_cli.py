@@ -12,7 +12,7 @@ import httpx
 
 from paymesh.gateway.api import create_app
 from paymesh.gateway.settings import GatewaySettings
-from paymesh.gateway.store import GatewayStore
+from paymesh.gateway.store import SqlGatewayStore
 from paymesh.platform.db import Database
 from paymesh.settings import Settings
 from tests.fakes.accounts import FakeAccounts
@@ -32,7 +32,10 @@ async def _token_status(db_url: str, var: Path, client_id: str, secret: str) -> 
     db = Database(db_url)
     settings = Settings(var_dir=var, gateway=GatewaySettings(database_url=db_url))
     app = create_app(
-        settings=settings, store=GatewayStore(db), accounts=FakeAccounts(), payments=FakePayments()
+        settings=settings,
+        store=SqlGatewayStore(db),
+        accounts=FakeAccounts(),
+        payments=FakePayments(),
     )
     try:
         transport = httpx.ASGITransport(app=app)

@@ -18,6 +18,7 @@ from paymesh.gateway.docs import install_docs
 from paymesh.gateway.features import FEATURES, MONEY_MOVING
 from paymesh.gateway.http_metrics import HttpMetricsMiddleware
 from paymesh.gateway.limits import LimitsMiddleware
+from paymesh.gateway.ports import GatewayStore
 from paymesh.gateway.problems import install_problem_handlers, problem_responses
 from paymesh.gateway.ratelimit import MemoryRateLimiter, Policy, RateLimiter, RedisRateLimiter
 from paymesh.gateway.requestlog import RequestLogMiddleware
@@ -25,7 +26,6 @@ from paymesh.gateway.schemas import Problem
 from paymesh.gateway.security import ResponseSealer, SecretHasher
 from paymesh.gateway.service import ClientCache, KeyRing
 from paymesh.gateway.settings import GatewaySettings
-from paymesh.gateway.store import GatewayStore
 from paymesh.platform.clock import Clock, SystemClock
 from paymesh.platform.settings import PlatformSettings
 
@@ -144,15 +144,17 @@ def create_app(
         keys=keys
         or KeyRing(
             store,
-            passphrase=g.secret_key.get_secret_value().encode(),
+            passphrase=settings.section(GatewaySettings).secret_key.get_secret_value().encode(),
             clock=clock,
-            token_ttl_s=g.token_ttl_s,
+            token_ttl_s=settings.section(GatewaySettings).token_ttl_s,
         ),
         clients=ClientCache(store, clock=clock),
         accounts=Client(accounts, service="accounts", deadline_s=settings.rpc_deadline_s),
         payments=Client(payments, service="payments", deadline_s=settings.rpc_deadline_s),
         clock=clock,
-        sealer=ResponseSealer(g.secret_key.get_secret_value().encode()),
+        sealer=ResponseSealer(
+            settings.section(GatewaySettings).secret_key.get_secret_value().encode()
+        ),
         limiter=limiter,
         auth_failures=Policy(
             capacity=g.auth_failure_burst, rate_per_s=g.auth_failure_per_s, name="auth-failures"
@@ -168,8 +170,8 @@ def create_app(
     )
     app.add_middleware(
         LimitsMiddleware,
-        max_body_bytes=g.max_body_bytes,
-        timeout_s=g.request_timeout_s,
+        max_body_bytes=settings.section(GatewaySettings).max_body_bytes,
+        timeout_s=settings.section(GatewaySettings).request_timeout_s,
     )
     install_problem_handlers(app)  # its ProblemMiddleware wraps LimitsMiddleware
     # Outermost of ours: times every answer as the client gets it, the inner ones' too.

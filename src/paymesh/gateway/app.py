@@ -19,12 +19,13 @@ from paymesh.gateway.ratelimit import RateLimiter, RedisRateLimiter
 from paymesh.gateway.security import SecretHasher
 from paymesh.gateway.service import KeyRing
 from paymesh.gateway.settings import GatewaySettings
-from paymesh.gateway.store import GatewayStore
+from paymesh.gateway.store import SqlGatewayStore
 from paymesh.platform.bus import EventBus
 from paymesh.platform.clock import Clock, SystemClock
 from paymesh.platform.db import Database
 from paymesh.platform.health import Check, Readiness, database_check
 from paymesh.platform.logging import get_logger
+from paymesh.platform.loops import Periodic
 from paymesh.platform.migrations import upgrade
 from paymesh.platform.rpc import open_channel
 from paymesh.platform.settings import PlatformSettings
@@ -73,10 +74,12 @@ class GatewayRuntime:
         self._channels: list[grpc.aio.Channel] = []
         self._server: _Server | None = None
         self._serve_task: asyncio.Task[None] | None = None
-        self._purge_task: asyncio.Task[None] | None = None
+        self._purge = Periodic(
+            "idempotency-purge", self._purge_expired, interval_s=PURGE_INTERVAL_S
+        )
         self._limiter: RateLimiter | None = None
         self._hasher: SecretHasher | None = None
-        self.store: GatewayStore | None = None
+        self.store: SqlGatewayStore | None = None
         self.readiness = Readiness(self.name)
         self.port = 0
 
@@ -85,7 +88,7 @@ class GatewayRuntime:
         settings = self._settings
         g = settings.section(GatewaySettings)
         self._db = Database(g.database_url, service=self.name)
-        self.store = GatewayStore(self._db)
+        self.store = SqlGatewayStore(self._db)
         keys = KeyRing(
             self.store,
             passphrase=g.secret_key.get_secret_value().encode(),
@@ -147,26 +150,18 @@ class GatewayRuntime:
             await asyncio.sleep(0.01)
         sockets = self._server.servers[0].sockets
         self.port = int(sockets[0].getsockname()[1])
-        self._purge_task = asyncio.create_task(self._purge(), name="gateway-idempotency-purge")
+        self._purge.start()
         log.info("gateway_started", host=g.host, port=self.port)
 
-    async def _purge(self) -> None:
-        while True:
-            await asyncio.sleep(PURGE_INTERVAL_S)
-            try:
-                assert self.store is not None
-                await self.store.purge_expired_idempotency(self._clock.now_us())
-            except Exception:
-                log.exception("idempotency_purge_failed")
+    async def _purge_expired(self) -> None:
+        """Delete the expired idempotency records (a failure is logged, and retried later)."""
+        if self.store is not None:
+            await self.store.purge_expired_idempotency(self._clock.now_us())
 
     async def stop(self) -> None:
         """Finish requests in flight, stop serving, close channels and the database."""
         await self.readiness.stop()
-        if self._purge_task is not None:
-            self._purge_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._purge_task
-            self._purge_task = None
+        await self._purge.stop()
         if self._server is not None and self._serve_task is not None:
             self._server.should_exit = True
             with contextlib.suppress(SystemExit, Exception):

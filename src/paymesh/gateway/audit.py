@@ -9,7 +9,8 @@ from __future__ import annotations
 import getpass
 from dataclasses import dataclass
 
-from paymesh.gateway.store import AuditEntry, GatewayStore
+from paymesh.gateway.domain import AuditEntry
+from paymesh.gateway.ports import GatewayStore
 from paymesh.platform.clock import Clock, new_id
 
 __all__ = ["SYSTEM", "Origin", "cli_origin", "record"]

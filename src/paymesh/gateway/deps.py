@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Header, Request, Security
@@ -21,12 +22,12 @@ from paymesh.gateway.clients import Client, calls_may_wait_until
 from paymesh.gateway.errors import Forbidden, Unauthenticated
 from paymesh.gateway.idempotency import KeyedRequest, check_key
 from paymesh.gateway.limits import DEADLINE_KEY, enforce
+from paymesh.gateway.ports import GatewayStore, TokenDeps
 from paymesh.gateway.ratelimit import Policy, RateLimiter
 from paymesh.gateway.requestlog import set_client_id
 from paymesh.gateway.security import ResponseSealer, SecretHasher
-from paymesh.gateway.service import ClientCache, KeyRing, verify_token
+from paymesh.gateway.service import ClientCache, KeyRing, VerifyToken, verify_token
 from paymesh.gateway.settings import GatewaySettings
-from paymesh.gateway.store import GatewayStore
 from paymesh.gateway.text import check_params
 from paymesh.platform.clock import Clock
 from paymesh.platform.identity import Caller
@@ -79,6 +80,18 @@ class Gateway:
     admission: Admission
     risk: Client[RiskAsyncStub]
     webhooks: Client[WebhooksAsyncStub]
+
+    @cached_property
+    def deps(self) -> TokenDeps:
+        """What the use cases need, from these parts."""
+        return TokenDeps(
+            store=self.store,
+            clock=self.clock,
+            clients=self.clients,
+            keys=self.keys,
+            hasher=self.hasher,
+            settings=self.settings.section(GatewaySettings),
+        )
 
 
 def gateway(request: Request) -> Gateway:
@@ -147,17 +160,13 @@ async def authorize(
             "send an access token: Authorization: Bearer <token>",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    caller = await verify_token(
+    presented = VerifyToken(
         token.strip(),
-        keys=gw.keys,
-        clients=gw.clients,
-        settings=gw.settings.section(GatewaySettings),
-        clock=gw.clock,
-        store=gw.store,
         source=source,
         # Bad tokens are limited per address before they are audited.
         admit_failure=lambda: enforce(request, gw.limiter, f"authfail:{source}"),
     )
+    caller = await verify_token(presented, deps=gw.deps)
     set_client_id(request.scope, caller.client_id)
     await enforce(request, gw.limiter, f"client:{caller.client_id}")
     missing = set(security_scopes.scopes) - caller.scopes

@@ -28,9 +28,13 @@ __all__ = [
     "TOKEN_TYPE",
     "UPSTREAM_STATUS",
     "WEBHOOKS_WRITE",
+    "ApiClient",
+    "AuditEntry",
     "IdempotencyDecision",
     "IdempotencyRecord",
     "InvalidScope",
+    "SigningKey",
+    "Tenant",
     "build_claims",
     "decide_idempotency",
     "derive_id",
@@ -119,6 +123,63 @@ def build_claims(
         "exp": now_s + ttl_s,
         "jti": jti,
     }
+
+
+# --- tenants, clients, keys, the audit log -----------------------------------
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One security-relevant event: who did what to what, when, from where, and how it went."""
+
+    id: str
+    at_us: int
+    actor: str
+    tenant_id: str | None
+    action: str
+    target: str | None
+    outcome: str
+    source: str
+    details: dict[str, object]
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """A customer of the platform; every API client and object belongs to one."""
+
+    id: str
+    name: str
+    fee_fixed: int
+    fee_basis_points: int
+    created_at_us: int
+
+
+@dataclass(frozen=True)
+class ApiClient:
+    """OAuth2 client credentials of a tenant (the secret only as a hash)."""
+
+    client_id: str
+    tenant_id: str
+    secret_hash: str
+    scopes: frozenset[str]
+    created_at_us: int
+    revoked_at_us: int | None
+
+    @property
+    def active(self) -> bool:
+        """False once revoked."""
+        return self.revoked_at_us is None
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """A token signing key: its private PEM and public JWK (JSON)."""
+
+    kid: str
+    private_pem: str
+    public_jwk: str
+    created_at_us: int
+    retired_at_us: int | None
 
 
 # --- idempotency ------------------------------------------------------------

@@ -29,9 +29,9 @@ from paymesh.gateway.errors import (
     IdempotencyKeyRequired,
     Unprocessable,
 )
+from paymesh.gateway.ports import GatewayStore
 from paymesh.gateway.problems import error_response
 from paymesh.gateway.security import ResponseSealer
-from paymesh.gateway.store import GatewayStore
 from paymesh.platform.clock import Clock, new_id
 from paymesh.platform.logging import get_logger
 

@@ -20,8 +20,9 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from paymesh.gateway.audit import Origin, record
+from paymesh.gateway.domain import SigningKey
+from paymesh.gateway.ports import GatewayStore
 from paymesh.gateway.security import generate_signing_key, load_private_key, load_public_key
-from paymesh.gateway.store import GatewayStore, SigningKey
 from paymesh.platform.clock import Clock
 
 __all__ = [

@@ -13,11 +13,20 @@ from contextlib import asynccontextmanager
 
 from paymesh.gateway.app import migrate
 from paymesh.gateway.audit import cli_origin
+from paymesh.gateway.domain import ApiClient, AuditEntry, SigningKey, Tenant
 from paymesh.gateway.keyring import KeyState, key_states, rotate_signing_key
-from paymesh.gateway.service import CreateClient, CreateTenant, create_client, create_tenant
+from paymesh.gateway.ports import Deps
+from paymesh.gateway.service import (
+    CreateClient,
+    CreateTenant,
+    DemoCredentials,
+    bootstrap_demo,
+    create_client,
+    create_tenant,
+)
 from paymesh.gateway.service import revoke_client as _revoke_client
 from paymesh.gateway.settings import GatewaySettings
-from paymesh.gateway.store import ApiClient, AuditEntry, GatewayStore, SigningKey, Tenant
+from paymesh.gateway.store import SqlGatewayStore
 from paymesh.platform.clock import Clock, SystemClock
 from paymesh.platform.db import Database
 from paymesh.platform.settings import PlatformSettings
@@ -25,6 +34,7 @@ from paymesh.platform.settings import PlatformSettings
 __all__ = [
     "add_client",
     "add_tenant",
+    "bootstrap",
     "list_keys",
     "recent_audit",
     "revoke_client",
@@ -33,13 +43,19 @@ __all__ = [
 
 
 @asynccontextmanager
-async def _store(settings: PlatformSettings) -> AsyncIterator[GatewayStore]:
+async def _store(settings: PlatformSettings) -> AsyncIterator[SqlGatewayStore]:
     await migrate(settings)
     db = Database(settings.section(GatewaySettings).database_url, service="gateway")
     try:
-        yield GatewayStore(db)
+        yield SqlGatewayStore(db)
     finally:
         await db.dispose()
+
+
+async def bootstrap(settings: PlatformSettings) -> DemoCredentials | None:
+    """Create the demo tenant and the operator on first start (None when they exist)."""
+    async with _store(settings) as store:
+        return await bootstrap_demo(deps=Deps(store=store, clock=SystemClock()))
 
 
 async def rotate_key(
@@ -72,9 +88,8 @@ async def recent_audit(settings: PlatformSettings, *, limit: int = 20) -> list[A
 async def add_tenant(settings: PlatformSettings, name: str) -> Tenant:
     """Create a tenant in the gateway (no fee schedule: see the module docstring)."""
     async with _store(settings) as store:
-        return await create_tenant(
-            CreateTenant(name=name), store=store, clock=SystemClock(), origin=cli_origin()
-        )
+        deps = Deps(store=store, clock=SystemClock())
+        return await create_tenant(CreateTenant(name=name), origin=cli_origin(), deps=deps)
 
 
 async def add_client(
@@ -82,22 +97,13 @@ async def add_client(
 ) -> tuple[ApiClient, str]:
     """Create an API client; return it and its secret (shown once)."""
     async with _store(settings) as store:
-        return await create_client(
-            CreateClient(tenant_id=tenant_id, scopes=scopes),
-            store=store,
-            clock=SystemClock(),
-            origin=cli_origin(),
-        )
+        asked = CreateClient(tenant_id=tenant_id, scopes=scopes)
+        deps = Deps(store=store, clock=SystemClock())
+        return await create_client(asked, origin=cli_origin(), deps=deps)
 
 
 async def revoke_client(settings: PlatformSettings, tenant_id: str, client_id: str) -> None:
     """Revoke a tenant's API client (running gateways notice within their cache's 2 s)."""
     async with _store(settings) as store:
-        await _revoke_client(
-            tenant_id,
-            client_id,
-            store=store,
-            clients=None,
-            clock=SystemClock(),
-            origin=cli_origin(),
-        )
+        deps = Deps(store=store, clock=SystemClock())
+        await _revoke_client(tenant_id, client_id, origin=cli_origin(), deps=deps)

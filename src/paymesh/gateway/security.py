@@ -28,8 +28,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from jwt.algorithms import OKPAlgorithm
 
+from paymesh.gateway.domain import SigningKey
 from paymesh.gateway.errors import Overloaded
-from paymesh.gateway.store import SigningKey
 
 __all__ = [
     "ScryptParams",

@@ -1,4 +1,8 @@
-"""The gateway's use cases: tokens, tenants, API clients, the demo bootstrap."""
+"""The gateway's use cases: tokens, tenants, API clients, the demo bootstrap.
+
+Each takes what was asked, then `deps` (ports.py); those that change something also
+take `origin`, who asked, for the audit log.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +14,12 @@ import jwt
 
 from paymesh.gateway import domain, meters
 from paymesh.gateway.audit import SYSTEM, Origin, record
+from paymesh.gateway.domain import ApiClient, Tenant
 from paymesh.gateway.errors import BadRequest, Conflict, NotFound, Unauthenticated, Unprocessable
 from paymesh.gateway.keyring import LEEWAY_S, KeyRing
-from paymesh.gateway.security import (
-    ScryptParams,
-    SecretHasher,
-    hash_secret,
-    new_client_secret,
-    sign,
-)
-from paymesh.gateway.settings import GatewaySettings
-from paymesh.gateway.store import ApiClient, GatewayStore, Tenant
-from paymesh.platform.clock import Clock, SystemClock, new_id
+from paymesh.gateway.ports import Deps, GatewayStore, TokenDeps
+from paymesh.gateway.security import hash_secret, new_client_secret, sign
+from paymesh.platform.clock import Clock, new_id
 from paymesh.platform.identity import Caller
 
 __all__ = [
@@ -33,6 +31,7 @@ __all__ = [
     "IssueToken",
     "IssuedToken",
     "KeyRing",
+    "VerifyToken",
     "bootstrap_demo",
     "create_client",
     "create_tenant",
@@ -81,6 +80,7 @@ class IssueToken:
     client_id: str
     client_secret: str
     scope: str | None = None
+    source: str = "unknown"  # the client's address, for the audit log
 
 
 @dataclass(frozen=True)
@@ -92,24 +92,16 @@ class IssuedToken:
     scope: str
 
 
-async def issue_token(
-    cmd: IssueToken,
-    *,
-    store: GatewayStore,
-    keys: KeyRing,
-    settings: GatewaySettings,
-    clock: Clock,
-    hasher: SecretHasher,
-    source: str = "unknown",
-) -> IssuedToken:
+async def issue_token(cmd: IssueToken, *, deps: TokenDeps) -> IssuedToken:
     """Check the client's credentials and sign an access token for it (audited either way).
 
     The secret is checked on the hasher's threads (an unknown client against
     a dummy hash, so that both answers take as long).
     """
+    store, clock, settings = deps.store, deps.clock, deps.settings
     client = await store.get_client(cmd.client_id)
-    matches = await hasher.verify(cmd.client_secret, client.secret_hash if client else None)
-    origin = Origin(actor=cmd.client_id, source=source)
+    matches = await deps.hasher.verify(cmd.client_secret, client.secret_hash if client else None)
+    origin = Origin(actor=cmd.client_id, source=cmd.source)
     if client is None or not matches or not client.active:
         reason = (
             "unknown client"
@@ -134,7 +126,7 @@ async def issue_token(
             target=client.client_id, details={"reason": "invalid scope", "scope": cmd.scope},
         )  # fmt: skip
         raise BadRequest(str(exc), code="invalid_scope") from exc
-    kid, private = await keys.signer()
+    kid, private = await deps.keys.signer()
     claims = domain.build_claims(
         client_id=client.client_id,
         tenant_id=client.tenant_id,
@@ -181,40 +173,38 @@ def _token_ids(token: str) -> dict[str, object]:
     return out
 
 
-async def verify_token(
-    token: str,
-    *,
-    keys: KeyRing,
-    clients: ClientCache,
-    settings: GatewaySettings,
-    clock: Clock,
-    store: GatewayStore,
-    source: str = "unknown",
-    admit_failure: Callable[[], Awaitable[None]] | None = None,
-) -> Caller:
-    """The caller a bearer token proves, or Unauthenticated (401, audited).
+@dataclass(frozen=True)
+class VerifyToken:
+    """A bearer token presented from `source`.
 
     `admit_failure` runs before a failure is audited and may refuse it (the
     gateway rate-limits failures per source address), so a flood of bad
     tokens cannot turn into a flood of audit writes.
     """
+
+    token: str
+    source: str = "unknown"
+    admit_failure: Callable[[], Awaitable[None]] | None = None
+
+
+async def verify_token(cmd: VerifyToken, *, deps: TokenDeps) -> Caller:
+    """The caller a bearer token proves, or Unauthenticated (401, audited)."""
     try:
-        return await _verify(token, keys=keys, clients=clients, settings=settings, clock=clock)
+        return await _verify(cmd.token, deps)
     except Unauthenticated as exc:
         meters.auth_failed(exc.reason)
-        if admit_failure is not None:
-            await admit_failure()
+        if cmd.admit_failure is not None:
+            await cmd.admit_failure()
         await record(
-            store, clock, Origin(actor="anonymous", source=source), "auth.failed",
+            deps.store, deps.clock, Origin(actor="anonymous", source=cmd.source), "auth.failed",
             outcome="failure",
-            details={"reason": exc.detail, "credential": "bearer_token", **_token_ids(token)},
+            details={"reason": exc.detail, "credential": "bearer_token", **_token_ids(cmd.token)},
         )  # fmt: skip
         raise
 
 
-async def _verify(
-    token: str, *, keys: KeyRing, clients: ClientCache, settings: GatewaySettings, clock: Clock
-) -> Caller:
+async def _verify(token: str, deps: TokenDeps) -> Caller:
+    settings = deps.settings
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as exc:
@@ -224,7 +214,7 @@ async def _verify(
     if header.get("typ") != domain.TOKEN_TYPE:
         raise _invalid("not an access token")
     kid = header.get("kid")
-    public = await keys.public_key(kid) if isinstance(kid, str) else None
+    public = await deps.keys.public_key(kid) if isinstance(kid, str) else None
     if public is None:
         raise _invalid("unknown signing key")
     try:
@@ -243,7 +233,7 @@ async def _verify(
         )
     except jwt.PyJWTError as exc:
         raise _invalid(f"invalid token: {exc}") from exc
-    now_s = clock.now_us() // 1_000_000
+    now_s = deps.clock.now_us() // 1_000_000
     exp, iat = claims.get("exp"), claims.get("iat")
     if not isinstance(exp, int) or not isinstance(iat, int):
         raise _invalid("invalid token times")
@@ -254,7 +244,7 @@ async def _verify(
     sub, tenant, scope = claims.get("sub"), claims.get("tenant"), claims.get("scope")
     if not isinstance(sub, str) or not isinstance(tenant, str) or not isinstance(scope, str):
         raise _invalid("token lacks sub, tenant or scope")
-    client = await clients.get(sub)
+    client = await deps.clients.get(sub)
     if client is None or not client.active or client.tenant_id != tenant:
         raise _invalid("client revoked", "revoked")
     return Caller(tenant_id=tenant, client_id=sub, scopes=domain.parse_scope(scope))
@@ -282,10 +272,9 @@ class CreateClient:
     client_id: str | None = None
 
 
-async def create_tenant(
-    cmd: CreateTenant, *, store: GatewayStore, clock: Clock, origin: Origin = SYSTEM
-) -> Tenant:
+async def create_tenant(cmd: CreateTenant, *, origin: Origin, deps: Deps) -> Tenant:
     """Create a tenant; a name already taken is a conflict (audited)."""
+    store, clock = deps.store, deps.clock
     tenant = Tenant(
         id=cmd.id or new_id("ten"),
         name=cmd.name,
@@ -310,15 +299,9 @@ async def create_tenant(
     return tenant
 
 
-async def create_client(
-    cmd: CreateClient,
-    *,
-    store: GatewayStore,
-    clock: Clock,
-    scrypt: ScryptParams | None = None,
-    origin: Origin = SYSTEM,
-) -> tuple[ApiClient, str]:
+async def create_client(cmd: CreateClient, *, origin: Origin, deps: Deps) -> tuple[ApiClient, str]:
     """Create an API client; return it and its secret (shown once, stored only hashed)."""
+    store, clock = deps.store, deps.clock
     unknown = cmd.scopes - set(domain.ALL_SCOPES)
     if unknown or not cmd.scopes:
         raise Unprocessable(
@@ -331,7 +314,7 @@ async def create_client(
     client = ApiClient(
         client_id=cmd.client_id or new_id("cli"),
         tenant_id=cmd.tenant_id,
-        secret_hash=await asyncio.to_thread(hash_secret, secret, scrypt),
+        secret_hash=await asyncio.to_thread(hash_secret, secret, deps.scrypt),
         scopes=cmd.scopes,
         created_at_us=clock.now_us(),
         revoked_at_us=None,
@@ -344,16 +327,9 @@ async def create_client(
     return client, secret
 
 
-async def revoke_client(
-    tenant_id: str,
-    client_id: str,
-    *,
-    store: GatewayStore,
-    clients: ClientCache | None,
-    clock: Clock,
-    origin: Origin = SYSTEM,
-) -> None:
+async def revoke_client(tenant_id: str, client_id: str, *, origin: Origin, deps: Deps) -> None:
     """Revoke a client: it gets no new tokens and its tokens stop working (audited)."""
+    store, clock = deps.store, deps.clock
     if not await store.revoke_client(tenant_id, client_id, clock.now_us()):
         await record(
             store, clock, origin, "client.revoked", outcome="failure", tenant_id=tenant_id,
@@ -361,8 +337,8 @@ async def revoke_client(
         )  # fmt: skip
         raise NotFound(f"tenant {tenant_id} has no client {client_id}")
     await record(store, clock, origin, "client.revoked", tenant_id=tenant_id, target=client_id)
-    if clients is not None:
-        clients.forget(client_id)
+    if deps.clients is not None:
+        deps.clients.forget(client_id)
 
 
 # --- the embedded demo ------------------------------------------------------
@@ -387,28 +363,22 @@ class DemoCredentials:
         }
 
 
-async def bootstrap_demo(
-    *, store: GatewayStore, clock: Clock | None = None
-) -> DemoCredentials | None:
+async def bootstrap_demo(*, deps: Deps) -> DemoCredentials | None:
     """Create the demo tenant and the operator on first start (None when they exist)."""
-    clock = clock or SystemClock()
+    store = deps.store
     if await store.tenant_by_name(DEMO_TENANT) is not None:
         return None
     try:
-        demo = await create_tenant(CreateTenant(name=DEMO_TENANT), store=store, clock=clock)
+        demo = await create_tenant(CreateTenant(name=DEMO_TENANT), origin=SYSTEM, deps=deps)
     except Conflict:
         return None  # another process bootstrapped meanwhile
-    client, secret = await create_client(
-        CreateClient(tenant_id=demo.id, scopes=domain.NON_ADMIN_SCOPES), store=store, clock=clock
-    )
+    demo_scopes = CreateClient(tenant_id=demo.id, scopes=domain.NON_ADMIN_SCOPES)
+    client, secret = await create_client(demo_scopes, origin=SYSTEM, deps=deps)
     operator = await store.tenant_by_name(OPERATOR_TENANT)
     if operator is None:
-        operator = await create_tenant(CreateTenant(name=OPERATOR_TENANT), store=store, clock=clock)
-    op_client, op_secret = await create_client(
-        CreateClient(tenant_id=operator.id, scopes=frozenset({domain.ADMIN})),
-        store=store,
-        clock=clock,
-    )
+        operator = await create_tenant(CreateTenant(name=OPERATOR_TENANT), origin=SYSTEM, deps=deps)
+    admin = CreateClient(tenant_id=operator.id, scopes=frozenset({domain.ADMIN}))
+    op_client, op_secret = await create_client(admin, origin=SYSTEM, deps=deps)
     return DemoCredentials(
         client_id=client.client_id,
         client_secret=secret,

@@ -12,10 +12,12 @@ import pytest
 
 from paymesh.gateway.api import create_app
 from paymesh.gateway.app import MIGRATIONS
+from paymesh.gateway.audit import SYSTEM
+from paymesh.gateway.ports import Deps
 from paymesh.gateway.security import ScryptParams
 from paymesh.gateway.service import CreateClient, CreateTenant, create_client, create_tenant
 from paymesh.gateway.settings import GatewaySettings
-from paymesh.gateway.store import GatewayStore
+from paymesh.gateway.store import SqlGatewayStore
 from paymesh.platform.clock import SystemClock
 from paymesh.platform.db import Database
 from paymesh.platform.migrations import upgrade
@@ -31,7 +33,7 @@ class Harness:
     """An HTTP client on the gateway app, its store and the fake services."""
 
     http: httpx.AsyncClient
-    store: GatewayStore
+    store: SqlGatewayStore
     settings: Settings
     accounts: FakeAccounts
     payments: FakePayments
@@ -41,18 +43,17 @@ class Harness:
     ) -> tuple[str, str, str]:
         """(tenant_id, client_id, client_secret) of a new client, in a new tenant by default."""
         clock = SystemClock()
+        # The hash keeps its parameters; the API's clients use the default.
+        deps = Deps(store=self.store, clock=clock, scrypt=FAST_SCRYPT)
         if tenant is None:
             made = await create_tenant(
                 CreateTenant(name=f"t{len(self.accounts.accounts)}-{id(scopes)}-{clock.now_us()}"),
-                store=self.store,
-                clock=clock,
+                origin=SYSTEM,
+                deps=deps,
             )
             tenant = made.id
         client, secret = await create_client(
-            CreateClient(tenant_id=tenant, scopes=frozenset(scopes)),
-            store=self.store,
-            clock=clock,
-            scrypt=FAST_SCRYPT,  # the hash keeps its parameters; the API's clients use the default
+            CreateClient(tenant_id=tenant, scopes=frozenset(scopes)), origin=SYSTEM, deps=deps
         )
         return tenant, client.client_id, secret
 
@@ -79,7 +80,7 @@ async def gw(db_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
     db = Database(db_url)
     await upgrade(db, MIGRATIONS)
     settings = Settings(var_dir=tmp_path, gateway=GatewaySettings(database_url=db_url))
-    store = GatewayStore(db)
+    store = SqlGatewayStore(db)
     accounts, payments = FakeAccounts(), FakePayments()
     app = create_app(settings=settings, store=store, accounts=accounts, payments=payments)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)

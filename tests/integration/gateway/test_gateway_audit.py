@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
 from paymesh.gateway.audit import Origin
+from paymesh.gateway.domain import AuditEntry
 from paymesh.gateway.keyring import rotate_signing_key
-from paymesh.gateway.store import AuditEntry
 from paymesh.platform.clock import SystemClock
 
 

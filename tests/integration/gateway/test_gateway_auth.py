@@ -13,8 +13,8 @@ import jwt
 import pytest
 from jwt.algorithms import OKPAlgorithm
 
+from paymesh.gateway.domain import SigningKey
 from paymesh.gateway.security import load_private_key
-from paymesh.gateway.store import SigningKey
 
 READ = {"payments:read"}
 

@@ -14,7 +14,7 @@ import pytest
 from paymesh.gateway.api import create_app
 from paymesh.gateway.app import MIGRATIONS
 from paymesh.gateway.settings import GatewaySettings
-from paymesh.gateway.store import GatewayStore
+from paymesh.gateway.store import SqlGatewayStore
 from paymesh.platform.db import Database
 from paymesh.platform.migrations import upgrade
 from paymesh.settings import Settings
@@ -38,7 +38,10 @@ async def http(sqlite_url: str, tmp_path: Path) -> AsyncIterator[httpx.AsyncClie
     await upgrade(db, MIGRATIONS)
     settings = Settings(var_dir=tmp_path, gateway=GatewaySettings(database_url=sqlite_url))
     app = create_app(
-        settings=settings, store=GatewayStore(db), accounts=FakeAccounts(), payments=FakePayments()
+        settings=settings,
+        store=SqlGatewayStore(db),
+        accounts=FakeAccounts(),
+        payments=FakePayments(),
     )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:

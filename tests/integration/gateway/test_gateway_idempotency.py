@@ -187,7 +187,7 @@ async def test_a_claim_left_by_a_crashed_request_is_taken_over_once_stale(gw: An
 async def test_a_new_clients_secret_is_replayed_but_never_stored_in_clear_text(gw: Any) -> None:
     import sqlalchemy as sa
 
-    from paymesh.gateway.store import idempotency_keys
+    from paymesh.gateway.tables import idempotency_keys
 
     operator = {**await gw.auth({"admin"}), "Idempotency-Key": "new-client-1"}
     tenant = await gw.http.post("/v1/tenants", json={"name": "acme"}, headers=operator)

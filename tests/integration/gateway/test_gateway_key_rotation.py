@@ -13,12 +13,13 @@ import pytest
 
 from paymesh.gateway.api import create_app
 from paymesh.gateway.app import MIGRATIONS
-from paymesh.gateway.audit import Origin
+from paymesh.gateway.audit import SYSTEM, Origin
 from paymesh.gateway.keyring import LEEWAY_S, REFRESH_S, rotate_signing_key
+from paymesh.gateway.ports import Deps
 from paymesh.gateway.security import load_private_key, sign
 from paymesh.gateway.service import CreateClient, CreateTenant, create_client, create_tenant
 from paymesh.gateway.settings import GatewaySettings
-from paymesh.gateway.store import GatewayStore
+from paymesh.gateway.store import SqlGatewayStore
 from paymesh.platform.clock import FixedClock
 from paymesh.platform.db import Database
 from paymesh.platform.migrations import upgrade
@@ -35,7 +36,7 @@ class Rig:
     """The gateway app on a clock the test moves."""
 
     http: httpx.AsyncClient
-    store: GatewayStore
+    store: SqlGatewayStore
     clock: FixedClock
     settings: Settings
     tenant_id: str = ""
@@ -95,15 +96,15 @@ async def rig(db_url: str, tmp_path: Path) -> AsyncIterator[Rig]:
     await upgrade(db, MIGRATIONS)
     clock = FixedClock()
     settings = Settings(var_dir=tmp_path, gateway=GatewaySettings(database_url=db_url))
-    store = GatewayStore(db)
+    store = SqlGatewayStore(db)
+    deps = Deps(store=store, clock=clock, scrypt=FAST_SCRYPT)
     tenant = await create_tenant(
-        CreateTenant(name=f"t-{uuid.uuid4().hex}"), store=store, clock=clock
+        CreateTenant(name=f"t-{uuid.uuid4().hex}"), origin=SYSTEM, deps=deps
     )
     client, secret = await create_client(
         CreateClient(tenant_id=tenant.id, scopes=frozenset({"payments:read"})),
-        store=store,
-        clock=clock,
-        scrypt=FAST_SCRYPT,
+        origin=SYSTEM,
+        deps=deps,
     )
     app = create_app(
         settings=settings, store=store, accounts=FakeAccounts(), payments=FakePayments(),

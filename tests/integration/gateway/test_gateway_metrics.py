@@ -19,7 +19,7 @@ from paymesh.gateway.app import MIGRATIONS
 from paymesh.gateway.ratelimit import MemoryRateLimiter, Policy
 from paymesh.gateway.security import load_private_key
 from paymesh.gateway.settings import GatewaySettings
-from paymesh.gateway.store import GatewayStore
+from paymesh.gateway.store import SqlGatewayStore
 from paymesh.platform.clock import FixedClock
 from paymesh.platform.db import Database
 from paymesh.platform.migrations import upgrade
@@ -124,7 +124,7 @@ async def small(sqlite_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
             database_url=sqlite_url, admission_max_in_flight=1, admission_queue=0
         ),
     )
-    store, payments = GatewayStore(db), FakePayments()
+    store, payments = SqlGatewayStore(db), FakePayments()
     limiter = MemoryRateLimiter(
         Policy(capacity=3, rate_per_s=0.001, name="client"), clock=FixedClock()
     )

@@ -16,11 +16,13 @@ import redis.asyncio as aioredis
 
 from paymesh.gateway.api import create_app
 from paymesh.gateway.app import MIGRATIONS
+from paymesh.gateway.audit import SYSTEM
+from paymesh.gateway.ports import Deps
 from paymesh.gateway.ratelimit import MemoryRateLimiter, Policy, RateLimiter, RedisRateLimiter
 from paymesh.gateway.security import SecretHasher
 from paymesh.gateway.service import CreateClient, CreateTenant, create_client, create_tenant
 from paymesh.gateway.settings import GatewaySettings
-from paymesh.gateway.store import GatewayStore
+from paymesh.gateway.store import SqlGatewayStore
 from paymesh.platform.clock import FixedClock, SystemClock
 from paymesh.platform.db import Database
 from paymesh.platform.migrations import upgrade
@@ -39,20 +41,18 @@ class Limited:
     """The gateway app with a small bucket on a clock the test moves."""
 
     http: httpx.AsyncClient
-    store: GatewayStore
+    store: SqlGatewayStore
     clock: FixedClock
     limiter: RateLimiter
 
     async def bearer(self, scopes: frozenset[str] = frozenset({"payments:read"})) -> str:
         """A token for a new client; the token request itself costs one token of its own bucket."""
+        deps = Deps(store=self.store, clock=SystemClock(), scrypt=FAST_SCRYPT)
         tenant = await create_tenant(
-            CreateTenant(name=f"t-{uuid.uuid4().hex}"), store=self.store, clock=SystemClock()
+            CreateTenant(name=f"t-{uuid.uuid4().hex}"), origin=SYSTEM, deps=deps
         )
         client, secret = await create_client(
-            CreateClient(tenant_id=tenant.id, scopes=scopes),
-            store=self.store,
-            clock=SystemClock(),
-            scrypt=FAST_SCRYPT,
+            CreateClient(tenant_id=tenant.id, scopes=scopes), origin=SYSTEM, deps=deps
         )
         r = await self.http.post(
             "/v1/oauth/token",
@@ -89,7 +89,7 @@ async def _limited(
     db = Database(sqlite_url)
     await upgrade(db, MIGRATIONS)
     settings = Settings(var_dir=tmp_path, gateway=GatewaySettings(database_url=sqlite_url))
-    store = GatewayStore(db)
+    store = SqlGatewayStore(db)
     app = create_app(
         settings=settings,
         store=store,
@@ -261,14 +261,14 @@ async def test_a_request_past_the_time_limit_gets_a_504_problem(
     )
     payments = FakePayments(gate=asyncio.Event())  # create_payment waits forever
     app = create_app(
-        settings=settings, store=GatewayStore(db), accounts=FakeAccounts(), payments=payments
+        settings=settings, store=SqlGatewayStore(db), accounts=FakeAccounts(), payments=payments
     )
     harness = Limited(
         http=httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
             base_url="http://gateway.test",
         ),
-        store=GatewayStore(db),
+        store=SqlGatewayStore(db),
         clock=FixedClock(),
         limiter=app.state.gateway.limiter,
     )
@@ -291,7 +291,7 @@ async def test_a_request_past_the_time_limit_gets_a_504_problem(
 async def test_a_flood_of_bad_tokens_is_audited_only_up_to_the_limit(lim: Limited) -> None:
     import sqlalchemy as sa
 
-    from paymesh.gateway.store import audit_log
+    from paymesh.gateway.tables import audit_log
 
     alice = await lim.bearer()
     answers = [await lim.get("Bearer not.a.token") for _ in range(10 * LIMIT)]
@@ -332,7 +332,7 @@ class Guarded:
     """The gateway app with a small failure bucket, reached from any address."""
 
     app: Any
-    store: GatewayStore
+    store: SqlGatewayStore
     clock: FixedClock
     hasher: CountingHasher
 
@@ -349,14 +349,14 @@ class Guarded:
             return await http.post("/v1/oauth/token", data=form)
 
     async def new_client(self) -> tuple[str, str]:
+        deps = Deps(store=self.store, clock=SystemClock(), scrypt=FAST_SCRYPT)
         tenant = await create_tenant(
-            CreateTenant(name=f"t-{uuid.uuid4().hex}"), store=self.store, clock=SystemClock()
+            CreateTenant(name=f"t-{uuid.uuid4().hex}"), origin=SYSTEM, deps=deps
         )
         client, secret = await create_client(
             CreateClient(tenant_id=tenant.id, scopes=frozenset({"payments:read"})),
-            store=self.store,
-            clock=SystemClock(),
-            scrypt=FAST_SCRYPT,
+            origin=SYSTEM,
+            deps=deps,
         )
         return client.client_id, secret
 
@@ -382,7 +382,7 @@ async def guarded(
             database_url=sqlite_url, auth_failure_burst=FAILURES, auth_failure_per_s=0.5
         ),
     )
-    store, hasher = GatewayStore(db), CountingHasher()
+    store, hasher = SqlGatewayStore(db), CountingHasher()
     app = create_app(
         settings=settings,
         store=store,
@@ -467,14 +467,14 @@ async def test_a_payment_refused_for_overload_claims_no_key_and_its_retry_pays_o
     )
     payments = FakePayments(gate=asyncio.Event())  # the first payment waits for the test
     app = create_app(
-        settings=settings, store=GatewayStore(db), accounts=FakeAccounts(), payments=payments
+        settings=settings, store=SqlGatewayStore(db), accounts=FakeAccounts(), payments=payments
     )
     harness = Limited(
         http=httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
             base_url="http://gateway.test",
         ),
-        store=GatewayStore(db),
+        store=SqlGatewayStore(db),
         clock=FixedClock(),
         limiter=app.state.gateway.limiter,
     )

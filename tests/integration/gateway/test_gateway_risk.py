@@ -20,7 +20,7 @@ from paymesh.gateway.api import create_app
 from paymesh.gateway.app import MIGRATIONS
 from paymesh.gateway.features import ROUTE_SCOPES
 from paymesh.gateway.settings import GatewaySettings
-from paymesh.gateway.store import GatewayStore
+from paymesh.gateway.store import SqlGatewayStore
 from paymesh.platform.db import Database
 from paymesh.platform.migrations import upgrade
 from paymesh.settings import Settings
@@ -43,7 +43,7 @@ async def rgw(db_url: str, tmp_path: Path) -> AsyncIterator[RiskHarness]:
     db = Database(db_url)
     await upgrade(db, MIGRATIONS)
     settings = Settings(var_dir=tmp_path, gateway=GatewaySettings(database_url=db_url))
-    store = GatewayStore(db)
+    store = SqlGatewayStore(db)
     accounts, payments, risk = FakeAccounts(), FakePayments(), FakeRisk()
     app = create_app(
         settings=settings, store=store, accounts=accounts, payments=payments, risk=risk

@@ -9,10 +9,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from paymesh.gateway.app import create, migrate
+from paymesh.gateway.ports import Deps
 from paymesh.gateway.service import bootstrap_demo
 from paymesh.gateway.settings import GatewaySettings
-from paymesh.gateway.store import metadata
+from paymesh.gateway.tables import metadata
 from paymesh.platform.bus import InProcessBus
+from paymesh.platform.clock import SystemClock
 from paymesh.platform.db import Database
 from paymesh.settings import Settings
 
@@ -49,9 +51,10 @@ async def test_the_runtime_serves_http_and_the_demo_credentials_work(
     try:
         assert runtime.port > 0
         assert runtime.store is not None
-        creds = await bootstrap_demo(store=runtime.store)
+        deps = Deps(store=runtime.store, clock=SystemClock())
+        creds = await bootstrap_demo(deps=deps)
         assert creds is not None
-        assert await bootstrap_demo(store=runtime.store) is None
+        assert await bootstrap_demo(deps=deps) is None
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{runtime.port}") as http:
             keys = (await http.get("/.well-known/jwks.json")).json()["keys"]
             assert len(keys) == 1

@@ -17,7 +17,7 @@ from paymesh.gateway.api import create_app
 from paymesh.gateway.app import MIGRATIONS
 from paymesh.gateway.security import ResponseSealer
 from paymesh.gateway.settings import GatewaySettings
-from paymesh.gateway.store import GatewayStore
+from paymesh.gateway.store import SqlGatewayStore
 from paymesh.platform.db import Database
 from paymesh.platform.migrations import upgrade
 from paymesh.settings import Settings
@@ -55,7 +55,7 @@ async def wh(db_url: str, tmp_path: Path) -> AsyncIterator[WebhooksHarness]:
     db = Database(db_url)
     await upgrade(db, MIGRATIONS)
     settings = Settings(var_dir=tmp_path, gateway=GatewaySettings(database_url=db_url))
-    store = GatewayStore(db)
+    store = SqlGatewayStore(db)
     accounts, payments, webhooks = FakeAccounts(), FakePayments(), FakeWebhooks()
     app = create_app(
         settings=settings, store=store, accounts=accounts, payments=payments, webhooks=webhooks

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from paymesh.gateway.domain import SigningKey
 from paymesh.gateway.keyring import LEEWAY_S, key_states
-from paymesh.gateway.store import SigningKey
 
 TTL = 600
 

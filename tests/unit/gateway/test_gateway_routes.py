@@ -15,7 +15,7 @@ from paymesh.gateway.features import FEATURES, MONEY_MOVING, ROUTE_SCOPES, ROUTE
 from paymesh.gateway.idempotency import KeyedRequest
 from paymesh.gateway.routing import Routes
 from paymesh.gateway.settings import GatewaySettings
-from paymesh.gateway.store import GatewayStore
+from paymesh.gateway.store import SqlGatewayStore
 from paymesh.platform.db import Database
 from paymesh.platform.identity import Caller
 from paymesh.settings import Settings
@@ -31,7 +31,7 @@ def _operations(tmp_path: Path) -> set[tuple[str, str]]:
     settings = Settings(var_dir=tmp_path, gateway=GatewaySettings(database_url=url))
     app = create_app(
         settings=settings,
-        store=GatewayStore(Database(url)),
+        store=SqlGatewayStore(Database(url)),
         accounts=FakeAccounts(),  # type: ignore[arg-type]
         payments=FakePayments(),  # type: ignore[arg-type]
     )

@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from paymesh.gateway.store import metadata
+from paymesh.gateway.tables import metadata
 from paymesh.platform.migrations import run_env
 
 run_env(context, metadata)

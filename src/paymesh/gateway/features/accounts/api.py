@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Query
 from starlette.responses import Response
 
 from paymesh.contracts.accounts.v1 import accounts_pb2 as apb
@@ -19,6 +18,7 @@ from paymesh.gateway.features.accounts.schemas import (
 )
 from paymesh.gateway.features.accounts.views import account_view, entry_view
 from paymesh.gateway.idempotency import KeyedRequest
+from paymesh.gateway.pages import PageArgs, page_args, page_out
 from paymesh.gateway.routing import Routes
 from paymesh.platform.identity import Caller
 
@@ -26,10 +26,8 @@ __all__ = ["routes"]
 
 routes = Routes(tag="accounts")
 
-Limit = Annotated[int, Query(ge=1, le=100, description="Page size, 1-100.")]
-StartingAfter = Annotated[
-    str | None, Query(max_length=64, description="The id of the last item of the previous page.")
-]
+AccountPage = Annotated[PageArgs, page_args("The last account id of the previous page.")]
+EntryPage = Annotated[PageArgs, page_args("The id of the last item of the previous page.")]
 
 
 async def _account(accounts: Accounts, caller: Caller, account_id: str) -> apb.Account:
@@ -74,26 +72,14 @@ async def post_account(
     response_model=AccountList,
     problems=(401, 403, 422, 503),
 )
-async def list_accounts(
-    caller: Caller,
-    accounts: Accounts,
-    limit: Limit = 10,
-    starting_after: Annotated[
-        str | None, Query(max_length=64, description="The last account id of the previous page.")
-    ] = None,
-) -> Response:
+async def list_accounts(caller: Caller, accounts: Accounts, page: AccountPage) -> Response:
     """The tenant's accounts with their balances, in ascending id order.
 
     Ids are opaque, so the order is stable from page to page but says nothing of age.
     """
-    page = await accounts.call(
-        accounts.stub.ListAccounts,
-        apb.ListAccountsRequest(limit=limit, starting_after=starting_after or ""),
-        caller,
-    )
-    return json_out(
-        AccountList(data=[account_view(a) for a in page.accounts], has_more=page.has_more)
-    )
+    request = apb.ListAccountsRequest(limit=page.limit, starting_after=page.starting_after)
+    found = await accounts.call(accounts.stub.ListAccounts, request, caller)
+    return page_out(AccountList, account_view, found.accounts, found.has_more)
 
 
 @routes.get(
@@ -120,19 +106,12 @@ async def get_account(account_id: str, caller: Caller, accounts: Accounts) -> Re
     problems=(401, 403, 404, 422, 503),
 )
 async def list_entries(
-    account_id: str,
-    caller: Caller,
-    accounts: Accounts,
-    limit: Limit = 10,
-    starting_after: StartingAfter = None,
+    account_id: str, caller: Caller, accounts: Accounts, page: EntryPage
 ) -> Response:
     """The account's entries, newest first; amounts are signed (credit > 0, debit < 0)."""
     await _account(accounts, caller, account_id)
-    page = await accounts.call(
-        accounts.stub.ListEntries,
-        apb.ListEntriesRequest(
-            account_id=account_id, limit=limit, starting_after=starting_after or ""
-        ),
-        caller,
+    request = apb.ListEntriesRequest(
+        account_id=account_id, limit=page.limit, starting_after=page.starting_after
     )
-    return json_out(EntryList(data=[entry_view(e) for e in page.entries], has_more=page.has_more))
+    found = await accounts.call(accounts.stub.ListEntries, request, caller)
+    return page_out(EntryList, entry_view, found.entries, found.has_more)

@@ -39,7 +39,6 @@ from paymesh.gateway.service import (
     issue_token,
     revoke_client,
 )
-from paymesh.gateway.settings import GatewaySettings
 from paymesh.gateway.text import Text, is_storable
 from paymesh.platform.identity import Caller
 
@@ -92,15 +91,8 @@ async def token(
                 "send client_id and client_secret", code="invalid_client",
                 headers={"WWW-Authenticate": 'Basic realm="paymesh"'},
             )  # fmt: skip
-        issued = await issue_token(
-            IssueToken(client_id=client_id, client_secret=client_secret, scope=scope),
-            store=gw.store,
-            keys=gw.keys,
-            settings=gw.settings.section(GatewaySettings),
-            clock=gw.clock,
-            hasher=gw.hasher,
-            source=remote,
-        )
+        asked = IssueToken(client_id, client_secret, scope=scope, source=remote)
+        issued = await issue_token(asked, deps=gw.deps)
     set_client_id(request.scope, client_id)
     out = TokenOut(
         access_token=issued.access_token, expires_in=issued.expires_in, scope=issued.scope
@@ -162,9 +154,8 @@ async def post_tenant(
             fee_basis_points=fees.basis_points if fees else 0,
             id=keyed.object_id("ten") if keyed.key else None,
         ),
-        store=gw.store,
-        clock=gw.clock,
         origin=audit.origin(caller),
+        deps=gw.deps,
     )
     if fees is not None:  # without a schedule, payments charges nothing
         await payments.call(
@@ -203,9 +194,8 @@ async def post_client(
             scopes=frozenset(body.scopes),
             client_id=keyed.object_id("cli") if keyed.key else None,
         ),
-        store=gw.store,
-        clock=gw.clock,
         origin=audit.origin(caller),
+        deps=gw.deps,
     )
     out = ClientCredentialsOut(
         client_id=client.client_id,
@@ -228,12 +218,5 @@ async def delete_client(
     tenant_id: str, client_id: str, caller: Caller, gw: Parts, audit: Audit
 ) -> Response:
     """Revoke a client: no new tokens, and its tokens stop working."""
-    await revoke_client(
-        tenant_id,
-        client_id,
-        store=gw.store,
-        clients=gw.clients,
-        clock=gw.clock,
-        origin=audit.origin(caller),
-    )
+    await revoke_client(tenant_id, client_id, origin=audit.origin(caller), deps=gw.deps)
     return Response(status_code=204)

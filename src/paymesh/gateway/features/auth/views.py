@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from paymesh.contracts.events import format_time
+from paymesh.gateway.domain import Tenant
 from paymesh.gateway.features.auth.schemas import FeesOut, TenantOut
-from paymesh.gateway.store import Tenant
 
 
 def tenant_view(tenant: Tenant) -> TenantOut:

@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import Query
 from starlette.responses import Response
 
 from paymesh.contracts.payments.v1 import payments_pb2 as ppb
 from paymesh.gateway.deps import Payments, json_out
-from paymesh.gateway.domain import PAYMENTS_READ, PAYMENTS_WRITE
+from paymesh.gateway.domain import PAYMENTS_WRITE
 from paymesh.gateway.features.payments.schemas import (
     CapturePaymentIn,
     CreatePaymentIn,
     CreateRefundIn,
-    PaymentList,
     PaymentOut,
-    RefundList,
     RefundOut,
 )
 from paymesh.gateway.features.payments.views import CAPTURE_METHODS, payment_view, refund_view
 from paymesh.gateway.idempotency import KeyedRequest
+from paymesh.gateway.pages import declare_reads
+from paymesh.gateway.reads import PAYMENTS, REFUNDS
 from paymesh.gateway.routing import Routes
 from paymesh.platform.identity import Caller
 
@@ -81,45 +78,7 @@ async def post_payment(
     return json_out(payment_view(payment), 201, headers={"Location": f"/v1/payments/{payment.id}"})
 
 
-@routes.get(
-    "/v1/payments",
-    scope=PAYMENTS_READ,
-    summary="List payments",
-    response_model=PaymentList,
-    problems=_LIST_ERRORS,
-)
-async def list_payments(
-    caller: Caller,
-    payments: Payments,
-    limit: Annotated[int, Query(ge=1, le=100, description="Page size, 1-100.")] = 10,
-    starting_after: Annotated[
-        str | None, Query(max_length=64, description="The last payment id of the previous page.")
-    ] = None,
-) -> Response:
-    """The tenant's payments, newest first."""
-    page = await payments.call(
-        payments.stub.ListPayments,
-        ppb.ListPaymentsRequest(limit=limit, starting_after=starting_after or ""),
-        caller,
-    )
-    return json_out(
-        PaymentList(data=[payment_view(p) for p in page.payments], has_more=page.has_more)
-    )
-
-
-@routes.get(
-    "/v1/payments/{payment_id}",
-    scope=PAYMENTS_READ,
-    summary="Get a payment",
-    response_model=PaymentOut,
-    problems=_READ_ERRORS,
-)
-async def get_payment(payment_id: str, caller: Caller, payments: Payments) -> Response:
-    """A payment of the tenant (another tenant's is a 404)."""
-    payment = await payments.call(
-        payments.stub.GetPayment, ppb.GetPaymentRequest(id=payment_id), caller
-    )
-    return json_out(payment_view(payment))
+declare_reads(routes, PAYMENTS)
 
 
 @routes.post(
@@ -200,42 +159,4 @@ async def post_refund(
     return json_out(refund_view(refund), 201, headers={"Location": f"/v1/refunds/{refund.id}"})
 
 
-@routes.get(
-    "/v1/refunds/{refund_id}",
-    scope=PAYMENTS_READ,
-    tag="refunds",
-    summary="Get a refund",
-    response_model=RefundOut,
-    problems=_READ_ERRORS,
-)
-async def get_refund(refund_id: str, caller: Caller, payments: Payments) -> Response:
-    """A refund of the tenant."""
-    refund = await payments.call(
-        payments.stub.GetRefund, ppb.GetRefundRequest(id=refund_id), caller
-    )
-    return json_out(refund_view(refund))
-
-
-@routes.get(
-    "/v1/refunds",
-    scope=PAYMENTS_READ,
-    tag="refunds",
-    summary="List refunds",
-    response_model=RefundList,
-    problems=_LIST_ERRORS,
-)
-async def list_refunds(
-    caller: Caller,
-    payments: Payments,
-    limit: Annotated[int, Query(ge=1, le=100, description="Page size, 1-100.")] = 10,
-    starting_after: Annotated[
-        str | None, Query(max_length=64, description="The last refund id of the previous page.")
-    ] = None,
-) -> Response:
-    """The tenant's refunds, newest first."""
-    page = await payments.call(
-        payments.stub.ListRefunds,
-        ppb.ListRefundsRequest(limit=limit, starting_after=starting_after or ""),
-        caller,
-    )
-    return json_out(RefundList(data=[refund_view(o) for o in page.refunds], has_more=page.has_more))
+declare_reads(routes, REFUNDS)

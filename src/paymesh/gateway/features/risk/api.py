@@ -34,6 +34,7 @@ from paymesh.gateway.features.risk.schemas import (
 )
 from paymesh.gateway.features.risk.views import STATUSES, list_entry_view, review_view, rules_view
 from paymesh.gateway.idempotency import KeyedRequest
+from paymesh.gateway.pages import PageArgs, page_args, page_out
 from paymesh.gateway.routing import Routes
 from paymesh.platform.identity import Caller
 
@@ -51,7 +52,10 @@ ListName = Annotated[
         description="The list, as the rules file names it (e.g. `blocked_accounts`).",
     ),
 ]
-ListLimit = Annotated[int, Query(ge=1, le=100, description="Page size, 1-100.")]
+EntryPage = Annotated[
+    PageArgs, page_args("The last value of the previous page.", limit=20, max_length=256)
+]
+ReviewPage = Annotated[PageArgs, page_args("The last payment id of the previous page.", limit=20)]
 
 
 @routes.get(
@@ -83,25 +87,14 @@ async def get_rules(
     problems=_READ_ERRORS,
 )
 async def list_entries(
-    list_name: ListName,
-    caller: Caller,
-    risk: Risk,
-    limit: ListLimit = 20,
-    starting_after: Annotated[
-        str | None, Query(max_length=256, description="The last value of the previous page.")
-    ] = None,
+    list_name: ListName, caller: Caller, risk: Risk, page: EntryPage
 ) -> Response:
     """The tenant's entries of a block or allow list, by value."""
-    page = await risk.call(
-        risk.stub.ListListEntries,
-        rpb.ListListEntriesRequest(
-            list=list_name, limit=limit, starting_after=starting_after or ""
-        ),
-        caller,
+    request = rpb.ListListEntriesRequest(
+        list=list_name, limit=page.limit, starting_after=page.starting_after
     )
-    return json_out(
-        ListEntryList(data=[list_entry_view(e) for e in page.data], has_more=page.has_more)
-    )
+    found = await risk.call(risk.stub.ListListEntries, request, caller)
+    return page_out(ListEntryList, list_entry_view, found.data, found.has_more)
 
 
 @routes.post(
@@ -169,24 +162,17 @@ async def delete_list_entry(
 async def list_reviews(
     caller: Caller,
     risk: Risk,
+    page: ReviewPage,
     status: Annotated[
         ReviewStatus, Query(description="open (the default), approved or declined.")
     ] = "open",
-    limit: ListLimit = 20,
-    starting_after: Annotated[
-        str | None,
-        Query(max_length=64, description="The last payment id of the previous page."),
-    ] = None,
 ) -> Response:
     """The tenant's payments waiting for a human (or resolved ones), by payment id."""
-    page = await risk.call(
-        risk.stub.ListReviews,
-        rpb.ListReviewsRequest(
-            status=STATUSES[status], limit=limit, starting_after=starting_after or ""
-        ),
-        caller,
+    request = rpb.ListReviewsRequest(
+        status=STATUSES[status], limit=page.limit, starting_after=page.starting_after
     )
-    return json_out(ReviewList(data=[review_view(r) for r in page.data], has_more=page.has_more))
+    found = await risk.call(risk.stub.ListReviews, request, caller)
+    return page_out(ReviewList, review_view, found.data, found.has_more)
 
 
 @routes.get(

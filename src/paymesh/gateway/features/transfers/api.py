@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import Query
 from starlette.responses import Response
 
 from paymesh.contracts.payments.v1 import payments_pb2 as ppb
 from paymesh.gateway.deps import Payments, json_out
-from paymesh.gateway.domain import PAYMENTS_READ, PAYMENTS_WRITE
+from paymesh.gateway.domain import PAYMENTS_WRITE
 from paymesh.gateway.features.transfers.schemas import (
     CreatePayoutIn,
     CreateTopupIn,
     CreateTransferIn,
-    PayoutList,
     PayoutOut,
-    TopupList,
     TopupOut,
     TopupReversalOut,
-    TransferList,
     TransferOut,
 )
 from paymesh.gateway.features.transfers.views import (
@@ -29,6 +23,8 @@ from paymesh.gateway.features.transfers.views import (
     transfer_view,
 )
 from paymesh.gateway.idempotency import KeyedRequest
+from paymesh.gateway.pages import declare_reads
+from paymesh.gateway.reads import PAYOUTS, TOPUPS, TRANSFERS
 from paymesh.gateway.routing import Routes
 from paymesh.platform.identity import Caller
 
@@ -77,22 +73,7 @@ async def post_topup(
     return json_out(topup_view(topup), 201, headers={"Location": f"/v1/topups/{topup.id}"})
 
 
-@routes.get(
-    "/v1/topups/{topup_id}",
-    scope=PAYMENTS_READ,
-    tag="topups",
-    summary="Get a top-up",
-    response_model=TopupOut,
-    problems=_READ_ERRORS,
-)
-async def get_topup(
-    topup_id: str,
-    caller: Caller,
-    payments: Payments,
-) -> Response:
-    """A top-up of the tenant."""
-    topup = await payments.call(payments.stub.GetTopup, ppb.GetTopupRequest(id=topup_id), caller)
-    return json_out(topup_view(topup))
+declare_reads(routes, TOPUPS)
 
 
 @routes.post(
@@ -121,31 +102,6 @@ async def reverse_topup(
         payments.stub.ReverseTopup, ppb.ReverseTopupRequest(topup_id=topup_id), caller
     )
     return json_out(topup_reversal_view(reversal))
-
-
-@routes.get(
-    "/v1/topups",
-    scope=PAYMENTS_READ,
-    tag="topups",
-    summary="List top-ups",
-    response_model=TopupList,
-    problems=(401, 403, 422, 503),
-)
-async def list_topups(
-    caller: Caller,
-    payments: Payments,
-    limit: Annotated[int, Query(ge=1, le=100, description="Page size, 1-100.")] = 10,
-    starting_after: Annotated[
-        str | None, Query(max_length=64, description="The last top-up id of the previous page.")
-    ] = None,
-) -> Response:
-    """The tenant's top-ups, newest first."""
-    page = await payments.call(
-        payments.stub.ListTopups,
-        ppb.ListTopupsRequest(limit=limit, starting_after=starting_after or ""),
-        caller,
-    )
-    return json_out(TopupList(data=[topup_view(o) for o in page.topups], has_more=page.has_more))
 
 
 @routes.post(
@@ -190,49 +146,7 @@ async def post_payout(
     return json_out(payout_view(payout), 201, headers={"Location": f"/v1/payouts/{payout.id}"})
 
 
-@routes.get(
-    "/v1/payouts/{payout_id}",
-    scope=PAYMENTS_READ,
-    tag="payouts",
-    summary="Get a payout",
-    response_model=PayoutOut,
-    problems=_READ_ERRORS,
-)
-async def get_payout(
-    payout_id: str,
-    caller: Caller,
-    payments: Payments,
-) -> Response:
-    """A payout of the tenant (another tenant's is a 404)."""
-    payout = await payments.call(
-        payments.stub.GetPayout, ppb.GetPayoutRequest(id=payout_id), caller
-    )
-    return json_out(payout_view(payout))
-
-
-@routes.get(
-    "/v1/payouts",
-    scope=PAYMENTS_READ,
-    tag="payouts",
-    summary="List payouts",
-    response_model=PayoutList,
-    problems=(401, 403, 422, 503),
-)
-async def list_payouts(
-    caller: Caller,
-    payments: Payments,
-    limit: Annotated[int, Query(ge=1, le=100, description="Page size, 1-100.")] = 10,
-    starting_after: Annotated[
-        str | None, Query(max_length=64, description="The last payout id of the previous page.")
-    ] = None,
-) -> Response:
-    """The tenant's payouts, newest first."""
-    page = await payments.call(
-        payments.stub.ListPayouts,
-        ppb.ListPayoutsRequest(limit=limit, starting_after=starting_after or ""),
-        caller,
-    )
-    return json_out(PayoutList(data=[payout_view(o) for o in page.payouts], has_more=page.has_more))
+declare_reads(routes, PAYOUTS)
 
 
 @routes.post(
@@ -276,48 +190,4 @@ async def post_transfer(
     )
 
 
-@routes.get(
-    "/v1/transfers/{transfer_id}",
-    scope=PAYMENTS_READ,
-    tag="transfers",
-    summary="Get a transfer",
-    response_model=TransferOut,
-    problems=_READ_ERRORS,
-)
-async def get_transfer(
-    transfer_id: str,
-    caller: Caller,
-    payments: Payments,
-) -> Response:
-    """A transfer of the tenant (another tenant's is a 404)."""
-    transfer = await payments.call(
-        payments.stub.GetTransfer, ppb.GetTransferRequest(id=transfer_id), caller
-    )
-    return json_out(transfer_view(transfer))
-
-
-@routes.get(
-    "/v1/transfers",
-    scope=PAYMENTS_READ,
-    tag="transfers",
-    summary="List transfers",
-    response_model=TransferList,
-    problems=(401, 403, 422, 503),
-)
-async def list_transfers(
-    caller: Caller,
-    payments: Payments,
-    limit: Annotated[int, Query(ge=1, le=100, description="Page size, 1-100.")] = 10,
-    starting_after: Annotated[
-        str | None, Query(max_length=64, description="The last transfer id of the previous page.")
-    ] = None,
-) -> Response:
-    """The tenant's transfers between accounts, newest first."""
-    page = await payments.call(
-        payments.stub.ListTransfers,
-        ppb.ListTransfersRequest(limit=limit, starting_after=starting_after or ""),
-        caller,
-    )
-    return json_out(
-        TransferList(data=[transfer_view(o) for o in page.transfers], has_more=page.has_more)
-    )
+declare_reads(routes, TRANSFERS)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import Query
 from starlette.responses import Response
 
 from paymesh.contracts.webhooks.v1 import webhooks_pb2 as wpb
@@ -22,12 +21,13 @@ from paymesh.gateway.features.webhooks.schemas import (
     RotateSecretIn,
     WebhookDeliveryList,
     WebhookDeliveryOut,
-    WebhookEndpointList,
     WebhookEndpointOut,
     WebhookEndpointWithSecretOut,
 )
 from paymesh.gateway.features.webhooks.views import delivery_view, endpoint_view, with_secret
 from paymesh.gateway.idempotency import KeyedRequest
+from paymesh.gateway.pages import PageArgs, declare_reads, page_args, page_out
+from paymesh.gateway.reads import ENDPOINTS
 from paymesh.gateway.routing import Routes
 from paymesh.platform.identity import Caller
 
@@ -39,7 +39,7 @@ _WRITE_ERRORS = (400, 401, 403, 404, 409, 422, 429, 503)
 _READ_ERRORS = (401, 403, 404, 422, 503)
 _NO_STORE = {"Cache-Control": "no-store"}
 
-Limit = Annotated[int, Query(ge=1, le=100, description="Page size, 1-100.")]
+DeliveryPage = Annotated[PageArgs, page_args("The last delivery id of the previous page.")]
 
 
 @routes.post(
@@ -85,51 +85,7 @@ async def post_endpoint(
     return json_out(with_secret(made), 201, headers=headers)
 
 
-@routes.get(
-    "/v1/webhook_endpoints",
-    scope=WEBHOOKS_WRITE,
-    tag="webhooks",
-    summary="List webhook endpoints",
-    response_model=WebhookEndpointList,
-    problems=(401, 403, 422, 503),
-)
-async def list_endpoints(
-    caller: Caller,
-    webhooks: Webhooks,
-    limit: Limit = 10,
-    starting_after: Annotated[
-        str | None, Query(max_length=64, description="The last endpoint id of the previous page.")
-    ] = None,
-) -> Response:
-    """The tenant's webhook endpoints, newest first (without their secrets)."""
-    page = await webhooks.call(
-        webhooks.stub.ListEndpoints,
-        wpb.ListEndpointsRequest(limit=limit, starting_after=starting_after or ""),
-        caller,
-    )
-    return json_out(
-        WebhookEndpointList(data=[endpoint_view(e) for e in page.data], has_more=page.has_more)
-    )
-
-
-@routes.get(
-    "/v1/webhook_endpoints/{endpoint_id}",
-    scope=WEBHOOKS_WRITE,
-    tag="webhooks",
-    summary="Get a webhook endpoint",
-    response_model=WebhookEndpointOut,
-    problems=_READ_ERRORS,
-)
-async def get_endpoint(
-    endpoint_id: str,
-    caller: Caller,
-    webhooks: Webhooks,
-) -> Response:
-    """An endpoint of the tenant (another tenant's is a 404), without its secret."""
-    endpoint = await webhooks.call(
-        webhooks.stub.GetEndpoint, wpb.GetEndpointRequest(id=endpoint_id), caller
-    )
-    return json_out(endpoint_view(endpoint))
+declare_reads(routes, ENDPOINTS)
 
 
 @routes.delete(
@@ -218,25 +174,14 @@ async def enable_endpoint(
     problems=_READ_ERRORS,
 )
 async def list_deliveries(
-    endpoint_id: str,
-    caller: Caller,
-    webhooks: Webhooks,
-    limit: Limit = 10,
-    starting_after: Annotated[
-        str | None, Query(max_length=64, description="The last delivery id of the previous page.")
-    ] = None,
+    endpoint_id: str, caller: Caller, webhooks: Webhooks, page: DeliveryPage
 ) -> Response:
     """The endpoint's delivery log, newest first: each attempt's status code and latency."""
-    page = await webhooks.call(
-        webhooks.stub.ListDeliveries,
-        wpb.ListDeliveriesRequest(
-            endpoint_id=endpoint_id, limit=limit, starting_after=starting_after or ""
-        ),
-        caller,
+    request = wpb.ListDeliveriesRequest(
+        endpoint_id=endpoint_id, limit=page.limit, starting_after=page.starting_after
     )
-    return json_out(
-        WebhookDeliveryList(data=[delivery_view(d) for d in page.data], has_more=page.has_more)
-    )
+    found = await webhooks.call(webhooks.stub.ListDeliveries, request, caller)
+    return page_out(WebhookDeliveryList, delivery_view, found.data, found.has_more)
 
 
 @routes.post(
