@@ -1,6 +1,4 @@
-"""The accounts service's settings: its section (``accounts:`` in the settings file,
-``PAYMESH_ACCOUNTS__…`` in the environment) of the settings the platform composes
-(:mod:`paymesh.settings`)."""
+"""Settings of the ledger (`accounts:`, PAYMESH_ACCOUNTS__…); composed in paymesh.settings."""
 
 from __future__ import annotations
 
@@ -16,7 +14,6 @@ __all__ = ["AccountsSettings"]
 class AccountsSettings(ServiceSettings):
     """The accounts service (the ledger)."""
 
-    name: ClassVar[str] = "accounts"
     default_port: ClassVar[int] = 50051
 
     # How often the running service verifies its ledger incrementally (the hash chain

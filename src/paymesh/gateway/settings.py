@@ -1,10 +1,6 @@
-"""The gateway service's settings: its section (``gateway:`` in the settings file,
-``PAYMESH_GATEWAY__…`` in the environment) of the settings the platform composes
-(:mod:`paymesh.settings`)."""
+"""Settings of the public REST gateway: HTTP, tokens, limits, admission, TLS."""
 
 from __future__ import annotations
-
-from typing import ClassVar
 
 from pydantic import Field, SecretStr
 
@@ -15,8 +11,6 @@ __all__ = ["GatewaySettings"]
 
 class GatewaySettings(SectionSettings):
     """The public REST gateway."""
-
-    name: ClassVar[str] = "gateway"
 
     host: str = "127.0.0.1"
     port: int = 8000

@@ -1,6 +1,4 @@
-"""The payments service's settings: its section (``payments:`` in the settings file,
-``PAYMESH_PAYMENTS__…`` in the environment) of the settings the platform composes
-(:mod:`paymesh.settings`)."""
+"""Settings of the payments service and its simulated bank (`payments:`)."""
 
 from __future__ import annotations
 
@@ -16,7 +14,6 @@ __all__ = ["PaymentsSettings"]
 class PaymentsSettings(ServiceSettings):
     """The payments service."""
 
-    name: ClassVar[str] = "payments"
     default_port: ClassVar[int] = 50052
 
     # How often unfinished sagas are looked for and resumed, in seconds.

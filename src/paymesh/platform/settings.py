@@ -61,9 +61,15 @@ class SectionSettings(BaseModel):
     """One service's section of the settings: its database and admin listener, and
     whatever else the service declares in its own ``settings.py``."""
 
-    # The section's key in the settings ("accounts"): the file's `accounts:`, the
-    # environment's PAYMESH_ACCOUNTS__….
+    # The section's key in the settings ("accounts": the file's `accounts:`, the
+    # environment's PAYMESH_ACCOUNTS__…): the package that declares it.
     name: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        package = cls.__module__.split(".")
+        if len(package) == 3 and package[0] == "paymesh" and package[2] == "settings":
+            cls.name = package[1]
 
     # Empty: a SQLite file under var_dir, named after the section.
     database_url: str = ""

@@ -1,6 +1,4 @@
-"""The risk service's settings: its section (``risk:`` in the settings file,
-``PAYMESH_RISK__…`` in the environment) of the settings the platform composes
-(:mod:`paymesh.settings`)."""
+"""Settings of risk: the built-in rules, the rules file, velocity storage, reviews."""
 
 from __future__ import annotations
 
@@ -16,7 +14,6 @@ __all__ = ["RiskSettings"]
 class RiskSettings(ServiceSettings):
     """The risk service; amount limits are per currency, in minor units."""
 
-    name: ClassVar[str] = "risk"
     default_port: ClassVar[int] = 50053
 
     # The built-in rules, used when no rules_file is set: amount limits per currency.

@@ -1,6 +1,4 @@
-"""The webhooks service's settings: its section (``webhooks:`` in the settings file,
-``PAYMESH_WEBHOOKS__…`` in the environment) of the settings the platform composes
-(:mod:`paymesh.settings`)."""
+"""Settings of webhook delivery: sealing, retries, limits, retention (`webhooks:`)."""
 
 from __future__ import annotations
 
@@ -16,7 +14,6 @@ __all__ = ["WebhooksSettings"]
 class WebhooksSettings(ServiceSettings):
     """The webhooks service: delivery of events to merchants' endpoints."""
 
-    name: ClassVar[str] = "webhooks"
     default_port: ClassVar[int] = 50054
 
     # Derives the key that seals endpoint secrets at rest (AES-GCM); production
