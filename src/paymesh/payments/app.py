@@ -6,7 +6,7 @@ binds the gRPC server, and starts the outbox relay and the saga Resumer
 soon as the crashed process's liveness lock is gone on PostgreSQL, where
 replicas run side by side — and whose every pass cancels authorisations
 that expired uncaptured; a step failing
-past ``settings.section(PaymentsSettings).step_deadline_s`` is given up safely, see
+past ``settings.payments.step_deadline_s`` is given up safely, see
 :mod:`paymesh.payments.saga`). The bank behind
 top-ups and payouts is the simulated bank, configured by
 ``settings.payments.bank_*``.
@@ -35,15 +35,12 @@ from paymesh.payments.settings import PaymentsSettings
 from paymesh.payments.store import LIVENESS_LOCK, SqlPaymentsStore, outbox
 from paymesh.platform.bus import EventBus
 from paymesh.platform.clock import Clock, SystemClock
-from paymesh.platform.db import Database
-from paymesh.platform.health import Readiness, consumers_check, database_check, event_bus_check
+from paymesh.platform.host import ServiceHost
 from paymesh.platform.locks import SessionLock
 from paymesh.platform.logging import get_logger
-from paymesh.platform.migrations import upgrade
-from paymesh.platform.outbox import OutboxRelay
-from paymesh.platform.rpc import GrpcServer, open_channel
+from paymesh.platform.migrations import migrate_database
+from paymesh.platform.rpc import open_channel
 from paymesh.platform.settings import PlatformSettings
-from paymesh.platform.tracing import Tracing
 
 __all__ = ["MIGRATIONS", "PaymentsRuntime", "create", "migrate"]
 
@@ -54,11 +51,9 @@ log = get_logger(__name__)
 
 async def migrate(settings: PlatformSettings) -> None:
     """Bring the payments database to the latest schema."""
-    db = Database(settings.section(PaymentsSettings).database_url, service="payments")
-    try:
-        await upgrade(db, MIGRATIONS)
-    finally:
-        await db.dispose()
+    await migrate_database(
+        settings.section(PaymentsSettings).database_url, MIGRATIONS, service="payments"
+    )
 
 
 class PaymentsRuntime:
@@ -76,9 +71,20 @@ class PaymentsRuntime:
         self._settings = settings
         self._clock = clock
         self._retry = retry or RetryPolicy()
-        self.db = Database(settings.section(PaymentsSettings).database_url, service=self.name)
-        self.readiness = Readiness(self.name)
-        self.relay = OutboxRelay(self.db, outbox, bus, service=self.name, clock=clock)
+        own = settings.section(PaymentsSettings)
+        self.host = ServiceHost(
+            self.name,
+            settings,
+            database_url=own.database_url,
+            listen=own.listen,
+            bus=bus,
+            clock=clock,
+            outbox=outbox,
+        )
+        self.db = self.host.db
+        self.readiness = self.host.readiness
+        self.relay = self.host.relay
+        self.tracing = self.host.tracing
         # PostgreSQL: replicas may run side by side; this one's steps carry its owner id,
         # and its liveness lock tells the others it is alive (see Resumer).
         self._liveness: SessionLock | None = None
@@ -86,19 +92,11 @@ class PaymentsRuntime:
         if not self.db.is_sqlite:
             self._liveness = SessionLock(self.db, LIVENESS_LOCK, self.store.owner)
         self._channels: list[grpc.aio.Channel] = []
-        self._server: GrpcServer | None = None
         self.resumer: Resumer | None = None
         self.port = 0
         self._deps: Deps | None = None
         self._running = asyncio.Event()
-        self._bus = bus
-        self.tracing = Tracing.of(settings, self.name)
-        bus.subscribe(
-            TOPIC,
-            GROUP,
-            self.tracing.consumer(TOPIC, GROUP, self._on_risk_event),
-            service=self.name,
-        )
+        self.host.consume([TOPIC], GROUP, self._on_risk_event)
 
     async def _on_risk_event(self, event: Event) -> None:
         # Delivered from the bus's own task; a stopped service never acks (the
@@ -132,20 +130,11 @@ class PaymentsRuntime:
         if self._liveness is not None and not await self._liveness.held():
             raise RuntimeError("another payments process holds this one's liveness lock")
         api = servicer(deps)
-        await self.readiness.start(
-            [database_check(self.db), event_bus_check(self._bus), consumers_check(self._bus, GROUP)]
-        )
-        self._server = GrpcServer(
-            own.listen,
+        self.port = await self.host.start(
             lambda server: add_PaymentsServicer_to_server(api, server),
             [SERVICE_NAME],
-            tls=s.tls,
-            service=self.name,
-            ready=lambda: self.readiness.ready,
-            interceptors=self.tracing.server_interceptors(),
+            self.host.checks(GROUP),
         )
-        self.port = await self._server.start()
-        self.relay.start()
         self.resumer = Resumer(deps, interval_s=own.resume_interval_s, liveness=self._liveness)
         self.resumer.start()
         self._running.set()
@@ -153,22 +142,17 @@ class PaymentsRuntime:
 
     async def stop(self) -> None:
         """Stop serving and background work; close channels and the database."""
-        await self.readiness.stop()
+        await self.host.stop_serving()
         self._running.clear()
         if self.resumer is not None:
             await self.resumer.stop()
             self.resumer = None
-        if self._server is not None:
-            await self._server.stop()
-            self._server = None
-        await self.relay.stop()
         if self._liveness is not None:
             await self._liveness.release()
         for channel in self._channels:
             await channel.close()
         self._channels = []
-        await self.db.dispose()
-        await self.tracing.shutdown()
+        await self.host.close()
 
 
 def _retry_policy(retry: RetryPolicy, s: PlatformSettings) -> RetryPolicy:
