@@ -11,7 +11,7 @@ past ``settings.payments.step_deadline_s`` is given up safely, see
 top-ups and payouts is the simulated bank, configured by
 ``settings.payments.bank_*``.
 
-The consumer of risk's review resolutions (:mod:`paymesh.payments.reviews`)
+The consumer of risk's review resolutions (:mod:`paymesh.payments.events`)
 subscribes in ``create`` (no I/O), so the bus knows it before it starts;
 events it delivers before ``start`` wait for it.
 """
@@ -29,7 +29,7 @@ from paymesh.contracts.payments.v1.payments_pb2_grpc import add_PaymentsServicer
 from paymesh.payments.adapters import GrpcLedgerClient, GrpcRiskClient
 from paymesh.payments.api import SERVICE_NAME, servicer
 from paymesh.payments.bank import SimulatedBank
-from paymesh.payments.reviews import GROUP, TOPIC, apply_review_event
+from paymesh.payments.events import GROUP, TOPIC, apply_review_event
 from paymesh.payments.saga import Deps, Resumer, RetryPolicy
 from paymesh.payments.settings import PaymentsSettings
 from paymesh.payments.store import LIVENESS_LOCK, SqlPaymentsStore, outbox

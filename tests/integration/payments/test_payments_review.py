@@ -16,7 +16,7 @@ from paymesh.contracts.events import Event
 from paymesh.payments import service
 from paymesh.payments.domain import CancelPayment, CaptureMethod, CreatePayment, PaymentStatus, Step
 from paymesh.payments.errors import InvalidState, PaymentBusy
-from paymesh.payments.reviews import CONSUMER, apply_review_event
+from paymesh.payments.events import CONSUMER, apply_review_event
 from paymesh.payments.saga import Deps, Resumer
 from paymesh.payments.store import inbox
 from paymesh.platform.identity import Caller

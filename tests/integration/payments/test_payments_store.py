@@ -31,7 +31,7 @@ from paymesh.payments.domain import (
     TenantFees,
 )
 from paymesh.payments.errors import AmountExceedsRefundable, InvalidRequest
-from paymesh.payments.events import payment_events, topup_events
+from paymesh.payments.messages import payment_events, topup_events
 from paymesh.payments.saga import Deps
 from paymesh.payments.store import SqlPaymentsStore, metadata
 from paymesh.platform.clock import FixedClock

@@ -128,7 +128,7 @@ def test_only_a_payment_still_deciding_or_holding_is_before_its_review(
 
 def test_a_review_event_with_fields_payments_does_not_know_is_read_all_the_same() -> None:
     from paymesh.contracts.events import Event
-    from paymesh.payments.reviews import review_resolved
+    from paymesh.payments.events import review_resolved
 
     def review(type: str, **extra: object) -> Event:
         data = {"payment_id": "pay_1", "tenant_id": "ten_1", "resolution": "approve", **extra}

@@ -23,8 +23,8 @@ from paymesh.payments.domain import (
     Transition,
 )
 from paymesh.payments.errors import RemoteRefusal
-from paymesh.payments.events import payment_events
 from paymesh.payments.flows.base import Flow, Outcome, open_account
+from paymesh.payments.messages import payment_events
 from paymesh.payments.ports import LedgerAccount
 from paymesh.payments.tables import saga_table
 from paymesh.platform.identity import Caller

@@ -11,8 +11,8 @@ from functools import partial
 import sqlalchemy as sa
 
 from paymesh.payments.domain import PAYOUTS, Payout
-from paymesh.payments.events import payout_events
 from paymesh.payments.flows.base import hold_push_post, movement_flow
+from paymesh.payments.messages import payout_events
 from paymesh.payments.tables import saga_table
 
 __all__ = ["FLOW", "payouts"]

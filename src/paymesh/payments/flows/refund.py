@@ -13,9 +13,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from paymesh.payments.domain import REFUNDS, Refund, RefundStatus
-from paymesh.payments.events import refund_events
 from paymesh.payments.flows.base import move_or_look_up, movement_flow
 from paymesh.payments.flows.payment import payments
+from paymesh.payments.messages import refund_events
 from paymesh.payments.tables import saga_table
 
 __all__ = ["FLOW", "refunds"]

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from paymesh.payments.domain import TOPUPS, Step, Topup
-from paymesh.payments.events import topup_events
 from paymesh.payments.flows.base import (
     Outcome,
     account_problem,
@@ -18,6 +17,7 @@ from paymesh.payments.flows.base import (
     funding_transfer_result,
     movement_flow,
 )
+from paymesh.payments.messages import topup_events
 from paymesh.payments.tables import saga_table
 from paymesh.platform.identity import Caller
 from paymesh.platform.logging import get_logger

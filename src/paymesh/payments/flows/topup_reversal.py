@@ -37,8 +37,8 @@ from paymesh.payments.domain import (
     new_saga_object,
 )
 from paymesh.payments.errors import InvalidState, NotFound
-from paymesh.payments.events import object_events
 from paymesh.payments.flows.base import CreateRpc, hold_push_post, movement_flow
+from paymesh.payments.messages import object_events
 from paymesh.payments.tables import saga_table
 from paymesh.platform.identity import Caller
 

@@ -10,8 +10,8 @@ from functools import partial
 import sqlalchemy as sa
 
 from paymesh.payments.domain import TRANSFERS, P2PTransfer
-from paymesh.payments.events import transfer_events
 from paymesh.payments.flows.base import move_or_look_up, movement_flow
+from paymesh.payments.messages import transfer_events
 from paymesh.payments.tables import saga_table
 
 __all__ = ["FLOW", "transfers"]
