@@ -33,6 +33,7 @@ lint: install
 	$(BIN)/ruff format --check src tests bench tools
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/pytest -q -p no:cacheprovider tests/unit/test_code_shape.py tests/unit/test_event_contract.py tests/unit/test_import_boundaries.py
 
 ## Regenerate src/paymesh/contracts from proto/.
 proto: install

@@ -11,13 +11,26 @@ the whole call raises :class:`~paymesh.payments.errors.RemoteRefusal`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
+from paymesh.payments.bank import SimulatedBank
 from paymesh.payments.domain import BankResult, Payment, RiskAssessment, Transfer
+from paymesh.platform.clock import Clock
 from paymesh.platform.identity import Caller
 
-__all__ = ["Connector", "LedgerAccount", "LedgerClient", "RiskClient"]
+if TYPE_CHECKING:
+    from paymesh.payments.store import SqlPaymentsStore
+
+__all__ = [
+    "DEFAULT_AUTHORIZATION_TTL_S",
+    "Connector",
+    "Deps",
+    "LedgerAccount",
+    "LedgerClient",
+    "RetryPolicy",
+    "RiskClient",
+]
 
 
 @dataclass(frozen=True)
@@ -71,3 +84,39 @@ class Connector(Protocol):
     async def push(self, ref: str, account: str, amount: int, currency: str) -> BankResult: ...
 
     async def status(self, ref: str) -> BankResult: ...
+
+
+DEFAULT_AUTHORIZATION_TTL_S = 7 * 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard a step is tried inline, and how the Resumer backs off after that."""
+
+    inline_attempts: int = 3
+    inline_wait_s: float = 0.05
+    inline_wait_max_s: float = 0.5
+    resume_base_s: float = 1.0
+    resume_max_s: float = 300.0
+    lease_s: float = 30.0
+    # A step still failing transiently this long after it was first recorded is given up
+    # safely (see the package docstring); compensations and lookups never are.
+    step_deadline_s: float = 15 * 60.0
+    # How long after a step is given up its transfer's fate may be asked: more than one
+    # inline run of the step lasts (attempts x (gRPC deadline + wait)).
+    settle_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class Deps:
+    """What the use cases and the saga runner need."""
+
+    store: SqlPaymentsStore
+    ledger: LedgerClient
+    risk: RiskClient
+    clock: Clock
+    retry: RetryPolicy = RetryPolicy()
+    # The external funding source; by default a bank that always pays at once.
+    bank: Connector = field(default_factory=SimulatedBank)
+    # An authorisation not captured within this is canceled (its hold voided).
+    authorization_ttl_s: float = DEFAULT_AUTHORIZATION_TTL_S

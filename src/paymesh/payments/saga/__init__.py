@@ -3,7 +3,8 @@
 One package: the runner (:mod:`.runner`: one loop for every flow, reading
 the flow's record from :mod:`paymesh.payments.flows`), the Resumer
 (:mod:`.resumer`), leases and claims (:mod:`.leases`), and retries, backoff
-and the deadline (:mod:`.retries`); :mod:`.deps` holds what they all need.
+and the deadline (:mod:`.retries`); :mod:`paymesh.payments.ports` holds what they all
+need (``Deps``).
 
 A step is recorded on its row before the remote call (by the command that
 started it, or by the transition that made it next) and its result is
@@ -64,7 +65,7 @@ after a restart, which ignores ``next_attempt_at_us``, respects it too.
 
 from __future__ import annotations
 
-from paymesh.payments.saga.deps import DEFAULT_AUTHORIZATION_TTL_S, Deps, RetryPolicy
+from paymesh.payments.ports import DEFAULT_AUTHORIZATION_TTL_S, Deps, RetryPolicy
 from paymesh.payments.saga.leases import Lease, claim, leased
 from paymesh.payments.saga.resumer import Resumer
 from paymesh.payments.saga.retries import with_retries

@@ -12,7 +12,7 @@ import dataclasses
 from typing import Any, Literal, TypeVar
 
 from paymesh.payments.domain import Step
-from paymesh.payments.saga.deps import Deps
+from paymesh.payments.ports import Deps
 
 __all__ = ["Lease", "claim", "leased"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from paymesh.payments import flows
-from paymesh.payments.saga.deps import Deps
+from paymesh.payments.ports import Deps
 from paymesh.payments.saga.leases import Lease
 from paymesh.payments.saga.runner import RESUMER_CLIENT_ID, expire_authorizations, run
 from paymesh.payments.store import Due

@@ -11,7 +11,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 from paymesh.payments import domain
 from paymesh.payments.domain import Step
 from paymesh.payments.errors import RemoteRefusal
-from paymesh.payments.saga.deps import Deps, RetryPolicy
+from paymesh.payments.ports import Deps, RetryPolicy
 
 __all__ = ["past_deadline", "postpone", "wait_to_settle", "with_retries"]
 

@@ -12,7 +12,7 @@ from typing import Any
 from paymesh.payments import domain, flows
 from paymesh.payments.domain import Payment, Step
 from paymesh.payments.errors import InvalidState, PaymentBusy
-from paymesh.payments.saga.deps import Deps
+from paymesh.payments.ports import Deps
 from paymesh.payments.saga.leases import Lease, claim, leased
 from paymesh.payments.saga.retries import past_deadline, postpone, wait_to_settle, with_retries
 from paymesh.platform.identity import Caller
