@@ -137,3 +137,33 @@ def test_the_checks_see_a_breach(tmp_path: Path) -> None:
     assert len(hand_written_cancel_waits(probe)) == 1
     assert fakes(SRC / "platform" / "loops.py") == []
     assert hand_written_cancel_waits(LOOPS) == []
+
+
+def use_case_signature_breaches(path: Path) -> list[str]:
+    """Public use cases not of the one signature: `(what was asked, *, [caller,] deps)`."""
+    found = []
+    for node in _tree(path).body:
+        if isinstance(node, ast.AsyncFunctionDef) and not node.name.startswith("_"):
+            keywords = [a.arg for a in node.args.kwonlyargs]
+            loose = set(keywords) & {"store", "clock", "tenant_id", "settings"}
+            if "deps" not in keywords or loose:
+                found.append(f"{_where(path, node)}: {node.name}(*, {', '.join(keywords)})")
+    return found
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_use_case_takes_its_dependencies_as_deps(service: str) -> None:
+    found = use_case_signature_breaches(SRC / service / "service.py")
+    assert found == [], "use cases take (..., *, caller, deps):\n" + "\n".join(found)
+
+
+def test_the_use_case_check_sees_a_breach(tmp_path: Path) -> None:
+    probe = tmp_path / "service.py"
+    probe.write_text(
+        "async def good(cmd, *, caller, deps): ...\n"
+        "async def bad(cmd, *, store, clock): ...\n"
+        "async def _private(cmd, *, store): ...\n"
+    )
+    assert [h.split(": ", 1)[1] for h in use_case_signature_breaches(probe)] == [
+        "bad(*, store, clock)"
+    ]
