@@ -20,11 +20,13 @@ from paymesh.gateway.features.accounts.views import account_view, entry_view
 from paymesh.gateway.idempotency import KeyedRequest
 from paymesh.gateway.pages import PageArgs, page_args, page_out
 from paymesh.gateway.routing import Routes
+from paymesh.gateway.writes import Writes, create
 from paymesh.platform.identity import Caller
 
 __all__ = ["routes"]
 
 routes = Routes(tag="accounts")
+writes = Writes(routes, ACCOUNTS_WRITE, (400, 401, 403, 409, 422, 503))
 
 AccountPage = Annotated[PageArgs, page_args("The last account id of the previous page.")]
 EntryPage = Annotated[PageArgs, page_args("The id of the last item of the previous page.")]
@@ -40,29 +42,20 @@ async def _account(accounts: Accounts, caller: Caller, account_id: str) -> apb.A
     raise NotFound(f"no account {account_id}")
 
 
-@routes.post(
-    "/v1/accounts",
-    scope=ACCOUNTS_WRITE,
-    summary="Open an account",
-    status_code=201,
-    response_model=AccountOut,
-    problems=(400, 401, 403, 409, 422, 503),
-)
+@writes.create("/v1/accounts", AccountOut, summary="Open an account")
 async def post_account(
     body: CreateAccountIn, caller: Caller, keyed: KeyedRequest, accounts: Accounts
 ) -> Response:
     """Open a customer or merchant account; it may never be overdrawn."""
-    account = await accounts.call(
-        accounts.stub.OpenAccount,
-        apb.OpenAccountRequest(
-            id=keyed.object_id("acct"),
-            currency=body.currency,
-            code=body.type,
-            metadata=body.metadata or {},
-        ),
-        caller,
+    request = apb.OpenAccountRequest(
+        id=keyed.object_id("acct"),
+        currency=body.currency,
+        code=body.type,
+        metadata=body.metadata or {},
     )
-    return json_out(account_view(account), 201, headers={"Location": f"/v1/accounts/{account.id}"})
+    return await create(
+        accounts, accounts.stub.OpenAccount, request, caller, view=account_view, at="/v1/accounts"
+    )
 
 
 @routes.get(
