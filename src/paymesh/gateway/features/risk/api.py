@@ -36,6 +36,7 @@ from paymesh.gateway.features.risk.views import STATUSES, list_entry_view, revie
 from paymesh.gateway.idempotency import KeyedRequest
 from paymesh.gateway.pages import PageArgs, page_args, page_out
 from paymesh.gateway.routing import Routes
+from paymesh.gateway.writes import Writes
 from paymesh.platform.identity import Caller
 
 __all__ = ["routes"]
@@ -43,7 +44,7 @@ __all__ = ["routes"]
 routes = Routes()
 
 _READ_ERRORS = (401, 403, 404, 422, 503)
-_WRITE_ERRORS = (400, 401, 403, 404, 409, 422, 503)
+writes = Writes(routes, RISK_ADMIN, (400, 401, 403, 404, 409, 422, 503))
 
 ListName = Annotated[
     str,
@@ -66,10 +67,7 @@ ReviewPage = Annotated[PageArgs, page_args("The last payment id of the previous 
     response_model=RulesOut,
     problems=(401, 403, 503),
 )
-async def get_rules(
-    caller: Caller,
-    risk: Risk,
-) -> Response:
+async def get_rules(caller: Caller, risk: Risk) -> Response:
     """The rule set risk decides with now: its version, the checksum of the rules file, the
     rules, and the last reload that was rejected (`last_error`; the version shown stays in
     force). A change of the rules file takes effect without a restart once it validates:
@@ -97,14 +95,8 @@ async def list_entries(
     return page_out(ListEntryList, list_entry_view, found.data, found.has_more)
 
 
-@routes.post(
-    "/v1/risk/lists/{list_name}/entries",
-    scope=RISK_ADMIN,
-    tag="risk",
-    summary="Add a value to a list",
-    status_code=201,
-    response_model=ListEntryOut,
-    problems=_WRITE_ERRORS,
+@writes.create(
+    "/v1/risk/lists/{list_name}/entries", ListEntryOut, tag="risk", summary="Add a value to a list"
 )
 async def post_list_entry(
     list_name: ListName,
@@ -183,12 +175,7 @@ async def list_reviews(
     response_model=ReviewOut,
     problems=(401, 403, 404, 503),
 )
-async def get_review(
-    payment_id: str,
-    caller: Caller,
-    audit: Audit,
-    risk: Risk,
-) -> Response:
+async def get_review(payment_id: str, caller: Caller, audit: Audit, risk: Risk) -> Response:
     """The review of a payment of the tenant (404 when it had none)."""
     review = await risk.call(
         risk.stub.GetReview, rpb.GetReviewRequest(payment_id=payment_id), caller
@@ -218,13 +205,11 @@ async def _resolve(
     return json_out(review_view(review))
 
 
-@routes.post(
+@writes.action(
     "/v1/reviews/{payment_id}/approve",
-    scope=RISK_ADMIN,
+    ReviewOut,
     tag="reviews",
     summary="Approve a payment in review",
-    response_model=ReviewOut,
-    problems=_WRITE_ERRORS,
 )
 async def approve_review(
     payment_id: str,
@@ -240,13 +225,11 @@ async def approve_review(
     return await _resolve(risk, audit, caller, payment_id, body, rpb.RESOLUTION_APPROVE)
 
 
-@routes.post(
+@writes.action(
     "/v1/reviews/{payment_id}/decline",
-    scope=RISK_ADMIN,
+    ReviewOut,
     tag="reviews",
     summary="Decline a payment in review",
-    response_model=ReviewOut,
-    problems=_WRITE_ERRORS,
 )
 async def decline_review(
     payment_id: str,
