@@ -34,6 +34,7 @@ from contextlib import asynccontextmanager
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from paymesh.gateway.asgi import HttpMiddleware
 from paymesh.gateway.errors import RateLimited, Unauthenticated
 from paymesh.gateway.problems import problem_response
 from paymesh.gateway.ratelimit import Decision, Policy, RateLimiter
@@ -122,18 +123,15 @@ async def charge_failures(
                 await limiter.refund(key, policy)
 
 
-class LimitsMiddleware:
+class LimitsMiddleware(HttpMiddleware):
     """Body size and request time limits, and the rate-limit headers on every answer."""
 
     def __init__(self, app: ASGIApp, *, max_body_bytes: int, timeout_s: float) -> None:
-        self.app = app
+        super().__init__(app)
         self.max_body_bytes = max_body_bytes
         self.timeout_s = timeout_s
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
             await self._too_large(scope, receive, send)

@@ -54,15 +54,12 @@ class Writes:
         account_problems: bool = False,
     ) -> Callable[[Handler], Handler]:
         """Declare ``POST path`` creating an object, answered 201 as `model`."""
-        return self.routes.post(
+        return self._post(
             path,
-            scope=self.scope,
-            moves_money=self.moves_money,
-            tag=tag,
+            model,
             summary=summary,
+            tag=tag,
             status_code=201,
-            response_model=model,
-            problems=self.problems,
             account_problems=account_problems,
         )
 
@@ -70,14 +67,18 @@ class Writes:
         self, path: str, model: type[BaseModel], *, summary: str, tag: str | None = None
     ) -> Callable[[Handler], Handler]:
         """Declare ``POST path`` acting on an object, answered as `model`."""
+        return self._post(path, model, summary=summary, tag=tag)
+
+    def _post(
+        self, path: str, model: type[BaseModel], **declared: Any
+    ) -> Callable[[Handler], Handler]:
         return self.routes.post(
             path,
             scope=self.scope,
             moves_money=self.moves_money,
-            tag=tag,
-            summary=summary,
             response_model=model,
             problems=self.problems,
+            **declared,
         )
 
 
