@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["HttpMiddleware"]
+__all__ = ["HttpMiddleware", "TrackedSend"]
 
 
 class HttpMiddleware:
@@ -23,3 +23,17 @@ class HttpMiddleware:
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one HTTP request."""
         raise NotImplementedError
+
+
+class TrackedSend:
+    """A `send` that remembers whether the response has started: once it has, an error
+    can no longer be answered with a response of its own."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self._send(message)

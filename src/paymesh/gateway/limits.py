@@ -34,7 +34,7 @@ from contextlib import asynccontextmanager
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from paymesh.gateway.asgi import HttpMiddleware
+from paymesh.gateway.asgi import HttpMiddleware, TrackedSend
 from paymesh.gateway.errors import RateLimited, Unauthenticated
 from paymesh.gateway.problems import problem_response
 from paymesh.gateway.ratelimit import Decision, Policy, RateLimiter
@@ -162,12 +162,8 @@ class LimitsMiddleware(HttpMiddleware):
         await response(scope, receive, send)
 
     async def _run(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = False
-
         async def _send(message: Message) -> None:
-            nonlocal started
             if message["type"] == "http.response.start":
-                started = True
                 decision = scope.get("state", {}).get(STATE_KEY)
                 if isinstance(decision, Decision):
                     have = {k.lower() for k, _ in message.get("headers", [])}
@@ -179,21 +175,22 @@ class LimitsMiddleware(HttpMiddleware):
                     message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
+        tracked = TrackedSend(_send)
         scope.setdefault("state", {})[DEADLINE_KEY] = time.monotonic() + self.timeout_s
         timer = asyncio.timeout(self.timeout_s)
         try:
             async with timer:
-                await self.app(scope, receive, _send)
+                await self.app(scope, receive, tracked)
         except TimeoutError:
             if not timer.expired():
                 raise
             log.warning("request_timeout", path=scope.get("path"), method=scope.get("method"))
-            if started:  # the answer is half sent: nothing better than closing it
+            if tracked.started:  # the answer is half sent: nothing better than closing it
                 return
             response = problem_response(
                 504, "request_timeout", f"the request took longer than {self.timeout_s:g} s"
             )
-            await response(scope, receive, _send)
+            await response(scope, receive, tracked)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -15,10 +15,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from paymesh.gateway import meters
-from paymesh.gateway.asgi import HttpMiddleware
+from paymesh.gateway.asgi import HttpMiddleware, TrackedSend
 from paymesh.gateway.errors import TITLES, GatewayError, RateLimited
 from paymesh.platform.logging import get_logger
 from paymesh.platform.unavailable import is_unavailable
@@ -177,18 +177,11 @@ class ProblemMiddleware(HttpMiddleware):
     503 with Retry-After."""
 
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = False
-
-        async def _send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        tracked = TrackedSend(send)
         try:
-            await self.app(scope, receive, _send)
+            await self.app(scope, receive, tracked)
         except Exception as exc:
-            if is_unavailable(exc) and not started:
+            if is_unavailable(exc) and not tracked.started:
                 # A database or Redis down for now: nothing was done that a retry repeats.
                 log.warning(
                     "dependency_unavailable",
@@ -211,7 +204,7 @@ class ProblemMiddleware(HttpMiddleware):
                 method=scope.get("method"),
                 exception=traceback.format_exc(),
             )
-            if started:
+            if tracked.started:
                 raise
             response = problem_response(500, "internal_error", "an unexpected error occurred")
             await response(scope, receive, send)

@@ -18,7 +18,7 @@ from paymesh.gateway.features.accounts.schemas import (
 )
 from paymesh.gateway.features.accounts.views import account_view, entry_view
 from paymesh.gateway.idempotency import KeyedRequest
-from paymesh.gateway.pages import PageArgs, page_args, page_out
+from paymesh.gateway.pages import ITEMS_PROBLEMS, LIST_PROBLEMS, Gets, PageArgs, page_args, page_out
 from paymesh.gateway.routing import Routes
 from paymesh.gateway.writes import Writes, create
 from paymesh.platform.identity import Caller
@@ -26,6 +26,7 @@ from paymesh.platform.identity import Caller
 __all__ = ["routes"]
 
 routes = Routes(tag="accounts")
+gets = Gets(routes, ACCOUNTS_READ)
 writes = Writes(routes, ACCOUNTS_WRITE, (400, 401, 403, 409, 422, 503))
 
 AccountPage = Annotated[PageArgs, page_args("The last account id of the previous page.")]
@@ -58,13 +59,7 @@ async def post_account(
     )
 
 
-@routes.get(
-    "/v1/accounts",
-    scope=ACCOUNTS_READ,
-    summary="List accounts",
-    response_model=AccountList,
-    problems=(401, 403, 422, 503),
-)
+@gets.get("/v1/accounts", AccountList, summary="List accounts", problems=LIST_PROBLEMS)
 async def list_accounts(caller: Caller, accounts: Accounts, page: AccountPage) -> Response:
     """The tenant's accounts with their balances, in ascending id order.
 
@@ -75,13 +70,7 @@ async def list_accounts(caller: Caller, accounts: Accounts, page: AccountPage) -
     return page_out(AccountList, account_view, found.accounts, found.has_more)
 
 
-@routes.get(
-    "/v1/accounts/{account_id}",
-    scope=ACCOUNTS_READ,
-    summary="Get an account and its balance",
-    response_model=AccountOut,
-    problems=(401, 403, 404, 503),
-)
+@gets.get("/v1/accounts/{account_id}", AccountOut, summary="Get an account and its balance")
 async def get_account(account_id: str, caller: Caller, accounts: Accounts) -> Response:
     """The account with `balance: {available, pending, posted}`.
 
@@ -91,12 +80,11 @@ async def get_account(account_id: str, caller: Caller, accounts: Accounts) -> Re
     return json_out(account_view(await _account(accounts, caller, account_id)))
 
 
-@routes.get(
+@gets.get(
     "/v1/accounts/{account_id}/entries",
-    scope=ACCOUNTS_READ,
+    EntryList,
     summary="List an account's ledger entries",
-    response_model=EntryList,
-    problems=(401, 403, 404, 422, 503),
+    problems=ITEMS_PROBLEMS,
 )
 async def list_entries(
     account_id: str, caller: Caller, accounts: Accounts, page: EntryPage

@@ -34,7 +34,7 @@ from paymesh.gateway.features.risk.schemas import (
 )
 from paymesh.gateway.features.risk.views import STATUSES, list_entry_view, review_view, rules_view
 from paymesh.gateway.idempotency import KeyedRequest
-from paymesh.gateway.pages import PageArgs, page_args, page_out
+from paymesh.gateway.pages import ITEMS_PROBLEMS, LIST_PROBLEMS, Gets, PageArgs, page_args, page_out
 from paymesh.gateway.routing import Routes
 from paymesh.gateway.writes import Writes
 from paymesh.platform.identity import Caller
@@ -43,7 +43,7 @@ __all__ = ["routes"]
 
 routes = Routes()
 
-_READ_ERRORS = (401, 403, 404, 422, 503)
+gets = Gets(routes, RISK_ADMIN)
 writes = Writes(routes, RISK_ADMIN, (400, 401, 403, 404, 409, 422, 503))
 
 ListName = Annotated[
@@ -59,12 +59,11 @@ EntryPage = Annotated[
 ReviewPage = Annotated[PageArgs, page_args("The last payment id of the previous page.", limit=20)]
 
 
-@routes.get(
+@gets.get(
     "/v1/risk/rules",
-    scope=RISK_ADMIN,
+    RulesOut,
     tag="risk",
     summary="Get the rules in force",
-    response_model=RulesOut,
     problems=(401, 403, 503),
 )
 async def get_rules(caller: Caller, risk: Risk) -> Response:
@@ -76,13 +75,12 @@ async def get_rules(caller: Caller, risk: Risk) -> Response:
     return json_out(rules_view(info))
 
 
-@routes.get(
+@gets.get(
     "/v1/risk/lists/{list_name}/entries",
-    scope=RISK_ADMIN,
+    ListEntryList,
     tag="risk",
     summary="List a list's entries",
-    response_model=ListEntryList,
-    problems=_READ_ERRORS,
+    problems=ITEMS_PROBLEMS,
 )
 async def list_entries(
     list_name: ListName, caller: Caller, risk: Risk, page: EntryPage
@@ -143,14 +141,7 @@ async def delete_list_entry(
     return json_out(RemovedOut(removed=True))
 
 
-@routes.get(
-    "/v1/reviews",
-    scope=RISK_ADMIN,
-    tag="reviews",
-    summary="List reviews",
-    response_model=ReviewList,
-    problems=(401, 403, 422, 503),
-)
+@gets.get("/v1/reviews", ReviewList, tag="reviews", summary="List reviews", problems=LIST_PROBLEMS)
 async def list_reviews(
     caller: Caller,
     risk: Risk,
@@ -167,14 +158,7 @@ async def list_reviews(
     return page_out(ReviewList, review_view, found.data, found.has_more)
 
 
-@routes.get(
-    "/v1/reviews/{payment_id}",
-    scope=RISK_ADMIN,
-    tag="reviews",
-    summary="Get a review",
-    response_model=ReviewOut,
-    problems=(401, 403, 404, 503),
-)
+@gets.get("/v1/reviews/{payment_id}", ReviewOut, tag="reviews", summary="Get a review")
 async def get_review(payment_id: str, caller: Caller, audit: Audit, risk: Risk) -> Response:
     """The review of a payment of the tenant (404 when it had none)."""
     review = await risk.call(

@@ -26,7 +26,14 @@ from paymesh.gateway.features.webhooks.schemas import (
 )
 from paymesh.gateway.features.webhooks.views import delivery_view, endpoint_view, with_secret
 from paymesh.gateway.idempotency import KeyedRequest
-from paymesh.gateway.pages import PageArgs, declare_reads, page_args, page_out
+from paymesh.gateway.pages import (
+    ITEMS_PROBLEMS,
+    Gets,
+    PageArgs,
+    declare_reads,
+    page_args,
+    page_out,
+)
 from paymesh.gateway.reads import ENDPOINTS
 from paymesh.gateway.routing import Routes
 from paymesh.gateway.writes import Writes
@@ -35,6 +42,7 @@ from paymesh.platform.identity import Caller
 __all__ = ["routes"]
 
 routes = Routes(tag="webhooks")
+gets = Gets(routes, WEBHOOKS_WRITE)
 writes = Writes(routes, WEBHOOKS_WRITE, (400, 401, 403, 404, 409, 422, 429, 503))
 
 _READ_ERRORS = (401, 403, 404, 422, 503)
@@ -146,12 +154,11 @@ async def enable_endpoint(
     return json_out(endpoint_view(endpoint))
 
 
-@routes.get(
+@gets.get(
     "/v1/webhook_endpoints/{endpoint_id}/deliveries",
-    scope=WEBHOOKS_WRITE,
+    WebhookDeliveryList,
     summary="List an endpoint's deliveries",
-    response_model=WebhookDeliveryList,
-    problems=_READ_ERRORS,
+    problems=ITEMS_PROBLEMS,
 )
 async def list_deliveries(
     endpoint_id: str, caller: Caller, webhooks: Webhooks, page: DeliveryPage
