@@ -167,63 +167,52 @@ async def get_review(payment_id: str, caller: Caller, audit: Audit, risk: Risk) 
     return json_out(review_view(review))
 
 
-async def _resolve(
-    risk: Risk,
-    audit: Audit,
-    caller: Caller,
-    payment_id: str,
-    body: ResolveReviewIn | None,
-    resolution: rpb.Resolution.ValueType,
-) -> Response:
-    review = await risk.call(
-        risk.stub.ResolveReview,
-        rpb.ResolveReviewRequest(
+def _declare_resolution(
+    verb: str, resolution: rpb.Resolution.ValueType, resolved: str, doc: str
+) -> None:
+    """Declare ``POST /v1/reviews/{payment_id}/<verb>`` (handler ``<verb>_review``,
+    described by `doc`): resolve the review with `resolution`, audited as
+    ``risk.review_<resolved>``."""
+
+    async def resolve(
+        payment_id: str,
+        caller: Caller,
+        keyed: KeyedRequest,
+        risk: Risk,
+        audit: Audit,
+        body: ResolveReviewIn | None = None,
+    ) -> Response:
+        request = rpb.ResolveReviewRequest(
             payment_id=payment_id,
             resolution=resolution,
             note=(body.note or "") if body is not None else "",
-        ),
-        caller,
+        )
+        review = await risk.call(risk.stub.ResolveReview, request, caller)
+        await audit(caller, f"risk.review_{resolved}", target=payment_id)
+        return json_out(review_view(review))
+
+    resolve.__name__ = resolve.__qualname__ = f"{verb}_review"
+    resolve.__doc__ = doc
+    summary = f"{verb.capitalize()} a payment in review"
+    declare = writes.action(
+        f"/v1/reviews/{{payment_id}}/{verb}", ReviewOut, tag="reviews", summary=summary
     )
-    action = "approved" if resolution == rpb.RESOLUTION_APPROVE else "declined"
-    await audit(caller, f"risk.review_{action}", target=payment_id)
-    return json_out(review_view(review))
+    declare(resolve)
 
 
-@writes.action(
-    "/v1/reviews/{payment_id}/approve",
-    ReviewOut,
-    tag="reviews",
-    summary="Approve a payment in review",
-)
-async def approve_review(
-    payment_id: str,
-    caller: Caller,
-    keyed: KeyedRequest,
-    risk: Risk,
-    audit: Audit,
-    body: ResolveReviewIn | None = None,
-) -> Response:
+_declare_resolution(
+    "approve",
+    rpb.RESOLUTION_APPROVE,
+    "approved",
     """Approve: the payment continues (captured at once, or `requires_capture` for a manual
     capture) shortly after, when payments receives `review.approved`. Approving again
-    answers the review as it is; a declined review is 409 `review_already_resolved`."""
-    return await _resolve(risk, audit, caller, payment_id, body, rpb.RESOLUTION_APPROVE)
-
-
-@writes.action(
-    "/v1/reviews/{payment_id}/decline",
-    ReviewOut,
-    tag="reviews",
-    summary="Decline a payment in review",
+    answers the review as it is; a declined review is 409 `review_already_resolved`.""",
 )
-async def decline_review(
-    payment_id: str,
-    caller: Caller,
-    keyed: KeyedRequest,
-    risk: Risk,
-    audit: Audit,
-    body: ResolveReviewIn | None = None,
-) -> Response:
+_declare_resolution(
+    "decline",
+    rpb.RESOLUTION_DECLINE,
+    "declined",
     """Decline: the payment's hold is released and it fails with `risk_declined`, shortly
     after, when payments receives `review.declined`. Declining again answers the review as
-    it is; an approved review is 409 `review_already_resolved`."""
-    return await _resolve(risk, audit, caller, payment_id, body, rpb.RESOLUTION_DECLINE)
+    it is; an approved review is 409 `review_already_resolved`.""",
+)
