@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from starlette.responses import Response
 
 from paymesh.contracts.payments.v1 import payments_pb2 as ppb
@@ -33,6 +36,17 @@ __all__ = ["routes"]
 
 routes = Routes()
 
+Request = TypeVar("Request")
+
+
+def _funding(
+    make: Callable[..., Request], id: str, body: CreateTopupIn | CreatePayoutIn
+) -> Request:
+    """The request of a top-up or a payout `id`: both move `body`'s amount between
+    an account and the external funding source."""
+    return make(id=id, account_id=body.account_id, amount=body.amount, currency=body.currency)
+
+
 writes = Writes(routes, PAYMENTS_WRITE, (400, 401, 403, 404, 409, 422, 429, 503), moves_money=True)
 
 
@@ -48,12 +62,7 @@ async def post_topup(
     same answer) is a 404 `account_not_found`, one in another currency a 422
     `currency_mismatch`; then no top-up is created.
     """
-    request = ppb.CreateTopupRequest(
-        id=keyed.object_id("tu"),
-        account_id=body.account_id,
-        amount=body.amount,
-        currency=body.currency,
-    )
+    request = _funding(ppb.CreateTopupRequest, keyed.object_id("tu"), body)
     return await create(
         payments, payments.stub.CreateTopup, request, caller, view=topup_view, at="/v1/topups"
     )
@@ -103,12 +112,7 @@ async def post_payout(
     tenant's: the same answer) is a 404 `account_not_found`, one in another
     currency a 422 `currency_mismatch`; then no payout is created.
     """
-    request = ppb.CreatePayoutRequest(
-        id=keyed.object_id("po"),
-        account_id=body.account_id,
-        amount=body.amount,
-        currency=body.currency,
-    )
+    request = _funding(ppb.CreatePayoutRequest, keyed.object_id("po"), body)
     return await create(
         payments, payments.stub.CreatePayout, request, caller, view=payout_view, at="/v1/payouts"
     )
