@@ -18,6 +18,7 @@ from prometheus_client import Histogram
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from paymesh.gateway.asgi import HttpMiddleware
 from paymesh.platform.metrics import HTTP_SERVER_DURATION
 
 __all__ = ["UNMATCHED", "HttpMetricsMiddleware", "RouteTemplates"]
@@ -56,7 +57,7 @@ class RouteTemplates:
         return UNMATCHED
 
 
-class HttpMetricsMiddleware:
+class HttpMetricsMiddleware(HttpMiddleware):
     """Observe ``paymesh_http_server_request_duration_seconds`` for every HTTP request."""
 
     def __init__(
@@ -64,7 +65,7 @@ class HttpMetricsMiddleware:
     ) -> None:
         """`templates`: the API's route templates (asked once, at the first request
         answered before routing)."""
-        self.app = app
+        super().__init__(app)
         self._route = RouteTemplates(templates)
         self._service = service
         # One histogram child per (method, route, status), made on first use.
@@ -78,10 +79,7 @@ class HttpMetricsMiddleware:
             self._children[key] = child
         return child
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = perf_counter()
         status = 500  # what the server answers when the app raises before responding
 

@@ -34,6 +34,7 @@ from contextlib import asynccontextmanager
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from paymesh.gateway.asgi import HttpMiddleware, TrackedSend
 from paymesh.gateway.errors import RateLimited, Unauthenticated
 from paymesh.gateway.problems import problem_response
 from paymesh.gateway.ratelimit import Decision, Policy, RateLimiter
@@ -122,18 +123,15 @@ async def charge_failures(
                 await limiter.refund(key, policy)
 
 
-class LimitsMiddleware:
+class LimitsMiddleware(HttpMiddleware):
     """Body size and request time limits, and the rate-limit headers on every answer."""
 
     def __init__(self, app: ASGIApp, *, max_body_bytes: int, timeout_s: float) -> None:
-        self.app = app
+        super().__init__(app)
         self.max_body_bytes = max_body_bytes
         self.timeout_s = timeout_s
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
             await self._too_large(scope, receive, send)
@@ -164,12 +162,8 @@ class LimitsMiddleware:
         await response(scope, receive, send)
 
     async def _run(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = False
-
         async def _send(message: Message) -> None:
-            nonlocal started
             if message["type"] == "http.response.start":
-                started = True
                 decision = scope.get("state", {}).get(STATE_KEY)
                 if isinstance(decision, Decision):
                     have = {k.lower() for k, _ in message.get("headers", [])}
@@ -181,21 +175,22 @@ class LimitsMiddleware:
                     message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
+        tracked = TrackedSend(_send)
         scope.setdefault("state", {})[DEADLINE_KEY] = time.monotonic() + self.timeout_s
         timer = asyncio.timeout(self.timeout_s)
         try:
             async with timer:
-                await self.app(scope, receive, _send)
+                await self.app(scope, receive, tracked)
         except TimeoutError:
             if not timer.expired():
                 raise
             log.warning("request_timeout", path=scope.get("path"), method=scope.get("method"))
-            if started:  # the answer is half sent: nothing better than closing it
+            if tracked.started:  # the answer is half sent: nothing better than closing it
                 return
             response = problem_response(
                 504, "request_timeout", f"the request took longer than {self.timeout_s:g} s"
             )
-            await response(scope, receive, _send)
+            await response(scope, receive, tracked)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -3,7 +3,8 @@
 A list route takes ``limit`` and ``starting_after`` (:func:`page_args`) and answers a
 page model (``data`` and ``has_more``, :func:`page_out`). A resource whose reads are
 nothing more than "ask the service, render what it answers" is one :class:`Reads`
-row; :func:`declare_reads` makes its two GET routes.
+row; :func:`declare_reads` makes its two GET routes. Other reads are declared through
+:class:`Gets`: a page or one object, with the problems such a read documents.
 
 (No ``from __future__ import annotations`` here: FastAPI reads the query parameters'
 annotations at run time, and those are built per route.)
@@ -19,15 +20,27 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from paymesh.gateway.deps import json_out
-from paymesh.gateway.routing import Routes
+from paymesh.gateway.routing import Handler, Routes
 from paymesh.platform.identity import Caller
 
-__all__ = ["PageArgs", "Reads", "declare_reads", "page_args", "page_out"]
+__all__ = [
+    "GET_PROBLEMS",
+    "ITEMS_PROBLEMS",
+    "LIST_PROBLEMS",
+    "Gets",
+    "PageArgs",
+    "Reads",
+    "declare_reads",
+    "page_args",
+    "page_out",
+]
 
 # What a list route documents it may answer besides its page.
 LIST_PROBLEMS = (401, 403, 422, 503)
 # What a read of one object documents it may answer besides the object.
 GET_PROBLEMS = (401, 403, 404, 503)
+# What a list of an object's items (e.g. an account's entries) documents besides its page.
+ITEMS_PROBLEMS = (401, 403, 404, 422, 503)
 
 
 @dataclass(frozen=True)
@@ -59,6 +72,33 @@ def page_out(
 ) -> Response:
     """A page of `items`, each rendered by `view`, as `model` (data, has_more)."""
     return json_out(model(data=[view(item) for item in items], has_more=has_more))
+
+
+@dataclass(frozen=True)
+class Gets:
+    """A feature's GET routes, with the `scope` they need stated once."""
+
+    routes: Routes
+    scope: str
+
+    def get(
+        self,
+        path: str,
+        model: type[BaseModel],
+        *,
+        summary: str,
+        tag: str | None = None,
+        problems: Sequence[int] = GET_PROBLEMS,
+    ) -> Callable[[Handler], Handler]:
+        """Declare ``GET path`` answering `model` (a page documents ``LIST_PROBLEMS``)."""
+        return self.routes.get(
+            path,
+            scope=self.scope,
+            tag=tag,
+            summary=summary,
+            response_model=model,
+            problems=problems,
+        )
 
 
 @dataclass(frozen=True)
@@ -110,22 +150,16 @@ def declare_reads(routes: Routes, r: Reads) -> None:
         r.client,
     )
     _sign(get_handler, r.names[1], r.docs[1], _param(r.param, str), r.client, first=True)
-    routes.get(
-        r.path,
-        scope=r.scope,
-        tag=r.tag,
-        summary=r.summaries[0],
-        response_model=page_model,
-        problems=LIST_PROBLEMS,
-    )(list_handler)
-    routes.get(
-        f"{r.path}/{{{r.param}}}",
-        scope=r.scope,
-        tag=r.tag,
-        summary=r.summaries[1],
-        response_model=one_model,
-        problems=r.get_problems,
-    )(get_handler)
+    gets = Gets(routes, r.scope)
+    declare_list = gets.get(
+        r.path, page_model, summary=r.summaries[0], tag=r.tag, problems=LIST_PROBLEMS
+    )
+    declare_list(list_handler)
+    one_path = f"{r.path}/{{{r.param}}}"
+    declare_get = gets.get(
+        one_path, one_model, summary=r.summaries[1], tag=r.tag, problems=r.get_problems
+    )
+    declare_get(get_handler)
 
 
 def _param(name: str, annotation: Any) -> inspect.Parameter:

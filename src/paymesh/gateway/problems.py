@@ -15,9 +15,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from paymesh.gateway import meters
+from paymesh.gateway.asgi import HttpMiddleware, TrackedSend
 from paymesh.gateway.errors import TITLES, GatewayError, RateLimited
 from paymesh.platform.logging import get_logger
 from paymesh.platform.unavailable import is_unavailable
@@ -170,30 +171,17 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_middleware(ProblemMiddleware)
 
 
-class ProblemMiddleware:
+class ProblemMiddleware(HttpMiddleware):
     """Turn an unexpected exception into a 500 problem, logged, never a stack trace; a
     dependency that is down (:func:`~paymesh.platform.unavailable.is_unavailable`) into a
     503 with Retry-After."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def _send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        tracked = TrackedSend(send)
         try:
-            await self.app(scope, receive, _send)
+            await self.app(scope, receive, tracked)
         except Exception as exc:
-            if is_unavailable(exc) and not started:
+            if is_unavailable(exc) and not tracked.started:
                 # A database or Redis down for now: nothing was done that a retry repeats.
                 log.warning(
                     "dependency_unavailable",
@@ -216,7 +204,7 @@ class ProblemMiddleware:
                 method=scope.get("method"),
                 exception=traceback.format_exc(),
             )
-            if started:
+            if tracked.started:
                 raise
             response = problem_response(500, "internal_error", "an unexpected error occurred")
             await response(scope, receive, send)

@@ -18,8 +18,9 @@ from __future__ import annotations
 import time
 import uuid
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from paymesh.gateway.asgi import HttpMiddleware
 from paymesh.platform.logging import (
     bind_request_id,
     get_logger,
@@ -57,16 +58,10 @@ def _route(scope: Scope) -> str | None:
     return template if isinstance(template, str) else None
 
 
-class RequestLogMiddleware:
+class RequestLogMiddleware(HttpMiddleware):
     """Give each request an id (kept from X-Request-Id or made), echo it, log the request."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = _incoming(scope) or uuid.uuid4().hex
         header = (HEADER, request_id.encode())
         status = 0

@@ -191,22 +191,17 @@ class SqlGatewayStore:
         self, previous: IdempotencyRecord, record: IdempotencyRecord
     ) -> bool:
         """Replace a stale or expired record by a new claim, if nobody changed it meanwhile."""
-        async with self.db.transaction() as conn:
-            result = await conn.execute(
-                idempotency_keys.update()
-                .where(_held(previous))
-                .values(
-                    fingerprint=record.fingerprint,
-                    state="in_progress",
-                    owner=record.owner,
-                    response_status=None,
-                    response_headers=None,
-                    response_body=None,
-                    created_at_us=record.created_at_us,
-                    expires_at_us=record.expires_at_us,
-                )
-            )
-        return bool(result.rowcount)
+        return await self._update_held(
+            previous,
+            fingerprint=record.fingerprint,
+            state="in_progress",
+            owner=record.owner,
+            response_status=None,
+            response_headers=None,
+            response_body=None,
+            created_at_us=record.created_at_us,
+            expires_at_us=record.expires_at_us,
+        )
 
     async def complete_idempotency(
         self,
@@ -217,16 +212,20 @@ class SqlGatewayStore:
         body: bytes,
     ) -> bool:
         """Store the response of a claimed request; False if the claim was lost."""
+        return await self._update_held(
+            record,
+            state="completed",
+            response_status=status,
+            response_headers=json.dumps(headers, sort_keys=True),
+            response_body=body,
+        )
+
+    async def _update_held(self, record: IdempotencyRecord, **values: Any) -> bool:
+        """Set `values` on `record`'s row while its owner still holds it; False if the
+        claim was lost (nothing changed)."""
         async with self.db.transaction() as conn:
             result = await conn.execute(
-                idempotency_keys.update()
-                .where(_held(record))
-                .values(
-                    state="completed",
-                    response_status=status,
-                    response_headers=json.dumps(headers, sort_keys=True),
-                    response_body=body,
-                )
+                idempotency_keys.update().where(_held(record)).values(values)
             )
         return bool(result.rowcount)
 

@@ -18,13 +18,16 @@ from paymesh.gateway.features.accounts.schemas import (
 )
 from paymesh.gateway.features.accounts.views import account_view, entry_view
 from paymesh.gateway.idempotency import KeyedRequest
-from paymesh.gateway.pages import PageArgs, page_args, page_out
+from paymesh.gateway.pages import ITEMS_PROBLEMS, LIST_PROBLEMS, Gets, PageArgs, page_args, page_out
 from paymesh.gateway.routing import Routes
+from paymesh.gateway.writes import Writes, create
 from paymesh.platform.identity import Caller
 
 __all__ = ["routes"]
 
 routes = Routes(tag="accounts")
+gets = Gets(routes, ACCOUNTS_READ)
+writes = Writes(routes, ACCOUNTS_WRITE, (400, 401, 403, 409, 422, 503))
 
 AccountPage = Annotated[PageArgs, page_args("The last account id of the previous page.")]
 EntryPage = Annotated[PageArgs, page_args("The id of the last item of the previous page.")]
@@ -40,38 +43,23 @@ async def _account(accounts: Accounts, caller: Caller, account_id: str) -> apb.A
     raise NotFound(f"no account {account_id}")
 
 
-@routes.post(
-    "/v1/accounts",
-    scope=ACCOUNTS_WRITE,
-    summary="Open an account",
-    status_code=201,
-    response_model=AccountOut,
-    problems=(400, 401, 403, 409, 422, 503),
-)
+@writes.create("/v1/accounts", AccountOut, summary="Open an account")
 async def post_account(
     body: CreateAccountIn, caller: Caller, keyed: KeyedRequest, accounts: Accounts
 ) -> Response:
     """Open a customer or merchant account; it may never be overdrawn."""
-    account = await accounts.call(
-        accounts.stub.OpenAccount,
-        apb.OpenAccountRequest(
-            id=keyed.object_id("acct"),
-            currency=body.currency,
-            code=body.type,
-            metadata=body.metadata or {},
-        ),
-        caller,
+    request = apb.OpenAccountRequest(
+        id=keyed.object_id("acct"),
+        currency=body.currency,
+        code=body.type,
+        metadata=body.metadata or {},
     )
-    return json_out(account_view(account), 201, headers={"Location": f"/v1/accounts/{account.id}"})
+    return await create(
+        accounts, accounts.stub.OpenAccount, request, caller, view=account_view, at="/v1/accounts"
+    )
 
 
-@routes.get(
-    "/v1/accounts",
-    scope=ACCOUNTS_READ,
-    summary="List accounts",
-    response_model=AccountList,
-    problems=(401, 403, 422, 503),
-)
+@gets.get("/v1/accounts", AccountList, summary="List accounts", problems=LIST_PROBLEMS)
 async def list_accounts(caller: Caller, accounts: Accounts, page: AccountPage) -> Response:
     """The tenant's accounts with their balances, in ascending id order.
 
@@ -82,13 +70,7 @@ async def list_accounts(caller: Caller, accounts: Accounts, page: AccountPage) -
     return page_out(AccountList, account_view, found.accounts, found.has_more)
 
 
-@routes.get(
-    "/v1/accounts/{account_id}",
-    scope=ACCOUNTS_READ,
-    summary="Get an account and its balance",
-    response_model=AccountOut,
-    problems=(401, 403, 404, 503),
-)
+@gets.get("/v1/accounts/{account_id}", AccountOut, summary="Get an account and its balance")
 async def get_account(account_id: str, caller: Caller, accounts: Accounts) -> Response:
     """The account with `balance: {available, pending, posted}`.
 
@@ -98,12 +80,11 @@ async def get_account(account_id: str, caller: Caller, accounts: Accounts) -> Re
     return json_out(account_view(await _account(accounts, caller, account_id)))
 
 
-@routes.get(
+@gets.get(
     "/v1/accounts/{account_id}/entries",
-    scope=ACCOUNTS_READ,
+    EntryList,
     summary="List an account's ledger entries",
-    response_model=EntryList,
-    problems=(401, 403, 404, 422, 503),
+    problems=ITEMS_PROBLEMS,
 )
 async def list_entries(
     account_id: str, caller: Caller, accounts: Accounts, page: EntryPage

@@ -19,27 +19,17 @@ from paymesh.gateway.idempotency import KeyedRequest
 from paymesh.gateway.pages import declare_reads
 from paymesh.gateway.reads import PAYMENTS, REFUNDS
 from paymesh.gateway.routing import Routes
+from paymesh.gateway.writes import Writes, create
 from paymesh.platform.identity import Caller
 
 __all__ = ["routes"]
 
 routes = Routes(tag="payments")
 
-_WRITE_ERRORS = (400, 401, 403, 404, 409, 422, 429, 503)
-_READ_ERRORS = (401, 403, 404, 503)
-_LIST_ERRORS = (401, 403, 422, 503)
+writes = Writes(routes, PAYMENTS_WRITE, (400, 401, 403, 404, 409, 422, 429, 503), moves_money=True)
 
 
-@routes.post(
-    "/v1/payments",
-    scope=PAYMENTS_WRITE,
-    moves_money=True,
-    summary="Create a payment",
-    status_code=201,
-    response_model=PaymentOut,
-    problems=_WRITE_ERRORS,
-    account_problems=True,
-)
+@writes.create("/v1/payments", PaymentOut, summary="Create a payment", account_problems=True)
 async def post_payment(
     body: CreatePaymentIn, caller: Caller, keyed: KeyedRequest, payments: Payments
 ) -> Response:
@@ -56,38 +46,31 @@ async def post_payment(
     payment is created.
     """
     ctx = body.context
-    payment = await payments.call(
-        payments.stub.CreatePayment,
-        ppb.CreatePaymentRequest(
-            id=keyed.object_id("pay"),
-            payer_account_id=body.payer_account_id,
-            payee_account_id=body.payee_account_id,
-            amount=body.amount,
-            currency=body.currency,
-            capture_method=CAPTURE_METHODS[body.capture_method],
-            description=body.description or "",
-            metadata=body.metadata or {},
-            context=ppb.PaymentContext(
-                ip=ctx.ip or "", device_id=ctx.device_id or "", country=ctx.country or ""
-            )
-            if ctx
-            else None,
-        ),
-        caller,
+    request = ppb.CreatePaymentRequest(
+        id=keyed.object_id("pay"),
+        payer_account_id=body.payer_account_id,
+        payee_account_id=body.payee_account_id,
+        amount=body.amount,
+        currency=body.currency,
+        capture_method=CAPTURE_METHODS[body.capture_method],
+        description=body.description or "",
+        metadata=body.metadata or {},
+        context=ppb.PaymentContext(
+            ip=ctx.ip or "", device_id=ctx.device_id or "", country=ctx.country or ""
+        )
+        if ctx
+        else None,
     )
-    return json_out(payment_view(payment), 201, headers={"Location": f"/v1/payments/{payment.id}"})
+    return await create(
+        payments, payments.stub.CreatePayment, request, caller, view=payment_view, at="/v1/payments"
+    )
 
 
 declare_reads(routes, PAYMENTS)
 
 
-@routes.post(
-    "/v1/payments/{payment_id}/capture",
-    scope=PAYMENTS_WRITE,
-    moves_money=True,
-    summary="Capture an authorised payment",
-    response_model=PaymentOut,
-    problems=_WRITE_ERRORS,
+@writes.action(
+    "/v1/payments/{payment_id}/capture", PaymentOut, summary="Capture an authorised payment"
 )
 async def capture_payment(
     payment_id: str,
@@ -98,46 +81,26 @@ async def capture_payment(
 ) -> Response:
     """Capture all (no amount) or part of a payment in `requires_capture`."""
     amount = body.amount if body and body.amount is not None else 0
-    payment = await payments.call(
-        payments.stub.CapturePayment,
-        ppb.CapturePaymentRequest(
-            id=payment_id, amount=amount, request_id=keyed.object_id("capreq")
-        ),
-        caller,
+    request = ppb.CapturePaymentRequest(
+        id=payment_id, amount=amount, request_id=keyed.object_id("capreq")
     )
+    payment = await payments.call(payments.stub.CapturePayment, request, caller)
     return json_out(payment_view(payment))
 
 
-@routes.post(
-    "/v1/payments/{payment_id}/cancel",
-    scope=PAYMENTS_WRITE,
-    moves_money=True,
-    summary="Cancel an authorised payment",
-    response_model=PaymentOut,
-    problems=_WRITE_ERRORS,
+@writes.action(
+    "/v1/payments/{payment_id}/cancel", PaymentOut, summary="Cancel an authorised payment"
 )
 async def cancel_payment(
     payment_id: str, caller: Caller, keyed: KeyedRequest, payments: Payments
 ) -> Response:
     """Release the hold of a payment in `requires_capture`."""
-    payment = await payments.call(
-        payments.stub.CancelPayment,
-        ppb.CancelPaymentRequest(id=payment_id, request_id=keyed.object_id("canreq")),
-        caller,
-    )
+    request = ppb.CancelPaymentRequest(id=payment_id, request_id=keyed.object_id("canreq"))
+    payment = await payments.call(payments.stub.CancelPayment, request, caller)
     return json_out(payment_view(payment))
 
 
-@routes.post(
-    "/v1/refunds",
-    scope=PAYMENTS_WRITE,
-    moves_money=True,
-    tag="refunds",
-    summary="Refund a payment",
-    status_code=201,
-    response_model=RefundOut,
-    problems=_WRITE_ERRORS,
-)
+@writes.create("/v1/refunds", RefundOut, tag="refunds", summary="Refund a payment")
 async def post_refund(
     body: CreateRefundIn, caller: Caller, keyed: KeyedRequest, payments: Payments
 ) -> Response:
@@ -146,17 +109,15 @@ async def post_refund(
     Fees are not returned on refunds: the payee gives back the refunded
     amount, and the fee charged when the payment was captured is kept.
     """
-    refund = await payments.call(
-        payments.stub.CreateRefund,
-        ppb.CreateRefundRequest(
-            id=keyed.object_id("re"),
-            payment_id=body.payment_id,
-            amount=body.amount or 0,
-            reason=body.reason or "",
-        ),
-        caller,
+    request = ppb.CreateRefundRequest(
+        id=keyed.object_id("re"),
+        payment_id=body.payment_id,
+        amount=body.amount or 0,
+        reason=body.reason or "",
     )
-    return json_out(refund_view(refund), 201, headers={"Location": f"/v1/refunds/{refund.id}"})
+    return await create(
+        payments, payments.stub.CreateRefund, request, caller, view=refund_view, at="/v1/refunds"
+    )
 
 
 declare_reads(routes, REFUNDS)

@@ -34,16 +34,17 @@ from paymesh.gateway.features.risk.schemas import (
 )
 from paymesh.gateway.features.risk.views import STATUSES, list_entry_view, review_view, rules_view
 from paymesh.gateway.idempotency import KeyedRequest
-from paymesh.gateway.pages import PageArgs, page_args, page_out
+from paymesh.gateway.pages import ITEMS_PROBLEMS, LIST_PROBLEMS, Gets, PageArgs, page_args, page_out
 from paymesh.gateway.routing import Routes
+from paymesh.gateway.writes import Writes
 from paymesh.platform.identity import Caller
 
 __all__ = ["routes"]
 
 routes = Routes()
 
-_READ_ERRORS = (401, 403, 404, 422, 503)
-_WRITE_ERRORS = (400, 401, 403, 404, 409, 422, 503)
+gets = Gets(routes, RISK_ADMIN)
+writes = Writes(routes, RISK_ADMIN, (400, 401, 403, 404, 409, 422, 503))
 
 ListName = Annotated[
     str,
@@ -58,18 +59,14 @@ EntryPage = Annotated[
 ReviewPage = Annotated[PageArgs, page_args("The last payment id of the previous page.", limit=20)]
 
 
-@routes.get(
+@gets.get(
     "/v1/risk/rules",
-    scope=RISK_ADMIN,
+    RulesOut,
     tag="risk",
     summary="Get the rules in force",
-    response_model=RulesOut,
     problems=(401, 403, 503),
 )
-async def get_rules(
-    caller: Caller,
-    risk: Risk,
-) -> Response:
+async def get_rules(caller: Caller, risk: Risk) -> Response:
     """The rule set risk decides with now: its version, the checksum of the rules file, the
     rules, and the last reload that was rejected (`last_error`; the version shown stays in
     force). A change of the rules file takes effect without a restart once it validates:
@@ -78,13 +75,12 @@ async def get_rules(
     return json_out(rules_view(info))
 
 
-@routes.get(
+@gets.get(
     "/v1/risk/lists/{list_name}/entries",
-    scope=RISK_ADMIN,
+    ListEntryList,
     tag="risk",
     summary="List a list's entries",
-    response_model=ListEntryList,
-    problems=_READ_ERRORS,
+    problems=ITEMS_PROBLEMS,
 )
 async def list_entries(
     list_name: ListName, caller: Caller, risk: Risk, page: EntryPage
@@ -97,14 +93,8 @@ async def list_entries(
     return page_out(ListEntryList, list_entry_view, found.data, found.has_more)
 
 
-@routes.post(
-    "/v1/risk/lists/{list_name}/entries",
-    scope=RISK_ADMIN,
-    tag="risk",
-    summary="Add a value to a list",
-    status_code=201,
-    response_model=ListEntryOut,
-    problems=_WRITE_ERRORS,
+@writes.create(
+    "/v1/risk/lists/{list_name}/entries", ListEntryOut, tag="risk", summary="Add a value to a list"
 )
 async def post_list_entry(
     list_name: ListName,
@@ -151,14 +141,7 @@ async def delete_list_entry(
     return json_out(RemovedOut(removed=True))
 
 
-@routes.get(
-    "/v1/reviews",
-    scope=RISK_ADMIN,
-    tag="reviews",
-    summary="List reviews",
-    response_model=ReviewList,
-    problems=(401, 403, 422, 503),
-)
+@gets.get("/v1/reviews", ReviewList, tag="reviews", summary="List reviews", problems=LIST_PROBLEMS)
 async def list_reviews(
     caller: Caller,
     risk: Risk,
@@ -175,20 +158,8 @@ async def list_reviews(
     return page_out(ReviewList, review_view, found.data, found.has_more)
 
 
-@routes.get(
-    "/v1/reviews/{payment_id}",
-    scope=RISK_ADMIN,
-    tag="reviews",
-    summary="Get a review",
-    response_model=ReviewOut,
-    problems=(401, 403, 404, 503),
-)
-async def get_review(
-    payment_id: str,
-    caller: Caller,
-    audit: Audit,
-    risk: Risk,
-) -> Response:
+@gets.get("/v1/reviews/{payment_id}", ReviewOut, tag="reviews", summary="Get a review")
+async def get_review(payment_id: str, caller: Caller, audit: Audit, risk: Risk) -> Response:
     """The review of a payment of the tenant (404 when it had none)."""
     review = await risk.call(
         risk.stub.GetReview, rpb.GetReviewRequest(payment_id=payment_id), caller
@@ -196,67 +167,52 @@ async def get_review(
     return json_out(review_view(review))
 
 
-async def _resolve(
-    risk: Risk,
-    audit: Audit,
-    caller: Caller,
-    payment_id: str,
-    body: ResolveReviewIn | None,
-    resolution: rpb.Resolution.ValueType,
-) -> Response:
-    review = await risk.call(
-        risk.stub.ResolveReview,
-        rpb.ResolveReviewRequest(
+def _declare_resolution(
+    verb: str, resolution: rpb.Resolution.ValueType, resolved: str, doc: str
+) -> None:
+    """Declare ``POST /v1/reviews/{payment_id}/<verb>`` (handler ``<verb>_review``,
+    described by `doc`): resolve the review with `resolution`, audited as
+    ``risk.review_<resolved>``."""
+
+    async def resolve(
+        payment_id: str,
+        caller: Caller,
+        keyed: KeyedRequest,
+        risk: Risk,
+        audit: Audit,
+        body: ResolveReviewIn | None = None,
+    ) -> Response:
+        request = rpb.ResolveReviewRequest(
             payment_id=payment_id,
             resolution=resolution,
             note=(body.note or "") if body is not None else "",
-        ),
-        caller,
+        )
+        review = await risk.call(risk.stub.ResolveReview, request, caller)
+        await audit(caller, f"risk.review_{resolved}", target=payment_id)
+        return json_out(review_view(review))
+
+    resolve.__name__ = resolve.__qualname__ = f"{verb}_review"
+    resolve.__doc__ = doc
+    summary = f"{verb.capitalize()} a payment in review"
+    declare = writes.action(
+        f"/v1/reviews/{{payment_id}}/{verb}", ReviewOut, tag="reviews", summary=summary
     )
-    action = "approved" if resolution == rpb.RESOLUTION_APPROVE else "declined"
-    await audit(caller, f"risk.review_{action}", target=payment_id)
-    return json_out(review_view(review))
+    declare(resolve)
 
 
-@routes.post(
-    "/v1/reviews/{payment_id}/approve",
-    scope=RISK_ADMIN,
-    tag="reviews",
-    summary="Approve a payment in review",
-    response_model=ReviewOut,
-    problems=_WRITE_ERRORS,
-)
-async def approve_review(
-    payment_id: str,
-    caller: Caller,
-    keyed: KeyedRequest,
-    risk: Risk,
-    audit: Audit,
-    body: ResolveReviewIn | None = None,
-) -> Response:
+_declare_resolution(
+    "approve",
+    rpb.RESOLUTION_APPROVE,
+    "approved",
     """Approve: the payment continues (captured at once, or `requires_capture` for a manual
     capture) shortly after, when payments receives `review.approved`. Approving again
-    answers the review as it is; a declined review is 409 `review_already_resolved`."""
-    return await _resolve(risk, audit, caller, payment_id, body, rpb.RESOLUTION_APPROVE)
-
-
-@routes.post(
-    "/v1/reviews/{payment_id}/decline",
-    scope=RISK_ADMIN,
-    tag="reviews",
-    summary="Decline a payment in review",
-    response_model=ReviewOut,
-    problems=_WRITE_ERRORS,
+    answers the review as it is; a declined review is 409 `review_already_resolved`.""",
 )
-async def decline_review(
-    payment_id: str,
-    caller: Caller,
-    keyed: KeyedRequest,
-    risk: Risk,
-    audit: Audit,
-    body: ResolveReviewIn | None = None,
-) -> Response:
+_declare_resolution(
+    "decline",
+    rpb.RESOLUTION_DECLINE,
+    "declined",
     """Decline: the payment's hold is released and it fails with `risk_declined`, shortly
     after, when payments receives `review.declined`. Declining again answers the review as
-    it is; an approved review is 409 `review_already_resolved`."""
-    return await _resolve(risk, audit, caller, payment_id, body, rpb.RESOLUTION_DECLINE)
+    it is; an approved review is 409 `review_already_resolved`.""",
+)

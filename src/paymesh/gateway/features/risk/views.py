@@ -12,6 +12,7 @@ from paymesh.gateway.features.risk.schemas import (
     RuleOut,
     RulesOut,
 )
+from paymesh.gateway.views import opt_time
 
 _OUTCOMES = {
     rpb.OUTCOME_APPROVE: "approve",
@@ -28,17 +29,13 @@ STATUSES: dict[ReviewStatus, rpb.ReviewStatus.ValueType] = {
 _STATUS_NAMES = {v: k for k, v in STATUSES.items()}
 
 
-def _time(us: int) -> str | None:
-    return format_time(us) if us else None
-
-
 def rules_view(info: rpb.RulesInfo) -> RulesOut:
     """The rule set in force."""
     return RulesOut(
         version=info.version,
         checksum=info.checksum,
         source=info.source,
-        loaded_at=_time(info.loaded_at_us),
+        loaded_at=opt_time(info.loaded_at_us),
         rules=[
             RuleOut(
                 id=r.id,
@@ -51,7 +48,7 @@ def rules_view(info: rpb.RulesInfo) -> RulesOut:
             for r in info.rules
         ],
         last_error=info.last_error or None,
-        last_error_at=_time(info.last_error_at_us) if info.last_error else None,
+        last_error_at=opt_time(info.last_error_at_us) if info.last_error else None,
     )
 
 
@@ -61,7 +58,7 @@ def list_entry_view(e: rpb.ListEntry) -> ListEntryOut:
         list=e.list,
         value=e.value,
         note=e.note or None,
-        created_at=_time(e.created_at_us),
+        created_at=opt_time(e.created_at_us),
         created_by=e.created_by or None,
     )
 
@@ -82,8 +79,8 @@ def review_view(r: rpb.Review) -> ReviewOut:
         payer_account_id=r.payer_account_id,
         payee_account_id=r.payee_account_id,
         created_at=format_time(r.created_at_us),
-        due_at=_time(r.due_at_us),
-        resolved_at=_time(r.resolved_at_us),
+        due_at=opt_time(r.due_at_us),
+        resolved_at=opt_time(r.resolved_at_us),
         resolved_by=r.resolved_by or None,
         note=r.note or None,
     )

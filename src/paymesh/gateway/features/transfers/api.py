@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from starlette.responses import Response
 
 from paymesh.contracts.payments.v1 import payments_pb2 as ppb
@@ -26,33 +29,32 @@ from paymesh.gateway.idempotency import KeyedRequest
 from paymesh.gateway.pages import declare_reads
 from paymesh.gateway.reads import PAYOUTS, TOPUPS, TRANSFERS
 from paymesh.gateway.routing import Routes
+from paymesh.gateway.writes import Writes, create
 from paymesh.platform.identity import Caller
 
 __all__ = ["routes"]
 
 routes = Routes()
 
-_WRITE_ERRORS = (400, 401, 403, 404, 409, 422, 429, 503)
-
-_READ_ERRORS = (401, 403, 404, 503)
+Request = TypeVar("Request")
 
 
-@routes.post(
-    "/v1/topups",
-    scope=PAYMENTS_WRITE,
-    moves_money=True,
-    tag="topups",
-    summary="Fund an account",
-    status_code=201,
-    response_model=TopupOut,
-    problems=_WRITE_ERRORS,
-    account_problems=True,
+def _funding(
+    make: Callable[..., Request], id: str, body: CreateTopupIn | CreatePayoutIn
+) -> Request:
+    """The request of a top-up or a payout `id`: both move `body`'s amount between
+    an account and the external funding source."""
+    return make(id=id, account_id=body.account_id, amount=body.amount, currency=body.currency)
+
+
+writes = Writes(routes, PAYMENTS_WRITE, (400, 401, 403, 404, 409, 422, 429, 503), moves_money=True)
+
+
+@writes.create(
+    "/v1/topups", TopupOut, tag="topups", summary="Fund an account", account_problems=True
 )
 async def post_topup(
-    body: CreateTopupIn,
-    caller: Caller,
-    keyed: KeyedRequest,
-    payments: Payments,
+    body: CreateTopupIn, caller: Caller, keyed: KeyedRequest, payments: Payments
 ) -> Response:
     """Move money from the external funding source into an account.
 
@@ -60,36 +62,20 @@ async def post_topup(
     same answer) is a 404 `account_not_found`, one in another currency a 422
     `currency_mismatch`; then no top-up is created.
     """
-    topup = await payments.call(
-        payments.stub.CreateTopup,
-        ppb.CreateTopupRequest(
-            id=keyed.object_id("tu"),
-            account_id=body.account_id,
-            amount=body.amount,
-            currency=body.currency,
-        ),
-        caller,
+    request = _funding(ppb.CreateTopupRequest, keyed.object_id("tu"), body)
+    return await create(
+        payments, payments.stub.CreateTopup, request, caller, view=topup_view, at="/v1/topups"
     )
-    return json_out(topup_view(topup), 201, headers={"Location": f"/v1/topups/{topup.id}"})
 
 
 declare_reads(routes, TOPUPS)
 
 
-@routes.post(
-    "/v1/topups/{topup_id}/reverse",
-    scope=PAYMENTS_WRITE,
-    moves_money=True,
-    tag="topups",
-    summary="Reverse a top-up",
-    response_model=TopupReversalOut,
-    problems=_WRITE_ERRORS,
+@writes.action(
+    "/v1/topups/{topup_id}/reverse", TopupReversalOut, tag="topups", summary="Reverse a top-up"
 )
 async def reverse_topup(
-    topup_id: str,
-    caller: Caller,
-    keyed: KeyedRequest,
-    payments: Payments,
+    topup_id: str, caller: Caller, keyed: KeyedRequest, payments: Payments
 ) -> Response:
     """Send a succeeded top-up's money back from its account to the external funding source.
 
@@ -104,22 +90,15 @@ async def reverse_topup(
     return json_out(topup_reversal_view(reversal))
 
 
-@routes.post(
+@writes.create(
     "/v1/payouts",
-    scope=PAYMENTS_WRITE,
-    moves_money=True,
+    PayoutOut,
     tag="payouts",
     summary="Send money out of an account",
-    status_code=201,
-    response_model=PayoutOut,
-    problems=_WRITE_ERRORS,
     account_problems=True,
 )
 async def post_payout(
-    body: CreatePayoutIn,
-    caller: Caller,
-    keyed: KeyedRequest,
-    payments: Payments,
+    body: CreatePayoutIn, caller: Caller, keyed: KeyedRequest, payments: Payments
 ) -> Response:
     """Move money from an account to the external funding source (the bank).
 
@@ -133,38 +112,24 @@ async def post_payout(
     tenant's: the same answer) is a 404 `account_not_found`, one in another
     currency a 422 `currency_mismatch`; then no payout is created.
     """
-    payout = await payments.call(
-        payments.stub.CreatePayout,
-        ppb.CreatePayoutRequest(
-            id=keyed.object_id("po"),
-            account_id=body.account_id,
-            amount=body.amount,
-            currency=body.currency,
-        ),
-        caller,
+    request = _funding(ppb.CreatePayoutRequest, keyed.object_id("po"), body)
+    return await create(
+        payments, payments.stub.CreatePayout, request, caller, view=payout_view, at="/v1/payouts"
     )
-    return json_out(payout_view(payout), 201, headers={"Location": f"/v1/payouts/{payout.id}"})
 
 
 declare_reads(routes, PAYOUTS)
 
 
-@routes.post(
+@writes.create(
     "/v1/transfers",
-    scope=PAYMENTS_WRITE,
-    moves_money=True,
+    TransferOut,
     tag="transfers",
     summary="Move money between two accounts",
-    status_code=201,
-    response_model=TransferOut,
-    problems=_WRITE_ERRORS,
     account_problems=True,
 )
 async def post_transfer(
-    body: CreateTransferIn,
-    caller: Caller,
-    keyed: KeyedRequest,
-    payments: Payments,
+    body: CreateTransferIn, caller: Caller, keyed: KeyedRequest, payments: Payments
 ) -> Response:
     """Move money from one account of the tenant to another, at once.
 
@@ -174,19 +139,20 @@ async def post_transfer(
     tenant's: the same answer) is a 404 `account_not_found`, one in another
     currency a 422 `currency_mismatch`; then no transfer is created.
     """
-    transfer = await payments.call(
-        payments.stub.CreateTransfer,
-        ppb.CreateTransferRequest(
-            id=keyed.object_id("tr"),
-            from_account_id=body.from_account_id,
-            to_account_id=body.to_account_id,
-            amount=body.amount,
-            currency=body.currency,
-        ),
-        caller,
+    request = ppb.CreateTransferRequest(
+        id=keyed.object_id("tr"),
+        from_account_id=body.from_account_id,
+        to_account_id=body.to_account_id,
+        amount=body.amount,
+        currency=body.currency,
     )
-    return json_out(
-        transfer_view(transfer), 201, headers={"Location": f"/v1/transfers/{transfer.id}"}
+    return await create(
+        payments,
+        payments.stub.CreateTransfer,
+        request,
+        caller,
+        view=transfer_view,
+        at="/v1/transfers",
     )
 
 

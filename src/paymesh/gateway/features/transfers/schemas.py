@@ -9,7 +9,15 @@ from pydantic import ConfigDict, Field
 from paymesh.gateway.schemas import Amount, Currency, ObjectId, _In, _Out
 
 
-class CreateTopupIn(_In):
+class _FundingIn(_In):
+    """Money moved between an account and the external funding source."""
+
+    account_id: ObjectId
+    amount: Amount
+    currency: Currency
+
+
+class CreateTopupIn(_FundingIn):
     """Fund an account from the external funding source."""
 
     model_config = ConfigDict(
@@ -17,9 +25,6 @@ class CreateTopupIn(_In):
             "examples": [{"account_id": "acct_0a1b2c", "amount": 10000, "currency": "USD"}]
         }
     )
-    account_id: ObjectId
-    amount: Amount
-    currency: Currency
 
 
 class TopupOut(_Out):
@@ -56,7 +61,7 @@ class TopupList(_Out):
     has_more: bool
 
 
-class CreatePayoutIn(_In):
+class CreatePayoutIn(_FundingIn):
     """Send money out of an account to the external funding source."""
 
     model_config = ConfigDict(
@@ -64,9 +69,6 @@ class CreatePayoutIn(_In):
             "examples": [{"account_id": "acct_0a1b2c", "amount": 5000, "currency": "USD"}]
         }
     )
-    account_id: ObjectId
-    amount: Amount
-    currency: Currency
 
 
 class PayoutOut(_Out):

@@ -26,30 +26,33 @@ from paymesh.gateway.features.webhooks.schemas import (
 )
 from paymesh.gateway.features.webhooks.views import delivery_view, endpoint_view, with_secret
 from paymesh.gateway.idempotency import KeyedRequest
-from paymesh.gateway.pages import PageArgs, declare_reads, page_args, page_out
+from paymesh.gateway.pages import (
+    ITEMS_PROBLEMS,
+    Gets,
+    PageArgs,
+    declare_reads,
+    page_args,
+    page_out,
+)
 from paymesh.gateway.reads import ENDPOINTS
 from paymesh.gateway.routing import Routes
+from paymesh.gateway.writes import Writes
 from paymesh.platform.identity import Caller
 
 __all__ = ["routes"]
 
-routes = Routes()
+routes = Routes(tag="webhooks")
+gets = Gets(routes, WEBHOOKS_WRITE)
+writes = Writes(routes, WEBHOOKS_WRITE, (400, 401, 403, 404, 409, 422, 429, 503))
 
-_WRITE_ERRORS = (400, 401, 403, 404, 409, 422, 429, 503)
 _READ_ERRORS = (401, 403, 404, 422, 503)
 _NO_STORE = {"Cache-Control": "no-store"}
 
 DeliveryPage = Annotated[PageArgs, page_args("The last delivery id of the previous page.")]
 
 
-@routes.post(
-    "/v1/webhook_endpoints",
-    scope=WEBHOOKS_WRITE,
-    tag="webhooks",
-    summary="Create a webhook endpoint",
-    status_code=201,
-    response_model=WebhookEndpointWithSecretOut,
-    problems=_WRITE_ERRORS,
+@writes.create(
+    "/v1/webhook_endpoints", WebhookEndpointWithSecretOut, summary="Create a webhook endpoint"
 )
 async def post_endpoint(
     body: CreateWebhookEndpointIn,
@@ -91,16 +94,12 @@ declare_reads(routes, ENDPOINTS)
 @routes.delete(
     "/v1/webhook_endpoints/{endpoint_id}",
     scope=WEBHOOKS_WRITE,
-    tag="webhooks",
     summary="Delete a webhook endpoint",
     status_code=204,
     problems=_READ_ERRORS,
 )
 async def delete_endpoint(
-    endpoint_id: str,
-    caller: Caller,
-    audit: Audit,
-    webhooks: Webhooks,
+    endpoint_id: str, caller: Caller, audit: Audit, webhooks: Webhooks
 ) -> Response:
     """Delete an endpoint: nothing more is delivered to it, pending deliveries stop."""
     await webhooks.call(
@@ -110,13 +109,10 @@ async def delete_endpoint(
     return Response(status_code=204)
 
 
-@routes.post(
+@writes.action(
     "/v1/webhook_endpoints/{endpoint_id}/rotate_secret",
-    scope=WEBHOOKS_WRITE,
-    tag="webhooks",
+    WebhookEndpointWithSecretOut,
     summary="Rotate a webhook endpoint's signing secret",
-    response_model=WebhookEndpointWithSecretOut,
-    problems=_WRITE_ERRORS,
 )
 async def rotate_secret(
     endpoint_id: str,
@@ -142,20 +138,13 @@ async def rotate_secret(
     return json_out(with_secret(made), headers=dict(_NO_STORE))
 
 
-@routes.post(
+@writes.action(
     "/v1/webhook_endpoints/{endpoint_id}/enable",
-    scope=WEBHOOKS_WRITE,
-    tag="webhooks",
+    WebhookEndpointOut,
     summary="Re-enable a disabled webhook endpoint",
-    response_model=WebhookEndpointOut,
-    problems=_WRITE_ERRORS,
 )
 async def enable_endpoint(
-    endpoint_id: str,
-    caller: Caller,
-    audit: Audit,
-    keyed: KeyedRequest,
-    webhooks: Webhooks,
+    endpoint_id: str, caller: Caller, audit: Audit, keyed: KeyedRequest, webhooks: Webhooks
 ) -> Response:
     """Deliver to an endpoint again after it was disabled for failing."""
     endpoint = await webhooks.call(
@@ -165,13 +154,11 @@ async def enable_endpoint(
     return json_out(endpoint_view(endpoint))
 
 
-@routes.get(
+@gets.get(
     "/v1/webhook_endpoints/{endpoint_id}/deliveries",
-    scope=WEBHOOKS_WRITE,
-    tag="webhooks",
+    WebhookDeliveryList,
     summary="List an endpoint's deliveries",
-    response_model=WebhookDeliveryList,
-    problems=_READ_ERRORS,
+    problems=ITEMS_PROBLEMS,
 )
 async def list_deliveries(
     endpoint_id: str, caller: Caller, webhooks: Webhooks, page: DeliveryPage
@@ -184,21 +171,13 @@ async def list_deliveries(
     return page_out(WebhookDeliveryList, delivery_view, found.data, found.has_more)
 
 
-@routes.post(
+@writes.create(
     "/v1/webhook_endpoints/{endpoint_id}/deliveries/resend",
-    scope=WEBHOOKS_WRITE,
-    tag="webhooks",
+    WebhookDeliveryOut,
     summary="Deliver an event to the endpoint again",
-    status_code=201,
-    response_model=WebhookDeliveryOut,
-    problems=_WRITE_ERRORS,
 )
 async def resend_event(
-    endpoint_id: str,
-    body: ResendEventIn,
-    caller: Caller,
-    keyed: KeyedRequest,
-    webhooks: Webhooks,
+    endpoint_id: str, body: ResendEventIn, caller: Caller, keyed: KeyedRequest, webhooks: Webhooks
 ) -> Response:
     """A new delivery of one of the tenant's events, with a fresh signature."""
     delivery = await webhooks.call(

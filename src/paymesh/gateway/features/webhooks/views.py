@@ -12,6 +12,7 @@ from paymesh.gateway.features.webhooks.schemas import (
     WebhookEndpointOut,
     WebhookEndpointWithSecretOut,
 )
+from paymesh.gateway.views import opt_time
 
 _ENDPOINT_STATUS: dict[int, Literal["enabled", "disabled"]] = {
     wpb.ENDPOINT_STATUS_ENABLED: "enabled",
@@ -25,10 +26,6 @@ _DELIVERY_STATUS: dict[int, Literal["pending", "succeeded", "failed"]] = {
 }
 
 
-def _time(us: int) -> str | None:
-    return format_time(us) if us else None
-
-
 def endpoint_view(e: wpb.Endpoint) -> WebhookEndpointOut:
     """An endpoint as the API shows it: never its secret."""
     return WebhookEndpointOut(
@@ -38,7 +35,7 @@ def endpoint_view(e: wpb.Endpoint) -> WebhookEndpointOut:
         status=_ENDPOINT_STATUS.get(e.status, "disabled"),
         description=e.description or None,
         disabled_reason=e.disabled_reason or None,
-        previous_secret_expires=_time(e.previous_secret_expires_at_us),
+        previous_secret_expires=opt_time(e.previous_secret_expires_at_us),
         created=format_time(e.created_at_us),
     )
 
@@ -58,7 +55,7 @@ def delivery_view(d: wpb.Delivery) -> WebhookDeliveryOut:
         status=_DELIVERY_STATUS.get(d.status, "pending"),
         attempts_count=d.attempts_count,
         next_attempt=(
-            _time(d.next_attempt_at_us) if d.status == wpb.DELIVERY_STATUS_PENDING else None
+            opt_time(d.next_attempt_at_us) if d.status == wpb.DELIVERY_STATUS_PENDING else None
         ),
         attempts=[
             WebhookAttemptOut(
