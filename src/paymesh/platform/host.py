@@ -71,13 +71,12 @@ class ServiceHost:
             )
 
     def checks(self, *groups: str) -> list[Check]:
-        """The readiness checks every service has: its database, the event bus and the
-        consumers of `groups`."""
-        return [
-            database_check(self.db),
-            event_bus_check(self.bus),
-            consumers_check(self.bus, *groups),
-        ]
+        """The readiness checks every service has: its database, the event bus and (when
+        it consumes) the consumers of `groups`."""
+        checks = [database_check(self.db), event_bus_check(self.bus)]
+        if groups:
+            checks.append(consumers_check(self.bus, *groups))
+        return checks
 
     async def start(
         self,
