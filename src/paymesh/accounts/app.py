@@ -43,14 +43,8 @@ class AccountsRuntime:
         self, settings: PlatformSettings, *, bus: EventBus, clock: Clock, expiry_interval_s: float
     ) -> None:
         cfg = settings.section(AccountsSettings)
-        self.host = ServiceHost(
-            self.name,
-            settings,
-            database_url=cfg.database_url,
-            listen=cfg.listen,
-            bus=bus,
-            clock=clock,
-            outbox=outbox,
+        self.host = ServiceHost.serving(
+            self.name, settings, cfg, bus=bus, clock=clock, outbox=outbox
         )
         self.db = self.host.db
         self.readiness = self.host.readiness

@@ -15,6 +15,7 @@ servicer on ``host.db`` and ``host.relay``, subscribes its consumers through
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import grpc
 import sqlalchemy as sa
@@ -34,7 +35,17 @@ from paymesh.platform.rpc import GrpcServer
 from paymesh.platform.settings import PlatformSettings
 from paymesh.platform.tracing import Tracing
 
-__all__ = ["ServiceHost"]
+__all__ = ["ServiceHost", "ServiceSection"]
+
+
+class ServiceSection(Protocol):
+    """A service's settings section: where its database is and where it listens."""
+
+    @property
+    def database_url(self) -> str: ...
+
+    @property
+    def listen(self) -> str: ...
 
 
 class ServiceHost:
@@ -62,6 +73,30 @@ class ServiceHost:
         self._tls = settings.tls
         self._server: GrpcServer | None = None
         self.port = 0
+
+    @classmethod
+    def serving(
+        cls,
+        name: str,
+        settings: PlatformSettings,
+        section: ServiceSection,
+        *,
+        bus: EventBus,
+        clock: Clock,
+        outbox: sa.Table,
+        relay_name: str = "outbox-relay",
+    ) -> ServiceHost:
+        """The host of service `name`, on the database and address its `section` gives."""
+        return cls(
+            name,
+            settings,
+            database_url=section.database_url,
+            listen=section.listen,
+            bus=bus,
+            clock=clock,
+            outbox=outbox,
+            relay_name=relay_name,
+        )
 
     def consume(self, topics: Sequence[str], group: str, handler: Handler) -> None:
         """Deliver `topics` to `handler` in consumer group `group`, traced."""

@@ -78,14 +78,8 @@ class RiskRuntime:
     def __init__(self, settings: PlatformSettings, *, bus: EventBus, clock: Clock) -> None:
         risk = settings.section(RiskSettings)
         self._settings = risk
-        self.host = ServiceHost(
-            self.name,
-            settings,
-            database_url=risk.database_url,
-            listen=risk.listen,
-            bus=bus,
-            clock=clock,
-            outbox=outbox,
+        self.host = ServiceHost.serving(
+            self.name, settings, risk, bus=bus, clock=clock, outbox=outbox
         )
         self._db = self.host.db
         self.readiness = self.host.readiness

@@ -80,11 +80,10 @@ class WebhooksRuntime:
     ) -> None:
         cfg = settings.section(WebhooksSettings)
         self._allow_private = cfg.allow_private_addresses
-        self.host = ServiceHost(
+        self.host = ServiceHost.serving(
             self.name,
             settings,
-            database_url=cfg.database_url,
-            listen=cfg.listen,
+            cfg,
             bus=bus,
             clock=clock,
             outbox=outbox,
