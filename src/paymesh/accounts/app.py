@@ -17,7 +17,7 @@ from paymesh.accounts.tables import outbox
 from paymesh.contracts.accounts.v1 import accounts_pb2_grpc as pb_grpc
 from paymesh.platform.bus import EventBus
 from paymesh.platform.clock import Clock, SystemClock
-from paymesh.platform.host import ServiceHost
+from paymesh.platform.host import HostedService, ServiceHost
 from paymesh.platform.migrations import migrate_database
 from paymesh.platform.settings import PlatformSettings
 
@@ -33,7 +33,7 @@ async def migrate(settings: PlatformSettings) -> None:
     )
 
 
-class AccountsRuntime:
+class AccountsRuntime(HostedService):
     """The running accounts service: gRPC server, outbox relay, expiry sweeper, periodic
     ledger verification."""
 
@@ -43,12 +43,10 @@ class AccountsRuntime:
         self, settings: PlatformSettings, *, bus: EventBus, clock: Clock, expiry_interval_s: float
     ) -> None:
         cfg = settings.section(AccountsSettings)
-        self.host = ServiceHost.serving(
-            self.name, settings, cfg, bus=bus, clock=clock, outbox=outbox
+        super().__init__(
+            ServiceHost.serving(self.name, settings, cfg, bus=bus, clock=clock, outbox=outbox)
         )
         self.db = self.host.db
-        self.readiness = self.host.readiness
-        self.tracing = self.host.tracing
         # SQLite has one writer, so one worker; on PostgreSQL a second worker
         # decides the next batch while the first waits for its commit.
         ledger = SqlAccountsStore(self.db)
@@ -64,11 +62,6 @@ class AccountsRuntime:
             service=self.name,
             on_head=ledger.chain_head,
         )
-
-    @property
-    def port(self) -> int:
-        """The bound gRPC port (0 before start)."""
-        return self.host.port
 
     def _register(self, server: grpc.aio.Server) -> None:
         pb_grpc.add_AccountsServicer_to_server(self._servicer, server)

@@ -1,7 +1,8 @@
 """What every service's runtime is built around: its database, readiness, tracing,
 outbox relay and gRPC server, started and stopped in the one right order.
 
-A service's ``app.py`` makes a :class:`ServiceHost` (no I/O), builds its store and
+A service's ``app.py`` runtime is a :class:`HostedService` on a :class:`ServiceHost`
+(made with :meth:`ServiceHost.serving`, no I/O); it builds its store and
 servicer on ``host.db`` and ``host.relay``, subscribes its consumers through
 :meth:`ServiceHost.consume`, then::
 
@@ -35,7 +36,7 @@ from paymesh.platform.rpc import GrpcServer
 from paymesh.platform.settings import PlatformSettings
 from paymesh.platform.tracing import Tracing
 
-__all__ = ["ServiceHost", "ServiceSection"]
+__all__ = ["HostedService", "ServiceHost", "ServiceSection"]
 
 
 class ServiceSection(Protocol):
@@ -146,3 +147,18 @@ class ServiceHost:
         await self.relay.stop()
         await self.db.dispose()
         await self.tracing.shutdown()
+
+
+class HostedService:
+    """The base of a service's runtime built around a :class:`ServiceHost`: its
+    readiness, tracing and gRPC port are the host's."""
+
+    def __init__(self, host: ServiceHost) -> None:
+        self.host = host
+        self.readiness = host.readiness
+        self.tracing = host.tracing
+
+    @property
+    def port(self) -> int:
+        """The bound gRPC port (0 before start)."""
+        return self.host.port

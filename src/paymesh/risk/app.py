@@ -20,7 +20,7 @@ from paymesh.platform.bus import EventBus
 from paymesh.platform.clock import Clock, SystemClock
 from paymesh.platform.db import Database
 from paymesh.platform.health import Check
-from paymesh.platform.host import ServiceHost
+from paymesh.platform.host import HostedService, ServiceHost
 from paymesh.platform.locks import SessionLock, lock_key
 from paymesh.platform.logging import get_logger
 from paymesh.platform.loops import Periodic
@@ -69,7 +69,7 @@ def _features(settings: RiskSettings, db: Database) -> FeatureStore:
     return SqlFeatureStore(db, consumer=CONSUMER)
 
 
-class RiskRuntime:
+class RiskRuntime(HostedService):
     """The running risk service: gRPC server, outbox relay, payment-events consumer,
     rules reloader and review sweeper."""
 
@@ -78,12 +78,10 @@ class RiskRuntime:
     def __init__(self, settings: PlatformSettings, *, bus: EventBus, clock: Clock) -> None:
         risk = settings.section(RiskSettings)
         self._settings = risk
-        self.host = ServiceHost.serving(
-            self.name, settings, risk, bus=bus, clock=clock, outbox=outbox
+        super().__init__(
+            ServiceHost.serving(self.name, settings, risk, bus=bus, clock=clock, outbox=outbox)
         )
         self._db = self.host.db
-        self.readiness = self.host.readiness
-        self.tracing = self.host.tracing
         self.rules = RulesHolder(
             risk.rules_file,
             fallback=rules_from_settings(risk),
@@ -112,11 +110,6 @@ class RiskRuntime:
             [PAYMENTS_TOPIC], GROUP, payment_events_handler(self.deps, running=self._running)
         )
         self._sweeper = Periodic("risk-sweep", self._sweep, interval_s=risk.review_sweep_interval_s)
-
-    @property
-    def port(self) -> int:
-        """The bound gRPC port (0 before start)."""
-        return self.host.port
 
     def _register(self, server: grpc.aio.Server) -> None:
         risk_pb2_grpc.add_RiskServicer_to_server(self._servicer, server)
