@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from paymesh.accounts.domain import Account, AccountFlags, Transfer, TransferFlags
 from paymesh.platform.outbox import inbox_table, outbox_table
+from paymesh.platform.rows import attributes, columns
 
 __all__ = [
     "account_from_row",
@@ -150,10 +151,6 @@ _TRANSFER_TEXT = (
 _TRANSFER_INTS = ("amount", "timeout_seconds", "created_at_us")
 
 
-def _fields(source: object, names: Iterable[str]) -> dict[str, Any]:
-    return {name: getattr(source, name) for name in names}
-
-
 def _ints(row: Mapping[Any, Any], names: Iterable[str]) -> dict[str, Any]:
     return {name: int(row[name]) for name in names}
 
@@ -161,8 +158,8 @@ def _ints(row: Mapping[Any, Any], names: Iterable[str]) -> dict[str, Any]:
 def account_values(a: Account) -> dict[str, Any]:
     """The row of account `a`."""
     return {
-        **_fields(a, (*_ACCOUNT_TEXT, *_ACCOUNT_INTS, "created_at_us")),
-        **_fields(a.flags, _ACCOUNT_FLAGS),
+        **attributes(a, (*_ACCOUNT_TEXT, *_ACCOUNT_INTS, "created_at_us")),
+        **attributes(a.flags, _ACCOUNT_FLAGS),
         "metadata": json.dumps(dict(a.metadata), sort_keys=True, separators=(",", ":")),
     }
 
@@ -170,7 +167,7 @@ def account_values(a: Account) -> dict[str, Any]:
 def account_from_row(row: Mapping[Any, Any]) -> Account:
     """The account in `row` (with empty metadata when the row was read without it)."""
     return Account(
-        **{name: row[name] for name in _ACCOUNT_TEXT},
+        **columns(row, _ACCOUNT_TEXT),
         **_ints(row, (*_ACCOUNT_INTS, "created_at_us")),
         flags=AccountFlags(**{name: bool(row[name]) for name in _ACCOUNT_FLAGS}),
         metadata=json.loads(row["metadata"]) if "metadata" in row else {},
@@ -180,7 +177,7 @@ def account_from_row(row: Mapping[Any, Any]) -> Account:
 def transfer_values(t: Transfer, batch_seq: int | None = None) -> dict[str, Any]:
     """The row of transfer `t` in batch `batch_seq` (without its seq)."""
     return {
-        **_fields(t, (*_TRANSFER_TEXT, *_TRANSFER_INTS, "expires_at_us")),
+        **attributes(t, (*_TRANSFER_TEXT, *_TRANSFER_INTS, "expires_at_us")),
         "flags": _flags_int(t.flags),
         "pending_id": t.pending_id or None,
         "batch_seq": batch_seq,
@@ -191,7 +188,7 @@ def transfer_from_row(row: Mapping[Any, Any]) -> Transfer:
     """The transfer in `row`."""
     expires = row["expires_at_us"]
     return Transfer(
-        **{name: row[name] for name in _TRANSFER_TEXT},
+        **columns(row, _TRANSFER_TEXT),
         **_ints(row, _TRANSFER_INTS),
         flags=_flags(int(row["flags"])),
         pending_id=row["pending_id"] or "",

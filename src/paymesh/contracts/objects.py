@@ -183,6 +183,22 @@ _RISK = (
     _text_or_null("rules_version"),
 )
 
+
+def _movement(kind: str, *refs: str) -> tuple[_Field, ...]:
+    """The fields of a money movement (a top-up, a payout, ...), in order; `refs` are
+    the fields naming what it moves money between or reverses."""
+    return (
+        _same("id"),
+        _constant("object", kind),
+        *(_same(ref) for ref in refs),
+        _same("status"),
+        _same("amount", kind=int),
+        _same("currency"),
+        _text_or_null("failure_code"),
+        _time("created", "created_at_us"),
+    )
+
+
 _PUBLIC: dict[type[Message], tuple[_Field, ...]] = {
     ppb.Payment: (
         _same("id"),
@@ -216,48 +232,10 @@ _PUBLIC: dict[type[Message], tuple[_Field, ...]] = {
         _text_or_null("failure_code"),
         _time("created", "created_at_us"),
     ),
-    ppb.Topup: (
-        _same("id"),
-        _constant("object", "topup"),
-        _same("account_id"),
-        _same("status"),
-        _same("amount", kind=int),
-        _same("currency"),
-        _text_or_null("failure_code"),
-        _time("created", "created_at_us"),
-    ),
-    ppb.TopupReversal: (
-        _same("id"),
-        _constant("object", "topup_reversal"),
-        _same("topup_id"),
-        _same("account_id"),
-        _same("status"),
-        _same("amount", kind=int),
-        _same("currency"),
-        _text_or_null("failure_code"),
-        _time("created", "created_at_us"),
-    ),
-    ppb.Payout: (
-        _same("id"),
-        _constant("object", "payout"),
-        _same("account_id"),
-        _same("status"),
-        _same("amount", kind=int),
-        _same("currency"),
-        _text_or_null("failure_code"),
-        _time("created", "created_at_us"),
-    ),
-    ppb.Transfer: (
-        _same("id"),
-        _constant("object", "transfer"),
-        _same("from_account_id"),
-        _same("to_account_id"),
-        _same("status"),
-        _same("amount", kind=int),
-        _same("currency"),
-        _text_or_null("failure_code"),
-        _time("created", "created_at_us"),
-    ),
+    ppb.Topup: _movement("topup", "account_id"),
+    ppb.TopupReversal: _movement("topup_reversal", "topup_id", "account_id"),
+    ppb.Payout: _movement("payout", "account_id"),
+    ppb.Transfer: _movement("transfer", "from_account_id", "to_account_id"),
 }
 
 

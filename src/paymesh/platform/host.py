@@ -1,7 +1,8 @@
 """What every service's runtime is built around: its database, readiness, tracing,
 outbox relay and gRPC server, started and stopped in the one right order.
 
-A service's ``app.py`` makes a :class:`ServiceHost` (no I/O), builds its store and
+A service's ``app.py`` runtime is a :class:`HostedService` on a :class:`ServiceHost`
+(made with :meth:`ServiceHost.serving`, no I/O); it builds its store and
 servicer on ``host.db`` and ``host.relay``, subscribes its consumers through
 :meth:`ServiceHost.consume`, then::
 
@@ -15,6 +16,7 @@ servicer on ``host.db`` and ``host.relay``, subscribes its consumers through
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import grpc
 import sqlalchemy as sa
@@ -34,7 +36,17 @@ from paymesh.platform.rpc import GrpcServer
 from paymesh.platform.settings import PlatformSettings
 from paymesh.platform.tracing import Tracing
 
-__all__ = ["ServiceHost"]
+__all__ = ["HostedService", "ServiceHost", "ServiceSection"]
+
+
+class ServiceSection(Protocol):
+    """A service's settings section: where its database is and where it listens."""
+
+    @property
+    def database_url(self) -> str: ...
+
+    @property
+    def listen(self) -> str: ...
 
 
 class ServiceHost:
@@ -63,6 +75,30 @@ class ServiceHost:
         self._server: GrpcServer | None = None
         self.port = 0
 
+    @classmethod
+    def serving(
+        cls,
+        name: str,
+        settings: PlatformSettings,
+        section: ServiceSection,
+        *,
+        bus: EventBus,
+        clock: Clock,
+        outbox: sa.Table,
+        relay_name: str = "outbox-relay",
+    ) -> ServiceHost:
+        """The host of service `name`, on the database and address its `section` gives."""
+        return cls(
+            name,
+            settings,
+            database_url=section.database_url,
+            listen=section.listen,
+            bus=bus,
+            clock=clock,
+            outbox=outbox,
+            relay_name=relay_name,
+        )
+
     def consume(self, topics: Sequence[str], group: str, handler: Handler) -> None:
         """Deliver `topics` to `handler` in consumer group `group`, traced."""
         for topic in topics:
@@ -71,13 +107,12 @@ class ServiceHost:
             )
 
     def checks(self, *groups: str) -> list[Check]:
-        """The readiness checks every service has: its database, the event bus and the
-        consumers of `groups`."""
-        return [
-            database_check(self.db),
-            event_bus_check(self.bus),
-            consumers_check(self.bus, *groups),
-        ]
+        """The readiness checks every service has: its database, the event bus and (when
+        it consumes) the consumers of `groups`."""
+        checks = [database_check(self.db), event_bus_check(self.bus)]
+        if groups:
+            checks.append(consumers_check(self.bus, *groups))
+        return checks
 
     async def start(
         self,
@@ -112,3 +147,18 @@ class ServiceHost:
         await self.relay.stop()
         await self.db.dispose()
         await self.tracing.shutdown()
+
+
+class HostedService:
+    """The base of a service's runtime built around a :class:`ServiceHost`: its
+    readiness, tracing and gRPC port are the host's."""
+
+    def __init__(self, host: ServiceHost) -> None:
+        self.host = host
+        self.readiness = host.readiness
+        self.tracing = host.tracing
+
+    @property
+    def port(self) -> int:
+        """The bound gRPC port (0 before start)."""
+        return self.host.port

@@ -19,27 +19,19 @@ from paymesh.contracts.risk.v1 import risk_pb2_grpc
 from paymesh.platform.bus import EventBus
 from paymesh.platform.clock import Clock, SystemClock
 from paymesh.platform.db import Database
-from paymesh.platform.health import (
-    Check,
-    Readiness,
-    consumers_check,
-    database_check,
-    event_bus_check,
-)
+from paymesh.platform.health import Check
+from paymesh.platform.host import HostedService, ServiceHost
 from paymesh.platform.locks import SessionLock, lock_key
 from paymesh.platform.logging import get_logger
 from paymesh.platform.loops import Periodic
-from paymesh.platform.migrations import upgrade
-from paymesh.platform.outbox import OutboxRelay
-from paymesh.platform.rpc import GrpcServer
+from paymesh.platform.migrations import migrate_database
 from paymesh.platform.runtime import Runtime
 from paymesh.platform.settings import PlatformSettings
-from paymesh.platform.tracing import Tracing
 from paymesh.risk import service
 from paymesh.risk.api import SERVICE_NAME, RiskServicer
 from paymesh.risk.domain import Resolution, RuleSet, amount_limit_rules
 from paymesh.risk.errors import RulesInvalid
-from paymesh.risk.events import CONSUMER, GROUP, consume_payment_events
+from paymesh.risk.events import CONSUMER, GROUP, PAYMENTS_TOPIC, payment_events_handler
 from paymesh.risk.features import SqlFeatureStore
 from paymesh.risk.ports import Deps, FeatureStore
 from paymesh.risk.rules import RulesHolder
@@ -56,11 +48,7 @@ log = get_logger(__name__)
 
 async def migrate(settings: PlatformSettings) -> None:
     """Bring the risk database to the latest schema."""
-    db = Database(settings.section(RiskSettings).database_url, service="risk")
-    try:
-        await upgrade(db, MIGRATIONS)
-    finally:
-        await db.dispose()
+    await migrate_database(settings.section(RiskSettings).database_url, MIGRATIONS, service="risk")
 
 
 def rules_from_settings(settings: RiskSettings) -> RuleSet:
@@ -81,7 +69,7 @@ def _features(settings: RiskSettings, db: Database) -> FeatureStore:
     return SqlFeatureStore(db, consumer=CONSUMER)
 
 
-class RiskRuntime:
+class RiskRuntime(HostedService):
     """The running risk service: gRPC server, outbox relay, payment-events consumer,
     rules reloader and review sweeper."""
 
@@ -90,18 +78,17 @@ class RiskRuntime:
     def __init__(self, settings: PlatformSettings, *, bus: EventBus, clock: Clock) -> None:
         risk = settings.section(RiskSettings)
         self._settings = risk
-        self._listen = risk.listen
-        self._tls = settings.tls
-        self._db = Database(risk.database_url, service=self.name)
-        self.readiness = Readiness(self.name)
-        self._relay = OutboxRelay(self._db, outbox, bus, service=self.name, clock=clock)
+        super().__init__(
+            ServiceHost.serving(self.name, settings, risk, bus=bus, clock=clock, outbox=outbox)
+        )
+        self._db = self.host.db
         self.rules = RulesHolder(
             risk.rules_file,
             fallback=rules_from_settings(risk),
             clock=clock,
             interval_s=risk.rules_reload_interval_s,
         )
-        self.store = SqlRiskStore(self._db, committed=self._relay.notify)
+        self.store = SqlRiskStore(self._db, committed=self.host.relay.notify)
         self.features = _features(risk, self._db)
         # SQL velocity windows are read, then written, under in-process locks
         # (locks.VelocityLocks): on PostgreSQL, a second process must not share them.
@@ -119,14 +106,10 @@ class RiskRuntime:
         )
         self._servicer = RiskServicer(self.deps, loaded=lambda: self.rules.loaded)
         self._running = asyncio.Event()
-        self._bus = bus
-        self.tracing = Tracing.of(settings, self.name)
-        consume_payment_events(
-            bus, self.deps, tracing=self.tracing, running=self._running, service=self.name
+        self.host.consume(
+            [PAYMENTS_TOPIC], GROUP, payment_events_handler(self.deps, running=self._running)
         )
-        self._server: GrpcServer | None = None
         self._sweeper = Periodic("risk-sweep", self._sweep, interval_s=risk.review_sweep_interval_s)
-        self.port = 0
 
     def _register(self, server: grpc.aio.Server) -> None:
         risk_pb2_grpc.add_RiskServicer_to_server(self._servicer, server)
@@ -161,18 +144,7 @@ class RiskRuntime:
                 "another risk process uses this database's SQL velocity windows: they are"
                 " correct in one process only; give every replica risk.redis_url"
             )
-        await self.readiness.start(self._checks())
-        self._server = GrpcServer(
-            self._listen,
-            self._register,
-            [SERVICE_NAME],
-            tls=self._tls,
-            service=self.name,
-            ready=lambda: self.readiness.ready,
-            interceptors=self.tracing.server_interceptors(),
-        )
-        self.port = await self._server.start()
-        self._relay.start()
+        await self.host.start(self._register, [SERVICE_NAME], self._checks())
         self.store.start()
         self.rules.start()
         self._sweeper.start()
@@ -187,8 +159,7 @@ class RiskRuntime:
         )
 
     def _checks(self) -> list[Check]:
-        checks = [database_check(self._db), event_bus_check(self._bus)]
-        checks.append(consumers_check(self._bus, GROUP))
+        checks = self.host.checks(GROUP)
         if self._settings.redis_url:
             from paymesh.risk.redis_features import RedisFeatureStore
 
@@ -198,22 +169,17 @@ class RiskRuntime:
 
     async def stop(self) -> None:
         """Stop consuming and serving, stop the background work, close connections."""
-        await self.readiness.stop()
         self._running.clear()
-        if self._server is not None:
-            await self._server.stop()
-            self._server = None
+        await self.host.stop_serving()
         await self._sweeper.stop()
         await self.rules.stop()
         await self.store.stop()
-        await self._relay.stop()
         if self._sole is not None:
             await self._sole.release()
         close = getattr(self.features, "close", None)
         if close is not None:
             await close()
-        await self._db.dispose()
-        await self.tracing.shutdown()
+        await self.host.close()
 
 
 def create(settings: PlatformSettings, *, bus: EventBus, clock: Clock | None = None) -> RiskRuntime:

@@ -51,10 +51,9 @@ from paymesh.contracts.events import (
 from paymesh.contracts.objects import parse_time
 from paymesh.contracts.payments.v1.payments_pb2 import Payment
 from paymesh.contracts.risk.v1 import risk_pb2 as rpb
-from paymesh.platform.bus import EventBus
+from paymesh.platform.bus import Handler
 from paymesh.platform.clock import new_id
 from paymesh.platform.logging import get_logger
-from paymesh.platform.tracing import Tracing
 from paymesh.risk.domain import (
     DECISION_VALUES,
     DecidePayment,
@@ -73,8 +72,8 @@ __all__ = [
     "PAYMENTS_TOPIC",
     "SOURCE",
     "TOPIC",
-    "consume_payment_events",
     "decision_made",
+    "payment_events_handler",
     "payment_update",
     "record_payment_event",
     "review_resolved",
@@ -258,10 +257,8 @@ async def record_payment_event(event: Event, *, deps: Deps) -> bool:
     return await deps.features.apply(event.id, update, now_us=deps.clock.now_us())
 
 
-def consume_payment_events(
-    bus: EventBus, deps: Deps, *, tracing: Tracing, running: asyncio.Event, service: str
-) -> None:
-    """Subscribe risk to the payment events (no I/O); each waits until `running` is set.
+def payment_events_handler(deps: Deps, *, running: asyncio.Event) -> Handler:
+    """The handler of the payment events: each waits until `running` is set.
 
     Events are delivered from the bus's own task; a stopped service never acks (the
     bus cancels the wait when it stops, so the event is delivered again).
@@ -271,6 +268,4 @@ def consume_payment_events(
         await running.wait()
         await record_payment_event(event, deps=deps)
 
-    bus.subscribe(
-        PAYMENTS_TOPIC, GROUP, tracing.consumer(PAYMENTS_TOPIC, GROUP, handle), service=service
-    )
+    return handle

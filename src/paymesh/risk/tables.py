@@ -4,13 +4,14 @@ the migrations' check, and row <-> domain mapping."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
 import sqlalchemy as sa
 
 from paymesh.platform.outbox import inbox_table, outbox_table
+from paymesh.platform.rows import attributes, columns
 from paymesh.risk.domain import (
     DECISION_VALUES,
     Decision,
@@ -147,15 +148,11 @@ _CONTEXT_FIELDS = ("ip", "device_id", "country")
 _REVIEW_FIELDS = ("created_at_us", "due_at_us", "resolved_at_us", "resolved_by", "note")
 
 
-def _fields(source: object, names: Iterable[str]) -> dict[str, Any]:
-    return {name: getattr(source, name) for name in names}
-
-
 def decision_values(d: Decision) -> dict[str, Any]:
     """The row of decision `d`."""
     return {
-        **_fields(d, DECISION_VALUES),
-        **_fields(d.context, _CONTEXT_FIELDS),
+        **attributes(d, DECISION_VALUES),
+        **attributes(d.context, _CONTEXT_FIELDS),
         "outcome": d.outcome.value,
         "reasons": json.dumps([asdict(r) for r in d.reasons]),
     }
@@ -163,22 +160,18 @@ def decision_values(d: Decision) -> dict[str, Any]:
 
 def decision_from_row(row: Mapping[Any, Any], prefix: str = "") -> Decision:
     """The decision in `row`, its columns named with `prefix`."""
-
-    def columns(names: Iterable[str]) -> dict[str, Any]:
-        return {name: row[prefix + name] for name in names}
-
     return Decision(
-        **columns(DECISION_VALUES),
+        **columns(row, DECISION_VALUES, prefix),
         outcome=Outcome(row[f"{prefix}outcome"]),
         reasons=tuple(Reason(**r) for r in json.loads(row[f"{prefix}reasons"])),
-        context=PaymentContext(**columns(_CONTEXT_FIELDS)),
+        context=PaymentContext(**columns(row, _CONTEXT_FIELDS, prefix)),
     )
 
 
 def review_values(review: Review) -> dict[str, Any]:
     """The row of `review` (its decision is a row of its own)."""
     return {
-        **_fields(review, ("payment_id", "tenant_id", *_REVIEW_FIELDS)),
+        **attributes(review, ("payment_id", "tenant_id", *_REVIEW_FIELDS)),
         "status": review.status.value,
     }
 
@@ -188,5 +181,5 @@ def review_from_row(row: Mapping[Any, Any]) -> Review:
     return Review(
         decision=decision_from_row(row, "d_"),
         status=ReviewStatus(row["status"]),
-        **{name: row[name] for name in _REVIEW_FIELDS},
+        **columns(row, _REVIEW_FIELDS),
     )

@@ -16,7 +16,7 @@ import grpc
 from paymesh.contracts.webhooks.v1 import webhooks_pb2_grpc
 from paymesh.platform.bus import EventBus
 from paymesh.platform.clock import Clock, SystemClock
-from paymesh.platform.host import ServiceHost
+from paymesh.platform.host import HostedService, ServiceHost
 from paymesh.platform.logging import get_logger
 from paymesh.platform.migrations import migrate_database
 from paymesh.platform.runtime import Runtime
@@ -64,7 +64,7 @@ def _worker_config(settings: PlatformSettings) -> WorkerConfig:
     )
 
 
-class WebhooksRuntime:
+class WebhooksRuntime(HostedService):
     """The running webhooks service: gRPC server, outbox relay, consumer, delivery worker."""
 
     name = "webhooks"
@@ -80,18 +80,17 @@ class WebhooksRuntime:
     ) -> None:
         cfg = settings.section(WebhooksSettings)
         self._allow_private = cfg.allow_private_addresses
-        self.host = ServiceHost(
-            self.name,
-            settings,
-            database_url=cfg.database_url,
-            listen=cfg.listen,
-            bus=bus,
-            clock=clock,
-            outbox=outbox,
-            relay_name="webhooks-outbox",
+        super().__init__(
+            ServiceHost.serving(
+                self.name,
+                settings,
+                cfg,
+                bus=bus,
+                clock=clock,
+                outbox=outbox,
+                relay_name="webhooks-outbox",
+            )
         )
-        self.readiness = self.host.readiness
-        self.tracing = self.host.tracing
         self.store = SqlWebhooksStore(
             self.host.db,
             consumer=CONSUMER,
@@ -127,11 +126,6 @@ class WebhooksRuntime:
         )
         self._consumer = Consumer(self.deps)
         self.host.consume(CONSUMED_TOPICS, GROUP, self._consumer.handle)
-
-    @property
-    def port(self) -> int:
-        """The bound gRPC port (0 before start)."""
-        return self.host.port
 
     def _deliveries_added(self) -> None:
         self.worker.notify()

@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from paymesh.platform.outbox import inbox_table, outbox_table
+from paymesh.platform.rows import attributes, columns
 from paymesh.webhooks.domain import Delivery, DeliveryStatus, Endpoint, EndpointStatus
 from paymesh.webhooks.ports import EndpointRecord
 
@@ -125,7 +126,7 @@ _DELIVERY_FIELDS = (
 def endpoint_row(record: EndpointRecord) -> dict[str, Any]:
     """The endpoints row of `record`."""
     ep = record.endpoint
-    return {name: getattr(ep, name) for name in _ENDPOINT_FIELDS} | {
+    return attributes(ep, _ENDPOINT_FIELDS) | {
         "events": json.dumps(list(ep.events)),
         "status": ep.status.value,
         "secret_sealed": record.secret_sealed,
@@ -136,7 +137,7 @@ def endpoint_row(record: EndpointRecord) -> dict[str, Any]:
 def endpoint_from_row(row: Any) -> Endpoint:
     """The endpoint of an endpoints row."""
     return Endpoint(
-        **{name: row[name] for name in _ENDPOINT_FIELDS},
+        **columns(row, _ENDPOINT_FIELDS),
         events=tuple(json.loads(row["events"])),
         status=EndpointStatus(row["status"]),
     )
@@ -151,7 +152,7 @@ def record_from_row(row: Any) -> EndpointRecord:
 
 def delivery_row(delivery: Delivery) -> dict[str, Any]:
     """The deliveries row of `delivery` (its attempts are rows of their own), not leased."""
-    return {name: getattr(delivery, name) for name in _DELIVERY_FIELDS} | {
+    return attributes(delivery, _DELIVERY_FIELDS) | {
         "status": delivery.status.value,
         "lease_until_us": None,
     }
@@ -159,6 +160,4 @@ def delivery_row(delivery: Delivery) -> dict[str, Any]:
 
 def delivery_from_row(row: Any) -> Delivery:
     """The delivery of a deliveries row (without its attempts)."""
-    return Delivery(
-        **{name: row[name] for name in _DELIVERY_FIELDS}, status=DeliveryStatus(row["status"])
-    )
+    return Delivery(**columns(row, _DELIVERY_FIELDS), status=DeliveryStatus(row["status"]))

@@ -54,19 +54,6 @@ class ListField(StrEnum):
     COUNTRY = "country"
 
 
-def dimension_value(payment: DecidePayment, dimension: Dimension) -> str:
-    """The payment's value for `dimension` ("" when unknown)."""
-    match dimension:
-        case Dimension.PAYER:
-            return payment.payer_account_id
-        case Dimension.PAYEE:
-            return payment.payee_account_id
-        case Dimension.DEVICE:
-            return payment.context.device_id
-        case Dimension.IP:
-            return payment.context.ip
-
-
 def list_field_value(payment: DecidePayment, list_field: ListField) -> str:
     """The payment's value for a list rule's `list_field` ("" when unknown)."""
     match list_field:
@@ -80,6 +67,20 @@ def list_field_value(payment: DecidePayment, list_field: ListField) -> str:
             return payment.context.device_id
         case ListField.COUNTRY:
             return payment.context.country
+
+
+# The payment field that holds each dimension's value.
+_DIMENSION_FIELD = {
+    Dimension.PAYER: ListField.PAYER_ACCOUNT_ID,
+    Dimension.PAYEE: ListField.PAYEE_ACCOUNT_ID,
+    Dimension.DEVICE: ListField.DEVICE_ID,
+    Dimension.IP: ListField.IP,
+}
+
+
+def dimension_value(payment: DecidePayment, dimension: Dimension) -> str:
+    """The payment's value for `dimension` ("" when unknown)."""
+    return list_field_value(payment, _DIMENSION_FIELD[dimension])
 
 
 @dataclass(frozen=True)
