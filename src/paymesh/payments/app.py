@@ -35,7 +35,7 @@ from paymesh.payments.settings import PaymentsSettings
 from paymesh.payments.store import LIVENESS_LOCK, SqlPaymentsStore, outbox
 from paymesh.platform.bus import EventBus
 from paymesh.platform.clock import Clock, SystemClock
-from paymesh.platform.host import ServiceHost
+from paymesh.platform.host import HostedService, ServiceHost
 from paymesh.platform.locks import SessionLock
 from paymesh.platform.logging import get_logger
 from paymesh.platform.migrations import migrate_database
@@ -56,7 +56,7 @@ async def migrate(settings: PlatformSettings) -> None:
     )
 
 
-class PaymentsRuntime:
+class PaymentsRuntime(HostedService):
     """The running payments service."""
 
     name = "payments"
@@ -72,19 +72,11 @@ class PaymentsRuntime:
         self._clock = clock
         self._retry = retry or RetryPolicy()
         own = settings.section(PaymentsSettings)
-        self.host = ServiceHost(
-            self.name,
-            settings,
-            database_url=own.database_url,
-            listen=own.listen,
-            bus=bus,
-            clock=clock,
-            outbox=outbox,
+        super().__init__(
+            ServiceHost.serving(self.name, settings, own, bus=bus, clock=clock, outbox=outbox)
         )
         self.db = self.host.db
-        self.readiness = self.host.readiness
         self.relay = self.host.relay
-        self.tracing = self.host.tracing
         # PostgreSQL: replicas may run side by side; this one's steps carry its owner id,
         # and its liveness lock tells the others it is alive (see Resumer).
         self._liveness: SessionLock | None = None
@@ -93,7 +85,6 @@ class PaymentsRuntime:
             self._liveness = SessionLock(self.db, LIVENESS_LOCK, self.store.owner)
         self._channels: list[grpc.aio.Channel] = []
         self.resumer: Resumer | None = None
-        self.port = 0
         self._deps: Deps | None = None
         self._running = asyncio.Event()
         self.host.consume([TOPIC], GROUP, self._on_risk_event)
@@ -130,7 +121,7 @@ class PaymentsRuntime:
         if self._liveness is not None and not await self._liveness.held():
             raise RuntimeError("another payments process holds this one's liveness lock")
         api = servicer(deps)
-        self.port = await self.host.start(
+        await self.host.start(
             lambda server: add_PaymentsServicer_to_server(api, server),
             [SERVICE_NAME],
             self.host.checks(GROUP),

@@ -14,7 +14,7 @@ same transaction as the effect (see :mod:`paymesh.platform.outbox`).
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -37,6 +37,7 @@ from paymesh.risk.domain import (
     WindowStats,
     dimension_value,
 )
+from paymesh.risk.ports import FeatureQuery
 from paymesh.risk.tables import (
     inbox,
     list_entries,
@@ -97,15 +98,9 @@ class SqlFeatureStore:
         self._db = db
         self._consumer = consumer
 
-    async def read(
-        self,
-        payment: DecidePayment,
-        needs: FeatureNeeds,
-        *,
-        now_us: int,
-        record: bool = False,
-        lists: Sequence[tuple[str, str]] = (),
-    ) -> Features:
+    async def read(self, query: FeatureQuery) -> Features:
+        payment, needs, now_us = query.payment, query.needs, query.now_us
+        lists = query.lists
         history: PayerHistory | None = None
         matched: frozenset[tuple[str, str]] = frozenset()
         async with self._db.read() as conn:
@@ -190,7 +185,7 @@ class SqlFeatureStore:
     ) -> WindowStats:
         """One window's stats for `payment` (tests and tools)."""
         needs = FeatureNeeds(windows=frozenset({(dimension, window_s)}))
-        return (await self.read(payment, needs, now_us=now_us)).window(dimension, window_s)
+        return (await self.read(FeatureQuery(payment, needs, now_us))).window(dimension, window_s)
 
 
 async def list_matches(

@@ -106,6 +106,19 @@ class RiskStore(DecisionStore, ReviewStore, ListStore, Protocol):
     """Decisions, reviews and lists, kept together (one database)."""
 
 
+@dataclass(frozen=True)
+class FeatureQuery:
+    """What one decision asks of the feature store: the windows and history `needs`
+    names for `payment`, as of `now_us`; with `record`, also put the payment in its
+    windows; with `lists`, which (list, value) pairs are listed."""
+
+    payment: DecidePayment
+    needs: FeatureNeeds
+    now_us: int
+    record: bool = False
+    lists: Sequence[tuple[str, str]] = ()
+
+
 class FeatureStore(Protocol):
     """Velocity windows and payer history, for the rules and from the events."""
 
@@ -122,15 +135,7 @@ class FeatureStore(Protocol):
     @property
     def reads_lists(self) -> bool: ...
 
-    async def read(
-        self,
-        payment: DecidePayment,
-        needs: FeatureNeeds,
-        *,
-        now_us: int,
-        record: bool = False,
-        lists: Sequence[tuple[str, str]] = (),
-    ) -> Features:
+    async def read(self, query: FeatureQuery) -> Features:
         """The windows and history `needs` asks for; with `record` (stores that
         record with reads), also put the payment in its windows in the same atomic
         step; with `lists` (stores that read lists), which (list, value) pairs are

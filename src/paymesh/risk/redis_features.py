@@ -21,7 +21,6 @@ effect are taken together, and concurrent replicas never count twice.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -30,7 +29,6 @@ from paymesh.risk.domain import (
     AmountStats,
     DecidePayment,
     Dimension,
-    FeatureNeeds,
     Features,
     PayerHistory,
     PaymentUpdate,
@@ -38,6 +36,7 @@ from paymesh.risk.domain import (
     dimension_value,
 )
 from paymesh.risk.features import windows_by_dimension
+from paymesh.risk.ports import FeatureQuery
 
 __all__ = ["DEDUPE_TTL_S", "HISTORY_TTL_S", "RedisFeatureStore"]
 
@@ -172,15 +171,9 @@ class RedisFeatureStore:
     def _payer_key(self, tenant_id: str, payer: str) -> str:
         return f"{self._prefix}:payer:{tenant_id}:{payer}"
 
-    async def read(
-        self,
-        payment: DecidePayment,
-        needs: FeatureNeeds,
-        *,
-        now_us: int,
-        record: bool = False,
-        lists: Sequence[tuple[str, str]] = (),
-    ) -> Features:
+    async def read(self, query: FeatureQuery) -> Features:
+        payment, needs, now_us = query.payment, query.needs, query.now_us
+        record = query.record
         keys: list[str] = []
         floors: list[int] = []
         order: list[tuple[Dimension, int]] = []

@@ -33,7 +33,7 @@ from paymesh.risk.errors import (
     TenantMismatch,
 )
 from paymesh.risk.events import decision_made, review_resolved
-from paymesh.risk.ports import Deps
+from paymesh.risk.ports import Deps, FeatureQuery
 
 __all__ = [
     "RISK_ADMIN",
@@ -107,7 +107,7 @@ async def _decide(cmd: DecidePayment, rules: RuleSet, deps: Deps) -> Decision:
     with_lists = features is not None and features.reads_lists
     if features is not None and (needs.windows or needs.payer or early or with_lists):
         on_read = pairs if with_lists else []
-        reads.append(features.read(cmd, needs, now_us=now_us, record=early, lists=on_read))
+        reads.append(features.read(FeatureQuery(cmd, needs, now_us, record=early, lists=on_read)))
     if pairs and not with_lists:
         reads.append(store.matches(cmd.tenant_id, pairs))
     found = domain.Features(now_us=now_us)

@@ -29,7 +29,7 @@ from paymesh.risk.domain import (
 )
 from paymesh.risk.events import CONSUMER, record_payment_event
 from paymesh.risk.features import SqlFeatureStore
-from paymesh.risk.ports import FeatureStore
+from paymesh.risk.ports import FeatureQuery, FeatureStore
 from paymesh.risk.redis_features import RedisFeatureStore
 from paymesh.risk.service import decide_payment
 from paymesh.risk.store import SqlRiskStore
@@ -56,7 +56,7 @@ class Backend:
         self, payment: DecidePayment, dimension: Dimension, window_s: int
     ) -> WindowStats:
         needs = FeatureNeeds(windows=frozenset({(dimension, window_s)}))
-        features = await self.features.read(payment, needs, now_us=self.clock.now_us())
+        features = await self.features.read(FeatureQuery(payment, needs, self.clock.now_us()))
         return features.window(dimension, window_s)
 
 
@@ -144,7 +144,7 @@ async def test_concurrent_deliveries_of_one_event_count_it_once(backend: Backend
     results = await asyncio.gather(*(backend.deliver(e) for _ in range(8)))
     assert sorted(results) == [False] * 7 + [True]
     assert await backend.stats(pay("pay_9"), Dimension.PAYER, 3600) == WindowStats(1, 1_000)
-    features = await backend.features.read(pay("pay_9"), FeatureNeeds(payer=True), now_us=T0)
+    features = await backend.features.read(FeatureQuery(pay("pay_9"), FeatureNeeds(payer=True), T0))
     assert features.payer is not None
     assert features.payer.succeeded_count == 1
 
@@ -182,7 +182,7 @@ async def test_succeeded_payments_build_the_payers_history(backend: Backend) -> 
     await backend.deliver(
         event("pay_x", "payment.succeeded", amount=9, currency="EUR", at_us=T0 - SECOND)
     )
-    features = await backend.features.read(pay("pay_9"), FeatureNeeds(payer=True), now_us=T0)
+    features = await backend.features.read(FeatureQuery(pay("pay_9"), FeatureNeeds(payer=True), T0))
     history = features.payer
     assert history is not None
     assert (history.first_seen_us, history.succeeded_count) == (T0 - SECOND, 5)
@@ -195,7 +195,7 @@ async def test_succeeded_payments_build_the_payers_history(backend: Backend) -> 
     assert history.amounts.mean == pytest.approx(expected.mean)
     assert history.amounts.m2 == pytest.approx(expected.m2)
     none = await backend.features.read(
-        pay("pay_9", payer="acct_new"), FeatureNeeds(payer=True), now_us=T0
+        FeatureQuery(pay("pay_9", payer="acct_new"), FeatureNeeds(payer=True), T0)
     )
     assert none.payer is None
 
@@ -212,7 +212,7 @@ async def test_the_usual_country_is_the_most_frequent_of_the_decided_succeeded_p
             deps=risk_deps(backend.decisions, backend.clock, rules, backend.features),
         )
         await backend.deliver(event(f"pay_{n}", "payment.succeeded"))
-    features = await backend.features.read(pay("pay_9"), FeatureNeeds(payer=True), now_us=T0)
+    features = await backend.features.read(FeatureQuery(pay("pay_9"), FeatureNeeds(payer=True), T0))
     assert features.payer is not None
     assert features.payer.usual_country == "FR"
     # Decided, approved, recorded at decision time: five entries, not ten.
