@@ -13,11 +13,13 @@ import json
 import os
 import signal
 import ssl
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
 import typer
+import uvloop
 from rich.console import Console
 
 from paymesh.launcher import SERVICES, Platform, credentials_path
@@ -64,6 +66,14 @@ def _settings() -> Settings:
     settings = load_settings()
     configure_logging(settings.log_level, json=settings.log_json)
     return settings
+
+
+def _run_platform(settings: Settings, main: Coroutine[Any, Any, None]) -> None:
+    """Run a long-lived platform coroutine on the event loop the settings choose."""
+    if settings.event_loop == "uvloop":
+        uvloop.run(main)
+    else:
+        asyncio.run(main)
 
 
 def _stop_on_signals(stop: asyncio.Event) -> None:
@@ -135,7 +145,8 @@ async def _up(settings: Settings) -> None:
 @app.command()
 def up() -> None:
     """Start the embedded platform: every service, SQLite under var/, the gateway on :8000."""
-    asyncio.run(_up(_settings()))
+    settings = _settings()
+    _run_platform(settings, _up(settings))
 
 
 @app.command()
@@ -150,7 +161,7 @@ def serve(service: Annotated[str, typer.Argument(help=", ".join(SERVICES))]) -> 
         _stop_on_signals(stop)
         await Platform(settings, services=(service,)).serve_forever(stop)
 
-    asyncio.run(_serve())
+    _run_platform(settings, _serve())
 
 
 @app.command()

@@ -203,6 +203,10 @@ class PlatformSettings(BaseSettings):
     tls: TlsSettings = Field(default_factory=TlsSettings)
     # Deadline for one gRPC call between services, in seconds.
     rpc_deadline_s: float = 5.0
+    # The event loop of `paymesh up` and `paymesh serve`: uvloop (libuv; cheaper task
+    # switches, callbacks from threads and socket I/O: see docs/performance.md) or the
+    # standard library's asyncio loop.
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     # How long a starting process waits for its database to answer (a restart of
     # PostgreSQL, a pod scheduled before its database) before it gives up, in seconds.
     startup_timeout_s: float = Field(default=60.0, ge=0)
