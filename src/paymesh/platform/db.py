@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from time import perf_counter
 from typing import Any
@@ -26,6 +27,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from paymesh.platform import sqlite
 from paymesh.platform.metrics import DB_SQLITE_WRITE_LOCK_WAIT, DB_TRANSACTION_DURATION
 
 __all__ = ["Database"]
@@ -48,8 +50,12 @@ class Database:
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            # One thread hand-off per statement, not four (platform/sqlite.py).
             self.engine = create_async_engine(
-                url, pool_size=pool_size, max_overflow=0, connect_args={"timeout": 30}
+                url,
+                pool_size=pool_size,
+                max_overflow=0,
+                async_creator=partial(sqlite.connect, parsed.database or ":memory:", timeout=30),
             )
             _configure_sqlite(self.engine)
         else:
