@@ -9,10 +9,10 @@ from prometheus_client import REGISTRY
 
 from paymesh.contracts.events import PAYMENT_SUCCEEDED, Event
 from paymesh.platform.bus import InProcessBus
-from paymesh.platform.clock import FixedClock
 from paymesh.platform.db import Database
 from paymesh.platform.kafka import KafkaBus, KafkaOptions
 from paymesh.platform.outbox import OutboxRelay, append, outbox_table
+from tests.fakes.clock import FixedClock
 
 
 def _event(n: int) -> Event:

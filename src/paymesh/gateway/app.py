@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Generator
 from pathlib import Path
 
 import grpc
@@ -24,6 +21,7 @@ from paymesh.platform.bus import EventBus
 from paymesh.platform.clock import Clock, SystemClock
 from paymesh.platform.db import Database
 from paymesh.platform.health import Check, Readiness, database_check
+from paymesh.platform.http_server import HttpServer
 from paymesh.platform.logging import get_logger
 from paymesh.platform.loops import Periodic
 from paymesh.platform.migrations import upgrade
@@ -50,14 +48,6 @@ async def migrate(settings: PlatformSettings) -> None:
         await db.dispose()
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without its signal handlers: the process owner stops us via stop()."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
-
-
 class GatewayRuntime:
     """The running gateway: HTTP server, database, channels to the services."""
 
@@ -72,8 +62,7 @@ class GatewayRuntime:
         self._clock = clock or SystemClock()
         self._db: Database | None = None
         self._channels: list[grpc.aio.Channel] = []
-        self._server: _Server | None = None
-        self._serve_task: asyncio.Task[None] | None = None
+        self._server: HttpServer | None = None
         self._purge = Periodic(
             "idempotency-purge", self._purge_expired, interval_s=PURGE_INTERVAL_S
         )
@@ -141,15 +130,12 @@ class GatewayRuntime:
             ssl_certfile=g.tls_cert_file or None,
             ssl_keyfile=g.tls_key_file or None,
         )
-        self._server = _Server(config)
-        self._serve_task = asyncio.create_task(self._server.serve(), name="gateway-http")
-        while not self._server.started:
-            if self._serve_task.done():
-                await self.stop()
-                raise RuntimeError(f"gateway cannot listen on {g.host}:{g.port}")
-            await asyncio.sleep(0.01)
-        sockets = self._server.servers[0].sockets
-        self.port = int(sockets[0].getsockname()[1])
+        self._server = HttpServer(config, name=f"gateway on {g.host}:{g.port}")
+        try:
+            self.port = await self._server.start()
+        except RuntimeError:
+            await self.stop()
+            raise RuntimeError(f"gateway cannot listen on {g.host}:{g.port}") from None
         self._purge.start()
         log.info("gateway_started", host=g.host, port=self.port)
 
@@ -162,11 +148,9 @@ class GatewayRuntime:
         """Finish requests in flight, stop serving, close channels and the database."""
         await self.readiness.stop()
         await self._purge.stop()
-        if self._server is not None and self._serve_task is not None:
-            self._server.should_exit = True
-            with contextlib.suppress(SystemExit, Exception):
-                await self._serve_task
-        self._server = self._serve_task = None
+        if self._server is not None:
+            await self._server.stop()
+        self._server = None
         if self._limiter is not None:
             await self._limiter.aclose()
             self._limiter = None

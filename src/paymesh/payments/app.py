@@ -24,12 +24,11 @@ from pathlib import Path
 
 import grpc
 
-from paymesh.contracts.events import Event
 from paymesh.contracts.payments.v1.payments_pb2_grpc import add_PaymentsServicer_to_server
 from paymesh.payments.adapters import GrpcLedgerClient, GrpcRiskClient
 from paymesh.payments.api import SERVICE_NAME, servicer
 from paymesh.payments.bank import SimulatedBank
-from paymesh.payments.events import GROUP, TOPIC, apply_review_event
+from paymesh.payments.events import GROUP, TOPIC, review_events_handler
 from paymesh.payments.saga import Deps, Resumer, RetryPolicy
 from paymesh.payments.settings import PaymentsSettings
 from paymesh.payments.store import LIVENESS_LOCK, SqlPaymentsStore, outbox
@@ -87,14 +86,13 @@ class PaymentsRuntime(HostedService):
         self.resumer: Resumer | None = None
         self._deps: Deps | None = None
         self._running = asyncio.Event()
-        self.host.consume([TOPIC], GROUP, self._on_risk_event)
+        self.host.consume(
+            [TOPIC], GROUP, review_events_handler(self._started, running=self._running)
+        )
 
-    async def _on_risk_event(self, event: Event) -> None:
-        # Delivered from the bus's own task; a stopped service never acks (the
-        # bus cancels the wait when it stops, so the event is delivered again).
-        await self._running.wait()
-        assert self._deps is not None
-        await apply_review_event(event, deps=self._deps)
+    def _started(self) -> Deps:
+        assert self._deps is not None, "the service has not started"
+        return self._deps
 
     async def start(self) -> None:
         """Open the channels, serve, relay the outbox and resume unfinished sagas."""

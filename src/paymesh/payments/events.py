@@ -31,6 +31,7 @@ imports nothing of risk, and fields it does not know are ignored.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from paymesh.contracts.events import (
     REVIEW_APPROVED,
@@ -45,6 +46,7 @@ from paymesh.payments import domain
 from paymesh.payments.domain import Payment, Resolution, ReviewResolved
 from paymesh.payments.messages import payment_events
 from paymesh.payments.saga import RESUMER_CLIENT_ID, Deps, leased, run_payment
+from paymesh.platform.bus import Handler
 from paymesh.platform.identity import Caller
 from paymesh.platform.logging import get_logger
 
@@ -53,6 +55,7 @@ __all__ = [
     "GROUP",
     "TOPIC",
     "apply_review_event",
+    "review_events_handler",
     "review_resolved",
 ]
 
@@ -173,3 +176,18 @@ async def apply_review_event(event: Event, *, deps: Deps) -> Payment | None:
     except Exception:  # the step is recorded: the Resumer carries on
         log.exception("review_step_failed", payment_id=new.id)
         return new
+
+
+def review_events_handler(deps: Callable[[], Deps], *, running: asyncio.Event) -> Handler:
+    """The handler of risk's review events: each waits until `running` is set, then
+    applies the resolution with the service's `deps()` (built when it starts).
+
+    Events are delivered from the bus's own task; a stopped service never acks (the
+    bus cancels the wait when it stops, so the event is delivered again).
+    """
+
+    async def handle(event: Event) -> None:
+        await running.wait()
+        await apply_review_event(event, deps=deps())
+
+    return handle

@@ -14,17 +14,16 @@ on uvicorn inside the process's event loop.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import socket
-from collections.abc import Generator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import uvicorn
 from prometheus_client import make_asgi_app
 
 from paymesh.platform.health import Readiness
+from paymesh.platform.http_server import HttpServer
 from paymesh.platform.logging import get_logger
 
 __all__ = ["AdminServer", "split_listen"]
@@ -47,14 +46,6 @@ def split_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without its signal handlers: the process owner stops us via stop()."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
-
-
 class AdminServer:
     """One admin listener on `listen`, reporting the readiness of `services`."""
 
@@ -63,8 +54,7 @@ class AdminServer:
         self.services = tuple(services)
         self._readiness: dict[str, Readiness] = {}
         self._metrics = make_asgi_app()
-        self._server: _Server | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._server: HttpServer | None = None
         self.port = 0
 
     def attach(self, readiness: Readiness) -> None:
@@ -116,24 +106,16 @@ class AdminServer:
         # (uvicorn would raise SystemExit from inside its task).
         sock = _bind(host, port)
         self.port = int(sock.getsockname()[1])
-        self._server = _Server(config)
-        serve = self._server.serve(sockets=[sock])
-        self._task = asyncio.create_task(serve, name=f"admin-{self.listen}")
-        while not self._server.started:
-            if self._task.done():
-                await self.stop()
-                raise RuntimeError(f"the admin listener on {self.listen} did not start")
-            await asyncio.sleep(0.01)
+        self._server = HttpServer(config, name=f"the admin listener on {self.listen}")
+        await self._server.start([sock])
         log.info("admin_listening", address=f"{host}:{self.port}", services=self.services)
         return self.port
 
     async def stop(self) -> None:
         """Stop serving."""
-        if self._server is not None and self._task is not None:
-            self._server.should_exit = True
-            with contextlib.suppress(SystemExit, Exception):
-                await self._task
-        self._server = self._task = None
+        if self._server is not None:
+            await self._server.stop()
+        self._server = None
 
 
 def _bind(host: str, port: int) -> socket.socket:

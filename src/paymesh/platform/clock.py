@@ -6,7 +6,7 @@ import secrets
 import time
 from typing import Protocol
 
-__all__ = ["Clock", "FixedClock", "SystemClock", "new_id"]
+__all__ = ["Clock", "SystemClock", "new_id"]
 
 
 class Clock(Protocol):
@@ -20,19 +20,6 @@ class SystemClock:
 
     def now_us(self) -> int:
         return time.time_ns() // 1_000
-
-
-class FixedClock:
-    """A clock that moves only when told to (tests)."""
-
-    def __init__(self, now_us: int = 1_700_000_000_000_000) -> None:
-        self.value = now_us
-
-    def now_us(self) -> int:
-        return self.value
-
-    def advance(self, seconds: float) -> None:
-        self.value += int(seconds * 1_000_000)
 
 
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"

@@ -43,6 +43,7 @@ from paymesh.risk.tables import (
     list_entries,
     payer_countries,
     payer_stats,
+    payer_stats_from_row,
     payers,
     velocity,
 )
@@ -171,7 +172,7 @@ class SqlFeatureStore:
                     )
                 )
             ).first()
-        return None if row is None else PayerStats(**row._mapping)
+        return None if row is None else payer_stats_from_row(row)
 
     async def history(
         self, tenant_id: str, payer_account_id: str, currency: str

@@ -46,6 +46,7 @@ from paymesh.risk.tables import (
     decision_values,
     decisions,
     list_entries,
+    list_entry_from_row,
     outbox,
     review_from_row,
     review_values,
@@ -247,7 +248,7 @@ class SqlRiskStore:
                     )
                 )
             ).one()
-        return ListEntry(**row._mapping)
+        return list_entry_from_row(row)
 
     async def remove_entry(self, tenant_id: str, list_name: str, value: str) -> bool:
         l = list_entries.c  # noqa: E741
@@ -277,7 +278,7 @@ class SqlRiskStore:
         query = query.order_by(l.list, l.value).limit(limit + 1)
         async with self._db.read() as conn:
             rows = (await conn.execute(query)).all()
-        entries = [ListEntry(**row._mapping) for row in rows]
+        entries = [list_entry_from_row(row) for row in rows]
         return entries[:limit], len(entries) > limit
 
     async def matches(

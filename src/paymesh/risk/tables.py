@@ -15,7 +15,9 @@ from paymesh.platform.rows import attributes, columns
 from paymesh.risk.domain import (
     DECISION_VALUES,
     Decision,
+    ListEntry,
     Outcome,
+    PayerStats,
     PaymentContext,
     Reason,
     Review,
@@ -28,10 +30,12 @@ __all__ = [
     "decisions",
     "inbox",
     "list_entries",
+    "list_entry_from_row",
     "metadata",
     "outbox",
     "payer_countries",
     "payer_stats",
+    "payer_stats_from_row",
     "payers",
     "review_from_row",
     "review_values",
@@ -183,3 +187,13 @@ def review_from_row(row: Mapping[Any, Any]) -> Review:
         status=ReviewStatus(row["status"]),
         **columns(row, _REVIEW_FIELDS),
     )
+
+
+def list_entry_from_row(row: Any) -> ListEntry:
+    """The block/allow list entry a row of `list_entries` holds."""
+    return ListEntry(**row._mapping)
+
+
+def payer_stats_from_row(row: Any) -> PayerStats:
+    """The payer statistics a row of `payer_stats` holds."""
+    return PayerStats(**row._mapping)

@@ -42,6 +42,7 @@ from paymesh.webhooks.domain import (
 )
 from paymesh.webhooks.ports import EndpointRecord, StoredEvent
 from paymesh.webhooks.tables import (
+    attempt_from_row,
     attempts,
     deliveries,
     delivery_from_row,
@@ -49,6 +50,7 @@ from paymesh.webhooks.tables import (
     endpoint_from_row,
     endpoint_row,
     endpoints,
+    event_from_row,
     events,
     inbox,
     outbox,
@@ -199,7 +201,7 @@ class SqlWebhooksStore:
             row = (await conn.execute(sa.select(events).where(events.c.id == event_id))).first()
         if row is None:
             return None
-        return StoredEvent(row.id, row.tenant_id, row.type, row.payload.encode())
+        return event_from_row(row)
 
     async def add_delivery(self, delivery: Delivery) -> Delivery:
         """Add a new delivery (a resend)."""
@@ -524,7 +526,5 @@ async def _with_attempts(conn: AsyncConnection, found: Sequence[Delivery]) -> li
     ).all()
     by_delivery: dict[str, list[Attempt]] = {}
     for r in rows:
-        by_delivery.setdefault(r.delivery_id, []).append(
-            Attempt(r.number, r.started_at_us, r.status_code, r.latency_ms, r.error)
-        )
+        by_delivery.setdefault(r.delivery_id, []).append(attempt_from_row(r))
     return [replace(x, attempts=tuple(by_delivery.get(x.id, ()))) for x in found]

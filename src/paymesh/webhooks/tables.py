@@ -10,8 +10,8 @@ import sqlalchemy as sa
 
 from paymesh.platform.outbox import inbox_table, outbox_table
 from paymesh.platform.rows import attributes, columns
-from paymesh.webhooks.domain import Delivery, DeliveryStatus, Endpoint, EndpointStatus
-from paymesh.webhooks.ports import EndpointRecord
+from paymesh.webhooks.domain import Attempt, Delivery, DeliveryStatus, Endpoint, EndpointStatus
+from paymesh.webhooks.ports import EndpointRecord, StoredEvent
 
 __all__ = [
     "attempts",
@@ -161,3 +161,13 @@ def delivery_row(delivery: Delivery) -> dict[str, Any]:
 def delivery_from_row(row: Any) -> Delivery:
     """The delivery of a deliveries row (without its attempts)."""
     return Delivery(**columns(row, _DELIVERY_FIELDS), status=DeliveryStatus(row["status"]))
+
+
+def event_from_row(row: Any) -> StoredEvent:
+    """The received event a row of `events` holds."""
+    return StoredEvent(row.id, row.tenant_id, row.type, row.payload.encode())
+
+
+def attempt_from_row(row: Any) -> Attempt:
+    """The attempt a row of `attempts` holds."""
+    return Attempt(row.number, row.started_at_us, row.status_code, row.latency_ms, row.error)

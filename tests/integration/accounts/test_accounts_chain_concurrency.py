@@ -14,9 +14,9 @@ from paymesh.accounts.audit import verify
 from paymesh.accounts.domain import Account, AccountFlags, Transfer, TransferFlags, TransferResult
 from paymesh.accounts.groupcommit import GroupCommitStore
 from paymesh.accounts.store import SqlAccountsStore
-from paymesh.platform.clock import FixedClock
 from paymesh.platform.db import Database
 from paymesh.platform.migrations import upgrade
+from tests.fakes.clock import FixedClock
 
 pytestmark = pytest.mark.postgres
 

@@ -11,9 +11,9 @@ from paymesh.accounts.app import MIGRATIONS
 from paymesh.accounts.domain import Account, AccountFlags, Transfer, TransferFlags, TransferResult
 from paymesh.accounts.groupcommit import GroupCommitStore
 from paymesh.accounts.store import SqlAccountsStore
-from paymesh.platform.clock import FixedClock
 from paymesh.platform.db import Database
 from paymesh.platform.migrations import upgrade
+from tests.fakes.clock import FixedClock
 
 R = TransferResult
 NO_OVERDRAFT = AccountFlags(debits_must_not_exceed_credits=True)

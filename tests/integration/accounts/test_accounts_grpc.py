@@ -16,10 +16,10 @@ from paymesh.contracts.accounts.v1 import accounts_pb2 as pb
 from paymesh.contracts.accounts.v1 import accounts_pb2_grpc as pb_grpc
 from paymesh.contracts.events import TOPIC_ACCOUNTS, Event
 from paymesh.platform.bus import InProcessBus
-from paymesh.platform.clock import FixedClock
 from paymesh.platform.identity import Caller
 from paymesh.platform.rpc import error_code, open_channel
 from paymesh.settings import Settings
+from tests.fakes.clock import FixedClock
 
 ALICE = Caller(tenant_id="ten_alice", client_id="cli_a", scopes=frozenset({"accounts:write"}))
 MALLORY = Caller(tenant_id="ten_mallory", client_id="cli_m")

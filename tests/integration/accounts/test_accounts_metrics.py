@@ -15,9 +15,9 @@ from paymesh.accounts.audit import PeriodicVerify, verify
 from paymesh.accounts.domain import Account, AccountFlags, Transfer, TransferResult
 from paymesh.accounts.groupcommit import GroupCommitStore
 from paymesh.accounts.store import SqlAccountsStore
-from paymesh.platform.clock import FixedClock
 from paymesh.platform.db import Database
 from paymesh.platform.migrations import upgrade
+from tests.fakes.clock import FixedClock
 
 T = "ten_a"
 NOW = 1_700_000_000_000_000

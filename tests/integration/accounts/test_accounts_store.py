@@ -25,9 +25,9 @@ from paymesh.accounts.ports import Deps
 from paymesh.accounts.service import ExpirySweeper
 from paymesh.accounts.store import SqlAccountsStore
 from paymesh.accounts.tables import metadata, outbox, transfers
-from paymesh.platform.clock import FixedClock
 from paymesh.platform.db import Database
 from paymesh.platform.migrations import upgrade
+from tests.fakes.clock import FixedClock
 
 R = TransferResult
 T = "ten_a"

@@ -20,11 +20,11 @@ from paymesh.gateway.security import load_private_key, sign
 from paymesh.gateway.service import CreateClient, CreateTenant, create_client, create_tenant
 from paymesh.gateway.settings import GatewaySettings
 from paymesh.gateway.store import SqlGatewayStore
-from paymesh.platform.clock import FixedClock
 from paymesh.platform.db import Database
 from paymesh.platform.migrations import upgrade
 from paymesh.settings import Settings
 from tests.fakes.accounts import FakeAccounts
+from tests.fakes.clock import FixedClock
 from tests.fakes.payments import FakePayments
 from tests.integration.gateway.conftest import FAST_SCRYPT
 

@@ -20,11 +20,11 @@ from paymesh.gateway.ratelimit import MemoryRateLimiter, Policy
 from paymesh.gateway.security import load_private_key
 from paymesh.gateway.settings import GatewaySettings
 from paymesh.gateway.store import SqlGatewayStore
-from paymesh.platform.clock import FixedClock
 from paymesh.platform.db import Database
 from paymesh.platform.migrations import upgrade
 from paymesh.settings import Settings
 from tests.fakes.accounts import FakeAccounts
+from tests.fakes.clock import FixedClock
 from tests.fakes.payments import FakePayments
 from tests.integration.gateway.conftest import Harness
 

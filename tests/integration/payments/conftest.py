@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from paymesh.payments.app import MIGRATIONS
 from paymesh.payments.saga import Deps, RetryPolicy
 from paymesh.payments.store import SqlPaymentsStore, outbox
-from paymesh.platform.clock import FixedClock
 from paymesh.platform.db import Database
 from paymesh.platform.migrations import upgrade
+from tests.fakes.clock import FixedClock
 from tests.fakes.payments_ports import FakeLedger, FakeRisk
 
 # No sleeping between inline retries in tests; the Resumer is driven by hand.

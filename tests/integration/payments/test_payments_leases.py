@@ -14,11 +14,11 @@ from paymesh.payments.app import MIGRATIONS
 from paymesh.payments.domain import CaptureMethod, CreatePayment, Payment, Step
 from paymesh.payments.saga import Deps, Resumer, RetryPolicy, leased, run_payment
 from paymesh.payments.store import LIVENESS_LOCK, SqlPaymentsStore
-from paymesh.platform.clock import FixedClock
 from paymesh.platform.db import Database
 from paymesh.platform.identity import Caller
 from paymesh.platform.locks import SessionLock
 from paymesh.platform.migrations import upgrade
+from tests.fakes.clock import FixedClock
 from tests.fakes.payments_ports import FakeLedger, FakeRisk
 
 FAST = RetryPolicy(inline_attempts=3, inline_wait_s=0, inline_wait_max_s=0)

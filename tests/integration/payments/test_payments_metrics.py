@@ -23,8 +23,8 @@ from paymesh.payments.domain import (
     Step,
 )
 from paymesh.payments.saga import Deps, Resumer
-from paymesh.platform.clock import FixedClock
 from paymesh.platform.identity import Caller
+from tests.fakes.clock import FixedClock
 from tests.fakes.payments_ports import FakeLedger, FakeRisk
 
 ALICE = Caller(tenant_id="ten_a", client_id="cli_a")

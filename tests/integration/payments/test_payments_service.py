@@ -29,9 +29,9 @@ from paymesh.payments.errors import (
 )
 from paymesh.payments.saga import Deps, Resumer
 from paymesh.payments.store import SqlPaymentsStore
-from paymesh.platform.clock import FixedClock
 from paymesh.platform.db import Database
 from paymesh.platform.identity import Caller
+from tests.fakes.clock import FixedClock
 from tests.fakes.payments_ports import FakeLedger, FakeRisk
 
 ALICE = Caller(tenant_id="ten_a", client_id="cli_a")

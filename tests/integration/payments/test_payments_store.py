@@ -34,10 +34,10 @@ from paymesh.payments.errors import AmountExceedsRefundable, InvalidRequest
 from paymesh.payments.messages import payment_events, topup_events
 from paymesh.payments.saga import Deps
 from paymesh.payments.store import SqlPaymentsStore, metadata
-from paymesh.platform.clock import FixedClock
 from paymesh.platform.db import Database
 from paymesh.platform.identity import Caller
 from paymesh.platform.migrations import upgrade
+from tests.fakes.clock import FixedClock
 from tests.fakes.payments_ports import FakeLedger, FakeRisk
 
 NOW = 1_700_000_000_000_000

@@ -18,8 +18,8 @@ from paymesh.payments.errors import InvalidState, NotFound
 from paymesh.payments.flows import FLOWS
 from paymesh.payments.flows.topup_reversal import TopupReversal, TopupReversalStatus
 from paymesh.payments.saga import Deps, Resumer, leased
-from paymesh.platform.clock import FixedClock
 from paymesh.platform.identity import Caller
+from tests.fakes.clock import FixedClock
 from tests.fakes.payments_ports import FakeLedger
 
 ALICE = Caller(tenant_id="ten_a", client_id="cli_a")

@@ -19,7 +19,6 @@ from structlog.testing import capture_logs
 from paymesh.contracts.events import TOPIC_RISK, Event
 from paymesh.contracts.risk.v1 import risk_pb2, risk_pb2_grpc
 from paymesh.platform.bus import InProcessBus
-from paymesh.platform.clock import FixedClock
 from paymesh.platform.db import Database
 from paymesh.platform.identity import Caller
 from paymesh.platform.rpc import caller_options, error_code, open_channel
@@ -29,6 +28,7 @@ from paymesh.risk.errors import RulesInvalid
 from paymesh.risk.tables import outbox
 from paymesh.settings import Settings
 from tests.conftest import free_port
+from tests.fakes.clock import FixedClock
 
 ADMIN = Caller(tenant_id="ten_alice", client_id="cli_ops", scopes=frozenset({"risk:admin"}))
 ALICE = Caller(tenant_id="ten_alice", client_id="cli_a", scopes=frozenset({"payments:write"}))

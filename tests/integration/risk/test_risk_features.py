@@ -14,7 +14,6 @@ import pytest
 import redis.asyncio as aioredis
 
 from paymesh.contracts.events import Event, format_time
-from paymesh.platform.clock import FixedClock
 from paymesh.platform.db import Database
 from paymesh.platform.migrations import upgrade
 from paymesh.risk.app import MIGRATIONS
@@ -33,6 +32,7 @@ from paymesh.risk.ports import FeatureQuery, FeatureStore
 from paymesh.risk.redis_features import RedisFeatureStore
 from paymesh.risk.service import decide_payment
 from paymesh.risk.store import SqlRiskStore
+from tests.fakes.clock import FixedClock
 from tests.fakes.risk import risk_caller, risk_deps
 
 NO_RULES = amount_limit_rules({}, 10**9)

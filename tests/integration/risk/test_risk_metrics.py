@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 import pytest
 from prometheus_client import REGISTRY
 
-from paymesh.platform.clock import FixedClock
 from paymesh.platform.db import Database
 from paymesh.platform.migrations import upgrade
 from paymesh.risk.app import MIGRATIONS
@@ -16,6 +15,7 @@ from paymesh.risk.domain import DecidePayment, Outcome
 from paymesh.risk.rules import parse_rules
 from paymesh.risk.service import decide_payment
 from paymesh.risk.store import SqlRiskStore
+from tests.fakes.clock import FixedClock
 from tests.fakes.risk import risk_caller, risk_deps
 
 RULES = parse_rules(b"""

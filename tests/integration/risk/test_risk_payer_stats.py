@@ -12,7 +12,6 @@ import sqlalchemy as sa
 
 from paymesh.contracts.events import TOPIC_PAYMENTS, Event
 from paymesh.platform.bus import InProcessBus
-from paymesh.platform.clock import FixedClock
 from paymesh.platform.db import Database
 from paymesh.platform.migrations import upgrade
 from paymesh.risk import app
@@ -24,6 +23,7 @@ from paymesh.risk.store import SqlRiskStore
 from paymesh.risk.tables import inbox
 from paymesh.settings import Settings
 from tests.conftest import free_port
+from tests.fakes.clock import FixedClock
 from tests.fakes.risk import risk_deps
 
 RULES = amount_limit_rules({}, 1_000_000)

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 import pytest
 import sqlalchemy as sa
 
-from paymesh.platform.clock import FixedClock
 from paymesh.platform.db import Database
 from paymesh.platform.identity import Caller
 from paymesh.platform.migrations import upgrade
@@ -30,6 +29,7 @@ from paymesh.risk.ports import Deps
 from paymesh.risk.service import ResolveReview, decide_payment, expire_reviews, resolve_review
 from paymesh.risk.store import SqlRiskStore
 from paymesh.risk.tables import outbox
+from tests.fakes.clock import FixedClock
 
 REVIEW_ALL = RuleSet(
     rules=(

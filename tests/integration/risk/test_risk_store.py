@@ -12,7 +12,6 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from paymesh.contracts.events import TOPIC_RISK
-from paymesh.platform.clock import FixedClock
 from paymesh.platform.db import Database
 from paymesh.platform.migrations import upgrade
 from paymesh.risk.app import MIGRATIONS
@@ -21,6 +20,7 @@ from paymesh.risk.events import decision_made
 from paymesh.risk.service import decide_payment
 from paymesh.risk.store import SqlRiskStore
 from paymesh.risk.tables import decisions, metadata, outbox
+from tests.fakes.clock import FixedClock
 from tests.fakes.risk import risk_caller, risk_deps
 
 RULES = amount_limit_rules({"USD": 1_000}, 1_000)

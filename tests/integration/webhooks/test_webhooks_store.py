@@ -12,7 +12,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from paymesh.contracts.events import Event
-from paymesh.platform.clock import Clock, FixedClock
+from paymesh.platform.clock import Clock
 from paymesh.platform.db import Database
 from paymesh.platform.migrations import upgrade
 from paymesh.webhooks.app import MIGRATIONS
@@ -31,6 +31,7 @@ from paymesh.webhooks.sealing import SecretBox
 from paymesh.webhooks.service import record_event
 from paymesh.webhooks.store import SqlWebhooksStore
 from paymesh.webhooks.tables import deliveries, endpoints, inbox, metadata, outbox
+from tests.fakes.clock import FixedClock
 from tests.integration.webhooks.conftest import payment_event
 
 T0 = 1_767_225_600_000_000

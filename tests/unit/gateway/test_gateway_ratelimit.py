@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from paymesh.gateway.limits import rate_limit_headers
 from paymesh.gateway.ratelimit import BucketState, MemoryRateLimiter, Policy, give_back, take
-from paymesh.platform.clock import FixedClock
+from tests.fakes.clock import FixedClock
 
 POLICY = Policy(capacity=5, rate_per_s=2.0, name="client")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from paymesh.contracts.events import Event
-from paymesh.platform.clock import FixedClock
 from paymesh.risk.domain import DecidePayment, Decision, Outcome, amount_limit_rules
 from paymesh.risk.errors import DecisionNotFound
 from paymesh.risk.service import decide_payment, get_decision
+from tests.fakes.clock import FixedClock
 from tests.fakes.risk import risk_caller, risk_deps
 
 
