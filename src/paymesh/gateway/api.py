@@ -144,17 +144,15 @@ def create_app(
         keys=keys
         or KeyRing(
             store,
-            passphrase=settings.section(GatewaySettings).secret_key.get_secret_value().encode(),
+            passphrase=g.secret_key.get_secret_value().encode(),
             clock=clock,
-            token_ttl_s=settings.section(GatewaySettings).token_ttl_s,
+            token_ttl_s=g.token_ttl_s,
         ),
         clients=ClientCache(store, clock=clock),
         accounts=Client(accounts, service="accounts", deadline_s=settings.rpc_deadline_s),
         payments=Client(payments, service="payments", deadline_s=settings.rpc_deadline_s),
         clock=clock,
-        sealer=ResponseSealer(
-            settings.section(GatewaySettings).secret_key.get_secret_value().encode()
-        ),
+        sealer=ResponseSealer(g.secret_key.get_secret_value().encode()),
         limiter=limiter,
         auth_failures=Policy(
             capacity=g.auth_failure_burst, rate_per_s=g.auth_failure_per_s, name="auth-failures"
@@ -170,8 +168,8 @@ def create_app(
     )
     app.add_middleware(
         LimitsMiddleware,
-        max_body_bytes=settings.section(GatewaySettings).max_body_bytes,
-        timeout_s=settings.section(GatewaySettings).request_timeout_s,
+        max_body_bytes=g.max_body_bytes,
+        timeout_s=g.request_timeout_s,
     )
     install_problem_handlers(app)  # its ProblemMiddleware wraps LimitsMiddleware
     # Outermost of ours: times every answer as the client gets it, the inner ones' too.

@@ -24,7 +24,7 @@ from paymesh.platform.health import Check, Readiness, database_check
 from paymesh.platform.http_server import HttpServer
 from paymesh.platform.logging import get_logger
 from paymesh.platform.loops import Periodic
-from paymesh.platform.migrations import upgrade
+from paymesh.platform.migrations import migrate_database
 from paymesh.platform.rpc import open_channel
 from paymesh.platform.settings import PlatformSettings
 from paymesh.platform.tracing import Tracing
@@ -41,11 +41,9 @@ PURGE_INTERVAL_S = 600.0
 
 async def migrate(settings: PlatformSettings) -> None:
     """Bring the gateway's database to the latest schema."""
-    db = Database(settings.section(GatewaySettings).database_url, service="gateway")
-    try:
-        await upgrade(db, MIGRATIONS)
-    finally:
-        await db.dispose()
+    await migrate_database(
+        settings.section(GatewaySettings).database_url, MIGRATIONS, service="gateway"
+    )
 
 
 class GatewayRuntime:
