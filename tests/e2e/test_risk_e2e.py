@@ -78,17 +78,26 @@ async def risky_platform(
     """The embedded platform deciding with the rules file `rules` (reloaded every 0.1 s)."""
     rules_file = tmp_path / "rules.yaml"
     write_rules(rules_file, rules)
+    # Every listener on a port picked beforehand: an admin listener on port 0 could be
+    # given one of the ports picked for the services.
+    admin = f"127.0.0.1:{ports['admin']}"
     settings = Settings(
         var_dir=tmp_path / "var",
-        accounts={"listen": f"127.0.0.1:{ports['accounts']}"},
+        accounts={"listen": f"127.0.0.1:{ports['accounts']}", "admin_listen": admin},
         risk={
             "listen": f"127.0.0.1:{ports['risk']}",
             "rules_file": str(rules_file),
             "rules_reload_interval_s": 0.1,
+            "admin_listen": admin,
             **risk,
         },
-        payments={"listen": f"127.0.0.1:{ports['payments']}", "resume_interval_s": 0.5},
-        gateway={"port": ports["gateway"]},
+        payments={
+            "listen": f"127.0.0.1:{ports['payments']}",
+            "resume_interval_s": 0.5,
+            "admin_listen": admin,
+        },
+        webhooks={"listen": f"127.0.0.1:{ports['webhooks']}", "admin_listen": admin},
+        gateway={"port": ports["gateway"], "admin_listen": admin},
     )
     platform = Platform(settings)
     await platform.start()

@@ -28,11 +28,18 @@ MALLORY = Caller(tenant_id="ten_mallory", client_id="cli_mallory").metadata()
 
 
 def _settings(tmp_path: Path, ports: dict[str, int]) -> Settings:
+    # Every listener on a port picked beforehand: an admin listener on port 0 could be
+    # given one of the ports picked for the services.
+    admin = f"127.0.0.1:{ports['admin']}"
     return Settings(
         var_dir=tmp_path,
-        accounts={"listen": f"127.0.0.1:{ports['accounts']}"},
-        risk={"listen": f"127.0.0.1:{ports['risk']}"},
-        payments={"listen": f"127.0.0.1:{ports['payments']}", "resume_interval_s": 0.1},
+        accounts={"listen": f"127.0.0.1:{ports['accounts']}", "admin_listen": admin},
+        risk={"listen": f"127.0.0.1:{ports['risk']}", "admin_listen": admin},
+        payments={
+            "listen": f"127.0.0.1:{ports['payments']}",
+            "resume_interval_s": 0.1,
+            "admin_listen": admin,
+        },
     )
 
 
