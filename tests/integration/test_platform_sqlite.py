@@ -1,9 +1,17 @@
-"""The SQLite driver of the platform: one hand-off per statement, and SQLAlchemy sees
-what it would see through plain aiosqlite (rows, counts, ids, errors, transactions)."""
+"""SQLite in the platform: a service's transactions run on the event loop's thread and
+hand a thread only what may wait; the aiosqlite driver (migrations, long reads) costs one
+hand-off per statement; SQLAlchemy sees what it would see through plain aiosqlite (rows,
+counts, ids, errors, transactions)."""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -93,3 +101,132 @@ async def test_a_statement_costs_one_hand_off(tmp_path: Path) -> None:
         assert len(handed) == 3
     finally:
         await connection.close()
+
+
+@contextmanager
+def _threads_of_statements() -> Iterator[list[tuple[str, str]]]:
+    """(thread name, statement or "COMMIT") of everything SQLAlchemy runs meanwhile."""
+    seen: list[tuple[str, str]] = []
+
+    def statement(conn: Any, cursor: Any, sql: str, *rest: Any) -> None:
+        seen.append((threading.current_thread().name, sql.split()[0]))
+
+    def commit(conn: Any) -> None:
+        seen.append((threading.current_thread().name, "COMMIT"))
+
+    sa.event.listen(sa.Engine, "before_cursor_execute", statement)
+    sa.event.listen(sa.Engine, "commit", commit)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(sa.Engine, "before_cursor_execute", statement)
+        sa.event.remove(sa.Engine, "commit", commit)
+
+
+async def test_a_transaction_runs_on_the_event_loops_thread_while_commits_are_quick(
+    db: Database,
+) -> None:
+    loop_thread = threading.current_thread().name
+    with _threads_of_statements() as seen:
+        async with db.transaction() as conn:
+            await conn.execute(items.insert().values(name="a"))
+        async with db.read() as conn:
+            assert (await conn.execute(sa.select(items.c.name))).scalars().all() == ["a"]
+    assert [what for _, what in seen] == ["INSERT", "COMMIT", "BEGIN", "SELECT", "COMMIT"]
+    assert {thread for thread, _ in seen} == {loop_thread}
+
+
+async def test_slow_commits_are_made_on_a_thread(db: Database) -> None:
+    loop_thread = threading.current_thread().name
+    db.inline_commit_max_s = 0.0  # as if every fsync took long
+    with _threads_of_statements() as seen:
+        async with db.transaction() as conn:
+            await conn.execute(items.insert().values(name="a"))
+    assert [what for _, what in seen] == ["INSERT", "COMMIT"]
+    assert seen[0][0] == loop_thread
+    assert seen[1][0].startswith("sqlite-test")
+
+
+# About half a second of SQLite's own work.
+_SLOW = sa.text(
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000000) "
+    "SELECT count(*) FROM c"
+)
+
+
+async def _ticks_during(read: Any) -> int:
+    ticks = 0
+    done = False
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not done:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0.02)
+    ticks = 0
+    async with read as conn:
+        assert (await conn.execute(_SLOW)).scalar() == 2_000_000
+    done = True
+    await task
+    return ticks
+
+
+async def test_a_long_read_leaves_the_event_loop_free_a_short_one_holds_it(db: Database) -> None:
+    assert await _ticks_during(db.read()) <= 1  # on the loop's thread: nothing else runs
+    assert await _ticks_during(db.read(long=True)) >= 5  # on a thread: the loop goes on
+
+
+async def test_a_writer_behind_another_process_waits_off_the_event_loop(
+    db: Database, tmp_path: Path
+) -> None:
+    other = sqlite3.connect(tmp_path / "t.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds SQLite's write lock
+    try:
+
+        async def write() -> None:
+            async with db.transaction() as conn:
+                await conn.execute(items.insert().values(name="late"))
+
+        writer = asyncio.create_task(write())
+        ticks = 0
+        for _ in range(20):  # the loop keeps running, and reads too, while it waits
+            await asyncio.sleep(0.01)
+            async with db.read() as conn:
+                await conn.execute(sa.select(items.c.id))
+            ticks += 1
+        assert ticks == 20
+        assert not writer.done()
+        other.execute("COMMIT")
+        await asyncio.wait_for(writer, 5)
+    finally:
+        other.close()
+    async with db.read() as conn:
+        assert (await conn.execute(sa.select(items.c.name))).scalars().all() == ["late"]
+
+
+async def test_a_writer_cancelled_while_waiting_leaves_the_database_usable(
+    db: Database, tmp_path: Path
+) -> None:
+    other = sqlite3.connect(tmp_path / "t.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+
+        async def write() -> None:
+            async with db.transaction() as conn:
+                await conn.execute(items.insert().values(name="never"))
+
+        writer = asyncio.create_task(write())
+        await asyncio.sleep(0.1)
+        writer.cancel()
+        other.execute("COMMIT")  # the waiting BEGIN gets the lock, then rolls back
+        with pytest.raises(asyncio.CancelledError):
+            await writer
+    finally:
+        other.close()
+    async with db.transaction() as conn:
+        await conn.execute(items.insert().values(name="next"))
+    async with db.read() as conn:
+        assert (await conn.execute(sa.select(items.c.name))).scalars().all() == ["next"]

@@ -174,7 +174,7 @@ class PeriodicVerify:
 @asynccontextmanager
 async def _snapshot(db: Database) -> AsyncIterator[AsyncConnection]:
     if db.is_sqlite:  # one read transaction in WAL mode is a snapshot
-        async with db.read() as conn:
+        async with db.read(long=True) as conn:
             yield conn
         return
     async with db.engine.connect() as conn:

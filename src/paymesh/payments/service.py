@@ -329,13 +329,13 @@ async def start(
     """Record a new object of flow `kind` and run its saga; or, when its id is taken,
     answer the stored one if `same` says this request is its retry (else ``id_reused``,
     naming it `noun`, by default its kind)."""
-    new: Any = obj  # any flow's object: a frozen dataclass with an id and the saga columns
-    existing: T | None = await deps.store.add(kind, leased(obj, deps))
+    new: Any = leased(obj, deps)  # any flow's object: a frozen dataclass with the saga columns
+    existing: T | None = await deps.store.add(kind, new)
     if existing is not None:
         if not same(existing):
             raise IdReused(f"{noun or kind} id {new.id} is already used with other fields")
         return existing
-    found: T | None = await run(kind, new.id, caller=caller, deps=deps, lease="held")
+    found: T | None = await run(kind, new.id, caller=caller, deps=deps, lease="held", recorded=new)
     return _finished(found)
 
 

@@ -15,17 +15,19 @@ committed transfer durable across a power cut, not only a process crash.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager, suppress
 from functools import partial
 from pathlib import Path
 from time import perf_counter
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, QueuePool
 
 from paymesh.platform import sqlite
 from paymesh.platform.metrics import DB_SQLITE_WRITE_LOCK_WAIT, DB_TRANSACTION_DURATION
@@ -33,6 +35,7 @@ from paymesh.platform.metrics import DB_SQLITE_WRITE_LOCK_WAIT, DB_TRANSACTION_D
 __all__ = ["Database"]
 
 _READ_ONLY = "paymesh_read_only"
+_BUSY_TIMEOUT_MS = 30_000
 _SELECT_1 = text("SELECT 1")
 
 
@@ -42,6 +45,10 @@ class Database:
     `service` names the service in the metrics of its transactions
     (``paymesh_db_transaction_duration_seconds{service, kind}``).
     """
+
+    # A SQLite commit is made on the event loop's thread while commits take less than
+    # this on average (see _commit).
+    inline_commit_max_s = 0.001
 
     def __init__(self, url: str, *, pool_size: int = 10, service: str = "unknown") -> None:
         parsed = make_url(url)
@@ -57,8 +64,23 @@ class Database:
                 max_overflow=0,
                 async_creator=partial(sqlite.connect, parsed.database or ":memory:", timeout=30),
             )
-            _configure_sqlite(self.engine)
+            _configure_sqlite(self.engine.sync_engine)
+            # The transactions of the service's own work: statements on the event
+            # loop's thread (see InlineConnection); a queue that never blocks the loop.
+            self._inline: Engine | None = create_engine(
+                "sqlite://",
+                creator=partial(_sqlite_connect, parsed.database or ":memory:"),
+                poolclass=QueuePool,
+                pool_size=pool_size,
+                max_overflow=-1,
+            )
+            _configure_sqlite(self._inline)
+            # What may wait (BEGIN IMMEDIATE behind another process, a commit's fsync)
+            # waits here, one at a time like the writers themselves.
+            self._waits = ThreadPoolExecutor(1, thread_name_prefix=f"sqlite-{service}")
+            self._commit_s = 0.0
         else:
+            self._inline = None
             self.engine = create_async_engine(
                 url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
             )
@@ -79,7 +101,7 @@ class Database:
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction: committed when the block ends, rolled back on error."""
         started = perf_counter()
-        if self._write_lock is None:
+        if self._inline is None:
             try:
                 async with self.engine.begin() as conn:
                     yield conn
@@ -87,27 +109,84 @@ class Database:
                 self._write_time.observe(perf_counter() - started)
             return
         assert self._lock_wait is not None
+        assert self._write_lock is not None
         locked: float | None = None
         async with self._write_lock:
+            sync = self._inline.connect()
             try:
-                async with self.engine.begin() as conn:
-                    # BEGIN IMMEDIATE has returned: this transaction holds the write lock.
-                    locked = perf_counter()
-                    self._lock_wait.observe(locked - started)
-                    yield conn
-            finally:  # after the commit (or rollback): its fsync is part of the time
-                if locked is not None:
+                await self._begin_immediate(sync)
+                locked = perf_counter()
+                self._lock_wait.observe(locked - started)
+                sync.begin()  # SQLAlchemy's side of the transaction begun above
+                yield InlineConnection(self.engine, sync)
+                await self._commit(sync)
+            except BaseException:
+                sync.rollback()
+                raise
+            finally:
+                sync.close()
+                if locked is not None:  # the commit's fsync is part of the time
                     self._write_time.observe(perf_counter() - locked)
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A read-only transaction (on SQLite it takes no write lock)."""
+    async def read(self, *, long: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A read-only transaction (on SQLite it takes no write lock).
+
+        On SQLite a read's statements run on the event loop's thread (see
+        :class:`InlineConnection`); a `long` one (a scan of whole tables, e.g. the ledger
+        audit) runs each statement on a thread instead, so the loop goes on serving.
+        """
         started = perf_counter()
         try:
-            async with self._reader.connect() as conn, conn.begin():
-                yield conn
+            if self._inline is None or long:
+                async with self._reader.connect() as conn, conn.begin():
+                    yield conn
+                return
+            sync = self._inline.execution_options(**{_READ_ONLY: True}).connect()
+            try:
+                with sync.begin():  # BEGIN DEFERRED: in WAL mode a read never waits
+                    yield InlineConnection(self.engine, sync)
+            finally:
+                sync.close()
         finally:
             self._read_time.observe(perf_counter() - started)
+
+    async def _begin_immediate(self, sync: Connection) -> None:
+        """``BEGIN IMMEDIATE`` at once when the write lock is free (it is, unless another
+        process holds it); else on the waiting thread, in SQLite's busy handler."""
+        raw: Any = sync.connection.driver_connection  # the sqlite3.Connection
+        raw.execute("PRAGMA busy_timeout=0")
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+                raise
+        finally:
+            raw.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        await self._wait(partial(raw.execute, "BEGIN IMMEDIATE"))
+
+    async def _commit(self, sync: Connection) -> None:
+        """Commit a write: at once while commits are quick (an fsync on this disk takes
+        less than handing it to a thread and back), else on the waiting thread."""
+        started = perf_counter()
+        if self._commit_s < self.inline_commit_max_s:
+            sync.commit()
+        else:
+            await self._wait(sync.commit)
+        # A moving average of the last few commits' durations.
+        self._commit_s += (perf_counter() - started - self._commit_s) / 8
+
+    async def _wait(self, fn: Callable[[], Any]) -> Any:
+        """`fn()` on the SQLite waiting thread; a cancelled caller still waits for it
+        (the connection is not the caller's to use again before it returns)."""
+        future = asyncio.get_running_loop().run_in_executor(self._waits, fn)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            with suppress(BaseException):
+                await future
+            raise
 
     async def ping(self) -> None:
         """Raise unless the database answers ``SELECT 1`` on a new connection (PostgreSQL)
@@ -124,13 +203,52 @@ class Database:
 
     async def dispose(self) -> None:
         """Close every pooled connection."""
+        if self._inline is not None:
+            self._inline.dispose()
+            self._waits.shutdown(wait=False)
         await self.engine.dispose()
         if self._probe is not None:
             await self._probe.dispose()
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+class InlineConnection(AsyncConnection):
+    """An AsyncConnection over a plain sqlite3 connection whose statements run at once,
+    on the event loop's thread.
+
+    A SQLite statement on a local file takes microseconds; handing each to a thread
+    (aiosqlite) and back cost far more than the statement, and SQLAlchemy's async
+    bridge (a greenlet per call) as much again (docs/performance.md). What may wait is
+    kept off the loop by :meth:`Database.transaction`: ``BEGIN IMMEDIATE`` and the
+    commit of a write run on a thread. Reads never wait in WAL mode.
+    """
+
+    def __init__(self, engine: AsyncEngine, sync: Connection) -> None:
+        super().__init__(engine, sync)
+        self._sync = sync
+
+    async def execute(
+        self, statement: Any, parameters: Any = None, *, execution_options: Any = None
+    ) -> Any:
+        return self._sync.execute(statement, parameters, execution_options=execution_options)
+
+    async def scalar(
+        self, statement: Any, parameters: Any = None, *, execution_options: Any = None
+    ) -> Any:
+        return self._sync.scalar(statement, parameters, execution_options=execution_options)
+
+    async def exec_driver_sql(
+        self, statement: str, parameters: Any = None, execution_options: Any = None
+    ) -> Any:
+        return self._sync.exec_driver_sql(statement, parameters, execution_options)
+
+
+def _sqlite_connect(database: str) -> sqlite3.Connection:
+    # Used from the event loop's thread and the waiting thread, never both at once.
+    return sqlite3.connect(database, timeout=30, check_same_thread=False)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the driver, decide where transactions begin.
         dbapi_conn.isolation_level = None
@@ -138,10 +256,12 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=FULL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         cur.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
+        if conn.connection.driver_connection.in_transaction:
+            return  # begun by Database.transaction (BEGIN IMMEDIATE)
         read_only = conn.get_execution_options().get(_READ_ONLY, False)
         conn.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")

@@ -104,6 +104,8 @@ class SqlFeatureStore:
         lists = query.lists
         history: PayerHistory | None = None
         matched: frozenset[tuple[str, str]] = frozenset()
+        if not (needs.windows or needs.payer or lists):  # the rules read no feature
+            return Features(now_us=now_us, windows={}, payer=None, lists=matched)
         async with self._db.read() as conn:
             # One read transaction: a statement for every window, one for the
             # history, one for the lists.

@@ -32,7 +32,13 @@ RESUMER_CLIENT_ID = "paymesh-payments"
 
 
 async def run(
-    kind: str, object_id: str, *, caller: Caller, deps: Deps, lease: Lease = "claim"
+    kind: str,
+    object_id: str,
+    *,
+    caller: Caller,
+    deps: Deps,
+    lease: Lease = "claim",
+    recorded: Any = None,
 ) -> Any:
     """Run the object's recorded steps until none is left or one must wait (or another
     live runner holds the step's lease: see :func:`~paymesh.payments.saga.leases.claim`).
@@ -42,10 +48,17 @@ async def run(
     the bank is left to the Resumer rather than polled inline. A step still
     failing after its inline retries is postponed, or past its deadline given
     up as the flow says (:attr:`~paymesh.payments.flows.base.Flow.give_up`).
+
+    `recorded` is the object as this runner has just written it, if it has (else the
+    row is read). After each transition it wins, the runner goes on from the object it
+    wrote rather than reading it back: the conditional write made the row equal to it,
+    and the lease that write took keeps every other runner off the row.
     """
     flow = flows.flow(kind)
+    obj = recorded
     while True:
-        obj = await deps.store.get(kind, object_id)
+        if obj is None:
+            obj = await deps.store.get(kind, object_id)
         if obj is None or obj.step is None or not await claim(kind, obj, deps, lease):
             return obj
         lease = "held"  # from here on, each step this runner records is leased to it
@@ -80,6 +93,7 @@ async def run(
             log.warning("saga_step_raced", kind=kind, id=obj.id, step=obj.step)
         if waiting or not won:  # the Resumer asks the bank; or another runner carries on
             return await deps.store.get(kind, object_id)
+        obj = new
 
 
 async def run_payment(
