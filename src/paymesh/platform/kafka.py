@@ -61,6 +61,9 @@ from paymesh.platform.metrics import (
     KAFKA_DEAD_LETTERS,
 )
 
+# Records handled per batch at most (one commit per batch).
+_BATCH = 100
+
 __all__ = ["REPLAY_GROUP", "KafkaBus", "KafkaOptions"]
 
 # The consumer group `paymesh kafka replay-dlq` reads dead-letter topics with: its
@@ -329,51 +332,75 @@ class KafkaBus:
         failures: dict[tuple[str, int], _Failure] = {}
         consumer.subscribe(sorted(handlers), on_assign=assigned, on_revoke=revoked)
         # Beside the loop, not in it: a handler that is stuck shows as a rising lag.
+        # Per partition, the offset of the next record to handle (the consumer's
+        # position runs ahead of it by the rest of a batch).
+        progress: dict[tuple[str, int], int] = {}
         watch = Periodic(
-            "kafka-lag", lambda: _refresh_lag(consumer, meters), interval_s=_LAG_EVERY_S
+            "kafka-lag",
+            lambda: _refresh_lag(consumer, meters, progress),
+            interval_s=_LAG_EVERY_S,
         )
         watch.start()
         try:
             while True:
-                msg = await asyncio.to_thread(consumer.poll, 0.5)
+                # What has arrived already, at once; only an empty queue waits, on a
+                # thread. A batch's offsets are committed together after its effects.
+                msgs = consumer.consume(_BATCH, 0)
+                if not msgs:
+                    first = await asyncio.to_thread(consumer.poll, 0.5)
+                    msgs = [] if first is None else [first, *consumer.consume(_BATCH - 1, 0)]
                 self._health.up(group, "kafka")
-                if msg is None:
-                    continue
-                if msg.error():
-                    log.warning("kafka_consume_error", group=group, error=str(msg.error()))
-                    continue
-                topic, partition, offset = (
-                    msg.topic() or "",
-                    msg.partition() or 0,
-                    msg.offset() or 0,
-                )
-                failed = failures.get((topic, partition))
-                attempts = failed.attempts if failed is not None and failed.offset == offset else 0
-                try:
-                    event = from_record(msg.value(), _headers(msg))
-                except MalformedEvent as exc:
-                    await self._dead_letter(group, logical[topic], msg, exc, "malformed", 1)
-                else:
+                handled: dict[tuple[str, int], int] = {}  # partition: next offset
+                given_back: set[tuple[str, int]] = set()
+                for msg in reversed(msgs):  # each partition's first record in the batch
+                    if not msg.error():
+                        progress[(msg.topic() or "", msg.partition() or 0)] = msg.offset() or 0
+                for msg in msgs:
+                    if msg.error():
+                        log.warning("kafka_consume_error", group=group, error=str(msg.error()))
+                        continue
+                    topic, partition, offset = (
+                        msg.topic() or "",
+                        msg.partition() or 0,
+                        msg.offset() or 0,
+                    )
+                    if (topic, partition) in given_back:
+                        continue  # after the record given back: fetched again in order
+                    failed = failures.get((topic, partition))
+                    attempts = (
+                        failed.attempts if failed is not None and failed.offset == offset else 0
+                    )
                     try:
-                        for handler in handlers.get(topic, []):
-                            await handler(event)
-                        meters[topic].handled.inc()
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception as exc:
-                        meters[topic].errors.inc()
-                        attempts += 1
-                        if not self._options.policy.gives_up(attempts, exc):
-                            failures[(topic, partition)] = _Failure(offset, attempts)
-                            tp = TopicPartition(topic, partition, offset)
-                            await self._retry_later(consumer, group, tp, event, exc, attempts)
-                            continue
-                        reason = "handler_failed"
-                        await self._dead_letter(group, logical[topic], msg, exc, reason, attempts)
-                failures.pop((topic, partition), None)
-                # Commit only after the effect (or the dead letter is acknowledged):
-                # a crash before this line redelivers.
-                await asyncio.to_thread(consumer.commit, message=msg, asynchronous=False)
+                        event = from_record(msg.value(), _headers(msg))
+                    except MalformedEvent as exc:
+                        await self._dead_letter(group, logical[topic], msg, exc, "malformed", 1)
+                    else:
+                        try:
+                            for handler in handlers.get(topic, []):
+                                await handler(event)
+                            meters[topic].handled.inc()
+                        except asyncio.CancelledError:
+                            raise
+                        except Exception as exc:
+                            meters[topic].errors.inc()
+                            attempts += 1
+                            if not self._options.policy.gives_up(attempts, exc):
+                                failures[(topic, partition)] = _Failure(offset, attempts)
+                                tp = TopicPartition(topic, partition, offset)
+                                await self._retry_later(consumer, group, tp, event, exc, attempts)
+                                given_back.add((topic, partition))
+                                continue
+                            reason = "handler_failed"
+                            await self._dead_letter(
+                                group, logical[topic], msg, exc, reason, attempts
+                            )
+                    failures.pop((topic, partition), None)
+                    handled[(topic, partition)] = progress[(topic, partition)] = offset + 1
+                if handled:
+                    # Only after the effects (or the dead letters acknowledged): a crash
+                    # before this line delivers the batch again (consumers are idempotent).
+                    offsets = [TopicPartition(t, p, o) for (t, p), o in handled.items()]
+                    await asyncio.to_thread(consumer.commit, offsets=offsets, asynchronous=False)
         finally:
             await watch.stop()
             await asyncio.to_thread(consumer.close)
@@ -518,16 +545,21 @@ class _Meters:
         self.lag = EVENT_CONSUMER_LAG.labels(**labels)
 
 
-async def _refresh_lag(consumer: Consumer, meters: dict[str, _Meters]) -> None:
+async def _refresh_lag(
+    consumer: Consumer, meters: dict[str, _Meters], progress: dict[tuple[str, int], int]
+) -> None:
     """Refresh the consumer's lag gauges (every :data:`_LAG_EVERY_S`, beside its loop)."""
     try:
-        await asyncio.to_thread(_measure_lag, consumer, meters)
+        await asyncio.to_thread(_measure_lag, consumer, meters, dict(progress))
     except (KafkaException, RuntimeError) as exc:  # e.g. the consumer is closing
         log.debug("kafka_lag_unknown", error=str(exc))
 
 
-def _measure_lag(consumer: Consumer, meters: dict[str, _Meters]) -> None:
-    """Set each topic's lag: high watermark minus position, over its assigned partitions.
+def _measure_lag(
+    consumer: Consumer, meters: dict[str, _Meters], progress: dict[tuple[str, int], int]
+) -> None:
+    """Set each topic's lag: high watermark minus the next record to handle (`progress`;
+    else the consumer's position), over its assigned partitions.
 
     Runs in a worker thread. The high watermarks are those the consumer's own
     fetches cached (no request to the broker); a partition not fetched yet, or
@@ -540,7 +572,8 @@ def _measure_lag(consumer: Consumer, meters: dict[str, _Meters]) -> None:
         low, high = consumer.get_watermark_offsets(tp, cached=True)
         if high < 0:
             continue
-        at = tp.offset if tp.offset >= 0 else max(low, 0)
+        at = progress.get((tp.topic, tp.partition), tp.offset)
+        at = at if at >= 0 else max(low, 0)
         lag[tp.topic] += max(0, high - at)
     for topic, n in lag.items():
         meters[topic].lag.set(n)
