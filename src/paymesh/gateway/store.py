@@ -32,6 +32,7 @@ from paymesh.gateway.tables import (
     to_record,
     to_tenant,
 )
+from paymesh.platform import statements
 from paymesh.platform.db import Database
 
 __all__ = ["SqlGatewayStore"]
@@ -61,7 +62,7 @@ class SqlGatewayStore:
         """Insert one row; False when a unique key refuses it."""
         try:
             async with self.db.transaction() as conn:
-                await conn.execute(table.insert().values(**values))
+                await conn.execute(statements.insert(table), values)
         except IntegrityError:
             return False
         return True
@@ -223,10 +224,10 @@ class SqlGatewayStore:
     async def _update_held(self, record: IdempotencyRecord, **values: Any) -> bool:
         """Set `values` on `record`'s row while its owner still holds it; False if the
         claim was lost (nothing changed)."""
+        held = statements.update_where(idempotency_keys, "tenant_id", "key", "owner")
+        where = {"w_tenant_id": record.tenant_id, "w_key": record.key, "w_owner": record.owner}
         async with self.db.transaction() as conn:
-            result = await conn.execute(
-                idempotency_keys.update().where(_held(record)).values(values)
-            )
+            result = await conn.execute(held, {**values, **where})
         return bool(result.rowcount)
 
     async def release_idempotency(self, record: IdempotencyRecord) -> None:

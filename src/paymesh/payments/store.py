@@ -59,6 +59,7 @@ from paymesh.payments.tables import (
     outbox,
     tenant_fees,
 )
+from paymesh.platform import statements
 from paymesh.platform.db import Database
 from paymesh.platform.locks import lock_key
 from paymesh.platform.metrics import PAYMENTS_AMOUNT, PAYMENTS_COMPLETED
@@ -177,7 +178,7 @@ class SqlPaymentsStore:
                 if existing is not None:
                     found: S = f.load(existing)
                     return found
-                await conn.execute(f.table.insert().values(self._owned(f.row(obj))))
+                await conn.execute(statements.insert(f.table), self._owned(f.row(obj)))
                 return None
         except IntegrityError:  # a concurrent insert of the same id won
             again: S | None = await self.get(kind, object_id)
@@ -514,15 +515,14 @@ class SqlPaymentsStore:
         events: Sequence[Event],
         also: sa.Executable | None = None,
     ) -> bool:
-        table = f.table
-        c = table.c
-        at_step = c.step.is_(None) if step is None else c.step == step.value
+        where = {"w_id": object_id, "w_status": str(status)}
+        if step is None:
+            update = statements.update_where(f.table, "id", "status", null=("step",))
+        else:
+            update = statements.update_where(f.table, "id", "status", "step")
+            where["w_step"] = step.value
         async with self.db.transaction() as conn:
-            result = await conn.execute(
-                table.update()
-                .where(c.id == object_id, c.status == str(status), at_step)
-                .values(self._owned(values))
-            )
+            result = await conn.execute(update, {**self._owned(values), **where})
             if result.rowcount != 1:
                 return False
             if also is not None:
@@ -538,7 +538,6 @@ class SqlPaymentsStore:
 async def _one(
     conn: AsyncConnection, table: sa.Table, object_id: str, *, for_update: bool = False
 ) -> sa.Row[Any] | None:
-    query = sa.select(table).where(table.c.id == object_id)
-    if for_update:
-        query = query.with_for_update()
-    return (await conn.execute(query)).first()
+    query = statements.by_id(table, for_update=for_update)
+    row: sa.Row[Any] | None = (await conn.execute(query, {"w_id": object_id})).first()
+    return row

@@ -16,11 +16,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paymesh.contracts.events import Event, check_publishable
+from paymesh.platform import statements
 from paymesh.platform.bus import EventBus
 from paymesh.platform.clock import Clock, SystemClock
 from paymesh.platform.db import Database
@@ -88,17 +87,16 @@ async def append(
     check_publishable(event)
     if event.traceparent is None and (traceparent := current_traceparent()) is not None:
         event = dataclasses.replace(event, traceparent=traceparent)
-    await conn.execute(
-        outbox.insert().values(
-            event_id=event.id,
-            topic=topic,
-            key=event.subject,
-            payload=event.to_json().decode(),
-            tenant_id=event.tenant,
-            type=event.type,
-            created_at_us=SystemClock().now_us() if now_us is None else now_us,
-        )
-    )
+    row = {
+        "event_id": event.id,
+        "topic": topic,
+        "key": event.subject,
+        "payload": event.to_json().decode(),
+        "tenant_id": event.tenant,
+        "type": event.type,
+        "created_at_us": SystemClock().now_us() if now_us is None else now_us,
+    }
+    await conn.execute(statements.insert(outbox), row)
 
 
 _MAX_EVENT_ID = 64  # the inbox's event_id column
@@ -120,10 +118,7 @@ async def first_delivery(
 ) -> bool:
     """Record `event_id` for `consumer`; False when it was already recorded."""
     values = {"consumer": consumer, "event_id": inbox_key(event_id), "processed_at_us": now_us}
-    stmt = (sqlite_insert(inbox) if conn.dialect.name == "sqlite" else pg_insert(inbox)).values(
-        values
-    )
-    result = await conn.execute(stmt.on_conflict_do_nothing())
+    result = await conn.execute(statements.insert_new(inbox, conn.dialect.name), values)
     return bool(result.rowcount)
 
 

@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from paymesh.platform import statements
 from paymesh.platform.db import Database
 from paymesh.platform.outbox import first_delivery
 from paymesh.risk.domain import (
@@ -82,10 +83,6 @@ _DIMENSION_COLUMN = {
     Dimension.DEVICE: velocity.c.device,
     Dimension.IP: velocity.c.ip,
 }
-
-
-def _insert(conn: AsyncConnection) -> Any:
-    return sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
 
 
 class SqlFeatureStore:
@@ -308,88 +305,106 @@ async def _history(
 
 async def record_entry(conn: AsyncConnection, payment: DecidePayment, at_us: int) -> None:
     """Put `payment` in the velocity table inside the caller's transaction (once)."""
-    await conn.execute(
-        _insert(conn)(velocity)
-        .values(
-            tenant_id=payment.tenant_id,
-            payment_id=payment.payment_id,
-            payer=payment.payer_account_id,
-            payee=payment.payee_account_id,
-            device=payment.context.device_id,
-            ip=payment.context.ip,
-            currency=payment.currency,
-            amount=payment.amount,
-            at_us=at_us,
-        )
-        .on_conflict_do_nothing()
-    )
+    row = {
+        "tenant_id": payment.tenant_id,
+        "payment_id": payment.payment_id,
+        "payer": payment.payer_account_id,
+        "payee": payment.payee_account_id,
+        "device": payment.context.device_id,
+        "ip": payment.context.ip,
+        "currency": payment.currency,
+        "amount": payment.amount,
+        "at_us": at_us,
+    }
+    await conn.execute(statements.insert_new(velocity, conn.dialect.name), row)
 
 
 async def _learn(conn: AsyncConnection, paid: SucceededPayment) -> None:
-    insert = _insert(conn)
-    p = payers.c
-    stmt = insert(payers).values(
-        tenant_id=paid.tenant_id,
-        payer_account_id=paid.payer_account_id,
-        first_seen_us=paid.at_us,
-        succeeded_count=1,
-    )
+    dialect = conn.dialect.name
     await conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[p.tenant_id, p.payer_account_id],
-            set_={
-                "succeeded_count": p.succeeded_count + 1,
-                "first_seen_us": sa.case(
-                    (stmt.excluded.first_seen_us < p.first_seen_us, stmt.excluded.first_seen_us),
-                    else_=p.first_seen_us,
-                ),
-            },
-        )
+        _count_payer(dialect),
+        {
+            "tenant_id": paid.tenant_id,
+            "payer_account_id": paid.payer_account_id,
+            "first_seen_us": paid.at_us,
+            "succeeded_count": 1,
+        },
     )
     if paid.country:
-        c = payer_countries.c
-        stmt = insert(payer_countries).values(
-            tenant_id=paid.tenant_id,
-            payer_account_id=paid.payer_account_id,
-            country=paid.country,
-            succeeded_count=1,
-        )
         await conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[c.tenant_id, c.payer_account_id, c.country],
-                set_={"succeeded_count": c.succeeded_count + 1},
-            )
+            _count_payer_country(dialect),
+            {
+                "tenant_id": paid.tenant_id,
+                "payer_account_id": paid.payer_account_id,
+                "country": paid.country,
+                "succeeded_count": 1,
+            },
         )
-    s = payer_stats.c
-    stmt = insert(payer_stats).values(
-        tenant_id=paid.tenant_id,
-        payer_account_id=paid.payer_account_id,
-        currency=paid.currency,
-        succeeded_count=1,
-        succeeded_amount=paid.amount,
-        last_event_at_us=paid.at_us,
-        amount_mean=float(paid.amount),
-        amount_m2=0.0,
+    await conn.execute(
+        _add_payer_stats(dialect),
+        {
+            "tenant_id": paid.tenant_id,
+            "payer_account_id": paid.payer_account_id,
+            "currency": paid.currency,
+            "succeeded_count": 1,
+            "succeeded_amount": paid.amount,
+            "last_event_at_us": paid.at_us,
+            "amount_mean": float(paid.amount),
+            "amount_m2": 0.0,
+        },
     )
+
+
+# The upserts of _learn, built once per dialect (platform/statements.py says why).
+
+
+@functools.cache
+def _count_payer(dialect: str) -> Any:
+    p = payers.c
+    stmt = (sqlite_insert if dialect == "sqlite" else pg_insert)(payers)
+    return stmt.on_conflict_do_update(
+        index_elements=[p.tenant_id, p.payer_account_id],
+        set_={
+            "succeeded_count": p.succeeded_count + 1,
+            "first_seen_us": sa.case(
+                (stmt.excluded.first_seen_us < p.first_seen_us, stmt.excluded.first_seen_us),
+                else_=p.first_seen_us,
+            ),
+        },
+    )
+
+
+@functools.cache
+def _count_payer_country(dialect: str) -> Any:
+    c = payer_countries.c
+    stmt = (sqlite_insert if dialect == "sqlite" else pg_insert)(payer_countries)
+    return stmt.on_conflict_do_update(
+        index_elements=[c.tenant_id, c.payer_account_id, c.country],
+        set_={"succeeded_count": c.succeeded_count + 1},
+    )
+
+
+@functools.cache
+def _add_payer_stats(dialect: str) -> Any:
+    s = payer_stats.c
+    stmt = (sqlite_insert if dialect == "sqlite" else pg_insert)(payer_stats)
     new = stmt.excluded
     # Welford, in one statement so concurrent updates of one payer stay exact:
     # every right-hand side reads the row's old values.
     x = sa.cast(new.succeeded_amount, sa.Float)
     count = sa.cast(s.succeeded_count + 1, sa.Float)
     mean = s.amount_mean + (x - s.amount_mean) / count
-    await conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[s.tenant_id, s.payer_account_id, s.currency],
-            set_={
-                "succeeded_count": s.succeeded_count + 1,
-                "succeeded_amount": s.succeeded_amount + new.succeeded_amount,
-                # Events of one payer may arrive out of time order.
-                "last_event_at_us": sa.case(
-                    (new.last_event_at_us > s.last_event_at_us, new.last_event_at_us),
-                    else_=s.last_event_at_us,
-                ),
-                "amount_mean": mean,
-                "amount_m2": s.amount_m2 + (x - s.amount_mean) * (x - mean),
-            },
-        )
+    return stmt.on_conflict_do_update(
+        index_elements=[s.tenant_id, s.payer_account_id, s.currency],
+        set_={
+            "succeeded_count": s.succeeded_count + 1,
+            "succeeded_amount": s.succeeded_amount + new.succeeded_amount,
+            # Events of one payer may arrive out of time order.
+            "last_event_at_us": sa.case(
+                (new.last_event_at_us > s.last_event_at_us, new.last_event_at_us),
+                else_=s.last_event_at_us,
+            ),
+            "amount_mean": mean,
+            "amount_m2": s.amount_m2 + (x - s.amount_mean) * (x - mean),
+        },
     )

@@ -30,6 +30,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paymesh.contracts.events import TOPIC_RISK, Event
+from paymesh.platform import statements
 from paymesh.platform.db import Database
 from paymesh.platform.logging import get_logger
 from paymesh.platform.loops import Background
@@ -167,9 +168,7 @@ class SqlRiskStore:
             for item in items:
                 decision = item.decision
                 result = await conn.execute(
-                    _insert(conn)(decisions)
-                    .values(decision_values(decision))
-                    .on_conflict_do_nothing()
+                    statements.insert_new(decisions, conn.dialect.name), decision_values(decision)
                 )
                 if result.rowcount == 1:
                     await append(

@@ -26,6 +26,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paymesh.contracts.events import TOPIC_WEBHOOKS, Event
+from paymesh.platform import statements
 from paymesh.platform.db import Database
 from paymesh.platform.outbox import append, first_delivery
 from paymesh.webhooks.domain import (
@@ -159,18 +160,14 @@ class SqlWebhooksStore:
         async with self._db.transaction() as conn:
             if not await first_delivery(conn, inbox, self._consumer, event.id, now_us):
                 return None
-            insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
-            await conn.execute(
-                insert(events)
-                .values(
-                    id=event.id,
-                    tenant_id=event.tenant,
-                    type=event.type,
-                    payload=event.to_json().decode(),
-                    received_at_us=now_us,
-                )
-                .on_conflict_do_nothing()
-            )
+            row = {
+                "id": event.id,
+                "tenant_id": event.tenant,
+                "type": event.type,
+                "payload": event.to_json().decode(),
+                "received_at_us": now_us,
+            }
+            await conn.execute(statements.insert_new(events, conn.dialect.name), row)
             e = endpoints.c
             rows = (
                 await conn.execute(
@@ -189,7 +186,7 @@ class SqlWebhooksStore:
                     delivery_id(ep.id, event.id), ep.id, event.id, event.type, event.tenant, now_us
                 )
                 await conn.execute(
-                    insert(deliveries).values(delivery_row(delivery)).on_conflict_do_nothing()
+                    statements.insert_new(deliveries, conn.dialect.name), delivery_row(delivery)
                 )
         if targets:
             self._deliveries_added()
