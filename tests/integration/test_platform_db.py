@@ -88,3 +88,56 @@ async def test_only_one_relay_leads_on_postgresql_and_a_standby_takes_over(pg_ur
         await first.stop()
         await second.stop()
         await db.dispose()
+
+
+async def _published_flags(db: Database, outbox: sa.Table) -> list[bool]:
+    async with db.read() as conn:
+        rows = await conn.execute(sa.select(outbox.c.published_at_us).order_by(outbox.c.seq))
+        return [at is not None for (at,) in rows]
+
+
+async def test_on_sqlite_the_relay_marks_lazily_and_a_restart_publishes_the_unmarked_again(
+    sqlite_url: str,
+) -> None:
+    db = Database(sqlite_url)
+    md, outbox, _ = _tables()
+    async with db.engine.begin() as conn:
+        await conn.run_sync(md.create_all)
+    async with db.transaction() as conn:
+        for n in range(3):
+            await append(conn, outbox, "t", _event(n))
+    got: list[str] = []
+
+    class Recording(InProcessBus):
+        async def publish(self, topic: str, event: Event) -> None:
+            got.append(event.id)
+
+    relay = OutboxRelay(db, outbox, Recording(), service="test", mark_interval_s=3600)
+    assert await relay.relay_once() == 3
+    async with db.transaction() as conn:
+        await append(conn, outbox, "t", _event(3))
+    assert await relay.relay_once() == 1  # reads past what it published, unmarked
+    assert got == ["evt_0", "evt_1", "evt_2", "evt_3"]
+    assert await _published_flags(db, outbox) == [False] * 4  # no write yet
+    # The process dies here: a new relay publishes the unmarked rows again.
+    again = OutboxRelay(db, outbox, Recording(), service="test", mark_interval_s=3600)
+    assert await again.relay_once() == 4
+    assert await again.relay_once() == 0  # nothing new: now it marks what it published
+    assert await _published_flags(db, outbox) == [True] * 4
+    assert await OutboxRelay(db, outbox, Recording(), service="test").relay_once() == 0
+    await db.dispose()
+
+
+async def test_a_relay_that_stops_marks_what_it_published(sqlite_url: str) -> None:
+    db = Database(sqlite_url)
+    md, outbox, _ = _tables()
+    async with db.engine.begin() as conn:
+        await conn.run_sync(md.create_all)
+    async with db.transaction() as conn:
+        await append(conn, outbox, "t", _event(0))
+    relay = OutboxRelay(db, outbox, InProcessBus(), service="test", mark_interval_s=3600)
+    assert await relay.relay_once() == 1
+    assert await _published_flags(db, outbox) == [False]
+    await relay.stop()
+    assert await _published_flags(db, outbox) == [True]
+    await db.dispose()

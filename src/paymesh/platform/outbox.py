@@ -9,7 +9,9 @@ redelivered event changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import hashlib
 import time
 from collections.abc import Sequence
@@ -122,11 +124,31 @@ async def first_delivery(
     return bool(result.rowcount)
 
 
+@functools.cache
+def _unpublished(outbox: sa.Table, limit: int) -> sa.Select[Any]:
+    """The first `limit` unpublished rows past the seq ``w_after``."""
+    o = outbox.c
+    return (
+        sa.select(o.seq, o.topic, o.payload, o.created_at_us)
+        .where(o.published_at_us.is_(None), o.seq > sa.bindparam("w_after"))
+        .order_by(o.seq)
+        .limit(limit)
+    )
+
+
 class OutboxRelay:
     """Publish committed outbox rows to the bus, oldest first, then mark them.
 
     Delivery is at-least-once: a crash between publish and mark publishes the
     row again, and consumers' inboxes absorb the duplicate.
+
+    On SQLite rows are marked lazily: a write (an fsync) per batch published cost as
+    much as the batch's own transaction, so the relay remembers the last seq it
+    published, reads only past it, and marks everything up to it at most every
+    `mark_interval_s` (and when it stops). SQLite writes one transaction at a time,
+    so seqs commit in order and none can appear behind that mark; a crash publishes
+    the unmarked rows again, which the inboxes absorb. On PostgreSQL, where a lower
+    seq may commit after a higher one was read, each batch is marked at once.
 
     On PostgreSQL only one relay per database publishes at a time: the leader
     holds a session-level advisory lock (keyed by `name`) on a connection of its
@@ -152,8 +174,14 @@ class OutboxRelay:
         poll_interval_s: float = 0.5,
         clock: Clock | None = None,
         name: str = "outbox-relay",
+        mark_interval_s: float = 1.0,
     ) -> None:
         self._db = db
+        self._lazy = db.is_sqlite
+        self._after = 0  # lazily: every row up to this seq was published
+        self._marked = 0  # lazily: every row up to this seq was marked
+        self._mark_interval_s = mark_interval_s
+        self._marked_at = time.monotonic()
         self._lead = SessionLock(db, lock_key(name))
         self._outbox = outbox
         self._bus = bus
@@ -173,28 +201,43 @@ class OutboxRelay:
         o = self._outbox
         async with self._db.read() as conn:
             rows = (
-                await conn.execute(
-                    sa.select(o.c.seq, o.c.topic, o.c.payload, o.c.created_at_us)
-                    .where(o.c.published_at_us.is_(None))
-                    .order_by(o.c.seq)
-                    .limit(self._batch_size)
-                )
+                await conn.execute(_unpublished(o, self._batch_size), {"w_after": self._after})
             ).all()
             await self._measure(conn, rows)
         if not rows:
+            if self._after > self._marked:
+                await self._mark_published(o)
             return 0
         for row in rows:
             await self._bus.publish(row.topic, Event.from_json(row.payload))
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                o.update()
-                .where(o.c.seq.in_([r.seq for r in rows]))
-                .values(published_at_us=self._clock.now_us())
-            )
+        if self._lazy:
+            self._after = rows[-1].seq
+            if time.monotonic() - self._marked_at >= self._mark_interval_s:
+                await self._mark_published(o)
+        else:
+            async with self._db.transaction() as conn:
+                await conn.execute(
+                    o.update()
+                    .where(o.c.seq.in_([r.seq for r in rows]))
+                    .values(published_at_us=self._clock.now_us())
+                )
         if len(rows) < self._batch_size:  # all of it is out: nothing waits now
             self._pending.set(0)
             self._oldest.set(0)
         return len(rows)
+
+    async def _mark_published(self, o: sa.Table) -> None:
+        """Lazily (SQLite): mark every row up to the last seq published."""
+        if self._after <= self._marked:
+            return
+        after = self._after
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                o.update()
+                .where(o.c.published_at_us.is_(None), o.c.seq <= after)
+                .values(published_at_us=self._clock.now_us())
+            )
+        self._marked, self._marked_at = after, time.monotonic()
 
     async def _measure(self, conn: AsyncConnection, rows: Sequence[Any]) -> None:
         """Set the backlog gauges from the unpublished rows just read (the oldest first)."""
@@ -244,6 +287,9 @@ class OutboxRelay:
         self._loop.start()
 
     async def stop(self) -> None:
-        """Stop the background relay and give up the lead."""
+        """Stop the background relay (marking what it published) and give up the lead."""
         await self._loop.stop()
+        if self._after > self._marked:
+            with contextlib.suppress(Exception):  # unmarked rows are published again
+                await self._mark_published(self._outbox)
         await self._lead.release()
