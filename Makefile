@@ -41,6 +41,7 @@ proto: install
 
 ## Benchmarks print numbers; they never assert on time.
 bench: install services
+	$(BIN)/python bench/layers.py
 	$(BIN)/python bench/ledger.py
 	$(BIN)/python bench/e2e.py --shape embedded
 	$(BIN)/python bench/e2e.py --shape distributed

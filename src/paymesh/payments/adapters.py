@@ -8,6 +8,7 @@ A failed call becomes :class:`TransientError` when trying again may help
 from __future__ import annotations
 
 import dataclasses
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -74,19 +75,55 @@ class _Remote:
 
 
 class GrpcLedgerClient(_Remote):
-    """The ledger port over the accounts service's gRPC API."""
+    """The ledger port over the accounts service's gRPC API.
 
-    def __init__(self, channel: grpc.aio.Channel, *, deadline_s: float) -> None:
+    Accounts it has seen are remembered (up to `known_accounts`, the least recently
+    used forgotten first): a ledger account is never deleted and its tenant, currency,
+    code and flags never change, so a lookup of known accounts, or opening one that
+    exists as asked, needs no call. An account not found is never remembered: it may
+    be opened at any time.
+    """
+
+    def __init__(
+        self, channel: grpc.aio.Channel, *, deadline_s: float, known_accounts: int = 100_000
+    ) -> None:
         super().__init__(deadline_s)
         self._stub = AccountsStub(channel)
+        self._known: OrderedDict[tuple[str, str], LedgerAccount] = OrderedDict()
+        self._known_max = known_accounts
+
+    def _remember(self, tenant_id: str, accounts: Iterable[LedgerAccount]) -> None:
+        for account in accounts:
+            self._known[(tenant_id, account.id)] = account
+            self._known.move_to_end((tenant_id, account.id))
+        while len(self._known) > self._known_max:
+            self._known.popitem(last=False)
+
+    def _recall(self, tenant_id: str, ids: Sequence[str]) -> list[LedgerAccount] | None:
+        """The accounts `ids`, if every one is known."""
+        found = []
+        for account_id in ids:
+            known = self._known.get((tenant_id, account_id))
+            if known is None:
+                return None
+            found.append(known)
+        for account_id in ids:
+            self._known.move_to_end((tenant_id, account_id))
+        return found
 
     async def create_accounts(self, caller: Caller, accounts: Sequence[LedgerAccount]) -> list[str]:
         """Open accounts; one result name per account."""
+        known = self._recall(caller.tenant_id, [a.id for a in accounts])
+        if known is not None and known == list(accounts):
+            return ["exists"] * len(accounts)  # what the ledger answers for these
         request = apb.CreateAccountsRequest(accounts=[_account_pb(caller, a) for a in accounts])
         response = await self._call(self._stub.CreateAccounts, request, caller)
-        return _result_names(
+        results = _result_names(
             apb.CreateAccountResult.Name, "CREATE_ACCOUNT_RESULT_", response.results
         )
+        opened = [a for a, r in zip(accounts, results, strict=True) if r in ("ok", "exists")]
+        self._remember(caller.tenant_id, opened)
+        return results
 
     async def create_transfers(self, caller: Caller, transfers: Sequence[Transfer]) -> list[str]:
         """Create transfers; one result name per transfer."""
@@ -104,9 +141,14 @@ class GrpcLedgerClient(_Remote):
 
     async def lookup_accounts(self, caller: Caller, ids: Sequence[str]) -> list[LedgerAccount]:
         """The caller's accounts among `ids`."""
+        known = self._recall(caller.tenant_id, ids)
+        if known is not None:
+            return known
         request = apb.LookupAccountsRequest(ids=list(ids))
         response = await self._call(self._stub.LookupAccounts, request, caller)
-        return [_account(a) for a in response.accounts]
+        found = [_account(a) for a in response.accounts]
+        self._remember(caller.tenant_id, found)
+        return found
 
 
 def _result_names(name: Callable[[Any], str], prefix: str, results: Iterable[int]) -> list[str]:
