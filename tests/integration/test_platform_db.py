@@ -15,6 +15,15 @@ def _tables() -> tuple[sa.MetaData, sa.Table, sa.Table]:
     return md, outbox_table(md), inbox_table(md)
 
 
+async def _fresh(url: str) -> tuple[Database, sa.Table, sa.Table]:
+    """A Database on `url` with the outbox and inbox tables; and those tables."""
+    db = Database(url)
+    md, outbox, inbox = _tables()
+    async with db.engine.begin() as conn:
+        await conn.run_sync(md.create_all)
+    return db, outbox, inbox
+
+
 def _event(n: int) -> Event:
     return Event(
         id=f"evt_{n}", source="test", type=PAYMENT_SUCCEEDED, subject=f"obj_{n % 2}",
@@ -23,10 +32,7 @@ def _event(n: int) -> Event:
 
 
 async def test_outbox_rows_commit_with_the_change_and_are_relayed_once(db_url: str) -> None:
-    db = Database(db_url)
-    md, outbox, _ = _tables()
-    async with db.engine.begin() as conn:
-        await conn.run_sync(md.create_all)
+    db, outbox, _ = await _fresh(db_url)
     async with db.transaction() as conn:
         for n in range(3):
             await append(conn, outbox, "t", _event(n))
@@ -59,10 +65,7 @@ async def test_outbox_rows_commit_with_the_change_and_are_relayed_once(db_url: s
 
 
 async def test_inbox_accepts_an_event_id_once_per_consumer(db_url: str) -> None:
-    db = Database(db_url)
-    md, _, inbox = _tables()
-    async with db.engine.begin() as conn:
-        await conn.run_sync(md.create_all)
+    db, _, inbox = await _fresh(db_url)
     async with db.transaction() as conn:
         assert await first_delivery(conn, inbox, "risk", "evt_1", 1) is True
         assert await first_delivery(conn, inbox, "risk", "evt_1", 2) is False
@@ -71,10 +74,7 @@ async def test_inbox_accepts_an_event_id_once_per_consumer(db_url: str) -> None:
 
 
 async def test_only_one_relay_leads_on_postgresql_and_a_standby_takes_over(pg_url: str) -> None:
-    db = Database(pg_url)
-    md, outbox, _ = _tables()
-    async with db.engine.begin() as conn:
-        await conn.run_sync(md.create_all)
+    db, outbox, _ = await _fresh(pg_url)
     bus = InProcessBus()
     first = OutboxRelay(db, outbox, bus, service="test")
     second = OutboxRelay(db, outbox, bus, service="test")
@@ -99,10 +99,7 @@ async def _published_flags(db: Database, outbox: sa.Table) -> list[bool]:
 async def test_on_sqlite_the_relay_marks_lazily_and_a_restart_publishes_the_unmarked_again(
     sqlite_url: str,
 ) -> None:
-    db = Database(sqlite_url)
-    md, outbox, _ = _tables()
-    async with db.engine.begin() as conn:
-        await conn.run_sync(md.create_all)
+    db, outbox, _ = await _fresh(sqlite_url)
     async with db.transaction() as conn:
         for n in range(3):
             await append(conn, outbox, "t", _event(n))
@@ -129,10 +126,7 @@ async def test_on_sqlite_the_relay_marks_lazily_and_a_restart_publishes_the_unma
 
 
 async def test_a_relay_that_stops_marks_what_it_published(sqlite_url: str) -> None:
-    db = Database(sqlite_url)
-    md, outbox, _ = _tables()
-    async with db.engine.begin() as conn:
-        await conn.run_sync(md.create_all)
+    db, outbox, _ = await _fresh(sqlite_url)
     async with db.transaction() as conn:
         await append(conn, outbox, "t", _event(0))
     relay = OutboxRelay(db, outbox, InProcessBus(), service="test", mark_interval_s=3600)
