@@ -135,3 +135,26 @@ async def test_a_relay_that_stops_marks_what_it_published(sqlite_url: str) -> No
     await relay.stop()
     assert await _published_flags(db, outbox) == [True]
     await db.dispose()
+
+
+async def test_a_relay_whose_database_starts_over_reads_it_from_the_start(
+    sqlite_url: str,
+) -> None:
+    db, outbox, _ = await _fresh(sqlite_url)
+    async with db.transaction() as conn:
+        for n in range(3):
+            await append(conn, outbox, "t", _event(n))
+    got: list[str] = []
+
+    class Recording(InProcessBus):
+        async def publish(self, topic: str, event: Event) -> None:
+            got.append(event.id)
+
+    relay = OutboxRelay(db, outbox, Recording(), service="test")
+    assert await relay.relay_once() == 3
+    async with db.transaction() as conn:  # the database is recreated under the relay
+        await conn.execute(outbox.delete())
+        await append(conn, outbox, "t", _event(7))
+    assert await relay.relay_once() == 1
+    assert got == ["evt_0", "evt_1", "evt_2", "evt_7"]
+    await db.dispose()

@@ -249,7 +249,7 @@ class SqlAccountsStore:
 
     async def balances_as_of(self, account_id: str, tenant_id: str, as_of_us: int) -> Account:
         """The caller's account with its balances as of `as_of_us`; raise when not the caller's."""
-        async with self.db.read() as conn:
+        async with self.db.read(long=True) as conn:  # sums the account's whole history
             return await queries.balances_as_of(conn, account_id, tenant_id, as_of_us)
 
     async def list_accounts(

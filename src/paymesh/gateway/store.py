@@ -237,7 +237,7 @@ class SqlGatewayStore:
 
     async def purge_expired_idempotency(self, now_us: int) -> int:
         """Delete expired records; return how many."""
-        async with self.db.transaction() as conn:
+        async with self.db.transaction(long=True) as conn:  # may delete many rows
             result = await conn.execute(
                 idempotency_keys.delete().where(idempotency_keys.c.expires_at_us <= now_us)
             )

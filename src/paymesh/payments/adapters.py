@@ -79,9 +79,9 @@ class GrpcLedgerClient(_Remote):
 
     Accounts it has seen are remembered (up to `known_accounts`, the least recently
     used forgotten first): a ledger account is never deleted and its tenant, currency,
-    code and flags never change, so a lookup of known accounts, or opening one that
-    exists as asked, needs no call. An account not found is never remembered: it may
-    be opened at any time.
+    code, flags and metadata never change, so a lookup of known accounts needs no call,
+    nor does opening again an account this client opened (or found existing) exactly
+    as asked. An account not found is never remembered: it may be opened at any time.
     """
 
     def __init__(
@@ -91,6 +91,9 @@ class GrpcLedgerClient(_Remote):
         self._stub = AccountsStub(channel)
         self._known: OrderedDict[tuple[str, str], LedgerAccount] = OrderedDict()
         self._known_max = known_accounts
+        # Accounts the ledger answered "ok" or "exists" to opening as they are here (a
+        # lookup does not say: it leaves out the metadata and some flags).
+        self._opened: OrderedDict[tuple[str, LedgerAccount], None] = OrderedDict()
 
     def _remember(self, tenant_id: str, accounts: Iterable[LedgerAccount]) -> None:
         for account in accounts:
@@ -113,8 +116,8 @@ class GrpcLedgerClient(_Remote):
 
     async def create_accounts(self, caller: Caller, accounts: Sequence[LedgerAccount]) -> list[str]:
         """Open accounts; one result name per account."""
-        known = self._recall(caller.tenant_id, [a.id for a in accounts])
-        if known is not None and known == list(accounts):
+        tenant = caller.tenant_id
+        if all((tenant, a) in self._opened for a in accounts):
             return ["exists"] * len(accounts)  # what the ledger answers for these
         request = apb.CreateAccountsRequest(accounts=[_account_pb(caller, a) for a in accounts])
         response = await self._call(self._stub.CreateAccounts, request, caller)
@@ -122,7 +125,11 @@ class GrpcLedgerClient(_Remote):
             apb.CreateAccountResult.Name, "CREATE_ACCOUNT_RESULT_", response.results
         )
         opened = [a for a, r in zip(accounts, results, strict=True) if r in ("ok", "exists")]
-        self._remember(caller.tenant_id, opened)
+        self._remember(tenant, opened)
+        for account in opened:
+            self._opened[(tenant, account)] = None
+        while len(self._opened) > self._known_max:
+            self._opened.popitem(last=False)
         return results
 
     async def create_transfers(self, caller: Caller, transfers: Sequence[Transfer]) -> list[str]:

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from time import perf_counter
@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool, QueuePool
 
@@ -35,7 +36,6 @@ from paymesh.platform.metrics import DB_SQLITE_WRITE_LOCK_WAIT, DB_TRANSACTION_D
 __all__ = ["Database"]
 
 _READ_ONLY = "paymesh_read_only"
-_BUSY_TIMEOUT_MS = 30_000
 _SELECT_1 = text("SELECT 1")
 
 
@@ -50,8 +50,18 @@ class Database:
     # this on average (see _commit).
     inline_commit_max_s = 0.001
 
-    def __init__(self, url: str, *, pool_size: int = 10, service: str = "unknown") -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        service: str = "unknown",
+        busy_timeout_ms: int = 30_000,
+    ) -> None:
+        """`busy_timeout_ms`: on SQLite, how long a writer waits for another process's
+        write lock (in SQLite's busy handler, off the event loop) before it fails."""
         parsed = make_url(url)
+        self._busy_timeout_ms = busy_timeout_ms
         self.url = url
         self.dialect = parsed.get_backend_name()
         if self.dialect == "sqlite":
@@ -64,7 +74,7 @@ class Database:
                 max_overflow=0,
                 async_creator=partial(sqlite.connect, parsed.database or ":memory:", timeout=30),
             )
-            _configure_sqlite(self.engine.sync_engine)
+            _configure_sqlite(self.engine.sync_engine, busy_timeout_ms)
             # The transactions of the service's own work: statements on the event
             # loop's thread (see InlineConnection); a queue that never blocks the loop.
             self._inline: Engine | None = create_engine(
@@ -74,7 +84,7 @@ class Database:
                 pool_size=pool_size,
                 max_overflow=-1,
             )
-            _configure_sqlite(self._inline)
+            _configure_sqlite(self._inline, busy_timeout_ms)
             # What may wait (BEGIN IMMEDIATE behind another process, a commit's fsync)
             # waits here, one at a time like the writers themselves.
             self._waits = ThreadPoolExecutor(1, thread_name_prefix=f"sqlite-{service}")
@@ -98,8 +108,13 @@ class Database:
         return self.dialect == "sqlite"
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction: committed when the block ends, rolled back on error."""
+    async def transaction(self, *, long: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A write transaction: committed when the block ends, rolled back on error.
+
+        On SQLite its statements run on the event loop's thread (see
+        :class:`InlineConnection`); a `long` one (e.g. a purge of many rows) runs them on
+        the waiting thread, so the loop goes on serving meanwhile.
+        """
         started = perf_counter()
         if self._inline is None:
             try:
@@ -111,6 +126,7 @@ class Database:
         assert self._lock_wait is not None
         assert self._write_lock is not None
         locked: float | None = None
+        await asyncio.sleep(0)  # statements that never wait must not starve the loop
         async with self._write_lock:
             sync = self._inline.connect()
             try:
@@ -118,7 +134,7 @@ class Database:
                 locked = perf_counter()
                 self._lock_wait.observe(locked - started)
                 sync.begin()  # SQLAlchemy's side of the transaction begun above
-                yield InlineConnection(self.engine, sync)
+                yield InlineConnection(self.engine, sync, self._wait if long else None)
                 await self._commit(sync)
             except BaseException:
                 sync.rollback()
@@ -142,6 +158,7 @@ class Database:
                 async with self._reader.connect() as conn, conn.begin():
                     yield conn
                 return
+            await asyncio.sleep(0)  # statements that never wait must not starve the loop
             sync = self._inline.execution_options(**{_READ_ONLY: True}).connect()
             try:
                 with sync.begin():  # BEGIN DEFERRED: in WAL mode a read never waits
@@ -157,36 +174,46 @@ class Database:
         raw: Any = sync.connection.driver_connection  # the sqlite3.Connection
         raw.execute("PRAGMA busy_timeout=0")
         try:
-            raw.execute("BEGIN IMMEDIATE")
+            _begin_immediate(raw)
             return
-        except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+        except OperationalError as exc:
+            if _sqlite_code(exc) != sqlite3.SQLITE_BUSY:
                 raise
         finally:
-            raw.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
-        await self._wait(partial(raw.execute, "BEGIN IMMEDIATE"))
+            raw.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
+        await self._wait(partial(_begin_immediate, raw))
 
     async def _commit(self, sync: Connection) -> None:
         """Commit a write: at once while commits are quick (an fsync on this disk takes
         less than handing it to a thread and back), else on the waiting thread."""
-        started = perf_counter()
-        if self._commit_s < self.inline_commit_max_s:
+
+        def commit() -> float:
+            started = perf_counter()
             sync.commit()
+            return perf_counter() - started
+
+        if self._commit_s < self.inline_commit_max_s:
+            took = commit()
         else:
-            await self._wait(sync.commit)
-        # A moving average of the last few commits' durations.
-        self._commit_s += (perf_counter() - started - self._commit_s) / 8
+            took = await self._wait(commit)
+        # A moving average of the last few commits' own durations (hand-off not counted).
+        self._commit_s += (took - self._commit_s) / 8
 
     async def _wait(self, fn: Callable[[], Any]) -> Any:
         """`fn()` on the SQLite waiting thread; a cancelled caller still waits for it
         (the connection is not the caller's to use again before it returns)."""
         future = asyncio.get_running_loop().run_in_executor(self._waits, fn)
-        try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            with suppress(BaseException):
-                await future
-            raise
+        cancelled = False
+        while not future.done():  # however often the caller is cancelled meanwhile
+            try:
+                await asyncio.shield(future)
+            except asyncio.CancelledError:
+                cancelled = True
+            except Exception:  # noqa: S110 - fn's own error: raised by result() below
+                pass
+        if cancelled:
+            raise asyncio.CancelledError
+        return future.result()
 
     async def ping(self) -> None:
         """Raise unless the database answers ``SELECT 1`` on a new connection (PostgreSQL)
@@ -222,24 +249,56 @@ class InlineConnection(AsyncConnection):
     commit of a write run on a thread. Reads never wait in WAL mode.
     """
 
-    def __init__(self, engine: AsyncEngine, sync: Connection) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        sync: Connection,
+        offload: Callable[[Callable[[], Any]], Awaitable[Any]] | None = None,
+    ) -> None:
         super().__init__(engine, sync)
         self._sync = sync
+        self._offload = offload  # a long transaction's statements: on this thread
+
+    async def _run(self, fn: Callable[[], Any]) -> Any:
+        return fn() if self._offload is None else await self._offload(fn)
 
     async def execute(
         self, statement: Any, parameters: Any = None, *, execution_options: Any = None
     ) -> Any:
-        return self._sync.execute(statement, parameters, execution_options=execution_options)
+        sync = self._sync
+        return await self._run(
+            partial(sync.execute, statement, parameters, execution_options=execution_options)
+        )
 
     async def scalar(
         self, statement: Any, parameters: Any = None, *, execution_options: Any = None
     ) -> Any:
-        return self._sync.scalar(statement, parameters, execution_options=execution_options)
+        sync = self._sync
+        return await self._run(
+            partial(sync.scalar, statement, parameters, execution_options=execution_options)
+        )
 
     async def exec_driver_sql(
         self, statement: str, parameters: Any = None, execution_options: Any = None
     ) -> Any:
-        return self._sync.exec_driver_sql(statement, parameters, execution_options)
+        return await self._run(
+            partial(self._sync.exec_driver_sql, statement, parameters, execution_options)
+        )
+
+
+def _begin_immediate(raw: sqlite3.Connection) -> None:
+    """``BEGIN IMMEDIATE``, its error as SQLAlchemy's (what the rest of the platform
+    knows: "database is locked" is an unavailable database, retried)."""
+    try:
+        raw.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as exc:
+        raise OperationalError("BEGIN IMMEDIATE", None, exc) from exc
+
+
+def _sqlite_code(exc: OperationalError) -> int:
+    """The primary SQLite result code behind `exc` (-1 when there is none)."""
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    return -1 if code is None else int(code) & 0xFF
 
 
 def _sqlite_connect(database: str) -> sqlite3.Connection:
@@ -247,7 +306,7 @@ def _sqlite_connect(database: str) -> sqlite3.Connection:
     return sqlite3.connect(database, timeout=30, check_same_thread=False)
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the driver, decide where transactions begin.
@@ -256,7 +315,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=FULL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        cur.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cur.close()
 
     @event.listens_for(engine, "begin")

@@ -351,11 +351,8 @@ class KafkaBus:
                     msgs = [] if first is None else [first, *consumer.consume(_BATCH - 1, 0)]
                 self._health.up(group, "kafka")
                 handled: dict[tuple[str, int], int] = {}  # partition: next offset
-                given_back: set[tuple[str, int]] = set()
-                for msg in reversed(msgs):  # each partition's first record in the batch
-                    if not msg.error():
-                        progress[(msg.topic() or "", msg.partition() or 0)] = msg.offset() or 0
-                for msg in msgs:
+                progress.update(_first_offsets(msgs))
+                for index, msg in enumerate(msgs):
                     if msg.error():
                         log.warning("kafka_consume_error", group=group, error=str(msg.error()))
                         continue
@@ -364,8 +361,6 @@ class KafkaBus:
                         msg.partition() or 0,
                         msg.offset() or 0,
                     )
-                    if (topic, partition) in given_back:
-                        continue  # after the record given back: fetched again in order
                     failed = failures.get((topic, partition))
                     attempts = (
                         failed.attempts if failed is not None and failed.offset == offset else 0
@@ -386,10 +381,16 @@ class KafkaBus:
                             attempts += 1
                             if not self._options.policy.gives_up(attempts, exc):
                                 failures[(topic, partition)] = _Failure(offset, attempts)
+                                # The rest of the batch is given back too, each partition
+                                # from its first record not handled: one backoff per batch,
+                                # and the next poll comes within the poll interval.
+                                rest = _first_offsets(msgs[index + 1 :])
+                                rest.pop((topic, partition), None)
+                                for (t, p), o in rest.items():
+                                    await asyncio.to_thread(consumer.seek, TopicPartition(t, p, o))
                                 tp = TopicPartition(topic, partition, offset)
                                 await self._retry_later(consumer, group, tp, event, exc, attempts)
-                                given_back.add((topic, partition))
-                                continue
+                                break
                             reason = "handler_failed"
                             await self._dead_letter(
                                 group, logical[topic], msg, exc, reason, attempts
@@ -577,6 +578,15 @@ def _measure_lag(
         lag[tp.topic] += max(0, high - at)
     for topic, n in lag.items():
         meters[topic].lag.set(n)
+
+
+def _first_offsets(msgs: list[Message]) -> dict[tuple[str, int], int]:
+    """Each partition's first offset among `msgs` (error records left out)."""
+    first: dict[tuple[str, int], int] = {}
+    for msg in msgs:
+        if not msg.error():
+            first.setdefault((msg.topic() or "", msg.partition() or 0), msg.offset() or 0)
+    return first
 
 
 def _headers(msg: Message) -> list[tuple[str, str | bytes | None]]:

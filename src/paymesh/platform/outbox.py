@@ -204,6 +204,16 @@ class OutboxRelay:
                 await conn.execute(_unpublished(o, self._batch_size), {"w_after": self._after})
             ).all()
             await self._measure(conn, rows)
+            # Rows are never deleted, but a database replaced under a live relay
+            # (restored, recreated) numbers from the start again: read from there.
+            restarted = (
+                not rows
+                and self._after > 0
+                and ((await conn.scalar(sa.select(sa.func.max(o.c.seq)))) or 0) < self._after
+            )
+        if restarted:
+            self._after = self._marked = 0
+            return await self.relay_once()
         if not rows:
             if self._after > self._marked:
                 await self._mark_published(o)

@@ -147,7 +147,7 @@ class SqlFeatureStore:
         return True
 
     async def prune(self, *, before_us: int) -> int:
-        async with self._db.transaction() as conn:
+        async with self._db.transaction(long=True) as conn:  # may delete many rows
             result = await conn.execute(velocity.delete().where(velocity.c.at_us < before_us))
         return int(result.rowcount or 0)
 

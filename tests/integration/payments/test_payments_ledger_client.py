@@ -34,10 +34,12 @@ async def test_known_accounts_are_answered_without_a_call_unknown_ones_are_asked
     await accounts.start()
     channel = open_channel(settings.accounts.target)
     ledger = GrpcLedgerClient(channel, deadline_s=0.5)
+    other = GrpcLedgerClient(channel, deadline_s=0.5)  # only looks the account up
     try:
         assert await ledger.lookup_accounts(ALICE, [WALLET.id]) == []  # not opened yet
         assert await ledger.create_accounts(ALICE, [WALLET]) == ["ok"]
         assert await ledger.lookup_accounts(ALICE, [WALLET.id]) == [WALLET]
+        assert await other.lookup_accounts(ALICE, [WALLET.id]) == [WALLET]
     finally:
         await accounts.stop()  # from here on, any call fails
     try:
@@ -49,5 +51,8 @@ async def test_known_accounts_are_answered_without_a_call_unknown_ones_are_asked
             await ledger.lookup_accounts(ALICE, [WALLET.id, "acc_other"])
         with pytest.raises(TransientError):  # the same id with other fields: asked
             await ledger.create_accounts(ALICE, [LedgerAccount(WALLET.id, "EUR", "revenue")])
+        assert await other.lookup_accounts(ALICE, [WALLET.id]) == [WALLET]
+        with pytest.raises(TransientError):  # a lookup does not say how it was opened
+            await other.create_accounts(ALICE, [WALLET])
     finally:
         await channel.close()
