@@ -24,6 +24,17 @@ async def _fresh(url: str) -> tuple[Database, sa.Table, sa.Table]:
     return db, outbox, inbox
 
 
+class _Recording(InProcessBus):
+    """A bus that only notes the ids of what is published to it, in `got`."""
+
+    def __init__(self, got: list[str]) -> None:
+        super().__init__()
+        self._got = got
+
+    async def publish(self, topic: str, event: Event) -> None:
+        self._got.append(event.id)
+
+
 def _event(n: int) -> Event:
     return Event(
         id=f"evt_{n}", source="test", type=PAYMENT_SUCCEEDED, subject=f"obj_{n % 2}",
@@ -104,12 +115,7 @@ async def test_on_sqlite_the_relay_marks_lazily_and_a_restart_publishes_the_unma
         for n in range(3):
             await append(conn, outbox, "t", _event(n))
     got: list[str] = []
-
-    class Recording(InProcessBus):
-        async def publish(self, topic: str, event: Event) -> None:
-            got.append(event.id)
-
-    relay = OutboxRelay(db, outbox, Recording(), service="test", mark_interval_s=3600)
+    relay = OutboxRelay(db, outbox, _Recording(got), service="test", mark_interval_s=3600)
     assert await relay.relay_once() == 3
     async with db.transaction() as conn:
         await append(conn, outbox, "t", _event(3))
@@ -117,11 +123,11 @@ async def test_on_sqlite_the_relay_marks_lazily_and_a_restart_publishes_the_unma
     assert got == ["evt_0", "evt_1", "evt_2", "evt_3"]
     assert await _published_flags(db, outbox) == [False] * 4  # no write yet
     # The process dies here: a new relay publishes the unmarked rows again.
-    again = OutboxRelay(db, outbox, Recording(), service="test", mark_interval_s=3600)
+    again = OutboxRelay(db, outbox, _Recording(got), service="test", mark_interval_s=3600)
     assert await again.relay_once() == 4
     assert await again.relay_once() == 0  # nothing new: now it marks what it published
     assert await _published_flags(db, outbox) == [True] * 4
-    assert await OutboxRelay(db, outbox, Recording(), service="test").relay_once() == 0
+    assert await OutboxRelay(db, outbox, _Recording(got), service="test").relay_once() == 0
     await db.dispose()
 
 
@@ -145,12 +151,7 @@ async def test_a_relay_whose_database_starts_over_reads_it_from_the_start(
         for n in range(3):
             await append(conn, outbox, "t", _event(n))
     got: list[str] = []
-
-    class Recording(InProcessBus):
-        async def publish(self, topic: str, event: Event) -> None:
-            got.append(event.id)
-
-    relay = OutboxRelay(db, outbox, Recording(), service="test")
+    relay = OutboxRelay(db, outbox, _Recording(got), service="test")
     assert await relay.relay_once() == 3
     async with db.transaction() as conn:  # the database is recreated under the relay
         await conn.execute(outbox.delete())

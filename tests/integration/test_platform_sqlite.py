@@ -180,18 +180,28 @@ async def test_a_long_read_leaves_the_event_loop_free_a_short_one_holds_it(db: D
     assert await _ticks_during(db.read(long=True)) >= 5  # on a thread: the loop goes on
 
 
+@contextmanager
+def _write_locked(path: Path) -> Iterator[sqlite3.Connection]:
+    """Another process's connection to `path`, holding SQLite's write lock (``COMMIT``
+    on it lets go)."""
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        yield other
+    finally:
+        other.close()
+
+
+async def _insert(db: Database, name: str) -> None:
+    async with db.transaction() as conn:
+        await conn.execute(items.insert().values(name=name))
+
+
 async def test_a_writer_behind_another_process_waits_off_the_event_loop(
     db: Database, tmp_path: Path
 ) -> None:
-    other = sqlite3.connect(tmp_path / "t.db", isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")  # another process holds SQLite's write lock
-    try:
-
-        async def write() -> None:
-            async with db.transaction() as conn:
-                await conn.execute(items.insert().values(name="late"))
-
-        writer = asyncio.create_task(write())
+    with _write_locked(tmp_path / "t.db") as other:
+        writer = asyncio.create_task(_insert(db, "late"))
         ticks = 0
         for _ in range(20):  # the loop keeps running, and reads too, while it waits
             await asyncio.sleep(0.01)
@@ -202,8 +212,6 @@ async def test_a_writer_behind_another_process_waits_off_the_event_loop(
         assert not writer.done()
         other.execute("COMMIT")
         await asyncio.wait_for(writer, 5)
-    finally:
-        other.close()
     async with db.read() as conn:
         assert (await conn.execute(sa.select(items.c.name))).scalars().all() == ["late"]
 
@@ -211,24 +219,14 @@ async def test_a_writer_behind_another_process_waits_off_the_event_loop(
 async def test_a_writer_cancelled_while_waiting_leaves_the_database_usable(
     db: Database, tmp_path: Path
 ) -> None:
-    other = sqlite3.connect(tmp_path / "t.db", isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")
-    try:
-
-        async def write() -> None:
-            async with db.transaction() as conn:
-                await conn.execute(items.insert().values(name="never"))
-
-        writer = asyncio.create_task(write())
+    with _write_locked(tmp_path / "t.db") as other:
+        writer = asyncio.create_task(_insert(db, "never"))
         await asyncio.sleep(0.1)
         writer.cancel()
         other.execute("COMMIT")  # the waiting BEGIN gets the lock, then rolls back
         with pytest.raises(asyncio.CancelledError):
             await writer
-    finally:
-        other.close()
-    async with db.transaction() as conn:
-        await conn.execute(items.insert().values(name="next"))
+    await _insert(db, "next")
     async with db.read() as conn:
         assert (await conn.execute(sa.select(items.c.name))).scalars().all() == ["next"]
 
@@ -256,31 +254,19 @@ async def test_a_writer_kept_out_too_long_fails_as_an_unavailable_database(
     db = Database(f"sqlite+aiosqlite:///{tmp_path}/b.db", service="test", busy_timeout_ms=200)
     async with db.engine.begin() as conn:
         await conn.run_sync(items.metadata.create_all)
-    other = sqlite3.connect(tmp_path / "b.db", isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")
     try:
-        with pytest.raises(sa.exc.OperationalError) as raised:
-            async with db.transaction() as conn:
-                await conn.execute(items.insert().values(name="never"))
+        with _write_locked(tmp_path / "b.db"), pytest.raises(sa.exc.OperationalError) as raised:
+            await _insert(db, "never")
         assert is_unavailable(raised.value)  # retried by consumers, 503 at the edge
     finally:
-        other.close()
         await db.dispose()
 
 
 async def test_a_writer_cancelled_twice_while_waiting_leaves_no_lock_behind(
     db: Database, tmp_path: Path
 ) -> None:
-    other = sqlite3.connect(tmp_path / "t.db", isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")
-    writer = None
-    try:
-
-        async def write() -> None:
-            async with db.transaction() as conn:
-                await conn.execute(items.insert().values(name="never"))
-
-        writer = asyncio.create_task(write())
+    with _write_locked(tmp_path / "t.db") as other:
+        writer = asyncio.create_task(_insert(db, "never"))
         await asyncio.sleep(0.1)
         writer.cancel()
         await asyncio.sleep(0.05)
@@ -290,14 +276,11 @@ async def test_a_writer_cancelled_twice_while_waiting_leaves_no_lock_behind(
         other.execute("COMMIT")
         with pytest.raises(asyncio.CancelledError):
             await writer
-    finally:
-        other.close()
     # No pooled connection kept the write lock: another process can write at once.
     again = sqlite3.connect(tmp_path / "t.db", isolation_level=None, timeout=0)
     again.execute("BEGIN IMMEDIATE")
     again.execute("ROLLBACK")
     again.close()
-    async with db.transaction() as conn:
-        await conn.execute(items.insert().values(name="next"))
+    await _insert(db, "next")
     async with db.read() as conn:
         assert (await conn.execute(sa.select(items.c.name))).scalars().all() == ["next"]

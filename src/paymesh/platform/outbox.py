@@ -215,15 +215,14 @@ class OutboxRelay:
             self._after = self._marked = 0
             return await self.relay_once()
         if not rows:
-            if self._after > self._marked:
-                await self._mark_published(o)
+            await self._mark_published()
             return 0
         for row in rows:
             await self._bus.publish(row.topic, Event.from_json(row.payload))
         if self._lazy:
             self._after = rows[-1].seq
             if time.monotonic() - self._marked_at >= self._mark_interval_s:
-                await self._mark_published(o)
+                await self._mark_published()
         else:
             async with self._db.transaction() as conn:
                 await conn.execute(
@@ -236,11 +235,11 @@ class OutboxRelay:
             self._oldest.set(0)
         return len(rows)
 
-    async def _mark_published(self, o: sa.Table) -> None:
+    async def _mark_published(self) -> None:
         """Lazily (SQLite): mark every row up to the last seq published."""
         if self._after <= self._marked:
             return
-        after = self._after
+        after, o = self._after, self._outbox
         async with self._db.transaction() as conn:
             await conn.execute(
                 o.update()
@@ -299,7 +298,6 @@ class OutboxRelay:
     async def stop(self) -> None:
         """Stop the background relay (marking what it published) and give up the lead."""
         await self._loop.stop()
-        if self._after > self._marked:
-            with contextlib.suppress(Exception):  # unmarked rows are published again
-                await self._mark_published(self._outbox)
+        with contextlib.suppress(Exception):  # unmarked rows are published again
+            await self._mark_published()
         await self._lead.release()
