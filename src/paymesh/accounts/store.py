@@ -64,6 +64,7 @@ from paymesh.accounts.tables import (
 from paymesh.platform.db import Database
 from paymesh.platform.metrics import LEDGER_BATCH_TRANSFERS, LEDGER_CHAIN_HEAD_SEQ, LEDGER_TRANSFERS
 from paymesh.platform.outbox import append
+from paymesh.platform.statements import insert
 
 __all__ = ["SqlAccountsStore"]
 
@@ -135,7 +136,7 @@ class SqlAccountsStore:
             existing = await _accounts_by_id(conn, [a.id for a in batch], lock=False)
             outcome = domain.create_accounts(existing, batch, tenant_id, now_us)
             if outcome.created:
-                await conn.execute(accounts.insert(), [account_values(a) for a in outcome.created])
+                await conn.execute(insert(accounts), [account_values(a) for a in outcome.created])
             return outcome
 
         return await self._write(work)
@@ -317,21 +318,35 @@ def _in_order(ids: Sequence[str], found: dict[str, _T]) -> list[_T]:
     return out
 
 
+@functools.cache
+def _accounts_query(lock: bool, dialect: str) -> sa.Select[Any]:
+    """The accounts whose id is in the expanding parameter ``ids``, in id order."""
+    # Python sorts by code point, as SQLite's BINARY and PostgreSQL's "C" collation
+    # do, so chunks and the rows inside them are locked in one global order.
+    key = accounts.c.id if dialect == "sqlite" else accounts.c.id.collate("C")
+    # Locked accounts are read to move money, which never looks at metadata:
+    # leave it out rather than decode a JSON document per account.
+    columns = [c for c in accounts.c if c.name != "metadata"] if lock else list(accounts.c)
+    ids: sa.BindParameter[str] = sa.bindparam("ids", expanding=True)
+    query = sa.select(*columns).where(accounts.c.id.in_(ids)).order_by(key)
+    return query.with_for_update() if lock else query
+
+
+@functools.cache
+def _transfers_query(column: str) -> sa.Select[Any]:
+    """The transfers whose `column` is in the expanding parameter ``values``."""
+    return sa.select(transfers).where(
+        transfers.c[column].in_(sa.bindparam("values", expanding=True))
+    )
+
+
 async def _accounts_by_id(
     conn: AsyncConnection, ids: Iterable[str], *, lock: bool
 ) -> dict[str, Account]:
     found: dict[str, Account] = {}
-    # Python sorts by code point, as SQLite's BINARY and PostgreSQL's "C" collation
-    # do, so chunks and the rows inside them are locked in one global order.
-    key = accounts.c.id if conn.dialect.name == "sqlite" else accounts.c.id.collate("C")
-    # Locked accounts are read to move money, which never looks at metadata:
-    # leave it out rather than decode a JSON document per account.
-    columns = [c for c in accounts.c if c.name != "metadata"] if lock else list(accounts.c)
+    query = _accounts_query(lock, conn.dialect.name)
     for chunk in _chunks(ids):
-        q = sa.select(*columns).where(accounts.c.id.in_(chunk)).order_by(key)
-        if lock:
-            q = q.with_for_update()
-        rows = (await conn.execute(q)).mappings().all()
+        rows = (await conn.execute(query, {"ids": chunk})).mappings().all()
         found.update((row["id"], account_from_row(row)) for row in rows)
     return found
 
@@ -340,26 +355,49 @@ async def _transfers_where(
     conn: AsyncConnection, column: sa.Column[Any], values: Iterable[str]
 ) -> list[Transfer]:
     found: list[Transfer] = []
+    query = _transfers_query(column.name)
     for chunk in _chunks(values):
-        rows = (await conn.execute(sa.select(transfers).where(column.in_(chunk)))).mappings()
+        rows = (await conn.execute(query, {"values": chunk})).mappings()
         found.extend(transfer_from_row(row) for row in rows)
     return found
+
+
+# Statements of a batch, built once (platform/statements.py says why).
+_SET_BALANCES = (
+    accounts.update()
+    .where(accounts.c.id == sa.bindparam("b_id"))
+    .values(
+        debits_pending=sa.bindparam("b_dp"),
+        debits_posted=sa.bindparam("b_dq"),
+        credits_pending=sa.bindparam("b_cp"),
+        credits_posted=sa.bindparam("b_cq"),
+    )
+)
+_HEAD = (
+    sa.select(ledger_head.c.seq, ledger_head.c.hash).where(ledger_head.c.id == 1).with_for_update()
+)
+_MOVE_HEAD = (
+    ledger_head.update()
+    .where(ledger_head.c.id == 1)
+    .values(seq=sa.bindparam("b_seq"), hash=sa.bindparam("b_hash"))
+)
+_RECORD_BATCH = ledger_batches.insert().values(
+    seq=sa.bindparam("b_seq"),
+    prev_hash=sa.bindparam("b_prev"),
+    hash=sa.bindparam("b_hash"),
+    transfer_count=sa.bindparam("b_count"),
+    created_at_us=sa.bindparam("b_at"),
+)
+# PostgreSQL: the record and the head's move in one statement.
+_RECORD_AND_MOVE = _RECORD_BATCH.add_cte(_MOVE_HEAD.cte("moved_head"))
 
 
 async def _apply(conn: AsyncConnection, outcome: TransfersOutcome, now_us: int) -> int:
     """Write the new balances, then append the new transfers to the chain as one batch;
     the batch's seq (0 when nothing was created)."""
     if outcome.accounts:
-        a = accounts
         await conn.execute(
-            a.update()
-            .where(a.c.id == sa.bindparam("b_id"))
-            .values(
-                debits_pending=sa.bindparam("b_dp"),
-                debits_posted=sa.bindparam("b_dq"),
-                credits_pending=sa.bindparam("b_cp"),
-                credits_posted=sa.bindparam("b_cq"),
-            ),
+            _SET_BALANCES,
             [
                 {
                     "b_id": acc.id,
@@ -379,24 +417,20 @@ async def _apply(conn: AsyncConnection, outcome: TransfersOutcome, now_us: int) 
 async def _append_batch(conn: AsyncConnection, created: Sequence[Transfer], now_us: int) -> int:
     """Insert `created` as the next batch of the hash chain (the head is the last lock);
     its seq."""
-    h = ledger_head
-    head = (
-        await conn.execute(sa.select(h.c.seq, h.c.hash).where(h.c.id == 1).with_for_update())
-    ).one()
+    head = (await conn.execute(_HEAD)).one()
     seq = int(head.seq) + 1
     digest = batch_hash(head.hash, seq, created)
-    await conn.execute(transfers.insert(), [transfer_values(t, seq) for t in created])
-    move = h.update().where(h.c.id == 1).values(seq=seq, hash=digest)
-    record = ledger_batches.insert().values(
-        seq=seq,
-        prev_hash=head.hash,
-        hash=digest,
-        transfer_count=len(created),
-        created_at_us=now_us,
-    )
+    await conn.execute(insert(transfers), [transfer_values(t, seq) for t in created])
+    params = {
+        "b_seq": seq,
+        "b_prev": head.hash,
+        "b_hash": digest,
+        "b_count": len(created),
+        "b_at": now_us,
+    }
     if conn.dialect.name == "postgresql":
-        await conn.execute(record.add_cte(move.cte("moved_head")))
+        await conn.execute(_RECORD_AND_MOVE, params)
     else:
-        await conn.execute(record)
-        await conn.execute(move)
+        await conn.execute(_RECORD_BATCH, params)
+        await conn.execute(_MOVE_HEAD, params)
     return seq
