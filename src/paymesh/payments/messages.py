@@ -51,8 +51,17 @@ _CAPTURE_METHODS_PB = {
 def message_of(cls: type[M], obj: object, **overrides: Any) -> M:
     """The message `cls` of `obj`'s attributes named like the message's fields (the
     fields `obj` has not keep their defaults), and `overrides`."""
-    names = [f.name for f in cls.DESCRIPTOR.fields if hasattr(obj, f.name)]
-    return cls(**{**{name: getattr(obj, name) for name in names}, **overrides})
+    key = (cls, type(obj))
+    names = _SHARED_FIELDS.get(key)
+    if names is None:  # the domain's objects have the same attributes as their class
+        names = tuple(f.name for f in cls.DESCRIPTOR.fields if hasattr(obj, f.name))
+        _SHARED_FIELDS[key] = names
+    values = {name: getattr(obj, name) for name in names if name not in overrides}
+    return cls(**values, **overrides)
+
+
+# The fields a message shares with a class of objects, by (message, class).
+_SHARED_FIELDS: dict[tuple[type[Message], type], tuple[str, ...]] = {}
 
 
 def payment_pb(p: Payment) -> pb.Payment:
