@@ -52,6 +52,7 @@ keys = _subcommands("keys", "The gateway's token signing keys.")
 audit = _subcommands("audit", "The gateway's append-only audit log.")
 tenants = _subcommands("tenants", "Tenants (in the gateway database).")
 clients = _subcommands("clients", "Tenants' API clients (in the gateway database).")
+users = _subcommands("users", "The operator console's users (in the gateway database).")
 risk = _subcommands("risk", "The risk service's rules.")
 kafka = _subcommands("kafka", "The distributed shape's Kafka topics.")
 console = Console(stderr=True, soft_wrap=True)
@@ -60,6 +61,9 @@ console = Console(stderr=True, soft_wrap=True)
 banner = Console(soft_wrap=True)
 
 __all__ = ["app", "main"]
+
+# The console's admin on the demo platform (var/demo-credentials.json has its password).
+DEMO_CONSOLE_EMAIL = "admin@paymesh.localhost"
 
 
 def _settings() -> Settings:
@@ -92,7 +96,10 @@ def write_credentials(path: Path, creds: dict[str, str]) -> None:
 
 
 async def bootstrap(platform: Platform) -> dict[str, str]:
-    """Create the demo tenant and operator on first start; return their credentials."""
+    """Create the demo tenant, the operator and the console's demo admin on first start;
+    return their credentials."""
+    from paymesh.gateway.console.service import create_demo_admin
+    from paymesh.gateway.operator import console_deps
     from paymesh.gateway.ports import Deps
     from paymesh.gateway.service import bootstrap_demo
     from paymesh.platform.clock import SystemClock
@@ -100,14 +107,19 @@ async def bootstrap(platform: Platform) -> dict[str, str]:
     path = credentials_path(platform.settings)
     store = platform.runtime("gateway").store
     created = await bootstrap_demo(deps=Deps(store=store, clock=SystemClock()))
+    creds: dict[str, str] = {}
     if created is not None:
         creds = created.as_dict()
+    elif path.exists():
+        creds = json.loads(path.read_text())
+    if creds and "console_email" not in creds:
+        async with console_deps(platform.settings, store) as deps:
+            password = await create_demo_admin(DEMO_CONSOLE_EMAIL, deps=deps)
+        if password is not None:
+            creds = {**creds, "console_email": DEMO_CONSOLE_EMAIL, "console_password": password}
+    if creds:
         write_credentials(path, creds)
-        return creds
-    if path.exists():
-        stored: dict[str, str] = json.loads(path.read_text())
-        return stored
-    return {}
+    return creds
 
 
 async def _up(settings: Settings) -> None:
@@ -136,6 +148,11 @@ async def _up(settings: Settings) -> None:
             say(f"  their secrets: {credentials_path(settings)} (try `paymesh demo`)")
         else:
             say(f"  [yellow]{credentials_path(settings)} is missing[/]")
+        if creds.get("console_email"):
+            say(
+                f"  console: {url}/console  (sign in as {creds['console_email']}; the password"
+                " is console_password in that file)"
+            )
         say("Ctrl-C stops it. Logs: stderr, one JSON object per line.")
         await stop.wait()
     finally:
@@ -601,6 +618,83 @@ def clients_revoke(
 
     _gateway_call(revoke_client(_settings(), tenant_id, client_id))
     typer.echo(f"revoked: {client_id}")
+
+
+@users.command("create")
+def users_create(
+    email: Annotated[str, typer.Argument(help="the user's e-mail address")],
+    role: Annotated[str, typer.Option("--role", help="viewer, support, risk or admin")],
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", help="the tenant it sees (none: every tenant)")
+    ] = None,
+) -> None:
+    """Create a console user; prints a one-time password, to change at first sign-in."""
+    from paymesh.gateway.operator import add_user
+
+    user, password = _gateway_call(add_user(_settings(), email, role, tenant))
+    typer.echo(
+        json.dumps(
+            {
+                "id": user.id,
+                "email": user.email,
+                "role": user.role.value,
+                "tenant_id": user.tenant_id,
+                "one_time_password": password,
+            }
+        )
+    )
+    console.print("[yellow]the one-time password is shown only this once[/]")
+
+
+@users.command("list")
+def users_list() -> None:
+    """Every console user, one JSON object per line."""
+    from paymesh.gateway.operator import list_users
+
+    for u in _gateway_call(list_users(_settings())):
+        typer.echo(
+            json.dumps(
+                {
+                    "id": u.id,
+                    "email": u.email,
+                    "role": u.role.value,
+                    "tenant_id": u.tenant_id,
+                    "disabled": u.disabled,
+                    "must_change_password": u.must_change_password,
+                    "created": _iso(u.created_at_us),
+                }
+            )
+        )
+
+
+@users.command("disable")
+def users_disable(email: Annotated[str, typer.Argument(help="the user's e-mail address")]) -> None:
+    """Disable a console user: it cannot sign in, and its sessions end at once."""
+    from paymesh.gateway.operator import set_user_disabled
+
+    _gateway_call(set_user_disabled(_settings(), email, True))
+    typer.echo(f"disabled: {email}")
+
+
+@users.command("enable")
+def users_enable(email: Annotated[str, typer.Argument(help="the user's e-mail address")]) -> None:
+    """Enable a disabled console user again."""
+    from paymesh.gateway.operator import set_user_disabled
+
+    _gateway_call(set_user_disabled(_settings(), email, False))
+    typer.echo(f"enabled: {email}")
+
+
+@users.command("reset-password")
+def users_reset_password(
+    email: Annotated[str, typer.Argument(help="the user's e-mail address")],
+) -> None:
+    """A new one-time password for a console user (unlocked; its sessions end)."""
+    from paymesh.gateway.operator import reset_user_password
+
+    password = _gateway_call(reset_user_password(_settings(), email))
+    typer.echo(json.dumps({"email": email, "one_time_password": password}))
+    console.print("[yellow]the one-time password is shown only this once[/]")
 
 
 def main() -> None:

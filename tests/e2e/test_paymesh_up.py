@@ -82,6 +82,7 @@ def test_paymesh_up_serves_stops_on_ctrl_c_and_reuses_var(tmp_path: Path) -> Non
         creds = json.loads(creds_file.read_text())
         assert set(creds) == {
             "client_id", "client_secret", "operator_client_id", "operator_client_secret",
+            "console_email", "console_password",
         }  # fmt: skip
         assert creds_file.stat().st_mode & 0o777 == 0o600
         assert _token(url, creds["client_id"], creds["client_secret"]).status_code == 200
@@ -102,6 +103,9 @@ def test_paymesh_up_serves_stops_on_ctrl_c_and_reuses_var(tmp_path: Path) -> Non
     assert str(creds_file) in out
     assert creds["client_secret"] not in out  # stdout and stderr may end up in a log
     assert creds["operator_client_secret"] not in out
+    assert creds["console_password"] not in out
+    assert f"{url}/console" in out  # the console's address, and who signs in there
+    assert creds["console_email"] in out
     assert f"{admin}/metrics" in out  # and where the metrics are
 
     proc = _start(var, ports)

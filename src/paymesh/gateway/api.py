@@ -13,6 +13,9 @@ from fastapi.openapi.utils import get_openapi
 
 from paymesh.gateway.admission import Admission
 from paymesh.gateway.clients import Client
+from paymesh.gateway.console.service import ConsoleDeps
+from paymesh.gateway.console.users import SessionPolicy
+from paymesh.gateway.console.web import build_console
 from paymesh.gateway.deps import Gateway
 from paymesh.gateway.docs import install_docs
 from paymesh.gateway.features import FEATURES, MONEY_MOVING
@@ -181,6 +184,16 @@ def create_app(
     for feature in FEATURES:
         app.include_router(feature.router)
     install_docs(app, title=app.title)
+    gw = app.state.gateway
+    console = ConsoleDeps(
+        store=store,
+        clock=clock,
+        hasher=gw.hasher,
+        policy=SessionPolicy(idle_s=g.console_idle_timeout_s, max_s=g.console_session_max_s),
+        lock_attempts=g.console_lock_attempts,
+        lock_s=g.console_lock_s,
+    )
+    app.mount("/console", build_console(gw, console), name="console")
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import getpass
 from dataclasses import dataclass
+from typing import Protocol
 
 from paymesh.gateway.domain import AuditEntry
-from paymesh.gateway.ports import GatewayStore
 from paymesh.platform.clock import Clock, new_id
 
-__all__ = ["SYSTEM", "Origin", "cli_origin", "record"]
+__all__ = ["SYSTEM", "AuditLog", "Origin", "cli_origin", "record"]
+
+
+class AuditLog(Protocol):
+    """Where audit entries are appended (the gateway's store)."""
+
+    async def append_audit(self, entry: AuditEntry) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -37,7 +43,7 @@ def cli_origin() -> Origin:
 
 
 async def record(
-    store: GatewayStore,
+    store: AuditLog,
     clock: Clock,
     origin: Origin,
     action: str,

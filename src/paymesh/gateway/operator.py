@@ -1,5 +1,6 @@
 """Operator tasks run from the ``paymesh`` command against the gateway database:
-key rotation, the audit log, tenants and API clients (audited as ``cli:<user>``).
+key rotation, the audit log, tenants, API clients and console users (audited as
+``cli:<user>``).
 
 Each call migrates the gateway database (a no-op when current), opens it,
 does its work and closes it. Fee schedules live in the payments service,
@@ -13,9 +14,13 @@ from contextlib import asynccontextmanager
 
 from paymesh.gateway.app import migrate
 from paymesh.gateway.audit import cli_origin
+from paymesh.gateway.console import service as console
+from paymesh.gateway.console.service import ConsoleDeps
+from paymesh.gateway.console.users import ConsoleUser, SessionPolicy
 from paymesh.gateway.domain import ApiClient, AuditEntry, SigningKey, Tenant
 from paymesh.gateway.keyring import KeyState, key_states, rotate_signing_key
-from paymesh.gateway.ports import Deps
+from paymesh.gateway.ports import Deps, GatewayStore
+from paymesh.gateway.security import SecretHasher
 from paymesh.gateway.service import (
     CreateClient,
     CreateTenant,
@@ -34,11 +39,16 @@ from paymesh.platform.settings import PlatformSettings
 __all__ = [
     "add_client",
     "add_tenant",
+    "add_user",
     "bootstrap",
+    "console_deps",
     "list_keys",
+    "list_users",
     "recent_audit",
+    "reset_user_password",
     "revoke_client",
     "rotate_key",
+    "set_user_disabled",
 ]
 
 
@@ -107,3 +117,48 @@ async def revoke_client(settings: PlatformSettings, tenant_id: str, client_id: s
     async with _store(settings) as store:
         deps = Deps(store=store, clock=SystemClock())
         await _revoke_client(tenant_id, client_id, origin=cli_origin(), deps=deps)
+
+
+@asynccontextmanager
+async def console_deps(
+    settings: PlatformSettings, store: GatewayStore | None = None
+) -> AsyncIterator[ConsoleDeps]:
+    """What the console's use cases need, on `store` (None: the gateway database, opened
+    here), with a secret hasher of their own."""
+    g = settings.section(GatewaySettings)
+    hasher = SecretHasher(threads=1, max_waiting=4)
+    policy = SessionPolicy(idle_s=g.console_idle_timeout_s, max_s=g.console_session_max_s)
+    try:
+        if store is not None:
+            yield ConsoleDeps(store=store, clock=SystemClock(), hasher=hasher, policy=policy)
+            return
+        async with _store(settings) as opened:
+            yield ConsoleDeps(store=opened, clock=SystemClock(), hasher=hasher, policy=policy)
+    finally:
+        hasher.close()
+
+
+async def add_user(
+    settings: PlatformSettings, email: str, role: str, tenant_id: str | None
+) -> tuple[ConsoleUser, str]:
+    """Create a console user; return it and its one-time password."""
+    async with console_deps(settings) as deps:
+        return await console.create_user(email, role, tenant_id, origin=cli_origin(), deps=deps)
+
+
+async def list_users(settings: PlatformSettings) -> list[ConsoleUser]:
+    """Every console user."""
+    async with console_deps(settings) as deps:
+        return await console.list_users(deps=deps)
+
+
+async def set_user_disabled(settings: PlatformSettings, email: str, disabled: bool) -> None:
+    """Disable a console user (its sessions end) or enable it again."""
+    async with console_deps(settings) as deps:
+        await console.set_disabled(email, disabled, origin=cli_origin(), deps=deps)
+
+
+async def reset_user_password(settings: PlatformSettings, email: str) -> str:
+    """A new one-time password for a console user."""
+    async with console_deps(settings) as deps:
+        return await console.reset_password(email, origin=cli_origin(), deps=deps)

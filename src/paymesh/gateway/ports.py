@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from paymesh.gateway.console.users import ConsoleSession, ConsoleUser
 from paymesh.gateway.domain import ApiClient, AuditEntry, IdempotencyRecord, SigningKey, Tenant
 from paymesh.platform.clock import Clock
 
@@ -21,10 +22,50 @@ if TYPE_CHECKING:
     from paymesh.gateway.service import ClientCache
     from paymesh.gateway.settings import GatewaySettings
 
-__all__ = ["Deps", "GatewayStore", "TokenDeps"]
+__all__ = ["ConsoleStore", "Deps", "GatewayStore", "TokenDeps"]
 
 
-class GatewayStore(Protocol):
+class ConsoleStore(Protocol):
+    """What the console keeps in the gateway's database."""
+
+    async def get_tenant(self, tenant_id: str) -> Tenant | None: ...
+
+    async def list_tenants(self) -> list[Tenant]: ...
+
+    async def add_console_user(self, user: ConsoleUser) -> bool: ...
+
+    async def console_user(self, user_id: str) -> ConsoleUser | None: ...
+
+    async def console_user_by_email(self, email: str) -> ConsoleUser | None: ...
+
+    async def list_console_users(self) -> list[ConsoleUser]: ...
+
+    async def save_console_user(self, user: ConsoleUser, *, end_sessions: bool = False) -> None: ...
+
+    async def add_console_session(self, session: ConsoleSession) -> None: ...
+
+    async def console_session(self, session_id: str) -> ConsoleSession | None: ...
+
+    async def update_console_session(self, session_id: str, **values: object) -> None: ...
+
+    async def delete_console_session(self, session_id: str) -> None: ...
+
+    async def append_audit(self, entry: AuditEntry) -> None: ...
+
+    async def audit_page(
+        self,
+        *,
+        limit: int,
+        before: tuple[int, str] | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        tenant_id: str | None = None,
+        since_us: int | None = None,
+        until_us: int | None = None,
+    ) -> list[AuditEntry]: ...
+
+
+class GatewayStore(ConsoleStore, Protocol):
     """The gateway's state: tenants, API clients, signing keys, the audit log and the
     idempotency records."""
 

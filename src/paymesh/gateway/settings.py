@@ -1,4 +1,4 @@
-"""Settings of the public REST gateway: HTTP, tokens, limits, admission, TLS."""
+"""Settings of the public REST gateway: HTTP, tokens, limits, admission, the console, TLS."""
 
 from __future__ import annotations
 
@@ -45,6 +45,13 @@ class GatewaySettings(SectionSettings):
     admission_wait_s: float = Field(default=10.0, gt=0)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     request_timeout_s: float = Field(default=30.0, gt=0)
+    # The operator console (/console): a session ends after this long without a request,
+    # and after this long in all; this many wrong passwords in a row lock a user's
+    # sign-in for console_lock_s.
+    console_idle_timeout_s: float = Field(default=1800.0, gt=0)
+    console_session_max_s: float = Field(default=12 * 3600.0, gt=0)
+    console_lock_attempts: int = Field(default=5, ge=1)
+    console_lock_s: float = Field(default=900.0, gt=0)
     # HTTPS: a PEM certificate (chain) and its key; both empty = plain HTTP.
     tls_cert_file: str = ""
     tls_key_file: str = ""

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from paymesh.gateway.console.users import ConsoleSession, ConsoleUser
 from paymesh.gateway.domain import ApiClient, AuditEntry, IdempotencyRecord, SigningKey, Tenant
 from paymesh.gateway.tables import (
     Row,
@@ -23,11 +24,15 @@ from paymesh.gateway.tables import (
     audit_log,
     audit_row,
     client_row,
+    console_sessions,
+    console_users,
     idempotency_keys,
     signing_keys,
     tenants,
     to_audit,
     to_client,
+    to_console_session,
+    to_console_user,
     to_key,
     to_record,
     to_tenant,
@@ -80,6 +85,12 @@ class SqlGatewayStore:
     async def tenant_by_name(self, name: str) -> Tenant | None:
         """The tenant with this name."""
         return await self._one(tenants.select().where(tenants.c.name == name), to_tenant)
+
+    async def list_tenants(self) -> list[Tenant]:
+        """Every tenant, by name."""
+        async with self.db.read() as conn:
+            rows = (await conn.execute(tenants.select().order_by(tenants.c.name))).all()
+        return [to_tenant(r) for r in rows]
 
     async def add_client(self, client: ApiClient) -> None:
         """Insert an API client."""
@@ -166,6 +177,97 @@ class SqlGatewayStore:
                 )
             ).all()
         return [to_audit(r) for r in rows]
+
+    async def audit_page(
+        self,
+        *,
+        limit: int,
+        before: tuple[int, str] | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        tenant_id: str | None = None,
+        since_us: int | None = None,
+        until_us: int | None = None,
+    ) -> list[AuditEntry]:
+        """Up to `limit` audit entries, newest first, older than `before` (at_us, id), of
+        `actor`, `action` and `tenant_id` when given, at or after `since_us` and before
+        `until_us`."""
+        a = audit_log.c
+        query = audit_log.select()
+        if before is not None:
+            query = query.where(sa.tuple_(a.at_us, a.id) < sa.tuple_(*before))
+        for column, value in ((a.actor, actor), (a.action, action), (a.tenant_id, tenant_id)):
+            if value:
+                query = query.where(column == value)
+        if since_us is not None:
+            query = query.where(a.at_us >= since_us)
+        if until_us is not None:
+            query = query.where(a.at_us < until_us)
+        query = query.order_by(a.at_us.desc(), a.id.desc()).limit(limit)
+        async with self.db.read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [to_audit(r) for r in rows]
+
+    # --- console users and sessions -------------------------------------
+
+    async def add_console_user(self, user: ConsoleUser) -> bool:
+        """Insert `user`; False when a user with that e-mail address exists."""
+        return await self._insert(console_users, {**asdict(user), "role": user.role.value})
+
+    async def console_user(self, user_id: str) -> ConsoleUser | None:
+        """The console user with this id."""
+        query = console_users.select().where(console_users.c.id == user_id)
+        return await self._one(query, to_console_user)
+
+    async def console_user_by_email(self, email: str) -> ConsoleUser | None:
+        """The console user with this (normalised) e-mail address."""
+        query = console_users.select().where(console_users.c.email == email)
+        return await self._one(query, to_console_user)
+
+    async def list_console_users(self) -> list[ConsoleUser]:
+        """Every console user, by e-mail address."""
+        async with self.db.read() as conn:
+            rows = (
+                await conn.execute(console_users.select().order_by(console_users.c.email))
+            ).all()
+        return [to_console_user(r) for r in rows]
+
+    async def save_console_user(self, user: ConsoleUser, *, end_sessions: bool = False) -> None:
+        """Store `user`'s changed state (by id); `end_sessions`: sign out its browsers too."""
+        values = {**asdict(user), "role": user.role.value}
+        del values["id"], values["email"], values["created_at_us"]
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                console_users.update().where(console_users.c.id == user.id).values(**values)
+            )
+            if end_sessions:
+                await conn.execute(
+                    console_sessions.delete().where(console_sessions.c.user_id == user.id)
+                )
+
+    async def add_console_session(self, session: ConsoleSession) -> None:
+        """Insert a session."""
+        async with self.db.transaction() as conn:
+            await conn.execute(statements.insert(console_sessions), asdict(session))
+
+    async def console_session(self, session_id: str) -> ConsoleSession | None:
+        """The session with this id (the SHA-256 of its token)."""
+        query = console_sessions.select().where(console_sessions.c.id == session_id)
+        return await self._one(query, to_console_session)
+
+    async def update_console_session(self, session_id: str, **values: Any) -> None:
+        """Change a session's `last_seen_at_us` or `tenant_id`."""
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                console_sessions.update()
+                .where(console_sessions.c.id == session_id)
+                .values(**values)
+            )
+
+    async def delete_console_session(self, session_id: str) -> None:
+        """End a session (idempotent)."""
+        async with self.db.transaction() as conn:
+            await conn.execute(console_sessions.delete().where(console_sessions.c.id == session_id))
 
     # --- idempotency ----------------------------------------------------
 

@@ -1,6 +1,7 @@
 """The gateway's tables (tenants, API clients, signing keys, idempotency records, the
-append-only audit log) and how a row becomes a record of :mod:`paymesh.gateway.domain`
-and back. The queries are in store.py."""
+append-only audit log, the console's users and sessions) and how a row becomes a record
+of :mod:`paymesh.gateway.domain` (or of the console's users) and back. The queries are
+in store.py."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
+from paymesh.gateway.console.users import ConsoleSession, ConsoleUser, Role
 from paymesh.gateway.domain import ApiClient, AuditEntry, IdempotencyRecord, SigningKey, Tenant
 
 __all__ = [
@@ -17,12 +19,16 @@ __all__ = [
     "audit_log",
     "audit_row",
     "client_row",
+    "console_sessions",
+    "console_users",
     "idempotency_keys",
     "metadata",
     "signing_keys",
     "tenants",
     "to_audit",
     "to_client",
+    "to_console_session",
+    "to_console_user",
     "to_key",
     "to_record",
     "to_tenant",
@@ -100,6 +106,36 @@ audit_log = sa.Table(
 )
 
 
+# The console's users and their signed-in browsers (gateway/console).
+console_users = sa.Table(
+    "console_users",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("email", sa.String(254), nullable=False, unique=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("tenant_id", sa.String(64), sa.ForeignKey("tenants.id"), nullable=True),
+    sa.Column("password_hash", sa.String(300), nullable=False),
+    sa.Column("must_change_password", sa.Boolean, nullable=False),
+    sa.Column("disabled", sa.Boolean, nullable=False),
+    sa.Column("failed_attempts", sa.Integer, nullable=False),
+    sa.Column("locked_until_us", sa.BigInteger, nullable=True),
+    sa.Column("created_at_us", sa.BigInteger, nullable=False),
+)
+
+console_sessions = sa.Table(
+    "console_sessions",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),  # SHA-256 of the cookie's token
+    sa.Column(
+        "user_id", sa.String(64), sa.ForeignKey("console_users.id"), nullable=False, index=True
+    ),
+    sa.Column("tenant_id", sa.String(64), nullable=True),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("created_at_us", sa.BigInteger, nullable=False),
+    sa.Column("last_seen_at_us", sa.BigInteger, nullable=False),
+)
+
+
 def _from_row(cls: type[_Record], row: Row, **converted: Any) -> _Record:
     """A record of `cls` from the row's columns of the same names (`converted`: those
     whose column holds another form)."""
@@ -153,3 +189,20 @@ def to_record(row: Row) -> IdempotencyRecord:
         response_headers=json.loads(m["response_headers"]) if m["response_headers"] else None,
         response_body=bytes(m["response_body"]) if m["response_body"] is not None else None,
     )
+
+
+def to_console_user(row: Row) -> ConsoleUser:
+    """A console user from its row."""
+    m = row._mapping
+    return _from_row(
+        ConsoleUser,
+        row,
+        role=Role(m["role"]),
+        must_change_password=bool(m["must_change_password"]),
+        disabled=bool(m["disabled"]),
+    )
+
+
+def to_console_session(row: Row) -> ConsoleSession:
+    """A console session from its row."""
+    return _from_row(ConsoleSession, row)

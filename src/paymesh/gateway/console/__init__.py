@@ -1,0 +1,2 @@
+"""The operator console: a server-rendered web application at ``/console`` for the
+people who run payments (docs/console.md)."""

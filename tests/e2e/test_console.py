@@ -1,0 +1,392 @@
+"""The operator console over HTTP on the embedded platform: signing in, sessions, CSRF,
+the security headers, roles, tenancy and the payment actions, against the real services.
+(The same flows in a real browser: test_console_browser.py.)"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from paymesh.gateway.console.web import CSP
+from paymesh.gateway.operator import add_tenant, add_user, recent_audit, set_user_disabled
+
+from .conftest import Api, Running
+
+_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+_KEY = re.compile(r'name="key" value="([^"]+)"')
+
+
+class Browser:
+    """A cookie-keeping HTTP client on the console, as a browser without script is."""
+
+    def __init__(self, url: str) -> None:
+        self.http = httpx.AsyncClient(base_url=url, timeout=30)
+
+    async def get(self, path: str, *, status: int = 200) -> httpx.Response:
+        r = await self.http.get(f"/console{path}")
+        assert r.status_code == status, (r.status_code, r.text[:500])
+        return r
+
+    async def form(self, path: str, *, status: int = 200) -> str:
+        """The CSRF token of the form on the page at `path`."""
+        m = _CSRF.search((await self.get(path, status=status)).text)
+        assert m, "no CSRF token on the page"
+        return m.group(1)
+
+    async def post(self, path: str, data: dict[str, str], *, status: int = 303) -> httpx.Response:
+        r = await self.http.post(f"/console{path}", data=data)
+        assert r.status_code == status, (r.status_code, r.text[:500])
+        return r
+
+    async def sign_in(self, email: str, password: str, *, status: int = 303) -> httpx.Response:
+        csrf = await self.form("/login")
+        return await self.post(
+            "/login", {"email": email, "password": password, "csrf": csrf}, status=status
+        )
+
+    async def act(self, path: str, data: dict[str, str], *, status: int = 303) -> httpx.Response:
+        """Submit the form on the page at `path` (its CSRF token and key) with `data`."""
+        page = (await self.get(path)).text
+        csrf, key = _CSRF.search(page), _KEY.search(page)
+        assert csrf
+        fields = {"csrf": csrf.group(1), **({"key": key.group(1)} if key else {}), **data}
+        return await self.post(path, fields, status=status)
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+
+async def _demo_api(embedded: Running) -> Api:
+    return await Api.login(
+        embedded.url, embedded.creds["client_id"], embedded.creds["client_secret"]
+    )
+
+
+async def _tenant_of(api: Api) -> str:
+    """The demo client's tenant id (the token's ``tenant`` claim)."""
+    import jwt
+
+    token = api.http.headers["Authorization"].split()[1]
+    return str(jwt.decode(token, options={"verify_signature": False})["tenant"])
+
+
+async def _paid(
+    api: Api, *, amount: int = 2_500, capture: str = "automatic", **extra: Any
+) -> dict[str, Any]:
+    """A payment between two new accounts of the demo tenant (the payer topped up)."""
+    accounts = []
+    for kind in ("customer", "merchant"):
+        acct = await api.post(
+            "/v1/accounts", {"currency": "USD", "type": kind}, key=str(uuid.uuid4())
+        )
+        accounts.append(acct["id"])
+    await api.post(
+        "/v1/topups",
+        {"account_id": accounts[0], "amount": 10_000, "currency": "USD"},
+        key=str(uuid.uuid4()),
+    )
+    body = {
+        "payer_account_id": accounts[0],
+        "payee_account_id": accounts[1],
+        "amount": amount,
+        "currency": "USD",
+        "capture_method": capture,
+        **extra,
+    }
+    return await api.post("/v1/payments", body, key=str(uuid.uuid4()))
+
+
+async def _signed_in_admin(embedded: Running) -> Browser:
+    """The demo admin, signed in, working on the demo tenant."""
+    b = Browser(embedded.url)
+    r = await b.sign_in(embedded.creds["console_email"], embedded.creds["console_password"])
+    assert r.headers["location"] == "/console/"
+    assert (await b.get("/", status=303)).headers["location"] == "/console/tenant"
+    api = await _demo_api(embedded)
+    try:
+        tenant = await _tenant_of(api)
+    finally:
+        await api.close()
+    await b.post("/tenant", {"tenant_id": tenant, "csrf": await b.form("/tenant")})
+    return b
+
+
+async def _user(embedded: Running, role: str, tenant: str | None) -> tuple[str, str]:
+    """A new console user of `role` (email, one-time password) made as the CLI makes it."""
+    email = f"{role}-{uuid.uuid4().hex[:8]}@example.com"
+    _, password = await add_user(embedded.platform.settings, email, role, tenant)
+    return email, password
+
+
+async def _first_sign_in(embedded: Running, email: str, one_time: str) -> Browser:
+    """Sign in with a one-time password and change it, as the console insists."""
+    b = Browser(embedded.url)
+    r = await b.sign_in(email, one_time)
+    assert r.headers["location"] == "/console/password"
+    # Nothing else opens before the password is changed.
+    assert (await b.get("/payments", status=303)).headers["location"] == "/console/password"
+    new = "correct horse battery staple"
+    csrf = await b.form("/password")
+    await b.post("/password", {"current": one_time, "new": new, "again": new, "csrf": csrf})
+    return b
+
+
+async def test_the_demo_admin_signs_in_and_every_answer_has_the_security_headers(
+    embedded: Running,
+) -> None:
+    assert embedded.creds["console_email"] == "admin@paymesh.localhost"
+    b = await _signed_in_admin(embedded)
+    try:
+        for path in ("/", "/payments", "/audit", "/login", "/static/console.css"):
+            r = await b.http.get(f"/console{path}")
+            assert r.status_code == 200, (path, r.status_code)
+            assert r.headers["content-security-policy"] == CSP
+            assert r.headers["x-frame-options"] == "DENY"
+            assert r.headers["x-content-type-options"] == "nosniff"
+        home = (await b.get("/")).text
+        assert "admin@paymesh.localhost" in home
+        # No page loads anything from another origin, and none has a script at all.
+        for path in ("/", "/payments", "/audit"):
+            html = (await b.get(path)).text
+            assert "<script" not in html
+            assert not re.search(r'(?:src|href)="(?:https?:)?//', html), path
+    finally:
+        await b.close()
+
+
+async def test_the_session_cookie_is_httponly_strict_and_scoped_to_the_console(
+    embedded: Running,
+) -> None:
+    b = Browser(embedded.url)
+    try:
+        r = await b.sign_in(embedded.creds["console_email"], embedded.creds["console_password"])
+        cookie = next(
+            v for k, v in r.headers.multi_items() if k == "set-cookie" and "paymesh_console=" in v
+        )
+        assert "HttpOnly" in cookie
+        assert "SameSite=strict" in cookie
+        assert "Path=/console" in cookie
+        # Signing out ends the session on the server: the old cookie opens nothing.
+        token = b.http.cookies.get("paymesh_console")
+        await b.post("/logout", {"csrf": await b.form("/tenant")})
+        stale = httpx.AsyncClient(base_url=embedded.url, cookies={"paymesh_console": token or ""})
+        try:
+            r = await stale.get("/console/tenant")
+            assert r.status_code == 303
+            assert r.headers["location"] == "/console/login"
+        finally:
+            await stale.aclose()
+    finally:
+        await b.close()
+
+
+async def test_a_form_post_without_the_csrf_token_is_refused(embedded: Running) -> None:
+    api = await _demo_api(embedded)
+    b = await _signed_in_admin(embedded)
+    try:
+        p = await _paid(api)
+        page = f"/payments/{p['id']}/refund"
+        await b.get(page)
+        for csrf in ("", "forged"):
+            await b.post(
+                page, {"csrf": csrf, "key": str(uuid.uuid4()), "amount": "100"}, status=403
+            )
+        # Nor does sign-in take a form without the token its page set.
+        fresh = Browser(embedded.url)
+        try:
+            await fresh.post(
+                "/login",
+                {"email": embedded.creds["console_email"], "password": "x", "csrf": "forged"},
+                status=403,
+            )
+        finally:
+            await fresh.close()
+        after = await api.get(f"/v1/payments/{p['id']}")
+        assert after["amount_refunded"] == 0
+    finally:
+        await b.close()
+        await api.close()
+
+
+async def test_support_refunds_part_of_a_payment_once_and_the_audit_log_names_them(
+    embedded: Running,
+) -> None:
+    api = await _demo_api(embedded)
+    tenant = await _tenant_of(api)
+    email, one_time = await _user(embedded, "support", tenant)
+    b = await _first_sign_in(embedded, email, one_time)
+    try:
+        p = await _paid(api)
+        page = (await b.get(f"/payments/{p['id']}")).text
+        assert f"/payments/{p['id']}/refund" in page
+        form = (await b.get(f"/payments/{p['id']}/refund")).text
+        csrf, key = _CSRF.search(form), _KEY.search(form)
+        assert csrf
+        assert key
+        fields = {"csrf": csrf.group(1), "key": key.group(1), "amount": "1000", "reason": "x"}
+        r = await b.post(f"/payments/{p['id']}/refund", fields)
+        assert r.headers["location"].startswith(f"/console/payments/{p['id']}")
+        # The same form sent twice (a double click) refunds once: the key makes the id.
+        await b.post(f"/payments/{p['id']}/refund", fields)
+        after = await api.get(f"/v1/payments/{p['id']}")
+        assert after["amount_refunded"] == 1_000
+        shown = (await b.get(f"/payments/{p['id']}")).text
+        assert "10.00 USD" in shown  # refunded
+        audit = await recent_audit(embedded.platform.settings, limit=50)
+        refunds = [e for e in audit if e.action == "console.payment_refund"]
+        assert [(e.actor, e.target, e.details) for e in refunds] == [
+            (f"console:{email}", p["id"], {"amount": 1000})
+        ] * 2
+    finally:
+        await b.close()
+        await api.close()
+
+
+async def test_a_viewer_sees_no_refund_and_a_forged_refund_is_refused(embedded: Running) -> None:
+    api = await _demo_api(embedded)
+    tenant = await _tenant_of(api)
+    email, one_time = await _user(embedded, "viewer", tenant)
+    b = await _first_sign_in(embedded, email, one_time)
+    try:
+        p = await _paid(api)
+        page = (await b.get(f"/payments/{p['id']}")).text
+        assert p["id"] in page
+        assert "/refund" not in page
+        csrf = _CSRF.search(page)
+        assert csrf  # the sign-out form's: a real session token
+        await b.get(f"/payments/{p['id']}/refund", status=403)
+        fields = {"csrf": csrf.group(1), "key": str(uuid.uuid4()), "amount": "500"}
+        await b.post(f"/payments/{p['id']}/refund", fields, status=403)
+        assert (await api.get(f"/v1/payments/{p['id']}"))["amount_refunded"] == 0
+        # Nor is the audit log a viewer's to read.
+        await b.get("/audit", status=403)
+    finally:
+        await b.close()
+        await api.close()
+
+
+async def test_a_tenant_user_cannot_open_another_tenants_payment(embedded: Running) -> None:
+    api = await _demo_api(embedded)
+    other = await add_tenant(embedded.platform.settings, f"other-{uuid.uuid4().hex[:8]}")
+    email, one_time = await _user(embedded, "admin", other.id)
+    b = await _first_sign_in(embedded, email, one_time)
+    try:
+        p = await _paid(api)
+        r = await b.get(f"/payments/{p['id']}", status=404)
+        # The same answer as for a payment that does not exist: nothing of it shows.
+        assert p["payer_account_id"] not in r.text
+        assert "25.00" not in r.text
+        # Nor choose another tenant: it has its own.
+        assert (await b.get("/tenant", status=303)).headers["location"] == "/console/"
+        listing = (await b.get("/payments")).text
+        assert p["id"] not in listing
+    finally:
+        await b.close()
+        await api.close()
+
+
+async def test_metadata_with_markup_is_shown_as_text(embedded: Running) -> None:
+    api = await _demo_api(embedded)
+    b = await _signed_in_admin(embedded)
+    try:
+        hostile = "<script>alert(1)</script>"
+        p = await _paid(api, metadata={"note": hostile}, description=hostile)
+        html = (await b.get(f"/payments/{p['id']}")).text
+        assert hostile not in html
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    finally:
+        await b.close()
+        await api.close()
+
+
+async def test_five_wrong_passwords_lock_sign_in_for_a_while(embedded: Running) -> None:
+    email, one_time = await _user(embedded, "viewer", None)
+    b = Browser(embedded.url)
+    try:
+        for _ in range(4):
+            r = await b.sign_in(email, "wrong password!", status=401)
+            assert "wrong e-mail address or password" in r.text
+        r = await b.sign_in(email, "wrong password!", status=429)
+        assert "locked" in r.text
+        # Locked: even the right password is refused, before it is checked.
+        await b.sign_in(email, one_time, status=429)
+        audit = await recent_audit(embedded.platform.settings, limit=50)
+        reasons = [e.details.get("reason") for e in audit if e.target == email]
+        assert reasons[:2] == ["locked", "locked_now"]
+        assert reasons.count("wrong_password") == 4
+    finally:
+        await b.close()
+
+
+async def test_an_unknown_or_disabled_user_gets_the_same_answer_as_a_wrong_password(
+    embedded: Running,
+) -> None:
+    email, one_time = await _user(embedded, "viewer", None)
+    await set_user_disabled(embedded.platform.settings, email, True)
+    b = Browser(embedded.url)
+    try:
+        disabled = await b.sign_in(email, one_time, status=401)
+        unknown = await b.sign_in("nobody@example.com", one_time, status=401)
+        junk = await b.sign_in("not an address", one_time, status=401)
+        for r in (disabled, unknown, junk):
+            assert "wrong e-mail address or password" in r.text
+    finally:
+        await b.close()
+
+
+async def test_a_new_password_must_follow_the_rules(embedded: Running) -> None:
+    email, one_time = await _user(embedded, "viewer", None)
+    b = Browser(embedded.url)
+    try:
+        await b.sign_in(email, one_time)
+        cases = [
+            (one_time, "short", "short", "at least 12"),
+            (one_time, "a long new password", "a different one!!", "differ"),
+            ("not the password", "a long new password", "a long new password", "wrong"),
+        ]
+        for current, new, again, why in cases:
+            csrf = await b.form("/password")
+            r = await b.post(
+                "/password",
+                {"current": current, "new": new, "again": again, "csrf": csrf},
+                status=422,
+            )
+            assert why in r.text
+    finally:
+        await b.close()
+
+
+@pytest.mark.parametrize("path", ["/payments/pay_nope", "/payments/pay_nope/refund", "/nope"])
+async def test_unknown_pages_and_objects_are_4xx(embedded: Running, path: str) -> None:
+    b = await _signed_in_admin(embedded)
+    try:
+        r = await b.http.get(f"/console{path}")
+        assert r.status_code == 404
+    finally:
+        await b.close()
+
+
+async def test_filters_find_a_payment_by_status_and_amount(embedded: Running) -> None:
+    api = await _demo_api(embedded)
+    b = await _signed_in_admin(embedded)
+    try:
+        manual = await _paid(api, amount=1_234, capture="manual")
+        auto = await _paid(api, amount=4_321)
+        held = (await b.get("/payments?status=requires_capture")).text
+        assert manual["id"] in held
+        assert auto["id"] not in held
+        big = (await b.get("/payments?amount_min=4000")).text
+        assert auto["id"] in big
+        assert manual["id"] not in big
+        by_id = await b.get(f"/payments?id={manual['id']}", status=303)
+        assert by_id.headers["location"] == f"/console/payments/{manual['id']}"
+        # The manual one can be captured from its page.
+        await b.act(f"/payments/{manual['id']}/capture", {"amount": ""})
+        assert (await api.get(f"/v1/payments/{manual['id']}"))["status"] == "succeeded"
+    finally:
+        await b.close()
+        await api.close()

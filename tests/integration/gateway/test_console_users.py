@@ -1,0 +1,163 @@
+"""The console's users and sessions on the gateway's database (SQLite and PostgreSQL),
+with a clock the test moves: timeouts, lockout, resets, disabling, password changes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from paymesh.gateway.app import MIGRATIONS
+from paymesh.gateway.audit import SYSTEM
+from paymesh.gateway.console.service import (
+    ConsoleDeps,
+    SignInRefused,
+    change_password,
+    create_user,
+    current_session,
+    reset_password,
+    set_disabled,
+    sign_in,
+    token_id,
+)
+from paymesh.gateway.console.users import Role, SessionPolicy
+from paymesh.gateway.errors import Conflict, NotFound, Unprocessable
+from paymesh.gateway.security import SecretHasher
+from paymesh.gateway.store import SqlGatewayStore
+from paymesh.platform.db import Database
+from paymesh.platform.migrations import upgrade
+from tests.fakes.clock import FixedClock
+from tests.integration.gateway.conftest import FAST_SCRYPT
+
+NEW = "a brand new password"
+
+
+@pytest.fixture
+async def deps(db_url: str) -> AsyncIterator[ConsoleDeps]:
+    db = Database(db_url)
+    await upgrade(db, MIGRATIONS)
+    hasher = SecretHasher(threads=1, max_waiting=8)
+    try:
+        yield ConsoleDeps(
+            store=SqlGatewayStore(db),
+            clock=FixedClock(),
+            hasher=hasher,
+            policy=SessionPolicy(idle_s=60, max_s=600),
+            lock_attempts=3,
+            lock_s=120,
+            scrypt=FAST_SCRYPT,
+        )
+    finally:
+        hasher.close()
+        await db.dispose()
+
+
+def _clock(deps: ConsoleDeps) -> FixedClock:
+    assert isinstance(deps.clock, FixedClock)
+    return deps.clock
+
+
+async def test_a_session_ends_when_idle_and_when_too_old(deps: ConsoleDeps) -> None:
+    _, password = await create_user("Ann@Example.com", "viewer", None, origin=SYSTEM, deps=deps)
+    signed = await sign_in(" ann@example.COM ", password, source="t", deps=deps)
+    assert signed.user.must_change_password
+    # The token is not stored: only its hash.
+    assert await deps.store.console_session(signed.token) is None
+    assert signed.session.id == token_id(signed.token)
+
+    clock = _clock(deps)
+    for _ in range(12):  # a request every 50 s keeps it alive ... for 600 s in all
+        clock.advance(50)
+        live = await current_session(signed.token, deps=deps)
+        if live is None:
+            break
+    assert live is None
+    assert clock.value - signed.session.created_at_us >= 600_000_000
+
+    again = await sign_in("ann@example.com", password, source="t", deps=deps)
+    clock.advance(61)  # idle
+    assert await current_session(again.token, deps=deps) is None
+    # And once ended it stays ended, whatever the clock does.
+    assert await deps.store.console_session(again.session.id) is None
+
+
+async def test_wrong_passwords_lock_sign_in_until_the_lock_passes(deps: ConsoleDeps) -> None:
+    _, password = await create_user("bo@example.com", "support", None, origin=SYSTEM, deps=deps)
+    for _ in range(2):
+        with pytest.raises(SignInRefused) as refused:
+            await sign_in("bo@example.com", "nope nope nope", source="t", deps=deps)
+        assert not refused.value.locked
+    with pytest.raises(SignInRefused) as refused:
+        await sign_in("bo@example.com", "nope nope nope", source="t", deps=deps)
+    assert refused.value.locked
+    with pytest.raises(SignInRefused) as refused:
+        await sign_in("bo@example.com", password, source="t", deps=deps)
+    assert refused.value.locked
+    _clock(deps).advance(121)
+    signed = await sign_in("bo@example.com", password, source="t", deps=deps)
+    assert signed.user.failed_attempts == 0
+    assert signed.user.locked_until_us is None
+
+
+async def test_a_reset_ends_sessions_and_unlocks_with_a_new_one_time_password(
+    deps: ConsoleDeps,
+) -> None:
+    _, first = await create_user("cy@example.com", "risk", None, origin=SYSTEM, deps=deps)
+    signed = await sign_in("cy@example.com", first, source="t", deps=deps)
+    for _ in range(3):
+        with pytest.raises(SignInRefused):
+            await sign_in("cy@example.com", "wrong wrong wrong", source="t", deps=deps)
+    second = await reset_password("cy@example.com", origin=SYSTEM, deps=deps)
+    assert second != first
+    assert await current_session(signed.token, deps=deps) is None
+    with pytest.raises(SignInRefused):
+        await sign_in("cy@example.com", first, source="t", deps=deps)
+    again = await sign_in("cy@example.com", second, source="t", deps=deps)
+    assert again.user.must_change_password
+
+
+async def test_disabling_ends_sessions_and_refuses_sign_in(deps: ConsoleDeps) -> None:
+    _, password = await create_user("di@example.com", "admin", None, origin=SYSTEM, deps=deps)
+    signed = await sign_in("di@example.com", password, source="t", deps=deps)
+    await set_disabled("di@example.com", True, origin=SYSTEM, deps=deps)
+    assert await current_session(signed.token, deps=deps) is None
+    with pytest.raises(SignInRefused) as refused:
+        await sign_in("di@example.com", password, source="t", deps=deps)
+    assert not refused.value.locked
+    await set_disabled("di@example.com", False, origin=SYSTEM, deps=deps)
+    assert (
+        await sign_in("di@example.com", password, source="t", deps=deps)
+    ).user.role is Role.ADMIN
+
+
+async def test_changing_the_password_keeps_this_session_and_ends_the_others(
+    deps: ConsoleDeps,
+) -> None:
+    _, password = await create_user("ed@example.com", "viewer", None, origin=SYSTEM, deps=deps)
+    here = await sign_in("ed@example.com", password, source="t", deps=deps)
+    there = await sign_in("ed@example.com", password, source="t", deps=deps)
+    changed = await change_password(here, password, NEW, source="t", deps=deps)
+    assert not changed.must_change_password
+    assert await current_session(here.token, deps=deps) is not None
+    assert await current_session(there.token, deps=deps) is None
+    with pytest.raises(SignInRefused):
+        await sign_in("ed@example.com", password, source="t", deps=deps)
+    assert not (
+        await sign_in("ed@example.com", NEW, source="t", deps=deps)
+    ).user.must_change_password
+
+
+async def test_creating_a_user_checks_its_address_role_tenant_and_uniqueness(
+    deps: ConsoleDeps,
+) -> None:
+    with pytest.raises(Unprocessable, match="e-mail"):
+        await create_user("not-an-address", "viewer", None, origin=SYSTEM, deps=deps)
+    with pytest.raises(Unprocessable, match="role"):
+        await create_user("fi@example.com", "owner", None, origin=SYSTEM, deps=deps)
+    with pytest.raises(NotFound):
+        await create_user("fi@example.com", "viewer", "ten_nope", origin=SYSTEM, deps=deps)
+    await create_user("fi@example.com", "viewer", None, origin=SYSTEM, deps=deps)
+    with pytest.raises(Conflict):
+        await create_user("FI@example.com", "admin", None, origin=SYSTEM, deps=deps)
+    audit = await deps.store.audit_page(limit=10, action="console.user_created")
+    assert [(e.target, e.details) for e in audit] == [("fi@example.com", {"role": "viewer"})]
