@@ -6,140 +6,32 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any
 
 import httpx
 import pytest
 
 from paymesh.gateway.console.web import CSP
-from paymesh.gateway.operator import add_tenant, add_user, recent_audit, set_user_disabled
+from paymesh.gateway.operator import add_tenant, recent_audit, set_user_disabled
 
-from .conftest import Api, Running
-
-_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
-_KEY = re.compile(r'name="key" value="([^"]+)"')
-
-
-class Browser:
-    """A cookie-keeping HTTP client on the console, as a browser without script is."""
-
-    def __init__(self, url: str) -> None:
-        self.http = httpx.AsyncClient(base_url=url, timeout=30)
-
-    async def get(self, path: str, *, status: int = 200) -> httpx.Response:
-        r = await self.http.get(f"/console{path}")
-        assert r.status_code == status, (r.status_code, r.text[:500])
-        return r
-
-    async def form(self, path: str, *, status: int = 200) -> str:
-        """The CSRF token of the form on the page at `path`."""
-        m = _CSRF.search((await self.get(path, status=status)).text)
-        assert m, "no CSRF token on the page"
-        return m.group(1)
-
-    async def post(self, path: str, data: dict[str, str], *, status: int = 303) -> httpx.Response:
-        r = await self.http.post(f"/console{path}", data=data)
-        assert r.status_code == status, (r.status_code, r.text[:500])
-        return r
-
-    async def sign_in(self, email: str, password: str, *, status: int = 303) -> httpx.Response:
-        csrf = await self.form("/login")
-        return await self.post(
-            "/login", {"email": email, "password": password, "csrf": csrf}, status=status
-        )
-
-    async def act(self, path: str, data: dict[str, str], *, status: int = 303) -> httpx.Response:
-        """Submit the form on the page at `path` (its CSRF token and key) with `data`."""
-        page = (await self.get(path)).text
-        csrf, key = _CSRF.search(page), _KEY.search(page)
-        assert csrf
-        fields = {"csrf": csrf.group(1), **({"key": key.group(1)} if key else {}), **data}
-        return await self.post(path, fields, status=status)
-
-    async def close(self) -> None:
-        await self.http.aclose()
-
-
-async def _demo_api(embedded: Running) -> Api:
-    return await Api.login(
-        embedded.url, embedded.creds["client_id"], embedded.creds["client_secret"]
-    )
-
-
-async def _tenant_of(api: Api) -> str:
-    """The demo client's tenant id (the token's ``tenant`` claim)."""
-    import jwt
-
-    token = api.http.headers["Authorization"].split()[1]
-    return str(jwt.decode(token, options={"verify_signature": False})["tenant"])
-
-
-async def _paid(
-    api: Api, *, amount: int = 2_500, capture: str = "automatic", **extra: Any
-) -> dict[str, Any]:
-    """A payment between two new accounts of the demo tenant (the payer topped up)."""
-    accounts = []
-    for kind in ("customer", "merchant"):
-        acct = await api.post(
-            "/v1/accounts", {"currency": "USD", "type": kind}, key=str(uuid.uuid4())
-        )
-        accounts.append(acct["id"])
-    await api.post(
-        "/v1/topups",
-        {"account_id": accounts[0], "amount": 10_000, "currency": "USD"},
-        key=str(uuid.uuid4()),
-    )
-    body = {
-        "payer_account_id": accounts[0],
-        "payee_account_id": accounts[1],
-        "amount": amount,
-        "currency": "USD",
-        "capture_method": capture,
-        **extra,
-    }
-    return await api.post("/v1/payments", body, key=str(uuid.uuid4()))
-
-
-async def _signed_in_admin(embedded: Running) -> Browser:
-    """The demo admin, signed in, working on the demo tenant."""
-    b = Browser(embedded.url)
-    r = await b.sign_in(embedded.creds["console_email"], embedded.creds["console_password"])
-    assert r.headers["location"] == "/console/"
-    assert (await b.get("/", status=303)).headers["location"] == "/console/tenant"
-    api = await _demo_api(embedded)
-    try:
-        tenant = await _tenant_of(api)
-    finally:
-        await api.close()
-    await b.post("/tenant", {"tenant_id": tenant, "csrf": await b.form("/tenant")})
-    return b
-
-
-async def _user(embedded: Running, role: str, tenant: str | None) -> tuple[str, str]:
-    """A new console user of `role` (email, one-time password) made as the CLI makes it."""
-    email = f"{role}-{uuid.uuid4().hex[:8]}@example.com"
-    _, password = await add_user(embedded.platform.settings, email, role, tenant)
-    return email, password
-
-
-async def _first_sign_in(embedded: Running, email: str, one_time: str) -> Browser:
-    """Sign in with a one-time password and change it, as the console insists."""
-    b = Browser(embedded.url)
-    r = await b.sign_in(email, one_time)
-    assert r.headers["location"] == "/console/password"
-    # Nothing else opens before the password is changed.
-    assert (await b.get("/payments", status=303)).headers["location"] == "/console/password"
-    new = "correct horse battery staple"
-    csrf = await b.form("/password")
-    await b.post("/password", {"current": one_time, "new": new, "again": new, "csrf": csrf})
-    return b
+from .conftest import Running
+from .console_helpers import (
+    CSRF_FIELD,
+    KEY_FIELD,
+    Browser,
+    demo_api,
+    first_sign_in,
+    new_user,
+    paid,
+    signed_in_admin,
+    tenant_of,
+)
 
 
 async def test_the_demo_admin_signs_in_and_every_answer_has_the_security_headers(
     embedded: Running,
 ) -> None:
     assert embedded.creds["console_email"] == "admin@paymesh.localhost"
-    b = await _signed_in_admin(embedded)
+    b = await signed_in_admin(embedded)
     try:
         for path in ("/", "/payments", "/audit", "/login", "/static/console.css"):
             r = await b.http.get(f"/console{path}")
@@ -185,10 +77,10 @@ async def test_the_session_cookie_is_httponly_strict_and_scoped_to_the_console(
 
 
 async def test_a_form_post_without_the_csrf_token_is_refused(embedded: Running) -> None:
-    api = await _demo_api(embedded)
-    b = await _signed_in_admin(embedded)
+    api = await demo_api(embedded)
+    b = await signed_in_admin(embedded)
     try:
-        p = await _paid(api)
+        p = await paid(api)
         page = f"/payments/{p['id']}/refund"
         await b.get(page)
         for csrf in ("", "forged"):
@@ -215,16 +107,16 @@ async def test_a_form_post_without_the_csrf_token_is_refused(embedded: Running) 
 async def test_support_refunds_part_of_a_payment_once_and_the_audit_log_names_them(
     embedded: Running,
 ) -> None:
-    api = await _demo_api(embedded)
-    tenant = await _tenant_of(api)
-    email, one_time = await _user(embedded, "support", tenant)
-    b = await _first_sign_in(embedded, email, one_time)
+    api = await demo_api(embedded)
+    tenant = await tenant_of(api)
+    email, one_time = await new_user(embedded, "support", tenant)
+    b = await first_sign_in(embedded, email, one_time)
     try:
-        p = await _paid(api)
+        p = await paid(api)
         page = (await b.get(f"/payments/{p['id']}")).text
         assert f"/payments/{p['id']}/refund" in page
         form = (await b.get(f"/payments/{p['id']}/refund")).text
-        csrf, key = _CSRF.search(form), _KEY.search(form)
+        csrf, key = CSRF_FIELD.search(form), KEY_FIELD.search(form)
         assert csrf
         assert key
         fields = {"csrf": csrf.group(1), "key": key.group(1), "amount": "1000", "reason": "x"}
@@ -247,16 +139,16 @@ async def test_support_refunds_part_of_a_payment_once_and_the_audit_log_names_th
 
 
 async def test_a_viewer_sees_no_refund_and_a_forged_refund_is_refused(embedded: Running) -> None:
-    api = await _demo_api(embedded)
-    tenant = await _tenant_of(api)
-    email, one_time = await _user(embedded, "viewer", tenant)
-    b = await _first_sign_in(embedded, email, one_time)
+    api = await demo_api(embedded)
+    tenant = await tenant_of(api)
+    email, one_time = await new_user(embedded, "viewer", tenant)
+    b = await first_sign_in(embedded, email, one_time)
     try:
-        p = await _paid(api)
+        p = await paid(api)
         page = (await b.get(f"/payments/{p['id']}")).text
         assert p["id"] in page
         assert "/refund" not in page
-        csrf = _CSRF.search(page)
+        csrf = CSRF_FIELD.search(page)
         assert csrf  # the sign-out form's: a real session token
         await b.get(f"/payments/{p['id']}/refund", status=403)
         fields = {"csrf": csrf.group(1), "key": str(uuid.uuid4()), "amount": "500"}
@@ -270,12 +162,12 @@ async def test_a_viewer_sees_no_refund_and_a_forged_refund_is_refused(embedded: 
 
 
 async def test_a_tenant_user_cannot_open_another_tenants_payment(embedded: Running) -> None:
-    api = await _demo_api(embedded)
+    api = await demo_api(embedded)
     other = await add_tenant(embedded.platform.settings, f"other-{uuid.uuid4().hex[:8]}")
-    email, one_time = await _user(embedded, "admin", other.id)
-    b = await _first_sign_in(embedded, email, one_time)
+    email, one_time = await new_user(embedded, "admin", other.id)
+    b = await first_sign_in(embedded, email, one_time)
     try:
-        p = await _paid(api)
+        p = await paid(api)
         r = await b.get(f"/payments/{p['id']}", status=404)
         # The same answer as for a payment that does not exist: nothing of it shows.
         assert p["payer_account_id"] not in r.text
@@ -290,11 +182,11 @@ async def test_a_tenant_user_cannot_open_another_tenants_payment(embedded: Runni
 
 
 async def test_metadata_with_markup_is_shown_as_text(embedded: Running) -> None:
-    api = await _demo_api(embedded)
-    b = await _signed_in_admin(embedded)
+    api = await demo_api(embedded)
+    b = await signed_in_admin(embedded)
     try:
         hostile = "<script>alert(1)</script>"
-        p = await _paid(api, metadata={"note": hostile}, description=hostile)
+        p = await paid(api, metadata={"note": hostile}, description=hostile)
         html = (await b.get(f"/payments/{p['id']}")).text
         assert hostile not in html
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
@@ -304,7 +196,7 @@ async def test_metadata_with_markup_is_shown_as_text(embedded: Running) -> None:
 
 
 async def test_five_wrong_passwords_lock_sign_in_for_a_while(embedded: Running) -> None:
-    email, one_time = await _user(embedded, "viewer", None)
+    email, one_time = await new_user(embedded, "viewer", None)
     b = Browser(embedded.url)
     try:
         for _ in range(4):
@@ -325,7 +217,7 @@ async def test_five_wrong_passwords_lock_sign_in_for_a_while(embedded: Running) 
 async def test_an_unknown_or_disabled_user_gets_the_same_answer_as_a_wrong_password(
     embedded: Running,
 ) -> None:
-    email, one_time = await _user(embedded, "viewer", None)
+    email, one_time = await new_user(embedded, "viewer", None)
     await set_user_disabled(embedded.platform.settings, email, True)
     b = Browser(embedded.url)
     try:
@@ -339,7 +231,7 @@ async def test_an_unknown_or_disabled_user_gets_the_same_answer_as_a_wrong_passw
 
 
 async def test_a_new_password_must_follow_the_rules(embedded: Running) -> None:
-    email, one_time = await _user(embedded, "viewer", None)
+    email, one_time = await new_user(embedded, "viewer", None)
     b = Browser(embedded.url)
     try:
         await b.sign_in(email, one_time)
@@ -362,7 +254,7 @@ async def test_a_new_password_must_follow_the_rules(embedded: Running) -> None:
 
 @pytest.mark.parametrize("path", ["/payments/pay_nope", "/payments/pay_nope/refund", "/nope"])
 async def test_unknown_pages_and_objects_are_4xx(embedded: Running, path: str) -> None:
-    b = await _signed_in_admin(embedded)
+    b = await signed_in_admin(embedded)
     try:
         r = await b.http.get(f"/console{path}")
         assert r.status_code == 404
@@ -371,11 +263,11 @@ async def test_unknown_pages_and_objects_are_4xx(embedded: Running, path: str) -
 
 
 async def test_filters_find_a_payment_by_status_and_amount(embedded: Running) -> None:
-    api = await _demo_api(embedded)
-    b = await _signed_in_admin(embedded)
+    api = await demo_api(embedded)
+    b = await signed_in_admin(embedded)
     try:
-        manual = await _paid(api, amount=1_234, capture="manual")
-        auto = await _paid(api, amount=4_321)
+        manual = await paid(api, amount=1_234, capture="manual")
+        auto = await paid(api, amount=4_321)
         held = (await b.get("/payments?status=requires_capture")).text
         assert manual["id"] in held
         assert auto["id"] not in held

@@ -102,3 +102,75 @@ async def test_operator_creates_a_tenant_and_clients_revokes_one_and_audits_it(
     for secret in (kept["client_secret"], gone["client_secret"]):
         assert secret not in tail
     assert len(_paymesh(env, "audit", "tail", "--limit", "2").splitlines()) == 2
+
+
+async def _console_sign_in(db_url: str, var: Path, email: str, password: str) -> int:
+    """The status of a console sign-in (303: signed in) on a gateway over `db_url`."""
+    db = Database(db_url)
+    settings = Settings(var_dir=var, gateway=GatewaySettings(database_url=db_url))
+    app = create_app(
+        settings=settings,
+        store=SqlGatewayStore(db),
+        accounts=FakeAccounts(),
+        payments=FakePayments(),
+    )
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw.test") as http:
+            page = (await http.get("/console/login")).text
+            csrf = page.split('name="csrf" value="')[1].split('"')[0]
+            form = {"email": email, "password": password, "csrf": csrf}
+            r = await http.post("/console/login", data=form)
+        return r.status_code
+    finally:
+        app.state.gateway.hasher.close()
+        await db.dispose()
+
+
+async def test_operator_manages_console_users(tmp_path: Path) -> None:
+    db_url = f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
+    env = {**os.environ, "PAYMESH_VAR_DIR": str(tmp_path), "PAYMESH_GATEWAY__DATABASE_URL": db_url}
+    tenant = json.loads(_paymesh(env, "tenants", "create", "acme"))
+    made = json.loads(
+        _paymesh(env, "users", "create", "Agent@Example.com", "--role", "support",
+                 "--tenant", tenant["id"])
+    )  # fmt: skip
+    assert (made["email"], made["role"], made["tenant_id"]) == (
+        "agent@example.com",
+        "support",
+        tenant["id"],
+    )
+    _paymesh(env, "users", "create", "agent@example.com", "--role", "viewer", ok=False)  # taken
+    _paymesh(env, "users", "create", "x@example.com", "--role", "owner", ok=False)
+    _paymesh(
+        env, "users", "create", "x@example.com", "--role", "viewer", "--tenant", "ten_no", ok=False
+    )
+    platform_user = json.loads(
+        _paymesh(env, "users", "create", "ops@example.com", "--role", "admin")
+    )
+    assert platform_user["tenant_id"] is None
+
+    listed = [json.loads(line) for line in _paymesh(env, "users", "list").splitlines()]
+    assert [(u["email"], u["must_change_password"], u["disabled"]) for u in listed] == [
+        ("agent@example.com", True, False),
+        ("ops@example.com", True, False),
+    ]
+    one_time = made["one_time_password"]
+    assert await _console_sign_in(db_url, tmp_path, "agent@example.com", one_time) == 303
+
+    _paymesh(env, "users", "disable", "agent@example.com")
+    assert await _console_sign_in(db_url, tmp_path, "agent@example.com", one_time) == 401
+    _paymesh(env, "users", "enable", "agent@example.com")
+    reset = json.loads(_paymesh(env, "users", "reset-password", "agent@example.com"))
+    assert await _console_sign_in(db_url, tmp_path, "agent@example.com", one_time) == 401
+    assert (
+        await _console_sign_in(db_url, tmp_path, "agent@example.com", reset["one_time_password"])
+        == 303
+    )
+    _paymesh(env, "users", "disable", "nobody@example.com", ok=False)
+
+    audit = _paymesh(env, "audit", "tail", "--limit", "50")
+    for action in ("console.user_created", "console.user_disabled", "console.password_reset"):
+        assert action in audit
+    assert one_time not in audit
+    assert reset["one_time_password"] not in audit
