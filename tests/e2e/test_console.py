@@ -10,7 +10,7 @@ import uuid
 import httpx
 import pytest
 
-from paymesh.gateway.console.web import CSP
+from paymesh.gateway.console.core import CSP
 from paymesh.gateway.operator import add_tenant, recent_audit, set_user_disabled
 
 from .conftest import Running

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from paymesh.gateway.console.core import money
 from paymesh.gateway.console.users import (
     ROLE_SCOPES,
     ConsoleSession,
@@ -18,7 +19,6 @@ from paymesh.gateway.console.users import (
     signed_in,
     wrong_password,
 )
-from paymesh.gateway.console.web import money
 from paymesh.gateway.domain import ADMIN, PAYMENTS_WRITE, RISK_ADMIN, WEBHOOKS_WRITE
 
 _USER = ConsoleUser(
