@@ -282,3 +282,70 @@ async def test_filters_find_a_payment_by_status_and_amount(embedded: Running) ->
     finally:
         await b.close()
         await api.close()
+
+
+async def test_each_role_reaches_only_its_pages(embedded: Running) -> None:
+    api = await demo_api(embedded)
+    tenant = await tenant_of(api)
+    browsers: dict[str, Browser] = {}
+    try:
+        for role in ("viewer", "support", "risk"):
+            email, one_time = await new_user(embedded, role, tenant)
+            browsers[role] = await first_sign_in(embedded, email, one_time)
+        p = await paid(api)
+        expected = {
+            # page: (viewer, support, risk)
+            "/risk/reviews": (403, 403, 200),
+            "/risk/rules": (403, 403, 200),
+            "/risk/lists/blocked_accounts": (403, 403, 200),
+            "/webhooks": (403, 200, 403),
+            f"/payments/{p['id']}/refund": (403, 200, 403),
+            "/audit": (403, 403, 403),
+            "/payments": (200, 200, 200),
+        }
+        for path, statuses in expected.items():
+            got = tuple(
+                [
+                    (await browsers[r].http.get(f"/console{path}")).status_code
+                    for r in ("viewer", "support", "risk")
+                ]
+            )
+            assert got == statuses, path
+        # A support agent resends but does not manage endpoints: a forged create is refused.
+        support = browsers["support"]
+        csrf = await support.form("/webhooks")
+        r = await support.http.post(
+            "/console/webhooks",
+            data={"csrf": csrf, "key": "k", "url": "https://merchant.example/hook"},
+        )
+        assert r.status_code == 403
+        listed = await api.get("/v1/webhook_endpoints")
+        assert listed["data"] == []
+    finally:
+        for b in browsers.values():
+            await b.close()
+        await api.close()
+
+
+async def test_risk_and_webhook_forms_refuse_bad_input_with_4xx(embedded: Running) -> None:
+    b = await signed_in_admin(embedded)
+    try:
+        await b.get("/risk/lists/Not-A-List", status=404)
+        await b.get("/risk/lists?name=..%2F..", status=422)
+        csrf = await b.form("/risk/lists/blocked_accounts")
+        r = await b.post(
+            "/risk/lists/blocked_accounts",
+            {"csrf": csrf, "op": "add", "value": "a/b"},
+            status=422,
+        )
+        assert "surrounding spaces" in r.text
+        assert (await b.get("/risk/reviews?status=bogus")).status_code == 200
+        await b.get("/risk/reviews/pay_nope", status=404)
+        csrf = await b.form("/webhooks")
+        r = await b.post("/webhooks", {"csrf": csrf, "key": "k", "url": "not a url"}, status=422)
+        await b.get("/webhooks/we_nope", status=404)
+        await b.post("/webhooks/we_nope/rotate", {"csrf": csrf}, status=404)
+        await b.post("/webhooks/we_nope/explode", {"csrf": csrf}, status=404)
+        await b.post("/risk/reviews/pay_nope/approve", {"csrf": csrf}, status=404)
+    finally:
+        await b.close()

@@ -13,6 +13,7 @@ import asyncio
 import os
 import shutil
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,12 +24,14 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from paymesh.gateway.operator import recent_audit
 
 from .conftest import Running
 from .console_helpers import demo_api, new_user, paid, tenant_of
+from .receiver import Receiver
+from .test_risk_e2e import REVIEW_RULES, risky_platform, until
 
 NEW_PASSWORD = "a long and new password"
 
@@ -253,3 +256,163 @@ async def test_the_console_works_at_phone_width_with_the_keyboard_and_breaks_no_
     )
     # No page broke its Content-Security-Policy or failed to load a resource.
     assert [m for m in messages if "Content Security Policy" in m or "Failed to load" in m] == []
+
+
+def _sign_in_first_time(p: Pages, email: str, one_time: str) -> None:
+    """Sign in with a one-time password and choose a new one."""
+    p.open("/login")
+    p.field("email", email)
+    p.field("password", one_time)
+    p.submit("Sign in")
+    p.wait_for("/password")
+    p.field("current", one_time)
+    p.field("new", NEW_PASSWORD)
+    p.field("again", NEW_PASSWORD)
+    p.submit("Change password")
+    p.wait_path("/?done=")
+
+
+def _approve_review(p: Pages, payment_id: str) -> None:
+    """The review queue, the payment's review, approved with a note."""
+    p.d.find_element(By.LINK_TEXT, "Reviews").click()
+    p.wait_for("/risk/reviews")
+    assert payment_id in p.text()
+    p.shot("reviews")
+    p.d.find_element(By.LINK_TEXT, payment_id).click()
+    p.wait_for(f"/risk/reviews/{payment_id}")
+    assert "amount_needs_review" in p.text()
+    p.shot("review")
+    p.field("note", "known customer")
+    p.submit("Approve")
+    p.wait_path(f"/risk/reviews/{payment_id}?done=")
+    assert "review approved" in p.text()
+
+
+def _payment_status(p: Pages, payment_id: str) -> str:
+    p.open(f"/payments/{payment_id}")
+    return str(p.d.find_element(By.CSS_SELECTOR, "span.status").text)
+
+
+def _block(p: Pages, account_id: str) -> None:
+    """Open the list blocked_accounts from the rules page and add `account_id` to it."""
+    p.d.find_element(By.LINK_TEXT, "Risk rules").click()
+    p.wait_for("/risk/rules")
+    assert "review-1" in p.text()
+    p.field("name", "blocked_accounts")
+    p.submit("Open the list")
+    p.wait_for("/risk/lists/blocked_accounts")
+    p.field("value", account_id)
+    p.field("note", "chargebacks")
+    p.submit("Add")
+    p.wait_path("/risk/lists/blocked_accounts?done=")
+    assert account_id in p.text()
+    p.shot("block-list")
+
+
+async def test_a_risk_analyst_approves_a_review_and_blocks_a_payer_in_the_browser(
+    tmp_path: Path, ports: dict[str, int], chrome: WebDriver
+) -> None:
+    async with risky_platform(tmp_path, ports, REVIEW_RULES, review_timeout_s=3600) as (
+        running,
+        _,
+    ):
+        api = await demo_api(running)
+        try:
+            held = await paid(api, amount=6_000)
+            assert held["status"] == "in_review"
+            email, one_time = await new_user(running, "risk", await tenant_of(api))
+            pages = Pages(chrome, running.url, _shots(tmp_path))
+            await asyncio.to_thread(_sign_in_first_time, pages, email, one_time)
+            await asyncio.to_thread(_approve_review, pages, held["id"])
+            done = await until(
+                lambda: api.get(f"/v1/payments/{held['id']}"),
+                lambda p: p["status"] not in ("in_review", "processing"),
+            )
+            assert done["status"] == "succeeded"
+            # ... and the analyst sees it captured.
+            shown = await asyncio.to_thread(_payment_status, pages, held["id"])
+            assert shown == "succeeded"
+
+            payer = held["payer_account_id"]
+            await asyncio.to_thread(_block, pages, payer)
+            body = {
+                "payer_account_id": payer,
+                "payee_account_id": held["payee_account_id"],
+                "amount": 100,
+                "currency": "USD",
+                "capture_method": "automatic",
+            }
+            nxt = await api.post("/v1/payments", body, key=str(uuid.uuid4()))
+            assert (nxt["status"], nxt["risk"]["reasons"]) == ("failed", ["blocked_payer"])
+            await asyncio.to_thread(pages.sign_out)
+            audit = await recent_audit(running.platform.settings, limit=100)
+            mine = {e.action for e in audit if e.actor == f"console:{email}"}
+            assert {"console.review_approved", "console.list_entry_added"} <= mine
+        finally:
+            await api.close()
+
+
+def _create_endpoint(p: Pages, url: str) -> str:
+    """The admin creates an endpoint for payment.succeeded; the secret shown once."""
+    p.d.find_element(By.LINK_TEXT, "Webhooks").click()
+    p.wait_for("/webhooks")
+    p.field("url", url)
+    Select(p.d.find_element(By.NAME, "events")).select_by_value("payment.succeeded")
+    p.field("description", "browser test")
+    p.submit("Create endpoint")
+    secret = str(p.d.find_element(By.CSS_SELECTOR, ".secret code").text)
+    assert secret.startswith("whsec_")
+    assert "shown only this once" in p.text()
+    p.d.find_element(By.LINK_TEXT, "To the endpoint").click()
+    p.wait_path("/webhooks/we_")
+    return str(p.d.current_url.rsplit("/", 1)[1])
+
+
+def _resend(p: Pages, endpoint_id: str, event_id: str) -> None:
+    """The agent opens the endpoint's delivery log and resends the event."""
+    p.open(f"/webhooks/{endpoint_id}")
+    assert event_id in p.text()
+    assert "200" in p.text()  # the first attempt's answer
+    p.d.find_element(By.CSS_SELECTOR, f"button[aria-label='Resend {event_id}']").click()
+    p.wait_path(f"/webhooks/{endpoint_id}?done=resent")
+    p.shot("webhook")
+
+
+async def test_an_admin_adds_an_endpoint_and_an_agent_resends_a_delivery_in_the_browser(
+    embedded: Running, chrome: WebDriver, tmp_path: Path
+) -> None:
+    receiver = Receiver()
+    await receiver.start()
+    api = await demo_api(embedded)
+    try:
+        pages = Pages(chrome, embedded.url, _shots(tmp_path))
+        creds = embedded.creds
+        await asyncio.to_thread(
+            _admin_signs_in, pages, creds["console_email"], creds["console_password"]
+        )
+        endpoint_id = await asyncio.to_thread(_create_endpoint, pages, receiver.url)
+        await asyncio.to_thread(pages.sign_out)
+        payment = await paid(api)
+        (first,) = await receiver.wait_for(1)
+        assert first.event["data"]["id"] == payment["id"]
+        email, one_time = await new_user(embedded, "support", await tenant_of(api))
+        await asyncio.to_thread(_sign_in_first_time, pages, email, one_time)
+        await asyncio.to_thread(_resend, pages, endpoint_id, first.event["id"])
+        again = await receiver.wait_for(2)
+        assert again[1].event["id"] == first.event["id"]
+        log = await api.get(f"/v1/webhook_endpoints/{endpoint_id}/deliveries")
+        assert len(log["data"]) == 2
+        await asyncio.to_thread(pages.sign_out)
+    finally:
+        await api.close()
+        await receiver.stop()
+
+
+def _admin_signs_in(p: Pages, email: str, password: str) -> None:
+    p.open("/login")
+    p.field("email", email)
+    p.field("password", password)
+    p.submit("Sign in")
+    p.wait_for("/tenant")
+    p.submit("Work on this tenant")
+    p.wait_for("/")

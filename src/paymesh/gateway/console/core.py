@@ -42,7 +42,7 @@ from paymesh.gateway.console.service import (
     sign_out,
 )
 from paymesh.gateway.deps import Gateway
-from paymesh.gateway.domain import ADMIN, PAYMENTS_WRITE
+from paymesh.gateway.domain import ADMIN, PAYMENTS_WRITE, RISK_ADMIN, WEBHOOKS_WRITE
 from paymesh.gateway.errors import GatewayError
 from paymesh.platform.identity import Caller
 
@@ -192,6 +192,8 @@ class Console:
             can=view.can if view else (lambda scope: False),
             PAYMENTS_WRITE=PAYMENTS_WRITE,
             ADMIN=ADMIN,
+            RISK_ADMIN=RISK_ADMIN,
+            WEBHOOKS_WRITE=WEBHOOKS_WRITE,
             **context,
         )
         return HTMLResponse(html, status_code=status)

@@ -10,11 +10,11 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from paymesh.gateway.console import payments
+from paymesh.gateway.console import payments, risk, webhooks
 from paymesh.gateway.console.core import STATIC, Console, SecurityHeaders
 from paymesh.gateway.console.service import ConsoleDeps
 from paymesh.gateway.deps import Gateway
-from paymesh.gateway.domain import ADMIN, PAYMENTS_READ, PAYMENTS_WRITE
+from paymesh.gateway.domain import ADMIN, PAYMENTS_READ, PAYMENTS_WRITE, RISK_ADMIN, WEBHOOKS_WRITE
 
 __all__ = ["build_console"]
 
@@ -34,6 +34,33 @@ def build_console(gw: Gateway, deps: ConsoleDeps) -> Starlette:
             "/payments/{payment_id}/{action:str}",
             c.page(partial(payments.payment_action, c), scope=PAYMENTS_WRITE),
             methods=["GET", "POST"],
+        ),
+        Route("/risk/reviews", c.page(partial(risk.reviews, c), scope=RISK_ADMIN)),
+        Route("/risk/reviews/{payment_id}", c.page(partial(risk.review, c), scope=RISK_ADMIN)),
+        Route(
+            "/risk/reviews/{payment_id}/{verb:str}",
+            c.page(partial(risk.resolve_review, c), scope=RISK_ADMIN),
+            methods=["POST"],
+        ),
+        Route("/risk/rules", c.page(partial(risk.rules, c), scope=RISK_ADMIN)),
+        Route("/risk/lists", c.page(partial(risk.open_list, c), scope=RISK_ADMIN)),
+        Route(
+            "/risk/lists/{list_name}",
+            c.page(partial(risk.list_entries, c), scope=RISK_ADMIN),
+            methods=["GET", "POST"],
+        ),
+        Route(
+            "/webhooks",
+            c.page(partial(webhooks.endpoints, c), scope=WEBHOOKS_WRITE),
+            methods=["GET", "POST"],
+        ),
+        Route(
+            "/webhooks/{endpoint_id}", c.page(partial(webhooks.endpoint, c), scope=WEBHOOKS_WRITE)
+        ),
+        Route(
+            "/webhooks/{endpoint_id}/{action:str}",
+            c.page(partial(webhooks.endpoint_action, c), scope=WEBHOOKS_WRITE),
+            methods=["POST"],
         ),
         Route("/audit", c.page(partial(payments.audit, c), scope=ADMIN, tenant=False)),
         Mount("/static", StaticFiles(directory=STATIC), name="console-static"),
