@@ -128,8 +128,8 @@ def _support_agent(pages: Pages, email: str, one_time: str, payment_id: str) -> 
     p.field("new", NEW_PASSWORD)
     p.field("again", NEW_PASSWORD)
     p.submit("Change password")
-    p.wait_for("/?done=password+changed")
-    assert "password changed" in p.text()
+    p.wait_for("/?done=password")
+    assert "Password changed." in p.text()
     p.shot("home")
 
     p.d.find_element(By.LINK_TEXT, "Payments").click()
@@ -152,7 +152,7 @@ def _support_agent(pages: Pages, email: str, one_time: str, payment_id: str) -> 
     p.submit("Confirm refund")
     p.wait_path(f"/payments/{payment_id}?done=")
     body = p.text()
-    assert "refund done" in body
+    assert "Refund made." in body
     assert "Refunded\n7.00 USD" in body
     p.sign_out()
 
@@ -285,7 +285,7 @@ def _approve_review(p: Pages, payment_id: str) -> None:
     p.field("note", "known customer")
     p.submit("Approve")
     p.wait_path(f"/risk/reviews/{payment_id}?done=")
-    assert "review approved" in p.text()
+    assert "Review approved" in p.text()
 
 
 def _payment_status(p: Pages, payment_id: str) -> str:

@@ -124,6 +124,7 @@ async def _console_sign_in(db_url: str, var: Path, email: str, password: str) ->
         return r.status_code
     finally:
         app.state.gateway.hasher.close()
+        app.state.console_hasher.close()
         await db.dispose()
 
 

@@ -122,13 +122,16 @@ def create_app(
     risk: RiskAsyncStub | None = None,
     webhooks: WebhooksAsyncStub | None = None,
     hasher: SecretHasher | None = None,
+    console_hasher: SecretHasher | None = None,
 ) -> FastAPI:
     """The gateway's ASGI app over the given store and the services' stubs (in-memory
     fakes of them in tests; risk or webhooks None: their routes answer 503).
 
     Without `limiter`, one is built from settings (`gateway.redis_url`); the
     caller closes it (`app.state.gateway.limiter.aclose()`), and likewise the
-    secret hasher (`app.state.gateway.hasher.close()`).
+    secret hashers (`app.state.gateway.hasher.close()`, `app.state.console_hasher.close()`:
+    the console's passwords hash on threads of their own, so a flood of sign-ins cannot
+    starve the API's token endpoint).
     """
     clock = clock or SystemClock()
     limiter = limiter or build_limiter(settings, clock=clock)
@@ -185,10 +188,13 @@ def create_app(
         app.include_router(feature.router)
     install_docs(app, title=app.title)
     gw = app.state.gateway
+    app.state.console_hasher = console_hasher or SecretHasher(
+        threads=g.hash_threads, max_waiting=g.hash_queue
+    )
     console = ConsoleDeps(
         store=store,
         clock=clock,
-        hasher=gw.hasher,
+        hasher=app.state.console_hasher,
         policy=SessionPolicy(idle_s=g.console_idle_timeout_s, max_s=g.console_session_max_s),
         lock_attempts=g.console_lock_attempts,
         lock_s=g.console_lock_s,

@@ -66,6 +66,7 @@ class GatewayRuntime:
         )
         self._limiter: RateLimiter | None = None
         self._hasher: SecretHasher | None = None
+        self._console_hasher: SecretHasher | None = None
         self.store: SqlGatewayStore | None = None
         self.readiness = Readiness(self.name)
         self.port = 0
@@ -103,6 +104,7 @@ class GatewayRuntime:
             threads=g.hash_threads,
             max_waiting=g.hash_queue,
         )
+        self._console_hasher = SecretHasher(threads=g.hash_threads, max_waiting=g.hash_queue)
         app = create_app(
             settings=settings,
             store=self.store,
@@ -114,6 +116,7 @@ class GatewayRuntime:
             risk=RiskStub(risk_channel),
             webhooks=WebhooksStub(webhooks_channel),
             hasher=self._hasher,
+            console_hasher=self._console_hasher,
         )
         self.tracing.instrument_app(app)
         config = uvicorn.Config(
@@ -152,9 +155,10 @@ class GatewayRuntime:
         if self._limiter is not None:
             await self._limiter.aclose()
             self._limiter = None
-        if self._hasher is not None:
-            self._hasher.close()
-            self._hasher = None
+        for hasher in (self._hasher, self._console_hasher):
+            if hasher is not None:
+                hasher.close()
+        self._hasher = self._console_hasher = None
         for channel in self._channels:
             await channel.close()
         self._channels = []

@@ -81,6 +81,7 @@ _LIMIT_OF_KEY = {
     "addr": "token",
     "authfail": "auth_failures",
     "credfail": "auth_failures",
+    "consolefail": "auth_failures",
 }
 
 

@@ -40,7 +40,22 @@ class ConsoleStore(Protocol):
 
     async def list_console_users(self) -> list[ConsoleUser]: ...
 
-    async def save_console_user(self, user: ConsoleUser, *, end_sessions: bool = False) -> None: ...
+    async def update_console_user(
+        self,
+        user_id: str,
+        *,
+        expect: dict[str, object] | None = None,
+        end_sessions: bool = False,
+        **values: object,
+    ) -> bool: ...
+
+    async def count_wrong_password(
+        self, user_id: str, *, attempts: int, lock_until_us: int
+    ) -> bool: ...
+
+    async def record_sign_in(
+        self, user_id: str, password_hash: str, now_us: int
+    ) -> ConsoleUser | None: ...
 
     async def add_console_session(self, session: ConsoleSession) -> None: ...
 

@@ -52,6 +52,9 @@ class GatewaySettings(SectionSettings):
     console_session_max_s: float = Field(default=12 * 3600.0, gt=0)
     console_lock_attempts: int = Field(default=5, ge=1)
     console_lock_s: float = Field(default=900.0, gt=0)
+    # Mark the console's cookies Secure even when the gateway itself speaks plain HTTP
+    # (behind a proxy that terminates TLS); over HTTPS they always are.
+    console_secure_cookies: bool = False
     # HTTPS: a PEM certificate (chain) and its key; both empty = plain HTTP.
     tls_cert_file: str = ""
     tls_key_file: str = ""

@@ -232,18 +232,81 @@ class SqlGatewayStore:
             ).all()
         return [to_console_user(r) for r in rows]
 
-    async def save_console_user(self, user: ConsoleUser, *, end_sessions: bool = False) -> None:
-        """Store `user`'s changed state (by id); `end_sessions`: sign out its browsers too."""
-        values = {**asdict(user), "role": user.role.value}
-        del values["id"], values["email"], values["created_at_us"]
+    async def update_console_user(
+        self,
+        user_id: str,
+        *,
+        expect: dict[str, object] | None = None,
+        end_sessions: bool = False,
+        **values: object,
+    ) -> bool:
+        """Set `values` on the user, only while its columns still hold `expect` (one
+        statement: a change made meanwhile is never overwritten); `end_sessions`: sign its
+        browsers out too. False when the user is gone or no longer as expected."""
+        u = console_users.c
+        conditions = [u.id == user_id, *(u[k] == v for k, v in (expect or {}).items())]
         async with self.db.transaction() as conn:
-            await conn.execute(
-                console_users.update().where(console_users.c.id == user.id).values(**values)
-            )
+            done = await conn.execute(console_users.update().where(*conditions).values(**values))
+            if done.rowcount != 1:
+                return False
             if end_sessions:
                 await conn.execute(
-                    console_sessions.delete().where(console_sessions.c.user_id == user.id)
+                    console_sessions.delete().where(console_sessions.c.user_id == user_id)
                 )
+        return True
+
+    async def count_wrong_password(
+        self, user_id: str, *, attempts: int, lock_until_us: int
+    ) -> bool:
+        """Count a wrong password against the user, in one statement (concurrent ones all
+        count); the `attempts`-th in a row locks sign-in until `lock_until_us`, and ends the
+        user's sessions. Whether this one locked it."""
+        u = console_users.c
+        locks = u.failed_attempts + 1 >= attempts
+        async with self.db.transaction() as conn:
+            after = (
+                await conn.execute(
+                    console_users.update()
+                    .where(u.id == user_id)
+                    .values(
+                        failed_attempts=sa.case((locks, 0), else_=u.failed_attempts + 1),
+                        locked_until_us=sa.case((locks, lock_until_us), else_=u.locked_until_us),
+                    )
+                    .returning(u.failed_attempts, u.locked_until_us)
+                )
+            ).first()
+            locked = (
+                after is not None
+                and after.failed_attempts == 0
+                and after.locked_until_us == lock_until_us
+            )
+            if locked:
+                await conn.execute(
+                    console_sessions.delete().where(console_sessions.c.user_id == user_id)
+                )
+        return bool(locked)
+
+    async def record_sign_in(
+        self, user_id: str, password_hash: str, now_us: int
+    ) -> ConsoleUser | None:
+        """The user after a right password, its count of wrong ones reset: None when,
+        since the password was checked, it was disabled, locked or given another password."""
+        u = console_users.c
+        async with self.db.transaction() as conn:
+            done = await conn.execute(
+                console_users.update()
+                .where(
+                    u.id == user_id,
+                    u.password_hash == password_hash,
+                    u.disabled.is_(False),
+                    sa.or_(u.locked_until_us.is_(None), u.locked_until_us <= now_us),
+                )
+                .values(failed_attempts=0, locked_until_us=None)
+            )
+            if done.rowcount != 1:
+                return None
+            row = (await conn.execute(console_users.select().where(u.id == user_id))).first()
+        return to_console_user(row) if row else None
 
     async def add_console_session(self, session: ConsoleSession) -> None:
         """Insert a session."""

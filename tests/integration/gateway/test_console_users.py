@@ -3,6 +3,7 @@ with a clock the test moves: timeouts, lockout, resets, disabling, password chan
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from paymesh.gateway.app import MIGRATIONS
 from paymesh.gateway.audit import SYSTEM
 from paymesh.gateway.console.service import (
+    REFUSED,
     ConsoleDeps,
     SignInRefused,
     change_password,
@@ -83,20 +85,49 @@ async def test_a_session_ends_when_idle_and_when_too_old(deps: ConsoleDeps) -> N
 
 async def test_wrong_passwords_lock_sign_in_until_the_lock_passes(deps: ConsoleDeps) -> None:
     _, password = await create_user("bo@example.com", "support", None, origin=SYSTEM, deps=deps)
-    for _ in range(2):
+    for reason in ("wrong_password", "wrong_password", "locked_now"):
         with pytest.raises(SignInRefused) as refused:
             await sign_in("bo@example.com", "nope nope nope", source="t", deps=deps)
-        assert not refused.value.locked
-    with pytest.raises(SignInRefused) as refused:
-        await sign_in("bo@example.com", "nope nope nope", source="t", deps=deps)
-    assert refused.value.locked
+        assert refused.value.reason == reason
+        assert str(refused.value) == REFUSED  # the same words, whatever the reason
     with pytest.raises(SignInRefused) as refused:
         await sign_in("bo@example.com", password, source="t", deps=deps)
-    assert refused.value.locked
+    assert refused.value.reason == "locked"
     _clock(deps).advance(121)
     signed = await sign_in("bo@example.com", password, source="t", deps=deps)
     assert signed.user.failed_attempts == 0
     assert signed.user.locked_until_us is None
+
+
+async def test_concurrent_wrong_passwords_all_count(deps: ConsoleDeps) -> None:
+    _, password = await create_user("co@example.com", "viewer", None, origin=SYSTEM, deps=deps)
+    outcomes = await asyncio.gather(
+        *(sign_in("co@example.com", f"wrong guess {i}!", source="t", deps=deps) for i in range(6)),
+        return_exceptions=True,
+    )
+    reasons = sorted(o.reason for o in outcomes if isinstance(o, SignInRefused))
+    assert len(reasons) == 6
+    # Three in a row lock; six concurrent guesses lock it (twice), none is lost.
+    assert reasons.count("locked_now") == 2
+    with pytest.raises(SignInRefused):
+        await sign_in("co@example.com", password, source="t", deps=deps)
+
+
+async def test_a_change_made_while_a_password_is_checked_wins(deps: ConsoleDeps) -> None:
+    """A sign-in that checked the password before a disable, reset or lock committed
+    does not undo it, nor open a session."""
+    user, _ = await create_user("ra@example.com", "admin", None, origin=SYSTEM, deps=deps)
+    now = _clock(deps).value
+    await deps.store.update_console_user(user.id, disabled=True)
+    assert await deps.store.record_sign_in(user.id, user.password_hash, now) is None
+    await deps.store.update_console_user(user.id, disabled=False, password_hash="other")
+    assert await deps.store.record_sign_in(user.id, user.password_hash, now) is None
+    stored = await deps.store.console_user(user.id)
+    assert stored is not None
+    assert (stored.disabled, stored.password_hash) == (False, "other")
+    await deps.store.update_console_user(user.id, locked_until_us=now + 1)
+    assert await deps.store.record_sign_in(user.id, "other", now) is None
+    assert await deps.store.record_sign_in(user.id, "other", now + 1) is not None
 
 
 async def test_a_reset_ends_sessions_and_unlocks_with_a_new_one_time_password(
@@ -107,6 +138,8 @@ async def test_a_reset_ends_sessions_and_unlocks_with_a_new_one_time_password(
     for _ in range(3):
         with pytest.raises(SignInRefused):
             await sign_in("cy@example.com", "wrong wrong wrong", source="t", deps=deps)
+    # The third wrong password locked it, and ended its sessions.
+    assert await current_session(signed.token, deps=deps) is None
     second = await reset_password("cy@example.com", origin=SYSTEM, deps=deps)
     assert second != first
     assert await current_session(signed.token, deps=deps) is None
@@ -123,7 +156,7 @@ async def test_disabling_ends_sessions_and_refuses_sign_in(deps: ConsoleDeps) ->
     assert await current_session(signed.token, deps=deps) is None
     with pytest.raises(SignInRefused) as refused:
         await sign_in("di@example.com", password, source="t", deps=deps)
-    assert not refused.value.locked
+    assert refused.value.reason == "disabled"
     await set_disabled("di@example.com", False, origin=SYSTEM, deps=deps)
     assert (
         await sign_in("di@example.com", password, source="t", deps=deps)

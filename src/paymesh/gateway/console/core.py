@@ -44,11 +44,13 @@ from paymesh.gateway.console.service import (
 from paymesh.gateway.deps import Gateway
 from paymesh.gateway.domain import ADMIN, PAYMENTS_WRITE, RISK_ADMIN, WEBHOOKS_WRITE
 from paymesh.gateway.errors import GatewayError
+from paymesh.gateway.settings import GatewaySettings
 from paymesh.platform.identity import Caller
 
 __all__ = [
     "COOKIE",
     "CSP",
+    "FLASH",
     "PAGE",
     "STATIC",
     "Console",
@@ -72,6 +74,21 @@ _HEADERS = [
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
 ]
+# What a page says after an action, by the code the action's redirect names (?done=):
+# never text from the query string itself.
+FLASH = {
+    "password": "Password changed.",
+    "capture": "Payment captured.",
+    "cancel": "Payment canceled: its hold is released.",
+    "refund": "Refund made.",
+    "approved": "Review approved: the payment goes on.",
+    "declined": "Review declined: the payment's hold is released.",
+    "added": "Entry added: it counts from the next decision.",
+    "removed": "Entry removed.",
+    "enabled": "Endpoint enabled.",
+    "deleted": "Endpoint deleted.",
+    "resent": "Event sent again: see the new delivery below.",
+}
 _TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
 PAGE = 25  # rows per list page
@@ -222,8 +239,9 @@ class Console:
             signed = await current_session(request.cookies.get(COOKIE, ""), deps=self.deps)
             if signed is None:
                 return self.redirect(request, "/login")
-            view = View(request=request, signed=signed, flash=request.query_params.get("done", ""))
-            if signed.user.must_change_password and handler != self.password:
+            done = request.query_params.get("done", "")
+            view = View(request=request, signed=signed, flash=FLASH.get(done, ""))
+            if signed.user.must_change_password and handler not in (self.password, self.logout):
                 return self.redirect(request, "/password")
             if tenant and signed.session.tenant_id is None:
                 return self.redirect(request, "/tenant")
@@ -244,37 +262,57 @@ class Console:
     # --- signing in and out ---------------------------------------------
 
     async def login(self, request: Request) -> Response:
-        """The sign-in form (GET) and signing in (POST)."""
+        """The sign-in form (GET) and signing in (POST). Failed attempts are limited per
+        address (the API's failed-credentials bucket), charged before the password is
+        hashed; a success gives the charge back."""
         if request.method == "GET":
             return self._login_form(request)
         form = await request.form()
         cookie = request.cookies.get(LOGIN_COOKIE, "")
         sent = str(form.get("csrf", ""))
-        if not cookie or not hmac.compare_digest(sent.encode(), cookie.encode()):
+        if not cookie or not hmac.compare_digest(sent.encode(), self._login_token(cookie).encode()):
             return self._login_form(request, error="the form is stale: try again", status=403)
         email, password = str(form.get("email", "")), str(form.get("password", ""))
         source = request.client.host if request.client else "unknown"
+        gw, bucket = self.gw, f"consolefail:addr:{source}"
+        if not (await gw.limiter.hit(bucket, gw.auth_failures)).allowed:
+            error = "too many failed sign-ins from this address: try again later"
+            return self._login_form(request, error=error, status=429, email=email)
         try:
             signed = await sign_in(email, password, source=source, deps=self.deps)
         except SignInRefused as exc:
-            status = 429 if exc.locked else 401
-            return self._login_form(request, error=str(exc), status=status, email=email)
+            return self._login_form(request, error=str(exc), status=401, email=email)
         except GatewayError as exc:  # e.g. 429 overloaded: too many sign-ins hashing at once
+            await gw.limiter.refund(bucket, gw.auth_failures)
             return self._login_form(request, error=exc.detail, status=exc.http_status)
+        await gw.limiter.refund(bucket, gw.auth_failures)
         target = "/password" if signed.user.must_change_password else "/"
         response = self.redirect(request, target)
         self._set_cookie(request, response, COOKIE, signed.token)
-        response.delete_cookie(LOGIN_COOKIE, path=self._base(request))
+        response.delete_cookie(
+            LOGIN_COOKIE, path=self._base(request), httponly=True, samesite="strict"
+        )
         return response
+
+    def _login_token(self, cookie: str) -> str:
+        """The sign-in form's CSRF token for the cookie's value: an HMAC under the
+        gateway's secret key, which a cookie planted from elsewhere cannot match."""
+        key = self.gw.settings.section(GatewaySettings).secret_key.get_secret_value()
+        return hmac.new(key.encode(), f"console-login:{cookie}".encode(), "sha256").hexdigest()
 
     def _login_form(
         self, request: Request, *, error: str = "", status: int = 200, email: str = ""
     ) -> Response:
-        token = secrets.token_urlsafe(24)
+        cookie = secrets.token_urlsafe(24)
         response = self.render(
-            request, "login.html", status=status, error=error, email=email, login_csrf=token
+            request,
+            "login.html",
+            status=status,
+            error=error,
+            email=email,
+            login_csrf=self._login_token(cookie),
         )
-        self._set_cookie(request, response, LOGIN_COOKIE, token)
+        self._set_cookie(request, response, LOGIN_COOKIE, cookie)
         return response
 
     @staticmethod
@@ -288,14 +326,17 @@ class Console:
             path=self._base(request),
             httponly=True,
             samesite="strict",
-            secure=request.url.scheme == "https",
+            secure=request.url.scheme == "https"
+            or self.gw.settings.section(GatewaySettings).console_secure_cookies,
         )
 
     async def logout(self, view: View) -> Response:
         """Sign out (POST, with the CSRF token)."""
         await sign_out(view.signed, source=view.source, deps=self.deps)
         response = self.redirect(view.request, "/login")
-        response.delete_cookie(COOKIE, path=self._base(view.request))
+        response.delete_cookie(
+            COOKIE, path=self._base(view.request), httponly=True, samesite="strict"
+        )
         return response
 
     async def password(self, view: View) -> Response:
@@ -319,7 +360,7 @@ class Console:
             return self.render(
                 request, "password.html", view=view, status=exc.http_status, error=exc.detail
             )
-        return self.redirect(request, "/", done="password changed")
+        return self.redirect(request, "/", done="password")
 
     async def tenant(self, view: View) -> Response:
         """Choose the tenant to work on (platform users)."""
@@ -348,7 +389,7 @@ def day_us(text: str, *, end: bool = False) -> int | None:
         return None
     day = dt.date.fromisoformat(text)
     if end:
-        day += dt.timedelta(days=1)
+        day += dt.timedelta(days=1)  # OverflowError after 9999-12-31
     return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp() * 1e6)
 
 
@@ -357,6 +398,6 @@ def whole_amount(text: str) -> int:
     text = text.strip()
     if not text:
         return 0
-    if not text.isdigit() or len(text) > 16 or int(text) < 1:
+    if not (text.isascii() and text.isdigit()) or len(text) > 16 or int(text) < 1:
         raise ValueError("the amount is a whole number of minor units, at least 1")
     return int(text)

@@ -170,7 +170,7 @@ async def payment_action(c: Console, view: View) -> Response:
         target=payment_id,
         details={"amount": amount} if action != "cancel" else {},
     )
-    return c.redirect(request, f"/payments/{payment_id}", done=f"{action} done")
+    return c.redirect(request, f"/payments/{payment_id}", done=action)
 
 
 def _confirm(
@@ -193,19 +193,21 @@ async def audit(c: Console, view: View) -> Response:
     q = view.request.query_params
     before = None
     if "before_at" in q and "before_id" in q:
-        try:
-            before = (int(q["before_at"]), q["before_id"][:64])
-        except ValueError:
-            return c.error(view.request, 422, "before_at is not a number", view)
+        at = q["before_at"]
+        if not (at.isascii() and at.isdigit() and len(at) <= 18):
+            return c.error(view.request, 422, "before_at is a whole number of microseconds", view)
+        before = (int(at), q["before_id"][:64])
     try:
         since = day_us(q.get("since", ""))
         until = day_us(q.get("until", ""), end=True)
-    except ValueError:
+    except (ValueError, OverflowError):
         return c.error(view.request, 422, "dates are YYYY-MM-DD", view)
     filters = {k: q.get(k, "")[:200] for k in ("actor", "action", "since", "until")}
+    # An admin bound to a tenant reads that tenant's entries only.
     entries = await c.deps.store.audit_page(
         limit=PAGE + 1,
         before=before,
+        tenant_id=view.signed.user.tenant_id,
         actor=filters["actor"] or None,
         action=filters["action"] or None,
         since_us=since,
@@ -258,7 +260,7 @@ class _PaymentFilter:
     def parse(cls, q: Any) -> _PaymentFilter:
         def number(name: str) -> int | None:
             text = str(q.get(name, "")).strip()
-            return int(text) if text.isdigit() and len(text) <= 16 else None
+            return int(text) if text.isascii() and text.isdigit() and len(text) <= 16 else None
 
         def day(name: str) -> str:
             text = str(q.get(name, "")).strip()

@@ -79,7 +79,7 @@ async def resolve_review(c: Console, view: View) -> Response:
         c.deps.store, c.deps.clock, view.origin, f"console.review_{verb}d",
         tenant_id=view.caller.tenant_id, target=payment_id, details={"note": note},
     )  # fmt: skip
-    return c.redirect(request, f"/risk/reviews/{payment_id}", done=f"review {verb}d")
+    return c.redirect(request, f"/risk/reviews/{payment_id}", done=f"{verb}d")
 
 
 async def rules(c: Console, view: View) -> Response:
@@ -108,7 +108,7 @@ async def list_entries(c: Console, view: View) -> Response:
                 view.caller,
             )
             await _audit(c, view, "console.list_entry_removed", f"{name}:{value}")
-            return c.redirect(request, f"/risk/lists/{name}", done=f"removed {value}")
+            return c.redirect(request, f"/risk/lists/{name}", done="removed")
         else:
             note = str(view.form.get("note", "")).strip()[:500]
             await risk.call(
@@ -117,7 +117,7 @@ async def list_entries(c: Console, view: View) -> Response:
                 view.caller,
             )
             await _audit(c, view, "console.list_entry_added", f"{name}:{value}")
-            return c.redirect(request, f"/risk/lists/{name}", done=f"added {value}")
+            return c.redirect(request, f"/risk/lists/{name}", done="added")
     after = request.query_params.get("after", "")[:256]
     found = await risk.call(
         risk.stub.ListListEntries,

@@ -22,8 +22,6 @@ from paymesh.gateway.console.users import (
     check_password,
     normalise_email,
     session_state,
-    signed_in,
-    wrong_password,
 )
 from paymesh.gateway.domain import Tenant
 from paymesh.gateway.errors import Conflict, NotFound, Unprocessable
@@ -32,6 +30,7 @@ from paymesh.gateway.security import ScryptParams, SecretHasher
 from paymesh.platform.clock import Clock, new_id
 
 __all__ = [
+    "REFUSED",
     "ConsoleDeps",
     "SignInRefused",
     "SignedIn",
@@ -70,11 +69,13 @@ class ConsoleDeps:
 
 
 class SignInRefused(Exception):
-    """Sign-in refused; `locked`: because of too many wrong passwords (try later)."""
+    """Sign-in refused (the message is the same whatever the reason; `reason`, for the
+    audit log and tests: unknown_user, disabled, locked, wrong_password, locked_now,
+    changed_meanwhile)."""
 
-    def __init__(self, message: str, *, locked: bool = False) -> None:
+    def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(message)
-        self.locked = locked
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -163,8 +164,8 @@ async def set_disabled(
     email: str, disabled: bool, *, origin: Origin, deps: ConsoleDeps
 ) -> ConsoleUser:
     """Disable a user (its sessions end at once) or enable it again."""
-    user = replace(await _user(email, deps), disabled=disabled)
-    await deps.store.save_console_user(user, end_sessions=disabled)
+    user = await _user(email, deps)
+    await deps.store.update_console_user(user.id, end_sessions=disabled, disabled=disabled)
     action = "console.user_disabled" if disabled else "console.user_enabled"
     await record(
         deps.store,
@@ -174,21 +175,21 @@ async def set_disabled(
         tenant_id=user.tenant_id,
         target=user.email,
     )
-    return user
+    return replace(user, disabled=disabled)
 
 
 async def reset_password(email: str, *, origin: Origin, deps: ConsoleDeps) -> str:
     """A new one-time password for a user (unlocked, its sessions ended)."""
     password = _one_time_password()
-    found = await _user(email, deps)
-    user = replace(
-        found,
+    user = await _user(email, deps)
+    await deps.store.update_console_user(
+        user.id,
+        end_sessions=True,
         password_hash=await deps.hasher.hash(password, deps.scrypt),
         must_change_password=True,
         failed_attempts=0,
         locked_until_us=None,
     )
-    await deps.store.save_console_user(user, end_sessions=True)
     await record(
         deps.store,
         deps.clock,
@@ -200,10 +201,15 @@ async def reset_password(email: str, *, origin: Origin, deps: ConsoleDeps) -> st
     return password
 
 
+REFUSED = "wrong e-mail address or password, or too many attempts: try again later"
+
+
 async def sign_in(email: str, password: str, *, source: str, deps: ConsoleDeps) -> SignedIn:
     """A new session for the user whose e-mail address and password these are, or
-    SignInRefused (the same answer for an unknown user, a disabled one and a wrong
-    password; a locked user is told to wait). Every attempt is audited."""
+    SignInRefused: the same answer, at the same cost (a hash), for an unknown user, a
+    disabled one, a locked one and a wrong password. Every attempt is audited with its
+    reason. A wrong password counts against the user in one statement, so concurrent
+    guesses all count; the `lock_attempts`-th in a row locks sign-in for `lock_s`."""
     try:
         address = normalise_email(email)
     except InvalidEmail:
@@ -212,7 +218,7 @@ async def sign_in(email: str, password: str, *, source: str, deps: ConsoleDeps) 
     origin = Origin(actor=f"console:{address or '?'}", source=source)
     now = deps.clock.now_us()
 
-    async def refuse(reason: str, *, locked: bool = False) -> SignInRefused:
+    async def refuse(reason: str) -> SignInRefused:
         await record(
             deps.store,
             deps.clock,
@@ -223,29 +229,25 @@ async def sign_in(email: str, password: str, *, source: str, deps: ConsoleDeps) 
             target=address or None,
             details={"reason": reason},
         )
-        if locked:
-            return SignInRefused(
-                "too many wrong passwords: sign-in is locked for a while", locked=True
-            )
-        return SignInRefused("wrong e-mail address or password")
+        return SignInRefused(REFUSED, reason=reason)
 
-    if user is not None and user.locked(now):
-        raise await refuse("locked", locked=True)
-    if user is None or user.disabled:
-        await deps.hasher.verify(password, None)  # the same cost as a known user
-        raise await refuse("disabled" if user else "unknown_user")
+    if user is None or user.disabled or user.locked(now):
+        await deps.hasher.verify(password, None)  # the same cost as a wrong password
+        reason = "unknown_user" if user is None else "disabled" if user.disabled else "locked"
+        raise await refuse(reason)
     if not await deps.hasher.verify(password, user.password_hash):
-        after = wrong_password(user, now, attempts=deps.lock_attempts, lock_s=deps.lock_s)
-        await deps.store.save_console_user(after)
-        locked = after.locked(now)
-        raise await refuse("locked_now" if locked else "wrong_password", locked=locked)
-    user = signed_in(user)
-    await deps.store.save_console_user(user)
+        locked = await deps.store.count_wrong_password(
+            user.id, attempts=deps.lock_attempts, lock_until_us=now + int(deps.lock_s * 1e6)
+        )
+        raise await refuse("locked_now" if locked else "wrong_password")
+    fresh = await deps.store.record_sign_in(user.id, user.password_hash, now)
+    if fresh is None:  # disabled, locked or reset while its password was being checked
+        raise await refuse("changed_meanwhile")
     token = secrets.token_urlsafe(32)
     session = ConsoleSession(
         id=token_id(token),
-        user_id=user.id,
-        tenant_id=user.tenant_id,
+        user_id=fresh.id,
+        tenant_id=fresh.tenant_id,
         csrf_token=secrets.token_urlsafe(32),
         created_at_us=now,
         last_seen_at_us=now,
@@ -256,10 +258,10 @@ async def sign_in(email: str, password: str, *, source: str, deps: ConsoleDeps) 
         deps.clock,
         origin,
         "console.sign_in",
-        tenant_id=user.tenant_id,
-        target=user.email,
+        tenant_id=fresh.tenant_id,
+        target=fresh.email,
     )
-    return SignedIn(user=user, session=session, token=token)
+    return SignedIn(user=fresh, session=session, token=token)
 
 
 async def current_session(token: str, *, deps: ConsoleDeps) -> SignedIn | None:
@@ -298,9 +300,20 @@ async def change_password(
     signed: SignedIn, current: str, new: str, *, source: str, deps: ConsoleDeps
 ) -> ConsoleUser:
     """Change the signed-in user's password (Unprocessable: the current one is wrong, or
-    the new one breaks a rule). Its other sessions end."""
+    the new one breaks a rule). A wrong current password counts as a wrong sign-in: enough
+    of them lock the user and end its sessions, this one too. Its other sessions end."""
     user = signed.user
+    origin = Origin(actor=_actor(user), source=source)
     if not await deps.hasher.verify(current, user.password_hash):
+        now = deps.clock.now_us()
+        locked = await deps.store.count_wrong_password(
+            user.id, attempts=deps.lock_attempts, lock_until_us=now + int(deps.lock_s * 1e6)
+        )
+        await record(
+            deps.store, deps.clock, origin, "console.password_changed", outcome="failure",
+            tenant_id=user.tenant_id, target=user.email,
+            details={"reason": "locked_now" if locked else "wrong_password"},
+        )  # fmt: skip
         raise Unprocessable("the current password is wrong", code="wrong_password")
     if new == current:
         raise Unprocessable("the new password is the current one", code="invalid_password")
@@ -308,22 +321,26 @@ async def change_password(
         check_password(new, email=user.email)
     except InvalidPassword as exc:
         raise Unprocessable(str(exc), code="invalid_password") from exc
-    changed = replace(
-        user,
-        password_hash=await deps.hasher.hash(new, deps.scrypt),
+    new_hash = await deps.hasher.hash(new, deps.scrypt)
+    changed = await deps.store.update_console_user(
+        user.id,
+        expect={"password_hash": user.password_hash, "disabled": False},
+        end_sessions=True,
+        password_hash=new_hash,
         must_change_password=False,
     )
-    await deps.store.save_console_user(changed, end_sessions=True)
+    if not changed:
+        raise Conflict("the account changed meanwhile: sign in again", code="user_changed")
     await deps.store.add_console_session(signed.session)  # this browser stays signed in
     await record(
         deps.store,
         deps.clock,
-        Origin(actor=_actor(user), source=source),
+        origin,
         "console.password_changed",
         tenant_id=user.tenant_id,
         target=user.email,
     )
-    return changed
+    return replace(user, password_hash=new_hash, must_change_password=False)
 
 
 async def choose_tenant(
@@ -355,5 +372,5 @@ async def create_demo_admin(email: str, *, deps: ConsoleDeps) -> str | None:
     if await deps.store.console_user_by_email(normalise_email(email)) is not None:
         return None
     user, password = await create_user(email, Role.ADMIN.value, None, origin=SYSTEM, deps=deps)
-    await deps.store.save_console_user(replace(user, must_change_password=False))
+    await deps.store.update_console_user(user.id, must_change_password=False)
     return password

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from paymesh.gateway.domain import (
     ACCOUNTS_READ,
@@ -32,8 +32,6 @@ __all__ = [
     "check_password",
     "normalise_email",
     "session_state",
-    "signed_in",
-    "wrong_password",
 ]
 
 MIN_PASSWORD_LENGTH = 12
@@ -113,19 +111,6 @@ class ConsoleUser:
     def locked(self, now_us: int) -> bool:
         """Whether sign-in is refused for now after too many wrong passwords."""
         return self.locked_until_us is not None and now_us < self.locked_until_us
-
-
-def wrong_password(user: ConsoleUser, now_us: int, *, attempts: int, lock_s: float) -> ConsoleUser:
-    """`user` after a wrong password: the `attempts`-th in a row locks sign-in for `lock_s`."""
-    failed = user.failed_attempts + 1
-    if failed >= attempts:
-        return replace(user, failed_attempts=0, locked_until_us=now_us + int(lock_s * 1e6))
-    return replace(user, failed_attempts=failed)
-
-
-def signed_in(user: ConsoleUser) -> ConsoleUser:
-    """`user` after a right password: the count of wrong ones starts again."""
-    return replace(user, failed_attempts=0, locked_until_us=None)
 
 
 @dataclass(frozen=True)

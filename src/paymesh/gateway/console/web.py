@@ -10,11 +10,18 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from paymesh.gateway.console import payments, risk, webhooks
+from paymesh.gateway.console import accounts, payments, risk, webhooks
 from paymesh.gateway.console.core import STATIC, Console, SecurityHeaders
 from paymesh.gateway.console.service import ConsoleDeps
 from paymesh.gateway.deps import Gateway
-from paymesh.gateway.domain import ADMIN, PAYMENTS_READ, PAYMENTS_WRITE, RISK_ADMIN, WEBHOOKS_WRITE
+from paymesh.gateway.domain import (
+    ACCOUNTS_READ,
+    ADMIN,
+    PAYMENTS_READ,
+    PAYMENTS_WRITE,
+    RISK_ADMIN,
+    WEBHOOKS_WRITE,
+)
 
 __all__ = ["build_console"]
 
@@ -34,6 +41,12 @@ def build_console(gw: Gateway, deps: ConsoleDeps) -> Starlette:
             "/payments/{payment_id}/{action:str}",
             c.page(partial(payments.payment_action, c), scope=PAYMENTS_WRITE),
             methods=["GET", "POST"],
+        ),
+        Route("/accounts", c.page(partial(accounts.accounts, c), scope=ACCOUNTS_READ)),
+        Route("/accounts/{account_id}", c.page(partial(accounts.account, c), scope=ACCOUNTS_READ)),
+        Route(
+            "/accounts/{account_id}/statement.csv",
+            c.page(partial(accounts.statement_csv, c), scope=ACCOUNTS_READ),
         ),
         Route("/risk/reviews", c.page(partial(risk.reviews, c), scope=RISK_ADMIN)),
         Route("/risk/reviews/{payment_id}", c.page(partial(risk.review, c), scope=RISK_ADMIN)),

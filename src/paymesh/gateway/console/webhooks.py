@@ -129,7 +129,7 @@ async def endpoint_action(c: Console, view: View) -> Response:
             hooks.stub.DeleteEndpoint, wpb.DeleteEndpointRequest(id=endpoint_id), view.caller
         )
         await _audit(c, view, "console.webhook_endpoint_deleted", endpoint_id)
-        return c.redirect(request, "/webhooks", done=f"deleted {endpoint_id}")
+        return c.redirect(request, "/webhooks", done="deleted")
     event_id = str(form.get("event_id", "")).strip()[:64]
     if not event_id:
         return c.error(request, 422, "which event to resend?", view)
@@ -138,8 +138,11 @@ async def endpoint_action(c: Console, view: View) -> Response:
         wpb.ResendEventRequest(endpoint_id=endpoint_id, event_id=event_id),
         view.caller,
     )
-    await _audit(c, view, "console.webhook_resent", endpoint_id, {"event_id": event_id})
-    return c.redirect(request, f"/webhooks/{endpoint_id}", done=f"resent as {delivery.id}")
+    await _audit(
+        c, view, "console.webhook_resent", endpoint_id,
+        {"event_id": event_id, "delivery_id": delivery.id},
+    )  # fmt: skip
+    return c.redirect(request, f"/webhooks/{endpoint_id}", done="resent")
 
 
 async def _audit(
