@@ -4,6 +4,7 @@ the security headers, roles, tenancy and the payment actions, against the real s
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 
@@ -25,6 +26,7 @@ from .console_helpers import (
     signed_in_admin,
     tenant_of,
 )
+from .receiver import Receiver
 
 
 async def test_the_demo_admin_signs_in_and_every_answer_has_the_security_headers(
@@ -454,3 +456,47 @@ async def test_an_account_shows_its_balances_statement_and_csv(embedded: Running
     finally:
         await b.close()
         await api.close()
+
+
+async def test_a_payments_page_shows_its_events_transfers_and_deliveries(
+    embedded: Running,
+) -> None:
+    receiver = Receiver()
+    await receiver.start()
+    api = await demo_api(embedded)
+    b = await signed_in_admin(embedded)
+    try:
+        endpoint = await api.post(
+            "/v1/webhook_endpoints",
+            {"url": receiver.url, "events": ["payment.succeeded", "refund.succeeded"]},
+            key=str(uuid.uuid4()),
+        )
+        p = await paid(api, amount=2_500)
+        refund = await api.post(
+            "/v1/refunds", {"payment_id": p["id"], "amount": 500}, key=str(uuid.uuid4())
+        )
+        await receiver.wait_for(2)
+        for _ in range(100):  # the delivery log is written after the answer arrives
+            page = (await b.get(f"/payments/{p['id']}")).text
+            if page.count("succeeded</span>") >= 3:
+                break
+            await asyncio.sleep(0.05)
+        assert "payment.succeeded" in page
+        assert "refund.succeeded" in page
+        for transfer in (f"{p['id']}:hold", f"{p['id']}:capture", refund["id"]):
+            assert transfer in page
+        assert receiver.url in page
+        assert endpoint["id"] in page
+        # A viewer sees the events and transfers, not the webhooks it has no scope for.
+        email, one_time = await new_user(embedded, "viewer", await tenant_of(api))
+        viewer = await first_sign_in(embedded, email, one_time)
+        try:
+            seen = (await viewer.get(f"/payments/{p['id']}")).text
+            assert f"{p['id']}:capture" in seen
+            assert receiver.url not in seen
+        finally:
+            await viewer.close()
+    finally:
+        await b.close()
+        await api.close()
+        await receiver.stop()

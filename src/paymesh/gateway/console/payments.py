@@ -16,6 +16,7 @@ from paymesh.contracts.objects import to_json
 from paymesh.contracts.payments.v1 import payments_pb2 as ppb
 from paymesh.gateway.audit import record
 from paymesh.gateway.console.core import PAGE, Console, View, day_us, iso, whole_amount
+from paymesh.gateway.console.timeline import EVENTS_SCANNED, timeline
 from paymesh.gateway.domain import derive_id
 
 __all__ = ["audit", "home", "payment", "payment_action", "payments"]
@@ -108,11 +109,13 @@ async def payments(c: Console, view: View) -> Response:
 
 
 async def payment(c: Console, view: View) -> Response:
-    """One payment: its state, risk decision and the actions its state allows."""
+    """One payment: its state, risk decision, timeline (events, ledger transfers, webhook
+    deliveries) and the actions its state allows."""
     found = await _payment(c, view, view.request.path_params["payment_id"])
     return c.render(
-        view.request, "payment_detail.html", view=view, p=found, actions=_actions(found)
-    )
+        view.request, "payment_detail.html", view=view, p=found, actions=_actions(found),
+        t=await timeline(c, view, found), events_scanned=EVENTS_SCANNED,
+    )  # fmt: skip
 
 
 async def _payment(c: Console, view: View, payment_id: str) -> dict[str, Any]:
