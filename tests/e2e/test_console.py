@@ -14,7 +14,7 @@ import pytest
 from paymesh.gateway.console.core import CSP
 from paymesh.gateway.operator import add_tenant, recent_audit, set_user_disabled
 
-from .conftest import Running
+from .conftest import Api, Running
 from .console_helpers import (
     CSRF_FIELD,
     KEY_FIELD,
@@ -500,3 +500,106 @@ async def test_a_payments_page_shows_its_events_transfers_and_deliveries(
         await b.close()
         await api.close()
         await receiver.stop()
+
+
+_SECRET = re.compile(r'class="secret"><code>([^<]+)</code>')
+
+
+async def test_a_platform_admin_manages_tenants_clients_users_and_keys(
+    embedded: Running,
+) -> None:
+    b = await signed_in_admin(embedded)
+    try:
+        csrf = await b.form("/admin/tenants")
+        r = await b.post("/admin/tenants", {"csrf": csrf, "name": "acme console"})
+        tenant_page = r.headers["location"].split("?")[0].removeprefix("/console")
+        tenant_id = tenant_page.rsplit("/", 1)[1]
+        await b.post("/admin/tenants", {"csrf": csrf, "name": "acme console"}, status=409)
+        made = await b.post(
+            tenant_page,
+            {"csrf": csrf, "op": "create", "scopes": ["payments:read", "accounts:read"]},
+            status=200,
+        )
+        secret = _SECRET.search(made.text)
+        assert secret
+        client_id = re.search(r"client_id (cli_\w+)", made.text)
+        assert client_id
+        api = await Api.login(embedded.url, client_id.group(1), secret.group(1))
+        try:
+            assert (await api.get("/v1/accounts"))["data"] == []
+        finally:
+            await api.close()
+        await b.post(tenant_page, {"csrf": csrf, "op": "create"}, status=422)  # no scopes
+        await b.post(tenant_page, {"csrf": csrf, "op": "revoke", "client_id": client_id.group(1)})
+        token = await b.http.post(
+            "/v1/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": client_id.group(1),
+                "client_secret": secret.group(1),
+            },
+        )
+        assert token.status_code == 401
+
+        made = await b.post(
+            "/admin/users",
+            {"csrf": csrf, "op": "create", "email": "new@example.com", "role": "viewer",
+             "tenant_id": tenant_id},
+            status=200,
+        )  # fmt: skip
+        one_time = _SECRET.search(made.text)
+        assert one_time
+        newcomer = Browser(embedded.url)
+        try:
+            r = await newcomer.sign_in("new@example.com", one_time.group(1))
+            assert r.headers["location"] == "/console/password"
+            await b.post(
+                "/admin/users", {"csrf": csrf, "op": "disable", "email": "new@example.com"}
+            )
+            assert (
+                (await newcomer.get("/password", status=303)).headers["location"].endswith("/login")
+            )
+            await newcomer.sign_in("new@example.com", one_time.group(1), status=401)
+            await b.post("/admin/users", {"csrf": csrf, "op": "enable", "email": "new@example.com"})
+            reset = await b.post(
+                "/admin/users",
+                {"csrf": csrf, "op": "reset", "email": "new@example.com"},
+                status=200,
+            )
+            again = _SECRET.search(reset.text)
+            assert again
+            await newcomer.sign_in("new@example.com", again.group(1))
+        finally:
+            await newcomer.close()
+
+        keys_before = (await b.get("/admin/keys")).text.count("<code>")
+        await b.post("/admin/keys", {"csrf": csrf})
+        keys = (await b.get("/admin/keys")).text
+        assert keys.count("<code>") == keys_before + 1
+        assert keys.count(">active<") == 1
+
+        audit = await recent_audit(embedded.platform.settings, limit=100)
+        actions = {
+            e.action for e in audit if e.actor == f"console:{embedded.creds['console_email']}"
+        }
+        assert {"tenant.created", "client.created", "client.revoked", "key.rotated"} <= actions
+        text = repr([e.details for e in audit])
+        for shown_once in (secret.group(1), one_time.group(1), again.group(1)):
+            assert shown_once not in text
+    finally:
+        await b.close()
+
+
+async def test_admin_pages_are_a_platform_admins_only(embedded: Running) -> None:
+    api = await demo_api(embedded)
+    email, one_time = await new_user(embedded, "admin", await tenant_of(api))
+    await api.close()
+    b = await first_sign_in(embedded, email, one_time)
+    try:
+        for path in ("/admin/tenants", "/admin/users", "/admin/keys"):
+            await b.get(path, status=403)
+        csrf = await b.form("/")
+        await b.post("/admin/keys", {"csrf": csrf}, status=403)
+        await b.post("/admin/tenants", {"csrf": csrf, "name": "sneaky"}, status=403)
+    finally:
+        await b.close()

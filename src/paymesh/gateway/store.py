@@ -97,6 +97,14 @@ class SqlGatewayStore:
         async with self.db.transaction() as conn:
             await conn.execute(api_clients.insert().values(**client_row(client)))
 
+    async def list_clients(self, tenant_id: str) -> list[ApiClient]:
+        """A tenant's API clients (revoked ones too), oldest first."""
+        c = api_clients.c
+        query = api_clients.select().where(c.tenant_id == tenant_id)
+        async with self.db.read() as conn:
+            rows = (await conn.execute(query.order_by(c.created_at_us, c.client_id))).all()
+        return [to_client(r) for r in rows]
+
     async def get_client(self, client_id: str) -> ApiClient | None:
         """The API client with this id (revoked ones too)."""
         query = api_clients.select().where(api_clients.c.client_id == client_id)

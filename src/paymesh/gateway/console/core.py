@@ -88,6 +88,11 @@ FLASH = {
     "enabled": "Endpoint enabled.",
     "deleted": "Endpoint deleted.",
     "resent": "Event sent again: see the new delivery below.",
+    "created": "Created.",
+    "revoked": "API client revoked: its tokens stop working within seconds.",
+    "disabled_user": "User disabled: its sessions have ended.",
+    "enabled_user": "User enabled.",
+    "rotated": "Signing key rotated.",
 }
 _TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"

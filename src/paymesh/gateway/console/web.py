@@ -10,7 +10,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from paymesh.gateway.console import accounts, payments, risk, webhooks
+from paymesh.gateway.console import accounts, admin, payments, risk, webhooks
 from paymesh.gateway.console.core import STATIC, Console, SecurityHeaders
 from paymesh.gateway.console.service import ConsoleDeps
 from paymesh.gateway.deps import Gateway
@@ -74,6 +74,26 @@ def build_console(gw: Gateway, deps: ConsoleDeps) -> Starlette:
             "/webhooks/{endpoint_id}/{action:str}",
             c.page(partial(webhooks.endpoint_action, c), scope=WEBHOOKS_WRITE),
             methods=["POST"],
+        ),
+        Route(
+            "/admin/tenants",
+            c.page(partial(admin.tenants, c), scope=ADMIN, tenant=False),
+            methods=["GET", "POST"],
+        ),
+        Route(
+            "/admin/tenants/{tenant_id}",
+            c.page(partial(admin.tenant, c), scope=ADMIN, tenant=False),
+            methods=["GET", "POST"],
+        ),
+        Route(
+            "/admin/users",
+            c.page(partial(admin.users, c), scope=ADMIN, tenant=False),
+            methods=["GET", "POST"],
+        ),
+        Route(
+            "/admin/keys",
+            c.page(partial(admin.keys, c), scope=ADMIN, tenant=False),
+            methods=["GET", "POST"],
         ),
         Route("/audit", c.page(partial(payments.audit, c), scope=ADMIN, tenant=False)),
         Mount("/static", StaticFiles(directory=STATIC), name="console-static"),
