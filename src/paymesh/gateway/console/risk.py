@@ -60,7 +60,7 @@ async def review(c: Console, view: View) -> Response:
     found = await risk.call(
         risk.stub.GetReview, rpb.GetReviewRequest(payment_id=payment_id), view.caller
     )
-    return c.render(view.request, "review.html", view=view, r=_dump(review_view(found)))
+    return c.render(view.request, "review_detail.html", view=view, r=_dump(review_view(found)))
 
 
 async def resolve_review(c: Console, view: View) -> Response:
