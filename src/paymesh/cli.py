@@ -697,6 +697,17 @@ def users_reset_password(
     console.print("[yellow]the one-time password is shown only this once[/]")
 
 
+@users.command("reset-totp")
+def users_reset_totp(
+    email: Annotated[str, typer.Argument(help="the user's e-mail address")],
+) -> None:
+    """Remove a console user's second factor (a lost authenticator); its sessions end."""
+    from paymesh.gateway.operator import reset_user_totp
+
+    _gateway_call(reset_user_totp(_settings(), email))
+    typer.echo(f"second factor removed: {email}")
+
+
 def main() -> None:
     """Entry point of the ``paymesh`` console script."""
     app()

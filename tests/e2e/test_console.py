@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 import uuid
 
 import httpx
+import pyotp
 import pytest
 
 from paymesh.gateway.console.core import CSP
@@ -603,3 +605,57 @@ async def test_admin_pages_are_a_platform_admins_only(embedded: Running) -> None
         await b.post("/admin/tenants", {"csrf": csrf, "name": "sneaky"}, status=403)
     finally:
         await b.close()
+
+
+_TOTP_KEY = re.compile(r'class="secret"><code>([A-Z2-7]+)</code>')
+
+
+async def test_a_role_an_admin_marks_must_enroll_and_give_a_second_factor(
+    embedded: Running,
+) -> None:
+    admin = await signed_in_admin(embedded)
+    api = await demo_api(embedded)
+    email, one_time = await new_user(embedded, "support", await tenant_of(api))
+    await api.close()
+    b = Browser(embedded.url)
+    try:
+        csrf = await admin.form("/admin/security")
+        await admin.post("/admin/security", {"csrf": csrf, "roles": ["support"]})
+        assert 'value="support" checked' in (await admin.get("/admin/security")).text
+
+        await b.sign_in(email, one_time)
+        new = "correct horse battery staple"
+        csrf = await b.form("/password")
+        await b.post("/password", {"current": one_time, "new": new, "again": new, "csrf": csrf})
+        # Required, not enrolled: nothing opens before enrolling.
+        assert (await b.get("/payments", status=303)).headers["location"] == "/console/totp"
+        page = (await b.get("/totp")).text
+        key = _TOTP_KEY.search(page)
+        assert key
+        csrf = await b.form("/totp")
+        await b.post("/totp", {"csrf": csrf, "code": "000000"}, status=422)
+        r = await b.post("/totp", {"csrf": csrf, "code": pyotp.TOTP(key.group(1)).now()})
+        assert r.headers["location"] == "/console/?done=totp"
+        await b.get("/payments")
+
+        # The next sign-in asks for a code before anything else.
+        await b.post("/logout", {"csrf": csrf})
+        await b.sign_in(email, new)
+        assert (await b.get("/payments", status=303)).headers["location"] == "/console/totp/verify"
+        csrf = await b.form("/totp/verify")
+        await b.post("/totp/verify", {"csrf": csrf, "code": "12345x"}, status=422)
+        ahead = pyotp.TOTP(key.group(1)).at(time.time() + 30)  # the enrollment's step is spent
+        await b.post("/totp/verify", {"csrf": csrf, "code": ahead})
+        await b.get("/payments")
+
+        # An admin removes it (a lost phone): the user's sessions end.
+        csrf = await admin.form("/admin/users")
+        await admin.post("/admin/users", {"csrf": csrf, "op": "reset_totp", "email": email})
+        assert (await b.get("/payments", status=303)).headers["location"] == "/console/login"
+        audit = await recent_audit(embedded.platform.settings, limit=100)
+        actions = [e.action for e in audit if email in (e.target or "")]
+        for action in ("console.totp_enrolled", "console.second_factor", "console.totp_reset"):
+            assert action in actions
+    finally:
+        await b.close()
+        await admin.close()

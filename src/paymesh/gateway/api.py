@@ -198,6 +198,7 @@ def create_app(
         policy=SessionPolicy(idle_s=g.console_idle_timeout_s, max_s=g.console_session_max_s),
         lock_attempts=g.console_lock_attempts,
         lock_s=g.console_lock_s,
+        sealer=gw.sealer,
     )
     app.mount("/console", build_console(gw, console), name="console")
 

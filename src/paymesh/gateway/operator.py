@@ -16,11 +16,12 @@ from paymesh.gateway.app import migrate
 from paymesh.gateway.audit import cli_origin
 from paymesh.gateway.console import service as console
 from paymesh.gateway.console.service import ConsoleDeps
+from paymesh.gateway.console.totp import reset_totp
 from paymesh.gateway.console.users import ConsoleUser, SessionPolicy
 from paymesh.gateway.domain import ApiClient, AuditEntry, SigningKey, Tenant
 from paymesh.gateway.keyring import KeyState, key_states, rotate_signing_key
 from paymesh.gateway.ports import Deps, GatewayStore
-from paymesh.gateway.security import SecretHasher
+from paymesh.gateway.security import ResponseSealer, SecretHasher
 from paymesh.gateway.service import (
     CreateClient,
     CreateTenant,
@@ -46,6 +47,7 @@ __all__ = [
     "list_users",
     "recent_audit",
     "reset_user_password",
+    "reset_user_totp",
     "revoke_client",
     "rotate_key",
     "set_user_disabled",
@@ -128,12 +130,17 @@ async def console_deps(
     g = settings.section(GatewaySettings)
     hasher = SecretHasher(threads=1, max_waiting=4)
     policy = SessionPolicy(idle_s=g.console_idle_timeout_s, max_s=g.console_session_max_s)
+    sealer = ResponseSealer(g.secret_key.get_secret_value().encode())
     try:
         if store is not None:
-            yield ConsoleDeps(store=store, clock=SystemClock(), hasher=hasher, policy=policy)
+            yield ConsoleDeps(
+                store=store, clock=SystemClock(), hasher=hasher, policy=policy, sealer=sealer
+            )
             return
         async with _store(settings) as opened:
-            yield ConsoleDeps(store=opened, clock=SystemClock(), hasher=hasher, policy=policy)
+            yield ConsoleDeps(
+                store=opened, clock=SystemClock(), hasher=hasher, policy=policy, sealer=sealer
+            )
     finally:
         hasher.close()
 
@@ -156,6 +163,12 @@ async def set_user_disabled(settings: PlatformSettings, email: str, disabled: bo
     """Disable a console user (its sessions end) or enable it again."""
     async with console_deps(settings) as deps:
         await console.set_disabled(email, disabled, origin=cli_origin(), deps=deps)
+
+
+async def reset_user_totp(settings: PlatformSettings, email: str) -> None:
+    """Remove a console user's second factor (a lost authenticator)."""
+    async with console_deps(settings) as deps:
+        await reset_totp(email, origin=cli_origin(), deps=deps)
 
 
 async def reset_user_password(settings: PlatformSettings, email: str) -> str:

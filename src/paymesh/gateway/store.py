@@ -24,6 +24,7 @@ from paymesh.gateway.tables import (
     audit_log,
     audit_row,
     client_row,
+    console_role_policies,
     console_sessions,
     console_users,
     idempotency_keys,
@@ -315,6 +316,38 @@ class SqlGatewayStore:
                 return None
             row = (await conn.execute(console_users.select().where(u.id == user_id))).first()
         return to_console_user(row) if row else None
+
+    async def accept_totp_step(self, user_id: str, step: int) -> bool:
+        """Record `step` as the user's last accepted TOTP time step; False when it is not
+        later than the last one (a code replayed, or an older one)."""
+        u = console_users.c
+        async with self.db.transaction() as conn:
+            done = await conn.execute(
+                console_users.update()
+                .where(
+                    u.id == user_id,
+                    u.totp_secret.is_not(None),
+                    sa.or_(u.totp_last_step.is_(None), u.totp_last_step < step),
+                )
+                .values(totp_last_step=step)
+            )
+        return bool(done.rowcount == 1)
+
+    async def totp_required_roles(self) -> frozenset[str]:
+        """The roles whose users must sign in with a second factor."""
+        p = console_role_policies.c
+        async with self.db.read() as conn:
+            rows = (await conn.execute(sa.select(p.role).where(p.totp_required))).scalars()
+            return frozenset(str(r) for r in rows)
+
+    async def set_totp_required(self, role: str, required: bool) -> None:
+        """Whether `role` must sign in with a second factor."""
+        p = console_role_policies.c
+        async with self.db.transaction() as conn:
+            await conn.execute(console_role_policies.delete().where(p.role == role))
+            await conn.execute(
+                console_role_policies.insert().values(role=role, totp_required=required)
+            )
 
     async def add_console_session(self, session: ConsoleSession) -> None:
         """Insert a session."""

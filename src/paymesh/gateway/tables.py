@@ -19,6 +19,7 @@ __all__ = [
     "audit_log",
     "audit_row",
     "client_row",
+    "console_role_policies",
     "console_sessions",
     "console_users",
     "idempotency_keys",
@@ -120,6 +121,10 @@ console_users = sa.Table(
     sa.Column("failed_attempts", sa.Integer, nullable=False),
     sa.Column("locked_until_us", sa.BigInteger, nullable=True),
     sa.Column("created_at_us", sa.BigInteger, nullable=False),
+    # The second factor: the TOTP secret, sealed (AES-GCM under the gateway's secret
+    # key), and the last time step accepted (a code is never accepted twice).
+    sa.Column("totp_secret", sa.Text, nullable=True),
+    sa.Column("totp_last_step", sa.BigInteger, nullable=True),
 )
 
 console_sessions = sa.Table(
@@ -133,6 +138,18 @@ console_sessions = sa.Table(
     sa.Column("csrf_token", sa.String(64), nullable=False),
     sa.Column("created_at_us", sa.BigInteger, nullable=False),
     sa.Column("last_seen_at_us", sa.BigInteger, nullable=False),
+    # False until the user's second factor is given (when it has one).
+    sa.Column("verified", sa.Boolean, nullable=False, server_default=sa.true()),
+    # A TOTP secret being enrolled from this browser, sealed.
+    sa.Column("totp_pending", sa.Text, nullable=True),
+)
+
+# Which roles must sign in with a second factor (a row per role an admin has set).
+console_role_policies = sa.Table(
+    "console_role_policies",
+    metadata,
+    sa.Column("role", sa.String(16), primary_key=True),
+    sa.Column("totp_required", sa.Boolean, nullable=False),
 )
 
 
@@ -205,4 +222,4 @@ def to_console_user(row: Row) -> ConsoleUser:
 
 def to_console_session(row: Row) -> ConsoleSession:
     """A console session from its row."""
-    return _from_row(ConsoleSession, row)
+    return _from_row(ConsoleSession, row, verified=bool(row._mapping["verified"]))

@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import pyotp
 import pytest
 
 from paymesh.gateway.app import MIGRATIONS
 from paymesh.gateway.audit import SYSTEM
+from paymesh.gateway.console import totp
 from paymesh.gateway.console.service import (
     REFUSED,
     ConsoleDeps,
@@ -24,7 +26,7 @@ from paymesh.gateway.console.service import (
 )
 from paymesh.gateway.console.users import Role, SessionPolicy
 from paymesh.gateway.errors import Conflict, NotFound, Unprocessable
-from paymesh.gateway.security import SecretHasher
+from paymesh.gateway.security import ResponseSealer, SecretHasher
 from paymesh.gateway.store import SqlGatewayStore
 from paymesh.platform.db import Database
 from paymesh.platform.migrations import upgrade
@@ -48,6 +50,7 @@ async def deps(db_url: str) -> AsyncIterator[ConsoleDeps]:
             lock_attempts=3,
             lock_s=120,
             scrypt=FAST_SCRYPT,
+            sealer=ResponseSealer(b"a test key, not a production one"),
         )
     finally:
         hasher.close()
@@ -194,3 +197,72 @@ async def test_creating_a_user_checks_its_address_role_tenant_and_uniqueness(
         await create_user("FI@example.com", "admin", None, origin=SYSTEM, deps=deps)
     audit = await deps.store.audit_page(limit=10, action="console.user_created")
     assert [(e.target, e.details) for e in audit] == [("fi@example.com", {"role": "viewer"})]
+
+
+def _code(secret: str, deps: ConsoleDeps, steps_ahead: int = 0) -> str:
+    return str(pyotp.TOTP(secret).at(_clock(deps).value / 1e6 + 30 * steps_ahead))
+
+
+async def test_a_second_factor_is_enrolled_then_asked_at_each_sign_in(
+    deps: ConsoleDeps,
+) -> None:
+    _, password = await create_user("tf@example.com", "admin", None, origin=SYSTEM, deps=deps)
+    signed = await sign_in("tf@example.com", password, source="t", deps=deps)
+    assert signed.session.verified  # nothing enrolled: the password is enough
+    secret, uri = await totp.start_enrollment(signed, deps=deps)
+    assert uri.startswith("otpauth://totp/paymesh:tf%40example.com?secret=")
+    live = await current_session(signed.token, deps=deps)
+    assert live is not None
+    assert live.session.totp_pending is not None
+    assert secret not in live.session.totp_pending  # sealed, not in the clear
+    with pytest.raises(Unprocessable):
+        await totp.confirm_enrollment(live, "000000", source="t", deps=deps)
+    await totp.confirm_enrollment(live, _code(secret, deps), source="t", deps=deps)
+    stored = await deps.store.console_user(signed.user.id)
+    assert stored is not None
+    assert stored.totp_secret is not None
+    assert secret not in stored.totp_secret
+
+    again = await sign_in("tf@example.com", password, source="t", deps=deps)
+    assert not again.session.verified
+    current = await current_session(again.token, deps=deps)
+    assert current is not None
+    # The code of the step enrollment used is spent; a wrong one counts as a wrong password.
+    with pytest.raises(Unprocessable):
+        await totp.verify(current, _code(secret, deps), source="t", deps=deps)
+    _clock(deps).advance(30)
+    await totp.verify(current, _code(secret, deps), source="t", deps=deps)
+    verified = await current_session(again.token, deps=deps)
+    assert verified is not None
+    assert verified.session.verified
+    with pytest.raises(Unprocessable):  # the same code twice: never
+        await totp.verify(current, _code(secret, deps), source="t", deps=deps)
+
+
+async def test_wrong_codes_lock_and_a_reset_removes_the_second_factor(deps: ConsoleDeps) -> None:
+    _, password = await create_user("tg@example.com", "risk", None, origin=SYSTEM, deps=deps)
+    signed = await sign_in("tg@example.com", password, source="t", deps=deps)
+    secret, _ = await totp.start_enrollment(signed, deps=deps)
+    live = await current_session(signed.token, deps=deps)
+    assert live is not None
+    await totp.confirm_enrollment(live, _code(secret, deps), source="t", deps=deps)
+    second = await sign_in("tg@example.com", password, source="t", deps=deps)
+    for _ in range(3):  # lock_attempts=3 in this fixture
+        with pytest.raises(Unprocessable):
+            await totp.verify(second, "123456", source="t", deps=deps)
+    assert await current_session(second.token, deps=deps) is None  # the lock ended it
+    with pytest.raises(SignInRefused):
+        await sign_in("tg@example.com", password, source="t", deps=deps)
+    _clock(deps).advance(121)
+    await totp.reset_totp("tg@example.com", origin=SYSTEM, deps=deps)
+    after = await sign_in("tg@example.com", password, source="t", deps=deps)
+    assert after.session.verified
+    assert after.user.totp_secret is None
+
+
+async def test_the_roles_that_require_a_second_factor_are_stored(deps: ConsoleDeps) -> None:
+    assert await deps.store.totp_required_roles() == frozenset()
+    await deps.store.set_totp_required("admin", True)
+    await deps.store.set_totp_required("viewer", True)
+    await deps.store.set_totp_required("viewer", False)
+    assert await deps.store.totp_required_roles() == frozenset({"admin"})

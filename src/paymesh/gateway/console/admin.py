@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
+from paymesh.gateway.audit import record
 from paymesh.gateway.console import service as console
 from paymesh.gateway.console.core import Console, View, iso
+from paymesh.gateway.console.totp import reset_totp
 from paymesh.gateway.console.users import Role
 from paymesh.gateway.domain import ALL_SCOPES
 from paymesh.gateway.keyring import key_states, rotate_signing_key
@@ -18,7 +20,7 @@ from paymesh.gateway.service import CreateClient, CreateTenant, create_client, c
 from paymesh.gateway.service import revoke_client as revoke
 from paymesh.gateway.settings import GatewaySettings
 
-__all__ = ["guard", "keys", "tenant", "tenants", "users"]
+__all__ = ["guard", "keys", "security", "tenant", "tenants", "users"]
 
 
 def guard(c: Console, view: View) -> Response | None:
@@ -99,6 +101,9 @@ async def users(c: Console, view: View) -> Response:
         if op in ("disable", "enable"):
             await console.set_disabled(email, op == "disable", origin=view.origin, deps=deps)
             return c.redirect(request, "/admin/users", done=f"{op}d_user")
+        if op == "reset_totp":
+            await reset_totp(email, origin=view.origin, deps=deps)
+            return c.redirect(request, "/admin/users", done="totp_reset")
         if op == "reset":
             password = await console.reset_password(email, origin=view.origin, deps=deps)
             return c.render(
@@ -110,6 +115,27 @@ async def users(c: Console, view: View) -> Response:
     return c.render(
         request, "admin_users.html", view=view, users=found, roles=[r.value for r in Role],
         tenants=await deps.store.list_tenants(), iso=iso,
+    )  # fmt: skip
+
+
+async def security(c: Console, view: View) -> Response:
+    """Which roles must sign in with a second factor (GET); set them (POST ``roles``)."""
+    if (refused := guard(c, view)) is not None:
+        return refused
+    store = c.deps.store
+    if view.form is not None:
+        wanted = {str(r) for r in view.form.getlist("roles")}
+        for role in Role:
+            await store.set_totp_required(role.value, role.value in wanted)
+        c.forget_totp_roles()
+        await record(
+            store, c.deps.clock, view.origin, "console.totp_policy",
+            details={"required": sorted(wanted & {r.value for r in Role})},
+        )  # fmt: skip
+        return c.redirect(view.request, "/admin/security", done="policy")
+    return c.render(
+        view.request, "admin_security.html", view=view, roles=[r.value for r in Role],
+        required=await store.totp_required_roles(),
     )  # fmt: skip
 
 

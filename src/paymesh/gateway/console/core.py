@@ -31,6 +31,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paymesh.gateway.audit import Origin
+from paymesh.gateway.console import totp
 from paymesh.gateway.console.service import (
     ConsoleDeps,
     SignedIn,
@@ -93,6 +94,9 @@ FLASH = {
     "disabled_user": "User disabled: its sessions have ended.",
     "enabled_user": "User enabled.",
     "rotated": "Signing key rotated.",
+    "totp": "Second factor enrolled: sign-ins ask for a code from now on.",
+    "totp_reset": "Second factor removed: the user enrolls again if its role requires it.",
+    "policy": "Second-factor policy saved.",
 }
 _TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -191,6 +195,19 @@ class Console:
         self.gw = gw
         self.deps = deps
         self.env = _environment()
+        self._roles: tuple[int, frozenset[str]] = (-(10**18), frozenset())
+
+    def forget_totp_roles(self) -> None:
+        """Read the roles that require a second factor again at the next request (this
+        gateway; others within 2 s)."""
+        self._roles = (-(10**18), frozenset())
+
+    async def _totp_roles(self) -> frozenset[str]:
+        """The roles that require a second factor (read at most every 2 s)."""
+        now = self.deps.clock.now_us()
+        if now - self._roles[0] >= 2_000_000:
+            self._roles = (now, await self.deps.store.totp_required_roles())
+        return self._roles[1]
 
     # --- rendering ------------------------------------------------------
 
@@ -246,8 +263,18 @@ class Console:
                 return self.redirect(request, "/login")
             done = request.query_params.get("done", "")
             view = View(request=request, signed=signed, flash=FLASH.get(done, ""))
+            # First the second factor, then a one-time password's change, then enrolling a
+            # second factor the role requires: nothing else opens before each is done.
+            if not signed.session.verified and handler not in (self.second_factor, self.logout):
+                return self.redirect(request, "/totp/verify")
             if signed.user.must_change_password and handler not in (self.password, self.logout):
                 return self.redirect(request, "/password")
+            if (
+                signed.user.totp_secret is None
+                and handler not in (self.enroll, self.logout, self.password)
+                and signed.user.role.value in await self._totp_roles()
+            ):
+                return self.redirect(request, "/totp")
             if tenant and signed.session.tenant_id is None:
                 return self.redirect(request, "/tenant")
             if scope is not None and not view.can(scope):
@@ -366,6 +393,49 @@ class Console:
                 request, "password.html", view=view, status=exc.http_status, error=exc.detail
             )
         return self.redirect(request, "/", done="password")
+
+    async def second_factor(self, view: View) -> Response:
+        """The second factor after the password: a code from the authenticator app."""
+        request = view.request
+        if view.signed.session.verified:
+            return self.redirect(request, "/")
+        if view.form is None:
+            return self.render(request, "totp_verify.html", view=view, error="")
+        code = str(view.form.get("code", ""))
+        try:
+            await totp.verify(view.signed, code, source=view.source, deps=self.deps)
+        except GatewayError as exc:
+            return self.render(
+                request, "totp_verify.html", view=view, status=exc.http_status, error=exc.detail
+            )
+        return self.redirect(request, "/")
+
+    async def enroll(self, view: View) -> Response:
+        """Enroll a second factor: a new secret for the authenticator app (GET), confirmed
+        by a code from it (POST)."""
+        request = view.request
+        if view.signed.user.totp_secret is not None:
+            return self.render(request, "totp_enroll.html", view=view, enrolled=True)
+        if view.form is not None:
+            try:
+                await totp.confirm_enrollment(
+                    view.signed, str(view.form.get("code", "")), source=view.source,
+                    deps=self.deps,
+                )  # fmt: skip
+            except GatewayError as exc:
+                secret, uri = totp.pending(view.signed, deps=self.deps) or ("", "")
+                return self.render(
+                    request, "totp_enroll.html", view=view, status=exc.http_status,
+                    enrolled=False, error=exc.detail, secret=secret, uri=uri,
+                )  # fmt: skip
+            return self.redirect(request, "/", done="totp")
+        # A reload shows the secret being enrolled, not a new one.
+        found = totp.pending(view.signed, deps=self.deps)
+        secret, uri = found or await totp.start_enrollment(view.signed, deps=self.deps)
+        return self.render(
+            request, "totp_enroll.html", view=view, enrolled=False, error="", secret=secret,
+            uri=uri,
+        )  # fmt: skip
 
     async def tenant(self, view: View) -> Response:
         """Choose the tenant to work on (platform users)."""

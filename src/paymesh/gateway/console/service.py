@@ -26,7 +26,7 @@ from paymesh.gateway.console.users import (
 from paymesh.gateway.domain import Tenant
 from paymesh.gateway.errors import Conflict, NotFound, Unprocessable
 from paymesh.gateway.ports import ConsoleStore
-from paymesh.gateway.security import ScryptParams, SecretHasher
+from paymesh.gateway.security import ResponseSealer, ScryptParams, SecretHasher
 from paymesh.platform.clock import Clock, new_id
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "create_demo_admin",
     "create_user",
     "current_session",
+    "find_user",
     "list_users",
     "reset_password",
     "set_disabled",
@@ -66,6 +67,8 @@ class ConsoleDeps:
     lock_attempts: int = 5
     lock_s: float = 900.0
     scrypt: ScryptParams | None = None
+    # Seals the second factor's secrets (None: no second factor on this gateway).
+    sealer: ResponseSealer | None = None
 
 
 class SignInRefused(Exception):
@@ -100,7 +103,8 @@ def _actor(user: ConsoleUser) -> str:
     return f"console:{user.email}"
 
 
-async def _user(email: str, deps: ConsoleDeps) -> ConsoleUser:
+async def find_user(email: str, deps: ConsoleDeps) -> ConsoleUser:
+    """The user with this e-mail address (422 not one, 404 none)."""
     try:
         found = await deps.store.console_user_by_email(normalise_email(email))
     except InvalidEmail as exc:
@@ -164,7 +168,7 @@ async def set_disabled(
     email: str, disabled: bool, *, origin: Origin, deps: ConsoleDeps
 ) -> ConsoleUser:
     """Disable a user (its sessions end at once) or enable it again."""
-    user = await _user(email, deps)
+    user = await find_user(email, deps)
     await deps.store.update_console_user(user.id, end_sessions=disabled, disabled=disabled)
     action = "console.user_disabled" if disabled else "console.user_enabled"
     await record(
@@ -181,7 +185,7 @@ async def set_disabled(
 async def reset_password(email: str, *, origin: Origin, deps: ConsoleDeps) -> str:
     """A new one-time password for a user (unlocked, its sessions ended)."""
     password = _one_time_password()
-    user = await _user(email, deps)
+    user = await find_user(email, deps)
     await deps.store.update_console_user(
         user.id,
         end_sessions=True,
@@ -251,6 +255,7 @@ async def sign_in(email: str, password: str, *, source: str, deps: ConsoleDeps) 
         csrf_token=secrets.token_urlsafe(32),
         created_at_us=now,
         last_seen_at_us=now,
+        verified=fresh.totp_secret is None,  # else: the second factor comes next
     )
     await deps.store.add_console_session(session)
     await record(

@@ -102,6 +102,10 @@ class ConsoleUser:
     failed_attempts: int
     locked_until_us: int | None
     created_at_us: int
+    # The second factor (None: none enrolled): the TOTP secret, sealed, and the last
+    # time step a code was accepted for.
+    totp_secret: str | None = None
+    totp_last_step: int | None = None
 
     @property
     def scopes(self) -> frozenset[str]:
@@ -124,6 +128,10 @@ class ConsoleSession:
     csrf_token: str
     created_at_us: int
     last_seen_at_us: int
+    # False until the user's second factor is given (True when it has none).
+    verified: bool = True
+    # A TOTP secret this browser is enrolling, sealed.
+    totp_pending: str | None = None
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,8 @@ def build_console(gw: Gateway, deps: ConsoleDeps) -> Starlette:
         Route("/logout", c.page(c.logout, tenant=False), methods=["POST"]),
         Route("/password", c.page(c.password, tenant=False), methods=["GET", "POST"]),
         Route("/tenant", c.page(c.tenant, tenant=False), methods=["GET", "POST"]),
+        Route("/totp", c.page(c.enroll, tenant=False), methods=["GET", "POST"]),
+        Route("/totp/verify", c.page(c.second_factor, tenant=False), methods=["GET", "POST"]),
         Route("/payments", c.page(partial(payments.payments, c), scope=PAYMENTS_READ)),
         Route("/payments/{payment_id}", c.page(partial(payments.payment, c), scope=PAYMENTS_READ)),
         Route(
@@ -88,6 +90,11 @@ def build_console(gw: Gateway, deps: ConsoleDeps) -> Starlette:
         Route(
             "/admin/users",
             c.page(partial(admin.users, c), scope=ADMIN, tenant=False),
+            methods=["GET", "POST"],
+        ),
+        Route(
+            "/admin/security",
+            c.page(partial(admin.security, c), scope=ADMIN, tenant=False),
             methods=["GET", "POST"],
         ),
         Route(
