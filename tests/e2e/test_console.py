@@ -45,6 +45,8 @@ async def test_the_demo_admin_signs_in_and_every_answer_has_the_security_headers
             assert r.headers["x-content-type-options"] == "nosniff"
         home = (await b.get("/")).text
         assert "admin@paymesh.localhost" in home
+        assert "Open reviews" in home
+        assert "Webhook endpoints failing" in home
         # No page loads anything from another origin, and none has a script at all.
         for path in ("/", "/payments", "/audit"):
             html = (await b.get(path)).text
@@ -158,8 +160,12 @@ async def test_a_viewer_sees_no_refund_and_a_forged_refund_is_refused(embedded: 
         fields = {"csrf": csrf.group(1), "key": str(uuid.uuid4()), "amount": "500"}
         await b.post(f"/payments/{p['id']}/refund", fields, status=403)
         assert (await api.get(f"/v1/payments/{p['id']}"))["amount_refunded"] == 0
-        # Nor is the audit log a viewer's to read.
+        # Nor is the audit log a viewer's to read, nor the reviews and webhooks it has
+        # no scope for counted on its home page.
         await b.get("/audit", status=403)
+        home = (await b.get("/")).text
+        assert "Open reviews" not in home
+        assert "Webhook endpoints failing" not in home
     finally:
         await b.close()
         await api.close()

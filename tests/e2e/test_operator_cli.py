@@ -169,9 +169,16 @@ async def test_operator_manages_console_users(tmp_path: Path) -> None:
         == 303
     )
     _paymesh(env, "users", "disable", "nobody@example.com", ok=False)
+    assert "removed" in _paymesh(env, "users", "reset-totp", "agent@example.com")
+    _paymesh(env, "users", "reset-totp", "nobody@example.com", ok=False)
 
     audit = _paymesh(env, "audit", "tail", "--limit", "50")
-    for action in ("console.user_created", "console.user_disabled", "console.password_reset"):
+    for action in (
+        "console.user_created",
+        "console.user_disabled",
+        "console.password_reset",
+        "console.totp_reset",
+    ):
         assert action in audit
     assert one_time not in audit
     assert reset["one_time_password"] not in audit

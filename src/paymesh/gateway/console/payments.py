@@ -14,10 +14,12 @@ from starlette.responses import Response
 
 from paymesh.contracts.objects import to_json
 from paymesh.contracts.payments.v1 import payments_pb2 as ppb
+from paymesh.contracts.risk.v1 import risk_pb2 as rpb
+from paymesh.contracts.webhooks.v1 import webhooks_pb2 as wpb
 from paymesh.gateway.audit import record
 from paymesh.gateway.console.core import PAGE, Console, View, day_us, iso, whole_amount
 from paymesh.gateway.console.timeline import EVENTS_SCANNED, timeline
-from paymesh.gateway.domain import derive_id
+from paymesh.gateway.domain import RISK_ADMIN, WEBHOOKS_WRITE, derive_id
 
 __all__ = ["audit", "home", "payment", "payment_action", "payments"]
 
@@ -56,17 +58,35 @@ async def home(c: Console, view: View) -> Response:
     done = by_status.get("succeeded", 0) + by_status.get("failed", 0)
     rate = f"{100 * by_status.get('succeeded', 0) / done:.1f} %" if done else "-"
     return c.render(
-        view.request,
-        "home.html",
-        view=view,
-        today=today,
-        count=len(found),
-        by_status=sorted(by_status.items()),
-        failures=sorted(failures.items()),
-        volume=sorted(volume.items()),
-        rate=rate,
-        capped=more,
+        view.request, "home.html", view=view, today=today, count=len(found),
+        by_status=sorted(by_status.items()), failures=sorted(failures.items()),
+        volume=sorted(volume.items()), rate=rate, capped=more,
+        open_reviews=await _open_reviews(c, view), failing=await _failing_endpoints(c, view),
+    )  # fmt: skip
+
+
+async def _open_reviews(c: Console, view: View) -> int | None:
+    """How many reviews are open (up to 100), for a role that sees them; else None."""
+    if not view.can(RISK_ADMIN):
+        return None
+    risk = c.gw.risk
+    found = await risk.call(risk.stub.ListReviews, rpb.ListReviewsRequest(limit=100), view.caller)
+    return len(found.data)
+
+
+async def _failing_endpoints(c: Console, view: View) -> list[dict[str, Any]] | None:
+    """The webhook endpoints disabled for failing, for a role that sees them; else None."""
+    if not view.can(WEBHOOKS_WRITE):
+        return None
+    hooks = c.gw.webhooks
+    found = await hooks.call(
+        hooks.stub.ListEndpoints, wpb.ListEndpointsRequest(limit=100), view.caller
     )
+    return [
+        {"id": e.id, "url": e.url, "reason": e.disabled_reason}
+        for e in found.data
+        if e.disabled_reason
+    ]
 
 
 async def payments(c: Console, view: View) -> Response:
