@@ -665,3 +665,37 @@ async def test_a_role_an_admin_marks_must_enroll_and_give_a_second_factor(
     finally:
         await b.close()
         await admin.close()
+
+
+async def test_an_admin_disables_and_enables_an_endpoint(embedded: Running) -> None:
+    receiver = Receiver()
+    await receiver.start()
+    api = await demo_api(embedded)
+    b = await signed_in_admin(embedded)
+    try:
+        endpoint = await api.post(
+            "/v1/webhook_endpoints",
+            {"url": receiver.url, "events": ["payment.succeeded"]},
+            key=str(uuid.uuid4()),
+        )
+        page = f"/webhooks/{endpoint['id']}"
+        csrf = await b.form(page)
+        await b.post(f"{page}/disable", {"csrf": csrf})
+        shown = await api.get(f"/v1/webhook_endpoints/{endpoint['id']}")
+        assert (shown["status"], shown["disabled_reason"]) == ("disabled", "operator")
+        assert "Webhook endpoints disabled for failing" not in (await b.get("/")).text
+        await paid(api)  # not delivered: the endpoint is disabled
+        await asyncio.sleep(1.0)
+        assert receiver.requests == []
+        await b.post(f"{page}/enable", {"csrf": csrf})
+        assert (await api.get(f"/v1/webhook_endpoints/{endpoint['id']}"))["status"] == "enabled"
+        second = await paid(api)
+        (got,) = await receiver.wait_for(1)
+        assert got.event["data"]["id"] == second["id"]
+        audit = await recent_audit(embedded.platform.settings, limit=50)
+        actions = {e.action for e in audit if e.target == endpoint["id"]}
+        assert {"console.webhook_endpoint_disabled", "console.webhook_endpoint_enabled"} <= actions
+    finally:
+        await b.close()
+        await api.close()
+        await receiver.stop()

@@ -114,6 +114,15 @@ class WebhooksServicer(webhooks_pb2_grpc.WebhooksServicer):
             await service.enable_endpoint(request.id, caller=caller, deps=self._deps)
         )
 
+    async def DisableEndpoint(
+        self, request: webhooks_pb2.DisableEndpointRequest, context: Context
+    ) -> webhooks_pb2.Endpoint:
+        """Stop delivering to one of the caller's endpoints until it is enabled again."""
+        caller = await require_caller(context)
+        return self._endpoint(
+            await service.disable_endpoint(request.id, caller=caller, deps=self._deps)
+        )
+
     async def ListDeliveries(
         self, request: webhooks_pb2.ListDeliveriesRequest, context: Context
     ) -> webhooks_pb2.ListDeliveriesResponse:

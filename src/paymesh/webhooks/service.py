@@ -36,8 +36,10 @@ from paymesh.webhooks.store import DELETED
 from paymesh.webhooks.transport import check_url
 
 __all__ = [
+    "DISABLED_BY_OPERATOR",
     "create_endpoint",
     "delete_endpoint",
+    "disable_endpoint",
     "enable_endpoint",
     "get_endpoint",
     "list_deliveries",
@@ -50,6 +52,8 @@ __all__ = [
 log = get_logger(__name__)
 
 MAX_PAGE = 100
+# The disabled_reason of an endpoint an operator disabled.
+DISABLED_BY_OPERATOR = "operator"
 
 
 async def create_endpoint(
@@ -166,6 +170,20 @@ async def enable_endpoint(endpoint_id: str, *, caller: Caller, deps: Deps) -> En
         failing_since_us=None,
     )
     log.info("webhook_endpoint_enabled", endpoint_id=endpoint_id)
+    return record.endpoint
+
+
+async def disable_endpoint(endpoint_id: str, *, caller: Caller, deps: Deps) -> Endpoint:
+    """Stop delivering to the endpoint until it is enabled again: its pending deliveries
+    fail, as when it is disabled for failing."""
+    await _live(endpoint_id, caller, deps)
+    record = await deps.store.update_endpoint(
+        endpoint_id,
+        fail_pending=True,
+        status=EndpointStatus.DISABLED.value,
+        disabled_reason=DISABLED_BY_OPERATOR,
+    )
+    log.info("webhook_endpoint_disabled", endpoint_id=endpoint_id, tenant_id=caller.tenant_id)
     return record.endpoint
 
 

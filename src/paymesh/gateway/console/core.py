@@ -87,6 +87,7 @@ FLASH = {
     "added": "Entry added: it counts from the next decision.",
     "removed": "Entry removed.",
     "enabled": "Endpoint enabled.",
+    "disabled": "Endpoint disabled: nothing is delivered to it until it is enabled.",
     "deleted": "Endpoint deleted.",
     "resent": "Event sent again: see the new delivery below.",
     "created": "Created.",

@@ -82,10 +82,11 @@ async def _failing_endpoints(c: Console, view: View) -> list[dict[str, Any]] | N
     found = await hooks.call(
         hooks.stub.ListEndpoints, wpb.ListEndpointsRequest(limit=100), view.caller
     )
+    # "operator": disabled on purpose (webhooks.proto, DisableEndpoint), not failing.
     return [
         {"id": e.id, "url": e.url, "reason": e.disabled_reason}
         for e in found.data
-        if e.disabled_reason
+        if e.disabled_reason and e.disabled_reason != "operator"
     ]
 
 

@@ -1,5 +1,5 @@
 """The console's webhook pages: the tenant's endpoints (create, rotate the signing secret,
-enable, delete), an endpoint's delivery log with every attempt, and resending an event.
+disable, enable, delete), an endpoint's delivery log with every attempt, and resending an event.
 All need ``webhooks:write``, as the REST routes do; creating, rotating, enabling and
 deleting endpoints is an admin's (support agents resend). A new or rotated secret is shown
 once, on the page that answers the form, and never stored by the console."""
@@ -108,7 +108,7 @@ async def endpoint_action(c: Console, view: View) -> Response:
     hooks, request = c.gw.webhooks, view.request
     endpoint_id, action = request.path_params["endpoint_id"], request.path_params["action"]
     form = view.form
-    if form is None or action not in ("rotate", "enable", "delete", "resend"):
+    if form is None or action not in ("rotate", "enable", "disable", "delete", "resend"):
         return c.error(request, 404, "no such page", view)
     if action != "resend" and not view.can(ADMIN):  # managing endpoints is an admin's
         return c.error(request, 403, "your role does not allow this", view)
@@ -124,6 +124,12 @@ async def endpoint_action(c: Console, view: View) -> Response:
         )
         await _audit(c, view, "console.webhook_endpoint_enabled", endpoint_id)
         return c.redirect(request, f"/webhooks/{endpoint_id}", done="enabled")
+    if action == "disable":
+        await hooks.call(
+            hooks.stub.DisableEndpoint, wpb.DisableEndpointRequest(id=endpoint_id), view.caller
+        )
+        await _audit(c, view, "console.webhook_endpoint_disabled", endpoint_id)
+        return c.redirect(request, f"/webhooks/{endpoint_id}", done="disabled")
     if action == "delete":
         await hooks.call(
             hooks.stub.DeleteEndpoint, wpb.DeleteEndpointRequest(id=endpoint_id), view.caller

@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,paymesh/contracts/webhooks/v1/webhooks.proto\x12\x13paymesh.webhooks.v1\"\xe7\x01\n\x08\x45ndpoint\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\x0e\n\x06\x65vents\x18\x04 \x03(\t\x12\x33\n\x06status\x18\x05 \x01(\x0e\x32#.paymesh.webhooks.v1.EndpointStatus\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12\x15\n\rcreated_at_us\x18\x07 \x01(\x03\x12\x17\n\x0f\x64isabled_reason\x18\x08 \x01(\t\x12%\n\x1dprevious_secret_expires_at_us\x18\t \x01(\x03\"U\n\x12\x45ndpointWithSecret\x12/\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32\x1d.paymesh.webhooks.v1.Endpoint\x12\x0e\n\x06secret\x18\x02 \x01(\t\"U\n\x15\x43reateEndpointRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x0e\n\x06\x65vents\x18\x03 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\" \n\x12GetEndpointRequest\x12\n\n\x02id\x18\x01 \x01(\t\"=\n\x14ListEndpointsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\x16\n\x0estarting_after\x18\x02 \x01(\t\"V\n\x15ListEndpointsResponse\x12+\n\x04\x64\x61ta\x18\x01 \x03(\x0b\x32\x1d.paymesh.webhooks.v1.Endpoint\x12\x10\n\x08has_more\x18\x02 \x01(\x08\"#\n\x15\x44\x65leteEndpointRequest\x12\n\n\x02id\x18\x01 \x01(\t\"9\n\x13RotateSecretRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x16\n\x0egrace_period_s\x18\x02 \x01(\x03\"#\n\x15\x45nableEndpointRequest\x12\n\n\x02id\x18\x01 \x01(\t\"h\n\x07\x41ttempt\x12\x0e\n\x06number\x18\x01 \x01(\x05\x12\x15\n\rstarted_at_us\x18\x02 \x01(\x03\x12\x13\n\x0bstatus_code\x18\x03 \x01(\x05\x12\x12\n\nlatency_ms\x18\x04 \x01(\x03\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"\x81\x02\n\x08\x44\x65livery\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0b\x65ndpoint_id\x18\x02 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x03 \x01(\t\x12\x12\n\nevent_type\x18\x04 \x01(\t\x12\x33\n\x06status\x18\x05 \x01(\x0e\x32#.paymesh.webhooks.v1.DeliveryStatus\x12\x16\n\x0e\x61ttempts_count\x18\x06 \x01(\x05\x12\x15\n\rcreated_at_us\x18\x07 \x01(\x03\x12\x1a\n\x12next_attempt_at_us\x18\x08 \x01(\x03\x12.\n\x08\x61ttempts\x18\t \x03(\x0b\x32\x1c.paymesh.webhooks.v1.Attempt\"S\n\x15ListDeliveriesRequest\x12\x13\n\x0b\x65ndpoint_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x16\n\x0estarting_after\x18\x03 \x01(\t\"W\n\x16ListDeliveriesResponse\x12+\n\x04\x64\x61ta\x18\x01 \x03(\x0b\x32\x1d.paymesh.webhooks.v1.Delivery\x12\x10\n\x08has_more\x18\x02 \x01(\x08\";\n\x12ResendEventRequest\x12\x13\n\x0b\x65ndpoint_id\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\"`\n\x10\x45ndpointDisabled\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06object\x18\x02 \x01(\t\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x13\n\x0b\x64isabled_at\x18\x05 \x01(\t*l\n\x0e\x45ndpointStatus\x12\x1f\n\x1b\x45NDPOINT_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x45NDPOINT_STATUS_ENABLED\x10\x01\x12\x1c\n\x18\x45NDPOINT_STATUS_DISABLED\x10\x02*\x89\x01\n\x0e\x44\x65liveryStatus\x12\x1f\n\x1b\x44\x45LIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44\x45LIVERY_STATUS_PENDING\x10\x01\x12\x1d\n\x19\x44\x45LIVERY_STATUS_SUCCEEDED\x10\x02\x12\x1a\n\x16\x44\x45LIVERY_STATUS_FAILED\x10\x03\x32\x8f\x06\n\x08Webhooks\x12\x65\n\x0e\x43reateEndpoint\x12*.paymesh.webhooks.v1.CreateEndpointRequest\x1a\'.paymesh.webhooks.v1.EndpointWithSecret\x12U\n\x0bGetEndpoint\x12\'.paymesh.webhooks.v1.GetEndpointRequest\x1a\x1d.paymesh.webhooks.v1.Endpoint\x12\x66\n\rListEndpoints\x12).paymesh.webhooks.v1.ListEndpointsRequest\x1a*.paymesh.webhooks.v1.ListEndpointsResponse\x12[\n\x0e\x44\x65leteEndpoint\x12*.paymesh.webhooks.v1.DeleteEndpointRequest\x1a\x1d.paymesh.webhooks.v1.Endpoint\x12\x61\n\x0cRotateSecret\x12(.paymesh.webhooks.v1.RotateSecretRequest\x1a\'.paymesh.webhooks.v1.EndpointWithSecret\x12[\n\x0e\x45nableEndpoint\x12*.paymesh.webhooks.v1.EnableEndpointRequest\x1a\x1d.paymesh.webhooks.v1.Endpoint\x12i\n\x0eListDeliveries\x12*.paymesh.webhooks.v1.ListDeliveriesRequest\x1a+.paymesh.webhooks.v1.ListDeliveriesResponse\x12U\n\x0bResendEvent\x12\'.paymesh.webhooks.v1.ResendEventRequest\x1a\x1d.paymesh.webhooks.v1.Deliveryb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,paymesh/contracts/webhooks/v1/webhooks.proto\x12\x13paymesh.webhooks.v1\"\xe7\x01\n\x08\x45ndpoint\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\x0e\n\x06\x65vents\x18\x04 \x03(\t\x12\x33\n\x06status\x18\x05 \x01(\x0e\x32#.paymesh.webhooks.v1.EndpointStatus\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12\x15\n\rcreated_at_us\x18\x07 \x01(\x03\x12\x17\n\x0f\x64isabled_reason\x18\x08 \x01(\t\x12%\n\x1dprevious_secret_expires_at_us\x18\t \x01(\x03\"U\n\x12\x45ndpointWithSecret\x12/\n\x08\x65ndpoint\x18\x01 \x01(\x0b\x32\x1d.paymesh.webhooks.v1.Endpoint\x12\x0e\n\x06secret\x18\x02 \x01(\t\"U\n\x15\x43reateEndpointRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x0e\n\x06\x65vents\x18\x03 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\" \n\x12GetEndpointRequest\x12\n\n\x02id\x18\x01 \x01(\t\"=\n\x14ListEndpointsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\x16\n\x0estarting_after\x18\x02 \x01(\t\"V\n\x15ListEndpointsResponse\x12+\n\x04\x64\x61ta\x18\x01 \x03(\x0b\x32\x1d.paymesh.webhooks.v1.Endpoint\x12\x10\n\x08has_more\x18\x02 \x01(\x08\"#\n\x15\x44\x65leteEndpointRequest\x12\n\n\x02id\x18\x01 \x01(\t\"9\n\x13RotateSecretRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x16\n\x0egrace_period_s\x18\x02 \x01(\x03\"#\n\x15\x45nableEndpointRequest\x12\n\n\x02id\x18\x01 \x01(\t\"$\n\x16\x44isableEndpointRequest\x12\n\n\x02id\x18\x01 \x01(\t\"h\n\x07\x41ttempt\x12\x0e\n\x06number\x18\x01 \x01(\x05\x12\x15\n\rstarted_at_us\x18\x02 \x01(\x03\x12\x13\n\x0bstatus_code\x18\x03 \x01(\x05\x12\x12\n\nlatency_ms\x18\x04 \x01(\x03\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"\x81\x02\n\x08\x44\x65livery\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0b\x65ndpoint_id\x18\x02 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x03 \x01(\t\x12\x12\n\nevent_type\x18\x04 \x01(\t\x12\x33\n\x06status\x18\x05 \x01(\x0e\x32#.paymesh.webhooks.v1.DeliveryStatus\x12\x16\n\x0e\x61ttempts_count\x18\x06 \x01(\x05\x12\x15\n\rcreated_at_us\x18\x07 \x01(\x03\x12\x1a\n\x12next_attempt_at_us\x18\x08 \x01(\x03\x12.\n\x08\x61ttempts\x18\t \x03(\x0b\x32\x1c.paymesh.webhooks.v1.Attempt\"S\n\x15ListDeliveriesRequest\x12\x13\n\x0b\x65ndpoint_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x16\n\x0estarting_after\x18\x03 \x01(\t\"W\n\x16ListDeliveriesResponse\x12+\n\x04\x64\x61ta\x18\x01 \x03(\x0b\x32\x1d.paymesh.webhooks.v1.Delivery\x12\x10\n\x08has_more\x18\x02 \x01(\x08\";\n\x12ResendEventRequest\x12\x13\n\x0b\x65ndpoint_id\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\"`\n\x10\x45ndpointDisabled\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06object\x18\x02 \x01(\t\x12\x0b\n\x03url\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x13\n\x0b\x64isabled_at\x18\x05 \x01(\t*l\n\x0e\x45ndpointStatus\x12\x1f\n\x1b\x45NDPOINT_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x45NDPOINT_STATUS_ENABLED\x10\x01\x12\x1c\n\x18\x45NDPOINT_STATUS_DISABLED\x10\x02*\x89\x01\n\x0e\x44\x65liveryStatus\x12\x1f\n\x1b\x44\x45LIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44\x45LIVERY_STATUS_PENDING\x10\x01\x12\x1d\n\x19\x44\x45LIVERY_STATUS_SUCCEEDED\x10\x02\x12\x1a\n\x16\x44\x45LIVERY_STATUS_FAILED\x10\x03\x32\xee\x06\n\x08Webhooks\x12\x65\n\x0e\x43reateEndpoint\x12*.paymesh.webhooks.v1.CreateEndpointRequest\x1a\'.paymesh.webhooks.v1.EndpointWithSecret\x12U\n\x0bGetEndpoint\x12\'.paymesh.webhooks.v1.GetEndpointRequest\x1a\x1d.paymesh.webhooks.v1.Endpoint\x12\x66\n\rListEndpoints\x12).paymesh.webhooks.v1.ListEndpointsRequest\x1a*.paymesh.webhooks.v1.ListEndpointsResponse\x12[\n\x0e\x44\x65leteEndpoint\x12*.paymesh.webhooks.v1.DeleteEndpointRequest\x1a\x1d.paymesh.webhooks.v1.Endpoint\x12\x61\n\x0cRotateSecret\x12(.paymesh.webhooks.v1.RotateSecretRequest\x1a\'.paymesh.webhooks.v1.EndpointWithSecret\x12[\n\x0e\x45nableEndpoint\x12*.paymesh.webhooks.v1.EnableEndpointRequest\x1a\x1d.paymesh.webhooks.v1.Endpoint\x12]\n\x0f\x44isableEndpoint\x12+.paymesh.webhooks.v1.DisableEndpointRequest\x1a\x1d.paymesh.webhooks.v1.Endpoint\x12i\n\x0eListDeliveries\x12*.paymesh.webhooks.v1.ListDeliveriesRequest\x1a+.paymesh.webhooks.v1.ListDeliveriesResponse\x12U\n\x0bResendEvent\x12\'.paymesh.webhooks.v1.ResendEventRequest\x1a\x1d.paymesh.webhooks.v1.Deliveryb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'paymesh.contracts.webhooks.v1.webhooks_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ENDPOINTSTATUS']._serialized_start=1494
-  _globals['_ENDPOINTSTATUS']._serialized_end=1602
-  _globals['_DELIVERYSTATUS']._serialized_start=1605
-  _globals['_DELIVERYSTATUS']._serialized_end=1742
+  _globals['_ENDPOINTSTATUS']._serialized_start=1532
+  _globals['_ENDPOINTSTATUS']._serialized_end=1640
+  _globals['_DELIVERYSTATUS']._serialized_start=1643
+  _globals['_DELIVERYSTATUS']._serialized_end=1780
   _globals['_ENDPOINT']._serialized_start=70
   _globals['_ENDPOINT']._serialized_end=301
   _globals['_ENDPOINTWITHSECRET']._serialized_start=303
@@ -53,18 +53,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ROTATESECRETREQUEST']._serialized_end=756
   _globals['_ENABLEENDPOINTREQUEST']._serialized_start=758
   _globals['_ENABLEENDPOINTREQUEST']._serialized_end=793
-  _globals['_ATTEMPT']._serialized_start=795
-  _globals['_ATTEMPT']._serialized_end=899
-  _globals['_DELIVERY']._serialized_start=902
-  _globals['_DELIVERY']._serialized_end=1159
-  _globals['_LISTDELIVERIESREQUEST']._serialized_start=1161
-  _globals['_LISTDELIVERIESREQUEST']._serialized_end=1244
-  _globals['_LISTDELIVERIESRESPONSE']._serialized_start=1246
-  _globals['_LISTDELIVERIESRESPONSE']._serialized_end=1333
-  _globals['_RESENDEVENTREQUEST']._serialized_start=1335
-  _globals['_RESENDEVENTREQUEST']._serialized_end=1394
-  _globals['_ENDPOINTDISABLED']._serialized_start=1396
-  _globals['_ENDPOINTDISABLED']._serialized_end=1492
-  _globals['_WEBHOOKS']._serialized_start=1745
-  _globals['_WEBHOOKS']._serialized_end=2528
+  _globals['_DISABLEENDPOINTREQUEST']._serialized_start=795
+  _globals['_DISABLEENDPOINTREQUEST']._serialized_end=831
+  _globals['_ATTEMPT']._serialized_start=833
+  _globals['_ATTEMPT']._serialized_end=937
+  _globals['_DELIVERY']._serialized_start=940
+  _globals['_DELIVERY']._serialized_end=1197
+  _globals['_LISTDELIVERIESREQUEST']._serialized_start=1199
+  _globals['_LISTDELIVERIESREQUEST']._serialized_end=1282
+  _globals['_LISTDELIVERIESRESPONSE']._serialized_start=1284
+  _globals['_LISTDELIVERIESRESPONSE']._serialized_end=1371
+  _globals['_RESENDEVENTREQUEST']._serialized_start=1373
+  _globals['_RESENDEVENTREQUEST']._serialized_end=1432
+  _globals['_ENDPOINTDISABLED']._serialized_start=1434
+  _globals['_ENDPOINTDISABLED']._serialized_end=1530
+  _globals['_WEBHOOKS']._serialized_start=1783
+  _globals['_WEBHOOKS']._serialized_end=2661
 # @@protoc_insertion_point(module_scope)

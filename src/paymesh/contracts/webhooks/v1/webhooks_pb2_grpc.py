@@ -64,6 +64,11 @@ class WebhooksStub:
                 request_serializer=paymesh_dot_contracts_dot_webhooks_dot_v1_dot_webhooks__pb2.EnableEndpointRequest.SerializeToString,
                 response_deserializer=paymesh_dot_contracts_dot_webhooks_dot_v1_dot_webhooks__pb2.Endpoint.FromString,
                 _registered_method=True)
+        self.DisableEndpoint = channel.unary_unary(
+                '/paymesh.webhooks.v1.Webhooks/DisableEndpoint',
+                request_serializer=paymesh_dot_contracts_dot_webhooks_dot_v1_dot_webhooks__pb2.DisableEndpointRequest.SerializeToString,
+                response_deserializer=paymesh_dot_contracts_dot_webhooks_dot_v1_dot_webhooks__pb2.Endpoint.FromString,
+                _registered_method=True)
         self.ListDeliveries = channel.unary_unary(
                 '/paymesh.webhooks.v1.Webhooks/ListDeliveries',
                 request_serializer=paymesh_dot_contracts_dot_webhooks_dot_v1_dot_webhooks__pb2.ListDeliveriesRequest.SerializeToString,
@@ -112,7 +117,17 @@ class WebhooksServicer:
         raise NotImplementedError('Method not implemented!')
 
     def EnableEndpoint(self, request, context):
-        """Re-enable an endpoint that was disabled after failing.
+        """Re-enable an endpoint that was disabled (after failing, or by an operator).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DisableEndpoint(self, request, context):
+        """Stop delivering to an endpoint until it is enabled again (disabled_reason
+        "operator"): its pending deliveries fail, as when it is disabled for
+        failing (resend them once it is enabled), and no event is delivered to it
+        while it is disabled.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -163,6 +178,11 @@ def add_WebhooksServicer_to_server(servicer, server):
             'EnableEndpoint': grpc.unary_unary_rpc_method_handler(
                     servicer.EnableEndpoint,
                     request_deserializer=paymesh_dot_contracts_dot_webhooks_dot_v1_dot_webhooks__pb2.EnableEndpointRequest.FromString,
+                    response_serializer=paymesh_dot_contracts_dot_webhooks_dot_v1_dot_webhooks__pb2.Endpoint.SerializeToString,
+            ),
+            'DisableEndpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.DisableEndpoint,
+                    request_deserializer=paymesh_dot_contracts_dot_webhooks_dot_v1_dot_webhooks__pb2.DisableEndpointRequest.FromString,
                     response_serializer=paymesh_dot_contracts_dot_webhooks_dot_v1_dot_webhooks__pb2.Endpoint.SerializeToString,
             ),
             'ListDeliveries': grpc.unary_unary_rpc_method_handler(
@@ -337,6 +357,33 @@ class Webhooks:
             target,
             '/paymesh.webhooks.v1.Webhooks/EnableEndpoint',
             paymesh_dot_contracts_dot_webhooks_dot_v1_dot_webhooks__pb2.EnableEndpointRequest.SerializeToString,
+            paymesh_dot_contracts_dot_webhooks_dot_v1_dot_webhooks__pb2.Endpoint.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DisableEndpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.webhooks.v1.Webhooks/DisableEndpoint',
+            paymesh_dot_contracts_dot_webhooks_dot_v1_dot_webhooks__pb2.DisableEndpointRequest.SerializeToString,
             paymesh_dot_contracts_dot_webhooks_dot_v1_dot_webhooks__pb2.Endpoint.FromString,
             options,
             channel_credentials,

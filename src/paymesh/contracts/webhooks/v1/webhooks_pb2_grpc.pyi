@@ -45,7 +45,13 @@ class WebhooksStub:
     RotateSecret: _grpc.UnaryUnaryMultiCallable[_webhooks_pb2.RotateSecretRequest, _webhooks_pb2.EndpointWithSecret]
     """A new secret; the old one keeps signing beside it for the grace period."""
     EnableEndpoint: _grpc.UnaryUnaryMultiCallable[_webhooks_pb2.EnableEndpointRequest, _webhooks_pb2.Endpoint]
-    """Re-enable an endpoint that was disabled after failing."""
+    """Re-enable an endpoint that was disabled (after failing, or by an operator)."""
+    DisableEndpoint: _grpc.UnaryUnaryMultiCallable[_webhooks_pb2.DisableEndpointRequest, _webhooks_pb2.Endpoint]
+    """Stop delivering to an endpoint until it is enabled again (disabled_reason
+    "operator"): its pending deliveries fail, as when it is disabled for
+    failing (resend them once it is enabled), and no event is delivered to it
+    while it is disabled.
+    """
     ListDeliveries: _grpc.UnaryUnaryMultiCallable[_webhooks_pb2.ListDeliveriesRequest, _webhooks_pb2.ListDeliveriesResponse]
     """The delivery log of one endpoint, newest first."""
     ResendEvent: _grpc.UnaryUnaryMultiCallable[_webhooks_pb2.ResendEventRequest, _webhooks_pb2.Delivery]
@@ -62,7 +68,13 @@ class WebhooksAsyncStub(WebhooksStub):
     RotateSecret: _aio.UnaryUnaryMultiCallable[_webhooks_pb2.RotateSecretRequest, _webhooks_pb2.EndpointWithSecret]  # type: ignore[assignment]
     """A new secret; the old one keeps signing beside it for the grace period."""
     EnableEndpoint: _aio.UnaryUnaryMultiCallable[_webhooks_pb2.EnableEndpointRequest, _webhooks_pb2.Endpoint]  # type: ignore[assignment]
-    """Re-enable an endpoint that was disabled after failing."""
+    """Re-enable an endpoint that was disabled (after failing, or by an operator)."""
+    DisableEndpoint: _aio.UnaryUnaryMultiCallable[_webhooks_pb2.DisableEndpointRequest, _webhooks_pb2.Endpoint]  # type: ignore[assignment]
+    """Stop delivering to an endpoint until it is enabled again (disabled_reason
+    "operator"): its pending deliveries fail, as when it is disabled for
+    failing (resend them once it is enabled), and no event is delivered to it
+    while it is disabled.
+    """
     ListDeliveries: _aio.UnaryUnaryMultiCallable[_webhooks_pb2.ListDeliveriesRequest, _webhooks_pb2.ListDeliveriesResponse]  # type: ignore[assignment]
     """The delivery log of one endpoint, newest first."""
     ResendEvent: _aio.UnaryUnaryMultiCallable[_webhooks_pb2.ResendEventRequest, _webhooks_pb2.Delivery]  # type: ignore[assignment]
@@ -112,7 +124,19 @@ class WebhooksServicer(metaclass=_abc_1.ABCMeta):
         request: _webhooks_pb2.EnableEndpointRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_webhooks_pb2.Endpoint, _abc.Awaitable[_webhooks_pb2.Endpoint]]:
-        """Re-enable an endpoint that was disabled after failing."""
+        """Re-enable an endpoint that was disabled (after failing, or by an operator)."""
+
+    @_abc_1.abstractmethod
+    def DisableEndpoint(
+        self,
+        request: _webhooks_pb2.DisableEndpointRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_webhooks_pb2.Endpoint, _abc.Awaitable[_webhooks_pb2.Endpoint]]:
+        """Stop delivering to an endpoint until it is enabled again (disabled_reason
+        "operator"): its pending deliveries fail, as when it is disabled for
+        failing (resend them once it is enabled), and no event is delivered to it
+        while it is disabled.
+        """
 
     @_abc_1.abstractmethod
     def ListDeliveries(
