@@ -14,7 +14,7 @@ import pyotp
 import pytest
 
 from paymesh.gateway.console.core import CSP
-from paymesh.gateway.operator import add_tenant, recent_audit, set_user_disabled
+from paymesh.gateway.operator import add_tenant, list_users, recent_audit, set_user_disabled
 
 from .conftest import Api, Running
 from .console_helpers import (
@@ -511,6 +511,7 @@ async def test_a_payments_page_shows_its_events_transfers_and_deliveries(
 
 
 _SECRET = re.compile(r'class="secret"><code>([^<]+)</code>')
+_TOTP_KEY = re.compile(r'class="secret"><code>([A-Z2-7]+)</code>')
 
 
 async def test_a_platform_admin_manages_tenants_clients_users_and_keys(
@@ -598,22 +599,40 @@ async def test_a_platform_admin_manages_tenants_clients_users_and_keys(
         await b.close()
 
 
-async def test_admin_pages_are_a_platform_admins_only(embedded: Running) -> None:
+async def test_a_tenants_admin_manages_only_its_tenants_users_and_clients(
+    embedded: Running,
+) -> None:
     api = await demo_api(embedded)
-    email, one_time = await new_user(embedded, "admin", await tenant_of(api))
+    demo_tenant = await tenant_of(api)
+    email, one_time = await new_user(embedded, "admin", demo_tenant)
+    outsider, _ = await new_user(embedded, "viewer", None)  # a platform user
     await api.close()
     b = await first_sign_in(embedded, email, one_time)
     try:
-        for path in ("/admin/tenants", "/admin/users", "/admin/keys"):
+        for path in ("/admin/tenants", "/admin/keys", "/admin/security"):
             await b.get(path, status=403)
         csrf = await b.form("/")
         await b.post("/admin/keys", {"csrf": csrf}, status=403)
         await b.post("/admin/tenants", {"csrf": csrf, "name": "sneaky"}, status=403)
+        other = await add_tenant(embedded.platform.settings, f"other-{uuid.uuid4().hex[:8]}")
+        await b.get(f"/admin/tenants/{other.id}", status=403)
+        # Its own tenant's clients and users, yes; a user it makes is in its tenant.
+        await b.get(f"/admin/tenants/{demo_tenant}")
+        users = (await b.get("/admin/users")).text
+        assert email in users
+        assert outsider not in users
+        made = await b.post(
+            "/admin/users",
+            {"csrf": csrf, "op": "create", "email": "mine@example.com", "role": "viewer",
+             "tenant_id": ""},
+            status=200,
+        )  # fmt: skip
+        assert "one-time password of mine@example.com" in made.text
+        listed = {u.email: u.tenant_id for u in await list_users(embedded.platform.settings)}
+        assert listed["mine@example.com"] == demo_tenant
+        await b.post("/admin/users", {"csrf": csrf, "op": "disable", "email": outsider}, status=403)
     finally:
         await b.close()
-
-
-_TOTP_KEY = re.compile(r'class="secret"><code>([A-Z2-7]+)</code>')
 
 
 async def test_a_role_an_admin_marks_must_enroll_and_give_a_second_factor(

@@ -36,6 +36,8 @@ BANNER = [
     r"  demo client:     cli_\w+",
     r"  operator client: cli_\w+",
     r"  their secrets: \S+demo-credentials\.json \(try `paymesh demo`\)",
+    r"  console: http://127\.0\.0\.1:\d+/console  \(sign in as admin@paymesh\.localhost; the"
+    r" password is console_password in that file\)",
     r"Ctrl-C stops it\. Logs: stderr, one JSON object per line\.",
 ]
 

@@ -1,8 +1,10 @@
-"""The console's admin pages, for platform admins (the ``admin`` role with no tenant):
-tenants, their API clients (create with the secret shown once, revoke), the console's
-users (create with a one-time password shown once, disable, enable, reset) and the
-token signing keys (rotate). They run the same use cases as the ``paymesh`` operator
-commands and the REST admin routes, audited with the admin as actor."""
+"""The console's admin pages: tenants, their API clients (create with the secret shown
+once, revoke), the console's users (create with a one-time password shown once,
+disable, enable, reset), the token signing keys (rotate) and the second-factor policy.
+Tenants, keys and the policy are a platform admin's (the ``admin`` role with no tenant);
+an admin bound to a tenant manages that tenant's users and API clients. They run the
+same use cases as the ``paymesh`` operator commands and the REST admin routes, audited
+with the admin as actor."""
 
 from __future__ import annotations
 
@@ -20,13 +22,24 @@ from paymesh.gateway.service import CreateClient, CreateTenant, create_client, c
 from paymesh.gateway.service import revoke_client as revoke
 from paymesh.gateway.settings import GatewaySettings
 
-__all__ = ["guard", "keys", "security", "tenant", "tenants", "users"]
+__all__ = ["guard", "keys", "security", "tenant", "tenant_guard", "tenants", "users"]
 
 
 def guard(c: Console, view: View) -> Response | None:
     """403 unless a platform admin (an admin bound to a tenant manages nothing global)."""
     if view.signed.user.role is not Role.ADMIN or view.signed.user.tenant_id is not None:
         return c.error(view.request, 403, "only a platform admin manages this", view)
+    return None
+
+
+def tenant_guard(c: Console, view: View, tenant_id: str | None) -> Response | None:
+    """403 unless an admin who may manage `tenant_id`'s users and clients: a platform
+    admin any tenant's (None: the platform users too), a tenant's admin its own."""
+    user = view.signed.user
+    if user.role is not Role.ADMIN:
+        return c.error(view.request, 403, "only an admin manages this", view)
+    if user.tenant_id is not None and tenant_id != user.tenant_id:
+        return c.error(view.request, 403, "an admin of a tenant manages only its own", view)
     return None
 
 
@@ -52,10 +65,10 @@ async def tenants(c: Console, view: View) -> Response:
 async def tenant(c: Console, view: View) -> Response:
     """A tenant's API clients (GET); a new client (POST ``op=create``, its secret shown
     once) or a revoked one (POST ``op=revoke``)."""
-    if (refused := guard(c, view)) is not None:
-        return refused
     request = view.request
     tenant_id = request.path_params["tenant_id"]
+    if (refused := tenant_guard(c, view, tenant_id)) is not None:
+        return refused
     found = await c.deps.store.get_tenant(tenant_id)
     if found is None:
         return c.error(request, 404, "no such tenant", view)
@@ -81,15 +94,17 @@ async def tenant(c: Console, view: View) -> Response:
 
 async def users(c: Console, view: View) -> Response:
     """The console's users (GET); POST ``op`` = create (the one-time password shown once),
-    disable, enable or reset (a new one-time password shown once)."""
-    if (refused := guard(c, view)) is not None:
+    disable, enable, reset (a new one-time password shown once) or reset_totp. A tenant's
+    admin sees and manages its tenant's users only, and creates them in its tenant."""
+    own = view.signed.user.tenant_id
+    if (refused := tenant_guard(c, view, own)) is not None:
         return refused
     request, deps = view.request, c.deps
     if view.form is not None:
         op, email = view.form.get("op"), str(view.form.get("email", "")).strip()
         if op == "create":
             role = str(view.form.get("role", ""))
-            tenant_id = str(view.form.get("tenant_id", "")).strip() or None
+            tenant_id = own or str(view.form.get("tenant_id", "")).strip() or None
             user, password = await console.create_user(
                 email, role, tenant_id, origin=view.origin, deps=deps
             )
@@ -98,6 +113,9 @@ async def users(c: Console, view: View) -> Response:
                 label=f"one-time password of {user.email}", secret=password,
                 back="/admin/users",
             )  # fmt: skip
+        target = await console.find_user(email, deps)
+        if (refused := tenant_guard(c, view, target.tenant_id)) is not None:
+            return refused
         if op in ("disable", "enable"):
             await console.set_disabled(email, op == "disable", origin=view.origin, deps=deps)
             return c.redirect(request, "/admin/users", done=f"{op}d_user")
@@ -111,10 +129,11 @@ async def users(c: Console, view: View) -> Response:
                 label=f"one-time password of {email}", secret=password, back="/admin/users",
             )  # fmt: skip
         return c.error(request, 422, "unknown operation", view)
-    found = await console.list_users(deps=deps)
+    found = [u for u in await console.list_users(deps=deps) if own is None or u.tenant_id == own]
+    tenants = await deps.store.list_tenants()
     return c.render(
         request, "admin_users.html", view=view, users=found, roles=[r.value for r in Role],
-        tenants=await deps.store.list_tenants(), iso=iso,
+        tenants=[t for t in tenants if own is None or t.id == own], iso=iso,
     )  # fmt: skip
 
 
