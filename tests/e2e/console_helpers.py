@@ -130,3 +130,10 @@ async def first_sign_in(embedded: Running, email: str, one_time: str) -> Browser
     csrf = await b.form("/password")
     await b.post("/password", {"current": one_time, "new": new, "again": new, "csrf": csrf})
     return b
+
+
+async def signed_in_user(embedded: Running, role: str, tenant: str | None) -> tuple[Browser, str]:
+    """A new user of `role` (of `tenant`; None: a platform user), signed in with its
+    one-time password changed: its browser and e-mail address."""
+    email, one_time = await new_user(embedded, role, tenant)
+    return await first_sign_in(embedded, email, one_time), email

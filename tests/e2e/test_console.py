@@ -26,6 +26,7 @@ from .console_helpers import (
     new_user,
     paid,
     signed_in_admin,
+    signed_in_user,
     tenant_of,
 )
 from .receiver import Receiver
@@ -47,6 +48,7 @@ async def test_the_demo_admin_signs_in_and_every_answer_has_the_security_headers
         assert "admin@paymesh.localhost" in home
         assert "Open reviews" in home
         assert "Webhook endpoints failing" in home
+        assert home.count('<rect class="bar"') == 24  # payments per hour, inline SVG
         # No page loads anything from another origin, and none has a script at all.
         for path in ("/", "/payments", "/audit"):
             html = (await b.get(path)).text
@@ -115,8 +117,7 @@ async def test_support_refunds_part_of_a_payment_once_and_the_audit_log_names_th
 ) -> None:
     api = await demo_api(embedded)
     tenant = await tenant_of(api)
-    email, one_time = await new_user(embedded, "support", tenant)
-    b = await first_sign_in(embedded, email, one_time)
+    b, email = await signed_in_user(embedded, "support", tenant)
     try:
         p = await paid(api)
         page = (await b.get(f"/payments/{p['id']}")).text
@@ -147,8 +148,7 @@ async def test_support_refunds_part_of_a_payment_once_and_the_audit_log_names_th
 async def test_a_viewer_sees_no_refund_and_a_forged_refund_is_refused(embedded: Running) -> None:
     api = await demo_api(embedded)
     tenant = await tenant_of(api)
-    email, one_time = await new_user(embedded, "viewer", tenant)
-    b = await first_sign_in(embedded, email, one_time)
+    b, _ = await signed_in_user(embedded, "viewer", tenant)
     try:
         p = await paid(api)
         page = (await b.get(f"/payments/{p['id']}")).text
@@ -174,8 +174,7 @@ async def test_a_viewer_sees_no_refund_and_a_forged_refund_is_refused(embedded: 
 async def test_a_tenant_user_cannot_open_another_tenants_payment(embedded: Running) -> None:
     api = await demo_api(embedded)
     other = await add_tenant(embedded.platform.settings, f"other-{uuid.uuid4().hex[:8]}")
-    email, one_time = await new_user(embedded, "admin", other.id)
-    b = await first_sign_in(embedded, email, one_time)
+    b, _ = await signed_in_user(embedded, "admin", other.id)
     try:
         p = await paid(api)
         r = await b.get(f"/payments/{p['id']}", status=404)
@@ -255,8 +254,7 @@ async def test_an_admin_bound_to_a_tenant_reads_only_its_audit_entries(
     embedded: Running,
 ) -> None:
     other = await add_tenant(embedded.platform.settings, f"other-{uuid.uuid4().hex[:8]}")
-    email, one_time = await new_user(embedded, "admin", other.id)
-    b = await first_sign_in(embedded, email, one_time)
+    b, email = await signed_in_user(embedded, "admin", other.id)
     platform_admin = await signed_in_admin(embedded)
     try:
         mine = (await b.get("/audit")).text
@@ -368,8 +366,7 @@ async def test_each_role_reaches_only_its_pages(embedded: Running) -> None:
     browsers: dict[str, Browser] = {}
     try:
         for role in ("viewer", "support", "risk"):
-            email, one_time = await new_user(embedded, role, tenant)
-            browsers[role] = await first_sign_in(embedded, email, one_time)
+            browsers[role], _ = await signed_in_user(embedded, role, tenant)
         p = await paid(api)
         expected = {
             # page: (viewer, support, risk)
@@ -496,8 +493,7 @@ async def test_a_payments_page_shows_its_events_transfers_and_deliveries(
         assert receiver.url in page
         assert endpoint["id"] in page
         # A viewer sees the events and transfers, not the webhooks it has no scope for.
-        email, one_time = await new_user(embedded, "viewer", await tenant_of(api))
-        viewer = await first_sign_in(embedded, email, one_time)
+        viewer, _ = await signed_in_user(embedded, "viewer", await tenant_of(api))
         try:
             seen = (await viewer.get(f"/payments/{p['id']}")).text
             assert f"{p['id']}:capture" in seen

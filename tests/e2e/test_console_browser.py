@@ -13,6 +13,7 @@ import asyncio
 import os
 import shutil
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -114,7 +115,7 @@ def _shots(tmp_path: Path) -> list[Path]:
     return folders
 
 
-def _support_agent(pages: Pages, email: str, one_time: str, payment_id: str) -> None:
+def _support_agent(pages: Pages, email: str, one_time: str, payment_id: str, payer: str) -> None:
     """Sign in, change the one-time password, find the payment, refund part of it."""
     p = pages
     p.open("/login")
@@ -142,7 +143,13 @@ def _support_agent(pages: Pages, email: str, one_time: str, payment_id: str) -> 
     body = p.text()
     assert "succeeded" in body
     assert "Refunded\n0.00 USD" in body
+    assert "refund.succeeded" not in body
     p.shot("payment")
+    p.d.find_element(By.LINK_TEXT, payer).click()
+    p.wait_for(f"/accounts/{payer}")
+    assert "Available\n75.00 USD" in p.text()
+    p.d.back()
+    p.wait_for(f"/payments/{payment_id}")
 
     p.d.find_element(By.LINK_TEXT, "Refund").click()
     p.wait_for(f"/payments/{payment_id}/refund")
@@ -154,6 +161,16 @@ def _support_agent(pages: Pages, email: str, one_time: str, payment_id: str) -> 
     body = p.text()
     assert "Refund made." in body
     assert "Refunded\n7.00 USD" in body
+    # The timeline shows the refund once its event is out (the outbox relays it).
+    for _ in range(50):
+        if "refund.succeeded" in p.text():
+            break
+        time.sleep(0.1)
+        p.d.refresh()
+    assert "refund.succeeded" in p.text()
+    p.d.find_element(By.LINK_TEXT, payer).click()
+    p.wait_for(f"/accounts/{payer}")
+    assert "Available\n82.00 USD" in p.text()  # 100.00 - 25.00 + 7.00
     p.sign_out()
 
 
@@ -188,7 +205,9 @@ async def test_a_support_agent_refunds_part_of_a_payment_in_the_browser(
         payment = await paid(api, amount=2_500)
         email, one_time = await new_user(embedded, "support", tenant)
         pages = Pages(chrome, embedded.url, _shots(tmp_path))
-        await asyncio.to_thread(_support_agent, pages, email, one_time, payment["id"])
+        await asyncio.to_thread(
+            _support_agent, pages, email, one_time, payment["id"], payment["payer_account_id"]
+        )
         after = await api.get(f"/v1/payments/{payment['id']}")
         assert after["amount_refunded"] == 700
         payer = await api.get(f"/v1/accounts/{payment['payer_account_id']}")
@@ -344,10 +363,15 @@ async def test_a_risk_analyst_approves_a_review_and_blocks_a_payer_in_the_browse
             }
             nxt = await api.post("/v1/payments", body, key=str(uuid.uuid4()))
             assert (nxt["status"], nxt["risk"]["reasons"]) == ("failed", ["blocked_payer"])
+            # ... which the analyst sees declined.
+            shown = await asyncio.to_thread(_payment_status, pages, nxt["id"])
+            assert shown == "failed"
             await asyncio.to_thread(pages.sign_out)
-            audit = await recent_audit(running.platform.settings, limit=100)
-            mine = {e.action for e in audit if e.actor == f"console:{email}"}
-            assert {"console.review_approved", "console.list_entry_added"} <= mine
+            creds = running.creds
+            await asyncio.to_thread(
+                _admin_audit_actions, pages, creds["console_email"], creds["console_password"],
+                email, ("console.review_approved", "console.list_entry_added"),
+            )  # fmt: skip
         finally:
             await api.close()
 
@@ -402,10 +426,42 @@ async def test_an_admin_adds_an_endpoint_and_an_agent_resends_a_delivery_in_the_
         assert again[1].event["id"] == first.event["id"]
         log = await api.get(f"/v1/webhook_endpoints/{endpoint_id}/deliveries")
         assert len(log["data"]) == 2
+        # The agent sees the new delivery's attempt in the log.
+        await asyncio.to_thread(_see_two_attempts, pages, endpoint_id, first.event["id"])
         await asyncio.to_thread(pages.sign_out)
+        await asyncio.to_thread(
+            _admin_audit_actions, pages, creds["console_email"], creds["console_password"],
+            email, ("console.webhook_resent",),
+        )  # fmt: skip
     finally:
         await api.close()
         await receiver.stop()
+
+
+def _see_two_attempts(p: Pages, endpoint_id: str, event_id: str) -> None:
+    """The endpoint's log shows the event delivered twice, each with a 200 attempt."""
+    for _ in range(50):
+        p.open(f"/webhooks/{endpoint_id}")
+        rows = p.d.find_elements(By.XPATH, f"//tr[td/code[text()='{event_id}']]")
+        if len(rows) == 2 and all(": 200," in r.text for r in rows):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"not two delivered attempts of {event_id}: {p.text()}")
+
+
+def _admin_audit_actions(
+    p: Pages, email: str, password: str, actor: str, actions: tuple[str, ...]
+) -> None:
+    """The admin finds `actor`'s `actions` in the audit log."""
+    _admin_signs_in(p, email, password)
+    p.open("/audit")
+    p.field("actor", f"console:{actor}")
+    p.submit("Filter")
+    p.wait_path("/audit?")
+    body = p.text()
+    for action in actions:
+        assert action in body, action
+    p.sign_out()
 
 
 def _admin_signs_in(p: Pages, email: str, password: str) -> None:

@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -28,7 +30,9 @@ def _paymesh(env: dict[str, str], *args: str, ok: bool = True) -> str:
     return done.stdout
 
 
-async def _token_status(db_url: str, var: Path, client_id: str, secret: str) -> int:
+@asynccontextmanager
+async def _gateway(db_url: str, var: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on a gateway app over the database the commands wrote."""
     db = Database(db_url)
     settings = Settings(var_dir=var, gateway=GatewaySettings(database_url=db_url))
     app = create_app(
@@ -40,17 +44,24 @@ async def _token_status(db_url: str, var: Path, client_id: str, secret: str) -> 
     try:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gw.test") as http:
-            r = await http.post(
-                "/v1/oauth/token",
-                data={
-                    "grant_type": "client_credentials",
-                    "client_id": client_id,
-                    "client_secret": secret,
-                },
-            )
-        return r.status_code
+            yield http
     finally:
+        app.state.gateway.hasher.close()
+        app.state.console_hasher.close()
         await db.dispose()
+
+
+async def _token_status(db_url: str, var: Path, client_id: str, secret: str) -> int:
+    async with _gateway(db_url, var) as http:
+        r = await http.post(
+            "/v1/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": client_id,
+                "client_secret": secret,
+            },
+        )
+    return r.status_code
 
 
 async def test_operator_creates_a_tenant_and_clients_revokes_one_and_audits_it(
@@ -106,26 +117,13 @@ async def test_operator_creates_a_tenant_and_clients_revokes_one_and_audits_it(
 
 async def _console_sign_in(db_url: str, var: Path, email: str, password: str) -> int:
     """The status of a console sign-in (303: signed in) on a gateway over `db_url`."""
-    db = Database(db_url)
-    settings = Settings(var_dir=var, gateway=GatewaySettings(database_url=db_url))
-    app = create_app(
-        settings=settings,
-        store=SqlGatewayStore(db),
-        accounts=FakeAccounts(),
-        payments=FakePayments(),
-    )
-    try:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gw.test") as http:
-            page = (await http.get("/console/login")).text
-            csrf = page.split('name="csrf" value="')[1].split('"')[0]
-            form = {"email": email, "password": password, "csrf": csrf}
-            r = await http.post("/console/login", data=form)
-        return r.status_code
-    finally:
-        app.state.gateway.hasher.close()
-        app.state.console_hasher.close()
-        await db.dispose()
+    async with _gateway(db_url, var) as http:
+        page = (await http.get("/console/login")).text
+        csrf = page.split('name="csrf" value="')[1].split('"')[0]
+        r = await http.post(
+            "/console/login", data={"email": email, "password": password, "csrf": csrf}
+        )
+    return r.status_code
 
 
 async def test_operator_manages_console_users(tmp_path: Path) -> None:
@@ -142,7 +140,6 @@ async def test_operator_manages_console_users(tmp_path: Path) -> None:
         tenant["id"],
     )
     _paymesh(env, "users", "create", "agent@example.com", "--role", "viewer", ok=False)  # taken
-    _paymesh(env, "users", "create", "x@example.com", "--role", "owner", ok=False)
     _paymesh(
         env, "users", "create", "x@example.com", "--role", "viewer", "--tenant", "ten_no", ok=False
     )
@@ -170,7 +167,6 @@ async def test_operator_manages_console_users(tmp_path: Path) -> None:
     )
     _paymesh(env, "users", "disable", "nobody@example.com", ok=False)
     assert "removed" in _paymesh(env, "users", "reset-totp", "agent@example.com")
-    _paymesh(env, "users", "reset-totp", "nobody@example.com", ok=False)
 
     audit = _paymesh(env, "audit", "tail", "--limit", "50")
     for action in (

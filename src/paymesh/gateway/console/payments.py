@@ -48,7 +48,9 @@ async def home(c: Console, view: View) -> Response:
     by_status: dict[str, int] = {}
     failures: dict[str, int] = {}
     volume: dict[str, int] = {}
+    hours = [0] * 24
     for p in found:
+        hours[int(str(p["created"])[11:13])] += 1
         by_status[p["status"]] = by_status.get(p["status"], 0) + 1
         if p["status"] == "failed":
             code = p.get("failure_code") or "unknown"
@@ -60,7 +62,8 @@ async def home(c: Console, view: View) -> Response:
     return c.render(
         view.request, "home.html", view=view, today=today, count=len(found),
         by_status=sorted(by_status.items()), failures=sorted(failures.items()),
-        volume=sorted(volume.items()), rate=rate, capped=more,
+        volume=sorted(volume.items()), rate=rate, capped=more, hours=hours,
+        peak=max(hours) or 1,
         open_reviews=await _open_reviews(c, view), failing=await _failing_endpoints(c, view),
     )  # fmt: skip
 
