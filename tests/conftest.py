@@ -12,7 +12,9 @@ secret or token the tests used (``_no_secret_in_any_log``, tests/leaks.py).
 
 from __future__ import annotations
 
+import collections
 import os
+import random
 import secrets
 import socket
 import subprocess
@@ -159,8 +161,40 @@ def kafka_bootstrap() -> Iterator[str]:
             proc.kill()
 
 
+def _ephemeral_low() -> int:
+    """The lowest port the kernel gives outgoing connections (Linux; 32768 elsewhere)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_PORTS_LOW = 10_000
+_PORTS_HIGH = _ephemeral_low()
+_handed_out: collections.deque[int] = collections.deque(maxlen=2_000)
+_port_rng = random.Random()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    """A TCP port on 127.0.0.1 that was free a moment ago, for a server a test starts.
+
+    Picked below the kernel's ephemeral range: an outgoing connection (a database or
+    broker client, the next test's HTTP client) takes its local port from that range,
+    so it cannot take this port before the server binds it, as a port the kernel handed
+    out with bind(0) could be. Never the same port twice in a row of 2,000.
+    """
+    if 2 * _handed_out.maxlen < _PORTS_HIGH - _PORTS_LOW:
+        for _ in range(200):
+            port = _port_rng.randrange(_PORTS_LOW, _PORTS_HIGH)
+            if port in _handed_out:
+                continue
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _handed_out.append(port)
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
