@@ -384,7 +384,10 @@ def _create_endpoint(p: Pages, url: str) -> str:
     Select(p.d.find_element(By.NAME, "events")).select_by_value("payment.succeeded")
     p.field("description", "browser test")
     p.submit("Create endpoint")
-    secret = str(p.d.find_element(By.CSS_SELECTOR, ".secret code").text)
+    shown = WebDriverWait(p.d, 15).until(
+        ec.presence_of_element_located((By.CSS_SELECTOR, ".secret code"))
+    )
+    secret = str(shown.text)
     assert secret.startswith("whsec_")
     assert "shown only this once" in p.text()
     p.d.find_element(By.LINK_TEXT, "To the endpoint").click()
