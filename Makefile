@@ -20,9 +20,11 @@ install: $(STAMP)
 run: install
 	$(BIN)/paymesh up
 
-## Install, start what the tests need, run the whole suite.
+## Install, start what the tests need, run the whole suite: on both cores, then the
+## tests that measure time or load (marked serial) alone.
 test: install services
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadgroup -m "not serial"
+	$(BIN)/pytest -m serial
 
 ## Make sure PostgreSQL and Redis answer on 127.0.0.1 (starts them if installed but stopped).
 services:

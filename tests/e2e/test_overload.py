@@ -27,6 +27,8 @@ from tests.e2e import loadgen
 
 from .conftest import Api, Running, embedded_settings
 
+pytestmark = pytest.mark.serial  # measures latency: alone, not beside another worker
+
 BURST = 300
 AMOUNT = 100
 FUNDS = BURST * AMOUNT + 5_000
