@@ -5,14 +5,14 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from tests.apt import ensure_packages
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -34,13 +34,7 @@ def tool(name: str) -> str:
 def promtool() -> str:
     """Prometheus's promtool, from Debian's prometheus package, installed with apt when
     missing (CI runs as root on a fresh machine), never skipped."""
-    found = shutil.which("promtool")
-    if found:
-        return found
-    assert os.geteuid() == 0, "promtool missing and not root: apt-get install -y prometheus"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "prometheus"]):
-        subprocess.run(cmd, check=True, env=env, timeout=900, capture_output=True)
+    ensure_packages({"promtool": "prometheus"})
     found = shutil.which("promtool")
     assert found, "apt-get install prometheus left no promtool on PATH"
     return found

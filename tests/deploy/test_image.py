@@ -27,6 +27,7 @@ import httpx
 import pytest
 from deploy_helpers import DEPLOY, REPO
 
+from tests.apt import ensure_packages
 from tests.conftest import PG_ADMIN, free_port
 
 BASE_IMAGE = "localhost/paymesh-test-base:bookworm"
@@ -58,14 +59,7 @@ def podman(
 
 def ensure_tools() -> None:
     """podman, buildah, runc and debootstrap from Debian, installed when missing."""
-    missing = [t for t in ("podman", "buildah", "runc", "debootstrap") if not shutil.which(t)]
-    if not missing:
-        return
-    assert os.geteuid() == 0, f"{missing} missing and not root: apt-get install -y {missing}"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "podman", "buildah",
-                                        "runc", "debootstrap"]):  # fmt: skip
-        subprocess.run(cmd, check=True, env=env, timeout=900, capture_output=True)
+    ensure_packages({t: t for t in ("podman", "buildah", "runc", "debootstrap")})
 
 
 def debian_mirror() -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from paymesh.gateway.operator import recent_audit
+from tests.apt import ensure_packages
 
 from .conftest import Running
 from .console_helpers import demo_api, new_user, paid, tenant_of
@@ -39,13 +39,7 @@ NEW_PASSWORD = "a long and new password"
 
 def _chromium() -> tuple[str, str]:
     """Debian's chromium and chromedriver, installed when missing (CI runs as root)."""
-    wanted = {"chromium": "chromium", "chromedriver": "chromium-driver"}
-    missing = [pkg for tool, pkg in wanted.items() if not shutil.which(tool)]
-    if missing:
-        assert os.geteuid() == 0, f"{missing} missing and not root: apt-get install -y {missing}"
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", *missing]):
-            subprocess.run(cmd, check=True, env=env, timeout=900, capture_output=True)
+    ensure_packages({"chromium": "chromium", "chromedriver": "chromium-driver"})
     browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
     assert browser, "apt-get install chromium left no chromium on PATH"
     assert driver, "apt-get install chromium-driver left no chromedriver on PATH"
