@@ -55,6 +55,8 @@ clients = _subcommands("clients", "Tenants' API clients (in the gateway database
 users = _subcommands("users", "The operator console's users (in the gateway database).")
 risk = _subcommands("risk", "The risk service's rules.")
 kafka = _subcommands("kafka", "The distributed shape's Kafka topics.")
+recon = _subcommands("recon", "Reconciliation: bank statements matched to the ledger.")
+bank = _subcommands("bank", "The simulated bank of the demo and the tests.")
 console = Console(stderr=True, soft_wrap=True)
 # What `paymesh up` tells the person who started it goes to stdout: stderr is the
 # log, one JSON object per line.
@@ -706,6 +708,140 @@ def users_reset_totp(
 
     _gateway_call(reset_user_totp(_settings(), email))
     typer.echo(f"second factor removed: {email}")
+
+
+def _payments_call(method: str, request: Any, tenant: str) -> Any:
+    """Call the payments service's `method` as an operator acting for `tenant`; a refusal
+    exits 1 with its code."""
+    import getpass
+
+    import grpc
+
+    from paymesh.contracts.payments.v1.payments_pb2_grpc import PaymentsStub
+    from paymesh.platform.identity import Caller
+    from paymesh.platform.rpc import caller_options, error_code, open_channel
+
+    settings = _settings()
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    caller = Caller(tenant, f"cli:{user}", frozenset({"settlement:read", "settlement:write"}))
+
+    async def call() -> Any:
+        channel = open_channel(settings.peer("payments").target, settings.tls)
+        try:
+            stub: Any = PaymentsStub(channel)
+            return await getattr(stub, method)(request, **caller_options(caller, 60.0))
+        finally:
+            await channel.close()
+
+    try:
+        return asyncio.run(call())
+    except grpc.aio.AioRpcError as exc:
+        code = error_code(exc) or exc.code().name.lower()
+        console.print(f"[red]{code}[/]: {exc.details()}")
+        raise typer.Exit(1) from exc
+
+
+@app.command()
+def settle(
+    tenant: Annotated[str, typer.Option(help="the tenant whose merchants are settled")],
+    currency: Annotated[str, typer.Option(help="ISO 4217 code, e.g. EUR")],
+    cutoff: Annotated[
+        str | None,
+        typer.Option(help="RFC 3339 time with its offset (default: now)"),
+    ] = None,
+) -> None:
+    """Run a settlement of one currency up to a cutoff (docs/settlement.md); print its
+    lines. The same cutoff again answers the same run."""
+    import datetime as dt
+
+    from paymesh.contracts.payments.v1 import payments_pb2 as ppb
+
+    try:
+        moment = dt.datetime.fromisoformat(cutoff) if cutoff else dt.datetime.now(tz=dt.UTC)
+    except ValueError:
+        console.print(f"[red]invalid cutoff[/]: {cutoff!r} is not an RFC 3339 time")
+        raise typer.Exit(2) from None
+    if moment.tzinfo is None:
+        console.print("[red]invalid cutoff[/]: give its offset, e.g. 2026-12-06T00:00:00Z")
+        raise typer.Exit(2)
+    cutoff_us = int(moment.timestamp() * 1_000_000)
+    request = ppb.CreateSettlementRunRequest(currency=currency.upper(), cutoff_us=cutoff_us)
+    run = _payments_call("CreateSettlementRun", request, tenant)
+    typer.echo(
+        f"settlement run {run.id}: {run.status}, {len(run.lines)} lines, "
+        f"payout batch {run.payout_batch_id or '-'}"
+    )
+    for line in run.lines:
+        typer.echo(
+            f"{line.account_id}\tgross {line.gross}\trefunds {line.refunds}\tfees {line.fees}"
+            f"\tcarried {line.carried_in}\tnet {line.net}\t{line.status}"
+            f"\t{line.payout_id or '-'}"
+        )
+
+
+@recon.command("import")
+def recon_import(
+    file: Annotated[Path, typer.Argument(help="a camt.053 (.xml) or CSV statement")],
+    tenant: Annotated[str, typer.Option(help="the tenant whose bank account it is")],
+    format: Annotated[
+        str | None, typer.Option(help="camt.053 or csv (default: by the file's extension)")
+    ] = None,
+) -> None:
+    """Import a bank statement and reconcile it; print its counts per result."""
+    from paymesh.contracts.payments.v1 import payments_pb2 as ppb
+
+    fmt = format or ("csv" if file.suffix.lower() == ".csv" else "camt.053")
+    try:
+        content = file.read_bytes()
+    except OSError as exc:
+        console.print(f"[red]cannot read {file}[/]: {exc.strerror}")
+        raise typer.Exit(2) from exc
+    request = ppb.ImportBankStatementRequest(content=content, format=fmt)
+    found = _payments_call("ImportBankStatement", request, tenant)
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(found.counts.items())) or "no lines"
+    typer.echo(f"bank statement {found.id} ({found.statement_id}): {counts}")
+
+
+@bank.command("execute")
+def bank_execute(
+    file: Annotated[Path, typer.Argument(help="a pain.001 credit-transfer file")],
+    out: Annotated[Path, typer.Option(help="where to write the camt.053 statement")],
+    statement_id: Annotated[
+        str | None, typer.Option(help="the statement's id (default: from the file)")
+    ] = None,
+    returns: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--return", help="END_TO_END_ID=REASON: the bank returns this transfer (repeatable)"
+        ),
+    ] = None,
+) -> None:
+    """Be the bank: execute a pain.001 and write the camt.053 statement of the day, with
+    the transfers named by --return returned (e.g. --return po_123=AC04)."""
+    import datetime as dt
+
+    from paymesh.payments.bankfiles import BankFileError, camt053, execute_pain001
+
+    asked: dict[str, str] = {}
+    for item in returns or []:
+        e2e, sep, reason = item.partition("=")
+        if not sep or not e2e or not reason:
+            console.print(f"[red]invalid --return[/]: {item!r} (END_TO_END_ID=REASON)")
+            raise typer.Exit(2)
+        asked[e2e] = reason
+    now = dt.datetime.now(tz=dt.UTC)
+    try:
+        data = file.read_bytes()
+        sid = statement_id or f"SIM-{file.stem}-{now:%Y%m%d%H%M%S}"
+        statement = execute_pain001(data, statement_id=sid, booked_on=now.date(), returns=asked)
+        out.write_bytes(camt053(statement, created_at=now))
+    except (OSError, BankFileError) as exc:
+        console.print(f"[red]cannot execute {file}[/]: {exc}")
+        raise typer.Exit(2) from exc
+    typer.echo(f"statement {sid}: {len(statement.entries)} entries written to {out}")
 
 
 def main() -> None:

@@ -50,6 +50,8 @@ __all__ = [
     "PAYMENT_REQUIRES_CAPTURE",
     "PAYMENT_SUCCEEDED",
     "PAYOUT_FAILED",
+    "PAYOUT_RETURNED",
+    "PAYOUT_RETURN_FAILED",
     "PAYOUT_SUCCEEDED",
     "PUBLIC_EVENT_TYPES",
     "REFUND_FAILED",
@@ -96,6 +98,8 @@ TOPUP_REVERSAL_SUCCEEDED: Final = "topup_reversal.succeeded"
 TOPUP_REVERSAL_FAILED: Final = "topup_reversal.failed"
 PAYOUT_SUCCEEDED: Final = "payout.succeeded"
 PAYOUT_FAILED: Final = "payout.failed"
+PAYOUT_RETURNED: Final = "payout.returned"
+PAYOUT_RETURN_FAILED: Final = "payout_return.failed"
 TRANSFER_SUCCEEDED: Final = "transfer.succeeded"
 TRANSFER_FAILED: Final = "transfer.failed"
 TRANSFER_EXPIRED: Final = "transfer.expired"
@@ -136,6 +140,8 @@ CONTRACT: Final[Mapping[str, EventSpec]] = _specs(
     EventSpec(TOPUP_REVERSAL_FAILED, TOPIC_PAYMENTS, ppb.TopupReversal, public=True),
     EventSpec(PAYOUT_SUCCEEDED, TOPIC_PAYMENTS, ppb.Payout, public=True),
     EventSpec(PAYOUT_FAILED, TOPIC_PAYMENTS, ppb.Payout, public=True),
+    EventSpec(PAYOUT_RETURNED, TOPIC_PAYMENTS, ppb.PayoutReturn, public=True),
+    EventSpec(PAYOUT_RETURN_FAILED, TOPIC_PAYMENTS, ppb.PayoutReturn, public=True),
     EventSpec(TRANSFER_SUCCEEDED, TOPIC_PAYMENTS, ppb.Transfer, public=True),
     EventSpec(TRANSFER_FAILED, TOPIC_PAYMENTS, ppb.Transfer, public=True),
     EventSpec(TRANSFER_EXPIRED, TOPIC_ACCOUNTS, apb.TransferExpired, public=False),

@@ -235,6 +235,10 @@ _PUBLIC: dict[type[Message], tuple[_Field, ...]] = {
     ppb.Topup: _movement("topup", "account_id"),
     ppb.TopupReversal: _movement("topup_reversal", "topup_id", "account_id"),
     ppb.Payout: _movement("payout", "account_id"),
+    ppb.PayoutReturn: (
+        *_movement("payout_return", "payout_id", "account_id"),
+        _text_or_null("reason"),
+    ),
     ppb.Transfer: _movement("transfer", "from_account_id", "to_account_id"),
 }
 

@@ -19,6 +19,7 @@ from paymesh.gateway.console.web import build_console
 from paymesh.gateway.deps import Gateway
 from paymesh.gateway.docs import install_docs
 from paymesh.gateway.features import FEATURES, MONEY_MOVING
+from paymesh.gateway.features.settlement.api import BANK_STATEMENTS_PATH
 from paymesh.gateway.http_metrics import HttpMetricsMiddleware
 from paymesh.gateway.limits import LimitsMiddleware
 from paymesh.gateway.ports import GatewayStore
@@ -176,6 +177,7 @@ def create_app(
         LimitsMiddleware,
         max_body_bytes=g.max_body_bytes,
         timeout_s=g.request_timeout_s,
+        larger={BANK_STATEMENTS_PATH: g.max_statement_bytes},
     )
     install_problem_handlers(app)  # its ProblemMiddleware wraps LimitsMiddleware
     # Outermost of ours: times every answer as the client gets it, the inner ones' too.

@@ -25,6 +25,8 @@ __all__ = [
     "PAYMENTS_WRITE",
     "REQUIRED_CLAIMS",
     "RISK_ADMIN",
+    "SETTLEMENT_READ",
+    "SETTLEMENT_WRITE",
     "TOKEN_TYPE",
     "UPSTREAM_STATUS",
     "WEBHOOKS_WRITE",
@@ -55,6 +57,8 @@ PAYMENTS_READ = "payments:read"
 PAYMENTS_WRITE = "payments:write"
 WEBHOOKS_WRITE = "webhooks:write"
 RISK_ADMIN = "risk:admin"
+SETTLEMENT_READ = "settlement:read"
+SETTLEMENT_WRITE = "settlement:write"
 ADMIN = "admin"
 
 ALL_SCOPES: Mapping[str, str] = {
@@ -64,6 +68,11 @@ ALL_SCOPES: Mapping[str, str] = {
     PAYMENTS_WRITE: "Create, capture and cancel payments; refunds; top-ups; payouts; transfers.",
     WEBHOOKS_WRITE: "Manage webhook endpoints.",
     RISK_ADMIN: "Manage risk rules, lists and reviews.",
+    SETTLEMENT_READ: "Read settlement runs, payout batches, bank statements and breaks.",
+    SETTLEMENT_WRITE: (
+        "Run and approve settlements, set settlement settings, import bank statements and"
+        " resolve reconciliation breaks."
+    ),
     ADMIN: "Operator: manage tenants and their API clients.",
 }
 NON_ADMIN_SCOPES = frozenset(s for s in ALL_SCOPES if s != ADMIN)

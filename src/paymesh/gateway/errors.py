@@ -40,6 +40,7 @@ __all__ = [
     "ServiceUnavailable",
     "Unauthenticated",
     "Unprocessable",
+    "UnsupportedMediaType",
     "UpstreamError",
 ]
 
@@ -141,6 +142,11 @@ class Unprocessable(GatewayError):
 class PayloadTooLarge(GatewayError):
     status = 413
     default_code = "payload_too_large"
+
+
+class UnsupportedMediaType(GatewayError):
+    status = 415
+    default_code = "unsupported_media_type"
 
 
 class RateLimited(GatewayError):

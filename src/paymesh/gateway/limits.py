@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 
 from starlette.requests import Request
@@ -127,15 +127,25 @@ async def charge_failures(
 class LimitsMiddleware(HttpMiddleware):
     """Body size and request time limits, and the rate-limit headers on every answer."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, timeout_s: float) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        timeout_s: float,
+        larger: Mapping[str, int] | None = None,
+    ) -> None:
         super().__init__(app)
         self.max_body_bytes = max_body_bytes
         self.timeout_s = timeout_s
+        # Paths that take larger bodies (a bank statement file), with their own cap.
+        self.larger = dict(larger or {})
 
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        cap = self.larger.get(scope.get("path", ""), self.max_body_bytes)
         length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
-            await self._too_large(scope, receive, send)
+        if length is not None and (not length.isdigit() or int(length) > cap):
+            await self._too_large(scope, receive, send, cap)
             return
         body: list[bytes] = []
         size = 0
@@ -145,19 +155,19 @@ class LimitsMiddleware(HttpMiddleware):
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body_bytes:
-                await self._too_large(scope, receive, send)
+            if size > cap:
+                await self._too_large(scope, receive, send, cap)
                 return
             body.append(chunk)
             if not message.get("more_body", False):
                 break
         await self._run(scope, _replay(b"".join(body), receive), send)
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, cap: int) -> None:
         response = problem_response(
             413,
             "payload_too_large",
-            f"the request body is larger than {self.max_body_bytes} bytes",
+            f"the request body is larger than {cap} bytes",
             headers={"Connection": "close"},
         )
         await response(scope, receive, send)

@@ -70,6 +70,8 @@ ScopeName = Literal[
     "payments:write",
     "webhooks:write",
     "risk:admin",
+    "settlement:read",
+    "settlement:write",
     "admin",
 ]
 

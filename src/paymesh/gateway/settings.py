@@ -44,6 +44,9 @@ class GatewaySettings(SectionSettings):
     admission_queue: int = Field(default=512, ge=0)
     admission_wait_s: float = Field(default=10.0, gt=0)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # A bank statement (POST /v1/bank_statements) may be larger: up to this, under gRPC's
+    # 4 MiB message limit on its way to the payments service.
+    max_statement_bytes: int = Field(default=3 * 1024 * 1024, ge=1024, le=3_900_000)
     request_timeout_s: float = Field(default=30.0, gt=0)
     # The operator console (/console): a session ends after this long without a request,
     # and after this long in all; this many wrong passwords in a row lock a user's

@@ -27,7 +27,7 @@ from google.protobuf.message import Message
 
 from paymesh.contracts.payments.v1 import payments_pb2 as pb
 from paymesh.contracts.payments.v1 import payments_pb2_grpc as pb_grpc
-from paymesh.payments import domain, service
+from paymesh.payments import domain, service, settlement_api
 from paymesh.payments.domain import CaptureMethod, TenantFees
 from paymesh.payments.flows import FLOWS
 from paymesh.payments.flows.base import CreateRpc
@@ -79,6 +79,7 @@ def servicer(deps: Deps) -> PaymentsServicer:
         methods[f"List{name}s"] = _list(name, read)
     for flow in FLOWS.values():
         methods.update({rpc.name: _create(flow.kind, rpc) for rpc in flow.rpcs})
+    methods.update(settlement_api.METHODS)
     bound: PaymentsServicer = type("PaymentsServicer", (PaymentsServicer,), methods)(deps)
     return bound
 

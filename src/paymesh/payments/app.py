@@ -28,15 +28,18 @@ from paymesh.contracts.payments.v1.payments_pb2_grpc import add_PaymentsServicer
 from paymesh.payments.adapters import GrpcLedgerClient, GrpcRiskClient
 from paymesh.payments.api import SERVICE_NAME, servicer
 from paymesh.payments.bank import SimulatedBank
+from paymesh.payments.domain.reconciliation import Tolerance
 from paymesh.payments.events import GROUP, TOPIC, review_events_handler
 from paymesh.payments.saga import Deps, Resumer, RetryPolicy
 from paymesh.payments.settings import PaymentsSettings
+from paymesh.payments.settlement import run_due_schedules
 from paymesh.payments.store import LIVENESS_LOCK, SqlPaymentsStore, outbox
 from paymesh.platform.bus import EventBus
 from paymesh.platform.clock import Clock, SystemClock
 from paymesh.platform.host import HostedService, ServiceHost
 from paymesh.platform.locks import SessionLock
 from paymesh.platform.logging import get_logger
+from paymesh.platform.loops import Periodic
 from paymesh.platform.migrations import migrate_database
 from paymesh.platform.rpc import open_channel
 from paymesh.platform.settings import PlatformSettings
@@ -84,6 +87,8 @@ class PaymentsRuntime(HostedService):
             self._liveness = SessionLock(self.db, LIVENESS_LOCK, self.store.owner)
         self._channels: list[grpc.aio.Channel] = []
         self.resumer: Resumer | None = None
+        # Tenants' settlement schedules (paymesh.payments.settlement.run_due_schedules).
+        self._schedules: Periodic | None = None
         self._deps: Deps | None = None
         self._running = asyncio.Event()
         self.host.consume(
@@ -113,6 +118,10 @@ class PaymentsRuntime(HostedService):
                 timeout_rate=own.bank_timeout_rate,
             ),
             authorization_ttl_s=own.authorization_ttl_s,
+            reconciliation_tolerance=Tolerance(
+                amount=own.reconciliation_amount_tolerance,
+                days=own.reconciliation_date_tolerance_days,
+            ),
         )
         self._deps = deps
         # Alive before the first step is recorded under this owner id.
@@ -126,6 +135,12 @@ class PaymentsRuntime(HostedService):
         )
         self.resumer = Resumer(deps, interval_s=own.resume_interval_s, liveness=self._liveness)
         self.resumer.start()
+        self._schedules = Periodic(
+            "settlement_schedule",
+            lambda: run_due_schedules(deps, self._clock.now_us()),
+            interval_s=own.settlement_schedule_interval_s,
+        )
+        self._schedules.start()
         self._running.set()
         log.info("payments_started", port=self.port)
 
@@ -136,6 +151,9 @@ class PaymentsRuntime(HostedService):
         if self.resumer is not None:
             await self.resumer.stop()
             self.resumer = None
+        if self._schedules is not None:
+            await self._schedules.stop()
+            self._schedules = None
         if self._liveness is not None:
             await self._liveness.release()
         for channel in self._channels:

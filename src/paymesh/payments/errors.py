@@ -10,7 +10,11 @@ gRPC ``status`` a call raising it ends with (:class:`~paymesh.platform.errors.Se
     │   └── AccountNotFound      account_not_found          (NOT_FOUND)
     ├── Forbidden                forbidden                  (PERMISSION_DENIED)
     ├── IdReused                 id_reused                  (ALREADY_EXISTS)
+    │   └── InvalidBankFile      invalid_bank_file          (INVALID_ARGUMENT)
     ├── InvalidState             invalid_state              (FAILED_PRECONDITION)
+    │   ├── CutoffBeforeLastRun  cutoff_before_last_run     (FAILED_PRECONDITION)
+    │   └── BreakResolved        break_already_resolved     (FAILED_PRECONDITION)
+    ├── DuplicateStatement       duplicate_statement        (ALREADY_EXISTS)
     ├── PaymentBusy              payment_busy               (FAILED_PRECONDITION)
     ├── AmountExceedsAuthorized  amount_exceeds_authorized  (FAILED_PRECONDITION)
     ├── AmountExceedsRefundable  amount_exceeds_refundable  (FAILED_PRECONDITION)
@@ -31,9 +35,13 @@ __all__ = [
     "AccountNotFound",
     "AmountExceedsAuthorized",
     "AmountExceedsRefundable",
+    "BreakResolved",
     "CurrencyMismatch",
+    "CutoffBeforeLastRun",
+    "DuplicateStatement",
     "Forbidden",
     "IdReused",
+    "InvalidBankFile",
     "InvalidRequest",
     "InvalidState",
     "NotFound",
@@ -119,6 +127,31 @@ class AmountExceedsRefundable(PaymentsError):
 
     code = "amount_exceeds_refundable"
     status = "FAILED_PRECONDITION"
+
+
+class InvalidBankFile(InvalidRequest):
+    """A bank file (a statement) is malformed or breaks its format's rules."""
+
+    code = "invalid_bank_file"
+
+
+class DuplicateStatement(PaymentsError):
+    """The tenant already imported a statement with this bank statement id."""
+
+    code = "duplicate_statement"
+    status = "ALREADY_EXISTS"
+
+
+class CutoffBeforeLastRun(InvalidState):
+    """A settlement run's cutoff is before the last run's (runs follow one another)."""
+
+    code = "cutoff_before_last_run"
+
+
+class BreakResolved(InvalidState):
+    """The reconciliation break is already resolved."""
+
+    code = "break_already_resolved"
 
 
 class RemoteError(PaymentsError):

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from paymesh.payments.bank import SimulatedBank
 from paymesh.payments.domain import BankResult, Payment, RiskAssessment, Transfer
+from paymesh.payments.domain.reconciliation import Tolerance
 from paymesh.platform.clock import Clock
 from paymesh.platform.identity import Caller
 
@@ -120,3 +121,5 @@ class Deps:
     bank: Connector = field(default_factory=SimulatedBank)
     # An authorisation not captured within this is canceled (its hold voided).
     authorization_ttl_s: float = DEFAULT_AUTHORIZATION_TTL_S
+    # How far a bank statement's line may differ from its ledger object and still match.
+    reconciliation_tolerance: Tolerance = field(default_factory=Tolerance)

@@ -73,6 +73,7 @@ __all__ = [
     "get_tenant_fees",
     "list_events",
     "list_objects",
+    "page_limit",
     "set_tenant_fees",
     "start",
 ]
@@ -243,7 +244,7 @@ async def list_objects(
 ) -> tuple[list[Any], bool]:
     """One page of the caller's objects of flow `kind`, newest first, after the one
     `starting_after` names; and whether more follow."""
-    limit = _page_limit(limit)
+    limit = page_limit(limit)
     cursor = None
     if starting_after:
         try:
@@ -256,7 +257,7 @@ async def list_objects(
     return found, more
 
 
-def _page_limit(limit: int) -> int:
+def page_limit(limit: int) -> int:
     """The page size asked for (0: the default), refused outside 1..MAX_LIMIT."""
     limit = limit or DEFAULT_LIMIT
     if not 1 <= limit <= MAX_LIMIT:
@@ -291,7 +292,7 @@ async def list_events(
     *, caller: Caller, deps: Deps, limit: int = 0, starting_after: str = ""
 ) -> tuple[list[StoredEvent], bool]:
     """The caller's events, newest first; and whether more follow."""
-    limit = _page_limit(limit)
+    limit = page_limit(limit)
     before = None
     if starting_after:
         cursor = await deps.store.get_event(caller.tenant_id, starting_after)

@@ -28,3 +28,9 @@ class PaymentsSettings(ServiceSettings):
     bank_latency_s: float = Field(default=0.0, ge=0)
     bank_failure_rate: float = Field(default=0.0, ge=0, le=1)
     bank_timeout_rate: float = Field(default=0.0, ge=0, le=1)
+    # How often tenants' settlement schedules are checked for a run that is due, in seconds.
+    settlement_schedule_interval_s: float = Field(default=30.0, gt=0)
+    # Reconciliation: how far a bank line may differ from its payout (minor units), and how
+    # many days after the payout was made the bank may book it, and still match.
+    reconciliation_amount_tolerance: int = Field(default=0, ge=0)
+    reconciliation_date_tolerance_days: int = Field(default=3, ge=0, le=60)

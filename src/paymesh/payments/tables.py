@@ -23,6 +23,7 @@ from paymesh.platform.outbox import inbox_table, outbox_table
 
 __all__ = [
     "StoredEvent",
+    "bank_statements",
     "event_columns",
     "event_from_row",
     "fees_from_row",
@@ -30,8 +31,15 @@ __all__ = [
     "inbox",
     "metadata",
     "outbox",
+    "payout_batches",
+    "recon_breaks",
     "saga_columns",
     "saga_table",
+    "settlement_items",
+    "settlement_lines",
+    "settlement_runs",
+    "settlement_settings",
+    "statement_entries",
     "tenant_fees",
 ]
 
@@ -89,6 +97,152 @@ outbox = outbox_table(metadata)
 
 # 0005: the events consumed (risk's review resolutions), once per event id.
 inbox = inbox_table(metadata)
+
+# 0009: settlement and reconciliation (paymesh.payments.settlement, docs/settlement.md).
+settlement_settings = sa.Table(
+    "settlement_settings",
+    metadata,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("requires_approval", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("schedule_time", sa.String(5), nullable=False, server_default=""),
+    sa.Column("time_zone", sa.String(64), nullable=False, server_default=""),
+    sa.Column("schedule_currencies", sa.Text, nullable=False, server_default=""),
+    sa.Column("debtor_iban", sa.String(34), nullable=False, server_default=""),
+    sa.Column("debtor_bic", sa.String(11), nullable=False, server_default=""),
+    sa.Column("debtor_name", sa.String(70), nullable=False, server_default=""),
+    sa.Column("updated_at_us", sa.BigInteger, nullable=False),
+)
+
+settlement_runs = sa.Table(
+    "settlement_runs",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("cutoff_us", sa.BigInteger, nullable=False),
+    sa.Column("created_at_us", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("payout_batch_id", sa.String(64), nullable=True),
+    sa.Column("approved_by", sa.Text, nullable=False, server_default=""),
+    sa.Column("approved_at_us", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("item_count", sa.Integer, nullable=False, server_default="0"),
+    sa.UniqueConstraint("tenant_id", "currency", "cutoff_us", name="uq_settlement_runs_cutoff"),
+    sa.Index("ix_settlement_runs_tenant_created", "tenant_id", "created_at_us", "id"),
+)
+
+settlement_lines = sa.Table(
+    "settlement_lines",
+    metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("account_id", sa.Text, primary_key=True),
+    sa.Column("gross", sa.BigInteger, nullable=False),
+    sa.Column("refunds", sa.BigInteger, nullable=False),
+    sa.Column("fees", sa.BigInteger, nullable=False),
+    sa.Column("carried_in", sa.BigInteger, nullable=False),
+    sa.Column("net", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("payout_id", sa.String(64), nullable=True),
+    sa.Column("bank_iban", sa.String(34), nullable=False, server_default=""),
+    sa.Column("bank_bic", sa.String(11), nullable=False, server_default=""),
+    sa.Column("bank_name", sa.String(70), nullable=False, server_default=""),
+)
+
+# Every capture and refund a run claimed: its key makes the claim once per item.
+settlement_items = sa.Table(
+    "settlement_items",
+    metadata,
+    sa.Column("object_id", sa.String(64), primary_key=True),
+    sa.Column("type", sa.String(16), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("account_id", sa.Text, nullable=False),
+    sa.Column("payment_id", sa.String(64), nullable=False),
+    sa.Column("gross", sa.BigInteger, nullable=False),
+    sa.Column("fee", sa.BigInteger, nullable=False),
+    sa.Column("at_us", sa.BigInteger, nullable=False),
+    sa.Column("transfer_ids", sa.Text, nullable=False),
+    sa.Index("ix_settlement_items_run", "run_id", "account_id"),
+)
+
+payout_batches = sa.Table(
+    "payout_batches",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("total", sa.BigInteger, nullable=False),
+    sa.Column("debtor_iban", sa.String(34), nullable=False),
+    sa.Column("debtor_bic", sa.String(11), nullable=False),
+    sa.Column("debtor_name", sa.String(70), nullable=False),
+    sa.Column("created_at_us", sa.BigInteger, nullable=False),
+)
+
+bank_statements = sa.Table(
+    "bank_statements",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("statement_id", sa.String(140), nullable=False),
+    sa.Column("account_iban", sa.String(34), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("from_date", sa.String(10), nullable=False, server_default=""),
+    sa.Column("to_date", sa.String(10), nullable=False, server_default=""),
+    sa.Column("entry_count", sa.Integer, nullable=False),
+    sa.Column("counts", sa.Text, nullable=False),
+    sa.Column("sums", sa.Text, nullable=False),
+    sa.Column("created_at_us", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("tenant_id", "statement_id", name="uq_bank_statements_statement"),
+    sa.Index("ix_bank_statements_tenant_created", "tenant_id", "created_at_us", "id"),
+)
+
+statement_entries = sa.Table(
+    "statement_entries",
+    metadata,
+    sa.Column("statement_id", sa.String(64), primary_key=True),  # bank_statements.id
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("credit", sa.Boolean, nullable=False),
+    sa.Column("booked_on", sa.String(10), nullable=False),
+    sa.Column("end_to_end_id", sa.String(140), nullable=False, server_default=""),
+    sa.Column("reference", sa.String(140), nullable=False, server_default=""),
+    sa.Column("return_reason", sa.String(8), nullable=False, server_default=""),
+    sa.Column("result", sa.String(32), nullable=False),
+    sa.Column("object_kind", sa.String(32), nullable=False, server_default=""),
+    sa.Column("object_id", sa.String(64), nullable=False, server_default=""),
+    sa.Index("ix_statement_entries_object", "tenant_id", "object_id", "result"),
+)
+
+recon_breaks = sa.Table(
+    "recon_breaks",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("statement_id", sa.String(64), nullable=False),  # bank_statements.id
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("expected_amount", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("reference", sa.String(140), nullable=False, server_default=""),
+    sa.Column("object_kind", sa.String(32), nullable=False, server_default=""),
+    sa.Column("object_id", sa.String(64), nullable=False, server_default=""),
+    sa.Column("credit", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("return_reason", sa.String(8), nullable=False, server_default=""),
+    sa.Column("booked_on", sa.String(10), nullable=False, server_default=""),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("resolution", sa.String(16), nullable=False, server_default=""),
+    sa.Column("resolved_object_id", sa.String(64), nullable=False, server_default=""),
+    sa.Column("note", sa.Text, nullable=False, server_default=""),
+    sa.Column("resolved_by", sa.Text, nullable=False, server_default=""),
+    sa.Column("resolved_at_us", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("transfer_id", sa.String(64), nullable=False, server_default=""),
+    sa.Column("created_at_us", sa.BigInteger, nullable=False),
+    sa.Index("ix_recon_breaks_tenant_created", "tenant_id", "created_at_us", "id"),
+    sa.Index("ix_recon_breaks_object", "tenant_id", "type", "object_id"),
+)
 
 
 def fees_row(fees: TenantFees) -> dict[str, Any]:

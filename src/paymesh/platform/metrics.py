@@ -39,10 +39,15 @@ __all__ = [
     "PAYMENTS_COMPLETED",
     "RATE_LIMITED",
     "READY",
+    "RECONCILIATION_BREAKS_RESOLVED",
+    "RECONCILIATION_LINES",
     "RISK_DECISIONS",
     "RISK_RULE_HITS",
     "SAGAS_OPEN",
     "SAGA_OLDEST_OPEN_AGE",
+    "SETTLEMENT_PAYOUTS",
+    "SETTLEMENT_PAYOUT_AMOUNT",
+    "SETTLEMENT_RUNS",
     "WEBHOOK_ATTEMPTS",
     "WEBHOOK_ATTEMPT_DURATION",
     "WEBHOOK_ENDPOINTS_DISABLED",
@@ -107,6 +112,31 @@ PAYMENTS_AMOUNT = Counter(
     "Money moved by succeeded payments (captured), refunds, top-ups, payouts and transfers,"
     " in minor units of the currency.",
     ["service", "kind", "currency"],
+)
+SETTLEMENT_RUNS = Counter(
+    "paymesh_settlement_runs_total",
+    "Settlement runs made, by status (paid_out, pending_approval, nothing_to_pay).",
+    ["service", "status"],
+)
+SETTLEMENT_PAYOUTS = Counter(
+    "paymesh_settlement_payouts_total",
+    "Settlement lines paid out (a payout started), and their amount in minor units by currency.",
+    ["service", "currency"],
+)
+SETTLEMENT_PAYOUT_AMOUNT = Counter(
+    "paymesh_settlement_payout_amount_minor_total",
+    "Money settlement runs paid out, in minor units of the currency.",
+    ["service", "currency"],
+)
+RECONCILIATION_LINES = Counter(
+    "paymesh_reconciliation_lines_total",
+    "Bank statement lines (and, for unmatched_ledger, ledger payouts) reconciled, by result.",
+    ["service", "result"],
+)
+RECONCILIATION_BREAKS_RESOLVED = Counter(
+    "paymesh_reconciliation_breaks_resolved_total",
+    "Reconciliation breaks an operator resolved, by type and action.",
+    ["service", "type", "action"],
 )
 SAGAS_OPEN = Gauge(
     "paymesh_sagas_open",

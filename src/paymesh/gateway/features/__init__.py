@@ -15,6 +15,7 @@ from paymesh.gateway.features.auth.api import routes as auth
 from paymesh.gateway.features.events.api import routes as events
 from paymesh.gateway.features.payments.api import routes as payments
 from paymesh.gateway.features.risk.api import routes as risk
+from paymesh.gateway.features.settlement.api import routes as settlement
 from paymesh.gateway.features.transfers.api import routes as transfers
 from paymesh.gateway.features.webhooks.api import routes as webhooks
 from paymesh.gateway.routing import Route
@@ -22,7 +23,7 @@ from paymesh.gateway.routing import Route
 __all__ = ["FEATURES", "MONEY_MOVING", "ROUTES", "ROUTE_SCOPES"]
 
 # In the order their routes appear in /openapi.json.
-FEATURES = (auth, accounts, payments, transfers, events, risk, webhooks)
+FEATURES = (auth, accounts, payments, transfers, events, risk, webhooks, settlement)
 
 # Every route as declared.
 ROUTES: tuple[Route, ...] = tuple(r for feature in FEATURES for r in feature.declared)

@@ -9,14 +9,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from paymesh.payments.flows import payment, payout, refund, topup, topup_reversal, transfer
+from paymesh.payments.flows import (
+    payment,
+    payout,
+    payout_return,
+    refund,
+    topup,
+    topup_reversal,
+    transfer,
+)
 from paymesh.payments.flows.base import Flow, by_kind
 from paymesh.payments.tables import metadata
 
 __all__ = ["FLOWS", "Flow", "flow", "metadata"]
 
 FLOWS: Mapping[str, Flow] = by_kind(
-    m.FLOW for m in (payment, refund, topup, payout, transfer, topup_reversal)
+    m.FLOW for m in (payment, refund, topup, payout, transfer, topup_reversal, payout_return)
 )
 
 

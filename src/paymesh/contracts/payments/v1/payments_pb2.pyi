@@ -759,6 +759,58 @@ class Payout(_message.Message):
 Global___Payout: _TypeAlias = Payout  # noqa: Y015
 
 @_typing.final
+class PayoutReturn(_message.Message):
+    """A payout the bank returned (a statement's return line): its money back from the
+    funding account to the account it left, once per payout (its id is the payout's).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    PAYOUT_ID_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    FAILURE_CODE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    CREATED_AT_US_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    tenant_id: _builtins.str
+    payout_id: _builtins.str
+    account_id: _builtins.str
+    amount: _builtins.int
+    currency: _builtins.str
+    status: _builtins.str
+    """processing, succeeded, failed."""
+    failure_code: _builtins.str
+    reason: _builtins.str
+    """The bank's ISO 20022 return reason code (e.g. AC04)."""
+    created_at_us: _builtins.int
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+        payout_id: _builtins.str = ...,
+        account_id: _builtins.str = ...,
+        amount: _builtins.int = ...,
+        currency: _builtins.str = ...,
+        status: _builtins.str = ...,
+        failure_code: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        created_at_us: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "amount", b"amount", "created_at_us", b"created_at_us", "currency", b"currency", "failure_code", b"failure_code", "id", b"id", "payout_id", b"payout_id", "reason", b"reason", "status", b"status", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PayoutReturn: _TypeAlias = PayoutReturn  # noqa: Y015
+
+@_typing.final
 class CreatePayoutRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1164,3 +1216,827 @@ class GetEventRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetEventRequest: _TypeAlias = GetEventRequest  # noqa: Y015
+
+@_typing.final
+class BankAccountDetails(_message.Message):
+    """-- settlement ------------------------------------------------------------------"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IBAN_FIELD_NUMBER: _builtins.int
+    BIC_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    iban: _builtins.str
+    bic: _builtins.str
+    name: _builtins.str
+    def __init__(
+        self,
+        *,
+        iban: _builtins.str = ...,
+        bic: _builtins.str = ...,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bic", b"bic", "iban", b"iban", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BankAccountDetails: _TypeAlias = BankAccountDetails  # noqa: Y015
+
+@_typing.final
+class SettlementLine(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    GROSS_FIELD_NUMBER: _builtins.int
+    REFUNDS_FIELD_NUMBER: _builtins.int
+    FEES_FIELD_NUMBER: _builtins.int
+    CARRIED_IN_FIELD_NUMBER: _builtins.int
+    NET_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    PAYOUT_ID_FIELD_NUMBER: _builtins.int
+    PAYOUT_STATUS_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    gross: _builtins.int
+    refunds: _builtins.int
+    fees: _builtins.int
+    carried_in: _builtins.int
+    net: _builtins.int
+    status: _builtins.str
+    """payout, awaiting_approval, carried_forward, no_bank_account."""
+    payout_id: _builtins.str
+    """"" when the line is not paid out."""
+    payout_status: _builtins.str
+    """The payout's status (processing, succeeded, failed), "" without one."""
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        gross: _builtins.int = ...,
+        refunds: _builtins.int = ...,
+        fees: _builtins.int = ...,
+        carried_in: _builtins.int = ...,
+        net: _builtins.int = ...,
+        status: _builtins.str = ...,
+        payout_id: _builtins.str = ...,
+        payout_status: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "carried_in", b"carried_in", "fees", b"fees", "gross", b"gross", "net", b"net", "payout_id", b"payout_id", "payout_status", b"payout_status", "refunds", b"refunds", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SettlementLine: _TypeAlias = SettlementLine  # noqa: Y015
+
+@_typing.final
+class SettlementRun(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    CUTOFF_US_FIELD_NUMBER: _builtins.int
+    CREATED_AT_US_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    PAYOUT_BATCH_ID_FIELD_NUMBER: _builtins.int
+    APPROVED_BY_FIELD_NUMBER: _builtins.int
+    APPROVED_AT_US_FIELD_NUMBER: _builtins.int
+    ITEM_COUNT_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    tenant_id: _builtins.str
+    currency: _builtins.str
+    cutoff_us: _builtins.int
+    created_at_us: _builtins.int
+    status: _builtins.str
+    """pending_approval, paid_out, nothing_to_pay."""
+    payout_batch_id: _builtins.str
+    """"" when nothing is paid out or approval is pending."""
+    approved_by: _builtins.str
+    approved_at_us: _builtins.int
+    item_count: _builtins.int
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___SettlementLine]: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+        currency: _builtins.str = ...,
+        cutoff_us: _builtins.int = ...,
+        created_at_us: _builtins.int = ...,
+        status: _builtins.str = ...,
+        lines: _abc.Iterable[Global___SettlementLine] | None = ...,
+        payout_batch_id: _builtins.str = ...,
+        approved_by: _builtins.str = ...,
+        approved_at_us: _builtins.int = ...,
+        item_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approved_at_us", b"approved_at_us", "approved_by", b"approved_by", "created_at_us", b"created_at_us", "currency", b"currency", "cutoff_us", b"cutoff_us", "id", b"id", "item_count", b"item_count", "lines", b"lines", "payout_batch_id", b"payout_batch_id", "status", b"status", "tenant_id", b"tenant_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SettlementRun: _TypeAlias = SettlementRun  # noqa: Y015
+
+@_typing.final
+class CreateSettlementRunRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    CUTOFF_US_FIELD_NUMBER: _builtins.int
+    currency: _builtins.str
+    cutoff_us: _builtins.int
+    def __init__(
+        self,
+        *,
+        currency: _builtins.str = ...,
+        cutoff_us: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["currency", b"currency", "cutoff_us", b"cutoff_us"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateSettlementRunRequest: _TypeAlias = CreateSettlementRunRequest  # noqa: Y015
+
+@_typing.final
+class GetSettlementRunRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSettlementRunRequest: _TypeAlias = GetSettlementRunRequest  # noqa: Y015
+
+@_typing.final
+class ListSettlementRunsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIMIT_FIELD_NUMBER: _builtins.int
+    STARTING_AFTER_FIELD_NUMBER: _builtins.int
+    limit: _builtins.int
+    starting_after: _builtins.str
+    def __init__(
+        self,
+        *,
+        limit: _builtins.int = ...,
+        starting_after: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "starting_after", b"starting_after"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSettlementRunsRequest: _TypeAlias = ListSettlementRunsRequest  # noqa: Y015
+
+@_typing.final
+class ListSettlementRunsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTLEMENT_RUNS_FIELD_NUMBER: _builtins.int
+    HAS_MORE_FIELD_NUMBER: _builtins.int
+    has_more: _builtins.bool
+    @_builtins.property
+    def settlement_runs(self) -> _containers.RepeatedCompositeFieldContainer[Global___SettlementRun]: ...
+    def __init__(
+        self,
+        *,
+        settlement_runs: _abc.Iterable[Global___SettlementRun] | None = ...,
+        has_more: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["has_more", b"has_more", "settlement_runs", b"settlement_runs"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSettlementRunsResponse: _TypeAlias = ListSettlementRunsResponse  # noqa: Y015
+
+@_typing.final
+class ApproveSettlementRunRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    APPROVED_BY_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    approved_by: _builtins.str
+    """Who approved (the gateway's authenticated actor)."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        approved_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approved_by", b"approved_by", "id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApproveSettlementRunRequest: _TypeAlias = ApproveSettlementRunRequest  # noqa: Y015
+
+@_typing.final
+class SettlementItem(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OBJECT_ID_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    PAYMENT_ID_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    GROSS_FIELD_NUMBER: _builtins.int
+    FEE_FIELD_NUMBER: _builtins.int
+    NET_FIELD_NUMBER: _builtins.int
+    AT_US_FIELD_NUMBER: _builtins.int
+    TRANSFER_IDS_FIELD_NUMBER: _builtins.int
+    PAYOUT_ID_FIELD_NUMBER: _builtins.int
+    object_id: _builtins.str
+    type: _builtins.str
+    """capture or refund."""
+    account_id: _builtins.str
+    payment_id: _builtins.str
+    currency: _builtins.str
+    gross: _builtins.int
+    fee: _builtins.int
+    net: _builtins.int
+    at_us: _builtins.int
+    payout_id: _builtins.str
+    @_builtins.property
+    def transfer_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        object_id: _builtins.str = ...,
+        type: _builtins.str = ...,
+        account_id: _builtins.str = ...,
+        payment_id: _builtins.str = ...,
+        currency: _builtins.str = ...,
+        gross: _builtins.int = ...,
+        fee: _builtins.int = ...,
+        net: _builtins.int = ...,
+        at_us: _builtins.int = ...,
+        transfer_ids: _abc.Iterable[_builtins.str] | None = ...,
+        payout_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "at_us", b"at_us", "currency", b"currency", "fee", b"fee", "gross", b"gross", "net", b"net", "object_id", b"object_id", "payment_id", b"payment_id", "payout_id", b"payout_id", "transfer_ids", b"transfer_ids", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SettlementItem: _TypeAlias = SettlementItem  # noqa: Y015
+
+@_typing.final
+class GetSettlementReportRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    run_id: _builtins.str
+    account_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        run_id: _builtins.str = ...,
+        account_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "run_id", b"run_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSettlementReportRequest: _TypeAlias = GetSettlementReportRequest  # noqa: Y015
+
+@_typing.final
+class SettlementReport(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUN_FIELD_NUMBER: _builtins.int
+    ITEMS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def run(self) -> Global___SettlementRun: ...
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___SettlementItem]: ...
+    def __init__(
+        self,
+        *,
+        run: Global___SettlementRun | None = ...,
+        items: _abc.Iterable[Global___SettlementItem] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["run", b"run"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items", "run", b"run"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SettlementReport: _TypeAlias = SettlementReport  # noqa: Y015
+
+@_typing.final
+class PayoutBatch(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    PAYOUT_IDS_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    CREATED_AT_US_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    tenant_id: _builtins.str
+    run_id: _builtins.str
+    currency: _builtins.str
+    total: _builtins.int
+    created_at_us: _builtins.int
+    @_builtins.property
+    def payout_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+        run_id: _builtins.str = ...,
+        currency: _builtins.str = ...,
+        payout_ids: _abc.Iterable[_builtins.str] | None = ...,
+        total: _builtins.int = ...,
+        created_at_us: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at_us", b"created_at_us", "currency", b"currency", "id", b"id", "payout_ids", b"payout_ids", "run_id", b"run_id", "tenant_id", b"tenant_id", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PayoutBatch: _TypeAlias = PayoutBatch  # noqa: Y015
+
+@_typing.final
+class GetPayoutBatchRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPayoutBatchRequest: _TypeAlias = GetPayoutBatchRequest  # noqa: Y015
+
+@_typing.final
+class BankFile(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTENT_FIELD_NUMBER: _builtins.int
+    MEDIA_TYPE_FIELD_NUMBER: _builtins.int
+    FILENAME_FIELD_NUMBER: _builtins.int
+    content: _builtins.bytes
+    media_type: _builtins.str
+    filename: _builtins.str
+    def __init__(
+        self,
+        *,
+        content: _builtins.bytes = ...,
+        media_type: _builtins.str = ...,
+        filename: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "filename", b"filename", "media_type", b"media_type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BankFile: _TypeAlias = BankFile  # noqa: Y015
+
+@_typing.final
+class GetSettlementSettingsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSettlementSettingsRequest: _TypeAlias = GetSettlementSettingsRequest  # noqa: Y015
+
+@_typing.final
+class SettlementSettings(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    REQUIRES_APPROVAL_FIELD_NUMBER: _builtins.int
+    SCHEDULE_TIME_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
+    SCHEDULE_CURRENCIES_FIELD_NUMBER: _builtins.int
+    DEBTOR_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_US_FIELD_NUMBER: _builtins.int
+    tenant_id: _builtins.str
+    requires_approval: _builtins.bool
+    schedule_time: _builtins.str
+    """"HH:MM" of a daily run in time_zone ("" : no schedule)."""
+    time_zone: _builtins.str
+    updated_at_us: _builtins.int
+    @_builtins.property
+    def schedule_currencies(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The currencies the schedule settles."""
+
+    @_builtins.property
+    def debtor(self) -> Global___BankAccountDetails:
+        """The tenant's bank account the payouts are paid from (the pain.001 debtor)."""
+
+    def __init__(
+        self,
+        *,
+        tenant_id: _builtins.str = ...,
+        requires_approval: _builtins.bool = ...,
+        schedule_time: _builtins.str = ...,
+        time_zone: _builtins.str = ...,
+        schedule_currencies: _abc.Iterable[_builtins.str] | None = ...,
+        debtor: Global___BankAccountDetails | None = ...,
+        updated_at_us: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["debtor", b"debtor"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["debtor", b"debtor", "requires_approval", b"requires_approval", "schedule_currencies", b"schedule_currencies", "schedule_time", b"schedule_time", "tenant_id", b"tenant_id", "time_zone", b"time_zone", "updated_at_us", b"updated_at_us"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SettlementSettings: _TypeAlias = SettlementSettings  # noqa: Y015
+
+@_typing.final
+class ImportBankStatementRequest(_message.Message):
+    """-- reconciliation ------------------------------------------------------------"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTENT_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
+    content: _builtins.bytes
+    format: _builtins.str
+    """"camt.053" or "csv"."""
+    def __init__(
+        self,
+        *,
+        content: _builtins.bytes = ...,
+        format: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "format", b"format"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportBankStatementRequest: _TypeAlias = ImportBankStatementRequest  # noqa: Y015
+
+@_typing.final
+class BankStatement(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class CountsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class SumsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    ID_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    STATEMENT_ID_FIELD_NUMBER: _builtins.int
+    ACCOUNT_IBAN_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    FROM_DATE_FIELD_NUMBER: _builtins.int
+    TO_DATE_FIELD_NUMBER: _builtins.int
+    ENTRY_COUNT_FIELD_NUMBER: _builtins.int
+    COUNTS_FIELD_NUMBER: _builtins.int
+    SUMS_FIELD_NUMBER: _builtins.int
+    CREATED_AT_US_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    tenant_id: _builtins.str
+    statement_id: _builtins.str
+    """The bank's own id of the statement (Stmt/Id): imported once per tenant."""
+    account_iban: _builtins.str
+    currency: _builtins.str
+    from_date: _builtins.str
+    to_date: _builtins.str
+    entry_count: _builtins.int
+    created_at_us: _builtins.int
+    @_builtins.property
+    def counts(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Per result (matched, amount_mismatch, unmatched_bank, returned, unmatched_ledger)."""
+
+    @_builtins.property
+    def sums(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+        statement_id: _builtins.str = ...,
+        account_iban: _builtins.str = ...,
+        currency: _builtins.str = ...,
+        from_date: _builtins.str = ...,
+        to_date: _builtins.str = ...,
+        entry_count: _builtins.int = ...,
+        counts: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        sums: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        created_at_us: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_iban", b"account_iban", "counts", b"counts", "created_at_us", b"created_at_us", "currency", b"currency", "entry_count", b"entry_count", "from_date", b"from_date", "id", b"id", "statement_id", b"statement_id", "sums", b"sums", "tenant_id", b"tenant_id", "to_date", b"to_date"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BankStatement: _TypeAlias = BankStatement  # noqa: Y015
+
+@_typing.final
+class GetBankStatementRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBankStatementRequest: _TypeAlias = GetBankStatementRequest  # noqa: Y015
+
+@_typing.final
+class ListBankStatementsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIMIT_FIELD_NUMBER: _builtins.int
+    STARTING_AFTER_FIELD_NUMBER: _builtins.int
+    limit: _builtins.int
+    starting_after: _builtins.str
+    def __init__(
+        self,
+        *,
+        limit: _builtins.int = ...,
+        starting_after: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "starting_after", b"starting_after"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListBankStatementsRequest: _TypeAlias = ListBankStatementsRequest  # noqa: Y015
+
+@_typing.final
+class ListBankStatementsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BANK_STATEMENTS_FIELD_NUMBER: _builtins.int
+    HAS_MORE_FIELD_NUMBER: _builtins.int
+    has_more: _builtins.bool
+    @_builtins.property
+    def bank_statements(self) -> _containers.RepeatedCompositeFieldContainer[Global___BankStatement]: ...
+    def __init__(
+        self,
+        *,
+        bank_statements: _abc.Iterable[Global___BankStatement] | None = ...,
+        has_more: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_statements", b"bank_statements", "has_more", b"has_more"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListBankStatementsResponse: _TypeAlias = ListBankStatementsResponse  # noqa: Y015
+
+@_typing.final
+class ReconciliationBreak(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    STATEMENT_ID_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    EXPECTED_AMOUNT_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    REFERENCE_FIELD_NUMBER: _builtins.int
+    OBJECT_KIND_FIELD_NUMBER: _builtins.int
+    OBJECT_ID_FIELD_NUMBER: _builtins.int
+    CREDIT_FIELD_NUMBER: _builtins.int
+    RETURN_REASON_FIELD_NUMBER: _builtins.int
+    BOOKED_ON_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    RESOLUTION_FIELD_NUMBER: _builtins.int
+    RESOLVED_OBJECT_ID_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    RESOLVED_BY_FIELD_NUMBER: _builtins.int
+    RESOLVED_AT_US_FIELD_NUMBER: _builtins.int
+    TRANSFER_ID_FIELD_NUMBER: _builtins.int
+    CREATED_AT_US_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    tenant_id: _builtins.str
+    statement_id: _builtins.str
+    type: _builtins.str
+    """amount_mismatch, unmatched_bank, unmatched_ledger, returned."""
+    amount: _builtins.int
+    expected_amount: _builtins.int
+    currency: _builtins.str
+    reference: _builtins.str
+    """The line's EndToEndId or reference (a payout id for unmatched_ledger)."""
+    object_kind: _builtins.str
+    object_id: _builtins.str
+    credit: _builtins.bool
+    return_reason: _builtins.str
+    booked_on: _builtins.str
+    status: _builtins.str
+    """open or resolved."""
+    resolution: _builtins.str
+    resolved_object_id: _builtins.str
+    note: _builtins.str
+    resolved_by: _builtins.str
+    resolved_at_us: _builtins.int
+    transfer_id: _builtins.str
+    """A write-off's adjustment transfer."""
+    created_at_us: _builtins.int
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+        statement_id: _builtins.str = ...,
+        type: _builtins.str = ...,
+        amount: _builtins.int = ...,
+        expected_amount: _builtins.int = ...,
+        currency: _builtins.str = ...,
+        reference: _builtins.str = ...,
+        object_kind: _builtins.str = ...,
+        object_id: _builtins.str = ...,
+        credit: _builtins.bool = ...,
+        return_reason: _builtins.str = ...,
+        booked_on: _builtins.str = ...,
+        status: _builtins.str = ...,
+        resolution: _builtins.str = ...,
+        resolved_object_id: _builtins.str = ...,
+        note: _builtins.str = ...,
+        resolved_by: _builtins.str = ...,
+        resolved_at_us: _builtins.int = ...,
+        transfer_id: _builtins.str = ...,
+        created_at_us: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "booked_on", b"booked_on", "created_at_us", b"created_at_us", "credit", b"credit", "currency", b"currency", "expected_amount", b"expected_amount", "id", b"id", "note", b"note", "object_id", b"object_id", "object_kind", b"object_kind", "reference", b"reference", "resolution", b"resolution", "resolved_at_us", b"resolved_at_us", "resolved_by", b"resolved_by", "resolved_object_id", b"resolved_object_id", "return_reason", b"return_reason", "statement_id", b"statement_id", "status", b"status", "tenant_id", b"tenant_id", "transfer_id", b"transfer_id", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReconciliationBreak: _TypeAlias = ReconciliationBreak  # noqa: Y015
+
+@_typing.final
+class ListReconciliationBreaksRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATEMENT_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    STARTING_AFTER_FIELD_NUMBER: _builtins.int
+    statement_id: _builtins.str
+    status: _builtins.str
+    """open, resolved, or "" for both."""
+    limit: _builtins.int
+    starting_after: _builtins.str
+    def __init__(
+        self,
+        *,
+        statement_id: _builtins.str = ...,
+        status: _builtins.str = ...,
+        limit: _builtins.int = ...,
+        starting_after: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "starting_after", b"starting_after", "statement_id", b"statement_id", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListReconciliationBreaksRequest: _TypeAlias = ListReconciliationBreaksRequest  # noqa: Y015
+
+@_typing.final
+class ListReconciliationBreaksResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BREAKS_FIELD_NUMBER: _builtins.int
+    HAS_MORE_FIELD_NUMBER: _builtins.int
+    has_more: _builtins.bool
+    @_builtins.property
+    def breaks(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReconciliationBreak]: ...
+    def __init__(
+        self,
+        *,
+        breaks: _abc.Iterable[Global___ReconciliationBreak] | None = ...,
+        has_more: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["breaks", b"breaks", "has_more", b"has_more"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListReconciliationBreaksResponse: _TypeAlias = ListReconciliationBreaksResponse  # noqa: Y015
+
+@_typing.final
+class ResolveReconciliationBreakRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    OBJECT_ID_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    RESOLVED_BY_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    action: _builtins.str
+    """match_to, write_off or ignore."""
+    object_id: _builtins.str
+    """match_to: the payout, top-up or top-up reversal the line is."""
+    note: _builtins.str
+    resolved_by: _builtins.str
+    """Who resolved it (the gateway's authenticated actor)."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        action: _builtins.str = ...,
+        object_id: _builtins.str = ...,
+        note: _builtins.str = ...,
+        resolved_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "id", b"id", "note", b"note", "object_id", b"object_id", "resolved_by", b"resolved_by"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveReconciliationBreakRequest: _TypeAlias = ResolveReconciliationBreakRequest  # noqa: Y015

@@ -144,6 +144,76 @@ class PaymentsStub:
                 request_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetEventRequest.SerializeToString,
                 response_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.Event.FromString,
                 _registered_method=True)
+        self.CreateSettlementRun = channel.unary_unary(
+                '/paymesh.payments.v1.Payments/CreateSettlementRun',
+                request_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.CreateSettlementRunRequest.SerializeToString,
+                response_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.SettlementRun.FromString,
+                _registered_method=True)
+        self.GetSettlementRun = channel.unary_unary(
+                '/paymesh.payments.v1.Payments/GetSettlementRun',
+                request_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetSettlementRunRequest.SerializeToString,
+                response_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.SettlementRun.FromString,
+                _registered_method=True)
+        self.ListSettlementRuns = channel.unary_unary(
+                '/paymesh.payments.v1.Payments/ListSettlementRuns',
+                request_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListSettlementRunsRequest.SerializeToString,
+                response_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListSettlementRunsResponse.FromString,
+                _registered_method=True)
+        self.ApproveSettlementRun = channel.unary_unary(
+                '/paymesh.payments.v1.Payments/ApproveSettlementRun',
+                request_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ApproveSettlementRunRequest.SerializeToString,
+                response_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.SettlementRun.FromString,
+                _registered_method=True)
+        self.GetSettlementReport = channel.unary_unary(
+                '/paymesh.payments.v1.Payments/GetSettlementReport',
+                request_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetSettlementReportRequest.SerializeToString,
+                response_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.SettlementReport.FromString,
+                _registered_method=True)
+        self.GetPayoutBatch = channel.unary_unary(
+                '/paymesh.payments.v1.Payments/GetPayoutBatch',
+                request_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetPayoutBatchRequest.SerializeToString,
+                response_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.PayoutBatch.FromString,
+                _registered_method=True)
+        self.GetPayoutBatchFile = channel.unary_unary(
+                '/paymesh.payments.v1.Payments/GetPayoutBatchFile',
+                request_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetPayoutBatchRequest.SerializeToString,
+                response_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.BankFile.FromString,
+                _registered_method=True)
+        self.GetSettlementSettings = channel.unary_unary(
+                '/paymesh.payments.v1.Payments/GetSettlementSettings',
+                request_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetSettlementSettingsRequest.SerializeToString,
+                response_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.SettlementSettings.FromString,
+                _registered_method=True)
+        self.SetSettlementSettings = channel.unary_unary(
+                '/paymesh.payments.v1.Payments/SetSettlementSettings',
+                request_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.SettlementSettings.SerializeToString,
+                response_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.SettlementSettings.FromString,
+                _registered_method=True)
+        self.ImportBankStatement = channel.unary_unary(
+                '/paymesh.payments.v1.Payments/ImportBankStatement',
+                request_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ImportBankStatementRequest.SerializeToString,
+                response_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.BankStatement.FromString,
+                _registered_method=True)
+        self.GetBankStatement = channel.unary_unary(
+                '/paymesh.payments.v1.Payments/GetBankStatement',
+                request_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetBankStatementRequest.SerializeToString,
+                response_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.BankStatement.FromString,
+                _registered_method=True)
+        self.ListBankStatements = channel.unary_unary(
+                '/paymesh.payments.v1.Payments/ListBankStatements',
+                request_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListBankStatementsRequest.SerializeToString,
+                response_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListBankStatementsResponse.FromString,
+                _registered_method=True)
+        self.ListReconciliationBreaks = channel.unary_unary(
+                '/paymesh.payments.v1.Payments/ListReconciliationBreaks',
+                request_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListReconciliationBreaksRequest.SerializeToString,
+                response_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListReconciliationBreaksResponse.FromString,
+                _registered_method=True)
+        self.ResolveReconciliationBreak = channel.unary_unary(
+                '/paymesh.payments.v1.Payments/ResolveReconciliationBreak',
+                request_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ResolveReconciliationBreakRequest.SerializeToString,
+                response_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ReconciliationBreak.FromString,
+                _registered_method=True)
 
 
 class PaymentsServicer:
@@ -292,6 +362,97 @@ class PaymentsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateSettlementRun(self, request, context):
+        """Settlement (docs/settlement.md): what each merchant account is owed up to a
+        cutoff, paid out as payouts listed in a bank file (ISO 20022 pain.001).
+        The same cutoff again answers the same run.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSettlementRun(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSettlementRuns(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApproveSettlementRun(self, request, context):
+        """Pay out a run that waits for approval (the tenant's settings say so).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSettlementReport(self, request, context):
+        """A run's items (every capture and refund it counts), optionally one account's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPayoutBatch(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPayoutBatchFile(self, request, context):
+        """The batch as an ISO 20022 pain.001.001.09 credit-transfer file.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSettlementSettings(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetSettlementSettings(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportBankStatement(self, request, context):
+        """Reconciliation: a bank statement (camt.053 or the CSV layout) matched to the ledger.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBankStatement(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListBankStatements(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListReconciliationBreaks(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResolveReconciliationBreak(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PaymentsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -404,6 +565,76 @@ def add_PaymentsServicer_to_server(servicer, server):
                     servicer.GetEvent,
                     request_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetEventRequest.FromString,
                     response_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.Event.SerializeToString,
+            ),
+            'CreateSettlementRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSettlementRun,
+                    request_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.CreateSettlementRunRequest.FromString,
+                    response_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.SettlementRun.SerializeToString,
+            ),
+            'GetSettlementRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSettlementRun,
+                    request_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetSettlementRunRequest.FromString,
+                    response_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.SettlementRun.SerializeToString,
+            ),
+            'ListSettlementRuns': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSettlementRuns,
+                    request_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListSettlementRunsRequest.FromString,
+                    response_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListSettlementRunsResponse.SerializeToString,
+            ),
+            'ApproveSettlementRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApproveSettlementRun,
+                    request_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ApproveSettlementRunRequest.FromString,
+                    response_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.SettlementRun.SerializeToString,
+            ),
+            'GetSettlementReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSettlementReport,
+                    request_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetSettlementReportRequest.FromString,
+                    response_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.SettlementReport.SerializeToString,
+            ),
+            'GetPayoutBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPayoutBatch,
+                    request_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetPayoutBatchRequest.FromString,
+                    response_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.PayoutBatch.SerializeToString,
+            ),
+            'GetPayoutBatchFile': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPayoutBatchFile,
+                    request_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetPayoutBatchRequest.FromString,
+                    response_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.BankFile.SerializeToString,
+            ),
+            'GetSettlementSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSettlementSettings,
+                    request_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetSettlementSettingsRequest.FromString,
+                    response_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.SettlementSettings.SerializeToString,
+            ),
+            'SetSettlementSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetSettlementSettings,
+                    request_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.SettlementSettings.FromString,
+                    response_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.SettlementSettings.SerializeToString,
+            ),
+            'ImportBankStatement': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportBankStatement,
+                    request_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ImportBankStatementRequest.FromString,
+                    response_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.BankStatement.SerializeToString,
+            ),
+            'GetBankStatement': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBankStatement,
+                    request_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetBankStatementRequest.FromString,
+                    response_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.BankStatement.SerializeToString,
+            ),
+            'ListBankStatements': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListBankStatements,
+                    request_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListBankStatementsRequest.FromString,
+                    response_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListBankStatementsResponse.SerializeToString,
+            ),
+            'ListReconciliationBreaks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReconciliationBreaks,
+                    request_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListReconciliationBreaksRequest.FromString,
+                    response_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListReconciliationBreaksResponse.SerializeToString,
+            ),
+            'ResolveReconciliationBreak': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveReconciliationBreak,
+                    request_deserializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ResolveReconciliationBreakRequest.FromString,
+                    response_serializer=paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ReconciliationBreak.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1000,6 +1231,384 @@ class Payments:
             '/paymesh.payments.v1.Payments/GetEvent',
             paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetEventRequest.SerializeToString,
             paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.Event.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSettlementRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.payments.v1.Payments/CreateSettlementRun',
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.CreateSettlementRunRequest.SerializeToString,
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.SettlementRun.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSettlementRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.payments.v1.Payments/GetSettlementRun',
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetSettlementRunRequest.SerializeToString,
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.SettlementRun.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSettlementRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.payments.v1.Payments/ListSettlementRuns',
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListSettlementRunsRequest.SerializeToString,
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListSettlementRunsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApproveSettlementRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.payments.v1.Payments/ApproveSettlementRun',
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ApproveSettlementRunRequest.SerializeToString,
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.SettlementRun.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSettlementReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.payments.v1.Payments/GetSettlementReport',
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetSettlementReportRequest.SerializeToString,
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.SettlementReport.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPayoutBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.payments.v1.Payments/GetPayoutBatch',
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetPayoutBatchRequest.SerializeToString,
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.PayoutBatch.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPayoutBatchFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.payments.v1.Payments/GetPayoutBatchFile',
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetPayoutBatchRequest.SerializeToString,
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.BankFile.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSettlementSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.payments.v1.Payments/GetSettlementSettings',
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetSettlementSettingsRequest.SerializeToString,
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.SettlementSettings.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetSettlementSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.payments.v1.Payments/SetSettlementSettings',
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.SettlementSettings.SerializeToString,
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.SettlementSettings.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportBankStatement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.payments.v1.Payments/ImportBankStatement',
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ImportBankStatementRequest.SerializeToString,
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.BankStatement.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBankStatement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.payments.v1.Payments/GetBankStatement',
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.GetBankStatementRequest.SerializeToString,
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.BankStatement.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListBankStatements(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.payments.v1.Payments/ListBankStatements',
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListBankStatementsRequest.SerializeToString,
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListBankStatementsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReconciliationBreaks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.payments.v1.Payments/ListReconciliationBreaks',
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListReconciliationBreaksRequest.SerializeToString,
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ListReconciliationBreaksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveReconciliationBreak(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.payments.v1.Payments/ResolveReconciliationBreak',
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ResolveReconciliationBreakRequest.SerializeToString,
+            paymesh_dot_contracts_dot_payments_dot_v1_dot_payments__pb2.ReconciliationBreak.FromString,
             options,
             channel_credentials,
             insecure,

@@ -71,6 +71,28 @@ class PaymentsStub:
     ListEvents: _grpc.UnaryUnaryMultiCallable[_payments_pb2.ListEventsRequest, _payments_pb2.ListEventsResponse]
     """The caller tenant's events, newest first, paginated."""
     GetEvent: _grpc.UnaryUnaryMultiCallable[_payments_pb2.GetEventRequest, _payments_pb2.Event]
+    CreateSettlementRun: _grpc.UnaryUnaryMultiCallable[_payments_pb2.CreateSettlementRunRequest, _payments_pb2.SettlementRun]
+    """Settlement (docs/settlement.md): what each merchant account is owed up to a
+    cutoff, paid out as payouts listed in a bank file (ISO 20022 pain.001).
+    The same cutoff again answers the same run.
+    """
+    GetSettlementRun: _grpc.UnaryUnaryMultiCallable[_payments_pb2.GetSettlementRunRequest, _payments_pb2.SettlementRun]
+    ListSettlementRuns: _grpc.UnaryUnaryMultiCallable[_payments_pb2.ListSettlementRunsRequest, _payments_pb2.ListSettlementRunsResponse]
+    ApproveSettlementRun: _grpc.UnaryUnaryMultiCallable[_payments_pb2.ApproveSettlementRunRequest, _payments_pb2.SettlementRun]
+    """Pay out a run that waits for approval (the tenant's settings say so)."""
+    GetSettlementReport: _grpc.UnaryUnaryMultiCallable[_payments_pb2.GetSettlementReportRequest, _payments_pb2.SettlementReport]
+    """A run's items (every capture and refund it counts), optionally one account's."""
+    GetPayoutBatch: _grpc.UnaryUnaryMultiCallable[_payments_pb2.GetPayoutBatchRequest, _payments_pb2.PayoutBatch]
+    GetPayoutBatchFile: _grpc.UnaryUnaryMultiCallable[_payments_pb2.GetPayoutBatchRequest, _payments_pb2.BankFile]
+    """The batch as an ISO 20022 pain.001.001.09 credit-transfer file."""
+    GetSettlementSettings: _grpc.UnaryUnaryMultiCallable[_payments_pb2.GetSettlementSettingsRequest, _payments_pb2.SettlementSettings]
+    SetSettlementSettings: _grpc.UnaryUnaryMultiCallable[_payments_pb2.SettlementSettings, _payments_pb2.SettlementSettings]
+    ImportBankStatement: _grpc.UnaryUnaryMultiCallable[_payments_pb2.ImportBankStatementRequest, _payments_pb2.BankStatement]
+    """Reconciliation: a bank statement (camt.053 or the CSV layout) matched to the ledger."""
+    GetBankStatement: _grpc.UnaryUnaryMultiCallable[_payments_pb2.GetBankStatementRequest, _payments_pb2.BankStatement]
+    ListBankStatements: _grpc.UnaryUnaryMultiCallable[_payments_pb2.ListBankStatementsRequest, _payments_pb2.ListBankStatementsResponse]
+    ListReconciliationBreaks: _grpc.UnaryUnaryMultiCallable[_payments_pb2.ListReconciliationBreaksRequest, _payments_pb2.ListReconciliationBreaksResponse]
+    ResolveReconciliationBreak: _grpc.UnaryUnaryMultiCallable[_payments_pb2.ResolveReconciliationBreakRequest, _payments_pb2.ReconciliationBreak]
 
 @_typing.type_check_only
 class PaymentsAsyncStub(PaymentsStub):
@@ -109,6 +131,28 @@ class PaymentsAsyncStub(PaymentsStub):
     ListEvents: _aio.UnaryUnaryMultiCallable[_payments_pb2.ListEventsRequest, _payments_pb2.ListEventsResponse]  # type: ignore[assignment]
     """The caller tenant's events, newest first, paginated."""
     GetEvent: _aio.UnaryUnaryMultiCallable[_payments_pb2.GetEventRequest, _payments_pb2.Event]  # type: ignore[assignment]
+    CreateSettlementRun: _aio.UnaryUnaryMultiCallable[_payments_pb2.CreateSettlementRunRequest, _payments_pb2.SettlementRun]  # type: ignore[assignment]
+    """Settlement (docs/settlement.md): what each merchant account is owed up to a
+    cutoff, paid out as payouts listed in a bank file (ISO 20022 pain.001).
+    The same cutoff again answers the same run.
+    """
+    GetSettlementRun: _aio.UnaryUnaryMultiCallable[_payments_pb2.GetSettlementRunRequest, _payments_pb2.SettlementRun]  # type: ignore[assignment]
+    ListSettlementRuns: _aio.UnaryUnaryMultiCallable[_payments_pb2.ListSettlementRunsRequest, _payments_pb2.ListSettlementRunsResponse]  # type: ignore[assignment]
+    ApproveSettlementRun: _aio.UnaryUnaryMultiCallable[_payments_pb2.ApproveSettlementRunRequest, _payments_pb2.SettlementRun]  # type: ignore[assignment]
+    """Pay out a run that waits for approval (the tenant's settings say so)."""
+    GetSettlementReport: _aio.UnaryUnaryMultiCallable[_payments_pb2.GetSettlementReportRequest, _payments_pb2.SettlementReport]  # type: ignore[assignment]
+    """A run's items (every capture and refund it counts), optionally one account's."""
+    GetPayoutBatch: _aio.UnaryUnaryMultiCallable[_payments_pb2.GetPayoutBatchRequest, _payments_pb2.PayoutBatch]  # type: ignore[assignment]
+    GetPayoutBatchFile: _aio.UnaryUnaryMultiCallable[_payments_pb2.GetPayoutBatchRequest, _payments_pb2.BankFile]  # type: ignore[assignment]
+    """The batch as an ISO 20022 pain.001.001.09 credit-transfer file."""
+    GetSettlementSettings: _aio.UnaryUnaryMultiCallable[_payments_pb2.GetSettlementSettingsRequest, _payments_pb2.SettlementSettings]  # type: ignore[assignment]
+    SetSettlementSettings: _aio.UnaryUnaryMultiCallable[_payments_pb2.SettlementSettings, _payments_pb2.SettlementSettings]  # type: ignore[assignment]
+    ImportBankStatement: _aio.UnaryUnaryMultiCallable[_payments_pb2.ImportBankStatementRequest, _payments_pb2.BankStatement]  # type: ignore[assignment]
+    """Reconciliation: a bank statement (camt.053 or the CSV layout) matched to the ledger."""
+    GetBankStatement: _aio.UnaryUnaryMultiCallable[_payments_pb2.GetBankStatementRequest, _payments_pb2.BankStatement]  # type: ignore[assignment]
+    ListBankStatements: _aio.UnaryUnaryMultiCallable[_payments_pb2.ListBankStatementsRequest, _payments_pb2.ListBankStatementsResponse]  # type: ignore[assignment]
+    ListReconciliationBreaks: _aio.UnaryUnaryMultiCallable[_payments_pb2.ListReconciliationBreaksRequest, _payments_pb2.ListReconciliationBreaksResponse]  # type: ignore[assignment]
+    ResolveReconciliationBreak: _aio.UnaryUnaryMultiCallable[_payments_pb2.ResolveReconciliationBreakRequest, _payments_pb2.ReconciliationBreak]  # type: ignore[assignment]
 
 class PaymentsServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -276,5 +320,111 @@ class PaymentsServicer(metaclass=_abc_1.ABCMeta):
         request: _payments_pb2.GetEventRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_payments_pb2.Event, _abc.Awaitable[_payments_pb2.Event]]: ...
+
+    @_abc_1.abstractmethod
+    def CreateSettlementRun(
+        self,
+        request: _payments_pb2.CreateSettlementRunRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payments_pb2.SettlementRun, _abc.Awaitable[_payments_pb2.SettlementRun]]:
+        """Settlement (docs/settlement.md): what each merchant account is owed up to a
+        cutoff, paid out as payouts listed in a bank file (ISO 20022 pain.001).
+        The same cutoff again answers the same run.
+        """
+
+    @_abc_1.abstractmethod
+    def GetSettlementRun(
+        self,
+        request: _payments_pb2.GetSettlementRunRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payments_pb2.SettlementRun, _abc.Awaitable[_payments_pb2.SettlementRun]]: ...
+
+    @_abc_1.abstractmethod
+    def ListSettlementRuns(
+        self,
+        request: _payments_pb2.ListSettlementRunsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payments_pb2.ListSettlementRunsResponse, _abc.Awaitable[_payments_pb2.ListSettlementRunsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ApproveSettlementRun(
+        self,
+        request: _payments_pb2.ApproveSettlementRunRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payments_pb2.SettlementRun, _abc.Awaitable[_payments_pb2.SettlementRun]]:
+        """Pay out a run that waits for approval (the tenant's settings say so)."""
+
+    @_abc_1.abstractmethod
+    def GetSettlementReport(
+        self,
+        request: _payments_pb2.GetSettlementReportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payments_pb2.SettlementReport, _abc.Awaitable[_payments_pb2.SettlementReport]]:
+        """A run's items (every capture and refund it counts), optionally one account's."""
+
+    @_abc_1.abstractmethod
+    def GetPayoutBatch(
+        self,
+        request: _payments_pb2.GetPayoutBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payments_pb2.PayoutBatch, _abc.Awaitable[_payments_pb2.PayoutBatch]]: ...
+
+    @_abc_1.abstractmethod
+    def GetPayoutBatchFile(
+        self,
+        request: _payments_pb2.GetPayoutBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payments_pb2.BankFile, _abc.Awaitable[_payments_pb2.BankFile]]:
+        """The batch as an ISO 20022 pain.001.001.09 credit-transfer file."""
+
+    @_abc_1.abstractmethod
+    def GetSettlementSettings(
+        self,
+        request: _payments_pb2.GetSettlementSettingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payments_pb2.SettlementSettings, _abc.Awaitable[_payments_pb2.SettlementSettings]]: ...
+
+    @_abc_1.abstractmethod
+    def SetSettlementSettings(
+        self,
+        request: _payments_pb2.SettlementSettings,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payments_pb2.SettlementSettings, _abc.Awaitable[_payments_pb2.SettlementSettings]]: ...
+
+    @_abc_1.abstractmethod
+    def ImportBankStatement(
+        self,
+        request: _payments_pb2.ImportBankStatementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payments_pb2.BankStatement, _abc.Awaitable[_payments_pb2.BankStatement]]:
+        """Reconciliation: a bank statement (camt.053 or the CSV layout) matched to the ledger."""
+
+    @_abc_1.abstractmethod
+    def GetBankStatement(
+        self,
+        request: _payments_pb2.GetBankStatementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payments_pb2.BankStatement, _abc.Awaitable[_payments_pb2.BankStatement]]: ...
+
+    @_abc_1.abstractmethod
+    def ListBankStatements(
+        self,
+        request: _payments_pb2.ListBankStatementsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payments_pb2.ListBankStatementsResponse, _abc.Awaitable[_payments_pb2.ListBankStatementsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListReconciliationBreaks(
+        self,
+        request: _payments_pb2.ListReconciliationBreaksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payments_pb2.ListReconciliationBreaksResponse, _abc.Awaitable[_payments_pb2.ListReconciliationBreaksResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ResolveReconciliationBreak(
+        self,
+        request: _payments_pb2.ResolveReconciliationBreakRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_payments_pb2.ReconciliationBreak, _abc.Awaitable[_payments_pb2.ReconciliationBreak]]: ...
 
 def add_PaymentsServicer_to_server(servicer: PaymentsServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,1 @@
+"""Settlement and reconciliation over REST (docs/settlement.md)."""

@@ -1,0 +1,334 @@
+"""Settlement and reconciliation over the real store (SQLite and PostgreSQL), with the fake
+ledger: runs count every capture and refund once, pay positive nets through the payout
+saga, carry negative ones forward; statements match, break, and return payouts once."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+from importlib.resources import files
+
+import pytest
+from lxml import etree
+from paymesh.platform.banking import BankAccount
+
+from paymesh.payments import bankfiles, service, settlement
+from paymesh.payments.domain import (
+    CaptureMethod,
+    CreatePayment,
+    CreateRefund,
+    CreateTopup,
+    TenantFees,
+)
+from paymesh.payments.domain.settlement import LineStatus, RunStatus
+from paymesh.payments.errors import (
+    BreakResolved,
+    CutoffBeforeLastRun,
+    DuplicateStatement,
+    InvalidBankFile,
+    InvalidRequest,
+    NotFound,
+)
+from paymesh.payments.saga import Deps
+from paymesh.payments.settlement_store import SettlementSettings
+from paymesh.platform.identity import Caller
+from tests.fakes.clock import FixedClock
+from tests.fakes.payments_ports import FakeLedger
+
+ALICE = Caller(tenant_id="ten_a", client_id="cli_a", scopes=frozenset({"settlement:write"}))
+MALLORY = Caller(tenant_id="ten_m", client_id="cli_m", scopes=frozenset({"settlement:write"}))
+MERCHANTS = {
+    "m1": BankAccount("DE89370400440532013000", "COBADEFFXXX", "Merchant One"),
+    "m2": BankAccount("FR1420041010050500013M02606", "PSSTFRPPXXX", "Merchant Two"),
+    "m3": BankAccount("NL91ABNA0417164300", "ABNANL2AXXX", "Merchant Three"),
+}
+FUNDING = "acct_funding_ten_a_eur"
+SUSPENSE = "acct_suspense_ten_a_eur"
+S = 1_000_000
+
+
+def _ledger(deps: Deps) -> FakeLedger:
+    assert isinstance(deps.ledger, FakeLedger)
+    return deps.ledger
+
+
+def _clock(deps: Deps) -> FixedClock:
+    assert isinstance(deps.clock, FixedClock)
+    return deps.clock
+
+
+@pytest.fixture
+async def day(deps: Deps) -> Deps:
+    """A payer topped up with 100,000 EUR cents; three merchants with bank details and one
+    (m4) without; fees of 30 + 1 % per capture."""
+    ledger = _ledger(deps)
+    ledger.open("payer", "EUR", tenant_id="ten_a")
+    for account_id, bank in MERCHANTS.items():
+        ledger.open(account_id, "EUR", tenant_id="ten_a").bank_account = bank
+    ledger.open("m4", "EUR", tenant_id="ten_a")
+    await deps.store.set_fees(TenantFees("ten_a", fixed=30, basis_points=100))
+    await service.create_topup(
+        CreateTopup("tu_1", "payer", 100_000, "EUR"), caller=ALICE, deps=deps
+    )
+    return deps
+
+
+async def pay(deps: Deps, pid: str, payee: str, amount: int) -> None:
+    cmd = CreatePayment(pid, "payer", payee, amount, "EUR", CaptureMethod.AUTOMATIC)
+    p = await service.create_payment(cmd, caller=ALICE, deps=deps)
+    assert p.status.value == "succeeded", p
+
+
+async def refund(deps: Deps, rid: str, pid: str, amount: int) -> None:
+    r = await service.create_refund(CreateRefund(rid, pid, amount), caller=ALICE, deps=deps)
+    assert r.status.value == "succeeded", r
+
+
+async def run_now(deps: Deps, caller: Caller = ALICE) -> settlement.RunView:
+    _clock(deps).advance(1)
+    cutoff = deps.clock.now_us()
+    _clock(deps).advance(1)
+    return await settlement.create_run("EUR", cutoff, caller=caller, deps=deps)
+
+
+def lines(view: settlement.RunView) -> dict[str, tuple[int, int, int, int, int, LineStatus]]:
+    return {
+        x.account_id: (x.gross, x.refunds, x.fees, x.carried_in, x.net, x.status)
+        for x in view.run.lines
+    }
+
+
+async def test_a_run_owes_each_merchant_its_captures_less_refunds_and_fees_and_pays_it(
+    day: Deps,
+) -> None:
+    await pay(day, "p1", "m1", 10_000)  # fee 30 + 100
+    await pay(day, "p2", "m1", 5_000)  # fee 30 + 50
+    await pay(day, "p3", "m2", 2_000)  # fee 30 + 20
+    await refund(day, "r1", "p1", 1_000)
+    await pay(day, "p4", "m4", 700)  # fee 30 + 7; no bank details
+    view = await run_now(day)
+    assert lines(view) == {
+        "m1": (15_000, 1_000, 210, 0, 13_790, LineStatus.PAYOUT),
+        "m2": (2_000, 0, 50, 0, 1_950, LineStatus.PAYOUT),
+        "m4": (700, 0, 37, 0, 663, LineStatus.NO_BANK_ACCOUNT),
+    }
+    assert view.run.status is RunStatus.PAID_OUT
+    assert view.item_count == 5
+    payouts = {x.account_id: x.payout_id for x in view.run.lines if x.payout_id}
+    assert set(payouts) == {"m1", "m2"}
+    assert all(view.payout_statuses[p] == "succeeded" for p in payouts.values())
+    ledger = _ledger(day)
+    # Paid out: m1 and m2 hold nothing more; m4 keeps its money for the next run.
+    assert (ledger.balance("m1"), ledger.balance("m2"), ledger.balance("m4")) == (0, 0, 663)
+    # Every item names the ledger transfers it sums, and those transfers exist.
+    _, items = await settlement.report(view.run.id, "m1", caller=ALICE, deps=day)
+    assert sorted((i.object_id, i.type.value, i.net) for i in items) == [
+        ("p1", "capture", 9_870),
+        ("p2", "capture", 4_920),
+        ("r1", "refund", -1_000),
+    ]
+    for item in items:
+        for transfer_id in item.transfer_ids:
+            assert transfer_id in ledger.transfers, transfer_id
+
+
+async def test_the_same_cutoff_answers_the_same_run_and_pays_nothing_twice(day: Deps) -> None:
+    await pay(day, "p1", "m1", 10_000)
+    first = await run_now(day)
+    again = await settlement.create_run("EUR", first.run.cutoff_us, caller=ALICE, deps=day)
+    assert again.run == first.run
+    payout_id = first.run.lines[0].payout_id
+    assert [c for c in _ledger(day).calls if c == f"{payout_id}:hold"] == [f"{payout_id}:hold"]
+    with pytest.raises(CutoffBeforeLastRun):
+        await settlement.create_run("EUR", first.run.cutoff_us - 1, caller=ALICE, deps=day)
+    with pytest.raises(InvalidRequest, match="future"):
+        await settlement.create_run("EUR", day.clock.now_us() + S, caller=ALICE, deps=day)
+    with pytest.raises(NotFound):
+        await settlement.get_run(first.run.id, caller=MALLORY, deps=day)
+
+
+async def test_a_negative_net_is_carried_forward_never_paid(day: Deps) -> None:
+    await pay(day, "p1", "m1", 10_000)
+    await run_now(day)  # pays m1 its 9,870
+    # m1 was paid everything: it tops up to give a refund back.
+    await service.create_topup(CreateTopup("tu_m1", "m1", 2_000, "EUR"), caller=ALICE, deps=day)
+    await refund(day, "r1", "p1", 1_500)
+    second = await run_now(day)
+    assert lines(second) == {"m1": (0, 1_500, 0, 0, -1_500, LineStatus.CARRIED_FORWARD)}
+    assert second.run.status is RunStatus.NOTHING_TO_PAY
+    assert second.run.payout_batch_id is None
+    await pay(day, "p2", "m1", 5_000)  # fee 80
+    third = await run_now(day)
+    assert lines(third) == {"m1": (5_000, 0, 80, -1_500, 3_420, LineStatus.PAYOUT)}
+
+
+async def test_payments_racing_the_cutoff_are_each_in_exactly_one_run(day: Deps) -> None:
+    """Captures finishing while runs are made, and one committed late with a time before a
+    cutoff already passed: every capture is counted once, none twice, none never."""
+    made: list[settlement.RunView] = []
+
+    async def payments() -> None:
+        for i in range(12):
+            await pay(day, f"p{i}", "m1" if i % 2 else "m2", 100 + i)
+            await asyncio.sleep(0)
+
+    async def runs() -> None:
+        for _ in range(4):
+            made.append(await run_now(day))
+            await asyncio.sleep(0)
+
+    await asyncio.gather(payments(), runs())
+    # A capture committed late, stamped before the last cutoff (its transaction began first).
+    _clock(day).value -= 3 * S
+    await pay(day, "late", "m3", 500)
+    _clock(day).value += 3 * S
+    made.append(await run_now(day))
+    counted: list[str] = []
+    for view in made:
+        _, items = await settlement.report(view.run.id, "", caller=ALICE, deps=day)
+        counted += [i.object_id for i in items]
+    assert sorted(counted) == sorted([f"p{i}" for i in range(12)] + ["late"])
+    paid = sum(x.net for v in made for x in v.run.lines if x.status is LineStatus.PAYOUT)
+    fees = sum(30 + (100 + i) // 100 for i in range(12)) + 30 + 5
+    assert paid == sum(100 + i for i in range(12)) + 500 - fees
+
+
+async def test_a_run_needing_approval_pays_only_once_approved(day: Deps) -> None:
+    await settlement.set_settings(
+        SettlementSettings("ten_a", requires_approval=True), caller=ALICE, deps=day
+    )
+    await pay(day, "p1", "m1", 10_000)
+    view = await run_now(day)
+    assert view.run.status is RunStatus.PENDING_APPROVAL
+    assert view.run.payout_batch_id is None
+    assert [x.status for x in view.run.lines] == [LineStatus.AWAITING_APPROVAL]
+    assert _ledger(day).balance("m1") == 9_870  # nothing moved
+    approved = await settlement.approve_run(view.run.id, "cli_a", caller=ALICE, deps=day)
+    assert approved.run.status is RunStatus.PAID_OUT
+    assert approved.run.payout_batch_id is not None
+    assert approved.run.approved_by == "cli_a"
+    assert _ledger(day).balance("m1") == 0
+    again = await settlement.approve_run(view.run.id, "cli_b", caller=ALICE, deps=day)
+    assert again.run == approved.run
+
+
+async def test_the_payout_batch_is_a_pain001_valid_against_the_official_xsd(day: Deps) -> None:
+    await pay(day, "p1", "m1", 10_000)
+    await pay(day, "p2", "m2", 2_000)
+    view = await run_now(day)
+    assert view.run.payout_batch_id is not None
+    xml = await settlement.batch_file(view.run.payout_batch_id, caller=ALICE, deps=day)
+    xsd = files("sepaxml") / "schemas" / "pain.001.001.09.xsd"
+    schema = etree.XMLSchema(etree.parse(str(xsd)))
+    doc = etree.fromstring(xml)
+    assert schema.validate(doc), schema.error_log
+    ns = {"p": "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"}
+    assert doc.findtext("p:CstmrCdtTrfInitn/p:GrpHdr/p:NbOfTxs", namespaces=ns) == "2"
+    assert doc.findtext("p:CstmrCdtTrfInitn/p:GrpHdr/p:CtrlSum", namespaces=ns) == "118.20"
+    ids = doc.xpath("//p:EndToEndId/text()", namespaces=ns)
+    assert sorted(ids) == sorted(x.payout_id for x in view.run.lines if x.payout_id)
+
+
+async def _statement_of(day: Deps, view: settlement.RunView, sid: str, **returns: str) -> bytes:
+    assert view.run.payout_batch_id is not None
+    xml = await settlement.batch_file(view.run.payout_batch_id, caller=ALICE, deps=day)
+    booked = dt.datetime.fromtimestamp(day.clock.now_us() / S, tz=dt.UTC).date()
+    st = bankfiles.execute_pain001(xml, statement_id=sid, booked_on=booked, returns=returns)
+    return bankfiles.camt053(st, created_at=dt.datetime(2026, 12, 6, tzinfo=dt.UTC))
+
+
+async def test_the_banks_statement_of_the_batch_matches_every_line(day: Deps) -> None:
+    await pay(day, "p1", "m1", 10_000)
+    await pay(day, "p2", "m2", 2_000)
+    view = await run_now(day)
+    camt = await _statement_of(day, view, "STMT-1")
+    row = await settlement.import_statement(camt, "camt.053", caller=ALICE, deps=day)
+    assert row.counts == {"matched": 2}
+    assert row.sums == {"matched": 9_870 + 1_950}
+    found, _ = await settlement.list_breaks(row.id, "", caller=ALICE, deps=day)
+    assert found == []
+    with pytest.raises(DuplicateStatement):
+        await settlement.import_statement(camt, "camt.053", caller=ALICE, deps=day)
+    with pytest.raises(InvalidBankFile):
+        await settlement.import_statement(b"<Document/>", "camt.053", caller=ALICE, deps=day)
+
+
+async def test_a_statement_with_a_missing_a_changed_an_unknown_and_a_returned_line(
+    day: Deps,
+) -> None:
+    for i, m in enumerate(("m1", "m2", "m3", "m1", "m2")):
+        await pay(day, f"p{i}", m, 1_000 * (i + 1))
+    # Two runs, so that m1 and m2 are paid twice (in two batches).
+    first = await run_now(day)
+    await pay(day, "p9", "m3", 3_000)
+    second = await run_now(day)
+    payouts = [x.payout_id for v in (first, second) for x in v.run.lines if x.payout_id]
+    assert len(payouts) == 4
+    ret = payouts[0]
+    one = bankfiles.read_camt053(await _statement_of(day, first, "S-A", **{ret: "AC04"}))
+    two = bankfiles.read_camt053(await _statement_of(day, second, "S-B"))
+    missing, changed = two.entries[0], two.entries[1]
+    entries = [
+        *one.entries,
+        dataclasses.replace(changed, amount=changed.amount + 15),
+        bankfiles.StatementEntry(4_242, "EUR", False, changed.booked_on, "po_unknown", "x"),
+    ]
+    assert missing.end_to_end_id not in {e.end_to_end_id for e in entries}
+    st = dataclasses.replace(one, statement_id="S-AB", entries=tuple(entries))
+    camt = bankfiles.camt053(st, created_at=dt.datetime(2026, 12, 6, tzinfo=dt.UTC))
+    m1_before = _ledger(day).balance(first.run.lines[0].account_id)
+    row = await settlement.import_statement(camt, "camt.053", caller=ALICE, deps=day)
+    breaks, _ = await settlement.list_breaks(row.id, "open", caller=ALICE, deps=day)
+    kinds = sorted((b["type"], b["object_id"]) for b in breaks)
+    assert kinds == sorted(
+        [
+            ("returned", ret),
+            ("amount_mismatch", changed.end_to_end_id),
+            ("unmatched_bank", ""),
+            ("unmatched_ledger", missing.end_to_end_id),
+        ]
+    )
+    # The return gave the payout's money back to its merchant, once.
+    returned_line = next(x for x in first.run.lines if x.payout_id == ret)
+    assert _ledger(day).balance(returned_line.account_id) == m1_before + returned_line.net
+    assert f"{ret}:return" in _ledger(day).transfers
+    # The same return in another statement moves nothing more.
+    again = dataclasses.replace(one, statement_id="S-AGAIN")
+    await settlement.import_statement(
+        bankfiles.camt053(again, created_at=dt.datetime(2026, 12, 6, tzinfo=dt.UTC)),
+        "camt.053",
+        caller=ALICE,
+        deps=day,
+    )
+    assert _ledger(day).balance(returned_line.account_id) == m1_before + returned_line.net
+    # Resolving: write off the unknown debit, ignore the mismatch, match the missing one.
+    by_type = {b["type"]: b for b in breaks}
+    off = await settlement.resolve_break(
+        by_type["unmatched_bank"]["id"], "write_off", "", "bank fee", "ops", caller=ALICE, deps=day
+    )
+    assert off["transfer_id"] == f"{off['id']}:write_off"
+    # The bank holds 42.42 less than the ledger thought: suspense takes it from funding.
+    assert _ledger(day).balance(SUSPENSE) == -4_242
+    await settlement.resolve_break(
+        by_type["amount_mismatch"]["id"], "ignore", "", "", "ops", caller=ALICE, deps=day
+    )
+    await settlement.resolve_break(
+        by_type["unmatched_ledger"]["id"],
+        "match_to",
+        missing.end_to_end_id,
+        "booked next day",
+        "ops",
+        caller=ALICE,
+        deps=day,
+    )
+    with pytest.raises(BreakResolved):
+        await settlement.resolve_break(
+            by_type["amount_mismatch"]["id"], "ignore", "", "", "ops", caller=ALICE, deps=day
+        )
+    with pytest.raises(NotFound):
+        await settlement.resolve_break(
+            by_type["returned"]["id"], "ignore", "", "", "ops", caller=MALLORY, deps=day
+        )
+    left, _ = await settlement.list_breaks(row.id, "open", caller=ALICE, deps=day)
+    assert [b["type"] for b in left] == ["returned"]
