@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from paymesh.payments.domain import Payment, RiskAssessment, Transfer, TransferKind
 from paymesh.payments.errors import TransientError
-from paymesh.payments.ports import LedgerAccount
+from paymesh.payments.ports import BankAccount, LedgerAccount
 from paymesh.platform.identity import Caller
 
 __all__ = ["FakeAccount", "FakeLedger", "FakeRisk"]
@@ -41,6 +41,7 @@ class FakeAccount:
     debits_posted: int = 0
     credits_pending: int = 0
     credits_posted: int = 0
+    bank_account: BankAccount | None = None
 
     @property
     def balance(self) -> int:
@@ -142,7 +143,12 @@ class FakeLedger:
             found = self.accounts.get(a.id)
             if found is None:
                 self.accounts[a.id] = FakeAccount(
-                    a.id, caller.tenant_id, a.currency, a.code, a.no_overdraft
+                    a.id,
+                    caller.tenant_id,
+                    a.currency,
+                    a.code,
+                    a.no_overdraft,
+                    bank_account=a.bank_account,
                 )
                 results.append("ok")
             elif found.tenant_id != caller.tenant_id:
@@ -169,12 +175,14 @@ class FakeLedger:
             raise TransientError("reply lost")
         return results
 
-    async def lookup_accounts(self, caller: Caller, ids: Sequence[str]) -> list[LedgerAccount]:
-        """The caller's accounts among `ids`."""
+    async def lookup_accounts(
+        self, caller: Caller, ids: Sequence[str], *, fresh: bool = False
+    ) -> list[LedgerAccount]:
+        """The caller's accounts among `ids` (always as they are now, fresh or not)."""
         self._unavailable()
         found = [self.accounts.get(i) for i in ids]
         return [
-            LedgerAccount(a.id, a.currency, a.code, a.no_overdraft)
+            LedgerAccount(a.id, a.currency, a.code, a.no_overdraft, a.bank_account)
             for a in found
             if a is not None and a.tenant_id == caller.tenant_id
         ]

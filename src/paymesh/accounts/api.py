@@ -16,10 +16,11 @@ from paymesh.accounts.domain import (
     TransferFlags,
     TransferResult,
 )
-from paymesh.accounts.errors import InvalidRequest
+from paymesh.accounts.errors import InvalidBankAccount, InvalidRequest
 from paymesh.accounts.ports import Deps
 from paymesh.contracts.accounts.v1 import accounts_pb2 as pb
 from paymesh.contracts.accounts.v1 import accounts_pb2_grpc as pb_grpc
+from paymesh.platform.banking import BankAccount, InvalidBankDetails, bank_account
 from paymesh.platform.rpc import require_caller
 
 __all__ = ["SERVICE_NAME", "AccountsServicer", "account_to_pb", "transfer_to_pb"]
@@ -64,12 +65,25 @@ _TRANSFER_FIELDS = (
     "code",
     "reference",
 )
+_BANK_FIELDS = ("iban", "bic", "name")
 # What only the ledger sets: read back, never taken from a request.
 _STORED = ("tenant_id", "created_at_us")
 
 
 def _fields(source: object, names: Iterable[str]) -> dict[str, Any]:
     return {name: getattr(source, name) for name in names}
+
+
+def bank_account_from_pb(m: pb.BankAccount) -> BankAccount:
+    """The bank details a request names, validated and normalised."""
+    try:
+        return bank_account(**_fields(m, _BANK_FIELDS))
+    except InvalidBankDetails as exc:
+        raise InvalidBankAccount(f"bank_account.{exc}") from None
+
+
+def _bank_account_of(m: pb.Account | pb.OpenAccountRequest) -> BankAccount | None:
+    return bank_account_from_pb(m.bank_account) if m.HasField("bank_account") else None
 
 
 def account_from_pb(m: pb.Account) -> Account:
@@ -80,17 +94,24 @@ def account_from_pb(m: pb.Account) -> Account:
     ):
         raise InvalidRequest("metadata is too large")
     flags = AccountFlags(**_fields(m.flags, _ACCOUNT_FLAGS))
-    return Account(**_fields(m, _ACCOUNT_FIELDS), flags=flags, metadata=dict(m.metadata))
+    return Account(
+        **_fields(m, _ACCOUNT_FIELDS),
+        flags=flags,
+        metadata=dict(m.metadata),
+        bank_account=_bank_account_of(m),
+    )
 
 
 def account_to_pb(a: Account) -> pb.Account:
     """The protobuf form of `a`."""
     b = a.balance
+    bank = a.bank_account
     return pb.Account(
         **_fields(a, (*_ACCOUNT_FIELDS, *_STORED)),
         flags=pb.AccountFlags(**_fields(a.flags, _ACCOUNT_FLAGS)),
         metadata=dict(a.metadata),
         balance=pb.AccountBalance(available=b.available, pending=b.pending, posted=b.posted),
+        bank_account=None if bank is None else pb.BankAccount(**_fields(bank, _BANK_FIELDS)),
     )
 
 
@@ -127,8 +148,28 @@ class AccountsServicer(pb_grpc.AccountsServicer):
     async def OpenAccount(self, request: pb.OpenAccountRequest, context: Context) -> pb.Account:
         caller = await require_caller(context)
         fields = _fields(request, ("id", "currency", "code", "metadata"))
-        account = account_from_pb(pb.Account(**fields))
+        bank = request.bank_account if request.HasField("bank_account") else None
+        account = account_from_pb(pb.Account(**fields, bank_account=bank))
         return account_to_pb(await service.open_account(account, caller=caller, deps=self._deps))
+
+    async def SetBankAccount(
+        self, request: pb.SetBankAccountRequest, context: Context
+    ) -> pb.Account:
+        caller = await require_caller(context)
+        bank = bank_account_from_pb(request.bank_account)
+        account = await service.set_bank_account(
+            request.account_id, bank, caller=caller, deps=self._deps
+        )
+        return account_to_pb(account)
+
+    async def RemoveBankAccount(
+        self, request: pb.RemoveBankAccountRequest, context: Context
+    ) -> pb.Account:
+        caller = await require_caller(context)
+        account = await service.set_bank_account(
+            request.account_id, None, caller=caller, deps=self._deps
+        )
+        return account_to_pb(account)
 
     async def LookupAccounts(
         self, request: pb.LookupAccountsRequest, context: Context

@@ -4,8 +4,10 @@
 
     AccountsError                      code               gRPC status
     ├── InvalidRequest                 invalid_argument   INVALID_ARGUMENT (a malformed request)
-    │   └── InvalidCursor              invalid_cursor     INVALID_ARGUMENT (starting_after names
-    │                                                     no entry or account)
+    │   ├── InvalidCursor              invalid_cursor     INVALID_ARGUMENT (starting_after names
+    │   │                                                 no entry or account)
+    │   └── InvalidBankAccount         invalid_bank_account  INVALID_ARGUMENT (the message names
+    │                                                     the field: bank_account.iban, ...)
     ├── AccountNotFound                account_not_found  NOT_FOUND (unknown or another tenant's)
     └── AccountRefused                 the result's name  INVALID_ARGUMENT or FAILED_PRECONDITION
                                                           (open_account: invalid_currency,
@@ -20,6 +22,7 @@ __all__ = [
     "AccountNotFound",
     "AccountRefused",
     "AccountsError",
+    "InvalidBankAccount",
     "InvalidCursor",
     "InvalidRequest",
 ]
@@ -42,6 +45,12 @@ class InvalidCursor(InvalidRequest):
     """`starting_after` names no entry of the account (or no account of the tenant)."""
 
     code = "invalid_cursor"
+
+
+class InvalidBankAccount(InvalidRequest):
+    """A bank detail is invalid (the IBAN, the BIC, or the holder's name)."""
+
+    code = "invalid_bank_account"
 
 
 class AccountNotFound(AccountsError):

@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from paymesh.accounts.domain import (
     Account,
     AccountsOutcome,
+    BankAccount,
     Transfer,
     TransferResult,
     TransfersOutcome,
@@ -152,6 +153,11 @@ class GroupCommitStore:
 
     async def lookup_accounts(self, ids: Sequence[str], tenant_id: str) -> list[Account]:
         return await self._store.lookup_accounts(ids, tenant_id)
+
+    async def set_bank_account(
+        self, account_id: str, tenant_id: str, bank: BankAccount | None
+    ) -> Account:
+        return await self._store.set_bank_account(account_id, tenant_id, bank)
 
     async def lookup_transfers(self, ids: Sequence[str], tenant_id: str) -> list[Transfer]:
         return await self._store.lookup_transfers(ids, tenant_id)

@@ -7,7 +7,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
-from paymesh.accounts.domain import Account, AccountsOutcome, Transfer, TransfersOutcome
+from paymesh.accounts.domain import (
+    Account,
+    AccountsOutcome,
+    BankAccount,
+    Transfer,
+    TransfersOutcome,
+)
 from paymesh.platform.clock import Clock
 
 __all__ = ["AccountsStore", "Deps", "Entry"]
@@ -29,6 +35,10 @@ class AccountsStore(Protocol):
     ) -> AccountsOutcome: ...
 
     async def lookup_accounts(self, ids: Sequence[str], tenant_id: str) -> list[Account]: ...
+
+    async def set_bank_account(
+        self, account_id: str, tenant_id: str, bank: BankAccount | None
+    ) -> Account: ...
 
     async def create_transfers(
         self, batch: Sequence[Transfer], tenant_id: str | None, now_us: int

@@ -11,6 +11,7 @@ from paymesh.accounts.domain import (
     Account,
     AccountResult,
     AccountsOutcome,
+    BankAccount,
     Transfer,
     TransfersOutcome,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "lookup_accounts",
     "lookup_transfers",
     "open_account",
+    "set_bank_account",
 ]
 
 log = get_logger(__name__)
@@ -72,6 +74,14 @@ async def lookup_accounts(ids: Sequence[str], *, caller: Caller, deps: Deps) -> 
     """The caller's accounts among `ids`."""
     _check_batch(len(ids))
     return await deps.store.lookup_accounts(ids, caller.tenant_id)
+
+
+async def set_bank_account(
+    account_id: str, bank: BankAccount | None, *, caller: Caller, deps: Deps
+) -> Account:
+    """Set, replace or (None) remove the bank details of the caller's account (validated by
+    the caller: :func:`paymesh.platform.banking.bank_account`); the account as it is then."""
+    return await deps.store.set_bank_account(account_id, caller.tenant_id, bank)
 
 
 async def create_transfers(

@@ -43,6 +43,7 @@ from paymesh.accounts import domain, events, queries
 from paymesh.accounts.domain import (
     Account,
     AccountsOutcome,
+    BankAccount,
     LedgerState,
     Transfer,
     TransfersOutcome,
@@ -54,6 +55,7 @@ from paymesh.accounts.tables import (
     account_from_row,
     account_values,
     accounts,
+    bank_values,
     ledger_batches,
     ledger_head,
     outbox,
@@ -146,6 +148,22 @@ class SqlAccountsStore:
         async with self.db.read() as conn:
             found = await _accounts_by_id(conn, ids, lock=False)
         return _in_order(ids, {k: v for k, v in found.items() if v.tenant_id == tenant_id})
+
+    async def set_bank_account(
+        self, account_id: str, tenant_id: str, bank: BankAccount | None
+    ) -> Account:
+        """Set (None: remove) the bank details of the tenant's account; the account as it
+        is then. :class:`AccountNotFound` for an unknown or another tenant's account."""
+
+        async def work(conn: AsyncConnection) -> Account:
+            mine = (accounts.c.id == account_id) & (accounts.c.tenant_id == tenant_id)
+            await conn.execute(accounts.update().where(mine).values(**bank_values(bank)))
+            row = (await conn.execute(sa.select(accounts).where(mine))).mappings().one_or_none()
+            if row is None:
+                raise AccountNotFound(account_id)
+            return account_from_row(row)
+
+        return await self._write(work)
 
     async def create_transfers(
         self, batch: Sequence[Transfer], tenant_id: str | None, now_us: int
@@ -318,15 +336,18 @@ def _in_order(ids: Sequence[str], found: dict[str, _T]) -> list[_T]:
     return out
 
 
+_NOT_LOCKED = frozenset({"metadata", "bank_iban", "bank_bic", "bank_name"})
+
+
 @functools.cache
 def _accounts_query(lock: bool, dialect: str) -> sa.Select[Any]:
     """The accounts whose id is in the expanding parameter ``ids``, in id order."""
     # Python sorts by code point, as SQLite's BINARY and PostgreSQL's "C" collation
     # do, so chunks and the rows inside them are locked in one global order.
     key = accounts.c.id if dialect == "sqlite" else accounts.c.id.collate("C")
-    # Locked accounts are read to move money, which never looks at metadata:
-    # leave it out rather than decode a JSON document per account.
-    columns = [c for c in accounts.c if c.name != "metadata"] if lock else list(accounts.c)
+    # Locked accounts are read to move money, which never looks at metadata or bank
+    # details: leave them out rather than decode a JSON document per account.
+    columns = [c for c in accounts.c if c.name not in _NOT_LOCKED] if lock else list(accounts.c)
     ids: sa.BindParameter[str] = sa.bindparam("ids", expanding=True)
     query = sa.select(*columns).where(accounts.c.id.in_(ids)).order_by(key)
     return query.with_for_update() if lock else query

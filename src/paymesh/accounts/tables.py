@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from paymesh.accounts.domain import Account, AccountFlags, Transfer, TransferFlags
+from paymesh.accounts.domain import Account, AccountFlags, BankAccount, Transfer, TransferFlags
 from paymesh.platform.outbox import inbox_table, outbox_table
 from paymesh.platform.rows import attributes, columns
 
@@ -16,6 +16,7 @@ __all__ = [
     "account_from_row",
     "account_values",
     "accounts",
+    "bank_values",
     "inbox",
     "is_pending",
     "ledger_batches",
@@ -48,6 +49,10 @@ accounts = sa.Table(
     sa.Column("code", sa.Text, nullable=False),
     sa.Column("metadata", sa.Text, nullable=False),
     sa.Column("created_at_us", sa.BigInteger, nullable=False),
+    # The bank details (migration 0003): all three set, or all three NULL (none).
+    sa.Column("bank_iban", sa.String(34), nullable=True),
+    sa.Column("bank_bic", sa.String(11), nullable=True),
+    sa.Column("bank_name", sa.String(70), nullable=True),
     # Serves lookups by tenant and ListAccounts' pages (by id within a tenant).
     sa.Index("ix_accounts_tenant_id_id", "tenant_id", "id"),
 )
@@ -155,22 +160,40 @@ def _ints(row: Mapping[Any, Any], names: Iterable[str]) -> dict[str, Any]:
     return {name: int(row[name]) for name in names}
 
 
+# The fields of BankAccount, each in the column "bank_<field>".
+_BANK_FIELDS = ("iban", "bic", "name")
+
+
+def bank_values(bank: BankAccount | None) -> dict[str, Any]:
+    """The bank details' columns of an account row (all NULL for none)."""
+    return {f"bank_{name}": None if bank is None else getattr(bank, name) for name in _BANK_FIELDS}
+
+
 def account_values(a: Account) -> dict[str, Any]:
     """The row of account `a`."""
     return {
         **attributes(a, (*_ACCOUNT_TEXT, *_ACCOUNT_INTS, "created_at_us")),
         **attributes(a.flags, _ACCOUNT_FLAGS),
         "metadata": json.dumps(dict(a.metadata), sort_keys=True, separators=(",", ":")),
+        **bank_values(a.bank_account),
     }
 
 
+def _bank_from_row(row: Mapping[Any, Any]) -> BankAccount | None:
+    if "bank_iban" not in row or row["bank_iban"] is None:
+        return None
+    return BankAccount(**columns(row, _BANK_FIELDS, prefix="bank_"))
+
+
 def account_from_row(row: Mapping[Any, Any]) -> Account:
-    """The account in `row` (with empty metadata when the row was read without it)."""
+    """The account in `row` (with empty metadata and no bank details when the row was read
+    without them)."""
     return Account(
         **columns(row, _ACCOUNT_TEXT),
         **_ints(row, (*_ACCOUNT_INTS, "created_at_us")),
         flags=AccountFlags(**{name: bool(row[name]) for name in _ACCOUNT_FLAGS}),
         metadata=json.loads(row["metadata"]) if "metadata" in row else {},
+        bank_account=_bank_from_row(row),
     )
 
 

@@ -63,7 +63,7 @@ ADMIN = "admin"
 
 ALL_SCOPES: Mapping[str, str] = {
     ACCOUNTS_READ: "Read accounts, balances and ledger entries.",
-    ACCOUNTS_WRITE: "Open accounts.",
+    ACCOUNTS_WRITE: "Open accounts and set their bank details.",
     PAYMENTS_READ: "Read payments, refunds, top-ups, payouts, transfers and events.",
     PAYMENTS_WRITE: "Create, capture and cancel payments; refunds; top-ups; payouts; transfers.",
     WEBHOOKS_WRITE: "Manage webhook endpoints.",

@@ -59,6 +59,10 @@ class Routes:
         """Declare a POST route (see :meth:`route`)."""
         return self.route("POST", path, **declared)
 
+    def put(self, path: str, **declared: Any) -> Callable[[Handler], Handler]:
+        """Declare a PUT route (see :meth:`route`)."""
+        return self.route("PUT", path, **declared)
+
     def delete(self, path: str, **declared: Any) -> Callable[[Handler], Handler]:
         """Declare a DELETE route (see :meth:`route`)."""
         return self.route("DELETE", path, **declared)

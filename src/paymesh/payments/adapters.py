@@ -22,7 +22,7 @@ from paymesh.contracts.risk.v1.risk_pb2_grpc import RiskStub
 from paymesh.payments.domain import Payment, RiskAssessment, Transfer, TransferKind
 from paymesh.payments.errors import RemoteRefusal, TransientError
 from paymesh.payments.messages import message_of
-from paymesh.payments.ports import LedgerAccount
+from paymesh.payments.ports import BankAccount, LedgerAccount
 from paymesh.platform.identity import Caller
 from paymesh.platform.rpc import caller_options, error_code
 
@@ -82,6 +82,8 @@ class GrpcLedgerClient(_Remote):
     code, flags and metadata never change, so a lookup of known accounts needs no call,
     nor does opening again an account this client opened (or found existing) exactly
     as asked. An account not found is never remembered: it may be opened at any time.
+    Its bank details may change, so a remembered account's `bank_account` is as of the
+    last lookup: a lookup with ``fresh=True`` always asks (and remembers the answer).
     """
 
     def __init__(
@@ -146,9 +148,11 @@ class GrpcLedgerClient(_Remote):
         response = await self._call(self._stub.LookupTransfers, request, caller)
         return [_transfer(t) for t in response.transfers]
 
-    async def lookup_accounts(self, caller: Caller, ids: Sequence[str]) -> list[LedgerAccount]:
-        """The caller's accounts among `ids`."""
-        known = self._recall(caller.tenant_id, ids)
+    async def lookup_accounts(
+        self, caller: Caller, ids: Sequence[str], *, fresh: bool = False
+    ) -> list[LedgerAccount]:
+        """The caller's accounts among `ids`, with their bank details (as of now if `fresh`)."""
+        known = None if fresh else self._recall(caller.tenant_id, ids)
         if known is not None:
             return known
         request = apb.LookupAccountsRequest(ids=list(ids))
@@ -163,19 +167,31 @@ def _result_names(name: Callable[[Any], str], prefix: str, results: Iterable[int
     return [result_name(name(r), prefix) for r in results]
 
 
+_BANK_FIELDS = tuple(f.name for f in dataclasses.fields(BankAccount))
+
+
 def _account_pb(caller: Caller, a: LedgerAccount) -> apb.Account:
+    bank = a.bank_account
     return apb.Account(
         id=a.id,
         tenant_id=caller.tenant_id,
         currency=a.currency,
         code=a.code,
         flags=apb.AccountFlags(debits_must_not_exceed_credits=a.no_overdraft),
+        bank_account=None if bank is None else apb.BankAccount(**dataclasses.asdict(bank)),
     )
 
 
 def _account(a: apb.Account) -> LedgerAccount:
     no_overdraft = a.flags.debits_must_not_exceed_credits
-    return LedgerAccount(id=a.id, currency=a.currency, code=a.code, no_overdraft=no_overdraft)
+    bank = (
+        BankAccount(**{name: getattr(a.bank_account, name) for name in _BANK_FIELDS})
+        if a.HasField("bank_account")
+        else None
+    )
+    return LedgerAccount(
+        id=a.id, currency=a.currency, code=a.code, no_overdraft=no_overdraft, bank_account=bank
+    )
 
 
 # The kinds of transfer the ledger marks with a flag of the kind's name.

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 from paymesh.payments.bank import SimulatedBank
 from paymesh.payments.domain import BankResult, Payment, RiskAssessment, Transfer
 from paymesh.payments.domain.reconciliation import Tolerance
+from paymesh.platform.banking import BankAccount
 from paymesh.platform.clock import Clock
 from paymesh.platform.identity import Caller
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_AUTHORIZATION_TTL_S",
+    "BankAccount",
     "Connector",
     "Deps",
     "LedgerAccount",
@@ -36,13 +38,17 @@ __all__ = [
 
 @dataclass(frozen=True)
 class LedgerAccount:
-    """An account payments asks the ledger to open (the tenant's funding account)."""
+    """An account payments asks the ledger to open (the tenant's funding account), or one
+    a lookup found."""
 
     id: str
     currency: str
     code: str
     # False lets the account go negative: it stands for money outside the platform.
     no_overdraft: bool = False
+    # Where settlement payouts by bank file go (iban, bic, name; None: none). It may change
+    # at any time: read it with ``lookup_accounts(..., fresh=True)``.
+    bank_account: BankAccount | None = None
 
 
 class LedgerClient(Protocol):
@@ -58,8 +64,15 @@ class LedgerClient(Protocol):
 
     async def lookup_transfers(self, caller: Caller, ids: Sequence[str]) -> list[Transfer]: ...
 
-    async def lookup_accounts(self, caller: Caller, ids: Sequence[str]) -> list[LedgerAccount]:
-        """The caller's accounts among `ids` (unknown and other tenants' are left out)."""
+    async def lookup_accounts(
+        self, caller: Caller, ids: Sequence[str], *, fresh: bool = False
+    ) -> list[LedgerAccount]:
+        """The caller's accounts among `ids` (unknown and other tenants' are left out).
+
+        An adapter may answer accounts it has seen from memory: their id, tenant,
+        currency, code and flags never change, but their `bank_account` may have since.
+        `fresh` asks the ledger itself (what a payout by bank file must do).
+        """
         ...
 
 

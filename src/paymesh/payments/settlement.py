@@ -53,8 +53,8 @@ from paymesh.payments.domain.settlement import (
 )
 from paymesh.payments.errors import (
     BreakResolved,
-    Forbidden,
     DuplicateStatement,
+    Forbidden,
     InvalidBankFile,
     InvalidRequest,
     InvalidState,
@@ -72,6 +72,7 @@ from paymesh.payments.settlement_store import (
     SettlementStore,
     StatementRow,
 )
+from paymesh.platform.banking import InvalidBankDetails, bank_account
 from paymesh.platform.identity import Caller
 from paymesh.platform.logging import get_logger
 from paymesh.platform.metrics import (
@@ -171,16 +172,15 @@ def _validate_settings(s: SettlementSettings) -> None:
     for c in s.schedule_currencies:
         if not is_valid_currency(c):
             raise InvalidRequest(f"schedule_currencies: unknown currency {c[:8]!r}")
-    if s.debtor is not None:
-        validate_bank_details(s.debtor, "debtor")
 
 
-def validate_bank_details(b: BankDetails, field: str) -> None:
-    """Refuse bank details pain.001 could not carry (IBAN checksum, BIC shape, name length)."""
+def validate_bank_details(b: BankDetails, field: str) -> BankDetails:
+    """The bank details normalised; refused when invalid (IBAN checksum, BIC, name)."""
     try:
-        bankfiles.validate_party(bankfiles.Party(b.name, b.iban, b.bic))
-    except bankfiles.BankFileError as exc:
-        raise InvalidRequest(f"{field}: {exc}") from None
+        valid = bank_account(b.iban, b.bic, b.name)
+    except InvalidBankDetails as exc:
+        raise InvalidRequest(f"{field}.{exc}") from None
+    return BankDetails(valid.iban, valid.bic, valid.name)
 
 
 async def set_settings(s: SettlementSettings, *, caller: Caller, deps: Deps) -> SettlementSettings:
@@ -190,6 +190,7 @@ async def set_settings(s: SettlementSettings, *, caller: Caller, deps: Deps) -> 
         s,
         tenant_id=caller.tenant_id,
         schedule_currencies=tuple(dict.fromkeys(s.schedule_currencies)),
+        debtor=None if s.debtor is None else validate_bank_details(s.debtor, "debtor"),
         updated_at_us=deps.clock.now_us(),
     )
     _validate_settings(s)
@@ -207,7 +208,7 @@ async def _bank_details(
     if not account_ids:
         return {}
     found: list[LedgerAccount] = await with_retries(
-        deps.retry, partial(deps.ledger.lookup_accounts, caller, list(account_ids))
+        deps.retry, partial(deps.ledger.lookup_accounts, caller, list(account_ids), fresh=True)
     )
     details: dict[str, BankDetails | None] = dict.fromkeys(account_ids)
     for a in found:

@@ -81,7 +81,7 @@ async def test_migrations_create_the_tables_the_store_declares(store: SqlAccount
             lambda c: compare_metadata(MigrationContext.configure(c), metadata)
         )
     assert {"accounts", "transfers", "outbox", "inbox", "ledger_batches", "ledger_head"} <= names
-    assert version == "0002"
+    assert version == "0003"
     assert drift == []
 
 

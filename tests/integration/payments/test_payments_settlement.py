@@ -11,7 +11,6 @@ from importlib.resources import files
 
 import pytest
 from lxml import etree
-from paymesh.platform.banking import BankAccount
 
 from paymesh.payments import bankfiles, service, settlement
 from paymesh.payments.domain import (
@@ -32,6 +31,7 @@ from paymesh.payments.errors import (
 )
 from paymesh.payments.saga import Deps
 from paymesh.payments.settlement_store import SettlementSettings
+from paymesh.platform.banking import BankAccount
 from paymesh.platform.identity import Caller
 from tests.fakes.clock import FixedClock
 from tests.fakes.payments_ports import FakeLedger

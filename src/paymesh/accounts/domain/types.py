@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from paymesh.platform.banking import BankAccount
+
 __all__ = [
     "EXPIRED_SUFFIX",
     "EXPIRY_CODE",
@@ -16,6 +18,7 @@ __all__ = [
     "AccountResult",
     "AccountsOutcome",
     "Balance",
+    "BankAccount",
     "LedgerState",
     "Transfer",
     "TransferFlags",
@@ -111,6 +114,9 @@ class Account:
     code: str = ""
     metadata: Mapping[str, str] = field(default_factory=dict)
     created_at_us: int = 0
+    # Where settlement payouts by bank file go (None: none). It may change after the
+    # account is opened, so opening the same account again does not compare it.
+    bank_account: BankAccount | None = None
 
     @property
     def balance(self) -> Balance:

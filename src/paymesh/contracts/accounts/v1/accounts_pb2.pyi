@@ -220,6 +220,7 @@ class Account(_message.Message):
     CODE_FIELD_NUMBER: _builtins.int
     CREATED_AT_US_FIELD_NUMBER: _builtins.int
     BALANCE_FIELD_NUMBER: _builtins.int
+    BANK_ACCOUNT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     tenant_id: _builtins.str
     currency: _builtins.str
@@ -239,6 +240,12 @@ class Account(_message.Message):
     def balance(self) -> Global___AccountBalance:
         """The balances as the ledger reads them (answers only; ignored in requests)."""
 
+    @_builtins.property
+    def bank_account(self) -> Global___BankAccount:
+        """Where settlement payouts by bank file go; unset: none. Not compared when the same
+        account is opened again (it may change after opening: SetBankAccount).
+        """
+
     def __init__(
         self,
         *,
@@ -254,14 +261,90 @@ class Account(_message.Message):
         code: _builtins.str = ...,
         created_at_us: _builtins.int = ...,
         balance: Global___AccountBalance | None = ...,
+        bank_account: Global___BankAccount | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "flags", b"flags"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "bank_account", b"bank_account", "flags", b"flags"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "code", b"code", "created_at_us", b"created_at_us", "credits_pending", b"credits_pending", "credits_posted", b"credits_posted", "currency", b"currency", "debits_pending", b"debits_pending", "debits_posted", b"debits_posted", "flags", b"flags", "id", b"id", "metadata", b"metadata", "tenant_id", b"tenant_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "bank_account", b"bank_account", "code", b"code", "created_at_us", b"created_at_us", "credits_pending", b"credits_pending", "credits_posted", b"credits_posted", "currency", b"currency", "debits_pending", b"debits_pending", "debits_posted", b"debits_posted", "flags", b"flags", "id", b"id", "metadata", b"metadata", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Account: _TypeAlias = Account  # noqa: Y015
+
+@_typing.final
+class BankAccount(_message.Message):
+    """An account's bank details, validated and stored normalised by the service: an IBAN
+    (country length and format, check digits), a BIC of the IBAN's country (8 or 11
+    characters) and the holder's name (1..70 printable characters, ISO 20022 Max70Text).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IBAN_FIELD_NUMBER: _builtins.int
+    BIC_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    iban: _builtins.str
+    """Without spaces, upper case (requests may have spaces and lower case)."""
+    bic: _builtins.str
+    """Upper case."""
+    name: _builtins.str
+    """Without surrounding whitespace."""
+    def __init__(
+        self,
+        *,
+        iban: _builtins.str = ...,
+        bic: _builtins.str = ...,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bic", b"bic", "iban", b"iban", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BankAccount: _TypeAlias = BankAccount  # noqa: Y015
+
+@_typing.final
+class SetBankAccountRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    BANK_ACCOUNT_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    @_builtins.property
+    def bank_account(self) -> Global___BankAccount: ...
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+        bank_account: Global___BankAccount | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bank_account", b"bank_account"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id", "bank_account", b"bank_account"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetBankAccountRequest: _TypeAlias = SetBankAccountRequest  # noqa: Y015
+
+@_typing.final
+class RemoveBankAccountRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCOUNT_ID_FIELD_NUMBER: _builtins.int
+    account_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        account_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_id", b"account_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveBankAccountRequest: _TypeAlias = RemoveBankAccountRequest  # noqa: Y015
 
 @_typing.final
 class AccountBalance(_message.Message):
@@ -321,12 +404,17 @@ class OpenAccountRequest(_message.Message):
     CURRENCY_FIELD_NUMBER: _builtins.int
     CODE_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
+    BANK_ACCOUNT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     currency: _builtins.str
     code: _builtins.str
     """A free label ("customer", "merchant")."""
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    @_builtins.property
+    def bank_account(self) -> Global___BankAccount:
+        """Optional bank details (validated: INVALID_ARGUMENT invalid_bank_account)."""
+
     def __init__(
         self,
         *,
@@ -334,10 +422,11 @@ class OpenAccountRequest(_message.Message):
         currency: _builtins.str = ...,
         code: _builtins.str = ...,
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        bank_account: Global___BankAccount | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bank_account", b"bank_account"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "currency", b"currency", "id", b"id", "metadata", b"metadata"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bank_account", b"bank_account", "code", b"code", "currency", b"currency", "id", b"id", "metadata", b"metadata"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

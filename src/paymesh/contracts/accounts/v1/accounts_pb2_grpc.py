@@ -74,6 +74,16 @@ class AccountsStub:
                 request_serializer=paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.OpenAccountRequest.SerializeToString,
                 response_deserializer=paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.Account.FromString,
                 _registered_method=True)
+        self.SetBankAccount = channel.unary_unary(
+                '/paymesh.accounts.v1.Accounts/SetBankAccount',
+                request_serializer=paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.SetBankAccountRequest.SerializeToString,
+                response_deserializer=paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.Account.FromString,
+                _registered_method=True)
+        self.RemoveBankAccount = channel.unary_unary(
+                '/paymesh.accounts.v1.Accounts/RemoveBankAccount',
+                request_serializer=paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.RemoveBankAccountRequest.SerializeToString,
+                response_deserializer=paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.Account.FromString,
+                _registered_method=True)
 
 
 class AccountsServicer:
@@ -141,6 +151,23 @@ class AccountsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetBankAccount(self, request, context):
+        """Set or replace the caller's account's bank details; answers the account. NOT_FOUND
+        account_not_found for an unknown or another tenant's account; INVALID_ARGUMENT
+        invalid_bank_account (the message names the field) for invalid details.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveBankAccount(self, request, context):
+        """Remove the caller's account's bank details (none already: the same answer);
+        answers the account. NOT_FOUND account_not_found as SetBankAccount.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AccountsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -182,6 +209,16 @@ def add_AccountsServicer_to_server(servicer, server):
             'OpenAccount': grpc.unary_unary_rpc_method_handler(
                     servicer.OpenAccount,
                     request_deserializer=paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.OpenAccountRequest.FromString,
+                    response_serializer=paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.Account.SerializeToString,
+            ),
+            'SetBankAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetBankAccount,
+                    request_deserializer=paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.SetBankAccountRequest.FromString,
+                    response_serializer=paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.Account.SerializeToString,
+            ),
+            'RemoveBankAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveBankAccount,
+                    request_deserializer=paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.RemoveBankAccountRequest.FromString,
                     response_serializer=paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.Account.SerializeToString,
             ),
     }
@@ -400,6 +437,60 @@ class Accounts:
             target,
             '/paymesh.accounts.v1.Accounts/OpenAccount',
             paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.OpenAccountRequest.SerializeToString,
+            paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.Account.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetBankAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.accounts.v1.Accounts/SetBankAccount',
+            paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.SetBankAccountRequest.SerializeToString,
+            paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.Account.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveBankAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paymesh.accounts.v1.Accounts/RemoveBankAccount',
+            paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.RemoveBankAccountRequest.SerializeToString,
             paymesh_dot_contracts_dot_accounts_dot_v1_dot_accounts__pb2.Account.FromString,
             options,
             channel_credentials,

@@ -60,6 +60,15 @@ class AccountsStub:
     exists_for_other_tenant, ...: the CreateAccountResult name in lower case),
     with that code as the error code.
     """
+    SetBankAccount: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.SetBankAccountRequest, _accounts_pb2.Account]
+    """Set or replace the caller's account's bank details; answers the account. NOT_FOUND
+    account_not_found for an unknown or another tenant's account; INVALID_ARGUMENT
+    invalid_bank_account (the message names the field) for invalid details.
+    """
+    RemoveBankAccount: _grpc.UnaryUnaryMultiCallable[_accounts_pb2.RemoveBankAccountRequest, _accounts_pb2.Account]
+    """Remove the caller's account's bank details (none already: the same answer);
+    answers the account. NOT_FOUND account_not_found as SetBankAccount.
+    """
 
 @_typing.type_check_only
 class AccountsAsyncStub(AccountsStub):
@@ -87,6 +96,15 @@ class AccountsAsyncStub(AccountsStub):
     invalid_argument) or FAILED_PRECONDITION (exists_with_different_currency,
     exists_for_other_tenant, ...: the CreateAccountResult name in lower case),
     with that code as the error code.
+    """
+    SetBankAccount: _aio.UnaryUnaryMultiCallable[_accounts_pb2.SetBankAccountRequest, _accounts_pb2.Account]  # type: ignore[assignment]
+    """Set or replace the caller's account's bank details; answers the account. NOT_FOUND
+    account_not_found for an unknown or another tenant's account; INVALID_ARGUMENT
+    invalid_bank_account (the message names the field) for invalid details.
+    """
+    RemoveBankAccount: _aio.UnaryUnaryMultiCallable[_accounts_pb2.RemoveBankAccountRequest, _accounts_pb2.Account]  # type: ignore[assignment]
+    """Remove the caller's account's bank details (none already: the same answer);
+    answers the account. NOT_FOUND account_not_found as SetBankAccount.
     """
 
 class AccountsServicer(metaclass=_abc_1.ABCMeta):
@@ -160,6 +178,27 @@ class AccountsServicer(metaclass=_abc_1.ABCMeta):
         invalid_argument) or FAILED_PRECONDITION (exists_with_different_currency,
         exists_for_other_tenant, ...: the CreateAccountResult name in lower case),
         with that code as the error code.
+        """
+
+    @_abc_1.abstractmethod
+    def SetBankAccount(
+        self,
+        request: _accounts_pb2.SetBankAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.Account, _abc.Awaitable[_accounts_pb2.Account]]:
+        """Set or replace the caller's account's bank details; answers the account. NOT_FOUND
+        account_not_found for an unknown or another tenant's account; INVALID_ARGUMENT
+        invalid_bank_account (the message names the field) for invalid details.
+        """
+
+    @_abc_1.abstractmethod
+    def RemoveBankAccount(
+        self,
+        request: _accounts_pb2.RemoveBankAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_accounts_pb2.Account, _abc.Awaitable[_accounts_pb2.Account]]:
+        """Remove the caller's account's bank details (none already: the same answer);
+        answers the account. NOT_FOUND account_not_found as SetBankAccount.
         """
 
 def add_AccountsServicer_to_server(servicer: AccountsServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
