@@ -160,6 +160,9 @@ SAMPLES = [
     ppb.TopupReversal(id="tu_1", tenant_id="ten_1", topup_id="tu_1", account_id="acct_a",
                       amount=5, currency="EUR", status="succeeded",
                       created_at_us=1_767_225_600_000_000),
+    ppb.PayoutReturn(id="po_1", tenant_id="ten_1", payout_id="po_1", account_id="acct_a",
+                     amount=5, currency="EUR", status="succeeded", reason="AC04",
+                     created_at_us=1_767_225_600_000_000),
 ]  # fmt: skip
 
 
@@ -216,6 +219,6 @@ def test_a_consumer_gets_no_payload_for_a_type_it_does_not_know() -> None:
 
 def test_webhook_subscribers_see_the_payments_objects_and_disabled_endpoints_only() -> None:
     assert {CONTRACT[t].payload for t in PUBLIC_EVENT_TYPES} == {
-        ppb.Payment, ppb.Refund, ppb.Topup, ppb.TopupReversal, ppb.Payout, ppb.Transfer,
-        wpb.EndpointDisabled,
+        ppb.Payment, ppb.Refund, ppb.Topup, ppb.TopupReversal, ppb.Payout, ppb.PayoutReturn,
+        ppb.Transfer, wpb.EndpointDisabled,
     }  # fmt: skip

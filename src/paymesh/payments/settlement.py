@@ -46,6 +46,7 @@ from paymesh.payments.domain.settlement import (
     RunStatus,
     SettlementItem,
     SettlementRun,
+    SettlementSettings,
     batch_id_of,
     lines_of,
     run_id_of,
@@ -65,13 +66,8 @@ from paymesh.payments.flows import payout_return
 from paymesh.payments.flows.base import funding, ledger_results, open_account
 from paymesh.payments.ports import LedgerAccount
 from paymesh.payments.saga import Deps, with_retries
-from paymesh.payments.settlement_store import (
-    BreakRow,
-    DuplicateStatementRow,
-    SettlementSettings,
-    SettlementStore,
-    StatementRow,
-)
+from paymesh.payments.settlement_store import BreakRow, DuplicateStatementRow, SettlementStore
+from paymesh.payments.tables import StatementRow
 from paymesh.platform.banking import InvalidBankDetails, bank_account
 from paymesh.platform.identity import Caller
 from paymesh.platform.logging import get_logger
@@ -518,6 +514,14 @@ async def import_statement(
                 "currency": currency,
                 "status": "open",
                 "created_at_us": now + len(breaks),
+                # Every row has every column (one executemany): what `more` does not say.
+                "expected_amount": 0,
+                "reference": "",
+                "object_kind": "",
+                "object_id": "",
+                "credit": False,
+                "return_reason": "",
+                "booked_on": "",
                 **more,
             }
         )

@@ -11,9 +11,10 @@ import grpc
 
 from paymesh.contracts.payments.v1 import payments_pb2 as pb
 from paymesh.payments import settlement
-from paymesh.payments.domain.settlement import BankDetails, SettlementItem
+from paymesh.payments.domain.settlement import BankDetails, SettlementItem, SettlementSettings
 from paymesh.payments.saga import Deps
-from paymesh.payments.settlement_store import BreakRow, SettlementSettings, StatementRow
+from paymesh.payments.settlement_store import BreakRow
+from paymesh.payments.tables import StatementRow
 from paymesh.platform.identity import Caller
 from paymesh.platform.rpc import require_caller
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,65 +21,36 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paymesh.payments.domain.settlement import (
-    BankDetails,
     ItemType,
     LineStatus,
     RunStatus,
     SettlementItem,
-    SettlementLine,
     SettlementRun,
+    SettlementSettings,
 )
 from paymesh.payments.flows.payment import payments
 from paymesh.payments.flows.payout import payouts
 from paymesh.payments.flows.refund import refunds
 from paymesh.payments.tables import (
+    StatementRow,
     bank_statements,
+    item_from_row,
+    item_row,
+    line_from_row,
+    line_row,
     payout_batches,
     recon_breaks,
+    settings_from_row,
     settlement_items,
     settlement_lines,
     settlement_runs,
     settlement_settings,
     statement_entries,
+    statement_from_row,
 )
 from paymesh.platform.db import Database
 
-__all__ = [
-    "BreakRow",
-    "SettlementSettings",
-    "SettlementStore",
-    "StatementRow",
-]
-
-
-@dataclass(frozen=True)
-class SettlementSettings:
-    """A tenant's settlement settings."""
-
-    tenant_id: str
-    requires_approval: bool = False
-    schedule_time: str = ""
-    time_zone: str = ""
-    schedule_currencies: tuple[str, ...] = ()
-    debtor: BankDetails | None = None
-    updated_at_us: int = 0
-
-
-@dataclass(frozen=True)
-class StatementRow:
-    """An imported bank statement and its reconciliation report."""
-
-    id: str
-    tenant_id: str
-    statement_id: str
-    account_iban: str
-    currency: str
-    from_date: str
-    to_date: str
-    entry_count: int
-    counts: dict[str, int]
-    sums: dict[str, int]
-    created_at_us: int
+__all__ = ["BreakRow", "DuplicateStatementRow", "RunRaced", "SettlementStore"]
 
 
 BreakRow = dict[str, Any]
@@ -88,83 +58,6 @@ BreakRow = dict[str, Any]
 # What makes a run: given the claimed items, the carried amounts and the last run's cutoff,
 # the run (awaited inside the transaction: it may ask the ledger for bank details).
 MakeRun = Callable[[list[SettlementItem], dict[str, int], int | None], Awaitable[SettlementRun]]
-
-
-def _settings_from_row(r: Any) -> SettlementSettings:
-    debtor = BankDetails(r.debtor_iban, r.debtor_bic, r.debtor_name) if r.debtor_iban else None
-    currencies = tuple(c for c in r.schedule_currencies.split(",") if c)
-    return SettlementSettings(
-        r.tenant_id,
-        bool(r.requires_approval),
-        r.schedule_time,
-        r.time_zone,
-        currencies,
-        debtor,
-        r.updated_at_us,
-    )
-
-
-def _line_from_row(r: Any) -> SettlementLine:
-    bank = BankDetails(r.bank_iban, r.bank_bic, r.bank_name) if r.bank_iban else None
-    return SettlementLine(
-        r.account_id,
-        r.gross,
-        r.refunds,
-        r.fees,
-        r.carried_in,
-        r.net,
-        LineStatus(r.status),
-        r.payout_id,
-        bank,
-    )
-
-
-def _item_from_row(r: Any) -> SettlementItem:
-    return SettlementItem(
-        object_id=r.object_id,
-        type=ItemType(r.type),
-        account_id=r.account_id,
-        payment_id=r.payment_id,
-        currency=r.currency,
-        gross=r.gross,
-        fee=r.fee,
-        at_us=r.at_us,
-        transfer_ids=tuple(t for t in r.transfer_ids.split(",") if t),
-    )
-
-
-def _item_row(run_id: str, tenant_id: str, i: SettlementItem) -> dict[str, Any]:
-    return {
-        "object_id": i.object_id,
-        "type": i.type.value,
-        "tenant_id": tenant_id,
-        "currency": i.currency,
-        "run_id": run_id,
-        "account_id": i.account_id,
-        "payment_id": i.payment_id,
-        "gross": i.gross,
-        "fee": i.fee,
-        "at_us": i.at_us,
-        "transfer_ids": ",".join(i.transfer_ids),
-    }
-
-
-def _line_row(run_id: str, line: SettlementLine) -> dict[str, Any]:
-    bank = line.bank
-    return {
-        "run_id": run_id,
-        "account_id": line.account_id,
-        "gross": line.gross,
-        "refunds": line.refunds,
-        "fees": line.fees,
-        "carried_in": line.carried_in,
-        "net": line.net,
-        "status": line.status.value,
-        "payout_id": line.payout_id,
-        "bank_iban": bank.iban if bank else "",
-        "bank_bic": bank.bic if bank else "",
-        "bank_name": bank.name if bank else "",
-    }
 
 
 class RunRaced(Exception):
@@ -192,7 +85,7 @@ class SettlementStore:
                     )
                 )
             ).first()
-        return _settings_from_row(r) if r is not None else SettlementSettings(tenant_id)
+        return settings_from_row(r) if r is not None else SettlementSettings(tenant_id)
 
     async def set_settings(self, s: SettlementSettings) -> None:
         values = {
@@ -219,7 +112,7 @@ class SettlementStore:
             rows = await conn.execute(
                 sa.select(settlement_settings).where(settlement_settings.c.schedule_time != "")
             )
-            return [_settings_from_row(r) for r in rows]
+            return [settings_from_row(r) for r in rows]
 
     @staticmethod
     async def _ensure_settings(conn: AsyncConnection, tenant_id: str, now_us: int) -> None:
@@ -308,11 +201,11 @@ class SettlementStore:
             )
             if items:
                 await conn.execute(
-                    settlement_items.insert(), [_item_row(run.id, tenant_id, i) for i in items]
+                    settlement_items.insert(), [item_row(run.id, tenant_id, i) for i in items]
                 )
             if run.lines:
                 await conn.execute(
-                    settlement_lines.insert(), [_line_row(run.id, line) for line in run.lines]
+                    settlement_lines.insert(), [line_row(run.id, line) for line in run.lines]
                 )
             return run, True
 
@@ -407,7 +300,7 @@ class SettlementStore:
             cutoff_us=r.cutoff_us,
             created_at_us=r.created_at_us,
             status=RunStatus(r.status),
-            lines=tuple(_line_from_row(x) for x in lines),
+            lines=tuple(line_from_row(x) for x in lines),
             payout_batch_id=r.payout_batch_id,
             approved_by=r.approved_by,
             approved_at_us=r.approved_at_us,
@@ -453,7 +346,7 @@ class SettlementStore:
             q = q.where(settlement_items.c.account_id == account_id)
         q = q.order_by(settlement_items.c.account_id, settlement_items.c.at_us)
         async with self.db.read() as conn:
-            return [_item_from_row(r) for r in await conn.execute(q)]
+            return [item_from_row(r) for r in await conn.execute(q)]
 
     async def approve(
         self, run: SettlementRun, batch: dict[str, Any] | None, by: str, now_us: int
@@ -651,7 +544,7 @@ class SettlementStore:
                     )
                 )
             ).first()
-        return None if r is None else _statement_from_row(r)
+        return None if r is None else statement_from_row(r)
 
     async def list_statements(
         self, tenant_id: str, *, limit: int, starting_after: StatementRow | None
@@ -666,7 +559,7 @@ class SettlementStore:
         q = q.order_by(t.c.created_at_us.desc(), t.c.id.desc()).limit(limit + 1)
         async with self.db.read() as conn:
             rows = list(await conn.execute(q))
-        return [_statement_from_row(r) for r in rows[:limit]], len(rows) > limit
+        return [statement_from_row(r) for r in rows[:limit]], len(rows) > limit
 
     async def get_break(self, tenant_id: str, break_id: str) -> BreakRow | None:
         async with self.db.read() as conn:
@@ -717,19 +610,3 @@ class SettlementStore:
                 .values(status="resolved", **values)
             )
             return bool(done.rowcount == 1)
-
-
-def _statement_from_row(r: Any) -> StatementRow:
-    return StatementRow(
-        id=r.id,
-        tenant_id=r.tenant_id,
-        statement_id=r.statement_id,
-        account_iban=r.account_iban,
-        currency=r.currency,
-        from_date=r.from_date,
-        to_date=r.to_date,
-        entry_count=r.entry_count,
-        counts=json.loads(r.counts),
-        sums=json.loads(r.sums),
-        created_at_us=r.created_at_us,
-    )

@@ -13,15 +13,25 @@ schedule, and an outbox row read as the tenant's :class:`StoredEvent`.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
 from paymesh.payments.domain import TenantFees
+from paymesh.payments.domain.settlement import (
+    BankDetails,
+    ItemType,
+    LineStatus,
+    SettlementItem,
+    SettlementLine,
+    SettlementSettings,
+)
 from paymesh.platform.outbox import inbox_table, outbox_table
 
 __all__ = [
+    "StatementRow",
     "StoredEvent",
     "bank_statements",
     "event_columns",
@@ -29,17 +39,23 @@ __all__ = [
     "fees_from_row",
     "fees_row",
     "inbox",
+    "item_from_row",
+    "item_row",
+    "line_from_row",
+    "line_row",
     "metadata",
     "outbox",
     "payout_batches",
     "recon_breaks",
     "saga_columns",
     "saga_table",
+    "settings_from_row",
     "settlement_items",
     "settlement_lines",
     "settlement_runs",
     "settlement_settings",
     "statement_entries",
+    "statement_from_row",
     "tenant_fees",
 ]
 
@@ -283,3 +299,116 @@ event_columns: tuple[sa.ColumnElement[Any], ...] = (
 def event_from_row(row: sa.Row[Any]) -> StoredEvent:
     """The event in a row selected as :data:`event_columns`."""
     return StoredEvent(**row._mapping)
+
+
+# -- settlement and reconciliation rows ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class StatementRow:
+    """An imported bank statement and its reconciliation report."""
+
+    id: str
+    tenant_id: str
+    statement_id: str
+    account_iban: str
+    currency: str
+    from_date: str
+    to_date: str
+    entry_count: int
+    counts: dict[str, int]
+    sums: dict[str, int]
+    created_at_us: int
+
+
+def settings_from_row(r: Any) -> SettlementSettings:
+    debtor = BankDetails(r.debtor_iban, r.debtor_bic, r.debtor_name) if r.debtor_iban else None
+    currencies = tuple(c for c in r.schedule_currencies.split(",") if c)
+    return SettlementSettings(
+        r.tenant_id,
+        bool(r.requires_approval),
+        r.schedule_time,
+        r.time_zone,
+        currencies,
+        debtor,
+        r.updated_at_us,
+    )
+
+
+def line_from_row(r: Any) -> SettlementLine:
+    bank = BankDetails(r.bank_iban, r.bank_bic, r.bank_name) if r.bank_iban else None
+    return SettlementLine(
+        r.account_id,
+        r.gross,
+        r.refunds,
+        r.fees,
+        r.carried_in,
+        r.net,
+        LineStatus(r.status),
+        r.payout_id,
+        bank,
+    )
+
+
+def item_from_row(r: Any) -> SettlementItem:
+    return SettlementItem(
+        object_id=r.object_id,
+        type=ItemType(r.type),
+        account_id=r.account_id,
+        payment_id=r.payment_id,
+        currency=r.currency,
+        gross=r.gross,
+        fee=r.fee,
+        at_us=r.at_us,
+        transfer_ids=tuple(t for t in r.transfer_ids.split(",") if t),
+    )
+
+
+def item_row(run_id: str, tenant_id: str, i: SettlementItem) -> dict[str, Any]:
+    return {
+        "object_id": i.object_id,
+        "type": i.type.value,
+        "tenant_id": tenant_id,
+        "currency": i.currency,
+        "run_id": run_id,
+        "account_id": i.account_id,
+        "payment_id": i.payment_id,
+        "gross": i.gross,
+        "fee": i.fee,
+        "at_us": i.at_us,
+        "transfer_ids": ",".join(i.transfer_ids),
+    }
+
+
+def line_row(run_id: str, line: SettlementLine) -> dict[str, Any]:
+    bank = line.bank
+    return {
+        "run_id": run_id,
+        "account_id": line.account_id,
+        "gross": line.gross,
+        "refunds": line.refunds,
+        "fees": line.fees,
+        "carried_in": line.carried_in,
+        "net": line.net,
+        "status": line.status.value,
+        "payout_id": line.payout_id,
+        "bank_iban": bank.iban if bank else "",
+        "bank_bic": bank.bic if bank else "",
+        "bank_name": bank.name if bank else "",
+    }
+
+
+def statement_from_row(r: Any) -> StatementRow:
+    return StatementRow(
+        id=r.id,
+        tenant_id=r.tenant_id,
+        statement_id=r.statement_id,
+        account_iban=r.account_iban,
+        currency=r.currency,
+        from_date=r.from_date,
+        to_date=r.to_date,
+        entry_count=r.entry_count,
+        counts=json.loads(r.counts),
+        sums=json.loads(r.sums),
+        created_at_us=r.created_at_us,
+    )

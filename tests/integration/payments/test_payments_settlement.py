@@ -20,7 +20,7 @@ from paymesh.payments.domain import (
     CreateTopup,
     TenantFees,
 )
-from paymesh.payments.domain.settlement import LineStatus, RunStatus
+from paymesh.payments.domain.settlement import LineStatus, RunStatus, SettlementSettings
 from paymesh.payments.errors import (
     BreakResolved,
     CutoffBeforeLastRun,
@@ -30,7 +30,6 @@ from paymesh.payments.errors import (
     NotFound,
 )
 from paymesh.payments.saga import Deps
-from paymesh.payments.settlement_store import SettlementSettings
 from paymesh.platform.banking import BankAccount
 from paymesh.platform.identity import Caller
 from tests.fakes.clock import FixedClock
@@ -257,14 +256,15 @@ async def test_the_banks_statement_of_the_batch_matches_every_line(day: Deps) ->
 async def test_a_statement_with_a_missing_a_changed_an_unknown_and_a_returned_line(
     day: Deps,
 ) -> None:
-    for i, m in enumerate(("m1", "m2", "m3", "m1", "m2")):
+    for i, m in enumerate(("m1", "m2", "m3")):
         await pay(day, f"p{i}", m, 1_000 * (i + 1))
-    # Two runs, so that m1 and m2 are paid twice (in two batches).
     first = await run_now(day)
-    await pay(day, "p9", "m3", 3_000)
+    # A second run, so that m1 and m2 are paid twice (in two batches).
+    await pay(day, "p3", "m1", 4_000)
+    await pay(day, "p4", "m2", 5_000)
     second = await run_now(day)
     payouts = [x.payout_id for v in (first, second) for x in v.run.lines if x.payout_id]
-    assert len(payouts) == 4
+    assert len(payouts) == 5
     ret = payouts[0]
     one = bankfiles.read_camt053(await _statement_of(day, first, "S-A", **{ret: "AC04"}))
     two = bankfiles.read_camt053(await _statement_of(day, second, "S-B"))

@@ -42,7 +42,7 @@ def test_every_route_the_app_serves_has_exactly_one_declaration(tmp_path: Path) 
     declared = Counter((r.method, r.path) for r in ROUTES)
     assert max(declared.values()) == 1, [k for k, n in declared.items() if n > 1]
     assert _operations(tmp_path) == set(declared)
-    assert len(declared) == 47
+    assert len(declared) == 62
 
 
 def test_routes_are_declared_only_in_the_features_decorators() -> None:
@@ -131,7 +131,7 @@ def test_no_route_has_a_dependency_that_runs_on_the_thread_pool() -> None:
             walk(sub, route)
 
     routes = [r for f in FEATURES for r in f.router.routes if isinstance(r, APIRoute)]
-    assert len(routes) == 47
+    assert len(routes) == 62
     for route in routes:
         walk(route.dependant, f"{sorted(route.methods)[0]} {route.path}")
     assert sync == []

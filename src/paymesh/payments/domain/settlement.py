@@ -41,6 +41,7 @@ __all__ = [
     "SettlementItem",
     "SettlementLine",
     "SettlementRun",
+    "SettlementSettings",
     "batch_id_of",
     "carried_out",
     "lines_of",
@@ -216,3 +217,16 @@ def carried_out(lines: Iterable[SettlementLine]) -> dict[str, int]:
         for line in lines
         if line.status in (LineStatus.CARRIED_FORWARD, LineStatus.NO_BANK_ACCOUNT) and line.net
     }
+
+
+@dataclass(frozen=True)
+class SettlementSettings:
+    """A tenant's settlement settings."""
+
+    tenant_id: str
+    requires_approval: bool = False
+    schedule_time: str = ""
+    time_zone: str = ""
+    schedule_currencies: tuple[str, ...] = ()
+    debtor: BankDetails | None = None
+    updated_at_us: int = 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import Query, Request
+from fastapi import Header, Query
 from starlette.responses import Response
 
 from paymesh.contracts.payments.v1 import payments_pb2 as ppb
@@ -36,6 +36,7 @@ from paymesh.gateway.features.settlement.views import (
     settings_view,
     statement_view,
 )
+from paymesh.gateway.idempotency import KeyedRequest
 from paymesh.gateway.pages import GET_PROBLEMS, LIST_PROBLEMS, PageArgs, page_args, page_out
 from paymesh.gateway.routing import Routes
 from paymesh.platform.identity import Caller
@@ -67,7 +68,11 @@ ObjectIdQuery = Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9
     problems=WRITE_PROBLEMS,
 )
 async def post_settlement_run(
-    body: CreateSettlementRunIn, caller: Caller, payments: Payments, audit: Audit
+    body: CreateSettlementRunIn,
+    caller: Caller,
+    keyed: KeyedRequest,
+    payments: Payments,
+    audit: Audit,
 ) -> Response:
     """Settle the tenant's merchant accounts in one currency up to `cutoff`.
 
@@ -131,7 +136,7 @@ async def get_settlement_run(run_id: str, caller: Caller, payments: Payments) ->
     problems=WRITE_PROBLEMS,
 )
 async def approve_settlement_run(
-    run_id: str, caller: Caller, payments: Payments, audit: Audit
+    run_id: str, caller: Caller, keyed: KeyedRequest, payments: Payments, audit: Audit
 ) -> Response:
     """Pay out a run that waits for approval; approving it again answers it as it is."""
     request = ppb.ApproveSettlementRunRequest(id=run_id, approved_by=caller.client_id)
@@ -268,7 +273,11 @@ async def put_settlement_settings(
     problems=(400, 401, 403, 409, 413, 415, 422, 503),
 )
 async def post_bank_statement(
-    request: Request, caller: Caller, payments: Payments, audit: Audit
+    caller: Caller,
+    keyed: KeyedRequest,
+    payments: Payments,
+    audit: Audit,
+    content_type: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Import a bank statement and reconcile it with the ledger.
 
@@ -281,11 +290,11 @@ async def post_bank_statement(
     a statement already imported (its bank statement id) a 409
     `duplicate_statement`.
     """
-    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    media = (content_type or "").split(";", 1)[0].strip().lower()
     fmt = _FORMATS.get(media)
     if fmt is None:
         raise UnsupportedMediaType("send the statement as application/xml (camt.053) or text/csv")
-    content = await request.body()
+    content = keyed.body
     if not content.strip():
         raise BadRequest("the statement is empty", code="invalid_bank_file")
     call = ppb.ImportBankStatementRequest(content=content, format=fmt)
@@ -367,7 +376,12 @@ async def list_breaks(
     problems=WRITE_PROBLEMS,
 )
 async def resolve_break(
-    break_id: str, body: ResolveBreakIn, caller: Caller, payments: Payments, audit: Audit
+    break_id: str,
+    body: ResolveBreakIn,
+    caller: Caller,
+    keyed: KeyedRequest,
+    payments: Payments,
+    audit: Audit,
 ) -> Response:
     """`match_to` the object the line is (`object_id`), `write_off` the difference to the
     tenant's suspense account (an adjustment transfer, in the audit log with the note), or

@@ -10,8 +10,6 @@ from paymesh.gateway.schemas import Currency, _In, _Out
 from paymesh.gateway.text import Text
 
 __all__ = [
-    "BankAccountIn",
-    "BankAccountOut",
     "BankStatementList",
     "BankStatementOut",
     "BreakList",
@@ -19,6 +17,8 @@ __all__ = [
     "CreateSettlementRunIn",
     "PayoutBatchOut",
     "ResolveBreakIn",
+    "SettlementBankAccountIn",
+    "SettlementBankAccountOut",
     "SettlementItemOut",
     "SettlementLineOut",
     "SettlementReportOut",
@@ -121,7 +121,7 @@ class PayoutBatchOut(_Out):
     created: str
 
 
-class BankAccountIn(_In):
+class SettlementBankAccountIn(_In):
     """A bank account (ISO 20022 party)."""
 
     iban: Annotated[Text, Field(min_length=5, max_length=42)]
@@ -129,7 +129,7 @@ class BankAccountIn(_In):
     name: Annotated[Text, Field(min_length=1, max_length=70)]
 
 
-class BankAccountOut(_Out):
+class SettlementBankAccountOut(_Out):
     """A bank account."""
 
     iban: str
@@ -148,7 +148,7 @@ class SettlementSettingsIn(_In):
         default=None, description="IANA time zone of the schedule, e.g. Europe/Berlin."
     )
     schedule_currencies: list[Currency] = Field(default_factory=list, max_length=20)
-    debtor: BankAccountIn | None = Field(
+    debtor: SettlementBankAccountIn | None = Field(
         default=None, description="The tenant's account payouts are paid from."
     )
 
@@ -161,7 +161,7 @@ class SettlementSettingsOut(_Out):
     schedule_time: str | None
     time_zone: str | None
     schedule_currencies: list[str]
-    debtor: BankAccountOut | None
+    debtor: SettlementBankAccountOut | None
 
 
 class BankStatementOut(_Out):

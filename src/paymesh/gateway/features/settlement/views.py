@@ -8,10 +8,10 @@ import io
 from paymesh.contracts.objects import format_time
 from paymesh.contracts.payments.v1 import payments_pb2 as ppb
 from paymesh.gateway.features.settlement.schemas import (
-    BankAccountOut,
     BankStatementOut,
     BreakOut,
     PayoutBatchOut,
+    SettlementBankAccountOut,
     SettlementItemOut,
     SettlementLineOut,
     SettlementReportOut,
@@ -142,7 +142,7 @@ def batch_view(b: ppb.PayoutBatch) -> PayoutBatchOut:
 def settings_view(s: ppb.SettlementSettings) -> SettlementSettingsOut:
     """A tenant's settlement settings."""
     debtor = (
-        BankAccountOut(iban=s.debtor.iban, bic=s.debtor.bic, name=s.debtor.name)
+        SettlementBankAccountOut(iban=s.debtor.iban, bic=s.debtor.bic, name=s.debtor.name)
         if s.HasField("debtor")
         else None
     )
