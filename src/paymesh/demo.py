@@ -2,11 +2,16 @@
 
 It uses only the public REST API, as a merchant's integration would: get a
 token, open accounts, top up, pay, capture, refund, and watch a payment
-that risk declines.
+that risk declines. It ends as a finance team's day does: a settlement run
+of the demo tenant's USD pays the merchant out, its payout batch is exported
+as an ISO 20022 pain.001 file, the simulated bank executes it and answers a
+camt.053 statement, and the statement is reconciled with the ledger. The two
+files are left beside the credentials file (under ``settlement/``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import uuid
 from collections.abc import Callable
@@ -14,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from paymesh.payments import bankfiles
 
 __all__ = ["DemoError", "run_demo"]
 
@@ -48,6 +55,17 @@ class _Api:
         result: dict[str, Any] = r.json()
         return result
 
+    def get_file(self, path: str) -> bytes:
+        r = self._http.get(path)
+        _expect(r, 200)
+        return r.content
+
+    def post_file(self, path: str, content: bytes, media_type: str) -> dict[str, Any]:
+        r = self._http.post(path, content=content, headers={"Content-Type": media_type})
+        _expect(r, 201)
+        result: dict[str, Any] = r.json()
+        return result
+
     def close(self) -> None:
         self._http.close()
 
@@ -64,6 +82,42 @@ def _money(amount: int, currency: str) -> str:
     return f"{amount / 100:,.2f} {currency}"
 
 
+# The demo merchant's bank account (a valid test IBAN) that settlement pays out to.
+MERCHANT_BANK = {"iban": "DE89370400440532013000", "bic": "COBADEFFXXX", "name": "Demo Merchant"}
+
+
+def _settle_and_reconcile(
+    api: _Api, merchant_id: str, var_dir: Path, say: Callable[[str], None]
+) -> dict[str, Any]:
+    """Settle the tenant's USD up to now, export the batch, be the bank, reconcile."""
+    now = dt.datetime.now(tz=dt.UTC)
+    say("8. Settle today's USD payments: one line per merchant, the net paid out")
+    run = api.post("/v1/settlement_runs", {"currency": "USD", "cutoff": now.isoformat()})
+    line = next(x for x in run["lines"] if x["account_id"] == merchant_id)
+    say(
+        f"   run {run['id']}: merchant gross {_money(line['gross'], 'USD')}, refunds "
+        f"{_money(line['refunds'], 'USD')}, fees {_money(line['fees'], 'USD')}, net "
+        f"{_money(line['net'], 'USD')} -> payout {line['payout_id']} ({line['payout_status']})"
+    )
+    batch = run["payout_batch_id"]
+    if batch is None:
+        raise DemoError(f"the settlement run paid nothing out: {run['status']}")
+    say("9. Export the payout batch as ISO 20022 pain.001; the simulated bank executes it")
+    pain = api.get_file(f"/v1/payout_batches/{batch}/pain.001")
+    statement = bankfiles.execute_pain001(pain, statement_id=f"DEMO-{batch}", booked_on=now.date())
+    camt = bankfiles.camt053(statement, created_at=now)
+    folder = var_dir / "settlement"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{batch}.pain.001.xml").write_bytes(pain)
+    (folder / f"{batch}.camt.053.xml").write_bytes(camt)
+    say(f"   {len(statement.entries)} transfers; files in {folder}")
+    say("10. Reconcile the bank's camt.053 statement with the ledger")
+    found = api.post_file("/v1/bank_statements", camt, "application/xml")
+    counts = ", ".join(f"{n} {result}" for result, n in sorted(found["counts"].items()))
+    say(f"   statement {found['id']}: {counts}")
+    return {"settlement_run": run["id"], "statement": found["id"], "counts": found["counts"]}
+
+
 def run_demo(
     base_url: str, credentials_file: Path, say: Callable[[str], None] = print
 ) -> dict[str, Any]:
@@ -73,7 +127,9 @@ def run_demo(
     try:
         say("1. Open a customer wallet and a merchant account (USD)")
         customer = api.post("/v1/accounts", {"currency": "USD", "type": "customer"})
-        merchant = api.post("/v1/accounts", {"currency": "USD", "type": "merchant"})
+        merchant = api.post(
+            "/v1/accounts", {"currency": "USD", "type": "merchant", "bank_account": MERCHANT_BANK}
+        )
         say(f"   customer {customer['id']}, merchant {merchant['id']}")
 
         say("2. Top up the customer with 100.00 USD")
@@ -116,12 +172,14 @@ def run_demo(
             got = api.get(f"/v1/accounts/{acct['id']}")
             balances[name] = got["balance"]
             say(f"   {name}: available {_money(got['balance']['available'], 'USD')}")
+        settled = _settle_and_reconcile(api, merchant["id"], credentials_file.parent, say)
         return {
             "customer": customer["id"],
             "merchant": merchant["id"],
             "payments": [p1["id"], p2["id"], p3["id"]],
             "declined_status": p3["status"],
             "balances": balances,
+            **settled,
         }
     finally:
         api.close()

@@ -39,6 +39,11 @@ def key() -> str:
 
 async def tenant_with_fees(url: str, creds: dict[str, str]) -> Api:
     """A new tenant charged 30 + 1 % per capture, and its client (all settlement scopes)."""
+    return (await new_tenant(url, creds))[1]
+
+
+async def new_tenant(url: str, creds: dict[str, str]) -> tuple[str, Api]:
+    """A new tenant charged 30 + 1 % per capture: its id, and its client's API."""
     operator = await Api.login(url, creds["operator_client_id"], creds["operator_client_secret"])
     try:
         tenant = await operator.post(
@@ -51,7 +56,7 @@ async def tenant_with_fees(url: str, creds: dict[str, str]) -> Api:
         )
     finally:
         await operator.close()
-    return await Api.login(url, client["client_id"], client["client_secret"])
+    return tenant["id"], await Api.login(url, client["client_id"], client["client_secret"])
 
 
 async def open_account(api: Api, kind: str, bank: dict[str, str] | None = None) -> str:

@@ -34,6 +34,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from paymesh.contracts.events import TOPIC_PAYMENTS, Event
 from tests.conftest import PG_ADMIN, free_port
 
+from . import settlement_helpers
 from .conftest import Api
 from .scrape import scrape, total
 from .test_flows import money_flows
@@ -659,3 +660,43 @@ async def test_risk_counts_each_succeeded_payment_once_even_when_kafka_repeats_i
     assert await wait_for_stats(distributed, marks) == marks, "risk stopped consuming"
 
     assert await payer_stats(distributed, list(expected)) == expected
+
+
+async def test_settlement_and_reconciliation_work_across_the_processes(
+    distributed: Distributed,
+) -> None:
+    """A day of payments settles through payments' process into a pain.001; the simulated
+    bank's statement with a return reconciles, the return reversing its payout once."""
+    api = await settlement_helpers.tenant_with_fees(distributed.url, distributed.creds)
+    try:
+        payer = await settlement_helpers.open_account(api, "customer")
+        await api.post(
+            "/v1/topups", {"account_id": payer, "amount": 100_000, "currency": "EUR"}, key=_key()
+        )
+        merchants = [
+            await settlement_helpers.open_account(api, "merchant", bank)
+            for bank in settlement_helpers.BANKS
+        ]
+        first = await settlement_helpers.pay(api, payer, merchants[0], 10_000)
+        await settlement_helpers.pay(api, payer, merchants[1], 2_000)
+        await settlement_helpers.pay(api, payer, merchants[2], 3_000)
+        await settlement_helpers.refund(api, first["id"], 1_000)
+        run = await settlement_helpers.settle(api)
+        nets = {x["account_id"]: x["net"] for x in run["lines"]}
+        assert nets == {merchants[0]: 8_870, merchants[1]: 1_950, merchants[2]: 2_940}
+        xml = await settlement_helpers.pain001(api, run["payout_batch_id"])
+        settlement_helpers.check_pain001(xml, {x["payout_id"]: x["net"] for x in run["lines"]})
+        lines = {x["account_id"]: x for x in run["lines"]}
+        returned = lines[merchants[2]]["payout_id"]
+        statement = settlement_helpers.bank_statement(xml, f"D-{_key()[:8]}", **{returned: "AM04"})
+        body = settlement_helpers.camt(statement)
+        imported = await settlement_helpers.import_statement(api, body)
+        assert imported["counts"] == {"matched": 3, "returned": 1}
+        [returned_break] = await settlement_helpers.breaks(api, imported["id"])
+        assert (returned_break["type"], returned_break["object_id"]) == ("returned", returned)
+        # Paid out to 0, then the return gave the merchant its 29.40 back, once.
+        assert await settlement_helpers.available(api, merchants[2]) == 2_940
+        await settlement_helpers.import_statement(api, body, status=409)
+        assert await settlement_helpers.available(api, merchants[2]) == 2_940
+    finally:
+        await api.close()

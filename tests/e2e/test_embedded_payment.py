@@ -197,6 +197,24 @@ async def test_the_demo_scenario_runs_against_the_platform(embedded: Running, tm
     assert result["balances"]["customer"]["available"] == 10_000 - 2_500 - 600 + 500
     assert result["balances"]["merchant"]["available"] == 2_500 + 600 - 500
     assert any("risk declines" in line for line in lines)
+    # It ends with the day's settlement, paid out and reconciled: the bank's one line matched.
+    assert result["counts"] == {"matched": 1}
+    folder = embedded.platform.settings.var_dir / "settlement"
+    assert sorted(p.name.split(".", 1)[1] for p in folder.iterdir()) == [
+        "camt.053.xml",
+        "pain.001.xml",
+    ]
+    api = await Api.login(
+        embedded.url, embedded.creds["client_id"], embedded.creds["client_secret"]
+    )
+    try:
+        run = await api.get(f"/v1/settlement_runs/{result['settlement_run']}")
+        [line] = [x for x in run["lines"] if x["account_id"] == result["merchant"]]
+        assert (line["net"], line["payout_status"]) == (2_600, "succeeded")
+        merchant = await api.get(f"/v1/accounts/{result['merchant']}")
+        assert merchant["balance"]["available"] == 0  # all of it paid out
+    finally:
+        await api.close()
 
 
 async def test_unauthenticated_requests_get_a_problem(embedded: Running) -> None:
