@@ -849,7 +849,9 @@ def execute_pain001(
     answers the statement of the debtor's account for that day. One DBIT entry per
     transfer (reference and EndToEndId the transfer's end_to_end_id, entry_ref its
     number), then for each end_to_end_id in ``returns`` a CRDT entry of the same amount
-    with that return reason (e.g. "AC04" closed account, "AM04" insufficient funds)."""
+    with that return reason (e.g. "AC04" closed account, "AM04" insufficient funds). The
+    account opened the day holding exactly what the file pays (its opening balance), so
+    the statement's balances are complete and it closes with what came back."""
     f = read_pain001(data)
     by_id = {t.end_to_end_id: t for t in f.transfers if t.end_to_end_id}
     for end_to_end_id, reason in returns.items():
@@ -889,4 +891,5 @@ def execute_pain001(
         from_date=booked_on,
         to_date=booked_on,
         entries=tuple(debits + credits),
+        opening_balance=sum(t.amount for t in f.transfers),
     )

@@ -713,6 +713,21 @@ def test_the_bank_debits_each_transfer_and_books_the_returns_the_same_day() -> N
     assert read_camt053(camt053(statement, created_at=NOW)) == statement
 
 
+CAMT_XSD = Path(__file__).parent / "data" / "camt.053.001.08.xsd"  # ISO 20022's, as published
+
+
+@pytest.mark.parametrize("returns", [{}, {"po_2": "AC04"}])
+def test_the_banks_statement_is_valid_against_the_official_camt_053_xsd(
+    returns: dict[str, str],
+) -> None:
+    statement = execute_pain001(pain001(THREE), statement_id="S-1", booked_on=DAY, returns=returns)
+    # It opened the day holding what the file pays: it closes with what came back.
+    assert statement.opening_balance == 1000 + 1 + 123456
+    assert statement.closing_balance == (1 if returns else 0)  # po_2 pays 0.01
+    schema = xmlschema.XMLSchema(str(CAMT_XSD))
+    schema.validate(camt053(statement, created_at=NOW).decode())
+
+
 def test_the_bank_without_returns_only_debits() -> None:
     statement = execute_pain001(pain001(THREE), statement_id="S-1", booked_on=DAY)
     assert [e.credit for e in statement.entries] == [False, False, False]
