@@ -248,3 +248,43 @@ async def test_settlement_refuses_bad_input_with_4xx(embedded: Running) -> None:
         assert bad.status_code == 422
     finally:
         await api.close()
+
+
+async def test_a_tenant_that_approves_its_runs_pays_only_once_approved(embedded: Running) -> None:
+    api = await tenant_with_fees(embedded.url, embedded.creds)
+    try:
+        bad = await api.http.put(
+            "/v1/settlement_settings",
+            json={"requires_approval": True, "debtor": {**BANKS[0], "iban": "DE00 1234"}},
+        )
+        assert bad.status_code == 422, bad.text
+        settings = {
+            "requires_approval": True,
+            "debtor": {"iban": "GB82WEST12345698765432", "bic": "WESTGB2L", "name": "Acme Ltd"},
+        }
+        r = await api.http.put("/v1/settlement_settings", json=settings)
+        assert r.status_code == 200, r.text
+        assert (await api.get("/v1/settlement_settings"))["debtor"]["iban"] == (
+            "GB82WEST12345698765432"
+        )
+        payer = await open_account(api, "customer")
+        await api.post(
+            "/v1/topups", {"account_id": payer, "amount": 20_000, "currency": "EUR"}, key=key()
+        )
+        merchant = await open_account(api, "merchant", BANKS[1])
+        await pay(api, payer, merchant, 10_000)
+        run = await settle(api)
+        assert (run["status"], run["payout_batch_id"]) == ("pending_approval", None)
+        assert [x["status"] for x in run["lines"]] == ["awaiting_approval"]
+        assert await available(api, merchant) == 9_870  # nothing moved yet
+        approved = await api.post(f"/v1/settlement_runs/{run['id']}/approve", {}, status=200)
+        assert approved["status"] == "paid_out"
+        assert approved["approved_by"]
+        assert await available(api, merchant) == 0
+        again = await api.post(f"/v1/settlement_runs/{run['id']}/approve", {}, status=200)
+        assert again == approved
+        xml = await pain001(api, approved["payout_batch_id"])
+        check_pain001(xml, {approved["lines"][0]["payout_id"]: 9_870})
+        assert b"GB82WEST12345698765432" in xml  # paid from the tenant's own account
+    finally:
+        await api.close()

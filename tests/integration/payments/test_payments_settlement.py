@@ -332,3 +332,51 @@ async def test_a_statement_with_a_missing_a_changed_an_unknown_and_a_returned_li
         )
     left, _ = await settlement.list_breaks(row.id, "open", caller=ALICE, deps=day)
     assert [b["type"] for b in left] == ["returned"]
+
+
+async def test_a_daily_schedule_makes_the_run_due_once_in_the_tenants_time_zone(
+    day: Deps,
+) -> None:
+    from prometheus_client import REGISTRY
+
+    def runs_counted() -> float:
+        labels = {"service": "payments", "status": "paid_out"}
+        return REGISTRY.get_sample_value("paymesh_settlement_runs_total", labels) or 0.0
+
+    with pytest.raises(InvalidRequest, match="time_zone"):
+        await settlement.set_settings(
+            SettlementSettings("ten_a", schedule_time="18:00", time_zone="Mars/Olympus",
+                               schedule_currencies=("EUR",)),
+            caller=ALICE, deps=day,
+        )  # fmt: skip
+    with pytest.raises(InvalidRequest, match="HH:MM"):
+        await settlement.set_settings(
+            SettlementSettings("ten_a", schedule_time="25:00", schedule_currencies=("EUR",)),
+            caller=ALICE,
+            deps=day,
+        )
+    await settlement.set_settings(
+        SettlementSettings(
+            "ten_a", schedule_time="18:00", time_zone="Europe/Berlin", schedule_currencies=("EUR",)
+        ),
+        caller=ALICE,
+        deps=day,
+    )
+    # 2026-12-06 16:30 UTC is 17:30 in Berlin: the last scheduled moment is yesterday's 18:00.
+    clock = _clock(day)
+    clock.value = int(dt.datetime(2026, 12, 6, 16, 30, tzinfo=dt.UTC).timestamp() * S)
+    await pay(day, "p1", "m1", 10_000)
+    before = runs_counted()
+    assert await settlement.run_due_schedules(day, clock.value) == 1
+    [made], _ = await settlement.list_runs(caller=ALICE, deps=day)
+    yesterday_6pm = dt.datetime(2026, 12, 5, 17, 0, tzinfo=dt.UTC)  # 18:00 CET
+    assert made.run.cutoff_us == int(yesterday_6pm.timestamp() * S)
+    assert made.run.lines == ()  # p1 was made after that cutoff
+    # 18:00 Berlin passes: today's run, with p1; checking again makes nothing new.
+    clock.value = int(dt.datetime(2026, 12, 6, 17, 0, 1, tzinfo=dt.UTC).timestamp() * S)
+    await settlement.run_due_schedules(day, clock.value)
+    await settlement.run_due_schedules(day, clock.value + 5 * S)
+    runs, _ = await settlement.list_runs(caller=ALICE, deps=day)
+    assert len(runs) == 2
+    assert [x.account_id for x in runs[0].run.lines] == ["m1"]
+    assert runs_counted() == before + 1  # the second run paid out; the first had nothing
