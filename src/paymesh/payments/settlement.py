@@ -54,6 +54,7 @@ from paymesh.payments.domain.settlement import (
 )
 from paymesh.payments.errors import (
     BreakResolved,
+    CutoffBeforeLastRun,
     DuplicateStatement,
     Forbidden,
     InvalidBankFile,
@@ -455,6 +456,8 @@ async def run_due_schedules(deps: Deps, now_us: int) -> int:
             try:
                 await create_run(currency, cutoff, caller=caller, deps=deps, now_us=now_us)
                 made += 1
+            except CutoffBeforeLastRun:
+                continue  # an operator ran one since the schedule's moment: nothing is due
             except PaymentsError as exc:
                 log.warning(
                     "scheduled_settlement_refused",

@@ -380,3 +380,13 @@ async def test_a_daily_schedule_makes_the_run_due_once_in_the_tenants_time_zone(
     assert len(runs) == 2
     assert [x.account_id for x in runs[0].run.lines] == ["m1"]
     assert runs_counted() == before + 1  # the second run paid out; the first had nothing
+    # A schedule moved to a moment before the last run: nothing is due until it comes round.
+    await settlement.set_settings(
+        SettlementSettings(
+            "ten_a", schedule_time="17:45", time_zone="Europe/Berlin", schedule_currencies=("EUR",)
+        ),
+        caller=ALICE,
+        deps=day,
+    )
+    assert await settlement.run_due_schedules(day, clock.value + 10 * S) == 0
+    assert len((await settlement.list_runs(caller=ALICE, deps=day))[0]) == 2
