@@ -229,7 +229,7 @@ async def test_settlement_refuses_bad_input_with_4xx(embedded: Running) -> None:
             (b"<Document>", "application/xml", 422),
             (b"not,a,statement\n", "text/csv", 422),
             (b"{}", "application/json", 415),
-            (b"", "application/xml", 400),
+            (b"", "application/xml", 422),
         ):
             r = await api.http.post(
                 "/v1/bank_statements", content=body, headers={"Content-Type": media}

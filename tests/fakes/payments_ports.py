@@ -93,10 +93,10 @@ class FakeLedger:
         self.lookups: list[str] = []
 
     def open(
-        self, account_id: str, currency: str, *, tenant_id: str, balance: int = 0
+        self, account_id: str, currency: str, *, tenant_id: str, balance: int = 0, code: str = ""
     ) -> FakeAccount:
         """Open an account without overdraft, credited with `balance` (test setup)."""
-        account = FakeAccount(account_id, tenant_id, currency, credits_posted=balance)
+        account = FakeAccount(account_id, tenant_id, currency, code, credits_posted=balance)
         self.accounts[account_id] = account
         return account
 

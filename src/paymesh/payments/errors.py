@@ -10,6 +10,7 @@ gRPC ``status`` a call raising it ends with (:class:`~paymesh.platform.errors.Se
     │   └── AccountNotFound      account_not_found          (NOT_FOUND)
     ├── Forbidden                forbidden                  (PERMISSION_DENIED)
     ├── IdReused                 id_reused                  (ALREADY_EXISTS)
+    │   ├── PlatformAccount      platform_account           (INVALID_ARGUMENT)
     │   └── InvalidBankFile      invalid_bank_file          (INVALID_ARGUMENT)
     ├── InvalidState             invalid_state              (FAILED_PRECONDITION)
     │   ├── CutoffBeforeLastRun  cutoff_before_last_run     (FAILED_PRECONDITION)
@@ -47,6 +48,7 @@ __all__ = [
     "NotFound",
     "PaymentBusy",
     "PaymentsError",
+    "PlatformAccount",
     "RemoteError",
     "RemoteRefusal",
     "TransientError",
@@ -127,6 +129,12 @@ class AmountExceedsRefundable(PaymentsError):
 
     code = "amount_exceeds_refundable"
     status = "FAILED_PRECONDITION"
+
+
+class PlatformAccount(InvalidRequest):
+    """A command names one of the platform's own accounts (funding, revenue, suspense)."""
+
+    code = "platform_account"
 
 
 class InvalidBankFile(InvalidRequest):

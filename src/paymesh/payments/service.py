@@ -321,7 +321,9 @@ async def _check_accounts(
     """
     ids = list(dict.fromkeys(named.values()))
     found = await with_retries(deps.retry, partial(deps.ledger.lookup_accounts, caller, ids))
-    domain.check_accounts(named, currency, {a.id: a.currency for a in found})
+    domain.check_accounts(
+        named, currency, {a.id: a.currency for a in found}, {a.id: a.code for a in found}
+    )
 
 
 async def start(

@@ -19,6 +19,7 @@ its lines and its breaks at once. :func:`resolve_break` is the operator's.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import secrets
 from collections import Counter
 from collections.abc import Sequence
@@ -45,6 +46,7 @@ from paymesh.payments.domain.settlement import (
     LineStatus,
     RunStatus,
     SettlementItem,
+    SettlementLine,
     SettlementRun,
     SettlementSettings,
     batch_id_of,
@@ -86,6 +88,7 @@ __all__ = [
     "RunView",
     "approve_run",
     "batch_file",
+    "batch_lines",
     "create_run",
     "get_batch",
     "get_run",
@@ -158,7 +161,7 @@ def _validate_settings(s: SettlementSettings) -> None:
             dt.time.fromisoformat(s.schedule_time)
         except ValueError:
             raise InvalidRequest("schedule_time must be HH:MM") from None
-        if len(s.schedule_time) != 5:
+        if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", s.schedule_time):
             raise InvalidRequest("schedule_time must be HH:MM")
         if not s.schedule_currencies:
             raise InvalidRequest("a schedule needs schedule_currencies")
@@ -198,20 +201,25 @@ async def set_settings(s: SettlementSettings, *, caller: Caller, deps: Deps) -> 
 # -- runs ----------------------------------------------------------------------------
 
 
-async def _bank_details(
+MERCHANT = "merchant"  # the code (REST type) of the accounts settlement pays
+
+
+async def _merchants(
     caller: Caller, deps: Deps, account_ids: Sequence[str]
 ) -> dict[str, BankDetails | None]:
-    """The bank details stored on each account (None: none, or not the tenant's)."""
+    """The merchant accounts among `account_ids`, each with the bank details stored on it
+    now (None: none). Other accounts (customers, unknown ones) are left out."""
     if not account_ids:
         return {}
     found: list[LedgerAccount] = await with_retries(
         deps.retry, partial(deps.ledger.lookup_accounts, caller, list(account_ids), fresh=True)
     )
-    details: dict[str, BankDetails | None] = dict.fromkeys(account_ids)
+    details: dict[str, BankDetails | None] = {}
     for a in found:
+        if a.code != MERCHANT:
+            continue
         bank = a.bank_account
-        if bank is not None and bank.iban:
-            details[a.id] = BankDetails(bank.iban, bank.bic, bank.name)
+        details[a.id] = BankDetails(bank.iban, bank.bic, bank.name) if bank and bank.iban else None
     return details
 
 
@@ -233,8 +241,10 @@ async def create_run(
         validate_cutoff(cutoff_us, now, last_cutoff)
         run_id = run_id_of(caller.tenant_id, currency, cutoff_us)
         accounts = sorted({i.account_id for i in items} | set(carried))
-        banks = await _bank_details(caller, deps, accounts)
-        lines = lines_of(run_id, items, carried, banks, approval=settings.requires_approval)
+        banks = await _merchants(caller, deps, accounts)
+        settled = tuple(i for i in items if i.account_id in banks)
+        kept = {a: n for a, n in carried.items() if a in banks}
+        lines = lines_of(run_id, settled, kept, banks, approval=settings.requires_approval)
         paid = any(line.payout_id for line in lines)
         if paid and settings.requires_approval:
             status = RunStatus.PENDING_APPROVAL
@@ -251,6 +261,7 @@ async def create_run(
             status=status,
             lines=lines,
             payout_batch_id=batch_id_of(run_id) if status is RunStatus.PAID_OUT else None,
+            items=settled,
         )
 
     run, new = await store.make_run(caller.tenant_id, currency, cutoff_us, now, make)
@@ -398,21 +409,41 @@ async def get_batch(batch_id: str, *, caller: Caller, deps: Deps) -> tuple[dict[
     return batch, await get_run(batch["run_id"], caller=caller, deps=deps)
 
 
+# The payout statuses a batch's file lists: on its way, or paid (a failed one moved nothing).
+SENT = frozenset({"processing", "succeeded"})
+
+
+def batch_lines(view: RunView) -> list[SettlementLine]:
+    """The lines a run's batch pays: paid lines (returned ones too: the bank did pay them)
+    whose payout exists and has not failed."""
+    return [
+        line
+        for line in view.run.lines
+        if line.status in (LineStatus.PAYOUT, LineStatus.PAYOUT_RETURNED)
+        and line.payout_id
+        and line.bank is not None
+        and view.payout_statuses.get(line.payout_id) in SENT
+    ]
+
+
 async def batch_file(batch_id: str, *, caller: Caller, deps: Deps) -> bytes:
-    """The batch as an ISO 20022 pain.001.001.09 credit-transfer initiation."""
+    """The batch as an ISO 20022 pain.001.001.09 credit-transfer initiation: one transfer
+    per payout on its way or paid (:func:`batch_lines`)."""
     batch, view = await get_batch(batch_id, caller=caller, deps=deps)
     created = dt.datetime.fromtimestamp(batch["created_at_us"] / US, tz=dt.UTC)
     transfers = tuple(
         bankfiles.CreditTransfer(
-            end_to_end_id=line.payout_id,
+            end_to_end_id=line.payout_id or "",
             amount=line.net,
             currency=view.run.currency,
             creditor=bankfiles.Party(line.bank.name, line.bank.iban, line.bank.bic),
             remittance=f"Settlement {view.run.id}",
         )
-        for line in view.run.lines
-        if line.status is LineStatus.PAYOUT and line.payout_id and line.bank is not None
+        for line in batch_lines(view)
+        if line.bank is not None
     )
+    if not transfers:
+        raise InvalidState(f"payout batch {batch_id} has no payout to send: they all failed")
     debtor = bankfiles.Party(batch["debtor_name"], batch["debtor_iban"], batch["debtor_bic"])
     try:
         return bankfiles.pain001(
@@ -479,11 +510,19 @@ def _parse(content: bytes, fmt: str) -> bankfiles.BankStatement:
     if fmt not in FORMATS:
         raise InvalidRequest(f"format must be one of {', '.join(FORMATS)}")
     try:
-        if fmt == "csv":
-            return bankfiles.read_statement_csv(content)
-        return bankfiles.read_camt053(content)
+        statement = (
+            bankfiles.read_statement_csv(content)
+            if fmt == "csv"
+            else bankfiles.read_camt053(content)
+        )
     except bankfiles.BankFileError as exc:
         raise InvalidBankFile(str(exc)) from None
+    # ISO 20022's own limits: Max35Text ids (140 tolerated, as ISO's Max140Text), an IBAN.
+    if not 1 <= len(statement.statement_id) <= 140:
+        raise InvalidBankFile("the statement's id must be 1 to 140 characters")
+    if len(statement.account_iban) > 34:
+        raise InvalidBankFile("the statement's account is not an IBAN (over 34 characters)")
+    return statement
 
 
 async def import_statement(
@@ -529,8 +568,8 @@ async def import_statement(
             }
         )
 
-    for seq, e in enumerate(statement.entries):
-        entry = Entry(
+    lines = [
+        Entry(
             amount=e.amount,
             currency=e.currency,
             credit=e.credit,
@@ -539,8 +578,18 @@ async def import_statement(
             reference=e.reference,
             return_reason=e.return_reason,
         )
-        kind, object_id = lookup_key(entry)
-        found = await store.candidate(tenant, kind, object_id)
+        for e in statement.entries
+    ]
+    keys = [lookup_key(entry) for entry in lines]
+    known = {
+        kind: await store.candidates(tenant, kind, [i for k, i in keys if k == kind])
+        for kind in {k for k, _ in keys}
+    }
+    returned_now: set[str] = set()
+    for seq, (e, entry, (kind, object_id)) in enumerate(
+        zip(statement.entries, lines, keys, strict=True)
+    ):
+        found = known[kind].get(object_id) if object_id else None
         candidate = (
             None
             if found is None
@@ -552,6 +601,8 @@ async def import_statement(
                 status=found["status"],
                 created_at_us=found["created_at_us"],
                 already_matched=found["already_matched"] or found["id"] in booked_now,
+                already_returned=found["already_returned"] or found["id"] in returned_now,
+                written_off=found["written_off"],
             )
         )
         match = match_entry(entry, candidate, tolerance)
@@ -559,6 +610,7 @@ async def import_statement(
             booked_now.add(match.object_id)
         if match.result is Result.RETURNED:
             returns.setdefault(match.object_id, e.return_reason)
+            returned_now.add(match.object_id)
         counts[match.result.value] += 1
         sums[match.result.value] += e.amount
         entries.append(
@@ -747,9 +799,11 @@ async def resolve_break(
     }
     if action == "match_to":
         kinds = ("payout", "topup", "topup_reversal")
-        matches = [await store.candidate(caller.tenant_id, k, object_id) for k in kinds]
-        if not any(matches):
+        matches = [m for k in kinds if (m := await store.candidate(caller.tenant_id, k, object_id))]
+        if not matches:
             raise NotFound(f"no payout, top-up or top-up reversal {object_id[:64]}")
+        if all(m["currency"] != found["currency"] for m in matches):
+            raise InvalidRequest(f"{object_id[:64]} is not in the break's currency")
         values["resolved_object_id"] = object_id
     if action == "write_off":
         amount = write_off_direction(

@@ -147,8 +147,8 @@ async def _batch(r: pb.GetPayoutBatchRequest, caller: Caller, deps: Deps) -> Any
         tenant_id=batch["tenant_id"],
         run_id=batch["run_id"],
         currency=batch["currency"],
-        payout_ids=[line.payout_id for line in view.run.lines if line.payout_id],
-        total=batch["total"],
+        payout_ids=[line.payout_id or "" for line in settlement.batch_lines(view)],
+        total=sum(line.net for line in settlement.batch_lines(view)),
         created_at_us=batch["created_at_us"],
     )
 

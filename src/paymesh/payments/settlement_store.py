@@ -30,6 +30,7 @@ from paymesh.payments.domain.settlement import (
 )
 from paymesh.payments.flows.payment import payments
 from paymesh.payments.flows.payout import payouts
+from paymesh.payments.flows.payout_return import payout_returns
 from paymesh.payments.flows.refund import refunds
 from paymesh.payments.tables import (
     StatementRow,
@@ -185,8 +186,11 @@ class SettlementStore:
                     )
                 )
                 carried = {r.account_id: r.net for r in rows}
+            for account_id, net in (await self._paid_back(conn, tenant_id, currency)).items():
+                carried[account_id] = carried.get(account_id, 0) + net
             items = await self._unclaimed(conn, tenant_id, currency, cutoff_us)
             run = await make(items, carried, None if last is None else last.cutoff_us)
+            settled = {(i.object_id, i.type) for i in run.items}
             await conn.execute(
                 settlement_runs.insert().values(
                     id=run.id,
@@ -196,18 +200,64 @@ class SettlementStore:
                     created_at_us=run.created_at_us,
                     status=run.status.value,
                     payout_batch_id=run.payout_batch_id,
-                    item_count=len(items),
+                    item_count=len(settled),
                 )
             )
             if items:
+                # Every item is claimed once; one a run does not settle (its payee is not a
+                # merchant account) is claimed by no run ("").
                 await conn.execute(
-                    settlement_items.insert(), [item_row(run.id, tenant_id, i) for i in items]
+                    settlement_items.insert(),
+                    [
+                        item_row(run.id if (i.object_id, i.type) in settled else "", tenant_id, i)
+                        for i in items
+                    ],
                 )
             if run.lines:
                 await conn.execute(
                     settlement_lines.insert(), [line_row(run.id, line) for line in run.lines]
                 )
             return run, True
+
+    @staticmethod
+    async def _paid_back(conn: AsyncConnection, tenant_id: str, currency: str) -> dict[str, int]:
+        """The nets of the tenant's paid lines whose payout failed or the bank returned,
+        by account, marked as carried (so each is carried into one run only)."""
+        lines, runs = settlement_lines, settlement_runs
+        found = await conn.execute(
+            sa.select(
+                lines.c.run_id,
+                lines.c.account_id,
+                lines.c.net,
+                payouts.c.status,
+                payout_returns.c.status.label("returned"),
+            )
+            .join(runs, runs.c.id == lines.c.run_id)
+            .join(payouts, payouts.c.id == lines.c.payout_id)
+            .outerjoin(payout_returns, payout_returns.c.id == lines.c.payout_id)
+            .where(
+                runs.c.tenant_id == tenant_id,
+                runs.c.currency == currency,
+                lines.c.status == LineStatus.PAYOUT.value,
+                sa.or_(payouts.c.status == "failed", payout_returns.c.status == "succeeded"),
+            )
+        )
+        carried: dict[str, int] = {}
+        for r in found:
+            failed = r.status == "failed"
+            status = LineStatus.PAYOUT_FAILED if failed else LineStatus.PAYOUT_RETURNED
+            done = await conn.execute(
+                lines.update()
+                .where(
+                    lines.c.run_id == r.run_id,
+                    lines.c.account_id == r.account_id,
+                    lines.c.status == LineStatus.PAYOUT.value,
+                )
+                .values(status=status.value)
+            )
+            if done.rowcount == 1:
+                carried[r.account_id] = carried.get(r.account_id, 0) + r.net
+        return carried
 
     @staticmethod
     async def _unclaimed(
@@ -416,39 +466,64 @@ class SettlementStore:
 
     # -- reconciliation ----------------------------------------------------------------
 
-    async def candidate(self, tenant_id: str, kind: str, object_id: str) -> dict[str, Any] | None:
-        """A payout, top-up or top-up reversal of the tenant by id, with whether a statement
-        already booked it."""
+    async def candidates(
+        self, tenant_id: str, kind: str, object_ids: Iterable[str]
+    ) -> dict[str, dict[str, Any]]:
+        """The tenant's payouts, top-ups or top-up reversals (`kind`) among `object_ids`, by
+        id, each with whether a statement already booked it (``already_matched``), the bank
+        already returned it (``already_returned``) and an operator wrote its absence off
+        (``written_off``). A few queries per chunk of ids, whatever the statement's size."""
         from paymesh.payments.flows import flow
 
-        if not object_id:
-            return None
+        wanted = sorted({i for i in object_ids if i})
         table = flow(kind).table
+        found: dict[str, dict[str, Any]] = {}
         async with self.db.read() as conn:
-            r = (
-                await conn.execute(
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                rows = await conn.execute(
                     sa.select(
                         table.c.id,
                         table.c.amount,
                         table.c.currency,
                         table.c.status,
                         table.c.created_at_us,
-                    ).where(table.c.id == object_id, table.c.tenant_id == tenant_id)
+                    ).where(table.c.id.in_(chunk), table.c.tenant_id == tenant_id)
                 )
-            ).first()
-            if r is None:
-                return None
-            booked = await conn.scalar(
-                sa.select(sa.func.count())
-                .select_from(statement_entries)
-                .where(
-                    statement_entries.c.tenant_id == tenant_id,
-                    statement_entries.c.object_id == object_id,
-                    statement_entries.c.object_kind == kind,
-                    statement_entries.c.result.in_(["matched", "amount_mismatch"]),
+                for r in rows:
+                    found[r.id] = dict(r._mapping) | {
+                        "already_matched": False,
+                        "already_returned": False,
+                        "written_off": False,
+                    }
+                booked = await conn.execute(
+                    sa.select(statement_entries.c.object_id, statement_entries.c.result).where(
+                        statement_entries.c.tenant_id == tenant_id,
+                        statement_entries.c.object_kind == kind,
+                        statement_entries.c.object_id.in_(chunk),
+                        statement_entries.c.result.in_(["matched", "amount_mismatch", "returned"]),
+                    )
                 )
-            )
-        return dict(r._mapping) | {"already_matched": bool(booked)}
+                for b in booked:
+                    flag = "already_returned" if b.result == "returned" else "already_matched"
+                    if b.object_id in found:
+                        found[b.object_id][flag] = True
+                written = await conn.execute(
+                    sa.select(recon_breaks.c.object_id).where(
+                        recon_breaks.c.tenant_id == tenant_id,
+                        recon_breaks.c.type == "unmatched_ledger",
+                        recon_breaks.c.resolution == "write_off",
+                        recon_breaks.c.object_id.in_(chunk),
+                    )
+                )
+                for w in written:
+                    if w.object_id in found:
+                        found[w.object_id]["written_off"] = True
+        return found
+
+    async def candidate(self, tenant_id: str, kind: str, object_id: str) -> dict[str, Any] | None:
+        """One of :meth:`candidates` (None: not the tenant's, or none)."""
+        return (await self.candidates(tenant_id, kind, [object_id])).get(object_id)
 
     async def unbooked_payouts(
         self, tenant_id: str, currency: str, from_us: int, to_us: int
@@ -521,6 +596,29 @@ class SettlementStore:
                 found = list(breaks)
                 if found:
                     await conn.execute(recon_breaks.insert(), found)
+                booked = [
+                    e["object_id"]
+                    for e in rows
+                    if e["object_kind"] == "payout" and e["result"] == "matched"
+                ]
+                for start in range(0, len(booked), 500):
+                    # The bank booked them late: their open unmatched_ledger breaks are done.
+                    await conn.execute(
+                        recon_breaks.update()
+                        .where(
+                            recon_breaks.c.tenant_id == s.tenant_id,
+                            recon_breaks.c.type == "unmatched_ledger",
+                            recon_breaks.c.status == "open",
+                            recon_breaks.c.object_id.in_(booked[start : start + 500]),
+                        )
+                        .values(
+                            status="resolved",
+                            resolution="matched",
+                            note=f"booked by statement {s.statement_id}"[:1000],
+                            resolved_by="reconciliation",
+                            resolved_at_us=s.created_at_us,
+                        )
+                    )
         except IntegrityError as exc:
             raise DuplicateStatementRow(s.statement_id) from exc
 

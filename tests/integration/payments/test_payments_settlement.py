@@ -20,7 +20,13 @@ from paymesh.payments.domain import (
     CreateTopup,
     TenantFees,
 )
-from paymesh.payments.domain.settlement import LineStatus, RunStatus, SettlementSettings
+from paymesh.payments.domain.settlement import (
+    LineStatus,
+    RunStatus,
+    SettlementSettings,
+    payout_id_of,
+    run_id_of,
+)
 from paymesh.payments.errors import (
     BreakResolved,
     CutoffBeforeLastRun,
@@ -64,8 +70,8 @@ async def day(deps: Deps) -> Deps:
     ledger = _ledger(deps)
     ledger.open("payer", "EUR", tenant_id="ten_a")
     for account_id, bank in MERCHANTS.items():
-        ledger.open(account_id, "EUR", tenant_id="ten_a").bank_account = bank
-    ledger.open("m4", "EUR", tenant_id="ten_a")
+        ledger.open(account_id, "EUR", tenant_id="ten_a", code="merchant").bank_account = bank
+    ledger.open("m4", "EUR", tenant_id="ten_a", code="merchant")
     await deps.store.set_fees(TenantFees("ten_a", fixed=30, basis_points=100))
     await service.create_topup(
         CreateTopup("tu_1", "payer", 100_000, "EUR"), caller=ALICE, deps=deps
@@ -390,3 +396,85 @@ async def test_a_daily_schedule_makes_the_run_due_once_in_the_tenants_time_zone(
     )
     assert await settlement.run_due_schedules(day, clock.value + 10 * S) == 0
     assert len((await settlement.list_runs(caller=ALICE, deps=day))[0]) == 2
+
+
+async def test_a_failed_payout_is_left_out_of_the_file_and_carried_into_the_next_run(
+    day: Deps,
+) -> None:
+    await pay(day, "p1", "m1", 10_000)
+    await pay(day, "p2", "m2", 2_000)
+    _clock(day).advance(1)
+    cutoff = day.clock.now_us()
+    _clock(day).advance(1)
+    failing = payout_id_of(run_id_of("ten_a", "EUR", cutoff), "m1")
+    _ledger(day).refuse(f"{failing}:hold")  # m1's money is gone when its payout holds it
+    first = await settlement.create_run("EUR", cutoff, caller=ALICE, deps=day)
+    assert first.payout_statuses[failing] == "failed"
+    assert first.run.payout_batch_id is not None
+    xml = await settlement.batch_file(first.run.payout_batch_id, caller=ALICE, deps=day)
+    assert failing.encode() not in xml  # the bank is not asked to pay what nobody holds
+    assert b"<NbOfTxs>1</NbOfTxs>" in xml
+    _ledger(day).refusals.clear()
+    second = await run_now(day)
+    assert lines(second) == {"m1": (0, 0, 0, 9_870, 9_870, LineStatus.PAYOUT)}
+    again = await settlement.get_run(first.run.id, caller=ALICE, deps=day)
+    assert {x.account_id: x.status for x in again.run.lines}["m1"] is LineStatus.PAYOUT_FAILED
+    third = await run_now(day)  # carried once, not again
+    assert lines(third) == {}
+    assert _ledger(day).balance("m1") == 0
+
+
+async def test_a_returned_payout_is_paid_again_by_the_next_run_and_odd_returns_break(
+    day: Deps,
+) -> None:
+    await pay(day, "p1", "m1", 10_000)
+    await pay(day, "p2", "m2", 2_000)
+    first = await run_now(day)
+    po1 = next(x.payout_id for x in first.run.lines if x.account_id == "m1")
+    po2 = next(x.payout_id for x in first.run.lines if x.account_id == "m2")
+    assert po1 is not None
+    assert po2 is not None
+    st = bankfiles.read_camt053(await _statement_of(day, first, "S-1", **{po1: "AC04"}))
+    partial = bankfiles.StatementEntry(1, "EUR", True, st.entries[0].booked_on, po2, "", "AM04")
+    body = bankfiles.camt053(
+        dataclasses.replace(st, entries=(*st.entries, partial), opening_balance=None),
+        created_at=dt.datetime(2026, 12, 6, tzinfo=dt.UTC),
+    )
+    row = await settlement.import_statement(body, "camt.053", caller=ALICE, deps=day)
+    assert row.counts == {"matched": 2, "returned": 1, "unmatched_bank": 1}
+    assert _ledger(day).balance("m1") == 9_870  # returned, once
+    assert _ledger(day).balance("m2") == 0  # a 0.01 "return" gives nothing back
+    # The same return again, in another statement: money the ledger does not know.
+    again = dataclasses.replace(st, statement_id="S-2", entries=(st.entries[-1],))
+    row2 = await settlement.import_statement(
+        bankfiles.camt053(
+            dataclasses.replace(again, opening_balance=None),
+            created_at=dt.datetime(2026, 12, 6, tzinfo=dt.UTC),
+        ),
+        "camt.053",
+        caller=ALICE,
+        deps=day,
+    )
+    assert row2.counts == {"unmatched_bank": 1}
+    assert _ledger(day).balance("m1") == 9_870
+    # The next run pays m1 its returned money again (its bank details fixed meanwhile).
+    second = await run_now(day)
+    assert lines(second) == {"m1": (0, 0, 0, 9_870, 9_870, LineStatus.PAYOUT)}
+    assert _ledger(day).balance("m1") == 0
+
+
+async def test_only_merchant_accounts_are_settled_and_platform_accounts_are_not_spent(
+    day: Deps,
+) -> None:
+    ledger = _ledger(day)
+    ledger.open("c2", "EUR", tenant_id="ten_a", code="customer").bank_account = MERCHANTS["m1"]
+    await pay(day, "p1", "c2", 5_000)
+    await pay(day, "p2", "m1", 1_000)
+    view = await run_now(day)
+    assert [x.account_id for x in view.run.lines] == ["m1"]
+    assert view.item_count == 1
+    assert (await run_now(day)).item_count == 0  # the customer's capture is not settled later
+    ledger.open(FUNDING, "EUR", tenant_id="ten_a", code="funding")
+    cmd = CreatePayment("p3", FUNDING, "m1", 100, "EUR", CaptureMethod.AUTOMATIC)
+    with pytest.raises(InvalidRequest, match="platform account"):
+        await service.create_payment(cmd, caller=ALICE, deps=day)

@@ -163,7 +163,8 @@ def test_a_payout_booked_as_sent_matches() -> None:
 def test_another_amount_or_currency_is_a_mismatch_within_tolerance_a_match() -> None:
     assert match_entry(debit(9_999), PAYOUT, Tolerance()).result is Result.AMOUNT_MISMATCH
     assert match_entry(debit(9_999), PAYOUT, Tolerance(amount=1)).result is Result.MATCHED
-    assert match_entry(debit(currency="USD"), PAYOUT, Tolerance()).result is Result.AMOUNT_MISMATCH
+    # Another currency is not this payout at all: money the ledger does not know.
+    assert match_entry(debit(currency="USD"), PAYOUT, Tolerance()).result is Result.UNMATCHED_BANK
 
 
 def test_a_booking_outside_the_date_tolerance_or_of_an_unknown_payout_is_unmatched() -> None:
@@ -188,6 +189,21 @@ def test_a_credit_with_a_return_reason_returns_its_payout() -> None:
     assert lookup_key(back) == ("payout", "po_1")
     match = match_entry(back, PAYOUT, Tolerance())
     assert (match.result, match.object_id) == (Result.RETURNED, "po_1")
+
+
+def test_only_a_first_whole_return_in_the_payouts_currency_returns_it() -> None:
+    def back(amount: int = 10_000, currency: str = "EUR") -> Entry:
+        return Entry(amount, currency, True, 11 * DAY, "po_1", "", "AC04")
+
+    assert match_entry(back(1), PAYOUT, Tolerance()).result is Result.UNMATCHED_BANK
+    assert match_entry(back(currency="JPY"), PAYOUT, Tolerance()).result is Result.UNMATCHED_BANK
+    again = Candidate("payout", "po_1", 10_000, "EUR", "succeeded", 10 * DAY, already_returned=True)
+    assert match_entry(back(), again, Tolerance()).result is Result.UNMATCHED_BANK
+
+
+def test_a_booking_of_a_payout_whose_absence_was_written_off_is_not_matched() -> None:
+    off = Candidate("payout", "po_1", 10_000, "EUR", "succeeded", 10 * DAY, written_off=True)
+    assert match_entry(debit(), off, Tolerance()).result is Result.UNMATCHED_BANK
 
 
 def test_other_credits_are_topups_and_debits_without_end_to_end_id_reversals() -> None:

@@ -10,7 +10,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from paymesh.payments.errors import AccountNotFound, CurrencyMismatch, InvalidRequest
+from paymesh.payments.errors import (
+    AccountNotFound,
+    CurrencyMismatch,
+    InvalidRequest,
+    PlatformAccount,
+)
 from paymesh.platform.money import MAX_AMOUNT, is_valid_amount, is_valid_currency
 
 if TYPE_CHECKING:
@@ -18,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FAILURE_LABELS",
+    "PLATFORM_CODES",
     "TIMEOUT",
     "BankOutcome",
     "BankResult",
@@ -190,8 +196,19 @@ def validate_pair(roles: tuple[str, str], account_ids: tuple[str, str]) -> None:
         raise InvalidRequest(f"{first} and {second} must be different accounts")
 
 
-def check_accounts(named: Mapping[str, str], currency: str, found: Mapping[str, str]) -> None:
-    """Refuse a command naming an account the tenant lacks, or one in another currency.
+# The codes of the accounts the platform keeps for a tenant (money outside the platform,
+# fees, reconciliation write-offs): moved only by the platform's own transfers.
+PLATFORM_CODES = frozenset({"funding", "revenue", "suspense"})
+
+
+def check_accounts(
+    named: Mapping[str, str],
+    currency: str,
+    found: Mapping[str, str],
+    codes: Mapping[str, str] | None = None,
+) -> None:
+    """Refuse a command naming an account the tenant lacks, one in another currency, or
+    one of the platform's own accounts (`codes`: each found account's code).
 
     `named` maps each field of the command to the account id it names;
     `found` maps each of the tenant's accounts among them to its currency. An
@@ -201,6 +218,12 @@ def check_accounts(named: Mapping[str, str], currency: str, found: Mapping[str, 
     missing = [field for field, account_id in named.items() if account_id not in found]
     if missing:
         raise AccountNotFound(f"no such account: {', '.join(missing)}")
+    for field, account_id in named.items():
+        if (codes or {}).get(account_id) in PLATFORM_CODES:
+            raise PlatformAccount(
+                f"{field}: a platform account (funding, revenue or suspense) is moved only by"
+                " the platform itself"
+            )
     for field, account_id in named.items():
         if found[account_id] != currency:
             raise CurrencyMismatch(

@@ -4,14 +4,15 @@ A statement's entries are matched one by one (pure: :func:`match_entry`):
 
 - a debit (money out of the platform's bank account) with an ``EndToEndId``
   is a payout: ``matched`` when the payout exists, succeeded, is in the
-  statement's currency, within the amount tolerance and booked within the
-  date tolerance of its creation; ``amount_mismatch`` when it is that payout
-  but the amount or currency differs; else ``unmatched_bank``. A payout an
-  earlier entry already matched is not matched twice (a double booking is
-  ``unmatched_bank``).
+  line's currency, within the amount tolerance and booked within the date
+  tolerance of its creation; ``amount_mismatch`` when it is that payout but
+  the amount differs; else ``unmatched_bank``. A payout an earlier line
+  already booked is not matched twice (a double booking is
+  ``unmatched_bank``), nor one whose absence an operator wrote off.
 - a credit with a return reason code (``RtrInf/Rsn/Cd``) is a payout coming
-  back: ``returned`` when it names a succeeded payout (the payout is then
-  reversed in the ledger, once, by the payout-return saga), else
+  back: ``returned`` when it gives back the whole of a succeeded payout, in
+  its currency, for the first time (the payout is then reversed in the
+  ledger, once, by the payout-return saga); any other return is
   ``unmatched_bank``. A return is a break too: the operator sees the reason.
 - any other credit is a top-up (money in), matched by its reference or
   ``EndToEndId`` = the top-up id; a debit without an ``EndToEndId`` is a
@@ -92,7 +93,12 @@ class Candidate:
     currency: str
     status: str
     created_at_us: int
+    # A statement line already booked it (matched, or with another amount).
     already_matched: bool = False
+    # The bank already returned it (a payout), by a line of this statement or an earlier one.
+    already_returned: bool = False
+    # The bank had not booked it, and an operator wrote that off (an unmatched_ledger break).
+    written_off: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,14 +126,21 @@ def match_entry(entry: Entry, found: Candidate | None, tolerance: Tolerance) -> 
     """What `entry` is, given the object its :func:`lookup_key` found (None: nothing)."""
     if found is None or found.status != "succeeded":
         return Match(Result.UNMATCHED_BANK)
+    unmatched = Match(Result.UNMATCHED_BANK, found.kind, found.id, found.amount)
+    if entry.currency != found.currency:
+        return unmatched  # not this object: money in another currency
     if entry.credit and entry.return_reason:
+        # A return gives back the whole payout, once; anything else is money the ledger
+        # does not know (a second return, a partial one): for the operator.
+        if found.already_returned or abs(entry.amount - found.amount) > tolerance.amount:
+            return unmatched
         return Match(Result.RETURNED, found.kind, found.id, found.amount)
-    if found.already_matched:
-        return Match(Result.UNMATCHED_BANK, found.kind, found.id, found.amount)
+    if found.already_matched or found.written_off:
+        return unmatched
     days = (entry.booked_on_us - found.created_at_us) / US_PER_DAY
     if not -1 < days <= tolerance.days:
         return Match(Result.UNMATCHED_BANK, found.kind, found.id, found.amount)
-    if entry.currency != found.currency or abs(entry.amount - found.amount) > tolerance.amount:
+    if abs(entry.amount - found.amount) > tolerance.amount:
         return Match(Result.AMOUNT_MISMATCH, found.kind, found.id, found.amount)
     return Match(Result.MATCHED, found.kind, found.id, found.amount)
 

@@ -19,6 +19,11 @@ run and the account, so a run resumed pays each line once), unless the
 account has no bank details, in which case it is carried forward, like a
 negative net (refunds exceeding captures), which is never paid out: the next
 run of the account's tenant and currency starts from it (``carried_in``).
+So is the net of a line whose payout failed or which the bank returned: the
+next run carries it in, once (the line's status then says so).
+
+Only merchant accounts are settled: a capture paid to another account is
+claimed (seen once) but settles nothing.
 
 Runs of a tenant and currency follow one another: a cutoff earlier than the
 last run's is refused; the same cutoff again answers the same run.
@@ -69,6 +74,9 @@ class LineStatus(StrEnum):
     CARRIED_FORWARD = "carried_forward"
     # Positive, but the account has no bank details to pay to: carried into the next run.
     NO_BANK_ACCOUNT = "no_bank_account"
+    # Its payout failed, or the bank returned it: its net was carried into a later run.
+    PAYOUT_FAILED = "payout_failed"
+    PAYOUT_RETURNED = "payout_returned"
 
 
 class RunStatus(StrEnum):
@@ -162,7 +170,7 @@ def batch_id_of(run_id: str) -> str:
 def validate_cutoff(cutoff_us: int, now_us: int, last_cutoff_us: int | None) -> None:
     """Refuse a cutoff in the future, or before the tenant's last run of the currency."""
     if cutoff_us <= 0:
-        raise InvalidRequest("cutoff is required")
+        raise InvalidRequest("cutoff must be after 1970-01-01T00:00:00Z")
     if cutoff_us > now_us:
         raise InvalidRequest("cutoff must not be in the future")
     if last_cutoff_us is not None and cutoff_us < last_cutoff_us:

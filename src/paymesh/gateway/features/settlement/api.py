@@ -12,7 +12,7 @@ from starlette.responses import Response
 from paymesh.contracts.payments.v1 import payments_pb2 as ppb
 from paymesh.gateway.deps import Audit, Payments, json_out
 from paymesh.gateway.domain import SETTLEMENT_READ, SETTLEMENT_WRITE
-from paymesh.gateway.errors import BadRequest, UnsupportedMediaType
+from paymesh.gateway.errors import Unprocessable, UnsupportedMediaType
 from paymesh.gateway.features.settlement.schemas import (
     BankStatementList,
     BankStatementOut,
@@ -296,7 +296,7 @@ async def post_bank_statement(
         raise UnsupportedMediaType("send the statement as application/xml (camt.053) or text/csv")
     content = keyed.body
     if not content.strip():
-        raise BadRequest("the statement is empty", code="invalid_bank_file")
+        raise Unprocessable("the statement is empty", code="invalid_bank_file")
     call = ppb.ImportBankStatementRequest(content=content, format=fmt)
     found = await payments.call(payments.stub.ImportBankStatement, call, caller)
     await audit(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, ConfigDict, Field
+from pydantic import AwareDatetime, ConfigDict, Field, StrictBool
 
 from paymesh.gateway.schemas import Currency, _In, _Out
 from paymesh.gateway.text import Text
@@ -140,9 +140,9 @@ class SettlementBankAccountOut(_Out):
 class SettlementSettingsIn(_In):
     """How the tenant settles."""
 
-    requires_approval: bool = False
-    schedule_time: Annotated[Text, Field(max_length=5)] | None = Field(
-        default=None, description="HH:MM of a daily run (null: no schedule)."
+    requires_approval: StrictBool = False
+    schedule_time: Annotated[Text, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] | None = (
+        Field(default=None, description="HH:MM (24 h) of a daily run (null: no schedule).")
     )
     time_zone: Annotated[Text, Field(max_length=64)] | None = Field(
         default=None, description="IANA time zone of the schedule, e.g. Europe/Berlin."
