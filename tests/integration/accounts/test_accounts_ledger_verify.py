@@ -270,7 +270,12 @@ async def test_a_database_from_revision_0001_with_data_is_chained_and_verifies(d
         batch.append(tr("h", "a", "b", 1, flags=PENDING, timeout_seconds=60))
         outcome = domain.create_transfers(state, batch, T, NOW)
         balances = {a.id: a for a in opened.created} | outcome.accounts
-        await insert_rows(db, "accounts", [account_values(a) for a in balances.values()])
+        # Without the columns later migrations added (0003: the bank details).
+        legacy_accounts = [
+            {k: v for k, v in account_values(a).items() if not k.startswith("bank_")}
+            for a in balances.values()
+        ]
+        await insert_rows(db, "accounts", legacy_accounts)
         legacy = [transfer_values(t) for t in outcome.created]
         await insert_rows(
             db, "transfers", [{k: v for k, v in row.items() if k != "batch_seq"} for row in legacy]

@@ -1,4 +1,4 @@
-"""The request and response bodies of accounts and their entries."""
+"""The request and response bodies of accounts, their bank details and their entries."""
 
 from __future__ import annotations
 
