@@ -157,7 +157,7 @@ def test_the_dashboard_has_its_variables_and_every_row() -> None:
     rows = [p["title"] for p in board["panels"] if p["type"] == "row"]
     assert rows == [
         "Golden signals", "Payments funnel", "Saga backlog", "Outbox and consumers", "Ledger",
-        "Risk", "Webhooks", "Gateway protections", "Database",
+        "Risk", "Webhooks", "Gateway protections", "Database", "Settlement and reconciliation",
     ]  # fmt: skip
     ids = [p["id"] for p in board["panels"]]
     assert len(ids) == len(set(ids))

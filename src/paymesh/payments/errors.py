@@ -11,7 +11,8 @@ gRPC ``status`` a call raising it ends with (:class:`~paymesh.platform.errors.Se
     ├── Forbidden                forbidden                  (PERMISSION_DENIED)
     ├── IdReused                 id_reused                  (ALREADY_EXISTS)
     │   ├── PlatformAccount      platform_account           (INVALID_ARGUMENT)
-    │   └── InvalidBankFile      invalid_bank_file          (INVALID_ARGUMENT)
+    │   ├── InvalidBankFile      invalid_bank_file          (INVALID_ARGUMENT)
+    │   └── StatementAccountMismatch statement_account_mismatch (INVALID_ARGUMENT)
     ├── InvalidState             invalid_state              (FAILED_PRECONDITION)
     │   ├── CutoffBeforeLastRun  cutoff_before_last_run     (FAILED_PRECONDITION)
     │   └── BreakResolved        break_already_resolved     (FAILED_PRECONDITION)
@@ -51,6 +52,7 @@ __all__ = [
     "PlatformAccount",
     "RemoteError",
     "RemoteRefusal",
+    "StatementAccountMismatch",
     "TransientError",
 ]
 
@@ -141,6 +143,12 @@ class InvalidBankFile(InvalidRequest):
     """A bank file (a statement) is malformed or breaks its format's rules."""
 
     code = "invalid_bank_file"
+
+
+class StatementAccountMismatch(InvalidRequest):
+    """A bank statement is of another account than the tenant's own (its debtor account)."""
+
+    code = "statement_account_mismatch"
 
 
 class DuplicateStatement(PaymentsError):

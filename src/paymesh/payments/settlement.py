@@ -64,6 +64,7 @@ from paymesh.payments.errors import (
     InvalidState,
     NotFound,
     PaymentsError,
+    StatementAccountMismatch,
 )
 from paymesh.payments.flows import payout_return
 from paymesh.payments.flows.base import funding, ledger_results, open_account
@@ -533,6 +534,12 @@ async def import_statement(
     statement = _parse(content, fmt)
     store = _store(deps)
     tenant = caller.tenant_id
+    own = (await store.get_settings(tenant)).debtor or DEMO_DEBTOR
+    if statement.account_iban.replace(" ", "").upper() != own.iban:
+        raise StatementAccountMismatch(
+            "the statement is of another bank account than the tenant's (settlement settings'"
+            f" debtor, IBAN ending {own.iban[-4:]})"
+        )
     if await store.has_statement(tenant, statement.statement_id):
         raise DuplicateStatement(f"statement {statement.statement_id} was already imported")
     tolerance = tolerance or deps.reconciliation_tolerance

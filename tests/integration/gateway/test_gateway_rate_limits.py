@@ -251,6 +251,7 @@ async def test_every_route_documents_413_and_429_and_the_rate_limit_headers(
             assert all("RateLimit" in responses[s]["headers"] for s in ok)
 
 
+@pytest.mark.serial  # a 0.2 s limit: beside another worker, the quick requests may pass it
 async def test_a_request_past_the_time_limit_gets_a_504_problem(
     sqlite_url: str, tmp_path: Path
 ) -> None:

@@ -34,6 +34,7 @@ from paymesh.payments.errors import (
     InvalidBankFile,
     InvalidRequest,
     NotFound,
+    StatementAccountMismatch,
 )
 from paymesh.payments.saga import Deps
 from paymesh.platform.banking import BankAccount
@@ -478,3 +479,15 @@ async def test_only_merchant_accounts_are_settled_and_platform_accounts_are_not_
     cmd = CreatePayment("p3", FUNDING, "m1", 100, "EUR", CaptureMethod.AUTOMATIC)
     with pytest.raises(InvalidRequest, match="platform account"):
         await service.create_payment(cmd, caller=ALICE, deps=day)
+
+
+async def test_a_statement_of_another_bank_account_is_refused(day: Deps) -> None:
+    await pay(day, "p1", "m1", 10_000)
+    view = await run_now(day)
+    st = bankfiles.read_camt053(await _statement_of(day, view, "S-X"))
+    other = dataclasses.replace(st, account_iban="GB82WEST12345698765432")
+    body = bankfiles.camt053(other, created_at=dt.datetime(2026, 12, 6, tzinfo=dt.UTC))
+    with pytest.raises(StatementAccountMismatch):
+        await settlement.import_statement(body, "camt.053", caller=ALICE, deps=day)
+    found, _ = await settlement.list_statements(caller=ALICE, deps=day)
+    assert found == []

@@ -239,7 +239,7 @@ async def get_settlement_settings(caller: Caller, payments: Payments) -> Respons
     scope=SETTLEMENT_WRITE,
     summary="Set the settlement settings",
     response_model=SettlementSettingsOut,
-    problems=(401, 403, 422, 503),
+    problems=(400, 401, 403, 422, 503),
 )
 async def put_settlement_settings(
     body: SettlementSettingsIn, caller: Caller, payments: Payments, audit: Audit
