@@ -65,11 +65,14 @@ def _post(http: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any]
 
 def _tenant(running: Running) -> httpx.Client:
     creds = running.creds
-    with _login(running.url, creds["operator_client_id"], creds["operator_client_secret"]) as op:
+    op = _login(running.url, creds["operator_client_id"], creds["operator_client_secret"])
+    try:
         name = f"bench-{uuid.uuid4().hex[:8]}"
         fees = {"fixed": 30, "basis_points": 100}
         tenant = _post(op, "/v1/tenants", {"name": name, "fees": fees})
         client = _post(op, f"/v1/tenants/{tenant['id']}/clients", {"scopes": SCOPES})
+    finally:
+        op.close()
     return _login(running.url, client["client_id"], client["client_secret"])
 
 
