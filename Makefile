@@ -3,18 +3,39 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+# The lock files (docs/release.md): what `pip install .` needs, and that plus the dev extra;
+# every pin with its sha256 hashes, for CPython 3.11 on Linux x86_64.
+LOCK := requirements.lock
+DEV_LOCK := requirements-dev.lock
+# The venv is made again from the dev lock whenever it or pyproject.toml changes.
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(DEV_LOCK) | sha1sum | cut -c1-12)
+UV ?= $(BIN)/uv
+UV_COMPILE = $(UV) pip compile pyproject.toml --quiet --generate-hashes \
+	--python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+	--custom-compile-command 'make lock' $(if $(UPGRADE),--upgrade)
 
-.PHONY: run test lint proto bench image install services clean
+.PHONY: run test lint proto bench image install services clean lock audit
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(DEV_LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --require-hashes -r $(DEV_LOCK)
+	$(BIN)/pip install -q --no-deps -e .
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+## Compile both lock files from pyproject.toml with uv (pinned in the dev extra), keeping
+## the versions already locked; `make lock UPGRADE=1` takes the newest that fit instead.
+## UV=/path/to/uv uses another uv (and skips the install).
+lock: $(if $(filter $(BIN)/uv,$(UV)),install)
+	$(UV_COMPILE) -o $(LOCK)
+	$(UV_COMPILE) --extra dev -o $(DEV_LOCK)
+
+## Known vulnerabilities in what the image ships (the runtime lock), from PyPI's advisory
+## data: needs the network; fails when a package is vulnerable or cannot be checked.
+audit: install
+	$(BIN)/pip-audit --strict --progress-spinner off --disable-pip --require-hashes -r $(LOCK)
 
 ## Start the embedded platform: every service, SQLite under var/, gateway on :8000.
 run: install

@@ -27,7 +27,7 @@ def tool(name: str) -> str:
     """A command-line tool installed in the venv beside the running Python."""
     path = Path(sys.executable).parent / name
     if not path.exists():
-        raise FileNotFoundError(f"{path}: install the dev dependencies (pip install -e '.[dev]')")
+        raise FileNotFoundError(f"{path}: install the dev dependencies (make install)")
     return str(path)
 
 
