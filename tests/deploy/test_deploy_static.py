@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -125,3 +126,18 @@ def test_chart_refuses_to_render_without_the_database_secret() -> None:
 
     with pytest.raises(helm.HelmError, match=r"database\.existingSecret"):
         render({"database": {"existingSecret": ""}})
+
+
+def test_the_image_installs_the_runtime_lock_with_hashes_then_paymesh_alone() -> None:
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert re.search(r"COPY [^\n]*\brequirements\.lock\b", dockerfile)
+    install = re.search(
+        r"pip install --require-hashes -r requirements\.lock \\\n"
+        r"\s*&& \S+pip install --no-deps \. ",
+        dockerfile,
+    )
+    assert install, "the build stage installs the lock with hashes, then paymesh with --no-deps"
+    assert len(re.findall(r"pip install", dockerfile)) == 2
+    ignore = (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+    assert "!requirements.lock" in ignore
+    assert "!requirements-dev.lock" not in ignore
