@@ -56,6 +56,7 @@ lint: install
 	$(BIN)/ruff format --check src tests bench tools
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(BIN)/pytest -q -p no:cacheprovider tests/unit/test_code_shape.py tests/unit/test_event_contract.py tests/unit/test_import_boundaries.py
 
 ## Regenerate src/paymesh/contracts from proto/.

