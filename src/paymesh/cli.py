@@ -835,7 +835,8 @@ def bank_execute(
     now = dt.datetime.now(tz=dt.UTC)
     try:
         data = file.read_bytes()
-        sid = statement_id or f"SIM-{file.stem}-{now:%Y%m%d%H%M%S}"
+        # ISO's Max35Text: the file's own message id (a batch id) is longer; a time is not.
+        sid = statement_id or f"SIM-{now:%Y%m%d%H%M%S%f}"
         statement = execute_pain001(data, statement_id=sid, booked_on=now.date(), returns=asked)
         out.write_bytes(camt053(statement, created_at=now))
     except (OSError, BankFileError) as exc:

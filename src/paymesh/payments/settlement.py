@@ -65,12 +65,18 @@ from paymesh.payments.errors import (
     NotFound,
     PaymentsError,
     StatementAccountMismatch,
+    TransientError,
 )
 from paymesh.payments.flows import payout_return
 from paymesh.payments.flows.base import funding, ledger_results, open_account
 from paymesh.payments.ports import LedgerAccount
 from paymesh.payments.saga import Deps, with_retries
-from paymesh.payments.settlement_store import BreakRow, DuplicateStatementRow, SettlementStore
+from paymesh.payments.settlement_store import (
+    BreakRow,
+    DuplicateStatementRow,
+    SettlementStore,
+    StatementRaced,
+)
 from paymesh.payments.tables import StatementRow
 from paymesh.platform.banking import InvalidBankDetails, bank_account
 from paymesh.platform.identity import Caller
@@ -237,7 +243,10 @@ async def create_run(
     settings = await store.get_settings(caller.tenant_id)
 
     async def make(
-        items: list[SettlementItem], carried: dict[str, int], last_cutoff: int | None
+        items: list[SettlementItem],
+        carried: dict[str, int],
+        last_cutoff: int | None,
+        returned: dict[str, set[str]],
     ) -> SettlementRun:
         validate_cutoff(cutoff_us, now, last_cutoff)
         run_id = run_id_of(caller.tenant_id, currency, cutoff_us)
@@ -245,7 +254,9 @@ async def create_run(
         banks = await _merchants(caller, deps, accounts)
         settled = tuple(i for i in items if i.account_id in banks)
         kept = {a: n for a, n in carried.items() if a in banks}
-        lines = lines_of(run_id, settled, kept, banks, approval=settings.requires_approval)
+        lines = lines_of(
+            run_id, settled, kept, banks, approval=settings.requires_approval, returned=returned
+        )
         paid = any(line.payout_id for line in lines)
         if paid and settings.requires_approval:
             status = RunStatus.PENDING_APPROVAL
@@ -301,9 +312,14 @@ async def _pay(
         cmd = CreatePayout(line.payout_id, line.account_id, line.net, run.currency)
         try:
             await service.create_payout(cmd, caller=caller, deps=deps)
+        except TransientError as exc:
+            # Not known yet (accounts unreachable): answering the run again resumes it.
+            log.warning("settlement_payout_waits", run_id=run.id, payout_id=cmd.id, code=exc.code)
+            continue
         except PaymentsError as exc:
-            # The line stays unpaid (its payout absent or failed): the run's answer shows it.
+            # Refused for good: the line is marked, and the next run carries its net in.
             log.warning("settlement_payout_refused", run_id=run.id, payout_id=cmd.id, code=exc.code)
+            await _store(deps).refuse_line(run.id, line.account_id)
             continue
         if first:
             SETTLEMENT_PAYOUTS.labels(SERVICE, run.currency).inc()
@@ -535,14 +551,45 @@ async def import_statement(
     store = _store(deps)
     tenant = caller.tenant_id
     own = (await store.get_settings(tenant)).debtor or DEMO_DEBTOR
-    if statement.account_iban.replace(" ", "").upper() != own.iban:
+    # The tenant's account now, or one its batches were paid from before a change.
+    accounts = {own.iban, *await store.debtor_ibans(tenant)}
+    if statement.account_iban.replace(" ", "").upper() not in accounts:
         raise StatementAccountMismatch(
             "the statement is of another bank account than the tenant's (settlement settings'"
-            f" debtor, IBAN ending {own.iban[-4:]})"
+            f" debtor, IBAN ending {own.iban[-4:]}, or one its payout batches were paid from)"
         )
     if await store.has_statement(tenant, statement.statement_id):
         raise DuplicateStatement(f"statement {statement.statement_id} was already imported")
     tolerance = tolerance or deps.reconciliation_tolerance
+    for _ in range(5):
+        try:
+            row, counts, lines_n, breaks_n = await _match_and_record(
+                statement, tolerance, caller=caller, deps=deps
+            )
+            break
+        except StatementRaced:
+            continue  # another import booked some of the same payouts: match again
+    else:
+        raise InvalidState("bank statements of this tenant keep racing: import it again")
+    for result, n in counts.items():
+        RECONCILIATION_LINES.labels(SERVICE, result).inc(n)
+    log.info(
+        "bank_statement_imported",
+        statement_id=row.id,
+        tenant_id=caller.tenant_id,
+        entries=lines_n,
+        breaks=breaks_n,
+    )
+    return row
+
+
+async def _match_and_record(
+    statement: bankfiles.BankStatement, tolerance: Tolerance, *, caller: Caller, deps: Deps
+) -> tuple[StatementRow, Counter[str], int, int]:
+    """Match `statement`'s lines, start the returns it makes, and record it with its lines and
+    breaks (StatementRaced: another import booked the same payouts since they were read)."""
+    store = _store(deps)
+    tenant = caller.tenant_id
     now = deps.clock.now_us()
     row_id = f"bst_{secrets.token_hex(12)}"
     entries: list[dict[str, Any]] = []
@@ -696,16 +743,7 @@ async def import_statement(
         raise DuplicateStatement(
             f"statement {statement.statement_id} was already imported"
         ) from None
-    for result, n in counts.items():
-        RECONCILIATION_LINES.labels(SERVICE, result).inc(n)
-    log.info(
-        "bank_statement_imported",
-        statement_id=row_id,
-        tenant_id=tenant,
-        entries=len(entries),
-        breaks=len(breaks),
-    )
-    return row
+    return row, counts, len(entries), len(breaks)
 
 
 async def _return_payout(payout_id: str, reason: str, *, caller: Caller, deps: Deps) -> None:
@@ -811,6 +849,10 @@ async def resolve_break(
             raise NotFound(f"no payout, top-up or top-up reversal {object_id[:64]}")
         if all(m["currency"] != found["currency"] for m in matches):
             raise InvalidRequest(f"{object_id[:64]} is not in the break's currency")
+        if found["type"] != "unmatched_ledger" and any(m["already_matched"] for m in matches):
+            raise InvalidState(
+                f"{object_id[:64]} is booked by a statement line already: write this one off"
+            )
         values["resolved_object_id"] = object_id
     if action == "write_off":
         amount = write_off_direction(

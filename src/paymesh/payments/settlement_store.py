@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paymesh.payments.domain.settlement import (
+    CARRIED,
     ItemType,
     LineStatus,
     RunStatus,
@@ -51,18 +52,25 @@ from paymesh.payments.tables import (
 )
 from paymesh.platform.db import Database
 
-__all__ = ["BreakRow", "DuplicateStatementRow", "RunRaced", "SettlementStore"]
+__all__ = ["BreakRow", "DuplicateStatementRow", "RunRaced", "SettlementStore", "StatementRaced"]
 
 
 BreakRow = dict[str, Any]
 
 # What makes a run: given the claimed items, the carried amounts and the last run's cutoff,
 # the run (awaited inside the transaction: it may ask the ledger for bank details).
-MakeRun = Callable[[list[SettlementItem], dict[str, int], int | None], Awaitable[SettlementRun]]
+MakeRun = Callable[
+    [list[SettlementItem], dict[str, int], int | None, dict[str, set[str]]],
+    Awaitable[SettlementRun],
+]
 
 
 class RunRaced(Exception):
     """Another run claimed one of this run's items first: make it again."""
+
+
+class StatementRaced(Exception):
+    """Another import booked what this statement books since it was matched: match again."""
 
 
 class DuplicateStatementRow(Exception):
@@ -179,9 +187,7 @@ class SettlementStore:
                 rows = await conn.execute(
                     sa.select(settlement_lines.c.account_id, settlement_lines.c.net).where(
                         settlement_lines.c.run_id == last.id,
-                        settlement_lines.c.status.in_(
-                            [LineStatus.CARRIED_FORWARD.value, LineStatus.NO_BANK_ACCOUNT.value]
-                        ),
+                        settlement_lines.c.status.in_([x.value for x in CARRIED]),
                         settlement_lines.c.net != 0,
                     )
                 )
@@ -189,7 +195,8 @@ class SettlementStore:
             for account_id, net in (await self._paid_back(conn, tenant_id, currency)).items():
                 carried[account_id] = carried.get(account_id, 0) + net
             items = await self._unclaimed(conn, tenant_id, currency, cutoff_us)
-            run = await make(items, carried, None if last is None else last.cutoff_us)
+            returned = await self._returned_ibans(conn, tenant_id)
+            run = await make(items, carried, None if last is None else last.cutoff_us, returned)
             settled = {(i.object_id, i.type) for i in run.items}
             await conn.execute(
                 settlement_runs.insert().values(
@@ -220,6 +227,22 @@ class SettlementStore:
             return run, True
 
     @staticmethod
+    async def _returned_ibans(conn: AsyncConnection, tenant_id: str) -> dict[str, set[str]]:
+        """The IBANs the bank returned each merchant account's payouts from."""
+        found = await conn.execute(
+            sa.select(settlement_lines.c.account_id, settlement_lines.c.bank_iban)
+            .join(settlement_runs, settlement_runs.c.id == settlement_lines.c.run_id)
+            .where(
+                settlement_runs.c.tenant_id == tenant_id,
+                settlement_lines.c.status == LineStatus.PAYOUT_RETURNED.value,
+            )
+        )
+        returned: dict[str, set[str]] = {}
+        for r in found:
+            returned.setdefault(r.account_id, set()).add(r.bank_iban)
+        return returned
+
+    @staticmethod
     async def _paid_back(conn: AsyncConnection, tenant_id: str, currency: str) -> dict[str, int]:
         """The nets of the tenant's paid lines whose payout failed or the bank returned,
         by account, marked as carried (so each is carried into one run only)."""
@@ -242,7 +265,28 @@ class SettlementStore:
                 sa.or_(payouts.c.status == "failed", payout_returns.c.status == "succeeded"),
             )
         )
+        refused = await conn.execute(
+            sa.select(lines.c.run_id, lines.c.account_id, lines.c.net)
+            .join(runs, runs.c.id == lines.c.run_id)
+            .where(
+                runs.c.tenant_id == tenant_id,
+                runs.c.currency == currency,
+                lines.c.status == LineStatus.PAYOUT_REFUSED.value,
+            )
+        )
         carried: dict[str, int] = {}
+        for x in refused:
+            done = await conn.execute(
+                lines.update()
+                .where(
+                    lines.c.run_id == x.run_id,
+                    lines.c.account_id == x.account_id,
+                    lines.c.status == LineStatus.PAYOUT_REFUSED.value,
+                )
+                .values(status=LineStatus.PAYOUT_FAILED.value)
+            )
+            if done.rowcount == 1:
+                carried[x.account_id] = carried.get(x.account_id, 0) + x.net
         for r in found:
             failed = r.status == "failed"
             status = LineStatus.PAYOUT_FAILED if failed else LineStatus.PAYOUT_RETURNED
@@ -432,6 +476,19 @@ class SettlementStore:
                 await conn.execute(payout_batches.insert().values(**batch))
             return True
 
+    async def refuse_line(self, run_id: str, account_id: str) -> None:
+        """Mark a paid line whose payout the payments service refused (carried next run)."""
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                settlement_lines.update()
+                .where(
+                    settlement_lines.c.run_id == run_id,
+                    settlement_lines.c.account_id == account_id,
+                    settlement_lines.c.status == LineStatus.PAYOUT.value,
+                )
+                .values(status=LineStatus.PAYOUT_REFUSED.value)
+            )
+
     async def add_batch(self, batch: dict[str, Any]) -> None:
         """Record a run's payout batch, once."""
         try:
@@ -573,8 +630,21 @@ class SettlementStore:
         """Record a statement, its entries and its breaks at once (DuplicateStatementRow
         when the tenant has it already)."""
         s = statement
+        rows = list(entries)
+        found = list(breaks)
         try:
             async with self.db.transaction() as conn:
+                # Imports of one tenant follow one another (its settings row, as runs do), and
+                # what this one read before is checked again: another import may have booked
+                # the same payouts since (then this one is matched again, from the start).
+                await self._ensure_settings(conn, s.tenant_id, s.created_at_us)
+                await conn.execute(
+                    settlement_settings.update()
+                    .where(settlement_settings.c.tenant_id == s.tenant_id)
+                    .values(updated_at_us=settlement_settings.c.updated_at_us)
+                )
+                if await self._raced(conn, s.tenant_id, rows, found):
+                    raise StatementRaced(s.statement_id)
                 await conn.execute(
                     bank_statements.insert().values(
                         id=s.id,
@@ -590,16 +660,15 @@ class SettlementStore:
                         created_at_us=s.created_at_us,
                     )
                 )
-                rows = list(entries)
                 if rows:
                     await conn.execute(statement_entries.insert(), rows)
-                found = list(breaks)
                 if found:
                     await conn.execute(recon_breaks.insert(), found)
                 booked = [
                     e["object_id"]
                     for e in rows
-                    if e["object_kind"] == "payout" and e["result"] == "matched"
+                    if e["object_kind"] == "payout"
+                    and e["result"] in ("matched", "amount_mismatch")
                 ]
                 for start in range(0, len(booked), 500):
                     # The bank booked them late: their open unmatched_ledger breaks are done.
@@ -621,6 +690,55 @@ class SettlementStore:
                     )
         except IntegrityError as exc:
             raise DuplicateStatementRow(s.statement_id) from exc
+
+    @staticmethod
+    async def _raced(
+        conn: AsyncConnection, tenant_id: str, rows: list[dict[str, Any]], breaks: list[BreakRow]
+    ) -> bool:
+        """Whether a statement recorded since this one was matched booked or returned what
+        this one books or returns, or an operator wrote off the absence of what it books."""
+        booking = {e["object_id"] for e in rows if e["result"] in ("matched", "amount_mismatch")}
+        returning = {e["object_id"] for e in rows if e["result"] == "returned"}
+        missing = {b["object_id"] for b in breaks if b["type"] == "unmatched_ledger"}
+        ids = sorted((booking | returning | missing) - {""})
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            others = await conn.execute(
+                sa.select(statement_entries.c.object_id, statement_entries.c.result).where(
+                    statement_entries.c.tenant_id == tenant_id,
+                    statement_entries.c.object_id.in_(chunk),
+                    statement_entries.c.result.in_(["matched", "amount_mismatch", "returned"]),
+                )
+            )
+            for o in others:
+                returned = o.result == "returned"
+                if (returned and o.object_id in returning) or (
+                    not returned and o.object_id in (booking | missing)
+                ):
+                    return True
+            written = await conn.scalar(
+                sa.select(sa.func.count())
+                .select_from(recon_breaks)
+                .where(
+                    recon_breaks.c.tenant_id == tenant_id,
+                    recon_breaks.c.type == "unmatched_ledger",
+                    recon_breaks.c.resolution == "write_off",
+                    recon_breaks.c.object_id.in_([i for i in chunk if i in booking]),
+                )
+            )
+            if written:
+                return True
+        return False
+
+    async def debtor_ibans(self, tenant_id: str) -> set[str]:
+        """Every account the tenant's payout batches were paid from."""
+        async with self.db.read() as conn:
+            found = await conn.execute(
+                sa.select(payout_batches.c.debtor_iban)
+                .where(payout_batches.c.tenant_id == tenant_id)
+                .distinct()
+            )
+            return {r.debtor_iban for r in found}
 
     async def has_statement(self, tenant_id: str, statement_id: str) -> bool:
         async with self.db.read() as conn:

@@ -458,9 +458,14 @@ async def test_a_returned_payout_is_paid_again_by_the_next_run_and_odd_returns_b
     )
     assert row2.counts == {"unmatched_bank": 1}
     assert _ledger(day).balance("m1") == 9_870
-    # The next run pays m1 its returned money again (its bank details fixed meanwhile).
+    # The next run carries m1's returned money, but not to the account the bank returned it
+    # from; once m1's bank details change, the run after pays it there.
     second = await run_now(day)
-    assert lines(second) == {"m1": (0, 0, 0, 9_870, 9_870, LineStatus.PAYOUT)}
+    assert lines(second) == {"m1": (0, 0, 0, 9_870, 9_870, LineStatus.BANK_ACCOUNT_RETURNED)}
+    assert _ledger(day).balance("m1") == 9_870
+    _ledger(day).accounts["m1"].bank_account = MERCHANTS["m3"]
+    third = await run_now(day)
+    assert lines(third) == {"m1": (0, 0, 0, 9_870, 9_870, LineStatus.PAYOUT)}
     assert _ledger(day).balance("m1") == 0
 
 
@@ -491,3 +496,68 @@ async def test_a_statement_of_another_bank_account_is_refused(day: Deps) -> None
         await settlement.import_statement(body, "camt.053", caller=ALICE, deps=day)
     found, _ = await settlement.list_statements(caller=ALICE, deps=day)
     assert found == []
+
+
+async def test_statements_imported_at_once_book_each_payout_once(day: Deps) -> None:
+    """Two imports of statements booking the same payouts and the same return, at once:
+    one books them, the other sees them booked (unmatched_bank), and the return moves once."""
+    await pay(day, "p1", "m1", 10_000)
+    await pay(day, "p2", "m2", 2_000)
+    view = await run_now(day)
+    po1 = next(x.payout_id for x in view.run.lines if x.account_id == "m1")
+    assert po1 is not None
+    st = bankfiles.read_camt053(await _statement_of(day, view, "S-0", **{po1: "AC04"}))
+
+    def body(sid: str) -> bytes:
+        again = dataclasses.replace(st, statement_id=sid)
+        return bankfiles.camt053(again, created_at=dt.datetime(2026, 12, 6, tzinfo=dt.UTC))
+
+    rows = await asyncio.gather(
+        *(
+            settlement.import_statement(body(f"S-{n}"), "camt.053", caller=ALICE, deps=day)
+            for n in range(4)
+        )
+    )
+    results = sorted(tuple(sorted(r.counts.items())) for r in rows)
+    assert results == [
+        (("matched", 2), ("returned", 1)),
+        *[(("unmatched_bank", 3),)] * 3,
+    ]
+    assert _ledger(day).balance("m1") == 9_870  # returned once
+
+
+async def test_a_late_booking_at_another_amount_closes_the_unmatched_ledger_break(
+    day: Deps,
+) -> None:
+    await pay(day, "p1", "m1", 10_000)
+    await pay(day, "p2", "m2", 2_000)
+    view = await run_now(day)
+    st = bankfiles.read_camt053(await _statement_of(day, view, "L-1"))
+    late, kept = st.entries[0], st.entries[1:]
+    first = await settlement.import_statement(
+        bankfiles.camt053(
+            dataclasses.replace(st, statement_id="L-1", entries=kept, opening_balance=None),
+            created_at=dt.datetime(2026, 12, 6, tzinfo=dt.UTC),
+        ),
+        "camt.053",
+        caller=ALICE,
+        deps=day,
+    )
+    [missing] = (await settlement.list_breaks(first.id, "open", caller=ALICE, deps=day))[0]
+    assert (missing["type"], missing["object_id"]) == ("unmatched_ledger", late.end_to_end_id)
+    changed = dataclasses.replace(late, amount=late.amount - 100)
+    second = await settlement.import_statement(
+        bankfiles.camt053(
+            dataclasses.replace(st, statement_id="L-2", entries=(changed,), opening_balance=None),
+            created_at=dt.datetime(2026, 12, 6, tzinfo=dt.UTC),
+        ),
+        "camt.053",
+        caller=ALICE,
+        deps=day,
+    )
+    assert second.counts == {"amount_mismatch": 1}
+    assert (await settlement.list_breaks(first.id, "open", caller=ALICE, deps=day))[0] == []
+    closed = await settlement.list_breaks(first.id, "resolved", caller=ALICE, deps=day)
+    assert [(b["resolution"], b["resolved_by"]) for b in closed[0]] == [
+        ("matched", "reconciliation")
+    ]

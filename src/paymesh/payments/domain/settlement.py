@@ -39,6 +39,7 @@ from enum import StrEnum
 from paymesh.payments.errors import CutoffBeforeLastRun, InvalidRequest
 
 __all__ = [
+    "CARRIED",
     "BankDetails",
     "ItemType",
     "LineStatus",
@@ -74,9 +75,15 @@ class LineStatus(StrEnum):
     CARRIED_FORWARD = "carried_forward"
     # Positive, but the account has no bank details to pay to: carried into the next run.
     NO_BANK_ACCOUNT = "no_bank_account"
+    # Positive, but the bank returned a payout to the account's bank details: carried into
+    # the next run until the merchant's bank details change (never paid there again).
+    BANK_ACCOUNT_RETURNED = "bank_account_returned"
     # Its payout failed, or the bank returned it: its net was carried into a later run.
     PAYOUT_FAILED = "payout_failed"
     PAYOUT_RETURNED = "payout_returned"
+    # The payments service refused its payout outright (e.g. the account is gone): the next
+    # run carries its net in (the line then says payout_failed).
+    PAYOUT_REFUSED = "payout_refused"
 
 
 class RunStatus(StrEnum):
@@ -184,10 +191,12 @@ def lines_of(
     banks: Mapping[str, BankDetails | None],
     *,
     approval: bool,
+    returned: Mapping[str, Iterable[str]] | None = None,
 ) -> tuple[SettlementLine, ...]:
     """The lines of run `run_id`: its `items` and what each account `carried` in, by account
     (sorted by account id); a positive net with bank details (`banks`) becomes a payout, or
-    waits for the run's `approval`."""
+    waits for the run's `approval` — unless the bank returned a payout to those details
+    before (`returned`: the IBANs each account's payouts came back from)."""
     sums: dict[str, list[int]] = {a: [0, 0, 0] for a in carried}
     for item in items:
         gross_refunds_fees = sums.setdefault(item.account_id, [0, 0, 0])
@@ -207,6 +216,8 @@ def lines_of(
             status = LineStatus.CARRIED_FORWARD
         elif bank is None:
             status = LineStatus.NO_BANK_ACCOUNT
+        elif bank.iban in set((returned or {}).get(account_id, ())):
+            status = LineStatus.BANK_ACCOUNT_RETURNED
         else:
             payout_id = payout_id_of(run_id, account_id)
             status = LineStatus.AWAITING_APPROVAL if approval else LineStatus.PAYOUT
@@ -218,13 +229,17 @@ def lines_of(
     return tuple(lines)
 
 
+# The statuses of a line whose net the next run carries in.
+CARRIED = (
+    LineStatus.CARRIED_FORWARD,
+    LineStatus.NO_BANK_ACCOUNT,
+    LineStatus.BANK_ACCOUNT_RETURNED,
+)
+
+
 def carried_out(lines: Iterable[SettlementLine]) -> dict[str, int]:
     """What a run's lines carry into the next run, by account (only the lines not paid)."""
-    return {
-        line.account_id: line.net
-        for line in lines
-        if line.status in (LineStatus.CARRIED_FORWARD, LineStatus.NO_BANK_ACCOUNT) and line.net
-    }
+    return {line.account_id: line.net for line in lines if line.status in CARRIED and line.net}
 
 
 @dataclass(frozen=True)
