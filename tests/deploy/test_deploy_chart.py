@@ -392,3 +392,8 @@ def test_the_charts_default_risk_rules_are_the_documented_example() -> None:
 
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     assert values["risk"]["rules"] == (DEPLOY / "risk-rules.yaml").read_text()
+
+
+# Its module-scoped fixture (a platform, a rendered chart, a browser) is made once, on one
+# worker (`make test` runs pytest-xdist with --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("test_deploy_chart")

@@ -37,7 +37,9 @@ ULIMITS = ("--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768")
 SERVICES = ("accounts", "risk", "payments", "webhooks", "gateway")  # start order
 MAX_IMAGE_MB = 400
 
-pytestmark = pytest.mark.timeout(1800)
+# One worker runs the whole module: its image (one tag per source) is built once, and no
+# other worker removes it while a test runs it.
+pytestmark = [pytest.mark.timeout(1800), pytest.mark.xdist_group("image")]
 
 
 def sh(*args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -341,3 +341,8 @@ def test_the_chart_with_monitoring_on_passes_helm_lint_and_the_schemas(
             except kubernetes_validate.ValidationError as exc:
                 pytest.fail(f"{obj['kind']}/{obj['metadata']['name']} on {version}: {exc}")
     assert seen == OPERATOR_KINDS
+
+
+# Its module-scoped fixture (a platform, a rendered chart, a browser) is made once, on one
+# worker (`make test` runs pytest-xdist with --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("test_monitoring")

@@ -469,3 +469,8 @@ def _admin_signs_in(p: Pages, email: str, password: str) -> None:
     p.wait_for("/tenant")
     p.submit("Work on this tenant")
     p.wait_for("/")
+
+
+# Its module-scoped fixture (a platform, a rendered chart, a browser) is made once, on one
+# worker (`make test` runs pytest-xdist with --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("test_console_browser")

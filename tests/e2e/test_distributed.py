@@ -700,3 +700,8 @@ async def test_settlement_and_reconciliation_work_across_the_processes(
         assert await settlement_helpers.available(api, merchants[2]) == 2_940
     finally:
         await api.close()
+
+
+# Its module-scoped fixture (a platform, a rendered chart, a browser) is made once, on one
+# worker (`make test` runs pytest-xdist with --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("test_distributed")

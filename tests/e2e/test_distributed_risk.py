@@ -143,3 +143,8 @@ async def test_reviews_resolved_through_the_gateway_reach_payments_over_kafka(
         assert (await balance(api, payee))["posted"] == 6_000
     finally:
         await api.close()
+
+
+# Its module-scoped fixture (a platform, a rendered chart, a browser) is made once, on one
+# worker (`make test` runs pytest-xdist with --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("test_distributed_risk")

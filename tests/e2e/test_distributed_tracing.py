@@ -63,3 +63,8 @@ async def test_one_payment_sent_with_a_traceparent_is_one_trace_across_the_proce
     # Each process exported under its service's name.
     assert services_of(spans) == set(SERVICES), services_of(spans)
     assert_attempt_linked(spans, trace_id, delivered)
+
+
+# Its module-scoped fixture (a platform, a rendered chart, a browser) is made once, on one
+# worker (`make test` runs pytest-xdist with --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("test_distributed_tracing")

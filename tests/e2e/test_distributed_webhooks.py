@@ -36,3 +36,8 @@ async def test_a_payment_through_the_gateway_arrives_as_a_signed_webhook(
     distributed: Distributed, receiver: Receiver
 ) -> None:
     await payment_webhook_arrives_signed(distributed, receiver)
+
+
+# Its module-scoped fixture (a platform, a rendered chart, a browser) is made once, on one
+# worker (`make test` runs pytest-xdist with --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("test_distributed_webhooks")
