@@ -14,7 +14,7 @@ UV_COMPILE = $(UV) pip compile pyproject.toml --quiet --generate-hashes \
 	--python-version 3.11 --python-platform x86_64-manylinux_2_28 \
 	--custom-compile-command 'make lock' $(if $(UPGRADE),--upgrade)
 
-.PHONY: run test lint proto bench image install services clean lock audit sbom
+.PHONY: run test lint proto bench image install services clean lock audit
 
 $(STAMP): pyproject.toml $(DEV_LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -76,15 +76,6 @@ bench: install services
 image:
 	podman build -f deploy/Dockerfile --ignorefile deploy/Dockerfile.dockerignore \
 		$(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) -t paymesh:dev .
-
-## The image's Python SBOM (CycloneDX JSON, made in the build from the image's venv; see
-## docs/release.md) copied out to dist/sbom/python.cdx.json. Builds the image first.
-SBOM_IN_IMAGE := /usr/share/paymesh/sbom/python.cdx.json
-sbom: image
-	@mkdir -p dist/sbom
-	id=$$(podman create paymesh:dev) \
-		&& { podman cp $$id:$(SBOM_IN_IMAGE) dist/sbom/python.cdx.json; rc=$$?; \
-		     podman rm $$id >/dev/null; exit $$rc; }
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

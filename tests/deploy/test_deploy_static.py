@@ -137,19 +137,10 @@ def test_the_image_installs_the_runtime_lock_with_hashes_then_paymesh_alone() ->
         dockerfile,
     )
     assert install, "the build stage installs the lock with hashes, then paymesh with --no-deps"
-    # The third: cyclonedx-bom, from the dev lock with hashes, in the SBOM stage's own venv.
-    assert len(re.findall(r"pip install", dockerfile)) == 3
-    assert "/sbom-tool/venv/bin/pip install --require-hashes -r" in dockerfile
+    assert len(re.findall(r"pip install", dockerfile)) == 2
     ignore = (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
     assert "!requirements.lock" in ignore
-    # The dev lock enters the context for the SBOM stage only: the final stage takes the
-    # venv from the build stage and nothing from the SBOM stage but the SBOM.
-    runtime = dockerfile.split("AS runtime", 1)[1]
-    assert re.findall(r"COPY --from=\S+ \S+", runtime) == [
-        "COPY --from=build /opt/paymesh",
-        "COPY --from=sbom /sbom/python.cdx.json",
-    ]
-    assert "requirements-dev.lock" not in dockerfile.split("AS sbom", 1)[0]
+    assert "!requirements-dev.lock" not in ignore
 
 
 WORKFLOWS = REPO / ".github" / "workflows"

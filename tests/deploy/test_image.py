@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import secrets
 import shutil
 import subprocess
@@ -200,48 +199,6 @@ def test_image_is_small_non_root_with_a_healthcheck_and_no_tests(image: str) -> 
         image, "id", "-u",
     ).stdout  # fmt: skip
     assert whoami.strip() == "10001"
-
-
-SBOM_IN_IMAGE = "/usr/share/paymesh/sbom/python.cdx.json"  # docs/release.md; `make sbom`
-
-
-def runtime_lock() -> dict[str, tuple[str, set[str]]]:
-    """{normalized name: (version, sha256 hashes)} of requirements.lock, read here on its
-    own (not with tools/sbom_lock.py, which made the SBOM's hashes)."""
-    pins: dict[str, tuple[str, set[str]]] = {}
-    for block in re.split(r"\n(?=[A-Za-z0-9])", (REPO / "requirements.lock").read_text()):
-        pin = re.match(r"([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", block)
-        if pin:
-            name = re.sub(r"[-_.]+", "-", pin[1]).lower()
-            pins[name] = (pin[2], set(re.findall(r"--hash=sha256:([0-9a-f]{64})", block)))
-    return pins
-
-
-def test_image_carries_a_cyclonedx_sbom_of_its_locked_python_packages(image: str) -> None:
-    sbom = json.loads(
-        podman(
-            "run", "--rm", "--network", "none", *ULIMITS, "--health-interval", "disable",
-            "--read-only", image, "cat", SBOM_IN_IMAGE,
-        ).stdout
-    )  # fmt: skip
-    assert sbom["bomFormat"] == "CycloneDX"
-    assert sbom["specVersion"]
-    components = {re.sub(r"[-_.]+", "-", c["name"]).lower(): c for c in sbom.get("components", [])}
-    locked = runtime_lock()
-    assert len(locked) > 50
-    wrong = {}
-    for name, (version, hashes) in locked.items():
-        component = components.get(name)
-        if component is None:
-            wrong[name] = "missing"
-            continue
-        got = {h["content"] for h in component.get("hashes", []) if h["alg"] == "SHA-256"}
-        if component.get("version") != version or not got & hashes or not got <= hashes:
-            wrong[name] = f"{component.get('version')} {sorted(got)[:1]}; locked {version}"
-    assert wrong == {}
-    assert "paymesh" in components
-    # The tool that made it stays out of the image.
-    assert "cyclonedx-bom" not in components
 
 
 class Containers:
