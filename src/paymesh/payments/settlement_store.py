@@ -65,6 +65,18 @@ MakeRun = Callable[
 ]
 
 
+def _newest_first(
+    table: sa.Table, tenant_id: str, after: SettlementRun | StatementRow | None, limit: int
+) -> sa.Select[Any]:
+    """A page of the tenant's rows of `table`, newest first, after `after` (keyset on
+    (created_at_us, id): the id breaks ties), one row more than `limit` (is there more?)."""
+    t = table.c
+    q = sa.select(table).where(t.tenant_id == tenant_id)
+    if after is not None:
+        q = q.where(sa.tuple_(t.created_at_us, t.id) < (after.created_at_us, after.id))
+    return q.order_by(t.created_at_us.desc(), t.id.desc()).limit(limit + 1)
+
+
 class RunRaced(Exception):
     """Another run claimed one of this run's items first: make it again."""
 
@@ -274,33 +286,28 @@ class SettlementStore:
                 lines.c.status == LineStatus.PAYOUT_REFUSED.value,
             )
         )
+        # Each (line, its status now, the status that says it was carried), moved once.
+        moves = [(x, LineStatus.PAYOUT_REFUSED, LineStatus.PAYOUT_FAILED) for x in refused] + [
+            (
+                r,
+                LineStatus.PAYOUT,
+                LineStatus.PAYOUT_FAILED if r.status == "failed" else LineStatus.PAYOUT_RETURNED,
+            )
+            for r in found
+        ]
         carried: dict[str, int] = {}
-        for x in refused:
+        for line, was, now in moves:
             done = await conn.execute(
                 lines.update()
                 .where(
-                    lines.c.run_id == x.run_id,
-                    lines.c.account_id == x.account_id,
-                    lines.c.status == LineStatus.PAYOUT_REFUSED.value,
+                    lines.c.run_id == line.run_id,
+                    lines.c.account_id == line.account_id,
+                    lines.c.status == was.value,
                 )
-                .values(status=LineStatus.PAYOUT_FAILED.value)
+                .values(status=now.value)
             )
             if done.rowcount == 1:
-                carried[x.account_id] = carried.get(x.account_id, 0) + x.net
-        for r in found:
-            failed = r.status == "failed"
-            status = LineStatus.PAYOUT_FAILED if failed else LineStatus.PAYOUT_RETURNED
-            done = await conn.execute(
-                lines.update()
-                .where(
-                    lines.c.run_id == r.run_id,
-                    lines.c.account_id == r.account_id,
-                    lines.c.status == LineStatus.PAYOUT.value,
-                )
-                .values(status=status.value)
-            )
-            if done.rowcount == 1:
-                carried[r.account_id] = carried.get(r.account_id, 0) + r.net
+                carried[line.account_id] = carried.get(line.account_id, 0) + line.net
         return carried
 
     @staticmethod
@@ -421,14 +428,7 @@ class SettlementStore:
     async def list_runs(
         self, tenant_id: str, *, limit: int, starting_after: SettlementRun | None
     ) -> tuple[list[SettlementRun], bool]:
-        t = settlement_runs
-        q = sa.select(t).where(t.c.tenant_id == tenant_id)
-        if starting_after is not None:
-            q = q.where(
-                sa.tuple_(t.c.created_at_us, t.c.id)
-                < (starting_after.created_at_us, starting_after.id)
-            )
-        q = q.order_by(t.c.created_at_us.desc(), t.c.id.desc()).limit(limit + 1)
+        q = _newest_first(settlement_runs, tenant_id, starting_after, limit)
         async with self.db.read() as conn:
             rows = list(await conn.execute(q))
             runs = [await self._load_run(conn, r) for r in rows[:limit]]
@@ -765,14 +765,7 @@ class SettlementStore:
     async def list_statements(
         self, tenant_id: str, *, limit: int, starting_after: StatementRow | None
     ) -> tuple[list[StatementRow], bool]:
-        t = bank_statements
-        q = sa.select(t).where(t.c.tenant_id == tenant_id)
-        if starting_after is not None:
-            q = q.where(
-                sa.tuple_(t.c.created_at_us, t.c.id)
-                < (starting_after.created_at_us, starting_after.id)
-            )
-        q = q.order_by(t.c.created_at_us.desc(), t.c.id.desc()).limit(limit + 1)
+        q = _newest_first(bank_statements, tenant_id, starting_after, limit)
         async with self.db.read() as conn:
             rows = list(await conn.execute(q))
         return [statement_from_row(r) for r in rows[:limit]], len(rows) > limit
