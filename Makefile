@@ -72,12 +72,11 @@ bench: install services
 	$(BIN)/python bench/risk.py
 	$(BIN)/python bench/webhooks.py
 
-## Build the one paymesh image (podman; BASE_IMAGE=... to use a local base). Behind a
-## private index or a TLS-inspecting proxy, pass pip's settings as a build secret:
-## IMAGE_BUILD_FLAGS="--secret id=pip.conf,src=/path/to/pip.conf" (deploy/Dockerfile).
-image:
-	podman build -f deploy/Dockerfile --ignorefile deploy/Dockerfile.dockerignore \
-		$(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) $(IMAGE_BUILD_FLAGS) -t paymesh:dev .
+## Build the one paymesh image as paymesh:dev (podman), on a Debian 12 base made here with
+## debootstrap (localhost/paymesh-base:bookworm, made once; BASE_IMAGE=... for another),
+## with the host's pip settings as a build secret (tools/container_image.py, docs/deploy.md).
+image: install
+	$(BIN)/python tools/container_image.py build --tag paymesh:dev $(if $(BASE_IMAGE),--base $(BASE_IMAGE))
 
 ## The image's SBOMs (CycloneDX JSON, made in the build: its Python venv and its Debian
 ## packages; docs/release.md) copied out to dist/sbom/. Builds the image first;

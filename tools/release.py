@@ -23,17 +23,15 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from container_image import PODMAN, ULIMITS, CommandFailed, debootstrap_image
+
 TOOLS_IMAGE = "localhost/paymesh-release-tools:trixie"
-PODMAN = (os.environ.get("PODMAN", "podman"), "--runtime", os.environ.get("OCI_RUNTIME", "runc"))
-# podman's default ulimits are refused on some hosts (this project's CI machines among them).
-ULIMITS = ("--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768")
 SBOM_DIR = "/usr/share/paymesh/sbom"  # deploy/Dockerfile
 SBOMS = ("python.cdx.json", "debian.cdx.json")
 
@@ -55,44 +53,14 @@ def run(*args: str, timeout: float = 900, quiet: bool = False) -> str:
     return result.stdout
 
 
-def debian_mirror() -> str:
-    """The Debian mirror this host's apt uses (deb822 or one-line sources)."""
-    for path in sorted(Path("/etc/apt/sources.list.d").glob("*.sources")):
-        for line in path.read_text().splitlines():
-            if line.startswith("URIs:") and line.split()[1:]:
-                return line.split()[1]
-    for path in [Path("/etc/apt/sources.list"), *Path("/etc/apt/sources.list.d").glob("*.list")]:
-        for line in path.read_text().splitlines() if path.exists() else []:
-            words = line.split()
-            if words[:1] == ["deb"]:
-                return next(w for w in words[1:] if "://" in w)
-    return "http://deb.debian.org/debian"
-
-
 def ensure_tools_image() -> None:
-    """Debian 13 (minbase) with skopeo, imported once under TOOLS_IMAGE."""
-    if subprocess.run([*PODMAN, "image", "exists", TOOLS_IMAGE]).returncode == 0:
-        return
-    if shutil.which("debootstrap") is None:
-        raise ReleaseError("debootstrap is needed once to make the release tools image")
-    work = Path(tempfile.mkdtemp(prefix="paymesh-release-tools-", dir="/var/tmp"))
+    """Debian 13 (minbase) with skopeo, made once and kept under TOOLS_IMAGE. skopeo needs
+    a container network stack (a virtual package debootstrap cannot choose): netavark."""
     try:
-        rootfs = work / "rootfs"
-        # skopeo needs a container network stack (a virtual package debootstrap cannot
-        # choose): netavark provides it.
-        run(
-            "debootstrap", "--variant=minbase", "--include=skopeo,netavark,ca-certificates",
-            "trixie", str(rootfs), debian_mirror(), timeout=1200, quiet=True,
-        )  # fmt: skip
-        for junk in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc",
-                     "usr/share/man", "usr/share/locale", "usr/share/info"):  # fmt: skip
-            shutil.rmtree(rootfs / junk, ignore_errors=True)
-            (rootfs / junk).mkdir(parents=True, exist_ok=True)
-        tarball = work / "rootfs.tar"
-        run("tar", "--numeric-owner", "-C", str(rootfs), "-cf", str(tarball), ".")
-        run(*PODMAN, "import", "--change", 'CMD ["skopeo", "--help"]', str(tarball), TOOLS_IMAGE)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        debootstrap_image(TOOLS_IMAGE, "trixie", ["skopeo", "netavark", "ca-certificates"],
+                          '["skopeo", "--help"]')  # fmt: skip
+    except CommandFailed as exc:
+        raise ReleaseError(str(exc)) from exc
 
 
 def skopeo(*args: str, mounts: list[Path], timeout: float = 900) -> str:

@@ -11,5 +11,5 @@ from image_build import built_image
 
 
 @pytest.fixture(scope="session")
-def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    yield from built_image(tmp_path_factory)
+def image() -> Iterator[str]:
+    yield from built_image()
