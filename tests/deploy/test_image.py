@@ -1,5 +1,4 @@
-"""The image, built and run for real: a Debian bookworm base made with debootstrap
-(cached under a tag), the paymesh image built on it with podman, every service a
+"""The image, built and run for real (tests/deploy/image_build.py): its SBOMs, every service a
 container on the host network against the machine's PostgreSQL, Redis and a tansu
 broker, and one payment driven through the gateway container.
 
@@ -11,167 +10,27 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
+import re
 import secrets
-import shutil
-import subprocess
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from deploy_helpers import DEPLOY, REPO
+from deploy_helpers import REPO
+from image_build import ULIMITS, podman
+from packageurl import PackageURL
 
-from tests.apt import ensure_packages
 from tests.conftest import PG_ADMIN, free_port
 
-BASE_IMAGE = "localhost/paymesh-test-base:bookworm"
-PODMAN = ("podman", "--runtime", "runc")
-# crun fails on this machine's cgroups, and podman's default ulimits are refused here.
-ULIMITS = ("--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768")
 SERVICES = ("accounts", "risk", "payments", "webhooks", "gateway")  # start order
 MAX_IMAGE_MB = 400
 
-# One worker runs the whole module: its image (one tag per source) is built once, and no
-# other worker removes it while a test runs it.
+# One worker runs every module that uses the image (built once per session, conftest.py),
+# and no other worker removes it while a test runs it.
 pytestmark = [pytest.mark.timeout(1800), pytest.mark.xdist_group("image")]
-
-
-def sh(*args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run a command (bounded); fail with its output unless it succeeded."""
-    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(args)} exited {result.returncode}\n{result.stdout[-4000:]}"
-            f"\n{result.stderr[-4000:]}"
-        )
-    return result
-
-
-def podman(
-    *args: str, timeout: float = 600, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    return sh(*PODMAN, *args, timeout=timeout, check=check)
-
-
-def ensure_tools() -> None:
-    """podman, buildah, runc and debootstrap from Debian, installed when missing."""
-    ensure_packages({t: t for t in ("podman", "buildah", "runc", "debootstrap")})
-
-
-def debian_mirror() -> str:
-    """The Debian mirror apt is configured with (deb822 .sources or sources.list)."""
-    sources = sorted(Path("/etc/apt/sources.list.d").glob("*.sources"))
-    for path in sources:
-        for stanza in path.read_text().split("\n\n"):
-            fields = dict(
-                line.split(":", 1)
-                for line in stanza.splitlines()
-                if ":" in line and not line.startswith("#")
-            )
-            uris, suites = fields.get("URIs", "").split(), fields.get("Suites", "").split()
-            if uris and "bookworm" in suites:
-                return uris[0]
-    for path in [Path("/etc/apt/sources.list"), *Path("/etc/apt/sources.list.d").glob("*.list")]:
-        for line in path.read_text().splitlines() if path.exists() else []:
-            words = line.split()
-            if words[:1] == ["deb"] and "bookworm" in words:
-                return next(w for w in words[1:] if "://" in w)
-    return "http://deb.debian.org/debian"
-
-
-def ensure_base_image() -> None:
-    """A minimal bookworm with python3 and venv, imported once and kept under its tag."""
-    if podman("image", "exists", BASE_IMAGE, check=False).returncode == 0:
-        return
-    root = Path(tempfile.mkdtemp(prefix="paymesh-base-", dir="/var/tmp"))
-    try:
-        sh(
-            "debootstrap", "--variant=minbase", "--include=python3,python3-venv,ca-certificates",
-            "bookworm", str(root / "rootfs"), debian_mirror(), timeout=1200,
-        )  # fmt: skip
-        rootfs = root / "rootfs"
-        for junk in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc",
-                     "usr/share/man", "usr/share/locale", "usr/share/info"):  # fmt: skip
-            for child in (rootfs / junk).glob("*"):
-                if child.is_dir() and not child.is_symlink():
-                    shutil.rmtree(child)
-                else:
-                    child.unlink()
-        tarball = root / "rootfs.tar"
-        sh("tar", "--numeric-owner", "-C", str(rootfs), "-cf", str(tarball), ".")
-        podman("import", "--change", 'CMD ["python3"]', str(tarball), BASE_IMAGE)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def host_ca_bundle() -> Path | None:
-    """The CA bundle this machine's pip trusts (a TLS-inspecting proxy's CA may be in it)."""
-    candidates = [os.environ.get(v) for v in ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")]
-    got = sh("python3", "-m", "pip", "config", "get", "global.cert", check=False).stdout.strip()
-    candidates += [got, "/etc/ssl/certs/ca-certificates.crt"]
-    return next((Path(c) for c in candidates if c and Path(c).is_file()), None)
-
-
-def host_index_url() -> str | None:
-    """The package index this machine's pip uses, if not the default."""
-    url = (
-        os.environ.get("PIP_INDEX_URL")
-        or sh(
-            "python3", "-m", "pip", "config", "get", "global.index-url", check=False
-        ).stdout.strip()
-    )
-    return url if url.startswith(("http://", "https://")) else None
-
-
-def build_image(tag: str, workdir: Path) -> None:
-    """The paymesh image on the local base. pip's settings reach the build as a secret
-    and the CA bundle as a read-only volume, so neither ends up in a layer."""
-    pip_conf = ["[global]"]
-    volumes: list[str] = []
-    if (ca := host_ca_bundle()) is not None:
-        volumes += ["--volume", f"{ca}:/run/host-ca/ca-bundle.crt:ro"]
-        pip_conf.append("cert = /run/host-ca/ca-bundle.crt")
-    if (index := host_index_url()) is not None:
-        pip_conf.append(f"index-url = {index}")
-    secret = workdir / "pip.conf"
-    secret.write_text("\n".join(pip_conf) + "\n")
-    secret.chmod(0o600)
-    podman(
-        "build", "--format", "docker", "--layers=false", "--network", "host", *ULIMITS,
-        "-f", str(DEPLOY / "Dockerfile"), "--ignorefile", str(DEPLOY / "Dockerfile.dockerignore"),
-        "--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "--secret", f"id=pip.conf,src={secret}",
-        *volumes, "-t", tag, str(REPO), timeout=1200,
-    )  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The paymesh image, built for this run and removed after it."""
-    started = time.monotonic()
-    ensure_tools()
-    ensure_base_image()
-    base_ready = time.monotonic()
-    tag = f"localhost/paymesh-test:{uuid.uuid4().hex[:12]}"
-    before = set(podman("images", "--all", "--quiet", "--no-trunc").stdout.split())
-    try:
-        build_image(tag, tmp_path_factory.mktemp("image"))
-        print(
-            f"\nbase image ready in {base_ready - started:.0f}s, paymesh image built in "
-            f"{time.monotonic() - base_ready:.0f}s"
-        )
-        yield tag
-    finally:
-        podman("rmi", "--force", tag, check=False)
-        # Whatever else the build left (a stage's image), not the cached base.
-        after = set(podman("images", "--all", "--quiet", "--no-trunc").stdout.split())
-        for leftover in after - before:
-            podman("rmi", "--force", leftover, check=False)
 
 
 def test_image_is_small_non_root_with_a_healthcheck_and_no_tests(image: str) -> None:
@@ -199,6 +58,92 @@ def test_image_is_small_non_root_with_a_healthcheck_and_no_tests(image: str) -> 
         image, "id", "-u",
     ).stdout  # fmt: skip
     assert whoami.strip() == "10001"
+
+
+SBOM_DIR = "/usr/share/paymesh/sbom"  # docs/release.md; `make sbom` copies it out
+
+
+def image_file(image: str, path: str) -> str:
+    return podman(
+        "run", "--rm", "--network", "none", *ULIMITS, "--health-interval", "disable",
+        "--read-only", image, "cat", path,
+    ).stdout  # fmt: skip
+
+
+def schema_errors(document: str) -> str | None:
+    """What CycloneDX 1.6's JSON schema finds wrong with the document (None: valid)."""
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    error = JsonStrictValidator(SchemaVersion.V1_6).validate_str(document)
+    return None if error is None else str(error)[:2000]
+
+
+def runtime_lock() -> dict[str, tuple[str, set[str]]]:
+    """{normalized name: (version, sha256 hashes)} of requirements.lock, read here on its
+    own (not with tools/sbom_lock.py, which made the SBOM's hashes)."""
+    pins: dict[str, tuple[str, set[str]]] = {}
+    for block in re.split(r"\n(?=[A-Za-z0-9])", (REPO / "requirements.lock").read_text()):
+        pin = re.match(r"([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", block)
+        if pin:
+            name = re.sub(r"[-_.]+", "-", pin[1]).lower()
+            pins[name] = (pin[2], set(re.findall(r"--hash=sha256:([0-9a-f]{64})", block)))
+    return pins
+
+
+def test_image_carries_a_cyclonedx_sbom_of_its_locked_python_packages(image: str) -> None:
+    document = image_file(image, f"{SBOM_DIR}/python.cdx.json")
+    assert schema_errors(document) is None
+    sbom = json.loads(document)
+    assert sbom["bomFormat"] == "CycloneDX"
+    assert sbom["specVersion"] == "1.6"
+    components = {re.sub(r"[-_.]+", "-", c["name"]).lower(): c for c in sbom.get("components", [])}
+    locked = runtime_lock()
+    assert len(locked) > 50
+    wrong = {}
+    for name, (version, hashes) in locked.items():
+        component = components.get(name)
+        if component is None:
+            wrong[name] = "missing"
+            continue
+        got = {h["content"] for h in component.get("hashes", []) if h["alg"] == "SHA-256"}
+        if component.get("version") != version or not got & hashes or not got <= hashes:
+            wrong[name] = f"{component.get('version')} {sorted(got)[:1]}; locked {version}"
+    assert wrong == {}
+    assert "paymesh" in components
+    # The tool that made it stays out of the image.
+    assert "cyclonedx-bom" not in components
+
+
+def test_image_carries_a_cyclonedx_sbom_of_every_debian_package_it_has(image: str) -> None:
+    document = image_file(image, f"{SBOM_DIR}/debian.cdx.json")
+    assert schema_errors(document) is None
+    sbom = json.loads(document)
+    assert sbom["metadata"]["component"]["type"] == "operating-system"
+    assert sbom["metadata"]["component"]["version"] == "12"
+    listed = {c["name"]: c for c in sbom["components"]}
+    # What dpkg in the final image says is installed, asked there.
+    rows = podman(
+        "run", "--rm", "--network", "none", *ULIMITS, "--health-interval", "disable",
+        "--read-only", image, "dpkg-query", "--show",
+        "--showformat", "${db:Status-Status} ${Package} ${Version} ${Architecture}\\n",
+    ).stdout.split("\n")  # fmt: skip
+    installed = {
+        row.split()[1]: (row.split()[2], row.split()[3])
+        for row in rows
+        if row.startswith("installed ")
+    }
+    assert len(installed) > 50
+    assert {"python3", "libc6"} <= installed.keys()
+    assert {name: c["version"] for name, c in listed.items()} == {
+        name: version for name, (version, _) in installed.items()
+    }
+    for name, (version, arch) in installed.items():
+        purl = PackageURL.from_string(listed[name]["purl"])
+        assert (purl.type, purl.namespace, purl.name, purl.version) == (
+            "deb", "debian", name, version,
+        )  # fmt: skip
+        assert purl.qualifiers == {"arch": arch, "distro": "debian-12"}
 
 
 class Containers:

@@ -1,0 +1,267 @@
+"""Publish a paymesh image signed, and pull it only when its signature checks out
+(docs/release.md). `make release`, `make release-key` and `make sbom` call it.
+
+    python tools/release.py keygen  --output-prefix PREFIX --passphrase-file FILE
+    python tools/release.py sbom    --image IMAGE --out DIR
+    python tools/release.py publish --image IMAGE --repository HOST/NAME --tag TAG \\
+        --key PRIVATE --public-key PUBLIC --passphrase-file FILE --out DIR [--insecure]
+    python tools/release.py pull    --repository HOST/NAME --tag TAG --policy POLICY \\
+        --registries-d DIR --load-as LOCAL_NAME [--insecure]
+
+Signatures are sigstore signatures made with a key pair, stored in the registry beside
+the image as cosign does (`sha256-<digest>.sig`). The signing and the verifying are
+skopeo's own (`--sign-by-sigstore-private-key`, a `sigstoreSigned` policy). Debian 12's
+skopeo and podman are built with sigstore disabled ("Debian-local change: sigstore
+disabled"), so skopeo runs from a small Debian 13 image made here with debootstrap
+(localhost/paymesh-release-tools:trixie, made once and kept), on the host's network.
+Where the host's own podman or skopeo supports sigstore (Debian 13, Fedora, upstream),
+the policy.json that `publish` writes is used as it is (docs/release.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+TOOLS_IMAGE = "localhost/paymesh-release-tools:trixie"
+PODMAN = (os.environ.get("PODMAN", "podman"), "--runtime", os.environ.get("OCI_RUNTIME", "runc"))
+# podman's default ulimits are refused on some hosts (this project's CI machines among them).
+ULIMITS = ("--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768")
+SBOM_DIR = "/usr/share/paymesh/sbom"  # deploy/Dockerfile
+SBOMS = ("python.cdx.json", "debian.cdx.json")
+
+
+class ReleaseError(SystemExit):
+    pass
+
+
+def run(*args: str, timeout: float = 900, quiet: bool = False) -> str:
+    """A command's stdout; its output in the error when it fails."""
+    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise ReleaseError(
+            f"{' '.join(args[:6])} ... exited {result.returncode}:\n"
+            f"{result.stdout[-3000:]}{result.stderr[-3000:]}"
+        )
+    if not quiet and result.stderr.strip():
+        print(result.stderr.strip()[-2000:], file=sys.stderr)
+    return result.stdout
+
+
+def debian_mirror() -> str:
+    """The Debian mirror this host's apt uses (deb822 or one-line sources)."""
+    for path in sorted(Path("/etc/apt/sources.list.d").glob("*.sources")):
+        for line in path.read_text().splitlines():
+            if line.startswith("URIs:") and line.split()[1:]:
+                return line.split()[1]
+    for path in [Path("/etc/apt/sources.list"), *Path("/etc/apt/sources.list.d").glob("*.list")]:
+        for line in path.read_text().splitlines() if path.exists() else []:
+            words = line.split()
+            if words[:1] == ["deb"]:
+                return next(w for w in words[1:] if "://" in w)
+    return "http://deb.debian.org/debian"
+
+
+def ensure_tools_image() -> None:
+    """Debian 13 (minbase) with skopeo, imported once under TOOLS_IMAGE."""
+    if subprocess.run([*PODMAN, "image", "exists", TOOLS_IMAGE]).returncode == 0:
+        return
+    if shutil.which("debootstrap") is None:
+        raise ReleaseError("debootstrap is needed once to make the release tools image")
+    work = Path(tempfile.mkdtemp(prefix="paymesh-release-tools-", dir="/var/tmp"))
+    try:
+        rootfs = work / "rootfs"
+        # skopeo needs a container network stack (a virtual package debootstrap cannot
+        # choose): netavark provides it.
+        run(
+            "debootstrap", "--variant=minbase", "--include=skopeo,netavark,ca-certificates",
+            "trixie", str(rootfs), debian_mirror(), timeout=1200, quiet=True,
+        )  # fmt: skip
+        for junk in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc",
+                     "usr/share/man", "usr/share/locale", "usr/share/info"):  # fmt: skip
+            shutil.rmtree(rootfs / junk, ignore_errors=True)
+            (rootfs / junk).mkdir(parents=True, exist_ok=True)
+        tarball = work / "rootfs.tar"
+        run("tar", "--numeric-owner", "-C", str(rootfs), "-cf", str(tarball), ".")
+        run(*PODMAN, "import", "--change", 'CMD ["skopeo", "--help"]', str(tarball), TOOLS_IMAGE)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def skopeo(*args: str, mounts: list[Path], timeout: float = 900) -> str:
+    """skopeo from the tools image, on the host's network, each mount at its own path."""
+    ensure_tools_image()
+    volumes: list[str] = []
+    for path in dict.fromkeys(p.resolve() for p in mounts):
+        volumes += ["--volume", f"{path}:{path}"]
+    return run(
+        *PODMAN, "run", "--rm", "--network", "host", *ULIMITS, *volumes, TOOLS_IMAGE,
+        "skopeo", *args, timeout=timeout,
+    )  # fmt: skip
+
+
+def keygen(prefix: Path, passphrase_file: Path) -> None:
+    prefix = prefix.resolve()
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    if prefix.with_suffix(".private").exists():
+        raise ReleaseError(f"{prefix}.private exists; not replacing a signing key")
+    skopeo(
+        "generate-sigstore-key", "--output-prefix", str(prefix),
+        "--passphrase-file", str(passphrase_file.resolve()),
+        mounts=[prefix.parent, passphrase_file.parent],
+    )  # fmt: skip
+    Path(f"{prefix}.private").chmod(0o600)
+    print(f"{prefix}.private (keep it secret) and {prefix}.pub (give it to operators)")
+
+
+def extract_sboms(image: str, out: Path) -> list[Path]:
+    """The SBOMs the image carries, copied out of it into out/."""
+    out.mkdir(parents=True, exist_ok=True)
+    container = run(*PODMAN, "create", image).strip()
+    try:
+        for name in SBOMS:
+            run(*PODMAN, "cp", f"{container}:{SBOM_DIR}/{name}", str(out / name))
+    finally:
+        run(*PODMAN, "rm", container, quiet=True)
+    return [out / name for name in SBOMS]
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def registries_d(directory: Path, repository: str) -> Path:
+    """containers-registries.d(5): sigstore signatures live in the registry, as cosign's."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "paymesh.yaml").write_text(
+        f"docker:\n  {repository}:\n    use-sigstore-attachments: true\n"
+    )
+    return directory
+
+
+def policy(repository: str, public_key: Path) -> dict[str, object]:
+    """containers-policy.json(5): this repository's images only when signed by the key, for
+    the tag they were signed as (or by digest); everything else refused."""
+    return {
+        "default": [{"type": "reject"}],
+        "transports": {
+            "docker": {
+                repository: [
+                    {
+                        "type": "sigstoreSigned",
+                        "keyPath": str(public_key.resolve()),
+                        "signedIdentity": {"type": "matchRepoDigestOrExact"},
+                    }
+                ]
+            }
+        },
+    }
+
+
+def publish(args: argparse.Namespace) -> None:
+    out: Path = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    reference = f"{args.repository}:{args.tag}"
+    sboms = extract_sboms(args.image, out)
+    regs = registries_d(out / "registries.d", args.repository)
+    with tempfile.TemporaryDirectory(prefix="paymesh-release-", dir="/var/tmp") as tmp:
+        archive = Path(tmp) / "image.tar"
+        run(*PODMAN, "save", "--format", "oci-archive", "-o", str(archive), args.image)
+        skopeo(
+            "--registries.d", str(regs), "copy", "--retry-times", "2",
+            *(["--dest-tls-verify=false"] if args.insecure else []),
+            "--sign-by-sigstore-private-key", str(args.key.resolve()),
+            "--sign-passphrase-file", str(args.passphrase_file.resolve()),
+            "--digestfile", f"{tmp}/digest", f"oci-archive:{archive}", f"docker://{reference}",
+            mounts=[Path(tmp), regs, args.key.parent, args.passphrase_file.parent],
+        )  # fmt: skip
+        digest = (Path(tmp) / "digest").read_text().strip()
+    public_key = out / "paymesh.pub"
+    shutil.copyfile(args.public_key, public_key)
+    (out / "policy.json").write_text(json.dumps(policy(args.repository, public_key), indent=2))
+    files = [*sboms, public_key]
+    (out / "SHA256SUMS").write_text("".join(f"{sha256(p)}  {p.name}\n" for p in files))
+    release = {
+        "image": reference,
+        "digest": digest,
+        "pinned": f"{args.repository}@{digest}",
+        "signature": f"{args.repository}:{digest.replace(':', '-')}.sig",
+        "sboms": {p.name: f"sha256:{sha256(p)}" for p in sboms},
+        "sboms_in_image": SBOM_DIR,
+    }
+    (out / "release.json").write_text(json.dumps(release, indent=2) + "\n")
+    print(json.dumps(release, indent=2))
+
+
+def pull(args: argparse.Namespace) -> None:
+    """Copy the image out of the registry only if the policy accepts it, then load it."""
+    policy_file: Path = args.policy.resolve()
+    key_dirs = [
+        Path(req["keyPath"]).parent
+        for scopes in json.loads(policy_file.read_text()).get("transports", {}).values()
+        for requirements in scopes.values()
+        for req in requirements
+        if "keyPath" in req
+    ]
+    with tempfile.TemporaryDirectory(prefix="paymesh-pull-", dir="/var/tmp") as tmp:
+        archive = Path(tmp) / "image.tar"
+        # The signatures are checked on the way; an archive cannot keep them.
+        skopeo(
+            "--policy", str(policy_file), "--registries.d", str(args.registries_d.resolve()),
+            "copy", "--remove-signatures",
+            *(["--src-tls-verify=false"] if args.insecure else []),
+            f"docker://{args.repository}:{args.tag}", f"oci-archive:{archive}",
+            mounts=[Path(tmp), policy_file.parent, args.registries_d, *key_dirs],
+        )  # fmt: skip
+        loaded = run(*PODMAN, "load", "--quiet", "-i", str(archive)).strip()
+    image_id = loaded.rsplit(" ", 1)[-1].removeprefix("sha256:")
+    run(*PODMAN, "tag", image_id, args.load_as)
+    print(f"verified and loaded as {args.load_as}")
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    key = commands.add_parser("keygen")
+    key.add_argument("--output-prefix", type=Path, required=True)
+    key.add_argument("--passphrase-file", type=Path, required=True)
+    sbom = commands.add_parser("sbom")
+    sbom.add_argument("--image", required=True)
+    sbom.add_argument("--out", type=Path, required=True)
+    pub = commands.add_parser("publish")
+    pub.add_argument("--image", required=True)
+    pub.add_argument("--repository", required=True)
+    pub.add_argument("--tag", required=True)
+    pub.add_argument("--key", type=Path, required=True)
+    pub.add_argument("--public-key", type=Path, required=True)
+    pub.add_argument("--passphrase-file", type=Path, required=True)
+    pub.add_argument("--out", type=Path, required=True)
+    pub.add_argument("--insecure", action="store_true", help="plain HTTP registry (tests)")
+    get = commands.add_parser("pull")
+    get.add_argument("--repository", required=True)
+    get.add_argument("--tag", required=True)
+    get.add_argument("--policy", type=Path, required=True)
+    get.add_argument("--registries-d", type=Path, required=True)
+    get.add_argument("--load-as", required=True)
+    get.add_argument("--insecure", action="store_true", help="plain HTTP registry (tests)")
+    args = parser.parse_args(argv)
+    if args.command == "keygen":
+        keygen(args.output_prefix, args.passphrase_file)
+    elif args.command == "sbom":
+        for path in extract_sboms(args.image, args.out):
+            print(path)
+    elif args.command == "publish":
+        publish(args)
+    else:
+        pull(args)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
