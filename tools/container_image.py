@@ -56,7 +56,13 @@ def podman(
 
 
 def debian_mirror() -> str:
-    """The Debian mirror the host's apt uses (deb822 .sources or sources.list)."""
+    """DEBIAN_MIRROR, else the Debian mirror the host's apt uses when the host is Debian
+    (deb822 .sources or sources.list), else deb.debian.org."""
+    if mirror := os.environ.get("DEBIAN_MIRROR"):
+        return mirror
+    release = Path("/etc/os-release")
+    if "ID=debian" not in (release.read_text() if release.exists() else "").splitlines():
+        return "http://deb.debian.org/debian"  # an Ubuntu runner's mirror has no Debian
     for path in sorted(Path("/etc/apt/sources.list.d").glob("*.sources")):
         for stanza in path.read_text().split("\n\n"):
             fields = dict(
