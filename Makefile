@@ -111,7 +111,7 @@ RELEASE_IMAGE ?=
 RELEASE_OUT ?= dist/release/$(VERSION)
 release: install $(if $(RELEASE_IMAGE),,image)
 	$(BIN)/python tools/release.py publish --image $(or $(RELEASE_IMAGE),paymesh:dev) \
-		--repository $(RELEASE_REPOSITORY) --tag $(VERSION) \
+		--repository '$(RELEASE_REPOSITORY)' --tag '$(VERSION)' \
 		--key $(RELEASE_KEY).private --public-key $(RELEASE_KEY).pub \
 		--passphrase-file $(RELEASE_PASSPHRASE_FILE) --out $(RELEASE_OUT) \
 		$(if $(filter 1 true yes,$(INSECURE_REGISTRY)),--insecure)

@@ -40,7 +40,11 @@ class CommandFailed(SystemExit):
 
 def run(*args: str, timeout: float = 900, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run a command (bounded); fail with its output unless it succeeded."""
-    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    try:
+        result = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError:
+        missing = f"{args[0]} is not installed (Debian: apt-get install {args[0]})"
+        raise CommandFailed(missing) from None
     if check and result.returncode != 0:
         raise CommandFailed(
             f"{' '.join(args[:8])} ... exited {result.returncode}\n"

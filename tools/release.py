@@ -23,6 +23,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
+import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -42,7 +45,11 @@ class ReleaseError(SystemExit):
 
 def run(*args: str, timeout: float = 900, quiet: bool = False) -> str:
     """A command's stdout; its output in the error when it fails."""
-    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    try:
+        result = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError:
+        missing = f"{args[0]} is not installed (Debian: apt-get install {args[0]})"
+        raise ReleaseError(missing) from None
     if result.returncode != 0:
         raise ReleaseError(
             f"{' '.join(args[:6])} ... exited {result.returncode}:\n"
@@ -64,13 +71,22 @@ def ensure_tools_image() -> None:
 
 
 def skopeo(*args: str, mounts: list[Path], timeout: float = 900) -> str:
-    """skopeo from the tools image, on the host's network, each mount at its own path."""
+    """skopeo from the tools image, on the host's network, each mount at its own path. The
+    host's registry credentials (REGISTRY_AUTH_FILE, else podman login's file) and its
+    registry certificates (/etc/containers/certs.d) are mounted read-only when present."""
     ensure_tools_image()
     volumes: list[str] = []
     for path in dict.fromkeys(p.resolve() for p in mounts):
         volumes += ["--volume", f"{path}:{path}"]
+    env: list[str] = []
+    auth = Path(os.environ.get("REGISTRY_AUTH_FILE") or f"/run/containers/{os.getuid()}/auth.json")
+    if auth.is_file():
+        volumes += ["--volume", f"{auth.resolve()}:/run/paymesh-auth.json:ro"]
+        env += ["--env", "REGISTRY_AUTH_FILE=/run/paymesh-auth.json"]
+    if Path("/etc/containers/certs.d").is_dir():
+        volumes += ["--volume", "/etc/containers/certs.d:/etc/containers/certs.d:ro"]
     return run(
-        *PODMAN, "run", "--rm", "--network", "host", *ULIMITS, *volumes, TOOLS_IMAGE,
+        *PODMAN, "run", "--rm", "--network", "host", *ULIMITS, *volumes, *env, TOOLS_IMAGE,
         "skopeo", *args, timeout=timeout,
     )  # fmt: skip
 
@@ -78,8 +94,13 @@ def skopeo(*args: str, mounts: list[Path], timeout: float = 900) -> str:
 def keygen(prefix: Path, passphrase_file: Path) -> None:
     prefix = prefix.resolve()
     prefix.parent.mkdir(parents=True, exist_ok=True)
-    if prefix.with_suffix(".private").exists():
+    if Path(f"{prefix}.private").exists():
         raise ReleaseError(f"{prefix}.private exists; not replacing a signing key")
+    if not passphrase_file.exists():
+        passphrase_file.parent.mkdir(parents=True, exist_ok=True)
+        passphrase_file.touch(mode=0o600)
+        passphrase_file.write_text(secrets.token_urlsafe(32))
+        print(f"a new random passphrase in {passphrase_file} (mode 0600)")
     skopeo(
         "generate-sigstore-key", "--output-prefix", str(prefix),
         "--passphrase-file", str(passphrase_file.resolve()),
@@ -133,7 +154,23 @@ def policy(repository: str, public_key: Path) -> dict[str, object]:
     }
 
 
+TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+REPOSITORY = re.compile(r"[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+")
+
+
+def check_inputs(args: argparse.Namespace) -> None:
+    """Everything publish needs, checked before anything is built, pushed or written."""
+    if not TAG.fullmatch(args.tag):
+        raise ReleaseError(f"{args.tag!r} is not a valid image tag")
+    if not REPOSITORY.fullmatch(args.repository):
+        raise ReleaseError(f"{args.repository!r} is not a registry/name repository")
+    for path in (args.key, args.public_key, args.passphrase_file):
+        if not path.is_file():
+            raise ReleaseError(f"{path} does not exist (make release-key makes the key pair)")
+
+
 def publish(args: argparse.Namespace) -> None:
+    check_inputs(args)
     out: Path = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     reference = f"{args.repository}:{args.tag}"

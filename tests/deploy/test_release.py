@@ -253,9 +253,21 @@ def test_an_image_signed_by_another_key_is_refused(
 
 
 def test_make_release_key_never_replaces_a_key(tmp_path: Path) -> None:
-    key = new_key(tmp_path, "once")
-    before = Path(f"{key['RELEASE_KEY']}.private").read_bytes()
-    assert oct(os.stat(f"{key['RELEASE_KEY']}.private").st_mode & 0o777) == "0o600"
+    # No passphrase file yet: one is made, random and private, and encrypts the key.
+    key = {
+        "RELEASE_KEY": str(tmp_path / "once"),
+        "RELEASE_PASSPHRASE_FILE": str(tmp_path / "new" / "passphrase"),
+    }
+    made = make("release-key", *(f"{k}={v}" for k, v in key.items()))
+    assert "a new random passphrase" in made.stdout
+    passphrase = Path(key["RELEASE_PASSPHRASE_FILE"])
+    assert len(passphrase.read_text()) >= 32
+    assert oct(os.stat(passphrase).st_mode & 0o777) == "0o600"
+    private = Path(f"{key['RELEASE_KEY']}.private")
+    assert private.read_text().startswith("-----BEGIN ENCRYPTED")
+    assert passphrase.read_text() not in private.read_text()
+    assert oct(os.stat(private).st_mode & 0o777) == "0o600"
+    before = private.read_bytes()
     again = subprocess.run(
         ["make", "-C", str(REPO), "release-key", *(f"{k}={v}" for k, v in key.items())],
         capture_output=True,
@@ -264,4 +276,29 @@ def test_make_release_key_never_replaces_a_key(tmp_path: Path) -> None:
     )
     assert again.returncode != 0
     assert "not replacing" in again.stdout + again.stderr
-    assert Path(f"{key['RELEASE_KEY']}.private").read_bytes() == before
+    assert private.read_bytes() == before
+
+
+def test_make_release_refuses_a_bad_tag_or_a_missing_key_before_it_pushes(
+    image: str, registry: str, key: dict[str, str], tmp_path: Path
+) -> None:
+    def attempt(version: str, **override: str) -> subprocess.CompletedProcess[str]:
+        variables = {**key, **override}
+        return subprocess.run(
+            [
+                "make", "-C", str(REPO), "release", f"RELEASE_IMAGE={image}",
+                f"REGISTRY={registry}", f"VERSION={version}", f"RELEASE_OUT={tmp_path}/out",
+                "INSECURE_REGISTRY=1", *(f"{k}={v}" for k, v in variables.items()),
+            ],
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+
+    bad_tag = attempt("v1:2")
+    assert bad_tag.returncode != 0
+    assert "is not a valid image tag" in bad_tag.stdout + bad_tag.stderr
+    no_key = attempt("v3.0.0", RELEASE_KEY=str(tmp_path / "missing"))
+    assert no_key.returncode != 0
+    assert "make release-key makes the key pair" in no_key.stdout + no_key.stderr
+    tags = httpx.get(f"http://{registry}/v2/paymesh/tags/list").json()["tags"]
+    assert "v3.0.0" not in tags
+    assert not (tmp_path / "out").exists()

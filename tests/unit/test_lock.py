@@ -193,10 +193,12 @@ def unpinned_imports(folder: str, allowed: set[str]) -> dict[str, list[str]]:
     """{top-level module: the distributions it comes from} for what is imported under
     folder/ and comes from no distribution in allowed."""
     owners = packages_distributions()
+    # The tests' own helpers, and the repository's tools (tests put tools/ on the path).
     local = {p.stem for p in (REPO / "tests").rglob("*.py")}
+    local |= {p.stem for p in (REPO / "tools").glob("*.py")}
     missing = {}
     for name in sorted(imported(REPO / folder)):
-        if name == "_typeshed" or name in local:  # type-checking only; the tests' own helpers
+        if name == "_typeshed" or name in local:  # type-checking only; our own modules
             continue
         dists = {norm(d) for d in owners.get(name, [])}
         assert dists, f"{name}: imported under {folder}/, installed by no distribution"
