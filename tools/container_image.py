@@ -7,8 +7,8 @@
 host's Debian mirror, and keeps it under its tag (localhost/paymesh-base:bookworm): a
 base that needs no registry but Debian's. `build` builds deploy/Dockerfile on it (or on
 --base) and passes the host's pip settings (its index and the CA bundle it trusts, e.g.
-a TLS-inspecting proxy's) as a build secret and a read-only volume, so that neither ends
-up in a layer. `make image`, `make release` and the image tests use it.
+a TLS-inspecting proxy's) as build secrets, so that neither ends up in a layer.
+`make image`, `make release` and the image tests use it.
 
 Also the shared pieces of tools/release.py: podman, the host's mirror, an image made
 from a debootstrap tree.
@@ -134,11 +134,11 @@ def host_index_url() -> str | None:
 
 def build(tag: str, base: str) -> None:
     """deploy/Dockerfile on `base`, tagged `tag`, with the host's pip settings as a secret."""
-    volumes: list[str] = []
+    secrets: list[str] = []
     pip_conf = ["[global]"]
     if (ca := host_ca_bundle()) is not None:
-        volumes += ["--volume", f"{ca}:/run/host-ca/ca-bundle.crt:ro"]
-        pip_conf.append("cert = /run/host-ca/ca-bundle.crt")
+        secrets += ["--secret", f"id=ca.crt,src={ca}"]
+        pip_conf.append("cert = /run/secrets/ca.crt")
     if (index := host_index_url()) is not None:
         pip_conf.append(f"index-url = {index}")
     with tempfile.TemporaryDirectory(prefix="paymesh-build-") as tmp:
@@ -150,7 +150,7 @@ def build(tag: str, base: str) -> None:
             "-f", str(REPO / "deploy" / "Dockerfile"),
             "--ignorefile", str(REPO / "deploy" / "Dockerfile.dockerignore"),
             "--build-arg", f"BASE_IMAGE={base}", "--secret", f"id=pip.conf,src={secret}",
-            *volumes, "-t", tag, str(REPO), timeout=1800, check=False,
+            *secrets, "-t", tag, str(REPO), timeout=1800, check=False,
         )  # fmt: skip
     if built.returncode == 0:
         return

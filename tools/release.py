@@ -91,16 +91,28 @@ def skopeo(*args: str, mounts: list[Path], timeout: float = 900) -> str:
     )  # fmt: skip
 
 
+def check_passphrase_file(path: Path) -> None:
+    """A passphrase file must hold a passphrase and be readable by its owner only."""
+    if not path.is_file():
+        raise ReleaseError(f"{path} does not exist (make release-key makes one)")
+    if path.stat().st_mode & 0o077:
+        raise ReleaseError(f"{path} is readable by others: chmod 600 {path}")
+    if not path.read_text().strip():
+        raise ReleaseError(f"{path} is empty: a key would be encrypted with no passphrase")
+
+
 def keygen(prefix: Path, passphrase_file: Path) -> None:
     prefix = prefix.resolve()
     prefix.parent.mkdir(parents=True, exist_ok=True)
-    if Path(f"{prefix}.private").exists():
-        raise ReleaseError(f"{prefix}.private exists; not replacing a signing key")
+    for existing in (Path(f"{prefix}.private"), Path(f"{prefix}.pub")):
+        if existing.exists():
+            raise ReleaseError(f"{existing} exists; not replacing a signing key")
     if not passphrase_file.exists():
         passphrase_file.parent.mkdir(parents=True, exist_ok=True)
         passphrase_file.touch(mode=0o600)
         passphrase_file.write_text(secrets.token_urlsafe(32))
         print(f"a new random passphrase in {passphrase_file} (mode 0600)")
+    check_passphrase_file(passphrase_file)
     skopeo(
         "generate-sigstore-key", "--output-prefix", str(prefix),
         "--passphrase-file", str(passphrase_file.resolve()),
@@ -158,63 +170,104 @@ TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 REPOSITORY = re.compile(r"[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+")
 
 
+def check_reference(repository: str, tag: str) -> None:
+    if not TAG.fullmatch(tag):
+        raise ReleaseError(f"{tag!r} is not a valid image tag")
+    if tag.startswith("sha256-"):
+        raise ReleaseError(f"{tag!r}: tags sha256-* hold signatures and attestations")
+    if not REPOSITORY.fullmatch(repository):
+        raise ReleaseError(f"{repository!r} is not a registry/name repository")
+
+
 def check_inputs(args: argparse.Namespace) -> None:
     """Everything publish needs, checked before anything is built, pushed or written."""
-    if not TAG.fullmatch(args.tag):
-        raise ReleaseError(f"{args.tag!r} is not a valid image tag")
-    if not REPOSITORY.fullmatch(args.repository):
-        raise ReleaseError(f"{args.repository!r} is not a registry/name repository")
-    for path in (args.key, args.public_key, args.passphrase_file):
+    check_reference(args.repository, args.tag)
+    if args.tag.endswith("-dirty"):
+        raise ReleaseError(f"{args.tag!r}: the work tree has changes; commit them first")
+    for path in (args.key, args.public_key):
         if not path.is_file():
             raise ReleaseError(f"{path} does not exist (make release-key makes the key pair)")
+    check_passphrase_file(args.passphrase_file)
+    if args.out.exists() and any(args.out.iterdir()):
+        raise ReleaseError(f"{args.out} exists: a release directory is written once")
 
 
 def publish(args: argparse.Namespace) -> None:
     check_inputs(args)
     out: Path = args.out.resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
     reference = f"{args.repository}:{args.tag}"
-    sboms = extract_sboms(args.image, out)
-    regs = registries_d(out / "registries.d", args.repository)
+    # Written aside, and renamed to `out` only once the image is pushed and signed.
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        sboms = [out / p.name for p in extract_sboms(args.image, staging)]
+        regs = registries_d(staging / "registries.d", args.repository)
+        digest = push_signed(args, reference, staging, regs)
+        public_key = out / "paymesh.pub"
+        shutil.copyfile(args.public_key, staging / public_key.name)
+        policy_json = json.dumps(policy(args.repository, public_key), indent=2)
+        (staging / "policy.json").write_text(policy_json + "\n")
+        files = [staging / p.name for p in (*sboms, public_key)]
+        (staging / "SHA256SUMS").write_text("".join(f"{sha256(p)}  {p.name}\n" for p in files))
+        release = {
+            "image": reference,
+            "digest": digest,
+            "pinned": f"{args.repository}@{digest}",
+            "signature": f"{args.repository}:{digest.replace(':', '-')}.sig",
+            "sboms": {p.name: f"sha256:{sha256(staging / p.name)}" for p in sboms},
+            "sboms_in_image": SBOM_DIR,
+        }
+        (staging / "release.json").write_text(json.dumps(release, indent=2) + "\n")
+        if out.exists():
+            out.rmdir()  # empty: check_inputs refused a full one
+        staging.rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    print(json.dumps(release, indent=2))
+
+
+def push_signed(args: argparse.Namespace, reference: str, work: Path, regs: Path) -> str:
+    """Push the image to `reference` and sign it there; the digest pushed."""
     with tempfile.TemporaryDirectory(prefix="paymesh-release-", dir="/var/tmp") as tmp:
         archive = Path(tmp) / "image.tar"
         run(*PODMAN, "save", "--format", "oci-archive", "-o", str(archive), args.image)
-        skopeo(
-            "--registries.d", str(regs), "copy", "--retry-times", "2",
-            *(["--dest-tls-verify=false"] if args.insecure else []),
-            "--sign-by-sigstore-private-key", str(args.key.resolve()),
-            "--sign-passphrase-file", str(args.passphrase_file.resolve()),
-            "--digestfile", f"{tmp}/digest", f"oci-archive:{archive}", f"docker://{reference}",
-            mounts=[Path(tmp), regs, args.key.parent, args.passphrase_file.parent],
-        )  # fmt: skip
-        digest = (Path(tmp) / "digest").read_text().strip()
-    public_key = out / "paymesh.pub"
-    shutil.copyfile(args.public_key, public_key)
-    (out / "policy.json").write_text(json.dumps(policy(args.repository, public_key), indent=2))
-    files = [*sboms, public_key]
-    (out / "SHA256SUMS").write_text("".join(f"{sha256(p)}  {p.name}\n" for p in files))
-    release = {
-        "image": reference,
-        "digest": digest,
-        "pinned": f"{args.repository}@{digest}",
-        "signature": f"{args.repository}:{digest.replace(':', '-')}.sig",
-        "sboms": {p.name: f"sha256:{sha256(p)}" for p in sboms},
-        "sboms_in_image": SBOM_DIR,
-    }
-    (out / "release.json").write_text(json.dumps(release, indent=2) + "\n")
-    print(json.dumps(release, indent=2))
+        try:
+            skopeo(
+                "--registries.d", str(regs), "copy", "--retry-times", "2",
+                *(["--dest-tls-verify=false"] if args.insecure else []),
+                "--sign-by-sigstore-private-key", str(args.key.resolve()),
+                "--sign-passphrase-file", str(args.passphrase_file.resolve()),
+                "--digestfile", f"{tmp}/digest", f"oci-archive:{archive}",
+                f"docker://{reference}",
+                mounts=[Path(tmp), regs, args.key.parent, args.passphrase_file.parent],
+            )  # fmt: skip
+        except ReleaseError as exc:
+            if "decryption failed" in str(exc):
+                raise ReleaseError(
+                    f"the passphrase in {args.passphrase_file} does not decrypt {args.key}: "
+                    f"nothing was tagged or signed (the layers pushed stay untagged)"
+                ) from None
+            raise
+        return (Path(tmp) / "digest").read_text().strip()
 
 
 def pull(args: argparse.Namespace) -> None:
     """Copy the image out of the registry only if the policy accepts it, then load it."""
+    check_reference(args.repository, args.tag)
     policy_file: Path = args.policy.resolve()
-    key_dirs = [
-        Path(req["keyPath"]).parent
-        for scopes in json.loads(policy_file.read_text()).get("transports", {}).values()
-        for requirements in scopes.values()
-        for req in requirements
-        if "keyPath" in req
-    ]
+    try:
+        document = json.loads(policy_file.read_text())
+        key_dirs = [
+            Path(req["keyPath"]).parent
+            for scopes in document.get("transports", {}).values()
+            for requirements in scopes.values()
+            for req in requirements
+            if "keyPath" in req
+        ]
+    except (OSError, ValueError, AttributeError, TypeError) as exc:
+        raise ReleaseError(f"{policy_file}: not a readable policy.json ({exc})") from None
+    if not args.registries_d.is_dir():
+        raise ReleaseError(f"{args.registries_d} is not a directory (release's registries.d)")
     with tempfile.TemporaryDirectory(prefix="paymesh-pull-", dir="/var/tmp") as tmp:
         archive = Path(tmp) / "image.tar"
         # The signatures are checked on the way; an archive cannot keep them.

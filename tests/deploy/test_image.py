@@ -110,9 +110,20 @@ def test_image_carries_a_cyclonedx_sbom_of_its_locked_python_packages(image: str
         if component.get("version") != version or not got & hashes or not got <= hashes:
             wrong[name] = f"{component.get('version')} {sorted(got)[:1]}; locked {version}"
     assert wrong == {}
-    assert "paymesh" in components
-    # The tool that made it stays out of the image.
-    assert "cyclonedx-bom" not in components
+    # What it describes is paymesh (the venv's only unlocked distribution); its components
+    # are exactly the locked packages.
+    assert sbom["metadata"]["component"]["name"] == "paymesh"
+    assert set(components) == set(locked)
+    # Neither pip nor setuptools ships (the build removes both), nor the SBOM's own tool.
+    installed = podman(
+        "run", "--rm", "--network", "none", *ULIMITS, "--health-interval", "disable",
+        "--read-only", image, "python", "-c",
+        "import importlib.metadata as m; print(sorted(d.name for d in m.distributions()))",
+    ).stdout  # fmt: skip
+    assert "'paymesh'" in installed
+    for absent in ("pip", "setuptools", "cyclonedx-bom"):
+        assert absent not in components
+        assert f"'{absent}'" not in installed
 
 
 def test_image_carries_a_cyclonedx_sbom_of_every_debian_package_it_has(image: str) -> None:

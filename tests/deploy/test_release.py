@@ -84,6 +84,7 @@ def new_key(directory: Path, name: str) -> dict[str, str]:
     """A key pair from `make release-key`: the make variables that name it."""
     directory.mkdir(parents=True, exist_ok=True)
     passphrase = directory / f"{name}.passphrase"
+    passphrase.touch(mode=0o600)
     passphrase.write_text(uuid.uuid4().hex)
     key = {"RELEASE_KEY": str(directory / name), "RELEASE_PASSPHRASE_FILE": str(passphrase)}
     make("release-key", *(f"{k}={v}" for k, v in key.items()))
@@ -279,7 +280,7 @@ def test_make_release_key_never_replaces_a_key(tmp_path: Path) -> None:
     assert private.read_bytes() == before
 
 
-def test_make_release_refuses_a_bad_tag_or_a_missing_key_before_it_pushes(
+def test_make_release_refuses_bad_input_and_a_wrong_passphrase_and_writes_nothing(
     image: str, registry: str, key: dict[str, str], tmp_path: Path
 ) -> None:
     def attempt(version: str, **override: str) -> subprocess.CompletedProcess[str]:
@@ -293,12 +294,28 @@ def test_make_release_refuses_a_bad_tag_or_a_missing_key_before_it_pushes(
             capture_output=True, text=True, timeout=600,
         )  # fmt: skip
 
-    bad_tag = attempt("v1:2")
-    assert bad_tag.returncode != 0
-    assert "is not a valid image tag" in bad_tag.stdout + bad_tag.stderr
-    no_key = attempt("v3.0.0", RELEASE_KEY=str(tmp_path / "missing"))
-    assert no_key.returncode != 0
-    assert "make release-key makes the key pair" in no_key.stdout + no_key.stderr
+    def refused(version: str, why: str, **override: str) -> None:
+        result = attempt(version, **override)
+        assert result.returncode != 0
+        assert why in result.stdout + result.stderr
+
+    refused("v1:2", "is not a valid image tag")
+    refused("sha256-" + "0" * 64 + ".sig", "tags sha256-* hold signatures")
+    refused("4acabba-dirty", "the work tree has changes")
+    refused("v3.0.0", "make release-key makes the key pair", RELEASE_KEY=str(tmp_path / "no"))
+    loose = tmp_path / "loose"
+    loose.write_text("a passphrase")
+    loose.chmod(0o644)
+    refused("v3.0.0", "is readable by others", RELEASE_PASSPHRASE_FILE=str(loose))
+    empty = tmp_path / "empty"
+    empty.touch(mode=0o600)
+    refused("v3.0.0", "is empty", RELEASE_PASSPHRASE_FILE=str(empty))
+    # A wrong passphrase is found by the signing, after the layers went up: no tag, no file.
+    wrong = tmp_path / "wrong"
+    wrong.touch(mode=0o600)
+    wrong.write_text("not the passphrase")
+    refused("v3.0.0", "does not decrypt", RELEASE_PASSPHRASE_FILE=str(wrong))
     tags = httpx.get(f"http://{registry}/v2/paymesh/tags/list").json()["tags"]
     assert "v3.0.0" not in tags
     assert not (tmp_path / "out").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.")] == []
