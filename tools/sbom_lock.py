@@ -1,14 +1,16 @@
 """Two steps of the image's SBOM build (deploy/Dockerfile, docs/release.md); stdlib only,
 so the image's builder stage runs it with the base image's python3.
 
-    python3 sbom_lock.py subset LOCK NAME        # LOCK's entries NAME needs, to stdout
-    python3 sbom_lock.py hashes SBOM LOCK        # LOCK's sha256 hashes into SBOM, in place
+    python3 sbom_lock.py subset LOCK NAME               # LOCK's entries NAME needs, to stdout
+    python3 sbom_lock.py hashes SBOM LOCK [REPORT]      # sha256 hashes into SBOM, in place
 
 `subset` writes the entries of a uv lock (name==version, --hash lines, # via lines) that
 NAME needs (NAME and what lists it, or what it needs, under `# via`), so pip can install
 one tool from the dev lock with --require-hashes. `hashes` gives every component of a
-CycloneDX JSON SBOM whose name and version are pinned in LOCK the lock's sha256 hashes
-(the files pip accepted); a component at another version than the lock's is an error.
+CycloneDX JSON SBOM whose name and version are pinned in LOCK a sha256 hash: with REPORT
+(pip's installation report, `pip install --report`), the hash of the very file pip
+installed, which must be one of the lock's; without it, every hash the lock allows for
+that release. A component at another version than the lock's is an error.
 """
 
 from __future__ import annotations
@@ -69,12 +71,31 @@ def subset(lock_text: str, name: str) -> str:
     return "".join("\n".join(entries[k]["text"]) + "\n" for k in sorted(wanted))
 
 
-def add_hashes(bom: dict[str, Any], lock_text: str) -> list[str]:
-    """Put the lock's sha256 hashes on the SBOM's components; the names given them."""
+def installed_files(report: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """{normalized name: (version, sha256 of the file installed)} of a pip report."""
+    files = {}
+    for item in report.get("install", []):
+        archive = item.get("download_info", {}).get("archive_info", {})
+        sha256 = archive.get("hashes", {}).get("sha256") or (
+            archive.get("hash", "").removeprefix("sha256=") or None
+        )
+        if sha256:
+            meta = item["metadata"]
+            files[norm(meta["name"])] = (meta["version"], sha256)
+    return files
+
+
+def add_hashes(
+    bom: dict[str, Any], lock_text: str, report: dict[str, Any] | None = None
+) -> list[str]:
+    """Put sha256 hashes on the SBOM's locked components; the names given them. With a
+    pip report, the one hash of the file installed (checked against the lock's)."""
     entries = parse(lock_text)
+    installed = installed_files(report) if report is not None else {}
     done = []
     for component in bom.get("components", []):
-        entry = entries.get(norm(component.get("name", "")))
+        key = norm(component.get("name", ""))
+        entry = entries.get(key)
         if entry is None:
             continue
         if component.get("version") != entry["version"]:
@@ -82,9 +103,18 @@ def add_hashes(bom: dict[str, Any], lock_text: str) -> list[str]:
                 f"{component['name']} {component.get('version')} in the SBOM, "
                 f"{entry['version']} in the lock"
             )
+        if report is not None:
+            version, sha256 = installed.get(key, (None, None))
+            if version != entry["version"] or sha256 not in entry["hashes"]:
+                raise SystemExit(
+                    f"{entry['name']}: pip's report has {version} {sha256}, not a locked file"
+                )
+            wanted = [sha256]
+        else:
+            wanted = entry["hashes"]
         known = {h["content"] for h in component.get("hashes", []) if h.get("alg") == "SHA-256"}
         component["hashes"] = component.get("hashes", []) + [
-            {"alg": "SHA-256", "content": h} for h in entry["hashes"] if h not in known
+            {"alg": "SHA-256", "content": h} for h in wanted if h not in known
         ]
         done.append(entry["name"])
     return done
@@ -93,12 +123,14 @@ def add_hashes(bom: dict[str, Any], lock_text: str) -> list[str]:
 def main(argv: list[str]) -> None:
     if len(argv) == 3 and argv[0] == "subset":
         sys.stdout.write(subset(Path(argv[1]).read_text(), argv[2]))
-    elif len(argv) == 3 and argv[0] == "hashes":
+    elif len(argv) in (3, 4) and argv[0] == "hashes":
         sbom = Path(argv[1])
         bom = json.loads(sbom.read_text())
-        done = add_hashes(bom, Path(argv[2]).read_text())
+        report = json.loads(Path(argv[3]).read_text()) if len(argv) == 4 else None
+        done = add_hashes(bom, Path(argv[2]).read_text(), report)
         sbom.write_text(json.dumps(bom, indent=2) + "\n")
-        print(f"sha256 hashes from {argv[2]} on {len(done)} components", file=sys.stderr)
+        source = "the files pip installed" if report else argv[2]
+        print(f"sha256 hashes of {source} on {len(done)} components", file=sys.stderr)
     else:
         raise SystemExit(__doc__)
 

@@ -77,3 +77,42 @@ def test_the_command_line_rewrites_the_sbom(tmp_path: Path) -> None:
     load().main(["hashes", str(sbom), str(tmp_path / "r.lock")])
     (other,) = json.loads(sbom.read_text())["components"]
     assert other["hashes"] == [{"alg": "SHA-256", "content": H["e"]}]
+
+
+def report(*items: tuple[str, str, str]) -> dict:
+    """A pip installation report (`pip install --report`) of (name, version, sha256)."""
+    return {
+        "version": "1",
+        "install": [
+            {
+                "metadata": {"name": name, "version": version},
+                "download_info": {
+                    "url": f"https://files.example/{name}-{version}.whl",
+                    "archive_info": {"hash": f"sha256={sha}", "hashes": {"sha256": sha}},
+                },
+            }
+            for name, version, sha in items
+        ],
+    }
+
+
+def test_with_pips_report_a_component_gets_the_one_hash_of_the_file_installed() -> None:
+    sbom_lock = load()
+    components = [{"name": "dep-one", "version": "2.0"}, {"name": "other", "version": "4.0"}]
+    bom = {"components": components}
+    installed = report(("Dep_One", "2.0", H["c"]), ("other", "4.0", H["e"]))
+    assert sbom_lock.add_hashes(bom, LOCK, installed) == ["dep-one", "other"]
+    one, other = bom["components"]
+    assert one["hashes"] == [{"alg": "SHA-256", "content": H["c"]}]  # not H["b"] too
+    assert other["hashes"] == [{"alg": "SHA-256", "content": H["e"]}]
+
+
+def test_a_file_installed_that_the_lock_does_not_hold_fails_the_build() -> None:
+    sbom_lock = load()
+    unlocked_file = report(("dep-one", "2.0", "f" * 64))
+    with pytest.raises(SystemExit, match=r"dep-one: pip's report has 2\.0 f+, not a locked"):
+        sbom_lock.add_hashes({"components": [{"name": "dep-one", "version": "2.0"}]}, LOCK,
+                             unlocked_file)  # fmt: skip
+    with pytest.raises(SystemExit, match=r"not a locked file"):  # not installed by pip at all
+        sbom_lock.add_hashes({"components": [{"name": "other", "version": "4.0"}]}, LOCK,
+                             report())  # fmt: skip
