@@ -133,6 +133,7 @@ def test_the_image_installs_the_runtime_lock_with_hashes_then_paymesh_alone() ->
     assert re.search(r"COPY [^\n]*\brequirements\.lock\b", dockerfile)
     install = re.search(
         r"pip install --require-hashes -r requirements\.lock \\\n"
+        r"\s*--report /var/tmp/pip-report\.json \\\n"  # what the Python SBOM's hashes come from
         r"\s*&& \S+pip install --no-deps \. ",
         dockerfile,
     )
