@@ -53,7 +53,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -62,20 +61,21 @@ from typing import Any
 
 import httpx
 from loadgen import Job, Tally, work
-from shapes import CPU_SOURCE, CpuTable, Running, distributed, embedded, free_port, machine_busy
+from shapes import (
+    CPU_SOURCE,
+    CpuTable,
+    Running,
+    distributed,
+    embedded,
+    free_port,
+    machine_busy,
+    post_json,
+)
 
 # After the load: the platform has drained once it spends no more than at rest plus this
 # share of a core (bounded by DRAIN_MAX_S).
 IDLE_SHARE = 0.05
 DRAIN_MAX_S = 15.0
-
-
-def _post(http: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    r = http.post(path, json=body, headers={"Idempotency-Key": str(uuid.uuid4())})
-    if r.status_code not in (200, 201):
-        raise RuntimeError(f"{path}: {r.status_code} {r.text}")
-    result: dict[str, Any] = r.json()
-    return result
 
 
 def prepare(url: str, creds: dict[str, str], payers: int) -> tuple[str, list[str]]:
@@ -91,12 +91,12 @@ def prepare(url: str, creds: dict[str, str], payers: int) -> tuple[str, list[str
         )
         r.raise_for_status()
         http.headers["Authorization"] = f"Bearer {r.json()['access_token']}"
-        merchant = _post(http, "/v1/accounts", {"currency": "USD", "type": "merchant"})["id"]
+        merchant = post_json(http, "/v1/accounts", {"currency": "USD", "type": "merchant"})["id"]
         ids = []
         for _ in range(payers):
-            payer = _post(http, "/v1/accounts", {"currency": "USD", "type": "customer"})["id"]
+            payer = post_json(http, "/v1/accounts", {"currency": "USD", "type": "customer"})["id"]
             topup = {"account_id": payer, "amount": 10**12, "currency": "USD"}
-            _post(http, "/v1/topups", topup)
+            post_json(http, "/v1/topups", topup)
             ids.append(payer)
     return str(merchant), ids
 

@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from shapes import CpuTable, Running, embedded
+from shapes import CpuTable, Running, embedded, post_json
 
 from paymesh.payments import bankfiles
 
@@ -55,22 +55,14 @@ def _login(url: str, client_id: str, secret: str) -> httpx.Client:
     return http
 
 
-def _post(http: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    r = http.post(path, json=body, headers={"Idempotency-Key": str(uuid.uuid4())})
-    if r.status_code not in (200, 201):
-        raise RuntimeError(f"{path}: {r.status_code} {r.text}")
-    result: dict[str, Any] = r.json()
-    return result
-
-
 def _tenant(running: Running) -> httpx.Client:
     creds = running.creds
     op = _login(running.url, creds["operator_client_id"], creds["operator_client_secret"])
     try:
         name = f"bench-{uuid.uuid4().hex[:8]}"
         fees = {"fixed": 30, "basis_points": 100}
-        tenant = _post(op, "/v1/tenants", {"name": name, "fees": fees})
-        client = _post(op, f"/v1/tenants/{tenant['id']}/clients", {"scopes": SCOPES})
+        tenant = post_json(op, "/v1/tenants", {"name": name, "fees": fees})
+        client = post_json(op, f"/v1/tenants/{tenant['id']}/clients", {"scopes": SCOPES})
     finally:
         op.close()
     return _login(running.url, client["client_id"], client["client_secret"])
@@ -96,16 +88,16 @@ def main() -> None:
     args = parser.parse_args()
     with embedded() as running:
         api = _tenant(running)
-        payer = _post(api, "/v1/accounts", {"currency": "EUR", "type": "customer"})["id"]
-        _post(api, "/v1/topups", {"account_id": payer, "amount": 10**12, "currency": "EUR"})
+        payer = post_json(api, "/v1/accounts", {"currency": "EUR", "type": "customer"})["id"]
+        post_json(api, "/v1/topups", {"account_id": payer, "amount": 10**12, "currency": "EUR"})
         merchants = [
-            _post(api, "/v1/accounts", {"currency": "EUR", "type": "merchant",
+            post_json(api, "/v1/accounts", {"currency": "EUR", "type": "merchant",
                                         "bank_account": BANK})["id"]
             for _ in range(args.merchants)
         ]  # fmt: skip
 
         def pay(i: int) -> None:
-            _post(api, "/v1/payments", {
+            post_json(api, "/v1/payments", {
                 "payer_account_id": payer, "payee_account_id": merchants[i % len(merchants)],
                 "amount": 1_000 + i, "currency": "EUR", "capture_method": "automatic"})  # fmt: skip
 
@@ -117,7 +109,7 @@ def main() -> None:
         cutoff = dt.datetime.now(tz=dt.UTC).isoformat()
         run, wall, cpu = _timed(
             running,
-            lambda: _post(api, "/v1/settlement_runs", {"currency": "EUR", "cutoff": cutoff}),
+            lambda: post_json(api, "/v1/settlement_runs", {"currency": "EUR", "cutoff": cutoff}),
         )
         payouts = sum(1 for x in run["lines"] if x["payout_id"])
         print(f"settlement run: {run['item_count']} items, {payouts} payouts in {wall * 1e3:.0f} ms"

@@ -26,9 +26,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -49,6 +51,15 @@ BENCH_ENV = {
 _libc = ctypes.CDLL(None, use_errno=True)
 _PR_SET_PDEATHSIG = 1
 _TICK = os.sysconf("SC_CLK_TCK")
+
+
+def post_json(http: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST `body` with a fresh Idempotency-Key; the JSON answer (any other status raises)."""
+    r = http.post(path, json=body, headers={"Idempotency-Key": str(uuid.uuid4())})
+    if r.status_code not in (200, 201):
+        raise RuntimeError(f"{path}: {r.status_code} {r.text}")
+    result: dict[str, Any] = r.json()
+    return result
 
 
 def free_port() -> int:

@@ -27,11 +27,11 @@ import os
 import re
 import secrets
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+import container_image
 from container_image import PODMAN, ULIMITS, CommandFailed, debootstrap_image
 
 TOOLS_IMAGE = "localhost/paymesh-release-tools:trixie"
@@ -39,22 +39,13 @@ SBOM_DIR = "/usr/share/paymesh/sbom"  # deploy/Dockerfile
 SBOMS = ("python.cdx.json", "debian.cdx.json")
 
 
-class ReleaseError(SystemExit):
-    pass
+class ReleaseError(CommandFailed):
+    """What the release refuses before or while it runs a command."""
 
 
 def run(*args: str, timeout: float = 900, quiet: bool = False) -> str:
-    """A command's stdout; its output in the error when it fails."""
-    try:
-        result = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
-    except FileNotFoundError:
-        missing = f"{args[0]} is not installed (Debian: apt-get install {args[0]})"
-        raise ReleaseError(missing) from None
-    if result.returncode != 0:
-        raise ReleaseError(
-            f"{' '.join(args[:6])} ... exited {result.returncode}:\n"
-            f"{result.stdout[-3000:]}{result.stderr[-3000:]}"
-        )
+    """A command's stdout, what it printed to stderr passed on; CommandFailed when it fails."""
+    result = container_image.run(*args, timeout=timeout)
     if not quiet and result.stderr.strip():
         print(result.stderr.strip()[-2000:], file=sys.stderr)
     return result.stdout
@@ -63,11 +54,8 @@ def run(*args: str, timeout: float = 900, quiet: bool = False) -> str:
 def ensure_tools_image() -> None:
     """Debian 13 (minbase) with skopeo, made once and kept under TOOLS_IMAGE. skopeo needs
     a container network stack (a virtual package debootstrap cannot choose): netavark."""
-    try:
-        debootstrap_image(TOOLS_IMAGE, "trixie", ["skopeo", "netavark", "ca-certificates"],
-                          '["skopeo", "--help"]')  # fmt: skip
-    except CommandFailed as exc:
-        raise ReleaseError(str(exc)) from exc
+    debootstrap_image(TOOLS_IMAGE, "trixie", ["skopeo", "netavark", "ca-certificates"],
+                      '["skopeo", "--help"]')  # fmt: skip
 
 
 def skopeo(*args: str, mounts: list[Path], timeout: float = 900) -> str:
@@ -200,21 +188,22 @@ def publish(args: argparse.Namespace) -> None:
     # Written aside, and renamed to `out` only once the image is pushed and signed.
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        sboms = [out / p.name for p in extract_sboms(args.image, staging)]
+        sboms = extract_sboms(args.image, staging)
         regs = registries_d(staging / "registries.d", args.repository)
-        digest = push_signed(args, reference, staging, regs)
-        public_key = out / "paymesh.pub"
-        shutil.copyfile(args.public_key, staging / public_key.name)
-        policy_json = json.dumps(policy(args.repository, public_key), indent=2)
+        digest = push_signed(args, reference, regs)
+        public_key = staging / "paymesh.pub"
+        shutil.copyfile(args.public_key, public_key)
+        # keyPath names the key where it will be once the directory is in place.
+        policy_json = json.dumps(policy(args.repository, out / public_key.name), indent=2)
         (staging / "policy.json").write_text(policy_json + "\n")
-        files = [staging / p.name for p in (*sboms, public_key)]
-        (staging / "SHA256SUMS").write_text("".join(f"{sha256(p)}  {p.name}\n" for p in files))
+        sums = "".join(f"{sha256(p)}  {p.name}\n" for p in (*sboms, public_key))
+        (staging / "SHA256SUMS").write_text(sums)
         release = {
             "image": reference,
             "digest": digest,
             "pinned": f"{args.repository}@{digest}",
             "signature": f"{args.repository}:{digest.replace(':', '-')}.sig",
-            "sboms": {p.name: f"sha256:{sha256(staging / p.name)}" for p in sboms},
+            "sboms": {p.name: f"sha256:{sha256(p)}" for p in sboms},
             "sboms_in_image": SBOM_DIR,
         }
         (staging / "release.json").write_text(json.dumps(release, indent=2) + "\n")
@@ -226,7 +215,7 @@ def publish(args: argparse.Namespace) -> None:
     print(json.dumps(release, indent=2))
 
 
-def push_signed(args: argparse.Namespace, reference: str, work: Path, regs: Path) -> str:
+def push_signed(args: argparse.Namespace, reference: str, regs: Path) -> str:
     """Push the image to `reference` and sign it there; the digest pushed."""
     with tempfile.TemporaryDirectory(prefix="paymesh-release-", dir="/var/tmp") as tmp:
         archive = Path(tmp) / "image.tar"
@@ -241,7 +230,7 @@ def push_signed(args: argparse.Namespace, reference: str, work: Path, regs: Path
                 f"docker://{reference}",
                 mounts=[Path(tmp), regs, args.key.parent, args.passphrase_file.parent],
             )  # fmt: skip
-        except ReleaseError as exc:
+        except CommandFailed as exc:
             if "decryption failed" in str(exc):
                 raise ReleaseError(
                     f"the passphrase in {args.passphrase_file} does not decrypt {args.key}: "

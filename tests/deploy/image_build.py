@@ -10,17 +10,14 @@ missing, never skipped.
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
 
-from deploy_helpers import REPO
-
 from tests.apt import ensure_packages
+from tests.tools import load_tool
 
-sys.path.insert(0, str(REPO / "tools"))
-import container_image
+container_image = load_tool("container_image")
 
 BASE_IMAGE = container_image.BASE_IMAGE
 PODMAN = container_image.PODMAN

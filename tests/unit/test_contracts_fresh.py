@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
+
+from tests.tools import load_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load_genproto():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("genproto", ROOT / "tools" / "genproto.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["genproto"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_committed_contracts_are_what_make_proto_generates(tmp_path: Path) -> None:
-    written = _load_genproto().generate(tmp_path)
+    written = load_tool("genproto").generate(tmp_path)
     assert written, "no .proto file was compiled"
     stale = []
     for path in written:

@@ -3,16 +3,16 @@ of a Debian system's installed packages, from dpkg's database."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 from packageurl import PackageURL
+
+from tests.tools import load_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 STATUS = """\
@@ -43,17 +43,6 @@ Architecture: all
 Version: 2025b-0+deb12u2
 """
 OS_RELEASE = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n'
-
-
-def load() -> ModuleType:
-    path = ROOT / "tools" / "sbom_debian.py"
-    spec = importlib.util.spec_from_file_location("sbom_debian", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["sbom_debian"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def sbom_of(root: Path) -> dict:
@@ -118,5 +107,5 @@ def test_this_machine_every_package_dpkg_lists_at_its_version(tmp_path: Path) ->
 
 
 def test_stanzas_join_continuation_lines() -> None:
-    (libc, *_) = load().stanzas(STATUS)
+    (libc, *_) = load_tool("sbom_debian").stanzas(STATUS)
     assert libc["Description"].endswith("nearly all programs on\nthe system.")
